@@ -1,0 +1,24 @@
+//! BitTorrent metainfo: parse `.torrent` files (BEP 3, BEP 12 announce-list, BEP 19 url-list) keeping
+//! the info-hash of the raw bytes, validate them, make new ones from files on disk with pieces hashed on
+//! all cores, and print magnet links. No network, no async.
+
+pub mod bencode;
+mod create;
+mod error;
+pub mod hashing;
+mod infohash;
+mod magnet;
+pub mod path;
+mod torrent;
+
+pub use create::{
+    CreateOptions, Created, MAX_PIECE_LENGTH, MIN_PIECE_LENGTH, SourceTree, auto_piece_length, collect_files, create,
+};
+pub use error::{CreateError, MetainfoError};
+pub use infohash::InfoHash;
+pub use magnet::magnet_link;
+pub use torrent::{FileEntry, Info, Torrent};
+
+/// Largest .torrent file we read (libtorrent's default limit is 10 MB; the biggest real ones with
+/// millions of pieces stay well under this).
+pub const MAX_TORRENT_FILE_BYTES: u64 = 100 << 20;

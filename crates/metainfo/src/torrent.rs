@@ -1,0 +1,303 @@
+//! The torrent model (BEP 3 metainfo, BEP 12 announce-list, BEP 19 url-list) and its parser.
+//!
+//! Parsing is three steps: [`crate::bencode::scan`] bounds the input and finds the raw `info` span;
+//! serde_bencode fills plain structs, with serde_path_to_error naming the field that had the wrong type;
+//! then [`validate`](Info::validate) checks what the types cannot say (piece count, safe paths).
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde_bytes::ByteBuf;
+use sha1::{Digest, Sha1};
+
+use crate::bencode;
+use crate::error::MetainfoError;
+use crate::infohash::InfoHash;
+use crate::path;
+
+/// Largest piece length accepted when parsing (512 MiB; libtorrent's creator stops at 128 MiB).
+pub const MAX_PARSED_PIECE_LENGTH: u64 = 1 << 29;
+
+/// A parsed, validated torrent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Torrent {
+    /// The `announce` URL, if any (trackerless torrents have none).
+    pub announce: Option<String>,
+    /// BEP 12 tiers, in file order; empty when the key is absent.
+    pub announce_list: Vec<Vec<String>>,
+    pub comment: Option<String>,
+    pub created_by: Option<String>,
+    /// Seconds since the Unix epoch.
+    pub creation_date: Option<i64>,
+    /// BEP 19 web seeds.
+    pub url_list: Vec<String>,
+    pub info: Info,
+    /// SHA-1 of the `info` value's bytes exactly as they stand in the file.
+    pub info_hash: InfoHash,
+}
+
+/// The `info` dictionary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Info {
+    /// File name (single-file) or top folder name (multi-file); one safe path component.
+    pub name: String,
+    pub piece_length: u64,
+    pub pieces: Vec<[u8; 20]>,
+    pub private: bool,
+    /// `source` tag some private trackers ask for; part of the info-hash.
+    pub source: Option<String>,
+    /// Single-file torrents have exactly one entry with an empty `path`.
+    pub files: Vec<FileEntry>,
+    single_file: bool,
+}
+
+/// One file of the torrent, in the order the pieces run through them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEntry {
+    /// Components below the torrent's folder; empty for a single-file torrent.
+    pub path: Vec<String>,
+    pub length: u64,
+}
+
+impl Torrent {
+    /// Parses and validates a .torrent file's bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Torrent, MetainfoError> {
+        let scanned = bencode::scan(bytes)?;
+        let info_span = scanned.info_span.ok_or_else(|| MetainfoError::invalid("info", "missing"))?;
+        let info_hash = InfoHash(Sha1::digest(&bytes[info_span]).into());
+
+        let mut deserializer = serde_bencode::Deserializer::new(bytes);
+        let raw: RawTorrent = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+            let field = err.path().to_string();
+            MetainfoError::Invalid { field, reason: err.into_inner().to_string() }
+        })?;
+
+        let info = Info::from_raw(raw.info)?;
+        Ok(Torrent {
+            announce: raw.announce.map(lossy),
+            announce_list: raw
+                .announce_list
+                .unwrap_or_default()
+                .into_iter()
+                .map(|tier| tier.into_iter().map(lossy).collect::<Vec<_>>())
+                .filter(|tier| !tier.is_empty())
+                .collect(),
+            comment: raw.comment.map(lossy),
+            created_by: raw.created_by.map(lossy),
+            creation_date: raw.creation_date,
+            url_list: match raw.url_list {
+                None => Vec::new(),
+                Some(UrlList::One(url)) if url.is_empty() => Vec::new(),
+                Some(UrlList::One(url)) => vec![lossy(url)],
+                Some(UrlList::Many(urls)) => urls.into_iter().map(lossy).collect(),
+            },
+            info,
+            info_hash,
+        })
+    }
+
+    /// Every tracker URL, announce-list tiers first (BEP 12 says they replace `announce`), without repeats.
+    pub fn trackers(&self) -> Vec<String> {
+        let mut seen = HashSet::new();
+        self.announce_list
+            .iter()
+            .flatten()
+            .chain(self.announce.iter())
+            .filter(|url| seen.insert(url.as_str()))
+            .cloned()
+            .collect()
+    }
+}
+
+impl Info {
+    fn from_raw(raw: RawInfo) -> Result<Info, MetainfoError> {
+        let name = utf8("info.name", raw.name)?;
+        path::check_component(&name).map_err(|reason| MetainfoError::invalid("info.name", reason))?;
+
+        let piece_length = u64::try_from(raw.piece_length).unwrap_or(0);
+        if piece_length == 0 || !piece_length.is_power_of_two() || piece_length > MAX_PARSED_PIECE_LENGTH {
+            return Err(MetainfoError::invalid(
+                "info.piece length",
+                format!("{} is not a power of two between 1 and {MAX_PARSED_PIECE_LENGTH}", raw.piece_length),
+            ));
+        }
+
+        let (files, single_file) = match (raw.length, raw.files) {
+            (Some(_), Some(_)) => {
+                return Err(MetainfoError::invalid("info", "has both `length` and `files`"));
+            }
+            (None, None) => return Err(MetainfoError::invalid("info", "has neither `length` nor `files`")),
+            (Some(length), None) => {
+                (vec![FileEntry { path: Vec::new(), length: length_of("info.length", length)? }], true)
+            }
+            (None, Some(raw_files)) => (multi_file_entries(raw_files)?, false),
+        };
+
+        let total = files
+            .iter()
+            .try_fold(0u64, |sum, file| sum.checked_add(file.length))
+            .ok_or_else(|| MetainfoError::invalid("info.files", "total length overflows 64 bits"))?;
+        if total == 0 {
+            return Err(MetainfoError::invalid("info", "total length is 0"));
+        }
+
+        if raw.pieces.len() % 20 != 0 {
+            return Err(MetainfoError::invalid(
+                "info.pieces",
+                format!("length {} is not a multiple of 20", raw.pieces.len()),
+            ));
+        }
+        let expected = total.div_ceil(piece_length);
+        let got = (raw.pieces.len() / 20) as u64;
+        if got != expected {
+            return Err(MetainfoError::invalid(
+                "info.pieces",
+                format!("holds {got} hashes but {total} bytes in pieces of {piece_length} need {expected}"),
+            ));
+        }
+        let pieces = raw
+            .pieces
+            .chunks_exact(20)
+            .map(|chunk| {
+                let mut hash = [0u8; 20];
+                hash.copy_from_slice(chunk);
+                hash
+            })
+            .collect();
+
+        Ok(Info {
+            name,
+            piece_length,
+            pieces,
+            private: raw.private == Some(1),
+            source: raw.source.map(lossy),
+            files,
+            single_file,
+        })
+    }
+
+    pub fn is_single_file(&self) -> bool {
+        self.single_file
+    }
+
+    /// Sum of all file lengths.
+    pub fn total_length(&self) -> u64 {
+        self.files.iter().map(|file| file.length).sum()
+    }
+
+    pub fn piece_count(&self) -> usize {
+        self.pieces.len()
+    }
+
+    /// Length of piece `index`: `piece_length`, except the last piece, which holds what is left.
+    pub fn piece_size(&self, index: usize) -> Option<u64> {
+        let start = (index as u64).checked_mul(self.piece_length)?;
+        let total = self.total_length();
+        (index < self.pieces.len()).then(|| (total - start).min(self.piece_length))
+    }
+
+    /// Where file `index` lives below a download folder (`--dir`): `NAME` for a single-file torrent,
+    /// `NAME/PATH...` for a multi-file one. Every component was checked to be a plain name.
+    pub fn relative_path(&self, index: usize) -> Option<PathBuf> {
+        let file = self.files.get(index)?;
+        let mut path = PathBuf::from(&self.name);
+        path.extend(&file.path);
+        Some(path)
+    }
+}
+
+fn multi_file_entries(raw_files: Vec<RawFile>) -> Result<Vec<FileEntry>, MetainfoError> {
+    if raw_files.is_empty() {
+        return Err(MetainfoError::invalid("info.files", "is empty"));
+    }
+    let mut files = Vec::with_capacity(raw_files.len());
+    let mut seen_files: HashSet<Vec<String>> = HashSet::new();
+    for (index, raw) in raw_files.into_iter().enumerate() {
+        let field = format!("info.files[{index}].path");
+        if raw.path.is_empty() {
+            return Err(MetainfoError::invalid(field, "is empty"));
+        }
+        let mut components = Vec::with_capacity(raw.path.len());
+        for component in raw.path {
+            let component = utf8(&field, component)?;
+            path::check_component(&component)
+                .map_err(|reason| MetainfoError::invalid(&field, format!("{reason}: {component:?}")))?;
+            components.push(component);
+        }
+        if !seen_files.insert(components.clone()) {
+            return Err(MetainfoError::invalid(field, format!("duplicates an earlier file: {}", components.join("/"))));
+        }
+        let length = length_of(&format!("info.files[{index}].length"), raw.length)?;
+        files.push(FileEntry { path: components, length });
+    }
+    // A file may not also be a folder of another file ("a" and "a/b"): one of them could not be created.
+    for file in &files {
+        for cut in 1..file.path.len() {
+            if seen_files.contains(&file.path[..cut]) {
+                return Err(MetainfoError::invalid(
+                    "info.files",
+                    format!("{} is both a file and a folder", file.path[..cut].join("/")),
+                ));
+            }
+        }
+    }
+    Ok(files)
+}
+
+fn length_of(field: &str, value: i64) -> Result<u64, MetainfoError> {
+    u64::try_from(value).map_err(|_| MetainfoError::invalid(field, format!("is negative ({value})")))
+}
+
+fn utf8(field: &str, bytes: ByteBuf) -> Result<String, MetainfoError> {
+    String::from_utf8(bytes.into_vec()).map_err(|_| MetainfoError::invalid(field, "is not valid UTF-8"))
+}
+
+/// Free-text fields (comment, URLs) are shown, not used as paths: replace bad UTF-8 instead of failing.
+fn lossy(bytes: ByteBuf) -> String {
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[derive(Deserialize)]
+struct RawTorrent {
+    announce: Option<ByteBuf>,
+    #[serde(rename = "announce-list")]
+    announce_list: Option<Vec<Vec<ByteBuf>>>,
+    comment: Option<ByteBuf>,
+    #[serde(rename = "created by")]
+    created_by: Option<ByteBuf>,
+    #[serde(rename = "creation date")]
+    creation_date: Option<i64>,
+    #[serde(rename = "url-list")]
+    url_list: Option<UrlList>,
+    info: RawInfo,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum UrlList {
+    One(ByteBuf),
+    Many(Vec<ByteBuf>),
+}
+
+#[derive(Deserialize)]
+struct RawInfo {
+    name: ByteBuf,
+    #[serde(rename = "piece length")]
+    piece_length: i64,
+    pieces: ByteBuf,
+    length: Option<i64>,
+    files: Option<Vec<RawFile>>,
+    private: Option<i64>,
+    source: Option<ByteBuf>,
+}
+
+#[derive(Deserialize)]
+struct RawFile {
+    length: i64,
+    path: Vec<ByteBuf>,
+}
+
+#[cfg(test)]
+#[path = "torrent_tests.rs"]
+mod tests;

@@ -1,0 +1,281 @@
+//! BEP 3 messages after the handshake: framing, decoding from a receive buffer, encoding into a send buffer.
+//!
+//! Payloads by id (after the 4-byte length and the id byte; integers big-endian):
+//!
+//! ```text
+//! 0-3 choke, unchoke, interested, not interested   nothing                       length 1
+//! 4   have      index 4                                                           length 5
+//! 5   bitfield  one bit per piece, high bit of byte 0 = piece 0                   length 1 + ceil(pieces/8)
+//! 6   request   index 4, begin 4, length 4                                        length 13
+//! 7   piece     index 4, begin 4, block (length - 9 bytes)                        length >= 9
+//! 8   cancel    index 4, begin 4, length 4                                        length 13
+//! 9   port      DHT port 2 (BEP 5)                                                length 3
+//! ```
+
+use crate::WireError;
+
+/// Bytes before the block in a `piece` message: length prefix, id, index, begin.
+pub const PIECE_HEADER_LEN: usize = 13;
+
+const CHOKE: u8 = 0;
+const UNCHOKE: u8 = 1;
+const INTERESTED: u8 = 2;
+const NOT_INTERESTED: u8 = 3;
+const HAVE: u8 = 4;
+const BITFIELD: u8 = 5;
+const REQUEST: u8 = 6;
+const PIECE: u8 = 7;
+const CANCEL: u8 = 8;
+const PORT: u8 = 9;
+
+/// One peer wire message. Variable-size payloads borrow from the buffer they were decoded from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Message<'a> {
+    /// Length 0, no id: sent to keep an idle connection open.
+    KeepAlive,
+    /// The sender will not answer our requests.
+    Choke,
+    /// The sender will answer our requests.
+    Unchoke,
+    /// The sender wants pieces we have.
+    Interested,
+    /// The sender wants nothing we have.
+    NotInterested,
+    /// The sender now has piece `index`. The index is unchecked here: see [`crate::Bitfield::set`].
+    Have {
+        /// Piece index.
+        index: u32,
+    },
+    /// The sender's pieces, raw; validate with [`crate::Bitfield::from_bytes`].
+    Bitfield {
+        /// One bit per piece, high bit of the first byte = piece 0.
+        bits: &'a [u8],
+    },
+    /// Asks for `length` bytes at offset `begin` of piece `index`.
+    Request {
+        /// Piece index.
+        index: u32,
+        /// Byte offset inside the piece.
+        begin: u32,
+        /// Bytes asked for; more than [`crate::BLOCK_LEN`] is a reason to close the connection.
+        length: u32,
+    },
+    /// A block of piece data.
+    Piece {
+        /// Piece index.
+        index: u32,
+        /// Byte offset inside the piece.
+        begin: u32,
+        /// The data, borrowed from the receive buffer.
+        block: &'a [u8],
+    },
+    /// Withdraws an earlier `request` with the same fields.
+    Cancel {
+        /// Piece index.
+        index: u32,
+        /// Byte offset inside the piece.
+        begin: u32,
+        /// Bytes that were asked for.
+        length: u32,
+    },
+    /// The sender's DHT port (BEP 5). Parsed so it is not an error; we run no DHT.
+    Port {
+        /// UDP port.
+        port: u16,
+    },
+    /// A message id we do not speak (e.g. BEP 6 or BEP 10 ids), kept so the connection can ignore it.
+    ///
+    /// Holds ids 10 and up when produced by [`decode`]. Encoding one with a known id (0-9) writes bytes that
+    /// decode as that known message, or fail to.
+    Unknown {
+        /// Message id.
+        id: u8,
+        /// Everything after the id.
+        payload: &'a [u8],
+    },
+}
+
+impl Message<'_> {
+    /// The id byte, or `None` for keep-alive, which has none.
+    #[must_use]
+    pub fn id(&self) -> Option<u8> {
+        Some(match self {
+            Message::KeepAlive => return None,
+            Message::Choke => CHOKE,
+            Message::Unchoke => UNCHOKE,
+            Message::Interested => INTERESTED,
+            Message::NotInterested => NOT_INTERESTED,
+            Message::Have { .. } => HAVE,
+            Message::Bitfield { .. } => BITFIELD,
+            Message::Request { .. } => REQUEST,
+            Message::Piece { .. } => PIECE,
+            Message::Cancel { .. } => CANCEL,
+            Message::Port { .. } => PORT,
+            Message::Unknown { id, .. } => *id,
+        })
+    }
+
+    /// Bytes after the id.
+    fn payload_len(&self) -> usize {
+        match self {
+            Message::KeepAlive | Message::Choke | Message::Unchoke | Message::Interested | Message::NotInterested => 0,
+            Message::Have { .. } => 4,
+            Message::Bitfield { bits } => bits.len(),
+            Message::Request { .. } | Message::Cancel { .. } => 12,
+            Message::Piece { block, .. } => 8 + block.len(),
+            Message::Port { .. } => 2,
+            Message::Unknown { payload, .. } => payload.len(),
+        }
+    }
+
+    /// Bytes [`Message::encode`] writes, length prefix included.
+    #[must_use]
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            Message::KeepAlive => 4,
+            _ => 5 + self.payload_len(),
+        }
+    }
+
+    /// Appends the wire bytes of this message to `out`.
+    ///
+    /// To send a `piece` without copying its block, use [`encode_piece_header`] and write the block after it.
+    ///
+    /// # Panics
+    ///
+    /// If the payload is longer than a length prefix can state (about 4 GiB); no decoded message is.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.reserve(self.encoded_len());
+        let Some(id) = self.id() else {
+            out.extend_from_slice(&0u32.to_be_bytes());
+            return;
+        };
+        let len = u32::try_from(1 + self.payload_len()).expect("message payload exceeds u32::MAX bytes");
+        out.extend_from_slice(&len.to_be_bytes());
+        out.push(id);
+        match self {
+            Message::KeepAlive | Message::Choke | Message::Unchoke | Message::Interested | Message::NotInterested => {}
+            Message::Have { index } => out.extend_from_slice(&index.to_be_bytes()),
+            Message::Bitfield { bits } => out.extend_from_slice(bits),
+            Message::Request { index, begin, length } | Message::Cancel { index, begin, length } => {
+                out.extend_from_slice(&index.to_be_bytes());
+                out.extend_from_slice(&begin.to_be_bytes());
+                out.extend_from_slice(&length.to_be_bytes());
+            }
+            Message::Piece { index, begin, block } => {
+                out.extend_from_slice(&index.to_be_bytes());
+                out.extend_from_slice(&begin.to_be_bytes());
+                out.extend_from_slice(block);
+            }
+            Message::Port { port } => out.extend_from_slice(&port.to_be_bytes()),
+            Message::Unknown { payload, .. } => out.extend_from_slice(payload),
+        }
+    }
+}
+
+/// Appends the 13-byte header of a `piece` message carrying `block_len` bytes; the caller writes the block
+/// itself right after, straight from its storage buffer.
+///
+/// # Panics
+///
+/// If `block_len` is over `u32::MAX - 9`, which no length prefix can state.
+pub fn encode_piece_header(index: u32, begin: u32, block_len: u32, out: &mut Vec<u8>) {
+    let len = block_len.checked_add(9).expect("piece block too long for a length prefix");
+    out.reserve(PIECE_HEADER_LEN);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.push(PIECE);
+    out.extend_from_slice(&index.to_be_bytes());
+    out.extend_from_slice(&begin.to_be_bytes());
+}
+
+/// Decodes one message from the start of `buf`.
+///
+/// Returns `Ok(None)` while more bytes are needed and `Ok(Some((message, consumed)))` once a whole frame is there;
+/// the caller drops `consumed` bytes from its buffer. Checks run as soon as the bytes they need arrive, before the
+/// payload: the length prefix against `max_len` once its 4 bytes are there (pass [`crate::MAX_MESSAGE_LEN`] or
+/// [`crate::message_limit`]), then the length against the id's rule once the id byte is there.
+///
+/// # Errors
+///
+/// [`WireError::TooLong`] for a length prefix over `max_len`, [`WireError::BadLength`] for a length that does not
+/// fit the id (fixed-size messages must have exactly their size; `piece` needs at least 9).
+pub fn decode(buf: &[u8], max_len: u32) -> Result<Option<(Message<'_>, usize)>, WireError> {
+    let Some((prefix, rest)) = buf.split_first_chunk::<4>() else {
+        return Ok(None);
+    };
+    let len = u32::from_be_bytes(*prefix);
+    if len > max_len {
+        return Err(WireError::TooLong { len, max: max_len });
+    }
+    if len == 0 {
+        return Ok(Some((Message::KeepAlive, 4)));
+    }
+    let Some(&id) = rest.first() else {
+        return Ok(None);
+    };
+    check_length(id, len)?;
+    // `len` fits in usize on every target we build for; if it did not, the frame could never be complete anyway.
+    let Ok(body_len) = usize::try_from(len) else {
+        return Ok(None);
+    };
+    let Some(body) = rest.get(..body_len) else {
+        return Ok(None);
+    };
+    let message = parse_body(body).ok_or(WireError::BadLength { id, len })?;
+    Ok(Some((message, 4 + body_len)))
+}
+
+/// Rejects a length prefix that cannot belong to message `id`, before its payload arrives.
+fn check_length(id: u8, len: u32) -> Result<(), WireError> {
+    let ok = match id {
+        CHOKE..=NOT_INTERESTED => len == 1,
+        HAVE => len == 5,
+        REQUEST | CANCEL => len == 13,
+        PIECE => len >= 9,
+        PORT => len == 3,
+        // Bitfield sizes depend on the torrent (checked by `Bitfield::from_bytes`); unknown ids are opaque.
+        _ => true,
+    };
+    if ok { Ok(()) } else { Err(WireError::BadLength { id, len }) }
+}
+
+/// Parses a frame's id and payload whose length `check_length` accepted. Returns `None` only if the two disagree,
+/// which `decode` turns into an error rather than a panic.
+fn parse_body(body: &[u8]) -> Option<Message<'_>> {
+    let (&id, payload) = body.split_first()?;
+    let mut r = Reader(payload);
+    let message = match id {
+        CHOKE => Message::Choke,
+        UNCHOKE => Message::Unchoke,
+        INTERESTED => Message::Interested,
+        NOT_INTERESTED => Message::NotInterested,
+        HAVE => Message::Have { index: r.u32()? },
+        BITFIELD => Message::Bitfield { bits: r.rest() },
+        REQUEST => Message::Request { index: r.u32()?, begin: r.u32()?, length: r.u32()? },
+        PIECE => Message::Piece { index: r.u32()?, begin: r.u32()?, block: r.rest() },
+        CANCEL => Message::Cancel { index: r.u32()?, begin: r.u32()?, length: r.u32()? },
+        PORT => Message::Port { port: u16::from_be_bytes(*r.take::<2>()?) },
+        _ => Message::Unknown { id, payload: r.rest() },
+    };
+    // Fixed-size payloads must be used up exactly.
+    r.0.is_empty().then_some(message)
+}
+
+/// Reads big-endian fields off the front of a payload without indexing.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take<const N: usize>(&mut self) -> Option<&'a [u8; N]> {
+        let (head, tail) = self.0.split_first_chunk::<N>()?;
+        self.0 = tail;
+        Some(head)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        self.take::<4>().map(|b| u32::from_be_bytes(*b))
+    }
+
+    fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.0)
+    }
+}

@@ -1,0 +1,31 @@
+# Recipes for people with `just` (cargo install just); README and .ci/run never need it.
+
+default:
+    @just --list
+
+# Build everything in release mode.
+build:
+    cargo build --release
+
+# Regenerate torrents/spiderman.torrent (no creation date, so the bytes are reproducible).
+sample-torrent:
+    cargo run --release --bin mktorrent -- -q -f -d -o torrents/spiderman.torrent sample-data/spiderman.txt
+
+# The whole test suite, as CI runs it (interop tests skip loudly when a reference tool is missing).
+test:
+    cargo test
+
+# Formatting, lints, and no leftover debugging markers.
+lint:
+    cargo fmt --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    ! grep -rnE 'dbg!|todo!|FIXME' --include '*.rs' src crates tests
+
+# Run one fuzz target for SECONDS (targets: metainfo_parse udp_request_parse udp_response_parse wire_decode).
+fuzz target seconds="60":
+    cargo install --locked cargo-fuzz --quiet || true
+    cd fuzz && cargo fuzz run -s none {{target}} -- -max_total_time={{seconds}}
+
+# Torrent creation against Debian mktorrent and imdl: a 2 GiB file and 10,000 small files, 2 threads.
+bench-create runs="5":
+    ./bench/create.sh {{runs}}

@@ -1,0 +1,95 @@
+//! What `mktorrent` prints about a torrent: aligned `Label  value` lines for people, JSON for scripts.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use indicatif::HumanBytes;
+use metainfo::{Torrent, magnet_link};
+use serde_json::{Value, json};
+
+use super::Args;
+
+/// The facts shown after making a torrent and by `--show`, in display order.
+pub fn summary(torrent: &Torrent) -> Vec<(&'static str, String)> {
+    let info = &torrent.info;
+    let total = info.total_length();
+    vec![
+        ("Name", info.name.clone()),
+        ("Files", info.files.len().to_string()),
+        ("Total size", format!("{} ({total} bytes)", HumanBytes(total))),
+        ("Piece length", format!("{} (2^{})", HumanBytes(info.piece_length), info.piece_length.trailing_zeros())),
+        ("Pieces", info.piece_count().to_string()),
+        ("Private", if info.private { "yes" } else { "no" }.to_owned()),
+        ("Info-hash", torrent.info_hash.to_string()),
+        ("Magnet", magnet_link(torrent)),
+    ]
+}
+
+/// The same facts as a JSON object, plus the file list.
+pub fn summary_json(torrent: &Torrent) -> Value {
+    let info = &torrent.info;
+    let files: Vec<Value> = (0..info.files.len())
+        .map(|index| {
+            let path = info.relative_path(index).unwrap_or_default();
+            json!({ "path": path.to_string_lossy(), "length": info.files[index].length })
+        })
+        .collect();
+    json!({
+        "name": info.name,
+        "info_hash": torrent.info_hash.to_string(),
+        "magnet": magnet_link(torrent),
+        "total_size": info.total_length(),
+        "piece_length": info.piece_length,
+        "pieces": info.piece_count(),
+        "private": info.private,
+        "single_file": info.is_single_file(),
+        "files": files,
+        "trackers": torrent.trackers(),
+    })
+}
+
+pub fn print_lines(out: &mut impl Write, lines: &[(&str, String)]) -> std::io::Result<()> {
+    let width = lines.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
+    for (label, value) in lines {
+        writeln!(out, "{label:<width$}  {value}")?;
+    }
+    Ok(())
+}
+
+/// Lists every file with its size, as `-v` and `--show` do.
+pub fn print_files(out: &mut impl Write, torrent: &Torrent) -> std::io::Result<()> {
+    let info = &torrent.info;
+    for index in 0..info.files.len() {
+        let path = info.relative_path(index).unwrap_or_default();
+        writeln!(out, "  {:>10}  {}", HumanBytes(info.files[index].length).to_string(), path.display())?;
+    }
+    Ok(())
+}
+
+/// Prints the result of making a torrent.
+pub fn created(torrent: &Torrent, output: &Path, elapsed: Duration, args: &Args) -> anyhow::Result<()> {
+    if args.quiet {
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let mut value = summary_json(torrent);
+        value["output"] = json!(output.to_string_lossy());
+        value["seconds"] = json!(elapsed.as_secs_f64());
+        writeln!(out, "{value}")?;
+        return Ok(());
+    }
+    let mut lines = summary(torrent);
+    lines.push(("Wrote", format!("{} in {:.2} s", output.display(), elapsed.as_secs_f64())));
+    print_lines(&mut out, &lines)?;
+    if args.verbose {
+        writeln!(out, "Trackers")?;
+        for tracker in torrent.trackers() {
+            writeln!(out, "  {tracker}")?;
+        }
+        writeln!(out, "File list")?;
+        print_files(&mut out, torrent)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! `mktorrent --verify FILE.torrent --dir DIR`: hash the data on disk and report file by file, like
+//! `imdl torrent verify`. A file is bad when it is missing, has the wrong size, or any piece that
+//! covers part of it fails its hash (a piece spanning two files blames both).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use metainfo::Torrent;
+use metainfo::hashing::{DataFile, OnReadError, hash_pieces};
+use serde_json::json;
+
+use super::Args;
+use crate::cli;
+
+#[derive(Debug, PartialEq, Eq)]
+enum FileStatus {
+    Ok,
+    Missing,
+    WrongSize { actual: u64 },
+    Corrupt { bad: usize, of: usize },
+}
+
+impl FileStatus {
+    fn describe(&self, expected: u64) -> String {
+        match self {
+            FileStatus::Ok => "ok".to_owned(),
+            FileStatus::Missing => "missing".to_owned(),
+            FileStatus::WrongSize { actual } => format!("wrong size: {actual} bytes, expected {expected}"),
+            FileStatus::Corrupt { bad, of } => format!("corrupt: {bad} of {of} pieces fail their hash"),
+        }
+    }
+}
+
+pub fn run(torrent: &Torrent, dir: &Path, threads: usize, args: &Args) -> anyhow::Result<ExitCode> {
+    let info = &torrent.info;
+    let files: Vec<DataFile> = (0..info.files.len())
+        .map(|index| DataFile {
+            path: dir.join(info.relative_path(index).unwrap_or_default()),
+            length: info.files[index].length,
+        })
+        .collect();
+
+    let bar = if args.quiet || args.json || !cli::stderr_is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::new(info.total_length());
+        if let Ok(style) =
+            ProgressStyle::with_template("verifying {bar:40} {binary_bytes}/{binary_total_bytes} eta {eta}")
+        {
+            bar.set_style(style);
+        }
+        bar
+    };
+    let threads = if threads == 0 { std::thread::available_parallelism().map_or(1, usize::from) } else { threads };
+    let results = hash_pieces(&files, info.piece_length, threads, OnReadError::Continue, &|bytes| bar.inc(bytes));
+    bar.finish_and_clear();
+    let piece_ok: Vec<bool> = results
+        .iter()
+        .zip(&info.pieces)
+        .map(|(result, expected)| matches!(result, Ok(hash) if hash == expected))
+        .collect();
+
+    let mut offset = 0u64;
+    let mut statuses = Vec::with_capacity(files.len());
+    for file in &files {
+        let status = match std::fs::metadata(&file.path) {
+            Err(_) => FileStatus::Missing,
+            Ok(meta) if !meta.is_file() => FileStatus::Missing,
+            Ok(meta) if meta.len() != file.length => FileStatus::WrongSize { actual: meta.len() },
+            Ok(_) if file.length == 0 => FileStatus::Ok,
+            Ok(_) => {
+                let first = (offset / info.piece_length) as usize;
+                let last = ((offset + file.length - 1) / info.piece_length) as usize;
+                let bad = piece_ok[first..=last].iter().filter(|ok| !**ok).count();
+                if bad == 0 { FileStatus::Ok } else { FileStatus::Corrupt { bad, of: last - first + 1 } }
+            }
+        };
+        offset += file.length;
+        statuses.push(status);
+    }
+
+    let good_pieces = piece_ok.iter().filter(|ok| **ok).count();
+    let bad_files = statuses.iter().filter(|status| **status != FileStatus::Ok).count();
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let report: Vec<_> = files
+            .iter()
+            .zip(&statuses)
+            .map(|(file, status)| {
+                json!({ "path": file.path.to_string_lossy(), "ok": *status == FileStatus::Ok, "status": status.describe(file.length) })
+            })
+            .collect();
+        let value = json!({
+            "info_hash": torrent.info_hash.to_string(),
+            "pieces": piece_ok.len(),
+            "pieces_ok": good_pieces,
+            "files": report,
+            "ok": bad_files == 0,
+        });
+        writeln!(out, "{value}")?;
+    } else if !args.quiet {
+        for (file, status) in files.iter().zip(&statuses) {
+            let mark = if *status == FileStatus::Ok { "ok " } else { "BAD" };
+            writeln!(out, "{mark}  {}  {}", file.path.display(), status.describe(file.length))?;
+        }
+        writeln!(out, "{good_pieces} of {} pieces ok; {bad_files} of {} files bad", piece_ok.len(), files.len())?;
+    }
+    if bad_files == 0 {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        drop(out);
+        eprintln!("mktorrent: error: {bad_files} of {} files do not match {}", files.len(), info.name);
+        Ok(ExitCode::FAILURE)
+    }
+}
