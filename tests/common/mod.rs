@@ -1,6 +1,9 @@
 //! Helpers shared by the end-to-end tests: running our binaries and the reference tools.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod process;
+pub mod udp;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -8,6 +11,7 @@ use std::process::{Command, Output};
 pub fn bin(name: &str) -> &'static str {
     match name {
         "mktorrent" => env!("CARGO_BIN_EXE_mktorrent"),
+        "tracker" => env!("CARGO_BIN_EXE_tracker"),
         other => panic!("unknown binary {other}"),
     }
 }
@@ -81,4 +85,42 @@ pub fn write_pseudo_random(path: &Path, len: usize, seed: u64) {
         std::fs::create_dir_all(parent).expect("create parent folder");
     }
     std::fs::write(path, bytes).expect("write test data");
+}
+
+pub fn have_opentracker() -> bool {
+    have_tool("opentracker (apt-get install opentracker)", Command::new("sh").args(["-c", "command -v opentracker"]))
+}
+
+/// A TCP port that was free a moment ago (for clients that cannot take port 0 and report it).
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("free port").port()
+}
+
+/// A UDP port that was free a moment ago.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").and_then(|socket| socket.local_addr()).expect("free port").port()
+}
+
+/// Our libtorrent driver script (tests/support/lt_peer.py), run under the Debian interpreter.
+pub fn lt_peer() -> Command {
+    let mut command = Command::new(SYSTEM_PYTHON);
+    command.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/lt_peer.py"));
+    command
+}
+
+/// Makes `NAME.torrent` next to `data` with our mktorrent, announcing to `announce`; returns its path
+/// and info-hash.
+pub fn make_torrent(data: &Path, announce: &str, log2: u32) -> (std::path::PathBuf, [u8; 20]) {
+    let out = data.with_extension("torrent");
+    run_ok(
+        Command::new(bin("mktorrent"))
+            .args(["-q", "-f", "-d", "-a", announce, "-l", &log2.to_string(), "-o"])
+            .arg(&out)
+            .arg(data),
+    );
+    let shown = run_ok(Command::new(bin("mktorrent")).arg("--show").arg(&out).arg("--json"));
+    let value: serde_json::Value = serde_json::from_str(&shown).expect("json");
+    let mut hash = [0u8; 20];
+    hex::decode_to_slice(value["info_hash"].as_str().expect("info_hash"), &mut hash).expect("hex");
+    (out, hash)
 }

@@ -1,0 +1,6 @@
+//! The UDP tracker (BEP 15): the swarm registry and connection IDs as plain data, and the server loop
+//! around them.
+
+pub mod connection_id;
+pub mod server;
+pub mod swarm;

@@ -1,0 +1,352 @@
+//! The UDP server: one blocking socket, one thread, one reused buffer for every reply.
+//!
+//! [`Tracker::handle`] turns one datagram into at most one reply without touching the socket, so it
+//! is tested in process; [`Tracker::serve`] is the thin loop around it that also expires stale
+//! peers in batches and writes the periodic status lines. A single thread does about as much as one
+//! core can: a reply costs a parse, a SipHash and a hash-map lookup, all without allocating.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use tracker_protocol::response::max_peers_within;
+use tracker_protocol::{
+    AnnounceEvent, AnnounceRequest, AnnounceResponse, CompactPeer, ConnectResponse, ConnectionId, ErrorResponse,
+    Request, ScrapeRequest, ScrapeResponse, TorrentStats, TransactionId,
+};
+
+use crate::connection_id::ConnectionIds;
+use crate::swarm::{Announce, AnnounceError, Change, Family, InfoHash, Limits, Registry};
+
+/// UDP payload a reply may fill: fits in one packet on any path (IPv6 minimum MTU minus headers).
+const MAX_REPLY_PAYLOAD: usize = 1220;
+/// Largest datagram read; longer ones are cut, which only drops BEP 41 option bytes.
+const RECEIVE_BUFFER: usize = 2048;
+
+/// Tracker settings, all in seconds except where typed.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Re-announce interval told to clients.
+    pub interval: u32,
+    /// Peers silent for longer are dropped.
+    pub peer_timeout: u32,
+    /// Peers handed out when a client sends numwant -1.
+    pub default_numwant: usize,
+    /// Most peers handed out per reply (also capped to what fits in 1220 bytes: 200 IPv4, 67 IPv6).
+    pub max_numwant: usize,
+    /// How long a connection ID stays valid.
+    pub connection_lifetime: u32,
+    /// Most info-hashes in one scrape.
+    pub max_scrape_hashes: usize,
+    /// How often status lines are logged.
+    pub status_interval: Duration,
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            interval: 120,
+            peer_timeout: 180,
+            default_numwant: 50,
+            max_numwant: 200,
+            connection_lifetime: 120,
+            max_scrape_hashes: 70,
+            status_interval: Duration::from_secs(10),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A torrent named on the command line: only these are served in closed mode.
+#[derive(Debug, Clone)]
+pub struct NamedTorrent {
+    pub info_hash: InfoHash,
+    pub name: String,
+    pub total_length: u64,
+}
+
+/// Counters since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub connects: u64,
+    pub announces: u64,
+    pub scrapes: u64,
+    pub errors_sent: u64,
+    /// Datagrams dropped unanswered: unparseable, or with a connection ID we did not issue.
+    pub dropped: u64,
+}
+
+/// The tracker's state: registry, connection IDs, settings and scratch buffers.
+pub struct Tracker {
+    registry: Registry,
+    ids: ConnectionIds,
+    config: Config,
+    named: HashMap<InfoHash, NamedTorrent>,
+    rng: SmallRng,
+    reply: Vec<u8>,
+    peers_v4: Vec<SocketAddrV4>,
+    peers_v6: Vec<SocketAddrV6>,
+    scrape_stats: Vec<TorrentStats>,
+    pub stats: Stats,
+}
+
+impl Tracker {
+    /// A tracker serving `named` torrents only, or any torrent when `open` (named ones then only
+    /// get their names in the logs).
+    pub fn new(config: Config, named: Vec<NamedTorrent>, open: bool) -> Tracker {
+        let registry = if open {
+            Registry::open(config.limits)
+        } else {
+            Registry::closed(named.iter().map(|torrent| torrent.info_hash), config.limits)
+        };
+        Tracker {
+            registry,
+            ids: ConnectionIds::new(rand::random(), config.connection_lifetime),
+            named: named.into_iter().map(|torrent| (torrent.info_hash, torrent)).collect(),
+            rng: SmallRng::from_rng(&mut rand::rng()),
+            reply: Vec::with_capacity(MAX_REPLY_PAYLOAD),
+            peers_v4: Vec::new(),
+            peers_v6: Vec::new(),
+            scrape_stats: Vec::new(),
+            stats: Stats::default(),
+            config,
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Answers one datagram from `source` at time `now` (seconds on the tracker's clock). Returns the
+    /// reply, or `None` when the datagram gets no answer.
+    pub fn handle(&mut self, packet: &[u8], source: SocketAddr, now: u32) -> Option<&[u8]> {
+        let source = unmap(source);
+        self.reply.clear();
+        match Request::parse(packet, self.config.max_scrape_hashes) {
+            Ok(Request::Connect(connect)) => {
+                self.stats.connects += 1;
+                let connection_id = ConnectionId(self.ids.issue(source.ip(), now));
+                ConnectResponse { transaction_id: connect.transaction_id, connection_id }.write(&mut self.reply);
+            }
+            Ok(Request::Announce(announce)) => {
+                if !self.ids.is_valid(announce.connection_id.0, source.ip(), now) {
+                    self.stats.dropped += 1;
+                    return None;
+                }
+                self.stats.announces += 1;
+                match source {
+                    SocketAddr::V4(v4) => {
+                        let peer = SocketAddrV4::new(*v4.ip(), announce.port);
+                        let mut peers = std::mem::take(&mut self.peers_v4);
+                        self.announce(peer, &announce, now, &mut peers);
+                        self.peers_v4 = peers;
+                    }
+                    SocketAddr::V6(v6) => {
+                        let peer = SocketAddrV6::new(*v6.ip(), announce.port, 0, 0);
+                        let mut peers = std::mem::take(&mut self.peers_v6);
+                        self.announce(peer, &announce, now, &mut peers);
+                        self.peers_v6 = peers;
+                    }
+                }
+            }
+            Ok(Request::Scrape(scrape)) => {
+                if !self.ids.is_valid(scrape.connection_id.0, source.ip(), now) {
+                    self.stats.dropped += 1;
+                    return None;
+                }
+                self.stats.scrapes += 1;
+                self.scrape(&scrape);
+            }
+            Err(err) => match err.reply_ids() {
+                Some((connection_id, transaction_id)) if self.ids.is_valid(connection_id.0, source.ip(), now) => {
+                    self.error(transaction_id, err.kind().reply_message());
+                }
+                _ => {
+                    self.stats.dropped += 1;
+                    return None;
+                }
+            },
+        }
+        Some(&self.reply)
+    }
+
+    fn announce<A: Family + CompactPeer + std::fmt::Display>(
+        &mut self,
+        peer: A,
+        request: &AnnounceRequest<'_>,
+        now: u32,
+        peers: &mut Vec<A>,
+    ) {
+        let wanted = usize::try_from(request.num_want).unwrap_or(self.config.default_numwant);
+        let num_want = wanted.min(self.config.max_numwant).min(max_peers_within::<A>(MAX_REPLY_PAYLOAD));
+        let announce = Announce {
+            info_hash: request.info_hash,
+            peer_id: request.peer_id,
+            key: request.key,
+            uploaded: request.uploaded,
+            downloaded: request.downloaded,
+            left: request.left,
+            event: request.event,
+            num_want,
+        };
+        peers.clear();
+        match self.registry.announce(peer, &announce, now, &mut self.rng, peers) {
+            Ok((counts, change)) => {
+                self.log_announce(&peer, request, change, peers.len());
+                AnnounceResponse {
+                    transaction_id: request.transaction_id,
+                    interval: self.config.interval,
+                    leechers: counts.leechers,
+                    seeders: counts.seeders,
+                    peers: peers.iter().copied(),
+                }
+                .write(&mut self.reply);
+            }
+            Err(err @ (AnnounceError::UnknownTorrent | AnnounceError::TooManyTorrents)) => {
+                tracing::debug!(%peer, info_hash = %hex(&request.info_hash), "refused announce: {err}");
+                self.error(
+                    request.transaction_id,
+                    if err == AnnounceError::UnknownTorrent { "unknown torrent" } else { "tracker is full" },
+                );
+            }
+        }
+    }
+
+    fn log_announce(&self, peer: &dyn std::fmt::Display, request: &AnnounceRequest<'_>, change: Change, handed: usize) {
+        let role = if request.left == 0 { "seeder" } else { "leecher" };
+        let Some(torrent) = self.named.get(&request.info_hash) else {
+            tracing::debug!(%peer, info_hash = %hex(&request.info_hash), role, left = request.left, handed, ?change, "announce");
+            return;
+        };
+        let progress = if torrent.total_length == 0 {
+            100.0
+        } else {
+            100.0 * (torrent.total_length.saturating_sub(request.left)) as f64 / torrent.total_length as f64
+        };
+        let progress = format!("{progress:.1}%");
+        let notable = request.event != AnnounceEvent::None || matches!(change, Change::Joined | Change::Finished);
+        if notable {
+            tracing::info!(torrent = %torrent.name, %peer, role = %role, progress = %progress, event = ?request.event, handed, "peer announced");
+        } else {
+            tracing::debug!(torrent = %torrent.name, %peer, role = %role, progress = %progress, handed, "peer re-announced");
+        }
+    }
+
+    fn scrape(&mut self, scrape: &ScrapeRequest<'_>) {
+        self.scrape_stats.clear();
+        for info_hash in scrape.info_hashes.iter() {
+            let counts = self.registry.scrape(&info_hash).unwrap_or_default();
+            self.scrape_stats.push(TorrentStats {
+                seeders: counts.seeders,
+                completed: counts.completed,
+                leechers: counts.leechers,
+            });
+        }
+        ScrapeResponse { transaction_id: scrape.transaction_id, torrents: self.scrape_stats.iter().copied() }
+            .write(&mut self.reply);
+    }
+
+    fn error(&mut self, transaction_id: TransactionId, message: &'static str) {
+        self.stats.errors_sent += 1;
+        self.reply.clear();
+        ErrorResponse { transaction_id, message: Cow::Borrowed(message) }.write(&mut self.reply);
+    }
+
+    /// Drops peers silent for longer than the peer timeout.
+    pub fn expire(&mut self, now: u32) {
+        let cutoff = now.saturating_sub(self.config.peer_timeout);
+        let expired = self.registry.expire(cutoff);
+        if expired.peers > 0 || expired.torrents > 0 {
+            tracing::info!(peers = expired.peers, torrents = expired.torrents, "cleaned stale peers");
+        }
+    }
+
+    /// Logs one status line per named torrent, or one summary line in open mode.
+    pub fn log_status(&self) {
+        if self.named.is_empty() {
+            tracing::info!(
+                torrents = self.registry.torrent_count(),
+                peers = self.registry.peer_count(),
+                announces = self.stats.announces,
+                scrapes = self.stats.scrapes,
+                dropped = self.stats.dropped,
+                "status"
+            );
+            return;
+        }
+        let mut torrents: Vec<&NamedTorrent> = self.named.values().collect();
+        torrents.sort_by(|a, b| a.name.cmp(&b.name));
+        for torrent in torrents {
+            let counts = self.registry.scrape(&torrent.info_hash).unwrap_or_default();
+            tracing::info!(
+                torrent = %torrent.name,
+                seeders = counts.seeders,
+                leechers = counts.leechers,
+                completed = counts.completed,
+                "status"
+            );
+        }
+    }
+
+    /// Serves `socket` until `shutdown` is set, checking it at least every 200 ms.
+    pub fn serve(&mut self, socket: &UdpSocket, shutdown: &AtomicBool) -> io::Result<()> {
+        socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+        let started = Instant::now();
+        let cleanup_every = (self.config.peer_timeout / 2).clamp(1, 30);
+        let mut next_cleanup = cleanup_every;
+        let mut next_status = self.config.status_interval;
+        let mut buffer = [0u8; RECEIVE_BUFFER];
+        while !shutdown.load(Ordering::Relaxed) {
+            let received = socket.recv_from(&mut buffer);
+            let elapsed = started.elapsed();
+            let now = u32::try_from(elapsed.as_secs()).unwrap_or(u32::MAX);
+            match received {
+                Ok((len, source)) => {
+                    if let Some(reply) = self.handle(&buffer[..len], source, now)
+                        && let Err(err) = socket.send_to(reply, source)
+                    {
+                        tracing::debug!(%source, "reply not sent: {err}");
+                    }
+                }
+                Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => tracing::debug!("receive failed: {err}"),
+            }
+            if now >= next_cleanup {
+                self.expire(now);
+                next_cleanup = now + cleanup_every;
+            }
+            if elapsed >= next_status {
+                self.log_status();
+                next_status = elapsed + self.config.status_interval;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An IPv4 client reaching a dual-stack `[::]` socket shows up as `::ffff:a.b.c.d`: treat it as IPv4,
+/// so it gets IPv4 peers and its connection ID is bound to its IPv4 address.
+fn unmap(source: SocketAddr) -> SocketAddr {
+    match source {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => source,
+        },
+        SocketAddr::V4(_) => source,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;

@@ -1,0 +1,401 @@
+//! The swarm registry: who is in which torrent, and which peers each announcer is handed. Plain data:
+//! no sockets, no clock (time is a `u32` count of seconds passed in), randomness passed in.
+//!
+//! Each swarm keeps one `IndexMap` per address family, keyed by the peer's address (source IP and
+//! announced port), with the seeders kept as a prefix of the entries: `[0, seeders)` are seeders,
+//! `[seeders, len)` leechers. Handing out peers is then a random window over a contiguous range,
+//! O(numwant) whatever the swarm's size, and the random start spreads the load so that the same few
+//! seeders are not given to everyone. Moving a peer between the classes is a swap with the boundary.
+//!
+//! Invariants: a peer is in exactly one family's map, once; `seeders` counts exactly the entries with
+//! `left == 0`, which are exactly the first `seeders` entries.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::hash::Hash;
+use std::net::{SocketAddrV4, SocketAddrV6};
+
+use indexmap::IndexMap;
+use rand::Rng;
+use tracker_protocol::AnnounceEvent;
+
+type FastState = ahash::RandomState;
+
+/// A torrent's info-hash.
+pub type InfoHash = [u8; 20];
+
+/// Caps that bound the registry's memory whatever clients send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Torrents tracked at once in open mode; announces for new torrents past it get an error.
+    pub max_torrents: usize,
+    /// Peers per torrent and address family; past it, new peers are answered but not recorded.
+    pub max_peers_per_torrent: usize,
+}
+
+impl Default for Limits {
+    /// Room for the load tester's 1,000,000 torrents and 2,000,000 peers, with margin.
+    fn default() -> Limits {
+        Limits { max_torrents: 2_000_000, max_peers_per_torrent: 100_000 }
+    }
+}
+
+/// What one peer last told us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerState {
+    pub peer_id: [u8; 20],
+    pub key: u32,
+    pub uploaded: u64,
+    pub downloaded: u64,
+    pub left: u64,
+    /// Seconds (registry clock) of the last announce.
+    pub last_seen: u32,
+}
+
+/// One announce, as the registry needs it (the address comes separately, typed by family).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Announce {
+    pub info_hash: InfoHash,
+    pub peer_id: [u8; 20],
+    pub key: u32,
+    pub uploaded: u64,
+    pub downloaded: u64,
+    pub left: u64,
+    pub event: AnnounceEvent,
+    /// Peers wanted, already capped by the caller.
+    pub num_want: usize,
+}
+
+/// Seeders, completed downloads and leechers of one torrent (the scrape triple, in BEP 15's order).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SwarmCounts {
+    pub seeders: u32,
+    pub completed: u32,
+    pub leechers: u32,
+}
+
+/// What an announce changed, for logging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Joined,
+    Updated,
+    /// A known leecher now has everything (counted in `completed`).
+    Finished,
+    Left,
+    /// The swarm was full: answered, not recorded.
+    NotRecorded,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AnnounceError {
+    #[error("unknown torrent")]
+    UnknownTorrent,
+    #[error("tracker is full")]
+    TooManyTorrents,
+}
+
+/// The address families the registry keeps apart: each announcer gets peers of its own family.
+pub trait Family: Copy + Eq + Hash + 'static {
+    fn list(swarm: &mut Swarm) -> &mut PeerList<Self>;
+    fn list_ref(swarm: &Swarm) -> Option<&PeerList<Self>>;
+}
+
+impl Family for SocketAddrV4 {
+    fn list(swarm: &mut Swarm) -> &mut PeerList<Self> {
+        &mut swarm.v4
+    }
+    fn list_ref(swarm: &Swarm) -> Option<&PeerList<Self>> {
+        Some(&swarm.v4)
+    }
+}
+
+impl Family for SocketAddrV6 {
+    fn list(swarm: &mut Swarm) -> &mut PeerList<Self> {
+        swarm.v6.get_or_insert_with(Default::default)
+    }
+    fn list_ref(swarm: &Swarm) -> Option<&PeerList<Self>> {
+        swarm.v6.as_deref()
+    }
+}
+
+/// The peers of one family in one torrent: seeders first, then leechers.
+#[derive(Debug)]
+pub struct PeerList<A> {
+    peers: IndexMap<A, PeerState, FastState>,
+    seeders: usize,
+}
+
+impl<A> Default for PeerList<A> {
+    fn default() -> PeerList<A> {
+        PeerList { peers: IndexMap::with_hasher(FastState::new()), seeders: 0 }
+    }
+}
+
+impl<A: Family> PeerList<A> {
+    fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    fn leechers(&self) -> usize {
+        self.peers.len() - self.seeders
+    }
+
+    fn insert(&mut self, address: A, state: PeerState) {
+        let (index, _) = self.peers.insert_full(address, state);
+        if state.left == 0 {
+            self.peers.swap_indices(index, self.seeders);
+            self.seeders += 1;
+        }
+    }
+
+    fn remove(&mut self, index: usize) {
+        if index < self.seeders {
+            // Move the seeder to the end of the seeder range; the last entry (a leecher, if any) then
+            // fills its place, which after the decrement is the first leecher slot.
+            self.peers.swap_indices(index, self.seeders - 1);
+            self.peers.swap_remove_index(self.seeders - 1);
+            self.seeders -= 1;
+        } else {
+            self.peers.swap_remove_index(index);
+        }
+    }
+
+    /// Updates the entry at `index`, moving it across the boundary when it became a seeder or leecher.
+    fn update(&mut self, index: usize, state: PeerState) -> usize {
+        let was_seeder = index < self.seeders;
+        let mut index = index;
+        if state.left == 0 && !was_seeder {
+            self.peers.swap_indices(index, self.seeders);
+            index = self.seeders;
+            self.seeders += 1;
+        } else if state.left > 0 && was_seeder {
+            self.peers.swap_indices(index, self.seeders - 1);
+            index = self.seeders - 1;
+            self.seeders -= 1;
+        }
+        if let Some((_, slot)) = self.peers.get_index_mut(index) {
+            *slot = state;
+        }
+        index
+    }
+
+    /// Appends up to `want` addresses from `range`, starting at a random offset and wrapping, skipping
+    /// `skip` (the announcer's own index).
+    fn sample(
+        &self,
+        range: std::ops::Range<usize>,
+        want: usize,
+        skip: Option<usize>,
+        rng: &mut impl Rng,
+        out: &mut Vec<A>,
+    ) {
+        let len = range.len();
+        if len == 0 || want == 0 {
+            return;
+        }
+        let start = rng.random_range(0..len);
+        let mut taken = 0;
+        for step in 0..len {
+            let index = range.start + (start + step) % len;
+            if Some(index) == skip {
+                continue;
+            }
+            if let Some((address, _)) = self.peers.get_index(index) {
+                out.push(*address);
+                taken += 1;
+                if taken == want {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Drops peers not seen since `cutoff`; returns how many.
+    fn expire(&mut self, cutoff: u32) -> usize {
+        let mut removed = 0;
+        let mut index = 0;
+        while index < self.peers.len() {
+            let stale = self.peers.get_index(index).is_some_and(|(_, peer)| peer.last_seen < cutoff);
+            if stale {
+                // `remove` fills `index` with another entry, which is examined next.
+                self.remove(index);
+                removed += 1;
+            } else {
+                index += 1;
+            }
+        }
+        removed
+    }
+}
+
+/// One torrent's peers (IPv6 allocated only once an IPv6 peer shows up) and its completed count.
+#[derive(Debug, Default)]
+pub struct Swarm {
+    v4: PeerList<SocketAddrV4>,
+    v6: Option<Box<PeerList<SocketAddrV6>>>,
+    completed: u32,
+}
+
+impl Swarm {
+    pub fn counts(&self) -> SwarmCounts {
+        let v6 = self.v6.as_deref();
+        let seeders = self.v4.seeders + v6.map_or(0, |list| list.seeders);
+        let leechers = self.v4.leechers() + v6.map_or(0, PeerList::leechers);
+        SwarmCounts {
+            seeders: u32::try_from(seeders).unwrap_or(u32::MAX),
+            completed: self.completed,
+            leechers: u32::try_from(leechers).unwrap_or(u32::MAX),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.v4.len() == 0 && self.v6.as_deref().is_none_or(|list| list.len() == 0)
+    }
+
+    fn peer_count(&self) -> usize {
+        self.v4.len() + self.v6.as_deref().map_or(0, PeerList::len)
+    }
+}
+
+/// Result of [`Registry::expire`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expired {
+    pub peers: usize,
+    pub torrents: usize,
+}
+
+/// All swarms. In closed mode only the torrents given at creation are served, and they stay even
+/// when empty; in open mode any info-hash is accepted up to [`Limits::max_torrents`], and empty
+/// swarms are dropped at expiry.
+#[derive(Debug)]
+pub struct Registry {
+    swarms: HashMap<InfoHash, Swarm, FastState>,
+    open: bool,
+    limits: Limits,
+}
+
+impl Registry {
+    /// A registry that accepts any torrent.
+    pub fn open(limits: Limits) -> Registry {
+        Registry { swarms: HashMap::with_hasher(FastState::new()), open: true, limits }
+    }
+
+    /// A registry that serves only `torrents`.
+    pub fn closed(torrents: impl IntoIterator<Item = InfoHash>, limits: Limits) -> Registry {
+        let swarms = torrents.into_iter().map(|hash| (hash, Swarm::default())).collect();
+        Registry { swarms, open: false, limits }
+    }
+
+    /// Records an announce from `address` and appends the peers to hand back to `out`: for a leecher,
+    /// seeders first, then other leechers; for a seeder, leechers only; never the announcer itself,
+    /// never more than `num_want`. A `stopped` announce removes the peer and gets no peers.
+    pub fn announce<A: Family>(
+        &mut self,
+        address: A,
+        announce: &Announce,
+        now: u32,
+        rng: &mut impl Rng,
+        out: &mut Vec<A>,
+    ) -> Result<(SwarmCounts, Change), AnnounceError> {
+        let tracked = self.swarms.len();
+        let swarm = match self.swarms.entry(announce.info_hash) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(_) if !self.open => return Err(AnnounceError::UnknownTorrent),
+            Entry::Vacant(_) if announce.event == AnnounceEvent::Stopped => {
+                return Ok((SwarmCounts::default(), Change::Left));
+            }
+            Entry::Vacant(_) if tracked >= self.limits.max_torrents => return Err(AnnounceError::TooManyTorrents),
+            Entry::Vacant(entry) => entry.insert(Swarm::default()),
+        };
+        let state = PeerState {
+            peer_id: announce.peer_id,
+            key: announce.key,
+            uploaded: announce.uploaded,
+            downloaded: announce.downloaded,
+            left: announce.left,
+            last_seen: now,
+        };
+        let mut finished = false;
+        let list = A::list(swarm);
+        let (own_index, change) = match list.peers.get_index_of(&address) {
+            Some(index) if announce.event == AnnounceEvent::Stopped => {
+                list.remove(index);
+                (None, Change::Left)
+            }
+            Some(index) => {
+                finished = index >= list.seeders && state.left == 0;
+                let index = list.update(index, state);
+                (Some(index), if finished { Change::Finished } else { Change::Updated })
+            }
+            None if announce.event == AnnounceEvent::Stopped => (None, Change::Left),
+            None if list.len() >= self.limits.max_peers_per_torrent => (None, Change::NotRecorded),
+            None => {
+                list.insert(address, state);
+                (list.peers.get_index_of(&address), Change::Joined)
+            }
+        };
+
+        if change != Change::Left {
+            let want = announce.num_want;
+            if state.left == 0 {
+                list.sample(list.seeders..list.len(), want, own_index, rng, out);
+            } else {
+                list.sample(0..list.seeders, want, own_index, rng, out);
+                let still = want - out.len().min(want);
+                list.sample(list.seeders..list.len(), still, own_index, rng, out);
+            }
+        }
+        if finished {
+            swarm.completed = swarm.completed.saturating_add(1);
+        }
+        Ok((swarm.counts(), change))
+    }
+
+    /// The scrape triple of a torrent, if it is tracked.
+    pub fn scrape(&self, info_hash: &InfoHash) -> Option<SwarmCounts> {
+        self.swarms.get(info_hash).map(Swarm::counts)
+    }
+
+    /// What the registry knows of one peer, if anything.
+    pub fn peer<A: Family>(&self, info_hash: &InfoHash, address: &A) -> Option<&PeerState> {
+        A::list_ref(self.swarms.get(info_hash)?)?.peers.get(address)
+    }
+
+    /// Drops every peer last seen before `cutoff`, and in open mode the swarms left empty. One pass
+    /// over everything: call it every so often (a batch), not per request.
+    pub fn expire(&mut self, cutoff: u32) -> Expired {
+        let mut expired = Expired::default();
+        for swarm in self.swarms.values_mut() {
+            expired.peers += swarm.v4.expire(cutoff);
+            if let Some(v6) = swarm.v6.as_deref_mut() {
+                expired.peers += v6.expire(cutoff);
+                if v6.len() == 0 {
+                    swarm.v6 = None;
+                }
+            }
+        }
+        if self.open {
+            let before = self.swarms.len();
+            self.swarms.retain(|_, swarm| !swarm.is_empty());
+            expired.torrents = before - self.swarms.len();
+        }
+        expired
+    }
+
+    pub fn torrent_count(&self) -> usize {
+        self.swarms.len()
+    }
+
+    pub fn peer_count(&self) -> usize {
+        self.swarms.values().map(Swarm::peer_count).sum()
+    }
+
+    /// Every tracked torrent with its counts, in no particular order.
+    pub fn torrents(&self) -> impl Iterator<Item = (&InfoHash, SwarmCounts)> {
+        self.swarms.iter().map(|(hash, swarm)| (hash, swarm.counts()))
+    }
+}
+
+#[cfg(test)]
+#[path = "swarm_tests.rs"]
+mod tests;

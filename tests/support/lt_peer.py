@@ -1,0 +1,77 @@
+#!/usr/bin/python3
+"""A libtorrent peer for the interop tests: seed or download one torrent on loopback.
+
+  lt_peer.py seed  TORRENT DIR --port N [--timeout S]
+  lt_peer.py leech TORRENT DIR --port N [--peer HOST:PORT ...] [--timeout S]
+
+DIR is the save path (the data is DIR/NAME). Lines on stdout for the test to wait on:
+  LISTENING PORT   once the session listens
+  SEEDING          (seed) the data was checked and is complete
+  COMPLETE         (leech) every piece downloaded and checked by libtorrent; the program then exits 0
+Exit 2 on timeout, 3 on a torrent or listen error. Runs only under /usr/bin/python3 (Debian's bindings).
+"""
+import argparse
+import sys
+import time
+
+import libtorrent as lt
+
+
+def say(line):
+    print(line, flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["seed", "leech"])
+    parser.add_argument("torrent")
+    parser.add_argument("dir")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--peer", action="append", default=[])
+    parser.add_argument("--timeout", type=float, default=120)
+    args = parser.parse_args()
+
+    session = lt.session({
+        "listen_interfaces": "127.0.0.1:%d" % args.port,
+        "outgoing_interfaces": "127.0.0.1",
+        # Every peer here shares 127.0.0.1; libtorrent would otherwise keep only one of them.
+        "allow_multiple_connections_per_ip": True,
+        "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
+        "enable_outgoing_utp": False, "enable_incoming_utp": False,
+        "announce_to_all_trackers": True, "announce_to_all_tiers": True,
+        "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,
+    })
+    try:
+        info = lt.torrent_info(args.torrent)
+    except RuntimeError as err:
+        sys.stderr.write("cannot load %s: %s\n" % (args.torrent, err))
+        return 3
+    handle = session.add_torrent({"ti": info, "save_path": args.dir})
+    say("LISTENING %d" % session.listen_port())
+    for peer in args.peer:
+        host, port = peer.rsplit(":", 1)
+        handle.connect_peer((host, int(port)))
+
+    deadline = time.time() + args.timeout
+    announced_seeding = False
+    while time.time() < deadline:
+        for alert in session.pop_alerts():
+            if isinstance(alert, (lt.listen_failed_alert, lt.torrent_error_alert)):
+                sys.stderr.write("libtorrent: %s\n" % alert.message())
+                return 3
+        status = handle.status()
+        if args.mode == "seed" and status.is_seeding and not announced_seeding:
+            say("SEEDING")
+            announced_seeding = True
+        if args.mode == "leech" and status.is_seeding:
+            say("COMPLETE")
+            return 0
+        sys.stderr.write("%s state=%s progress=%.3f peers=%d down=%d up=%d\n" % (
+            args.mode, status.state, status.progress, status.num_peers,
+            status.total_payload_download, status.total_payload_upload))
+        time.sleep(0.2)
+    return 0 if args.mode == "seed" else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+//! End-to-end tests of the `tracker` binary: started on loopback port 0, spoken to in BEP 15 bytes.
+
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::process::Running;
+use common::udp::{AnnounceReply, UdpClient};
+use common::{bin, run, run_ok, write_pseudo_random};
+use tracker_protocol::{AnnounceEvent, ConnectionId};
+
+const HASH: [u8; 20] = [0xab; 20];
+
+fn start_open(extra: &[&str]) -> (Running, SocketAddr) {
+    Running::start_listening(Command::new(bin("tracker")).args(["--open", "--bind", "127.0.0.1:0"]).args(extra))
+}
+
+fn local(port: u16) -> SocketAddrV4 {
+    SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)
+}
+
+#[test]
+fn leechers_see_seeders_seeders_see_leechers_and_nobody_sees_itself() {
+    let (_tracker, address) = start_open(&[]);
+    let mut client = UdpClient::new(address);
+
+    let seeder = client.announce(HASH, 7001, 0, AnnounceEvent::Started, -1);
+    assert_eq!(seeder.peers(), [], "the first peer gets nobody");
+    let first = client.announce(HASH, 7002, 1000, AnnounceEvent::Started, -1);
+    assert_eq!(first.peers(), [local(7001)], "a leecher sees the seeder");
+    let second = client.announce(HASH, 7003, 500, AnnounceEvent::Started, -1);
+    assert_eq!(second.peers(), [local(7001), local(7002)], "seeders first, then leechers");
+    match client.announce(HASH, 7001, 0, AnnounceEvent::None, -1) {
+        AnnounceReply::Peers { interval, seeders, leechers, mut peers } => {
+            peers.sort();
+            assert_eq!(peers, [local(7002), local(7003)], "the seeder sees only leechers, not itself");
+            assert_eq!((interval, seeders, leechers), (120, 1, 2));
+        }
+        other => panic!("{other:?}"),
+    }
+    for want in [0, 1] {
+        assert_eq!(client.announce(HASH, 7004, 10, AnnounceEvent::None, want).peers().len(), want as usize);
+    }
+}
+
+#[test]
+fn scrape_counts_seeders_completed_and_leechers() {
+    let (_tracker, address) = start_open(&[]);
+    let mut client = UdpClient::new(address);
+    client.announce(HASH, 7001, 0, AnnounceEvent::Started, -1);
+    client.announce(HASH, 7002, 100, AnnounceEvent::Started, -1);
+    client.announce(HASH, 7003, 100, AnnounceEvent::Started, -1);
+    client.announce(HASH, 7002, 0, AnnounceEvent::Completed, -1);
+    client.announce(HASH, 7003, 100, AnnounceEvent::Stopped, -1);
+    let stats = client.scrape(&[HASH, [1; 20]]);
+    assert_eq!((stats[0].seeders, stats[0].completed, stats[0].leechers), (2, 1, 0));
+    assert_eq!((stats[1].seeders, stats[1].completed, stats[1].leechers), (0, 0, 0));
+}
+
+#[test]
+fn a_silent_peer_is_dropped_after_the_peer_timeout() {
+    let (tracker, address) = start_open(&["--peer-timeout", "2", "--interval", "1"]);
+    let mut client = UdpClient::new(address);
+    client.announce(HASH, 7001, 0, AnnounceEvent::Started, -1);
+    assert_eq!(client.announce(HASH, 7002, 100, AnnounceEvent::Started, -1).peers(), [local(7001)]);
+    // The leecher keeps announcing; the seeder does not. It must vanish within timeout + cleanup.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let peers = client.announce(HASH, 7002, 100, AnnounceEvent::None, -1).peers();
+        if peers.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "stale seeder still listed after 10 s");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(tracker.wait_for_stderr("cleaned stale peers", Duration::from_secs(5)), "{}", tracker.stderr());
+}
+
+#[test]
+fn forged_ids_and_garbage_get_no_reply_and_the_tracker_keeps_serving() {
+    let (tracker, address) = start_open(&["--status-interval", "1"]);
+    let mut client = UdpClient::new(address);
+    let forged = client.announce_packet(ConnectionId(0x0123_4567_89ab_cdef), HASH, 7001, 0, AnnounceEvent::Started, -1);
+    assert_eq!(client.exchange(&forged), None, "a forged connection ID is not answered");
+    for garbage in [&b""[..], b"x", &[0xff; 16], &[0; 98], &[0x41; 1500]] {
+        assert_eq!(client.exchange(garbage), None, "garbage of {} bytes answered", garbage.len());
+    }
+    // An ID issued to another address is forged too.
+    let mut other = UdpClient::on(address, "127.0.0.2");
+    let stolen = other.connect();
+    let packet = client.announce_packet(stolen, HASH, 7001, 0, AnnounceEvent::Started, -1);
+    assert_eq!(client.exchange(&packet), None, "another address's connection ID is not accepted");
+    assert_eq!(client.announce(HASH, 7001, 0, AnnounceEvent::Started, -1).peers(), []);
+    assert!(tracker.wait_for_stderr("dropped=7", Duration::from_secs(5)), "{}", tracker.stderr());
+}
+
+#[test]
+fn named_torrents_are_served_and_others_get_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_pseudo_random(&dir.path().join("movie.bin"), 100_000, 1);
+    run_ok(Command::new(bin("mktorrent")).current_dir(dir.path()).args(["-q", "movie.bin"]));
+    let shown =
+        run_ok(Command::new(bin("mktorrent")).current_dir(dir.path()).args(["--show", "movie.torrent", "--json"]));
+    let info_hash_hex = serde_json::from_str::<serde_json::Value>(&shown).expect("json")["info_hash"]
+        .as_str()
+        .expect("hash")
+        .to_owned();
+    let mut info_hash = [0u8; 20];
+    hex::decode_to_slice(&info_hash_hex, &mut info_hash).expect("hex");
+
+    let (tracker, address) = Running::start_listening(Command::new(bin("tracker")).current_dir(dir.path()).args([
+        "movie.torrent",
+        "--bind",
+        "127.0.0.1:0",
+    ]));
+    let mut client = UdpClient::new(address);
+    assert_eq!(
+        client.announce(HASH, 7001, 0, AnnounceEvent::Started, -1),
+        AnnounceReply::Error("unknown torrent".into())
+    );
+    client.announce(info_hash, 7001, 0, AnnounceEvent::Started, -1);
+    assert_eq!(client.announce(info_hash, 7002, 50_000, AnnounceEvent::Started, -1).peers(), [local(7001)]);
+    assert!(tracker.wait_for_stderr("peer announced", Duration::from_secs(5)));
+    let logs = tracker.stderr();
+    assert!(logs.contains("torrent=movie.bin") && logs.contains("progress=50.0%"), "{logs}");
+}
+
+#[test]
+fn bad_torrents_are_refused_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("bad.torrent"), b"d4:infod4:name2:..ee").expect("write");
+    for (file, expected) in [("bad.torrent", "bad.torrent"), ("missing.torrent", "missing.torrent")] {
+        let output = run(Command::new(bin("tracker")).current_dir(dir.path()).args([file, "--bind", "127.0.0.1:0"]));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{file} accepted");
+        assert!(stderr.contains(expected) && !stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn ctrl_c_stops_the_tracker_cleanly() {
+    let (mut tracker, address) = start_open(&[]);
+    UdpClient::new(address).announce(HASH, 7001, 0, AnnounceEvent::Started, -1);
+    let status = tracker.interrupt(Duration::from_secs(5)).expect("exits after SIGINT");
+    assert!(status.success(), "{status}");
+    assert!(tracker.wait_for_stderr("tracker stopped", Duration::from_secs(2)), "{}", tracker.stderr());
+}
