@@ -239,9 +239,7 @@ fn write_output(output: &Path, bytes: &[u8], force: bool) -> anyhow::Result<()> 
         .suffix(".torrent.tmp")
         .tempfile_in(folder)
         .with_context(|| format!("creating a file in {}", folder.display()))?;
-    temp.write_all(bytes)
-        .and_then(|()| temp.as_file().sync_all())
-        .with_context(|| format!("writing {}", output.display()))?;
+    temp.write_all(bytes).with_context(|| format!("writing {}", output.display()))?;
     if force {
         temp.persist(output).with_context(|| format!("writing {}", output.display()))?;
     } else {

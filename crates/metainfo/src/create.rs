@@ -11,12 +11,14 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use walkdir::WalkDir;
 
+use crate::bencode;
 use crate::error::CreateError;
 use crate::hashing::{DataFile, OnReadError, hash_pieces};
+use crate::infohash::InfoHash;
 use crate::path::check_component;
-use crate::torrent::Torrent;
+use crate::torrent::{FileEntry, Info, Torrent};
+use sha1::{Digest, Sha1};
 
 /// Smallest piece length we make: one 16 KiB block.
 pub const MIN_PIECE_LENGTH: u64 = 1 << 14;
@@ -90,50 +92,80 @@ pub fn collect_files(input: &Path) -> Result<SourceTree, CreateError> {
     }
 
     let mut files = Vec::new();
-    for entry in WalkDir::new(input).follow_links(true).min_depth(1) {
-        let entry = entry.map_err(|err| {
-            let path = err.path().unwrap_or(input).to_owned();
-            let reason = if err.loop_ancestor().is_some() {
-                "symbolic link loop".to_owned()
-            } else {
-                err.io_error().map_or_else(|| err.to_string(), ToString::to_string)
-            };
-            CreateError::BadInput { path, reason }
-        })?;
-        let file_type = entry.file_type();
-        if file_type.is_dir() {
-            continue;
-        }
-        if !file_type.is_file() {
-            return Err(CreateError::BadInput {
-                path: entry.path().to_owned(),
-                reason: "not a regular file (socket, device or broken link)".into(),
-            });
-        }
-        let length = entry
-            .metadata()
-            .map_err(|err| CreateError::BadInput { path: entry.path().to_owned(), reason: err.to_string() })?
-            .len();
-        let relative = entry.path().strip_prefix(input).unwrap_or(entry.path());
-        let components = relative
-            .iter()
-            .map(|part| {
-                let text = part.to_str().ok_or_else(|| CreateError::BadInput {
-                    path: entry.path().to_owned(),
-                    reason: "file name is not valid UTF-8".into(),
-                })?;
-                check_component(text)
-                    .map_err(|reason| CreateError::BadInput { path: entry.path().to_owned(), reason: reason.into() })?;
-                Ok(text.to_owned())
-            })
-            .collect::<Result<Vec<String>, CreateError>>()?;
-        files.push((components, DataFile { path: entry.path().to_owned(), length }));
-    }
+    let root_id = dev_ino(&metadata);
+    walk(input, &mut Vec::new(), &mut vec![root_id], &mut files)?;
     if files.is_empty() {
         return Err(CreateError::Empty { path: input.to_owned() });
     }
-    files.sort_by(|(a, _), (b, _)| a.join("/").as_bytes().cmp(b.join("/").as_bytes()));
+    files.sort_by_cached_key(|(components, _)| components.join("/"));
     Ok(SourceTree { name, single_file: false, files })
+}
+
+/// Appends the files below `dir` to `files`. One `stat` per file at most: the entry's type comes from
+/// the directory listing, and only links and folders need more. `ancestors` holds the (device, inode)
+/// of every folder above, to catch a link back up the tree.
+fn walk(
+    dir: &Path,
+    prefix: &mut Vec<String>,
+    ancestors: &mut Vec<(u64, u64)>,
+    files: &mut Vec<(Vec<String>, DataFile)>,
+) -> Result<(), CreateError> {
+    let io_error = |path: &Path| {
+        let path = path.to_owned();
+        move |err: std::io::Error| CreateError::BadInput { path, reason: err.to_string() }
+    };
+    for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
+        let entry = entry.map_err(io_error(dir))?;
+        let path = entry.path();
+        let file_name = entry.file_name();
+        let name = file_name.to_str().ok_or_else(|| CreateError::BadInput {
+            path: path.clone(),
+            reason: "file name is not valid UTF-8".into(),
+        })?;
+        check_component(name).map_err(|reason| CreateError::BadInput { path: path.clone(), reason: reason.into() })?;
+
+        let mut file_type = entry.file_type().map_err(io_error(&path))?;
+        let mut metadata = None;
+        if file_type.is_symlink() {
+            let target = std::fs::metadata(&path).map_err(|err| CreateError::BadInput {
+                path: path.clone(),
+                reason: format!("broken symbolic link ({err})"),
+            })?;
+            file_type = target.file_type();
+            metadata = Some(target);
+        }
+        if file_type.is_dir() {
+            let metadata = match metadata {
+                Some(metadata) => metadata,
+                None => entry.metadata().map_err(io_error(&path))?,
+            };
+            let id = dev_ino(&metadata);
+            if ancestors.contains(&id) {
+                return Err(CreateError::BadInput { path, reason: "symbolic link loop".into() });
+            }
+            ancestors.push(id);
+            prefix.push(name.to_owned());
+            walk(&path, prefix, ancestors, files)?;
+            prefix.pop();
+            ancestors.pop();
+        } else if file_type.is_file() {
+            let length = match metadata {
+                Some(metadata) => metadata.len(),
+                None => entry.metadata().map_err(io_error(&path))?.len(),
+            };
+            let mut components = prefix.clone();
+            components.push(name.to_owned());
+            files.push((components, DataFile { path, length }));
+        } else {
+            return Err(CreateError::BadInput { path, reason: "not a regular file (socket, device or fifo)".into() });
+        }
+    }
+    Ok(())
+}
+
+fn dev_ino(metadata: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (metadata.dev(), metadata.ino())
 }
 
 /// The last component of `input`, resolving `.`, `..` and trailing slashes through the real path.
@@ -171,11 +203,11 @@ pub fn create(
         n => n,
     };
     let data: Vec<DataFile> = tree.files.iter().map(|(_, file)| file.clone()).collect();
-    let mut pieces = Vec::with_capacity(total.div_ceil(piece_length) as usize * 20);
+    let mut hashes = Vec::with_capacity(total.div_ceil(piece_length) as usize);
     for result in hash_pieces(&data, piece_length, threads, OnReadError::Stop, progress) {
-        let hash = result.map_err(|err| CreateError::Io { path: err.path, source: err.source })?;
-        pieces.extend_from_slice(&hash);
+        hashes.push(result.map_err(|err| CreateError::Io { path: err.path, source: err.source })?);
     }
+    let pieces = hashes.concat();
 
     let info = OutInfo {
         files: (!tree.single_file)
@@ -208,10 +240,28 @@ pub fn create(
         path: PathBuf::from(&name),
         reason: format!("could not encode the torrent: {err}"),
     })?;
-    let torrent = Torrent::from_bytes(&bytes).map_err(|err| CreateError::BadInput {
-        path: PathBuf::from(&name),
-        reason: format!("the torrent made does not parse back: {err}"),
+    // The info-hash covers the info bytes exactly as written; the scanner finds them without parsing.
+    let info_span = bencode::scan(&bytes).ok().and_then(|scanned| scanned.info_span).ok_or_else(|| {
+        CreateError::BadInput { path: PathBuf::from(&name), reason: "the encoded torrent has no info span".into() }
     })?;
+    let info_hash = InfoHash(Sha1::digest(&bytes[info_span]).into());
+    let files = tree.files.iter().map(|(path, file)| FileEntry { path: path.clone(), length: file.length }).collect();
+    let info =
+        Info::from_parts(name, piece_length, hashes, options.private, options.source.clone(), files, tree.single_file);
+    let torrent = Torrent {
+        announce: all_urls.first().map(|url| (*url).clone()),
+        announce_list: if all_urls.len() > 1 {
+            options.announce_tiers.iter().filter(|tier| !tier.is_empty()).cloned().collect()
+        } else {
+            Vec::new()
+        },
+        comment: options.comment.clone(),
+        created_by: options.created_by.clone(),
+        creation_date: options.creation_date,
+        url_list: options.web_seeds.clone(),
+        info,
+        info_hash,
+    };
     Ok(Created { bytes, torrent })
 }
 

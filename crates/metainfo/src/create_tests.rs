@@ -8,8 +8,12 @@ use sha1::{Digest, Sha1};
 use super::{CreateOptions, auto_piece_length, collect_files, create};
 use crate::error::CreateError;
 
+/// Makes a torrent and checks that the model returned is exactly what parsing the bytes gives.
 fn make(tree: &Path, options: &CreateOptions) -> Result<super::Created, CreateError> {
-    create(&collect_files(tree)?, options, &|_| {})
+    let created = create(&collect_files(tree)?, options, &|_| {})?;
+    let parsed = crate::Torrent::from_bytes(&created.bytes).expect("our own output parses");
+    assert_eq!(parsed, created.torrent, "the model made must equal the model parsed");
+    Ok(created)
 }
 
 fn announce(url: &str) -> CreateOptions {
@@ -52,7 +56,7 @@ fn files_are_ordered_by_their_whole_path_and_hidden_and_empty_ones_kept() {
     assert!(!tree.single_file);
     assert_eq!(tree.total_length(), 15);
 
-    let created = create(&tree, &announce("udp://x"), &|_| {}).expect("created");
+    let created = make(&root, &announce("udp://x")).expect("created");
     let stream = b"333444455555221";
     assert_eq!(created.torrent.info.pieces, [<[u8; 20]>::from(Sha1::digest(stream))]);
     assert_eq!(created.torrent.info.files[3].length, 0);

@@ -177,6 +177,19 @@ impl Info {
         })
     }
 
+    /// An info dictionary made by [`crate::create`] from files it has already checked.
+    pub(crate) fn from_parts(
+        name: String,
+        piece_length: u64,
+        pieces: Vec<[u8; 20]>,
+        private: bool,
+        source: Option<String>,
+        files: Vec<FileEntry>,
+        single_file: bool,
+    ) -> Info {
+        Info { name, piece_length, pieces, private, source, files, single_file }
+    }
+
     pub fn is_single_file(&self) -> bool {
         self.single_file
     }
