@@ -29,3 +29,7 @@ fuzz target seconds="60":
 # Torrent creation against Debian mktorrent and imdl: a 2 GiB file and 10,000 small files, 2 threads.
 bench-create runs="5":
     ./bench/create.sh {{runs}}
+
+# UDP tracker under aquatic_udp_load_test, against aquatic_udp and opentracker (1 core each).
+bench-tracker runs="5" duration="20":
+    ./bench/tracker.sh {{runs}} {{duration}}

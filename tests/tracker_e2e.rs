@@ -147,3 +147,68 @@ fn ctrl_c_stops_the_tracker_cleanly() {
     assert!(status.success(), "{status}");
     assert!(tracker.wait_for_stderr("tracker stopped", Duration::from_secs(2)), "{}", tracker.stderr());
 }
+
+#[test]
+fn ipv6_peers_get_ipv6_peers_and_mapped_ipv4_clients_stay_ipv4() {
+    use std::net::{Ipv6Addr, SocketAddrV6, UdpSocket};
+    use tracker_protocol::{AnnounceOptions, AnnounceRequest, ConnectRequest, Response, TransactionId};
+
+    if UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("\n*** SKIPPING: this machine has no IPv6 loopback ***\n");
+        return;
+    }
+    let (_tracker, address) =
+        Running::start_listening(Command::new(bin("tracker")).args(["--open", "--bind", "[::]:0"]));
+    let port = address.port();
+
+    // An IPv6 client on ::1, speaking raw BEP 15.
+    let socket = UdpSocket::bind("[::1]:0").expect("bind v6");
+    socket.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+    let tracker_v6 = SocketAddr::from((Ipv6Addr::LOCALHOST, port));
+    let exchange = |packet: &[u8]| -> Vec<u8> {
+        for _ in 0..5 {
+            socket.send_to(packet, tracker_v6).expect("send");
+            let mut buffer = [0u8; 2048];
+            if let Ok((len, _)) = socket.recv_from(&mut buffer) {
+                return buffer[..len].to_vec();
+            }
+        }
+        panic!("no reply over IPv6");
+    };
+    let mut packet = Vec::new();
+    ConnectRequest { transaction_id: TransactionId(1) }.write(&mut packet);
+    let connection_id = match Response::<SocketAddrV6>::parse(&exchange(&packet)).expect("reply") {
+        Response::Connect(reply) => reply.connection_id,
+        other => panic!("{other:?}"),
+    };
+    let announce_v6 = |port: u16, left: u64| {
+        let mut packet = Vec::new();
+        AnnounceRequest {
+            connection_id,
+            transaction_id: TransactionId(2),
+            info_hash: HASH,
+            peer_id: [port as u8; 20],
+            downloaded: 0,
+            left,
+            uploaded: 0,
+            event: AnnounceEvent::Started,
+            ip_address: None,
+            key: 0,
+            num_want: -1,
+            port,
+            options: AnnounceOptions::EMPTY,
+        }
+        .write(&mut packet);
+        match Response::<SocketAddrV6>::parse(&exchange(&packet)).expect("reply") {
+            Response::Announce(reply) => reply.peers,
+            other => panic!("{other:?}"),
+        }
+    };
+
+    // An IPv4 seeder through the same dual-stack socket.
+    let mut v4 = UdpClient::new(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    v4.announce(HASH, 7001, 0, AnnounceEvent::Started, -1);
+    assert_eq!(announce_v6(8001, 0), [], "the IPv4 seeder is not handed to IPv6 peers");
+    assert_eq!(announce_v6(8002, 100), [SocketAddrV6::new(Ipv6Addr::LOCALHOST, 8001, 0, 0)]);
+    assert_eq!(v4.announce(HASH, 7002, 100, AnnounceEvent::Started, -1).peers(), [local(7001)]);
+}

@@ -1,8 +1,8 @@
 //! The swarm registry: who is in which torrent, and which peers each announcer is handed. Plain data:
 //! no sockets, no clock (time is a `u32` count of seconds passed in), randomness passed in.
 //!
-//! Each swarm keeps one `IndexMap` per address family, keyed by the peer's address (source IP and
-//! announced port), with the seeders kept as a prefix of the entries: `[0, seeders)` are seeders,
+//! Each swarm keeps one list per address family, keyed by the peer's address (source IP and
+//! announced port; a hash index is added only past 16 peers), with the seeders kept as a prefix: `[0, seeders)` are seeders,
 //! `[seeders, len)` leechers. Handing out peers is then a random window over a contiguous range,
 //! O(numwant) whatever the swarm's size, and the random start spreads the load so that the same few
 //! seeders are not given to everyone. Moving a peer between the classes is a swap with the boundary.
@@ -12,14 +12,12 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::net::{SocketAddrV4, SocketAddrV6};
+use std::sync::OnceLock;
 
-use indexmap::IndexMap;
 use rand::Rng;
 use tracker_protocol::AnnounceEvent;
-
-type FastState = ahash::RandomState;
 
 /// A torrent's info-hash.
 pub type InfoHash = [u8; 20];
@@ -118,65 +116,141 @@ impl Family for SocketAddrV6 {
     }
 }
 
+/// Lists up to this many peers are searched linearly; longer ones get a hash index. Most swarms are
+/// tiny, and a hash table per tiny swarm would cost more than its peers.
+const INDEX_FROM: usize = 16;
+
+/// A hasher with one random seed per process, so that every swarm's index does not carry its own
+/// 32-byte seed while keys (which clients choose) still cannot be aimed at colliding buckets.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessSeed;
+
+impl BuildHasher for ProcessSeed {
+    type Hasher = ahash::AHasher;
+
+    fn build_hasher(&self) -> ahash::AHasher {
+        static SEED: OnceLock<ahash::RandomState> = OnceLock::new();
+        SEED.get_or_init(ahash::RandomState::new).build_hasher()
+    }
+}
+
 /// The peers of one family in one torrent: seeders first, then leechers.
 #[derive(Debug)]
 pub struct PeerList<A> {
-    peers: IndexMap<A, PeerState, FastState>,
+    entries: Vec<(A, PeerState)>,
+    /// Position of each address in `entries`, kept only past [`INDEX_FROM`] peers. Boxed so that the
+    /// usual `None` costs 8 bytes in every tiny swarm instead of a 32-byte empty table.
+    #[allow(clippy::box_collection)]
+    index: Option<Box<HashMap<A, u32, ProcessSeed>>>,
     seeders: usize,
 }
 
 impl<A> Default for PeerList<A> {
     fn default() -> PeerList<A> {
-        PeerList { peers: IndexMap::with_hasher(FastState::new()), seeders: 0 }
+        PeerList { entries: Vec::new(), index: None, seeders: 0 }
     }
 }
 
 impl<A: Family> PeerList<A> {
     fn len(&self) -> usize {
-        self.peers.len()
+        self.entries.len()
     }
 
     fn leechers(&self) -> usize {
-        self.peers.len() - self.seeders
+        self.entries.len() - self.seeders
     }
 
-    fn insert(&mut self, address: A, state: PeerState) {
-        let (index, _) = self.peers.insert_full(address, state);
-        if state.left == 0 {
-            self.peers.swap_indices(index, self.seeders);
-            self.seeders += 1;
+    fn position(&self, address: &A) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.get(address).map(|&at| at as usize),
+            None => self.entries.iter().position(|(known, _)| known == address),
         }
     }
 
-    fn remove(&mut self, index: usize) {
-        if index < self.seeders {
+    fn swap(&mut self, a: usize, b: usize) {
+        if a == b {
+            return;
+        }
+        self.entries.swap(a, b);
+        if let Some(index) = &mut self.index {
+            index.insert(self.entries[a].0, a as u32);
+            index.insert(self.entries[b].0, b as u32);
+        }
+    }
+
+    fn push(&mut self, address: A, state: PeerState) -> usize {
+        if self.entries.len() < INDEX_FROM {
+            // Grow one at a time while small: a lone peer should not pay for four.
+            self.entries.reserve_exact(1);
+        }
+        self.entries.push((address, state));
+        let at = self.entries.len() - 1;
+        match &mut self.index {
+            Some(index) => {
+                index.insert(address, at as u32);
+            }
+            None if self.entries.len() > INDEX_FROM => {
+                let index = self.entries.iter().enumerate().map(|(at, (known, _))| (*known, at as u32)).collect();
+                self.index = Some(Box::new(index));
+            }
+            None => {}
+        }
+        at
+    }
+
+    fn swap_remove(&mut self, at: usize) {
+        let (gone, _) = self.entries.swap_remove(at);
+        if let Some(index) = &mut self.index {
+            index.remove(&gone);
+            if let Some((moved, _)) = self.entries.get(at) {
+                index.insert(*moved, at as u32);
+            }
+            if self.entries.len() < INDEX_FROM / 2 {
+                self.index = None;
+                self.entries.shrink_to_fit();
+            }
+        }
+    }
+
+    fn insert(&mut self, address: A, state: PeerState) -> usize {
+        let at = self.push(address, state);
+        if state.left == 0 {
+            self.swap(at, self.seeders);
+            self.seeders += 1;
+            return self.seeders - 1;
+        }
+        at
+    }
+
+    fn remove(&mut self, at: usize) {
+        if at < self.seeders {
             // Move the seeder to the end of the seeder range; the last entry (a leecher, if any) then
             // fills its place, which after the decrement is the first leecher slot.
-            self.peers.swap_indices(index, self.seeders - 1);
-            self.peers.swap_remove_index(self.seeders - 1);
+            self.swap(at, self.seeders - 1);
+            self.swap_remove(self.seeders - 1);
             self.seeders -= 1;
         } else {
-            self.peers.swap_remove_index(index);
+            self.swap_remove(at);
         }
     }
 
-    /// Updates the entry at `index`, moving it across the boundary when it became a seeder or leecher.
-    fn update(&mut self, index: usize, state: PeerState) -> usize {
-        let was_seeder = index < self.seeders;
-        let mut index = index;
+    /// Updates the entry at `at`, moving it across the boundary when it became a seeder or leecher.
+    fn update(&mut self, at: usize, state: PeerState) -> usize {
+        let was_seeder = at < self.seeders;
+        let mut at = at;
         if state.left == 0 && !was_seeder {
-            self.peers.swap_indices(index, self.seeders);
-            index = self.seeders;
+            self.swap(at, self.seeders);
+            at = self.seeders;
             self.seeders += 1;
         } else if state.left > 0 && was_seeder {
-            self.peers.swap_indices(index, self.seeders - 1);
-            index = self.seeders - 1;
+            self.swap(at, self.seeders - 1);
+            at = self.seeders - 1;
             self.seeders -= 1;
         }
-        if let Some((_, slot)) = self.peers.get_index_mut(index) {
+        if let Some((_, slot)) = self.entries.get_mut(at) {
             *slot = state;
         }
-        index
+        at
     }
 
     /// Appends up to `want` addresses from `range`, starting at a random offset and wrapping, skipping
@@ -200,7 +274,7 @@ impl<A: Family> PeerList<A> {
             if Some(index) == skip {
                 continue;
             }
-            if let Some((address, _)) = self.peers.get_index(index) {
+            if let Some((address, _)) = self.entries.get(index) {
                 out.push(*address);
                 taken += 1;
                 if taken == want {
@@ -214,8 +288,8 @@ impl<A: Family> PeerList<A> {
     fn expire(&mut self, cutoff: u32) -> usize {
         let mut removed = 0;
         let mut index = 0;
-        while index < self.peers.len() {
-            let stale = self.peers.get_index(index).is_some_and(|(_, peer)| peer.last_seen < cutoff);
+        while index < self.entries.len() {
+            let stale = self.entries.get(index).is_some_and(|(_, peer)| peer.last_seen < cutoff);
             if stale {
                 // `remove` fills `index` with another entry, which is examined next.
                 self.remove(index);
@@ -223,6 +297,9 @@ impl<A: Family> PeerList<A> {
             } else {
                 index += 1;
             }
+        }
+        if removed > 0 && self.entries.capacity() > 2 * self.entries.len() + INDEX_FROM {
+            self.entries.shrink_to_fit();
         }
         removed
     }
@@ -269,7 +346,8 @@ pub struct Expired {
 /// swarms are dropped at expiry.
 #[derive(Debug)]
 pub struct Registry {
-    swarms: HashMap<InfoHash, Swarm, FastState>,
+    /// Boxed: the table is sized in powers of two and often half empty, so its slots stay small.
+    swarms: HashMap<InfoHash, Box<Swarm>, ProcessSeed>,
     open: bool,
     limits: Limits,
 }
@@ -277,12 +355,12 @@ pub struct Registry {
 impl Registry {
     /// A registry that accepts any torrent.
     pub fn open(limits: Limits) -> Registry {
-        Registry { swarms: HashMap::with_hasher(FastState::new()), open: true, limits }
+        Registry { swarms: HashMap::with_hasher(ProcessSeed), open: true, limits }
     }
 
     /// A registry that serves only `torrents`.
     pub fn closed(torrents: impl IntoIterator<Item = InfoHash>, limits: Limits) -> Registry {
-        let swarms = torrents.into_iter().map(|hash| (hash, Swarm::default())).collect();
+        let swarms = torrents.into_iter().map(|hash| (hash, Box::default())).collect();
         Registry { swarms, open: false, limits }
     }
 
@@ -305,7 +383,7 @@ impl Registry {
                 return Ok((SwarmCounts::default(), Change::Left));
             }
             Entry::Vacant(_) if tracked >= self.limits.max_torrents => return Err(AnnounceError::TooManyTorrents),
-            Entry::Vacant(entry) => entry.insert(Swarm::default()),
+            Entry::Vacant(entry) => entry.insert(Box::default()),
         };
         let state = PeerState {
             peer_id: announce.peer_id,
@@ -317,7 +395,7 @@ impl Registry {
         };
         let mut finished = false;
         let list = A::list(swarm);
-        let (own_index, change) = match list.peers.get_index_of(&address) {
+        let (own_index, change) = match list.position(&address) {
             Some(index) if announce.event == AnnounceEvent::Stopped => {
                 list.remove(index);
                 (None, Change::Left)
@@ -329,10 +407,7 @@ impl Registry {
             }
             None if announce.event == AnnounceEvent::Stopped => (None, Change::Left),
             None if list.len() >= self.limits.max_peers_per_torrent => (None, Change::NotRecorded),
-            None => {
-                list.insert(address, state);
-                (list.peers.get_index_of(&address), Change::Joined)
-            }
+            None => (Some(list.insert(address, state)), Change::Joined),
         };
 
         if change != Change::Left {
@@ -353,12 +428,13 @@ impl Registry {
 
     /// The scrape triple of a torrent, if it is tracked.
     pub fn scrape(&self, info_hash: &InfoHash) -> Option<SwarmCounts> {
-        self.swarms.get(info_hash).map(Swarm::counts)
+        self.swarms.get(info_hash).map(|swarm| swarm.counts())
     }
 
     /// What the registry knows of one peer, if anything.
     pub fn peer<A: Family>(&self, info_hash: &InfoHash, address: &A) -> Option<&PeerState> {
-        A::list_ref(self.swarms.get(info_hash)?)?.peers.get(address)
+        let list = A::list_ref(self.swarms.get(info_hash)?)?;
+        list.position(address).and_then(|at| list.entries.get(at)).map(|(_, state)| state)
     }
 
     /// Drops every peer last seen before `cutoff`, and in open mode the swarms left empty. One pass
@@ -387,7 +463,7 @@ impl Registry {
     }
 
     pub fn peer_count(&self) -> usize {
-        self.swarms.values().map(Swarm::peer_count).sum()
+        self.swarms.values().map(|swarm| swarm.peer_count()).sum()
     }
 
     /// Every tracked torrent with its counts, in no particular order.
