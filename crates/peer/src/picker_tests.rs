@@ -1,0 +1,365 @@
+//! Unit tests for the piece picker, and `check`, which asserts every invariant of the module docs.
+
+use std::collections::BTreeMap;
+
+use peer_wire::{BLOCK_LEN, Bitfield};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+
+use super::{Block, NOWHERE, PeerKey, Picker, Received, Slot, State};
+
+const A: PeerKey = PeerKey(1);
+const B: PeerKey = PeerKey(2);
+const C: PeerKey = PeerKey(3);
+
+/// Asserts the invariants listed in the module docs: one state per piece, lists and counters in agreement.
+pub(super) fn check(p: &Picker) {
+    let mut unstarted = 0;
+    let mut have_bytes = 0;
+    let mut requests: BTreeMap<PeerKey, BTreeMap<u32, u32>> = BTreeMap::new();
+    for i in 0..p.num_pieces() {
+        let at = p.pos[i as usize];
+        let in_bucket = p.buckets.get(p.availability[i as usize] as usize).and_then(|b| b.get(at as usize));
+        let in_partial = p.partial.get(at as usize) == Some(&i);
+        assert_eq!(p.we_have.has(i), p.state[i as usize] == State::Have, "piece {i}");
+        match p.state[i as usize] {
+            State::Missing => {
+                assert_eq!(in_bucket, Some(&i), "missing piece {i} sits in its availability bucket");
+                assert!(!p.active.contains_key(&i));
+                unstarted += 1;
+            }
+            State::Have => {
+                assert!(at == NOWHERE && !p.active.contains_key(&i), "held piece {i} is in no list");
+                have_bytes += u64::from(p.piece_len(i));
+            }
+            State::Downloading | State::Hashing => {
+                let piece = &p.active[&i];
+                assert_eq!(piece.slots.len() as u32, p.block_count(i));
+                let open = piece.slots.iter().filter(|s| **s == Slot::Open).count() as u32;
+                let got = piece.slots.iter().filter(|s| matches!(s, Slot::Got(_))).count() as u32;
+                assert_eq!((piece.open, piece.got), (open, got), "counters of piece {i}");
+                let first = piece.slots.iter().position(|s| *s == Slot::Open).unwrap_or(piece.slots.len());
+                assert!(piece.first_open as usize <= first, "no open slot below first_open in piece {i}");
+                assert_eq!(in_partial, open > 0, "piece {i} is partial iff it has open slots");
+                if open == 0 {
+                    assert_eq!(at, NOWHERE);
+                }
+                if p.state[i as usize] == State::Hashing {
+                    assert_eq!(got as usize, piece.slots.len(), "hashing piece {i} has every block");
+                } else {
+                    assert!(got < p.block_count(i) && got + piece.requested() > 0, "downloading piece {i}");
+                }
+                for slot in &piece.slots {
+                    let asked: &[PeerKey] = match slot {
+                        Slot::Asked(q) => std::slice::from_ref(q),
+                        Slot::Shared(peers) => {
+                            assert!(peers.len() >= 2, "a shared slot has two requesters or more");
+                            peers
+                        }
+                        Slot::Open | Slot::Got(_) => &[],
+                    };
+                    for (n, q) in asked.iter().enumerate() {
+                        assert!(!asked[..n].contains(q), "never asked twice from the same peer");
+                        *requests.entry(*q).or_default().entry(i).or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(p.unstarted, unstarted);
+    assert_eq!(p.buckets.iter().map(Vec::len).sum::<usize>(), unstarted as usize);
+    assert!(p.partial.iter().all(|&i| p.state[i as usize] == State::Downloading));
+    assert_eq!(p.requests, requests, "per-peer request counts match the slots");
+    assert_eq!(p.missing_bytes(), p.geo.total_length - have_bytes);
+}
+
+/// A torrent of `pieces` pieces of `blocks` full blocks each.
+fn picker(pieces: u32, blocks: u32) -> Picker {
+    Picker::new(blocks * BLOCK_LEN, u64::from(pieces * blocks * BLOCK_LEN)).expect("valid geometry")
+}
+
+fn bits(num_pieces: u32, held: &[u32]) -> Bitfield {
+    let mut bf = Bitfield::new(num_pieces);
+    for &i in held {
+        bf.set(i).expect("index in range");
+    }
+    bf
+}
+
+fn pick(p: &mut Picker, peer: PeerKey, theirs: &Bitfield, max: usize, seed: u64) -> Vec<Block> {
+    let mut out = Vec::new();
+    p.pick(peer, theirs, max, &mut SmallRng::seed_from_u64(seed), &mut out);
+    check(p);
+    out
+}
+
+fn block(piece: u32, b: u32) -> Block {
+    Block { piece, offset: b * BLOCK_LEN, length: BLOCK_LEN }
+}
+
+fn new(piece_complete: bool) -> Received {
+    Received::New { cancel: Vec::new(), piece_complete }
+}
+
+#[test]
+fn the_last_piece_and_its_last_block_are_short() {
+    let mut p = Picker::new(2 * BLOCK_LEN, u64::from(6 * BLOCK_LEN) + 1).expect("valid geometry");
+    assert_eq!(p.num_pieces(), 4);
+    assert_eq!((p.piece_len(2), p.piece_len(3), p.piece_len(4)), (2 * BLOCK_LEN, 1, 0));
+    assert_eq!((p.block_count(0), p.block_count(3)), (2, 1));
+    let seed = Bitfield::full(4);
+    p.peer_joined(&seed);
+    let mut got = pick(&mut p, A, &seed, 100, 7);
+    got.sort();
+    assert_eq!(got.len(), 7);
+    assert_eq!(got.last(), Some(&Block { piece: 3, offset: 0, length: 1 }));
+    assert_eq!(p.block_received(A, Block { piece: 3, offset: 0, length: BLOCK_LEN }), Received::Unexpected);
+    assert_eq!(p.block_received(A, Block { piece: 3, offset: 0, length: 1 }), new(true));
+    assert!(p.piece_verified(3));
+    assert_eq!(p.missing_bytes(), u64::from(6 * BLOCK_LEN));
+}
+
+#[test]
+fn a_piece_length_that_is_not_a_multiple_of_the_block_size_ends_each_piece_with_a_short_block() {
+    let mut p = Picker::new(40_000, 100_000).expect("valid geometry");
+    let seed = Bitfield::full(3);
+    p.peer_joined(&seed);
+    let mut got = pick(&mut p, A, &seed, 100, 1);
+    got.sort();
+    let lengths: Vec<u32> = got.iter().map(|b| b.length).collect();
+    assert_eq!(lengths, [16_384, 16_384, 7_232, 16_384, 16_384, 7_232, 16_384, 3_616]);
+    assert_eq!(Picker::new(0, 1).err(), Some(super::PickerError::ZeroPieceLength));
+}
+
+#[test]
+fn new_pieces_are_started_rarest_first() {
+    let mut p = picker(4, 1);
+    for held in [&[0, 1, 2, 3][..], &[0, 1, 2], &[0, 1], &[0]] {
+        p.peer_joined(&bits(4, held));
+    }
+    let seed = Bitfield::full(4);
+    let order: Vec<u32> = (0..4).map(|s| pick(&mut p, A, &seed, 1, s)[0].piece).collect();
+    assert_eq!(order, [3, 2, 1, 0]);
+    assert!(pick(&mut p, A, &seed, 1, 9).is_empty(), "a peer is never asked twice for a block");
+}
+
+#[test]
+fn availability_follows_haves_and_departures() {
+    let mut p = picker(3, 1);
+    let x = bits(3, &[0, 1]);
+    p.peer_joined(&x);
+    p.peer_has(1);
+    p.peer_has(99);
+    assert_eq!((p.availability(0), p.availability(1), p.availability(2)), (1, 2, 0));
+    assert!(p.peer_left(A, &x).is_empty());
+    assert_eq!((p.availability(0), p.availability(1)), (0, 1));
+    check(&p);
+    // Piece 1 is now the only piece anyone has.
+    assert_eq!(pick(&mut p, B, &Bitfield::full(3), 3, 0), [block(1, 0)]);
+}
+
+#[test]
+fn started_pieces_take_strict_priority_over_rarer_ones() {
+    let mut p = picker(4, 4);
+    p.peer_joined(&Bitfield::full(4));
+    p.peer_joined(&bits(4, &[0, 1, 2]));
+    for _ in 0..3 {
+        p.peer_joined(&bits(4, &[3]));
+    }
+    // A holds only the common piece 3 and starts it.
+    assert_eq!(pick(&mut p, A, &bits(4, &[3]), 1, 0), [block(3, 0)]);
+    // B holds everything: it finishes piece 3 before starting the rarer pieces 0..3.
+    let got = pick(&mut p, B, &Bitfield::full(4), 4, 0);
+    assert_eq!(got[..3], [block(3, 1), block(3, 2), block(3, 3)]);
+    assert!(got[3].piece < 3);
+}
+
+#[test]
+fn equally_rare_pieces_are_drawn_differently_by_different_seeds() {
+    let mut firsts = std::collections::BTreeSet::new();
+    for seed in 0..16 {
+        let mut p = picker(64, 1);
+        let all = Bitfield::full(64);
+        p.peer_joined(&all);
+        firsts.insert(pick(&mut p, A, &all, 1, seed)[0].piece);
+    }
+    assert!(firsts.len() >= 8, "16 seeds started only {firsts:?}");
+}
+
+#[test]
+fn a_peer_with_few_common_pieces_is_served_rarest_first_by_the_bitfield_walk() {
+    // 4096 pieces only the seeder has; the small peer's three pieces are more common, so the bucket scan runs
+    // out of budget and the bitfield walk must still honour rarest first.
+    let mut p = picker(4096, 1);
+    p.peer_joined(&Bitfield::full(4096));
+    let small = bits(4096, &[10, 20, 30]);
+    p.peer_joined(&small);
+    p.peer_joined(&bits(4096, &[10, 30]));
+    p.peer_joined(&bits(4096, &[10]));
+    let order: Vec<u32> = (0..3).map(|s| pick(&mut p, A, &small, 1, s)[0].piece).collect();
+    assert_eq!(order, [20, 30, 10]);
+}
+
+#[test]
+fn a_scan_that_runs_out_of_budget_falls_back_to_the_bitfield_walk() {
+    // The peer holds a quarter of the pieces, so a scan looks cheap, but all of them are more common than the
+    // 3072 pieces only the seeder has: the scan overruns its budget and the walk finds the rarest of them.
+    let mut p = picker(4096, 1);
+    p.peer_joined(&Bitfield::full(4096));
+    let quarter: Vec<u32> = (3072..4096).collect();
+    let theirs = bits(4096, &quarter);
+    p.peer_joined(&theirs);
+    let without_3500: Vec<u32> = quarter.iter().copied().filter(|&i| i != 3500).collect();
+    p.peer_joined(&bits(4096, &without_3500));
+    assert_eq!(pick(&mut p, A, &theirs, 1, 0), [block(3500, 0)]);
+    let next = pick(&mut p, A, &theirs, 1, 0)[0].piece;
+    assert!((3072..4096).contains(&next) && next != 3500);
+}
+
+#[test]
+fn endgame_duplicates_requests_and_the_first_copy_cancels_the_rest() {
+    let mut p = picker(1, 2);
+    let all = Bitfield::full(1);
+    p.peer_joined(&all);
+    p.peer_joined(&all);
+    assert_eq!(pick(&mut p, A, &all, 8, 0), [block(0, 0), block(0, 1)]);
+    assert!(p.in_endgame());
+    assert_eq!(pick(&mut p, B, &all, 8, 0), [block(0, 0), block(0, 1)]);
+    assert!(pick(&mut p, A, &all, 8, 0).is_empty(), "never twice from the same peer");
+    assert_eq!(p.block_received(B, block(0, 0)), Received::New { cancel: vec![A], piece_complete: false });
+    assert_eq!(p.block_received(A, block(0, 0)), Received::Duplicate);
+    assert_eq!(p.block_received(A, block(0, 1)), Received::New { cancel: vec![B], piece_complete: true });
+    assert_eq!(p.block_received(B, block(0, 1)), Received::Duplicate);
+    assert_eq!((p.outstanding(A), p.outstanding(B)), (0, 0));
+    check(&p);
+    assert!(p.piece_verified(0) && p.is_complete() && p.missing_bytes() == 0);
+}
+
+#[test]
+fn endgame_prefers_blocks_that_only_one_peer_was_asked_for() {
+    let mut p = picker(1, 3);
+    let all = Bitfield::full(1);
+    p.peer_joined(&all);
+    assert_eq!(pick(&mut p, A, &all, 2, 0).len(), 2);
+    assert_eq!(pick(&mut p, B, &all, 2, 0), [block(0, 2), block(0, 0)], "the open block first, then endgame");
+    assert_eq!(pick(&mut p, C, &all, 1, 0), [block(0, 1)], "asked from A only");
+}
+
+#[test]
+fn blocks_nobody_asked_that_peer_for_are_unexpected() {
+    let mut p = picker(2, 2);
+    let all = Bitfield::full(2);
+    p.peer_joined(&all);
+    let asked = pick(&mut p, A, &all, 1, 0)[0];
+    assert_eq!(p.block_received(B, asked), Received::Unexpected, "asked from A, not from B");
+    let other = Block { piece: 1 - asked.piece, ..asked };
+    assert_eq!(p.block_received(A, other), Received::Unexpected, "piece not started");
+    assert_eq!(p.block_received(A, Block { length: 100, ..asked }), Received::Unexpected, "wrong length");
+    assert_eq!(p.block_received(A, Block { offset: 1, ..asked }), Received::Unexpected, "unaligned");
+    assert_eq!(p.block_received(A, Block { piece: 7, ..asked }), Received::Unexpected, "no such piece");
+    assert_eq!(p.block_received(A, asked), new(false));
+    check(&p);
+}
+
+#[test]
+fn a_failed_piece_goes_back_to_missing_and_names_its_contributors() {
+    let mut p = picker(1, 3);
+    let all = Bitfield::full(1);
+    p.peer_joined(&all);
+    let from_b = pick(&mut p, B, &all, 2, 0);
+    let from_a = pick(&mut p, A, &all, 1, 0);
+    assert_eq!(from_a, [block(0, 2)]);
+    for b in from_b {
+        assert!(matches!(p.block_received(B, b), Received::New { .. }));
+    }
+    assert_eq!(p.block_received(A, from_a[0]), new(true));
+    assert!(pick(&mut p, C, &all, 5, 0).is_empty(), "a hashing piece is not requested again");
+    assert_eq!(p.piece_failed(0), [A, B]);
+    check(&p);
+    assert!(!p.have(0) && !p.piece_verified(0) && p.piece_failed(0).is_empty());
+    assert_eq!(pick(&mut p, C, &all, 5, 0), [block(0, 0), block(0, 1), block(0, 2)]);
+}
+
+#[test]
+fn a_choke_returns_every_request_and_untouched_pieces_become_missing_again() {
+    let mut p = picker(2, 2);
+    let all = Bitfield::full(2);
+    p.peer_joined(&all);
+    let asked = pick(&mut p, A, &all, 4, 0);
+    assert_eq!(p.block_received(A, asked[0]), new(false));
+    let mut returned = p.peer_choked_us(A);
+    returned.sort();
+    let mut expected = asked[1..].to_vec();
+    expected.sort();
+    assert_eq!(returned, expected);
+    check(&p);
+    assert_eq!((p.outstanding(A), p.unstarted), (0, 1), "the untouched piece is missing again");
+    // B first completes the piece A started, then takes the other.
+    let again = pick(&mut p, B, &all, 4, 0);
+    assert_eq!(again[0], asked[1]);
+    assert_eq!(again.len(), 3);
+}
+
+#[test]
+fn a_timed_out_request_goes_back_to_the_pool() {
+    let mut p = picker(1, 2);
+    let all = Bitfield::full(1);
+    p.peer_joined(&all);
+    let asked = pick(&mut p, A, &all, 1, 0)[0];
+    assert!(!p.request_timed_out(B, asked), "not asked from B");
+    assert!(p.request_timed_out(A, asked));
+    assert!(!p.request_timed_out(A, asked), "already returned");
+    check(&p);
+    assert_eq!(p.outstanding(A), 0);
+    assert_eq!(pick(&mut p, B, &all, 1, 0), [asked]);
+}
+
+#[test]
+fn a_departing_peer_returns_its_requests_and_its_availability() {
+    let mut p = picker(2, 1);
+    let theirs = bits(2, &[1]);
+    p.peer_joined(&theirs);
+    let asked = pick(&mut p, A, &theirs, 4, 0);
+    assert_eq!(p.peer_left(A, &theirs), asked);
+    check(&p);
+    assert_eq!(p.availability(1), 0);
+}
+
+#[test]
+fn resumed_pieces_are_never_requested() {
+    let mut p = Picker::new(BLOCK_LEN, u64::from(3 * BLOCK_LEN) - 10).expect("valid geometry");
+    let all = Bitfield::full(3);
+    p.peer_joined(&all);
+    assert_eq!(pick(&mut p, A, &bits(3, &[0]), 1, 0), [block(0, 0)]);
+    assert!(p.mark_have(0) && p.mark_have(2) && !p.mark_have(2) && !p.mark_have(3));
+    check(&p);
+    assert_eq!(p.missing_bytes(), u64::from(BLOCK_LEN));
+    assert_eq!(p.outstanding(A), 0, "requests for a resumed piece are forgotten");
+    assert_eq!(pick(&mut p, A, &all, 5, 0), [block(1, 0)]);
+    assert!(p.mark_have(1) && p.is_complete() && !p.in_endgame());
+    assert!(p.we_have().is_complete() && p.missing_bytes() == 0);
+}
+
+#[test]
+fn an_empty_torrent_is_complete_from_the_start() {
+    let mut p = Picker::new(BLOCK_LEN, 0).expect("valid geometry");
+    assert!(p.is_complete() && p.num_pieces() == 0);
+    assert!(pick(&mut p, A, &Bitfield::new(0), 4, 0).is_empty());
+}
+
+proptest::proptest! {
+    #[test]
+    fn the_word_walk_agrees_with_the_bitfield_walk(
+        ours in proptest::collection::vec(proptest::bool::ANY, 0..200),
+        theirs_seed in proptest::prelude::any::<u64>(),
+    ) {
+        let n = ours.len() as u32;
+        let held: Vec<u32> = (0..n).filter(|&i| ours[i as usize]).collect();
+        let ours = bits(n, &held);
+        let theirs_held: Vec<u32> = (0..n).filter(|i| (theirs_seed.rotate_left(*i) ^ u64::from(*i)) & 3 != 0).collect();
+        let theirs = bits(n, &theirs_held);
+        let fast: Vec<u32> = super::wanted(&ours, &theirs).collect();
+        let slow: Vec<u32> = ours.wanted_from(&theirs).collect();
+        proptest::prop_assert_eq!(fast, slow);
+    }
+}
