@@ -43,7 +43,7 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..))]
     pub peer_timeout: Option<u32>,
 
-    /// Most peers in one reply (never more than fit in one 1220-byte packet: 200 IPv4, 67 IPv6).
+    /// Most peers in one reply (never more than fit in one 1220-byte packet: 200 IPv4, 66 IPv6).
     #[arg(long, value_name = "N", default_value_t = 200)]
     pub max_numwant: usize,
 

@@ -57,9 +57,9 @@ pub struct Args {
     #[arg(short = 'f', long)]
     pub force: bool,
 
-    /// Piece length as a power of two, 14 to 28 (18 = 256 KiB). Default: the smallest 2^n (n ≥ 15)
-    /// keeping the torrent under 1,600 pieces per 50 MiB step, mktorrent's table: 32 KiB up to 50 MiB,
-    /// doubling at 100, 200, 400, 800 MiB... up to 16 MiB above 12,800 MiB.
+    /// Piece length as a power of two, 14 to 28 (18 = 256 KiB). Default: mktorrent's table, 32 KiB up
+    /// to 50 MiB of data, doubling each time the size doubles (64 KiB up to 100 MiB, ... 8 MiB up to
+    /// 12,800 MiB), 16 MiB above that.
     #[arg(short = 'l', long = "piece-length", value_name = "N", value_parser = clap::value_parser!(u32).range(14..=28))]
     pub piece_length_log2: Option<u32>,
 
@@ -160,8 +160,7 @@ fn make(input: &Path, args: &Args) -> anyhow::Result<ExitCode> {
     }
 
     let options = CreateOptions {
-        announce_tiers: split_urls(if args.announce.is_empty() { &[] } else { &args.announce })
-            .unwrap_or_else(|| vec![vec![DEFAULT_ANNOUNCE.to_owned()]]),
+        announce_tiers: split_urls(&args.announce).unwrap_or_else(|| vec![vec![DEFAULT_ANNOUNCE.to_owned()]]),
         comment: args.comment.clone(),
         created_by: (!args.no_created_by)
             .then(|| format!("mktorrent (bittorrent-tools {})", env!("CARGO_PKG_VERSION"))),

@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use sha1::{Digest, Sha1};
@@ -194,8 +194,14 @@ impl Reader<'_> {
             }
             let len = buf.len().min((file.length - within) as usize);
             let (now, rest) = buf.split_at_mut(len);
-            let handle = self.file(index, &file.path)?;
-            handle.read_exact_at(now, within).map_err(|source| {
+            // Reuse the file read last (the common case inside a batch), else open this one.
+            let handle = match self.open.take() {
+                Some((open, handle)) if open == index => handle,
+                _ => File::open(&file.path).map_err(|source| ReadError { path: file.path.clone(), source })?,
+            };
+            let read = handle.read_exact_at(now, within);
+            self.open = Some((index, handle));
+            read.map_err(|source| {
                 let source = if source.kind() == io::ErrorKind::UnexpectedEof {
                     io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -211,17 +217,6 @@ impl Reader<'_> {
             index += 1;
         }
         Ok(())
-    }
-
-    fn file(&mut self, index: usize, path: &Path) -> Result<&File, ReadError> {
-        if self.open.as_ref().map(|(open, _)| *open) != Some(index) {
-            let file = File::open(path).map_err(|source| ReadError { path: path.to_owned(), source })?;
-            self.open = Some((index, file));
-        }
-        match &self.open {
-            Some((_, file)) => Ok(file),
-            None => unreachable!("a file was opened just above"),
-        }
     }
 }
 

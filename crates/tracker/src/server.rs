@@ -21,7 +21,7 @@ use tracker_protocol::{
 };
 
 use crate::connection_id::ConnectionIds;
-use crate::swarm::{Announce, AnnounceError, Change, Family, InfoHash, Limits, Registry};
+use crate::swarm::{Announce, Change, Family, InfoHash, Limits, Registry};
 
 /// UDP payload a reply may fill: fits in one packet on any path (IPv6 minimum MTU minus headers).
 const MAX_REPLY_PAYLOAD: usize = 1220;
@@ -37,7 +37,7 @@ pub struct Config {
     pub peer_timeout: u32,
     /// Peers handed out when a client sends numwant -1.
     pub default_numwant: usize,
-    /// Most peers handed out per reply (also capped to what fits in 1220 bytes: 200 IPv4, 67 IPv6).
+    /// Most peers handed out per reply (also capped to what fits in 1220 bytes: 200 IPv4, 66 IPv6).
     pub max_numwant: usize,
     /// How long a connection ID stays valid.
     pub connection_lifetime: u32,
@@ -208,12 +208,9 @@ impl Tracker {
                 }
                 .write(&mut self.reply);
             }
-            Err(err @ (AnnounceError::UnknownTorrent | AnnounceError::TooManyTorrents)) => {
+            Err(err) => {
                 tracing::debug!(%peer, info_hash = %hex(&request.info_hash), "refused announce: {err}");
-                self.error(
-                    request.transaction_id,
-                    if err == AnnounceError::UnknownTorrent { "unknown torrent" } else { "tracker is full" },
-                );
+                self.error(request.transaction_id, err.reply_message());
             }
         }
     }

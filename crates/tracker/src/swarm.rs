@@ -92,6 +92,16 @@ pub enum AnnounceError {
     TooManyTorrents,
 }
 
+impl AnnounceError {
+    /// The text of the BEP 15 error reply, without allocating.
+    pub fn reply_message(self) -> &'static str {
+        match self {
+            AnnounceError::UnknownTorrent => "unknown torrent",
+            AnnounceError::TooManyTorrents => "tracker is full",
+        }
+    }
+}
+
 /// The address families the registry keeps apart: each announcer gets peers of its own family.
 pub trait Family: Copy + Eq + Hash + 'static {
     fn list(swarm: &mut Swarm) -> &mut PeerList<Self>;
@@ -412,11 +422,12 @@ impl Registry {
 
         if change != Change::Left {
             let want = announce.num_want;
+            let before = out.len();
             if state.left == 0 {
                 list.sample(list.seeders..list.len(), want, own_index, rng, out);
             } else {
                 list.sample(0..list.seeders, want, own_index, rng, out);
-                let still = want - out.len().min(want);
+                let still = want - (out.len() - before);
                 list.sample(list.seeders..list.len(), still, own_index, rng, out);
             }
         }

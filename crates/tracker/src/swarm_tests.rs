@@ -219,3 +219,16 @@ proptest! {
         prop_assert_eq!(h.registry.peer_count(), 0);
     }
 }
+
+#[test]
+fn peers_are_appended_after_what_the_caller_already_holds() {
+    let mut h = Harness::open();
+    h.send(1, 0, AnnounceEvent::Started, 0);
+    for peer in 2..6 {
+        h.send(peer, 5, AnnounceEvent::Started, 0);
+    }
+    let mut out = vec![v4(999)];
+    h.registry.announce(v4(50), &announce(5, AnnounceEvent::None, 3), h.now, &mut h.rng, &mut out).expect("ok");
+    assert_eq!(out.len(), 4, "three peers appended to the one already there");
+    assert_eq!(out[1], v4(1), "the seeder comes first among the appended");
+}
