@@ -3,4 +3,5 @@
 
 pub mod cli;
 pub mod mktorrent;
+pub mod peer;
 pub mod tracker;

@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests: running our binaries and the reference tools.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod hostile_peer;
 pub mod process;
 pub mod udp;
 
@@ -12,6 +13,7 @@ pub fn bin(name: &str) -> &'static str {
     match name {
         "mktorrent" => env!("CARGO_BIN_EXE_mktorrent"),
         "tracker" => env!("CARGO_BIN_EXE_tracker"),
+        "peer" => env!("CARGO_BIN_EXE_peer"),
         other => panic!("unknown binary {other}"),
     }
 }

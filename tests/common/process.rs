@@ -67,6 +67,19 @@ impl Running {
         }
     }
 
+    /// The stdout lines not yet read, up to the program's exit (or `timeout`).
+    pub fn rest_of_stdout(&mut self, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let mut lines = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.stdout.recv_timeout(left) {
+                Ok(line) => lines.push(line),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        lines
+    }
+
     /// Everything the program wrote to stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()

@@ -1,6 +1,16 @@
-//! The BitTorrent peer: which blocks to request from whom ([`picker`]) and whom to upload to ([`choker`]).
+//! The BitTorrent peer: one torrent's download and upload over the BEP 3 peer wire protocol.
 //!
-//! Both modules are pure state machines: the caller passes in time and randomness, so tests are deterministic.
+//! The decisions are pure state machines that take time and randomness from the caller: which blocks to request
+//! from whom ([`picker`]) and whom to upload to ([`choker`]). Around them, thin tokio layers do the I/O: the
+//! [`session`] (listen, announce, connect), one task pair per connection, [`storage`] (pieces mapped onto files,
+//! positional I/O, nothing outside the download folder) and the BEP 15 [`tracker_client`].
 
 pub mod choker;
+mod connection;
+mod outbox;
 pub mod picker;
+pub mod rate;
+pub mod session;
+pub mod storage;
+mod swarm;
+pub mod tracker_client;

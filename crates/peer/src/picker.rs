@@ -223,6 +223,12 @@ impl Picker {
         self.availability.get(index as usize).copied().unwrap_or(0)
     }
 
+    /// Whether piece `index` is being downloaded or hashed: its blocks are requested or received.
+    #[must_use]
+    pub fn in_progress(&self, index: u32) -> bool {
+        self.active.contains_key(&index)
+    }
+
     /// Whether every missing block is already requested from someone, so picks now duplicate requests.
     #[must_use]
     pub fn in_endgame(&self) -> bool {

@@ -1,0 +1,209 @@
+//! One TCP connection to a peer: the handshake, then a reader (this task) and a writer (a second task), so a peer
+//! that stops reading can never stop us from reading what it sends.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use peer_wire::{HANDSHAKE_LEN, Handshake, Message, PIECE_HEADER_LEN, encode_piece_header};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpSocket, TcpStream};
+
+use crate::outbox::{Batch, Outbox};
+use crate::picker::PeerKey;
+use crate::swarm::{CloseReason, Direction, Swarm};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Peers send a keep-alive every two minutes at most; silence for longer means the connection is dead.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(150);
+const KEEPALIVE_EVERY: Duration = Duration::from_secs(90);
+/// Blocks read from disk and sent per write: 1 MiB, so one read-and-send covers many requests.
+const UPLOAD_BATCH: usize = 64;
+/// Receive buffer: many blocks per read system call.
+const READ_BUFFER: usize = 256 * 1024;
+
+/// Connects to `addr` (from `local` if given) and runs the connection until it ends.
+pub async fn run_outgoing(swarm: Arc<Swarm>, addr: SocketAddr, local: Option<std::net::IpAddr>) {
+    let result = async {
+        let socket = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }
+            .map_err(|err| format!("socket: {err}"))?;
+        if let Some(ip) = local.filter(|ip| ip.is_ipv4() == addr.is_ipv4() && !ip.is_unspecified()) {
+            socket.bind(SocketAddr::new(ip, 0)).map_err(|err| format!("binding to {ip}: {err}"))?;
+        }
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(addr))
+            .await
+            .map_err(|_| "connect timed out".to_owned())?
+            .map_err(|err| format!("connect: {err}"))?;
+        run(&swarm, stream, addr, Direction::Outgoing).await
+    }
+    .await;
+    swarm.release_address(addr);
+    if let Err(reason) = result {
+        tracing::debug!(%addr, %reason, "connection ended");
+    }
+}
+
+/// Runs a connection the listener accepted.
+pub async fn run_incoming(swarm: Arc<Swarm>, stream: TcpStream, addr: SocketAddr) {
+    if let Err(reason) = run(&swarm, stream, addr, Direction::Incoming).await {
+        tracing::debug!(%addr, %reason, "connection ended");
+    }
+}
+
+async fn run(
+    swarm: &Arc<Swarm>,
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    direction: Direction,
+) -> Result<(), CloseReason> {
+    // Requests are small and latency-bound; Nagle would hold them back behind our block writes.
+    let _ = stream.set_nodelay(true);
+    let ours = Handshake::new(swarm.info_hash, swarm.peer_id).encode();
+    let theirs = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        if direction == Direction::Outgoing {
+            stream.write_all(&ours).await?;
+        }
+        let mut buf = [0u8; HANDSHAKE_LEN];
+        stream.read_exact(&mut buf).await?;
+        Ok::<_, std::io::Error>(buf)
+    })
+    .await
+    .map_err(|_| "handshake timed out".to_owned())?
+    .map_err(|err| format!("handshake: {err}"))?;
+    let handshake = match Handshake::decode(&theirs) {
+        Ok(Some((handshake, _))) => handshake,
+        Ok(None) => return Err("handshake: short".into()),
+        Err(err) => return Err(format!("handshake: {err}")),
+    };
+    if handshake.info_hash != swarm.info_hash {
+        return Err("handshake for another torrent".into());
+    }
+    if direction == Direction::Incoming {
+        stream.write_all(&ours).await.map_err(|err| format!("handshake: {err}"))?;
+    }
+    let admitted = swarm.admit(addr, handshake.peer_id, direction)?;
+    let key = admitted.key;
+    let outbox = admitted.outbox;
+    let (reader, writer) = stream.into_split();
+    let writer_task = tokio::spawn(write_loop(writer, outbox.clone(), swarm.clone()));
+    let result = read_loop(reader, key, &outbox, swarm).await;
+    outbox.close();
+    let reason = match &result {
+        Ok(()) => "closed".to_owned(),
+        Err(reason) => reason.clone(),
+    };
+    swarm.remove(key, &reason);
+    let written = writer_task.await.map_err(|err| format!("writer: {err}"))?;
+    result.and(written)
+}
+
+async fn read_loop(
+    mut reader: OwnedReadHalf,
+    key: PeerKey,
+    outbox: &Outbox,
+    swarm: &Arc<Swarm>,
+) -> Result<(), CloseReason> {
+    let limit = swarm.message_limit;
+    let mut buf = vec![0u8; READ_BUFFER.max(2 * limit as usize + 8)];
+    let (mut start, mut end) = (0, 0);
+    loop {
+        // Everything complete in the buffer is handled under one lock.
+        let mut failure = None;
+        let mut consumed = start;
+        let messages = std::iter::from_fn(|| match peer_wire::decode(&buf[consumed..end], limit) {
+            Ok(Some((message, used))) => {
+                consumed += used;
+                Some(message)
+            }
+            Ok(None) => None,
+            Err(err) => {
+                failure = Some(err.to_string());
+                None
+            }
+        });
+        swarm.handle_messages(key, messages)?;
+        if let Some(reason) = failure {
+            return Err(reason);
+        }
+        start = consumed;
+        if start == end {
+            (start, end) = (0, 0);
+        } else if buf.len() - end < limit as usize + 4 {
+            buf.copy_within(start..end, 0);
+            (start, end) = (0, end - start);
+        }
+        let read = tokio::select! {
+            read = tokio::time::timeout(IDLE_TIMEOUT, reader.read(&mut buf[end..])) => read,
+            () = outbox.closed() => return Ok(()),
+        };
+        match read {
+            Err(_) => return Err("idle for too long".into()),
+            Ok(Err(err)) => return Err(format!("read: {err}")),
+            Ok(Ok(0)) => return Ok(()),
+            Ok(Ok(n)) => end += n,
+        }
+    }
+}
+
+async fn write_loop(mut writer: OwnedWriteHalf, outbox: Arc<Outbox>, swarm: Arc<Swarm>) -> Result<(), CloseReason> {
+    let mut batch = Batch::default();
+    let mut out = Vec::new();
+    let max_uploads = match &swarm.limiter {
+        // Under a limit, send in slices of about a quarter second so the rate stays smooth.
+        Some(limiter) => (limiter.bytes_per_second() / 4 / u64::from(peer_wire::BLOCK_LEN)).clamp(1, 64) as usize,
+        None => UPLOAD_BATCH,
+    };
+    loop {
+        if outbox.is_closed() {
+            let _ = writer.shutdown().await;
+            return Ok(());
+        }
+        outbox.take(max_uploads, &mut batch);
+        if batch.bytes.is_empty() && batch.uploads.is_empty() {
+            tokio::select! {
+                () = outbox.wait() => {}
+                () = tokio::time::sleep(KEEPALIVE_EVERY) => outbox.push(&Message::KeepAlive),
+            }
+            continue;
+        }
+        out.clear();
+        std::mem::swap(&mut out, &mut batch.bytes);
+        if !batch.uploads.is_empty() {
+            let bytes: u64 = batch.uploads.iter().map(|block| u64::from(block.length)).sum();
+            if let Some(limiter) = &swarm.limiter {
+                let wait = limiter.reserve(bytes);
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            let uploads = std::mem::take(&mut batch.uploads);
+            let storage = swarm.storage.clone();
+            // Reading from disk blocks; it runs on the blocking pool, a whole batch at a time.
+            let (buffer, uploads, result) = tokio::task::spawn_blocking(move || {
+                let mut buffer = out;
+                buffer.reserve(uploads.len() * (PIECE_HEADER_LEN + peer_wire::BLOCK_LEN as usize));
+                for block in &uploads {
+                    encode_piece_header(block.piece, block.offset, block.length, &mut buffer);
+                    if let Err(err) = storage.read_block(block.piece, block.offset, block.length, &mut buffer) {
+                        return (buffer, uploads, Err(err.to_string()));
+                    }
+                }
+                (buffer, uploads, Ok(()))
+            })
+            .await
+            .map_err(|err| format!("disk read task: {err}"))?;
+            out = buffer;
+            batch.uploads = uploads;
+            result?;
+            outbox.uploaded.fetch_add(bytes, Ordering::Relaxed);
+            swarm.uploaded.fetch_add(bytes, Ordering::Relaxed);
+        }
+        if let Err(err) = writer.write_all(&out).await {
+            outbox.close();
+            return Err(format!("write: {err}"));
+        }
+    }
+}

@@ -1,0 +1,443 @@
+//! One torrent, from start to stop: check the data on disk, listen, announce, connect, download, seed.
+//!
+//! The program's layer ([`Event`]s in, bars and lines out) stays outside: `run` reports what happens through an
+//! event channel and returns when the torrent is done (with `exit_on_complete`), when `shutdown` completes, or when
+//! storage fails.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use peer_wire::Bitfield;
+use rand::Rng;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tracker_protocol::AnnounceEvent;
+
+use crate::connection;
+use crate::storage::Storage;
+use crate::swarm::{Swarm, SwarmConfig};
+use crate::tracker_client::{Announce, Timeouts, TrackerClient};
+
+/// What the session is asked to do.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen for peers; port 0 picks a free one. Outgoing connections and tracker packets leave from
+    /// this IP too, unless it is unspecified.
+    pub listen: SocketAddr,
+    /// The download folder: the torrent's file (single-file) or folder (multi-file) goes inside.
+    pub dir: PathBuf,
+    /// Peers to connect to directly, besides those the trackers name.
+    pub peers: Vec<SocketAddr>,
+    pub max_peers: usize,
+    /// Bytes per second for all uploads together.
+    pub upload_limit: Option<u64>,
+    /// Return as soon as the data is complete (after announcing `completed`).
+    pub exit_on_complete: bool,
+    /// Threads for the start-up check.
+    pub check_threads: usize,
+    /// How trackers are retried (BEP 15: 15 s doubling); tests shorten it.
+    pub tracker_timeouts: Timeouts,
+}
+
+/// Transfer totals and rates, once a second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    pub have: u32,
+    pub total: u32,
+    pub downloaded: u64,
+    pub uploaded: u64,
+    pub left: u64,
+    pub download_rate: u64,
+    pub upload_rate: u64,
+    pub peers: usize,
+}
+
+/// What one peer sent us and got from us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerSummary {
+    pub addr: SocketAddr,
+    pub downloaded: u64,
+    pub uploaded: u64,
+}
+
+/// Everything the session reports, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Listening {
+        addr: SocketAddr,
+    },
+    Checking {
+        done: u64,
+        total: u64,
+    },
+    Checked {
+        have: u32,
+        total: u32,
+    },
+    Announced {
+        tracker: String,
+        peers: usize,
+        seeders: u32,
+        leechers: u32,
+    },
+    AnnounceFailed {
+        tracker: String,
+        error: String,
+    },
+    PeerConnected {
+        addr: SocketAddr,
+    },
+    PeerDisconnected {
+        addr: SocketAddr,
+        reason: String,
+    },
+    PieceVerified {
+        index: u32,
+        have: u32,
+        total: u32,
+    },
+    PieceFailed {
+        index: u32,
+        senders: Vec<SocketAddr>,
+    },
+    PeerBanned {
+        addr: SocketAddr,
+    },
+    /// Every piece is verified and on disk.
+    Complete,
+    /// Complete, and the trackers were told (or there are none): ready to serve.
+    Seeding,
+    Status(Status),
+}
+
+/// How the session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub complete: bool,
+    pub have: u32,
+    pub total: u32,
+    pub downloaded: u64,
+    pub uploaded: u64,
+    pub peers: Vec<PeerSummary>,
+}
+
+/// Why a session could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    #[error("listening on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("{0}")]
+    Picker(#[from] crate::picker::PickerError),
+    #[error("checking existing data failed: {0}")]
+    Check(String),
+    /// Disk trouble while downloading (a full disk, a folder made read-only...): the session stopped.
+    #[error("{0}")]
+    Disk(String),
+}
+
+/// A random peer id in the Azureus style: client code "BT", version 0001.
+pub fn new_peer_id() -> [u8; 20] {
+    let mut id = *b"-BT0001-000000000000";
+    let mut rng = rand::rng();
+    for byte in &mut id[8..] {
+        *byte = rng.sample(rand::distr::Alphanumeric);
+    }
+    id
+}
+
+/// Runs the torrent until it is complete (`exit_on_complete`), `shutdown` resolves, or the disk fails.
+pub async fn run(
+    torrent: &metainfo::Torrent,
+    config: Config,
+    events: mpsc::UnboundedSender<Event>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Outcome, SessionError> {
+    let storage = Arc::new(Storage::new(torrent, &config.dir)?);
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| SessionError::Listen { addr: config.listen, source })?;
+    let listen_addr = listener.local_addr().map_err(|source| SessionError::Listen { addr: config.listen, source })?;
+    let _ = events.send(Event::Listening { addr: listen_addr });
+
+    let have = check(&storage, config.check_threads, &events).await?;
+    let _ = events.send(Event::Checked { have: have.count(), total: have.len() });
+    let started_complete = have.is_complete();
+    if started_complete {
+        let storage = storage.clone();
+        tokio::task::spawn_blocking(move || storage.create_empty_files())
+            .await
+            .map_err(|err| SessionError::Check(err.to_string()))??;
+    }
+
+    let swarm_config = SwarmConfig { max_peers: config.max_peers, upload_limit: config.upload_limit };
+    let info_hash = torrent.info_hash.0;
+    let swarm = Arc::new(Swarm::new(storage, info_hash, new_peer_id(), &have, &swarm_config, events.clone())?);
+    let local_ip = Some(config.listen.ip()).filter(|ip| !ip.is_unspecified());
+
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(accept_loop(swarm.clone(), listener));
+    tasks.spawn(tick_loop(swarm.clone()));
+    tasks.spawn(direct_peers(swarm.clone(), config.peers.clone(), local_ip));
+
+    let trackers: Vec<String> = torrent.trackers().into_iter().filter(|url| url.starts_with("udp://")).collect();
+    for url in torrent.trackers().iter().filter(|url| !url.starts_with("udp://")) {
+        tracing::warn!("skipping tracker {url}: only UDP trackers (BEP 15) are supported");
+    }
+    let seeding =
+        Arc::new(SeedingNotice { first_announces_left: AtomicUsize::new(trackers.len()), ..Default::default() });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut announcers = tokio::task::JoinSet::new();
+    for url in trackers {
+        let announcer = Announcer {
+            swarm: swarm.clone(),
+            url,
+            port: listen_addr.port(),
+            local_ip,
+            timeouts: config.tracker_timeouts,
+            started_complete,
+            seeding: seeding.clone(),
+        };
+        announcers.spawn(announcer.run(stop_rx.clone()));
+    }
+    if started_complete {
+        // A tracker that does not answer is retried for minutes; peers that know our address can come anyway.
+        let (swarm, seeding) = (swarm.clone(), seeding.clone());
+        tasks.spawn(async move {
+            if seeding.first_announces_left.load(Ordering::Acquire) > 0 {
+                tokio::time::sleep(SEEDING_NOTICE_WAIT).await;
+            }
+            seeding.report(&swarm);
+        });
+    }
+
+    tokio::pin!(shutdown);
+    loop {
+        let changed = swarm.changed.notified();
+        if !started_complete && swarm.is_complete() && !config.exit_on_complete {
+            seeding.report(&swarm);
+        }
+        if swarm.fatal().is_some() || (config.exit_on_complete && swarm.is_complete()) {
+            break;
+        }
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = changed => {}
+        }
+    }
+
+    // Tell the trackers (`completed` first if it is still owed, then `stopped`), then hang up on everyone.
+    let _ = stop_tx.send(true);
+    let _ =
+        tokio::time::timeout(Duration::from_secs(5), async { while announcers.join_next().await.is_some() {} }).await;
+    announcers.abort_all();
+    let peers = swarm.peers();
+    swarm.close_all();
+    tasks.abort_all();
+    if let Some(message) = swarm.fatal() {
+        return Err(SessionError::Disk(message));
+    }
+    let (downloaded, uploaded, _) = swarm.progress();
+    let complete = swarm.is_complete();
+    let (have, total) = swarm.have_count();
+    Ok(Outcome { complete, have, total, downloaded, uploaded, peers })
+}
+
+async fn check(
+    storage: &Arc<Storage>,
+    threads: usize,
+    events: &mpsc::UnboundedSender<Event>,
+) -> Result<Bitfield, SessionError> {
+    let storage = storage.clone();
+    let events = events.clone();
+    let total = storage.total_length();
+    tokio::task::spawn_blocking(move || {
+        storage.check(threads.max(1), |done| {
+            let _ = events.send(Event::Checking { done, total });
+        })
+    })
+    .await
+    .map_err(|err| SessionError::Check(err.to_string()))
+}
+
+async fn accept_loop(swarm: Arc<Swarm>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, addr)) => {
+                if swarm.is_banned(addr.ip()) || !swarm.has_room() {
+                    continue;
+                }
+                tokio::spawn(connection::run_incoming(swarm.clone(), stream, addr));
+            }
+            Err(err) => {
+                // Out of file descriptors, usually: back off instead of spinning.
+                tracing::warn!("accepting a connection: {err}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn tick_loop(swarm: Arc<Swarm>) {
+    let mut timer = tokio::time::interval(Duration::from_secs(1));
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        timer.tick().await;
+        swarm.tick();
+    }
+}
+
+/// Keeps `--peer` addresses connected while we still need pieces, retrying every few seconds.
+async fn direct_peers(swarm: Arc<Swarm>, peers: Vec<SocketAddr>, local_ip: Option<IpAddr>) {
+    if peers.is_empty() {
+        return;
+    }
+    loop {
+        for &addr in &peers {
+            connect(&swarm, addr, local_ip);
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+fn connect(swarm: &Arc<Swarm>, addr: SocketAddr, local_ip: Option<IpAddr>) {
+    if swarm.reserve_address(addr) {
+        tokio::spawn(connection::run_outgoing(swarm.clone(), addr, local_ip));
+    }
+}
+
+/// Announces to one UDP tracker for the whole session.
+struct Announcer {
+    swarm: Arc<Swarm>,
+    url: String,
+    port: u16,
+    local_ip: Option<IpAddr>,
+    timeouts: Timeouts,
+    started_complete: bool,
+    seeding: Arc<SeedingNotice>,
+}
+
+/// Longest wait for the trackers' first answers before a complete torrent says it is seeding.
+const SEEDING_NOTICE_WAIT: Duration = Duration::from_secs(5);
+
+/// Reports [`Event::Seeding`] once: when the data is complete and the trackers have heard of us.
+#[derive(Debug, Default)]
+struct SeedingNotice {
+    first_announces_left: AtomicUsize,
+    reported: AtomicBool,
+}
+
+impl SeedingNotice {
+    fn report(&self, swarm: &Swarm) {
+        if swarm.is_complete() && !self.reported.swap(true, Ordering::AcqRel) {
+            let _ = swarm.events.send(Event::Seeding);
+        }
+    }
+}
+
+impl Announcer {
+    async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let key = rand::random();
+        let client = TrackerClient::new(&self.url, self.local_ip, self.timeouts).await;
+        let mut client = match client {
+            Ok(client) => client,
+            Err(err) => {
+                self.failed(&err.to_string());
+                self.first_done();
+                return;
+            }
+        };
+        let mut event = AnnounceEvent::Started;
+        let mut completed_owed = !self.started_complete;
+        let mut first = true;
+        loop {
+            if completed_owed && self.swarm.is_complete() && event == AnnounceEvent::None {
+                event = AnnounceEvent::Completed;
+            }
+            let announce = self.announce(event, key);
+            let wait = tokio::select! {
+                reply = client.announce(&announce) => match reply {
+                    Ok(reply) => {
+                        if event == AnnounceEvent::Completed {
+                            completed_owed = false;
+                        }
+                        event = AnnounceEvent::None;
+                        let _ = self.swarm.events.send(Event::Announced {
+                            tracker: self.url.clone(),
+                            peers: reply.peers.len(),
+                            seeders: reply.seeders,
+                            leechers: reply.leechers,
+                        });
+                        for addr in reply.peers {
+                            if !(addr.port() == self.port && self.is_own_ip(addr.ip())) {
+                                connect(&self.swarm, addr, self.local_ip);
+                            }
+                        }
+                        Duration::from_secs(u64::from(reply.interval.clamp(5, 3600)))
+                    }
+                    Err(err) => {
+                        self.failed(&err.to_string());
+                        Duration::from_secs(30)
+                    }
+                },
+                _ = stop.wait_for(|stop| *stop) => break,
+            };
+            if first {
+                first = false;
+                self.first_done();
+            }
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.swarm.changed.notified(), if completed_owed && !self.swarm.is_complete() => {}
+                _ = stop.wait_for(|stop| *stop) => break,
+            }
+        }
+        if first {
+            self.first_done();
+        }
+        // Leaving: a short, bounded goodbye, so Ctrl-C is never held up by a dead tracker.
+        let mut client = client.with_timeouts(Timeouts { base: Duration::from_secs(1), max_attempts: 2 });
+        if completed_owed && self.swarm.is_complete() {
+            let _ = client.announce(&self.announce(AnnounceEvent::Completed, key)).await;
+        }
+        let _ = client.announce(&self.announce(AnnounceEvent::Stopped, key)).await;
+    }
+
+    fn announce(&self, event: AnnounceEvent, key: u32) -> Announce {
+        let (downloaded, uploaded, left) = self.swarm.progress();
+        Announce {
+            info_hash: self.swarm.info_hash,
+            peer_id: self.swarm.peer_id,
+            downloaded,
+            left,
+            uploaded,
+            event,
+            key,
+            num_want: if event == AnnounceEvent::Stopped { 0 } else { 50 },
+            port: self.port,
+        }
+    }
+
+    fn is_own_ip(&self, ip: IpAddr) -> bool {
+        match self.local_ip {
+            Some(local) => local == ip,
+            None => ip.is_loopback() || ip.is_unspecified(),
+        }
+    }
+
+    fn failed(&self, error: &str) {
+        let _ = self.swarm.events.send(Event::AnnounceFailed { tracker: self.url.clone(), error: error.to_owned() });
+    }
+
+    /// The first announce of this tracker is over; once all are, a complete torrent is ready to serve.
+    fn first_done(&self) {
+        if self.seeding.first_announces_left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.seeding.report(&self.swarm);
+        }
+    }
+}

@@ -1,0 +1,505 @@
+//! The on-disk data of one torrent: its pieces mapped onto its files under the download folder.
+//!
+//! A single-file torrent lives at `DIR/NAME`, a multi-file one at `DIR/NAME/PATH...` (libtorrent's save path and
+//! aria2's `--dir` follow the same rule). Pieces run through the files in the torrent's order, across file
+//! boundaries; zero-length files take no bytes of the stream. A byte range is mapped onto file ranges with a
+//! binary search over the files' start offsets, so a torrent of 100,000 files costs no scan per block.
+//!
+//! Nothing is ever written outside `DIR`, and no symbolic link below it is followed, for reading or writing: every
+//! path is `DIR` joined with components checked again here, each existing folder on the way is refused if it is a
+//! link, and files are opened with `O_NOFOLLOW`. Without that, a link planted in a download folder (by another
+//! program, or left by an earlier download) would let a peer overwrite any file we can write, or let us upload
+//! any file we can read. The folder check is not atomic against a process racing us inside `DIR` (that would need
+//! `openat` on every component); it stops the links that are already there.
+//!
+//! Every method takes `&self` and blocks on the disk: share one `Arc<Storage>` and call it from `spawn_blocking`.
+//! Open files are cached (a bounded number, so a 100,000-file torrent stays under the descriptor limit) and used
+//! with positional reads and writes, so threads never share a file cursor.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::ops::Range;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use metainfo::Torrent;
+use metainfo::hashing::{DataFile, OnReadError, hash_pieces};
+use metainfo::path::check_component;
+use peer_wire::Bitfield;
+use sha1::{Digest, Sha1};
+
+/// Files kept open at once. libtorrent's file pool holds a few hundred; far below the usual soft limit of 1,024
+/// descriptors, which the sockets of the swarm need too.
+const MAX_OPEN_FILES: usize = 128;
+
+/// Why a storage operation failed. Every variant names the path concerned: a file, a folder, or for
+/// requests that fit no file (a piece index out of range) the torrent's own path `DIR/NAME`.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The torrent cannot be laid out on disk (a bad name or path component, inconsistent sizes).
+    #[error("{}: {reason}", path.display())]
+    Layout { path: PathBuf, reason: String },
+    #[error("{}: piece {index} does not exist (the torrent has {num_pieces} pieces)", path.display())]
+    PieceOutOfRange { path: PathBuf, index: u32, num_pieces: u32 },
+    #[error(
+        "{}: {length} bytes at offset {offset} do not fit in piece {index} of {piece_size} bytes",
+        path.display()
+    )]
+    BlockOutOfRange { path: PathBuf, index: u32, offset: u32, length: u32, piece_size: u32 },
+    #[error("{}: piece {index} is {expected} bytes, got {got}", path.display())]
+    WrongPieceLength { path: PathBuf, index: u32, expected: u32, got: usize },
+    /// A folder or file of the torrent is a symbolic link: following it could leave the download folder.
+    #[error("{}: is a symbolic link; refusing to follow it", path.display())]
+    Symlink { path: PathBuf },
+    /// Something other than a folder or regular file stands where the torrent needs one.
+    #[error("{}: is not a {expected}", path.display())]
+    WrongKind { path: PathBuf, expected: &'static str },
+    /// The disk said no: disk full, permission denied, file missing, and so on (see `source.kind()`).
+    #[error("{}: {action}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// One torrent, laid out under a download folder. See the module documentation.
+#[derive(Debug)]
+pub struct Storage {
+    dir: PathBuf,
+    /// `DIR/NAME`: what errors name when no single file is concerned.
+    root: PathBuf,
+    files: Vec<StoredFile>,
+    piece_length: u32,
+    num_pieces: u32,
+    total_length: u64,
+    hashes: Vec<[u8; 20]>,
+    handles: Mutex<Handles>,
+}
+
+#[derive(Debug)]
+struct StoredFile {
+    path: PathBuf,
+    /// Components of `path` below `dir`; all but the last are folders we may have to create.
+    depth: usize,
+    /// Offset of the file's first byte in the torrent's byte stream.
+    start: u64,
+    length: u64,
+}
+
+/// Cached open files. The mutex guards only this bookkeeping, never a read or a write: callers clone the `Arc`
+/// and do their I/O unlocked, so an evicted file stays open until its last user is done.
+#[derive(Debug)]
+struct Handles {
+    slots: Vec<Option<Handle>>,
+    /// Indices of the occupied slots, oldest first, for eviction.
+    order: VecDeque<usize>,
+}
+
+#[derive(Debug, Clone)]
+struct Handle {
+    file: Arc<File>,
+    writable: bool,
+}
+
+impl Storage {
+    /// Lays out `torrent`'s files under `dir`; touches nothing on disk.
+    ///
+    /// # Errors
+    ///
+    /// [`StorageError::Layout`] if a name or path component could leave `dir`, or the sizes disagree
+    /// (a parsed torrent was validated already; this guards hand-built ones).
+    pub fn new(torrent: &Torrent, dir: &Path) -> Result<Storage, StorageError> {
+        let info = &torrent.info;
+        let layout = |path: &Path, reason: String| StorageError::Layout { path: path.to_path_buf(), reason };
+        check_component(&info.name).map_err(|reason| layout(dir, format!("torrent name {:?}: {reason}", info.name)))?;
+        let root = dir.join(&info.name);
+
+        let mut files = Vec::with_capacity(info.files.len());
+        let mut start = 0u64;
+        for entry in &info.files {
+            if entry.path.is_empty() != info.is_single_file() {
+                return Err(layout(&root, "a file has no path below the torrent's folder".into()));
+            }
+            let mut path = root.clone();
+            for component in &entry.path {
+                check_component(component).map_err(|reason| layout(&path, format!("{component:?}: {reason}")))?;
+                path.push(component);
+            }
+            files.push(StoredFile { path, depth: 1 + entry.path.len(), start, length: entry.length });
+            start = start.checked_add(entry.length).ok_or_else(|| layout(&root, "total length overflows".into()))?;
+        }
+        let total_length = start;
+
+        let piece_length = u32::try_from(info.piece_length)
+            .ok()
+            .filter(|&length| length > 0)
+            .ok_or_else(|| layout(&root, format!("piece length {} is not between 1 and 2^32", info.piece_length)))?;
+        let expected = total_length.div_ceil(u64::from(piece_length));
+        if expected != info.pieces.len() as u64 {
+            return Err(layout(&root, format!("{} piece hashes for {expected} pieces", info.pieces.len())));
+        }
+        let num_pieces =
+            u32::try_from(expected).map_err(|_| layout(&root, format!("{expected} pieces do not fit in 32 bits")))?;
+
+        let handles = Handles { slots: vec![None; files.len()], order: VecDeque::new() };
+        Ok(Storage {
+            dir: dir.to_path_buf(),
+            root,
+            files,
+            piece_length,
+            num_pieces,
+            total_length,
+            hashes: info.pieces.clone(),
+            handles: Mutex::new(handles),
+        })
+    }
+
+    pub fn num_pieces(&self) -> u32 {
+        self.num_pieces
+    }
+
+    /// The nominal piece length (every piece but the last).
+    pub fn piece_length(&self) -> u32 {
+        self.piece_length
+    }
+
+    /// Length of piece `index`: the nominal length, except the last piece, which holds what is left; 0 past the end.
+    pub fn piece_size(&self, index: u32) -> u32 {
+        if index >= self.num_pieces {
+            return 0;
+        }
+        let start = u64::from(index) * u64::from(self.piece_length);
+        // Below piece_length, so it fits.
+        (self.total_length - start).min(u64::from(self.piece_length)) as u32
+    }
+
+    pub fn total_length(&self) -> u64 {
+        self.total_length
+    }
+
+    /// Start-up check: hashes whatever exists on `threads` threads (0 = one per core) and returns the pieces whose
+    /// SHA-1 matches. Missing or short files mean those pieces are missing, not an error; so do files reached through
+    /// a symbolic link, since [`Storage::read_block`] would refuse to upload them. `progress` gets the bytes hashed so
+    /// far, rising, up to [`Storage::total_length`]. A folder that does not exist gives an empty bitfield, and
+    /// nothing is created.
+    pub fn check(&self, threads: usize, progress: impl Fn(u64) + Sync) -> Bitfield {
+        let mut have = Bitfield::new(self.num_pieces);
+        if !self.dir.is_dir() {
+            return have;
+        }
+        let threads = match threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        let data: Vec<DataFile> =
+            self.files.iter().map(|file| DataFile { path: file.path.clone(), length: file.length }).collect();
+        // The hasher reports each batch's bytes from its worker threads; the lock keeps the running total rising.
+        let done = Mutex::new(0u64);
+        let report = |bytes: u64| {
+            let mut done = done.lock().unwrap_or_else(PoisonError::into_inner);
+            *done += bytes;
+            progress(*done);
+        };
+        let results = hash_pieces(&data, u64::from(self.piece_length), threads, OnReadError::Continue, &report);
+        for (index, (result, expected)) in (0u32..).zip(results.iter().zip(&self.hashes)) {
+            if matches!(result, Ok(hash) if hash == expected) {
+                // In range: one result per piece.
+                let _ = have.set(index);
+            }
+        }
+        self.forget_linked_files(&mut have);
+        have
+    }
+
+    /// SHA-1 of `data` equals the torrent's hash for piece `index` (false if `data` is not exactly that piece's size).
+    pub fn piece_matches(&self, index: u32, data: &[u8]) -> bool {
+        let Some(expected) = self.hashes.get(index as usize) else {
+            return false;
+        };
+        data.len() == self.piece_size(index) as usize && Sha1::digest(data).as_slice() == expected
+    }
+
+    /// Writes a whole, already verified piece with positional writes, creating folders and files as needed (each
+    /// file at its full length, sparse, so later pieces can land anywhere in it).
+    ///
+    /// # Errors
+    ///
+    /// Out-of-range index or wrong length; a symbolic link on the way; any I/O error (disk full, permission
+    /// denied), naming the file or folder.
+    pub fn write_piece(&self, index: u32, data: &[u8]) -> Result<(), StorageError> {
+        let expected = self.piece_size(index);
+        if index >= self.num_pieces {
+            return Err(self.piece_out_of_range(index));
+        }
+        if data.len() != expected as usize {
+            return Err(StorageError::WrongPieceLength { path: self.root.clone(), index, expected, got: data.len() });
+        }
+        let start = u64::from(index) * u64::from(self.piece_length);
+        self.for_each_span(start, data.len(), |file, at, range| {
+            self.handle(file, true)?
+                .write_all_at(&data[range], at)
+                .map_err(|source| self.io_error(file, "could not write", source))
+        })
+    }
+
+    /// Appends `length` bytes starting `offset` bytes into piece `index` to `out`, with positional reads. Used to
+    /// upload blocks of pieces we have. On error `out` is left as it was.
+    ///
+    /// # Errors
+    ///
+    /// A block outside the piece, or a file that cannot be read (missing, shorter than the torrent says, behind a
+    /// symbolic link), naming it.
+    pub fn read_block(&self, index: u32, offset: u32, length: u32, out: &mut Vec<u8>) -> Result<(), StorageError> {
+        let piece_size = self.piece_size(index);
+        if index >= self.num_pieces {
+            return Err(self.piece_out_of_range(index));
+        }
+        if u64::from(offset) + u64::from(length) > u64::from(piece_size) {
+            return Err(StorageError::BlockOutOfRange { path: self.root.clone(), index, offset, length, piece_size });
+        }
+        let start = u64::from(index) * u64::from(self.piece_length) + u64::from(offset);
+        let before = out.len();
+        out.resize(before + length as usize, 0);
+        let buffer = &mut out[before..];
+        let result = self.for_each_span(start, buffer.len(), |file, at, range| {
+            let length = self.files[file].length;
+            self.handle(file, false)?.read_exact_at(&mut buffer[range], at).map_err(|source| {
+                let source = if source.kind() == io::ErrorKind::UnexpectedEof {
+                    io::Error::new(source.kind(), format!("shorter than the torrent's {length} bytes"))
+                } else {
+                    source
+                };
+                self.io_error(file, "could not read", source)
+            })
+        });
+        if result.is_err() {
+            out.truncate(before);
+        }
+        result
+    }
+
+    /// Creates every zero-length file of the torrent, so a complete download has all its files; call once when
+    /// complete. Files already there are left alone: a seeder never rewrites its data.
+    ///
+    /// # Errors
+    ///
+    /// A symbolic link or a non-file in the way, or an I/O error, naming the path.
+    pub fn create_empty_files(&self) -> Result<(), StorageError> {
+        for file in self.files.iter().filter(|file| file.length == 0) {
+            self.check_folders(file, true)?;
+            // create_new is O_EXCL, which never follows a link, even a dangling one.
+            let created =
+                OpenOptions::new().write(true).create_new(true).custom_flags(libc::O_NOFOLLOW).open(&file.path);
+            match created {
+                Ok(_) => {}
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                    let meta = fs::symlink_metadata(&file.path)
+                        .map_err(|source| io_error(&file.path, "could not inspect", source))?;
+                    if meta.file_type().is_symlink() {
+                        return Err(StorageError::Symlink { path: file.path.clone() });
+                    }
+                    if !meta.is_file() {
+                        return Err(StorageError::WrongKind { path: file.path.clone(), expected: "regular file" });
+                    }
+                }
+                Err(source) => return Err(io_error(&file.path, "could not create", source)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The files' paths, in torrent order.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.files.iter().map(|file| file.path.clone()).collect()
+    }
+
+    /// Calls `f(file, offset in the file, range of the buffer)` for each file the `len` bytes from stream offset
+    /// `start` touch, in order. The caller has checked that the range lies inside the torrent.
+    fn for_each_span(
+        &self,
+        start: u64,
+        len: usize,
+        mut f: impl FnMut(usize, u64, Range<usize>) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        // The last file starting at or before `start`: zero-length files share their start with the next file,
+        // and partition_point steps past them. The first file starts at 0, so this never underflows.
+        let mut index = self.files.partition_point(|file| file.start <= start).saturating_sub(1);
+        let mut done = 0usize;
+        while done < len {
+            let Some(file) = self.files.get(index) else {
+                return Err(StorageError::Layout {
+                    path: self.root.clone(),
+                    reason: "range past the last file".into(),
+                });
+            };
+            let offset = start + done as u64;
+            let within = offset.saturating_sub(file.start);
+            if within < file.length {
+                let n = (len - done).min(usize::try_from(file.length - within).unwrap_or(usize::MAX));
+                f(index, within, done..done + n)?;
+                done += n;
+            }
+            index += 1;
+        }
+        Ok(())
+    }
+
+    /// An open handle to file `index`, read-write if `write`, from the cache or freshly opened.
+    fn handle(&self, index: usize, write: bool) -> Result<Arc<File>, StorageError> {
+        if let Some(Some(handle)) = self.lock().slots.get(index)
+            && (handle.writable || !write)
+        {
+            return Ok(Arc::clone(&handle.file));
+        }
+        // Opened without the lock held: opening touches the disk, and other files' blocks need not wait.
+        let file = Arc::new(self.open(index, write)?);
+        let mut handles = self.lock();
+        let Handles { slots, order } = &mut *handles;
+        let Some(slot) = slots.get_mut(index) else {
+            return Ok(file);
+        };
+        match slot {
+            // Another thread opened it meanwhile, for writing: that handle serves reads as well.
+            Some(existing) if existing.writable => return Ok(Arc::clone(&existing.file)),
+            Some(existing) => *existing = Handle { file: Arc::clone(&file), writable: write },
+            None => {
+                *slot = Some(Handle { file: Arc::clone(&file), writable: write });
+                order.push_back(index);
+                if order.len() > MAX_OPEN_FILES
+                    && let Some(oldest) = order.pop_front()
+                    && let Some(evicted) = slots.get_mut(oldest)
+                {
+                    *evicted = None;
+                }
+            }
+        }
+        Ok(file)
+    }
+
+    /// Opens file `index` without following links: read-only for uploads (seeding from a read-only folder must
+    /// work), read-write once something has to be written, then at the torrent's length.
+    fn open(&self, index: usize, write: bool) -> Result<File, StorageError> {
+        let file = self.files.get(index).ok_or_else(|| StorageError::Layout {
+            path: self.root.clone(),
+            reason: format!("no file number {index}"),
+        })?;
+        self.check_folders(file, write)?;
+        let mut options = OpenOptions::new();
+        // O_NONBLOCK: a FIFO put where a file belongs must not hang the thread in open(); regular files ignore it.
+        options.read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+        if write {
+            options.write(true).create(true);
+        }
+        let action = if write { "could not open for writing" } else { "could not open for reading" };
+        let handle = options.open(&file.path).map_err(|source| match source.raw_os_error() {
+            Some(libc::ELOOP) => StorageError::Symlink { path: file.path.clone() },
+            _ => io_error(&file.path, action, source),
+        })?;
+        let meta = handle.metadata().map_err(|source| io_error(&file.path, "could not inspect", source))?;
+        if !meta.is_file() {
+            return Err(StorageError::WrongKind { path: file.path.clone(), expected: "regular file" });
+        }
+        // Sparse at full length, so pieces land anywhere; a longer file is cut back, or the finished download
+        // would differ from the torrent's content. Reads never change the length: a seeder does not rewrite.
+        if write && meta.len() != file.length {
+            tracing::debug!(path = %file.path.display(), from = meta.len(), to = file.length, "setting file length");
+            handle.set_len(file.length).map_err(|source| io_error(&file.path, "could not set the length", source))?;
+        }
+        Ok(handle)
+    }
+
+    /// Refuses a symbolic link or a non-folder among the folders between `dir` and `file`; creates missing ones
+    /// when `create` (for reads a missing folder is left for the open to report, naming the file).
+    fn check_folders(&self, file: &StoredFile, create: bool) -> Result<(), StorageError> {
+        if create && !self.dir.is_dir() {
+            fs::create_dir_all(&self.dir)
+                .map_err(|source| io_error(&self.dir, "could not create the download folder", source))?;
+        }
+        let folders: Vec<&Path> = file.path.ancestors().skip(1).take(file.depth - 1).collect();
+        for folder in folders.into_iter().rev() {
+            match folder_state(folder)? {
+                FolderState::Present => {}
+                FolderState::Missing if !create => return Ok(()),
+                FolderState::Missing => match fs::create_dir(folder) {
+                    Ok(()) => {}
+                    // Another thread made it first; look again, it must still be a plain folder.
+                    Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                        if folder_state(folder)? != FolderState::Present {
+                            return Err(io_error(folder, "could not create folder", err));
+                        }
+                    }
+                    Err(source) => return Err(io_error(folder, "could not create folder", source)),
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// Clears the pieces of files that are symbolic links or sit below one: the hasher follows links, but uploads
+    /// do not, and claiming a piece we then refuse to read would stall the peers asking for it.
+    fn forget_linked_files(&self, have: &mut Bitfield) {
+        let piece_length = u64::from(self.piece_length);
+        let mut folders: HashMap<&Path, bool> = HashMap::new();
+        for file in self.files.iter().filter(|file| file.length > 0) {
+            let first = file.start / piece_length;
+            let last = (file.start + file.length - 1) / piece_length;
+            let pieces = || (first..=last).filter_map(|piece| u32::try_from(piece).ok());
+            if !pieces().any(|piece| have.has(piece)) {
+                continue;
+            }
+            let file_ok = fs::symlink_metadata(&file.path).is_ok_and(|meta| meta.is_file());
+            let folders_ok = file.path.ancestors().skip(1).take(file.depth - 1).all(|folder| {
+                *folders.entry(folder).or_insert_with(|| matches!(folder_state(folder), Ok(FolderState::Present)))
+            });
+            if !(file_ok && folders_ok) {
+                tracing::warn!(path = %file.path.display(), "not offering data behind a symbolic link");
+                for piece in pieces() {
+                    let _ = have.clear(piece);
+                }
+            }
+        }
+    }
+
+    fn piece_out_of_range(&self, index: u32) -> StorageError {
+        StorageError::PieceOutOfRange { path: self.root.clone(), index, num_pieces: self.num_pieces }
+    }
+
+    fn io_error(&self, file: usize, action: &'static str, source: io::Error) -> StorageError {
+        let path = self.files.get(file).map_or_else(|| self.root.clone(), |file| file.path.clone());
+        StorageError::Io { path, action, source }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Handles> {
+        // The cache stays consistent even if a holder panicked: every update is a single assignment.
+        self.handles.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum FolderState {
+    Present,
+    Missing,
+}
+
+/// Whether `folder` is a real folder (not a link to one), missing, or something we must not go through.
+fn folder_state(folder: &Path) -> Result<FolderState, StorageError> {
+    match fs::symlink_metadata(folder) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(StorageError::Symlink { path: folder.to_path_buf() }),
+        Ok(meta) if meta.is_dir() => Ok(FolderState::Present),
+        Ok(_) => Err(StorageError::WrongKind { path: folder.to_path_buf(), expected: "folder" }),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(FolderState::Missing),
+        Err(source) => Err(io_error(folder, "could not inspect", source)),
+    }
+}
+
+fn io_error(path: &Path, action: &'static str, source: io::Error) -> StorageError {
+    StorageError::Io { path: path.to_path_buf(), action, source }
+}
+
+#[cfg(test)]
+#[path = "storage_tests.rs"]
+mod tests;

@@ -1,0 +1,688 @@
+//! Our side of one torrent's swarm: who is connected, what each peer has, what we asked whom for, and how we react
+//! to every message. All of it sits behind one lock that is held only for bookkeeping (no I/O, no await): the
+//! connection tasks do the socket work, blocking tasks do hashing and disk writes.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use peer_wire::{BLOCK_LEN, Bitfield, Message};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use tokio::sync::{Notify, mpsc};
+
+use crate::choker::{Choker, ChokerConfig, PeerStats};
+use crate::outbox::Outbox;
+use crate::picker::{Block, PeerKey, Picker, Received};
+use crate::rate::{RateMeter, UploadLimiter};
+use crate::session::{Event, PeerSummary, Status};
+use crate::storage::{Storage, StorageError};
+
+/// Requests kept in flight to a peer that has not shown its speed yet.
+const MIN_QUEUE: usize = 32;
+/// The most requests in flight to one peer (libtorrent's default cap on what it accepts from us is 500).
+const MAX_QUEUE: usize = 400;
+/// Requests in flight are sized to this much of the peer's measured rate.
+const QUEUE_TIME: Duration = Duration::from_millis(500);
+/// A peer with requests out that sends no block for this long is "snubbing" us: its requests go to others.
+const SNUB_AFTER: Duration = Duration::from_secs(30);
+/// Blocks we never asked a peer for that it may send before we drop it (late answers to timed-out requests
+/// land here too, so one is no offence).
+const MAX_UNEXPECTED_BLOCKS: u32 = 64;
+/// Failed pieces a peer may have contributed to before it is banned; a peer that alone sent a failed piece is
+/// banned at once.
+const MAX_STRIKES: u32 = 3;
+
+/// Why a connection is being closed, in words for the log.
+pub type CloseReason = String;
+
+/// A connection's direction, for settling duplicates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Incoming,
+    Outgoing,
+}
+
+/// What a connection task gets back when its peer is admitted.
+pub struct Admitted {
+    pub key: PeerKey,
+    pub outbox: Arc<Outbox>,
+}
+
+struct Peer {
+    addr: SocketAddr,
+    peer_id: [u8; 20],
+    direction: Direction,
+    outbox: Arc<Outbox>,
+    bitfield: Bitfield,
+    /// Any message after the handshake has arrived (a bitfield is allowed only first).
+    spoke: bool,
+    am_choking: bool,
+    am_interested: bool,
+    peer_choking: bool,
+    peer_interested: bool,
+    downloaded: u64,
+    download_rate: RateMeter,
+    upload_rate: RateMeter,
+    connected_at: Duration,
+    /// When the peer last sent a block we wanted, or when our requests to it started waiting.
+    last_block: Instant,
+    snubbed: bool,
+    unexpected: u32,
+}
+
+struct State {
+    picker: Picker,
+    choker: Choker,
+    rng: SmallRng,
+    peers: BTreeMap<PeerKey, Peer>,
+    next_key: u64,
+    /// Data of pieces being downloaded, allocated at their first block and handed to the hasher at their last.
+    buffers: HashMap<u32, Vec<u8>>,
+    /// Addresses being connected to or connected, so one announce does not open a second connection.
+    addresses: HashSet<SocketAddr>,
+    strikes: HashMap<IpAddr, u32>,
+    banned: HashSet<IpAddr>,
+    downloaded: u64,
+    download_rate: RateMeter,
+    upload_rate: RateMeter,
+    last_tick: Instant,
+    complete: bool,
+    /// Set when storage failed; the session ends with it.
+    fatal: Option<String>,
+    scratch: Vec<Block>,
+}
+
+/// Settings the swarm needs from the session's configuration.
+#[derive(Debug, Clone)]
+pub struct SwarmConfig {
+    pub max_peers: usize,
+    pub upload_limit: Option<u64>,
+}
+
+/// The shared core of a session; connection tasks and timers hold it in an `Arc`.
+pub struct Swarm {
+    pub storage: Arc<Storage>,
+    pub info_hash: [u8; 20],
+    pub peer_id: [u8; 20],
+    pub message_limit: u32,
+    pub limiter: Option<UploadLimiter>,
+    pub uploaded: AtomicU64,
+    pub events: mpsc::UnboundedSender<Event>,
+    /// Notified when the last piece is verified, and when a fatal error stops the session.
+    pub changed: Notify,
+    started: Instant,
+    max_peers: usize,
+    state: Mutex<State>,
+}
+
+impl Swarm {
+    pub fn new(
+        storage: Arc<Storage>,
+        info_hash: [u8; 20],
+        peer_id: [u8; 20],
+        have: &Bitfield,
+        config: &SwarmConfig,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> Result<Self, crate::picker::PickerError> {
+        let mut picker = Picker::new(storage.piece_length(), storage.total_length())?;
+        for index in have.ones() {
+            picker.mark_have(index);
+        }
+        let complete = picker.is_complete();
+        let now = Instant::now();
+        Ok(Self {
+            message_limit: peer_wire::message_limit(storage.num_pieces()),
+            storage,
+            info_hash,
+            peer_id,
+            limiter: config.upload_limit.map(UploadLimiter::new),
+            uploaded: AtomicU64::new(0),
+            events,
+            changed: Notify::new(),
+            started: now,
+            max_peers: config.max_peers,
+            state: Mutex::new(State {
+                picker,
+                choker: Choker::new(ChokerConfig::default()),
+                rng: SmallRng::from_os_rng(),
+                peers: BTreeMap::new(),
+                next_key: 0,
+                buffers: HashMap::new(),
+                addresses: HashSet::new(),
+                strikes: HashMap::new(),
+                banned: HashSet::new(),
+                downloaded: 0,
+                download_rate: RateMeter::default(),
+                upload_rate: RateMeter::default(),
+                last_tick: now,
+                complete,
+                fatal: None,
+                scratch: Vec::new(),
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn emit(&self, event: Event) {
+        // The receiver is gone only while the program shuts down; nothing is left to tell.
+        let _ = self.events.send(event);
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.lock().complete
+    }
+
+    /// (pieces we have, pieces in the torrent).
+    pub fn have_count(&self) -> (u32, u32) {
+        let state = self.lock();
+        (state.picker.we_have().count(), state.picker.num_pieces())
+    }
+
+    pub fn fatal(&self) -> Option<String> {
+        self.lock().fatal.clone()
+    }
+
+    /// (downloaded, uploaded, left) for the tracker.
+    pub fn progress(&self) -> (u64, u64, u64) {
+        let state = self.lock();
+        (state.downloaded, self.uploaded.load(Ordering::Relaxed), state.picker.missing_bytes())
+    }
+
+    /// Whether we should open a connection to `addr` now; if so it is reserved until [`Swarm::release_address`].
+    pub fn reserve_address(&self, addr: SocketAddr) -> bool {
+        let mut state = self.lock();
+        if state.banned.contains(&addr.ip()) || state.fatal.is_some() {
+            return false;
+        }
+        if state.addresses.len() >= self.max_peers {
+            return false;
+        }
+        // A seeder has no use for another seeder, but it cannot know who is one before the bitfield; connect.
+        state.addresses.insert(addr)
+    }
+
+    pub fn release_address(&self, addr: SocketAddr) {
+        self.lock().addresses.remove(&addr);
+    }
+
+    pub fn is_banned(&self, ip: IpAddr) -> bool {
+        self.lock().banned.contains(&ip)
+    }
+
+    /// Whether an incoming connection fits under `--max-peers`.
+    pub fn has_room(&self) -> bool {
+        self.lock().addresses.len() < self.max_peers
+    }
+
+    /// Registers a peer whose handshake checked out, or says why it is refused.
+    pub fn admit(&self, addr: SocketAddr, peer_id: [u8; 20], direction: Direction) -> Result<Admitted, CloseReason> {
+        let mut state = self.lock();
+        if state.banned.contains(&addr.ip()) {
+            return Err("banned".into());
+        }
+        if peer_id == self.peer_id {
+            return Err("connected to ourselves".into());
+        }
+        if let Some((&old_key, old)) = state.peers.iter().find(|(_, peer)| peer.peer_id == peer_id) {
+            // Two peers that dialled each other at once must keep the same connection: the one opened by the
+            // side with the smaller peer id.
+            let keep = if self.peer_id < peer_id { Direction::Outgoing } else { Direction::Incoming };
+            if direction != keep || old.direction == keep {
+                return Err("already connected to this peer".into());
+            }
+            if let Some((old_addr, had_slot)) = drop_peer(&mut state, old_key) {
+                state.addresses.remove(&old_addr);
+                if had_slot {
+                    self.rechoke(&mut state, true);
+                }
+            }
+        }
+        if direction == Direction::Incoming && !state.addresses.insert(addr) {
+            return Err("already connected to this address".into());
+        }
+        let key = PeerKey(state.next_key);
+        state.next_key += 1;
+        let outbox = Arc::new(Outbox::default());
+        if state.picker.we_have().count() > 0 {
+            outbox.push(&state.picker.we_have().to_message());
+        }
+        let num_pieces = state.picker.num_pieces();
+        state.peers.insert(
+            key,
+            Peer {
+                addr,
+                peer_id,
+                direction,
+                outbox: outbox.clone(),
+                bitfield: Bitfield::new(num_pieces),
+                spoke: false,
+                am_choking: true,
+                am_interested: false,
+                peer_choking: true,
+                peer_interested: false,
+                downloaded: 0,
+                download_rate: RateMeter::default(),
+                upload_rate: RateMeter::default(),
+                connected_at: self.started.elapsed(),
+                last_block: Instant::now(),
+                snubbed: false,
+                unexpected: 0,
+            },
+        );
+        drop(state);
+        self.emit(Event::PeerConnected { addr });
+        Ok(Admitted { key, outbox })
+    }
+
+    /// The connection to `key` ended: its requests go back to the pool and to other peers.
+    pub fn remove(&self, key: PeerKey, reason: &str) {
+        let mut state = self.lock();
+        let Some((addr, had_slot)) = drop_peer(&mut state, key) else { return };
+        state.addresses.remove(&addr);
+        if had_slot {
+            self.rechoke(&mut state, true);
+        }
+        self.refill_all(&mut state);
+        drop(state);
+        self.emit(Event::PeerDisconnected { addr, reason: reason.to_owned() });
+    }
+
+    /// Handles every message of one read from `key`'s socket, under one lock.
+    pub fn handle_messages<'a>(
+        self: &Arc<Self>,
+        key: PeerKey,
+        messages: impl Iterator<Item = Message<'a>>,
+    ) -> Result<(), CloseReason> {
+        let mut state = self.lock();
+        for message in messages {
+            self.handle(&mut state, key, message)?;
+        }
+        Ok(())
+    }
+
+    fn handle(self: &Arc<Self>, state: &mut State, key: PeerKey, message: Message<'_>) -> Result<(), CloseReason> {
+        let Some(peer) = state.peers.get_mut(&key) else { return Err("peer was removed".into()) };
+        let first = !peer.spoke;
+        peer.spoke = true;
+        match message {
+            Message::KeepAlive | Message::Port { .. } | Message::Unknown { .. } => {}
+            Message::Choke => {
+                peer.peer_choking = true;
+                state.picker.peer_choked_us(key);
+                self.refill_all(state);
+            }
+            Message::Unchoke => {
+                peer.peer_choking = false;
+                peer.last_block = Instant::now();
+                self.refill(state, key);
+            }
+            Message::Interested => {
+                peer.peer_interested = true;
+                // A free upload slot should not wait for the next 10 s rechoke.
+                if peer.am_choking && state.choker.unchoked().len() <= state.choker.config().slots {
+                    self.rechoke(state, true);
+                }
+            }
+            Message::NotInterested => peer.peer_interested = false,
+            Message::Have { index } => {
+                let newly = peer.bitfield.set(index).map_err(|err| format!("have: {err}"))?;
+                if newly {
+                    state.picker.peer_has(index);
+                    self.update_interest(state, key);
+                    self.refill(state, key);
+                }
+            }
+            Message::Bitfield { bits } => {
+                if !first {
+                    return Err("bitfield after other messages".into());
+                }
+                let bitfield =
+                    Bitfield::from_bytes(bits, state.picker.num_pieces()).map_err(|err| format!("bitfield: {err}"))?;
+                state.picker.peer_joined(&bitfield);
+                peer.bitfield = bitfield;
+                self.update_interest(state, key);
+                self.refill(state, key);
+            }
+            Message::Request { index, begin, length } => {
+                let block = Block { piece: index, offset: begin, length };
+                check_request(&state.picker, block)?;
+                // Requests that crossed our choke on the wire are dropped, as BEP 3 has it.
+                if !peer.am_choking && !peer.outbox.push_upload(block) {
+                    return Err(format!("more than {} requests queued", crate::outbox::MAX_QUEUED_UPLOADS));
+                }
+            }
+            Message::Cancel { index, begin, length } => {
+                peer.outbox.cancel_upload(Block { piece: index, offset: begin, length });
+            }
+            Message::Piece { index, begin, block } => self.on_block(state, key, index, begin, block)?,
+        }
+        Ok(())
+    }
+
+    fn on_block(
+        self: &Arc<Self>,
+        state: &mut State,
+        key: PeerKey,
+        index: u32,
+        begin: u32,
+        data: &[u8],
+    ) -> Result<(), CloseReason> {
+        let length = u32::try_from(data.len()).map_err(|_| "block too long".to_owned())?;
+        let block = Block { piece: index, offset: begin, length };
+        match state.picker.block_received(key, block) {
+            Received::New { cancel, piece_complete } => {
+                let piece_size = state.picker.piece_len(index) as usize;
+                let buffer = state.buffers.entry(index).or_insert_with(|| vec![0; piece_size]);
+                // The picker accepted the block, so it lies inside the piece.
+                if let Some(slot) = buffer.get_mut(begin as usize..begin as usize + data.len()) {
+                    slot.copy_from_slice(data);
+                }
+                state.downloaded += u64::from(length);
+                if let Some(peer) = state.peers.get_mut(&key) {
+                    peer.downloaded += u64::from(length);
+                    peer.last_block = Instant::now();
+                    peer.snubbed = false;
+                }
+                for other in cancel {
+                    if let Some(peer) = state.peers.get(&other) {
+                        peer.outbox.push(&Message::Cancel { index, begin, length });
+                    }
+                }
+                if piece_complete && let Some(data) = state.buffers.remove(&index) {
+                    self.verify_and_write(index, data);
+                }
+            }
+            Received::Duplicate => {}
+            Received::Unexpected => {
+                if let Some(peer) = state.peers.get_mut(&key) {
+                    peer.unexpected += 1;
+                    if peer.unexpected > MAX_UNEXPECTED_BLOCKS {
+                        return Err(format!("sent more than {MAX_UNEXPECTED_BLOCKS} blocks we did not ask for"));
+                    }
+                }
+            }
+        }
+        self.refill(state, key);
+        Ok(())
+    }
+
+    /// Hashes a complete piece off the async threads, writes it if it matches, then reports back.
+    fn verify_and_write(self: &Arc<Self>, index: u32, data: Vec<u8>) {
+        let swarm = self.clone();
+        tokio::spawn(async move {
+            let storage = swarm.storage.clone();
+            let outcome = tokio::task::spawn_blocking(move || {
+                if !storage.piece_matches(index, &data) {
+                    return Ok(false);
+                }
+                storage.write_piece(index, &data).map(|()| true)
+            })
+            .await;
+            match outcome {
+                Ok(Ok(true)) => swarm.piece_verified(index),
+                Ok(Ok(false)) => swarm.piece_failed(index),
+                Ok(Err(err)) => swarm.storage_failed(index, &err),
+                Err(join) => swarm.storage_failed_with(format!("hashing piece {index} failed: {join}")),
+            }
+        });
+    }
+
+    fn piece_verified(self: &Arc<Self>, index: u32) {
+        let mut state = self.lock();
+        if !state.picker.piece_verified(index) {
+            return;
+        }
+        let have = Message::Have { index };
+        for peer in state.peers.values() {
+            if !peer.bitfield.has(index) {
+                peer.outbox.push(&have);
+            }
+        }
+        let keys: Vec<PeerKey> = state.peers.keys().copied().collect();
+        for key in keys {
+            self.update_interest(&mut state, key);
+        }
+        let (have_count, total) = (state.picker.we_have().count(), state.picker.num_pieces());
+        let now_complete = state.picker.is_complete();
+        if now_complete {
+            state.complete = true;
+            state.buffers = HashMap::new();
+        }
+        drop(state);
+        self.emit(Event::PieceVerified { index, have: have_count, total });
+        if now_complete {
+            if let Err(err) = self.storage.create_empty_files() {
+                self.storage_failed_with(err.to_string());
+                return;
+            }
+            self.emit(Event::Complete);
+            self.changed.notify_waiters();
+        }
+    }
+
+    fn piece_failed(self: &Arc<Self>, index: u32) {
+        let mut state = self.lock();
+        let contributors = state.picker.piece_failed(index);
+        let sole = contributors.len() == 1;
+        let mut senders = Vec::new();
+        let mut to_ban = Vec::new();
+        for key in &contributors {
+            let Some(peer) = state.peers.get(key) else { continue };
+            let ip = peer.addr.ip();
+            senders.push(peer.addr);
+            let strikes = state.strikes.entry(ip).or_default();
+            *strikes += 1;
+            if sole || *strikes >= MAX_STRIKES {
+                to_ban.push(ip);
+            }
+        }
+        let mut banned = Vec::new();
+        for ip in to_ban {
+            if state.banned.insert(ip) {
+                for peer in state.peers.values().filter(|peer| peer.addr.ip() == ip) {
+                    peer.outbox.close();
+                    banned.push(peer.addr);
+                }
+            }
+        }
+        self.refill_all(&mut state);
+        drop(state);
+        self.emit(Event::PieceFailed { index, senders });
+        for addr in banned {
+            self.emit(Event::PeerBanned { addr });
+        }
+    }
+
+    fn storage_failed(&self, index: u32, err: &StorageError) {
+        self.storage_failed_with(format!("writing piece {index}: {err}"));
+    }
+
+    fn storage_failed_with(&self, message: String) {
+        let mut state = self.lock();
+        if state.fatal.is_none() {
+            state.fatal = Some(message);
+        }
+        for peer in state.peers.values() {
+            peer.outbox.close();
+        }
+        drop(state);
+        self.changed.notify_waiters();
+    }
+
+    /// Sends `interested` / `not interested` when our interest in `key`'s pieces changed.
+    fn update_interest(&self, state: &mut State, key: PeerKey) {
+        let we_have = state.picker.we_have();
+        let Some(peer) = state.peers.get_mut(&key) else { return };
+        let wanted = we_have.interesting(&peer.bitfield);
+        if wanted != peer.am_interested {
+            peer.am_interested = wanted;
+            peer.outbox.push(if wanted { &Message::Interested } else { &Message::NotInterested });
+            if wanted {
+                peer.last_block = Instant::now();
+            }
+        }
+    }
+
+    /// Tops up `key`'s requests in flight to what its rate calls for.
+    fn refill(&self, state: &mut State, key: PeerKey) {
+        let State { picker, peers, rng, scratch, .. } = state;
+        let Some(peer) = peers.get_mut(&key) else { return };
+        if peer.peer_choking || !peer.am_interested || peer.snubbed || picker.is_complete() {
+            return;
+        }
+        let rate = peer.download_rate.bytes_per_second();
+        let target = (rate as f64 * QUEUE_TIME.as_secs_f64() / f64::from(BLOCK_LEN)) as usize;
+        let target = target.clamp(MIN_QUEUE, MAX_QUEUE);
+        let outstanding = picker.outstanding(key);
+        if outstanding >= target {
+            return;
+        }
+        if outstanding == 0 {
+            peer.last_block = Instant::now();
+        }
+        scratch.clear();
+        picker.pick(key, &peer.bitfield, target - outstanding, rng, scratch);
+        for block in scratch.iter() {
+            peer.outbox.push(&Message::Request { index: block.piece, begin: block.offset, length: block.length });
+        }
+    }
+
+    fn refill_all(&self, state: &mut State) {
+        let keys: Vec<PeerKey> = state.peers.keys().copied().collect();
+        for key in keys {
+            self.refill(state, key);
+        }
+        // Pieces whose requests all came back hold no data worth keeping.
+        let State { buffers, picker, .. } = state;
+        buffers.retain(|&index, _| picker.in_progress(index));
+    }
+
+    fn rechoke(&self, state: &mut State, now_please: bool) {
+        let now = self.started.elapsed();
+        let seeding = state.complete;
+        let stats: Vec<PeerStats> = state
+            .peers
+            .iter()
+            .map(|(&key, peer)| PeerStats {
+                key,
+                interested: peer.peer_interested,
+                download_rate: peer.download_rate.bytes_per_second(),
+                upload_rate: peer.upload_rate.bytes_per_second(),
+                connected_at: peer.connected_at,
+            })
+            .collect();
+        let State { choker, rng, peers, .. } = state;
+        let unchoked = if now_please {
+            Some(choker.rechoke(now, seeding, &stats, rng))
+        } else {
+            choker.tick(now, seeding, &stats, rng)
+        };
+        let Some(unchoked) = unchoked else { return };
+        for (key, peer) in peers.iter_mut() {
+            let unchoke = unchoked.contains(key);
+            if unchoke && peer.am_choking {
+                peer.am_choking = false;
+                peer.outbox.push(&Message::Unchoke);
+            } else if !unchoke && !peer.am_choking {
+                peer.am_choking = true;
+                peer.outbox.clear_uploads();
+                peer.outbox.push(&Message::Choke);
+            }
+        }
+    }
+
+    /// The once-a-second housekeeping: rates, the choker, snubbed peers, and a status event.
+    pub fn tick(&self) {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let elapsed = now.duration_since(state.last_tick);
+        state.last_tick = now;
+        let mut snubbed = false;
+        let State { peers, picker, .. } = &mut *state;
+        for (&key, peer) in peers.iter_mut() {
+            peer.download_rate.tick(peer.downloaded, elapsed);
+            peer.upload_rate.tick(peer.outbox.uploaded.load(Ordering::Relaxed), elapsed);
+            if !peer.snubbed && picker.outstanding(key) > 0 && now.duration_since(peer.last_block) > SNUB_AFTER {
+                peer.snubbed = true;
+                picker.peer_choked_us(key);
+                snubbed = true;
+            } else if peer.snubbed && now.duration_since(peer.last_block) > 2 * SNUB_AFTER {
+                // A second chance: it may have been busy rather than broken.
+                peer.snubbed = false;
+                peer.last_block = now;
+            }
+        }
+        let downloaded = state.downloaded;
+        state.download_rate.tick(downloaded, elapsed);
+        state.upload_rate.tick(self.uploaded.load(Ordering::Relaxed), elapsed);
+        if snubbed {
+            self.refill_all(&mut state);
+        }
+        self.rechoke(&mut state, false);
+        let status = Status {
+            have: state.picker.we_have().count(),
+            total: state.picker.num_pieces(),
+            downloaded,
+            uploaded: self.uploaded.load(Ordering::Relaxed),
+            left: state.picker.missing_bytes(),
+            download_rate: state.download_rate.bytes_per_second(),
+            upload_rate: state.upload_rate.bytes_per_second(),
+            peers: state.peers.len(),
+        };
+        drop(state);
+        self.emit(Event::Status(status));
+    }
+
+    /// Every connected peer, for the final report.
+    pub fn peers(&self) -> Vec<PeerSummary> {
+        let state = self.lock();
+        state
+            .peers
+            .values()
+            .map(|peer| PeerSummary {
+                addr: peer.addr,
+                downloaded: peer.downloaded,
+                uploaded: peer.outbox.uploaded.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    /// Closes every connection (the session is ending).
+    pub fn close_all(&self) {
+        let state = self.lock();
+        for peer in state.peers.values() {
+            peer.outbox.close();
+        }
+    }
+}
+
+/// Removes a peer from the state and the picker; returns its address and whether it held an upload slot.
+fn drop_peer(state: &mut State, key: PeerKey) -> Option<(SocketAddr, bool)> {
+    let peer = state.peers.remove(&key)?;
+    state.picker.peer_left(key, &peer.bitfield);
+    peer.outbox.close();
+    Some((peer.addr, !peer.am_choking))
+}
+
+/// A request must name a piece we have, lie inside it, and ask for at most one block.
+fn check_request(picker: &Picker, block: Block) -> Result<(), CloseReason> {
+    if block.length == 0 || block.length > BLOCK_LEN {
+        return Err(format!("request of {} bytes (the limit is {BLOCK_LEN})", block.length));
+    }
+    if block.piece >= picker.num_pieces() {
+        return Err(format!("request for piece {} of {}", block.piece, picker.num_pieces()));
+    }
+    if u64::from(block.offset) + u64::from(block.length) > u64::from(picker.piece_len(block.piece)) {
+        return Err(format!("request past the end of piece {}", block.piece));
+    }
+    if !picker.have(block.piece) {
+        return Err(format!("request for piece {} which we do not have", block.piece));
+    }
+    Ok(())
+}

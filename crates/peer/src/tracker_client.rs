@@ -1,0 +1,474 @@
+//! The client side of the BEP 15 UDP tracker protocol: connect, announce, retry.
+//!
+//! A thin tokio layer over the `tracker-protocol` codec, which writes every request and parses every reply.
+//! One [`TrackerClient`] talks to one tracker from one UDP socket:
+//! 1. it sends a connect request and caches the connection id it gets back for 60 s (BEP 15: clients may reuse
+//!    an id for a minute; trackers accept it for at least two);
+//! 2. it sends the announce with that id and returns the swarm counts and peers.
+//!
+//! UDP loses packets, so each request is retried with a timeout of `base * 2^n` for attempt `n` (BEP 15:
+//! `15 * 2^n` seconds, `n` up to 8); an announce that goes unanswered drops the cached id, since an expired id gets
+//! no reply at all. A tracker error response ends the announce at once: retrying would get the same answer.
+//!
+//! Anything else that arrives is noise and is skipped without ending the wait: packets from other addresses
+//! (spoofed replies), replies to other transactions (late answers to earlier attempts), and bytes the codec
+//! cannot parse. A broken or hostile tracker can make an announce fail, never panic the client.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::time::Instant;
+use tracker_protocol::{
+    Action, AnnounceEvent, AnnounceOptions, AnnounceRequest, CompactPeer, ConnectRequest, ConnectionId, Response,
+    ResponseParseError, TransactionId,
+};
+
+/// How long a connection id is reused before the client connects again (BEP 15: one minute).
+pub const CONNECTION_ID_LIFETIME: Duration = Duration::from_secs(60);
+
+/// The longest single attempt, whatever `base` and the attempt number say, so the deadline cannot overflow the
+/// clock. BEP 15's own longest wait is 3840 s (`15 * 2^8`).
+const MAX_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Receive buffer size: the largest UDP payload, so no reply is ever truncated.
+const RECV_BUFFER_LEN: usize = 65_536;
+
+/// What the client tells the tracker in one announce (the fields of a BEP 15 announce request that the caller
+/// chooses; the connection and transaction ids are the client's business).
+#[derive(Debug, Clone)]
+pub struct Announce {
+    /// SHA-1 of the torrent's info dictionary.
+    pub info_hash: [u8; 20],
+    /// Our 20-byte peer id.
+    pub peer_id: [u8; 20],
+    /// Bytes downloaded in this session.
+    pub downloaded: u64,
+    /// Bytes still missing; 0 makes us a seeder.
+    pub left: u64,
+    /// Bytes uploaded in this session.
+    pub uploaded: u64,
+    /// Why we announce now (started, completed, stopped or a regular announce).
+    pub event: AnnounceEvent,
+    /// A random value kept across announces, so the tracker recognises us if our address changes.
+    pub key: u32,
+    /// Peers wanted; -1 asks for the tracker's default.
+    pub num_want: i32,
+    /// The port our peer-wire listener accepts connections on.
+    pub port: u16,
+}
+
+/// The tracker's answer to an announce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnounceReply {
+    /// Seconds to wait before the next regular announce.
+    pub interval: u32,
+    /// Peers still downloading.
+    pub leechers: u32,
+    /// Peers with the whole torrent.
+    pub seeders: u32,
+    /// Peers to connect to, all of the tracker address's family.
+    pub peers: Vec<SocketAddr>,
+}
+
+/// Retry schedule: attempt `n` (from 0) waits `base * 2^n` for its reply.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Wait of the first attempt.
+    pub base: Duration,
+    /// Attempts before giving up; 0 gives up without sending anything.
+    pub max_attempts: u32,
+}
+
+impl Default for Timeouts {
+    /// BEP 15's schedule: 15 s doubling up to 3840 s, 9 attempts (n = 0..=8), about 2 hours in all.
+    fn default() -> Self {
+        Self { base: Duration::from_secs(15), max_attempts: 9 }
+    }
+}
+
+impl Timeouts {
+    /// The wait of attempt `attempt` (from 0): `base * 2^attempt`, capped at one day.
+    #[must_use]
+    pub fn attempt_timeout(&self, attempt: u32) -> Duration {
+        self.base.saturating_mul(2_u32.saturating_pow(attempt)).min(MAX_ATTEMPT_TIMEOUT)
+    }
+}
+
+/// Why an announce (or setting up the client) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrackerError {
+    /// The URL is not of the form `udp://host:port[/path]`.
+    #[error("bad tracker URL {url:?}: {reason}")]
+    BadUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The URL names another protocol (`http://`, `wss://`...): only BEP 15 UDP trackers are supported.
+    #[error("tracker URL {url:?} is not a udp:// URL (only UDP trackers are supported)")]
+    NotUdp {
+        /// The URL as given.
+        url: String,
+    },
+    /// The tracker's host name did not resolve to any address.
+    #[error("cannot resolve tracker host {host:?}: {source}")]
+    Resolve {
+        /// The host part of the URL.
+        host: String,
+        /// The resolver's error.
+        source: io::Error,
+    },
+    /// A socket operation failed.
+    #[error("{action}: {source}")]
+    Io {
+        /// What was being done, naming the addresses involved.
+        action: String,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// No reply came in any attempt.
+    #[error("tracker {tracker} did not answer after {attempts} attempts")]
+    TimedOut {
+        /// The tracker's address.
+        tracker: SocketAddr,
+        /// Requests sent, each waited for in full.
+        attempts: u32,
+    },
+    /// The tracker answered with a BEP 15 error response; its message.
+    #[error("tracker refused: {0}")]
+    Refused(String),
+    /// Every attempt timed out, but meanwhile the tracker's address sent packets the codec could not parse (e.g.
+    /// another protocol on that port). Carries the last parse error.
+    #[error("tracker {tracker} sent no valid reply in {attempts} attempts, only malformed ones (last: {source})")]
+    Malformed {
+        /// The tracker's address.
+        tracker: SocketAddr,
+        /// Requests sent, each waited for in full.
+        attempts: u32,
+        /// Why the last packet from the tracker could not be parsed.
+        source: ResponseParseError,
+    },
+}
+
+/// A connection id and when we asked for it (the tracker issued it no earlier).
+#[derive(Debug, Clone, Copy)]
+struct Connection {
+    id: ConnectionId,
+    requested_at: Instant,
+}
+
+/// A reply to the request we wait for, reduced to what the client acts on.
+enum Reply {
+    Connect(ConnectionId),
+    Announce(AnnounceReply),
+    Error(String),
+    /// A scrape reply: never asked for, so never the one awaited.
+    Scrape,
+}
+
+impl Reply {
+    fn action(&self) -> Action {
+        match self {
+            Self::Connect(_) => Action::Connect,
+            Self::Announce(_) => Action::Announce,
+            Self::Error(_) => Action::Error,
+            Self::Scrape => Action::Scrape,
+        }
+    }
+}
+
+/// What one request's wait ended with.
+enum Outcome {
+    Reply(Reply),
+    TimedOut,
+}
+
+/// A BEP 15 client for one tracker. Not shared: `announce` takes `&mut self`, one request in flight at a time.
+#[derive(Debug)]
+pub struct TrackerClient {
+    socket: UdpSocket,
+    tracker: SocketAddr,
+    timeouts: Timeouts,
+    connection: Option<Connection>,
+    /// The last unparsable packet from the tracker during the current announce, for [`TrackerError::Malformed`].
+    last_malformed: Option<ResponseParseError>,
+    buffer: Vec<u8>,
+}
+
+impl TrackerClient {
+    /// Parses `udp://host:port[/path]`, resolves the host and binds a UDP socket for talking to it.
+    ///
+    /// The host may be a name, an IPv4 address or a bracketed IPv6 address (`udp://[::1]:6969`); the path, if
+    /// any, is not sent. Of the resolved addresses the first one of `bind`'s family is used, or the first one if
+    /// there is none (or no `bind`). The socket binds to `bind` with port 0, or to the unspecified address of the
+    /// tracker's family.
+    ///
+    /// # Errors
+    ///
+    /// [`TrackerError::NotUdp`] or [`TrackerError::BadUrl`] for a URL of the wrong form,
+    /// [`TrackerError::Resolve`] if the host has no address, [`TrackerError::Io`] if the socket cannot be bound.
+    pub async fn new(url: &str, bind: Option<IpAddr>, timeouts: Timeouts) -> Result<Self, TrackerError> {
+        let (host, port) = parse_udp_url(url)?;
+        let resolve_error = |source| TrackerError::Resolve { host: host.to_owned(), source };
+        let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await.map_err(resolve_error)?.collect();
+        let preferred = bind.and_then(|bind| addresses.iter().find(|addr| addr.is_ipv4() == bind.is_ipv4()));
+        let tracker = *preferred
+            .or_else(|| addresses.first())
+            .ok_or_else(|| resolve_error(io::Error::new(io::ErrorKind::NotFound, "no addresses found")))?;
+
+        let local_ip = bind.unwrap_or(match tracker {
+            SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        });
+        let local = SocketAddr::new(local_ip, 0);
+        let socket = UdpSocket::bind(local).await.map_err(|source| TrackerError::Io {
+            action: format!("binding a UDP socket on {local} for tracker {tracker}"),
+            source,
+        })?;
+        tracing::debug!(%url, %tracker, local = ?socket.local_addr().ok(), "UDP tracker client ready");
+        Ok(Self { socket, tracker, timeouts, connection: None, last_malformed: None, buffer: vec![0; RECV_BUFFER_LEN] })
+    }
+
+    /// The same client with another retry schedule, e.g. a short one for the last `stopped` announce on exit.
+    #[must_use]
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
+    /// The address the client sends to.
+    #[must_use]
+    pub fn tracker_addr(&self) -> SocketAddr {
+        self.tracker
+    }
+
+    /// Announces to the tracker, connecting first unless a connection id younger than 60 s is cached.
+    ///
+    /// Attempt `n` (from 0 to `max_attempts - 1`) waits `base * 2^n` for each reply. A connect that times out
+    /// is sent again in the next attempt; an announce that times out drops the cached id, so the next attempt
+    /// connects again. Peers are read in the tracker address's family.
+    ///
+    /// Cancel-safe: dropping the future mid-way leaves the client usable; a reply that arrives later carries a
+    /// stale transaction id and is ignored.
+    ///
+    /// # Errors
+    ///
+    /// [`TrackerError::Refused`] at once if the tracker answers with an error response;
+    /// [`TrackerError::TimedOut`] (or [`TrackerError::Malformed`] if only unparsable packets came) once every
+    /// attempt timed out; [`TrackerError::Io`] if sending or receiving fails.
+    pub async fn announce(&mut self, announce: &Announce) -> Result<AnnounceReply, TrackerError> {
+        self.last_malformed = None;
+        for attempt in 0..self.timeouts.max_attempts {
+            let timeout = self.timeouts.attempt_timeout(attempt);
+            let connection_id = match self.fresh_connection_id() {
+                Some(id) => id,
+                None => match self.connect(timeout).await? {
+                    Some(id) => id,
+                    None => {
+                        tracing::debug!(tracker = %self.tracker, attempt, ?timeout, "connect timed out");
+                        continue;
+                    }
+                },
+            };
+            if let Some(reply) = self.send_announce(connection_id, announce, timeout).await? {
+                return Ok(reply);
+            }
+            tracing::debug!(tracker = %self.tracker, attempt, ?timeout, "announce timed out; will reconnect");
+            self.connection = None;
+        }
+        let (tracker, attempts) = (self.tracker, self.timeouts.max_attempts);
+        Err(match self.last_malformed.take() {
+            Some(source) => TrackerError::Malformed { tracker, attempts, source },
+            None => TrackerError::TimedOut { tracker, attempts },
+        })
+    }
+
+    /// The cached connection id, if it is younger than [`CONNECTION_ID_LIFETIME`].
+    fn fresh_connection_id(&self) -> Option<ConnectionId> {
+        self.connection.filter(|connection| connection.requested_at.elapsed() < CONNECTION_ID_LIFETIME).map(|c| c.id)
+    }
+
+    /// Sends one connect request and waits up to `timeout` for its reply; caches the id it gets.
+    async fn connect(&mut self, timeout: Duration) -> Result<Option<ConnectionId>, TrackerError> {
+        let transaction_id = random_transaction_id();
+        let mut packet = Vec::with_capacity(tracker_protocol::CONNECT_REQUEST_LEN);
+        ConnectRequest { transaction_id }.write(&mut packet);
+        let requested_at = Instant::now();
+        match self.exchange(&packet, Action::Connect, transaction_id, timeout).await? {
+            Outcome::Reply(Reply::Connect(id)) => {
+                self.connection = Some(Connection { id, requested_at });
+                Ok(Some(id))
+            }
+            Outcome::Reply(Reply::Error(message)) => Err(TrackerError::Refused(message)),
+            // `exchange` returns only connect and error replies here.
+            Outcome::Reply(Reply::Announce(_) | Reply::Scrape) | Outcome::TimedOut => Ok(None),
+        }
+    }
+
+    /// Sends one announce request and waits up to `timeout` for its reply.
+    async fn send_announce(
+        &mut self,
+        connection_id: ConnectionId,
+        announce: &Announce,
+        timeout: Duration,
+    ) -> Result<Option<AnnounceReply>, TrackerError> {
+        let transaction_id = random_transaction_id();
+        let request = AnnounceRequest {
+            connection_id,
+            transaction_id,
+            info_hash: announce.info_hash,
+            peer_id: announce.peer_id,
+            downloaded: announce.downloaded,
+            left: announce.left,
+            uploaded: announce.uploaded,
+            event: announce.event,
+            ip_address: None,
+            key: announce.key,
+            num_want: announce.num_want,
+            port: announce.port,
+            options: AnnounceOptions::EMPTY,
+        };
+        let mut packet = Vec::with_capacity(tracker_protocol::ANNOUNCE_REQUEST_LEN);
+        request.write(&mut packet);
+        match self.exchange(&packet, Action::Announce, transaction_id, timeout).await? {
+            Outcome::Reply(Reply::Announce(reply)) => Ok(Some(reply)),
+            Outcome::Reply(Reply::Error(message)) => {
+                // The id may be what the tracker objects to; a later announce starts afresh.
+                self.connection = None;
+                Err(TrackerError::Refused(message))
+            }
+            Outcome::Reply(Reply::Connect(_) | Reply::Scrape) | Outcome::TimedOut => Ok(None),
+        }
+    }
+
+    /// Sends `packet` and returns the first reply from the tracker that carries `transaction_id` and is either an
+    /// `expected` reply or an error, or `TimedOut` after `timeout`. Everything else received meanwhile is skipped.
+    async fn exchange(
+        &mut self,
+        packet: &[u8],
+        expected: Action,
+        transaction_id: TransactionId,
+        timeout: Duration,
+    ) -> Result<Outcome, TrackerError> {
+        let deadline = Instant::now() + timeout;
+        self.socket
+            .send_to(packet, self.tracker)
+            .await
+            .map_err(|source| TrackerError::Io { action: format!("sending to tracker {}", self.tracker), source })?;
+        loop {
+            let received = tokio::time::timeout_at(deadline, self.socket.recv_from(&mut self.buffer)).await;
+            let (len, from) = match received {
+                Err(_elapsed) => return Ok(Outcome::TimedOut),
+                Ok(Ok(received)) => received,
+                // An ICMP error for an earlier datagram (Windows, or a connected socket): the tracker may still
+                // come up within this attempt, so keep waiting like for any other lost packet.
+                Ok(Err(error)) if is_transient(&error) => {
+                    tracing::trace!(tracker = %self.tracker, %error, "ignoring receive error");
+                    continue;
+                }
+                Ok(Err(source)) => {
+                    return Err(TrackerError::Io {
+                        action: format!("receiving from tracker {}", self.tracker),
+                        source,
+                    });
+                }
+            };
+            if from.ip() != self.tracker.ip() || from.port() != self.tracker.port() {
+                tracing::trace!(tracker = %self.tracker, %from, "ignoring a packet from another address");
+                continue;
+            }
+            let bytes = self.buffer.get(..len).unwrap_or_default();
+            let parsed = match self.tracker {
+                SocketAddr::V4(_) => parse_reply::<SocketAddrV4>(bytes),
+                SocketAddr::V6(_) => parse_reply::<SocketAddrV6>(bytes),
+            };
+            match parsed {
+                Ok((id, reply)) if id == transaction_id => {
+                    if reply.action() == expected || reply.action() == Action::Error {
+                        return Ok(Outcome::Reply(reply));
+                    }
+                    tracing::debug!(tracker = %self.tracker, action = ?reply.action(), "ignoring a reply of the wrong kind");
+                }
+                Ok((id, _)) => tracing::trace!(tracker = %self.tracker, ?id, "ignoring a reply to another transaction"),
+                Err(error) => {
+                    tracing::debug!(tracker = %self.tracker, %error, len, "ignoring a malformed reply");
+                    self.last_malformed = Some(error);
+                }
+            }
+        }
+    }
+}
+
+/// Splits `udp://host:port[/path]` into host and port; the host of `udp://[::1]:6969` is `::1`.
+fn parse_udp_url(url: &str) -> Result<(&str, u16), TrackerError> {
+    let bad = |reason| TrackerError::BadUrl { url: url.to_owned(), reason };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(bad("expected udp://host:port"));
+    };
+    if !scheme.eq_ignore_ascii_case("udp") {
+        return Err(TrackerError::NotUdp { url: url.to_owned() });
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        let (host, after) = bracketed.split_once(']').ok_or_else(|| bad("unclosed '[' in IPv6 address"))?;
+        if after.is_empty() {
+            return Err(bad("missing port"));
+        }
+        let port = after.strip_prefix(':').ok_or_else(|| bad("expected ':port' after ']'"))?;
+        (host, port)
+    } else {
+        let (host, port) = authority.rsplit_once(':').ok_or_else(|| bad("missing port"))?;
+        if host.contains(':') {
+            return Err(bad("an IPv6 address must be in brackets, as in udp://[::1]:6969"));
+        }
+        (host, port)
+    };
+    if host.is_empty() {
+        return Err(bad("missing host"));
+    }
+    if port.is_empty() {
+        return Err(bad("missing port"));
+    }
+    match port.parse::<u16>() {
+        Ok(0) => Err(bad("port 0 is not a tracker port")),
+        Ok(port) => Ok((host, port)),
+        Err(_) => Err(bad("port is not a number from 1 to 65535")),
+    }
+}
+
+/// Parses a reply whose peers are of type `A`.
+fn parse_reply<A>(bytes: &[u8]) -> Result<(TransactionId, Reply), ResponseParseError>
+where
+    A: CompactPeer + Into<SocketAddr>,
+{
+    let response = Response::<A>::parse(bytes)?;
+    let transaction_id = response.transaction_id();
+    let reply = match response {
+        Response::Connect(connect) => Reply::Connect(connect.connection_id),
+        Response::Announce(announce) => Reply::Announce(AnnounceReply {
+            interval: announce.interval,
+            leechers: announce.leechers,
+            seeders: announce.seeders,
+            peers: announce.peers.into_iter().map(Into::into).collect(),
+        }),
+        Response::Error(error) => Reply::Error(error.message.into_owned()),
+        Response::Scrape(_) => Reply::Scrape,
+    };
+    Ok((transaction_id, reply))
+}
+
+/// Receive errors that report an ICMP message about an earlier datagram rather than a broken socket.
+fn is_transient(error: &io::Error) -> bool {
+    matches!(error.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset)
+}
+
+fn random_transaction_id() -> TransactionId {
+    TransactionId(rand::random())
+}
+
+#[cfg(test)]
+#[path = "tracker_client_tests.rs"]
+mod tests;

@@ -1,0 +1,361 @@
+//! `peer PORT TORRENT`: download a torrent from its swarm, verify every piece, then seed until Ctrl-C.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use peer::session::{self, Config, Event, Outcome, Status};
+use peer::tracker_client::Timeouts;
+
+use crate::cli;
+use crate::mktorrent::read_torrent;
+
+/// BitTorrent peer: downloads TORRENT's data from its swarm over TCP, checking every piece's SHA-1, then seeds.
+///
+/// Existing data in DIR is checked first: a complete copy seeds at once, a partial one resumes. Peers come from
+/// the torrent's udp:// trackers (BEP 15) and from --peer. Ctrl-C announces `stopped` and exits: with status 0
+/// only if the data is complete and verified. `listening on ADDR`, `complete` and `seeding` lines go to stdout
+/// (one JSON object per event with --json); progress goes to stderr, as a bar on a terminal.
+#[derive(Debug, Parser)]
+#[command(name = "peer", version, max_term_width = 100)]
+pub struct Args {
+    /// TCP port to listen on for peers (0: any free port).
+    pub port: u16,
+
+    /// The .torrent file.
+    pub torrent: PathBuf,
+
+    /// Download folder: a single-file torrent's file, or a multi-file torrent's folder, goes inside.
+    #[arg(long, short = 'd', value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+
+    /// Exit (status 0) as soon as the data is complete, instead of seeding.
+    #[arg(long)]
+    pub exit_on_complete: bool,
+
+    /// Connect to this peer directly (repeatable), besides the peers trackers name.
+    #[arg(long = "peer", value_name = "HOST:PORT")]
+    pub peers: Vec<String>,
+
+    /// Most peers connected at once.
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_peers: u16,
+
+    /// Cap on the total upload rate, in bytes per second; k, M, G (x1000) and Ki, Mi, Gi (x1024) suffixes work.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub upload_limit: Option<u64>,
+
+    /// Local IP address to listen on and to connect and announce from.
+    #[arg(long, value_name = "IP", default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
+    pub bind: IpAddr,
+
+    /// Print events as JSON lines on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// First tracker retry timeout in seconds; BEP 15 doubles it on each of 8 retries.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15.0, hide = true)]
+    pub tracker_timeout: f64,
+}
+
+/// Parses `20M`, `512Ki`, `1000`...
+fn parse_rate(text: &str) -> Result<u64, String> {
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (digits, suffix) = text.split_at(split);
+    let number: u64 = digits.parse().map_err(|_| format!("{text:?} is not a rate like 500000, 20M or 512Ki"))?;
+    let unit: u64 = match suffix {
+        "" => 1,
+        "k" | "K" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        _ => return Err(format!("unknown unit {suffix:?} in {text:?} (use k, M, G, Ki, Mi or Gi)")),
+    };
+    match number.checked_mul(unit) {
+        Some(0) | None => Err(format!("{text:?} is not a usable rate")),
+        Some(rate) => Ok(rate),
+    }
+}
+
+/// Runs `peer` with the given command line and returns its exit code.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let args = Args::parse_from(args);
+    cli::init_logging();
+    cli::finish("peer", run(&args))
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let (torrent, _) = read_torrent(&args.torrent)?;
+    let mut peers = Vec::new();
+    for text in &args.peers {
+        let addr = text
+            .to_socket_addrs()
+            .with_context(|| format!("--peer {text}: not a reachable HOST:PORT"))?
+            .next()
+            .with_context(|| format!("--peer {text}: no address"))?;
+        peers.push(addr);
+    }
+    if !(args.tracker_timeout > 0.0 && args.tracker_timeout < 3600.0) {
+        bail!("--tracker-timeout must be between 0 and 3600 seconds");
+    }
+    let config = Config {
+        listen: SocketAddr::new(args.bind, args.port),
+        dir: args.dir.clone(),
+        peers,
+        max_peers: usize::from(args.max_peers),
+        upload_limit: args.upload_limit,
+        exit_on_complete: args.exit_on_complete,
+        check_threads: std::thread::available_parallelism().map_or(1, usize::from),
+        tracker_timeouts: Timeouts { base: Duration::from_secs_f64(args.tracker_timeout), ..Timeouts::default() },
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+    let outcome = runtime.block_on(async {
+        let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut view = View::new(args.json, &torrent.info.name, torrent.info.total_length());
+        let printer = tokio::spawn(async move {
+            while let Some(event) = events_rx.recv().await {
+                view.show(&event);
+            }
+            view
+        });
+        let result = session::run(&torrent, config, events_tx, shutdown_signal()).await;
+        let view = printer.await.ok();
+        (result, view)
+    });
+    let (result, view) = outcome;
+    let outcome = result.with_context(|| torrent.info.name.clone())?;
+    if let Some(mut view) = view {
+        view.finish(&outcome);
+    }
+    if outcome.complete {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("peer: stopped before the download finished: {} of {} pieces verified", outcome.have, outcome.total);
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// Completes on the first Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Shows events: JSON lines, a progress bar on a terminal, or plain lines.
+struct View {
+    json: bool,
+    name: String,
+    bar: Option<ProgressBar>,
+    last_line: Option<Instant>,
+    complete: bool,
+}
+
+impl View {
+    fn new(json: bool, name: &str, total: u64) -> Self {
+        let bar = (!json && cli::stderr_is_terminal()).then(|| {
+            let bar = ProgressBar::new(total);
+            let style = ProgressStyle::with_template("{prefix} [{bar:30}] {bytes}/{total_bytes} {msg} ETA {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_prefix(name.to_owned());
+            bar
+        });
+        Self { json, name: name.to_owned(), bar, last_line: None, complete: false }
+    }
+
+    fn show(&mut self, event: &Event) {
+        if self.json {
+            print_json(&event_json(event));
+            return;
+        }
+        match event {
+            Event::Listening { addr } => cli::announce_listening(*addr),
+            Event::Checking { done, total } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_message("checking");
+                    bar.set_length(*total);
+                    bar.set_position(*done);
+                }
+            }
+            Event::Checked { have, total } => {
+                self.line(&format!("checked existing data: {have} of {total} pieces present"));
+            }
+            Event::Announced { tracker, peers, seeders, leechers } => {
+                tracing::info!("{tracker}: {peers} peers ({seeders} seeders, {leechers} leechers)");
+            }
+            Event::AnnounceFailed { tracker, error } => tracing::warn!("{tracker}: {error}"),
+            Event::PeerConnected { addr } => tracing::debug!(%addr, "peer connected"),
+            Event::PeerDisconnected { addr, reason } => tracing::debug!(%addr, %reason, "peer disconnected"),
+            Event::PieceVerified { .. } => {}
+            Event::PieceFailed { index, senders } => {
+                tracing::warn!(piece = index, from = ?senders, "piece failed its hash check; fetching it again");
+            }
+            Event::PeerBanned { addr } => tracing::warn!(%addr, "peer banned for sending bad data"),
+            Event::Complete => {
+                self.complete = true;
+                if let Some(bar) = &self.bar {
+                    bar.finish_and_clear();
+                }
+                println_flush(&format!("complete: {} verified", self.name));
+            }
+            Event::Seeding => println_flush(&format!("seeding {}", self.name)),
+            Event::Status(status) => self.status(status),
+        }
+    }
+
+    fn status(&mut self, status: &Status) {
+        let text = format!(
+            "{}/{} pieces, down {}/s, up {}/s, {} peers",
+            status.have,
+            status.total,
+            indicatif::HumanBytes(status.download_rate),
+            indicatif::HumanBytes(status.upload_rate),
+            status.peers
+        );
+        if let Some(bar) = &self.bar {
+            if !self.complete {
+                bar.set_position(bar.length().unwrap_or(0).saturating_sub(status.left));
+                bar.set_message(text);
+            }
+            return;
+        }
+        // Plain output: a line every 5 seconds is enough for a log.
+        let due = self.last_line.is_none_or(|at| at.elapsed() >= Duration::from_secs(5));
+        if due && (status.left > 0 || status.upload_rate > 0) {
+            self.last_line = Some(Instant::now());
+            tracing::info!("{text}");
+        }
+    }
+
+    fn line(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => tracing::info!("{text}"),
+        }
+    }
+
+    fn finish(&mut self, outcome: &Outcome) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        if self.json {
+            let peers: Vec<serde_json::Value> = outcome
+                .peers
+                .iter()
+                .map(|peer| {
+                    serde_json::json!({
+                        "address": peer.addr.to_string(),
+                        "downloaded": peer.downloaded,
+                        "uploaded": peer.uploaded,
+                    })
+                })
+                .collect();
+            print_json(&serde_json::json!({
+                "event": "stopped",
+                "complete": outcome.complete,
+                "have": outcome.have,
+                "total": outcome.total,
+                "downloaded": outcome.downloaded,
+                "uploaded": outcome.uploaded,
+                "peers": peers,
+            }));
+        } else {
+            println_flush(&format!(
+                "stopped: {} of {} pieces, downloaded {} bytes, uploaded {} bytes",
+                outcome.have, outcome.total, outcome.downloaded, outcome.uploaded
+            ));
+        }
+    }
+}
+
+fn event_json(event: &Event) -> serde_json::Value {
+    use serde_json::json;
+    match event {
+        Event::Listening { addr } => json!({"event": "listening", "address": addr.to_string()}),
+        Event::Checking { done, total } => json!({"event": "checking", "done": done, "total": total}),
+        Event::Checked { have, total } => json!({"event": "checked", "have": have, "total": total}),
+        Event::Announced { tracker, peers, seeders, leechers } => {
+            json!({"event": "announced", "tracker": tracker, "peers": peers, "seeders": seeders, "leechers": leechers})
+        }
+        Event::AnnounceFailed { tracker, error } => {
+            json!({"event": "announce_failed", "tracker": tracker, "error": error})
+        }
+        Event::PeerConnected { addr } => json!({"event": "peer_connected", "address": addr.to_string()}),
+        Event::PeerDisconnected { addr, reason } => {
+            json!({"event": "peer_disconnected", "address": addr.to_string(), "reason": reason})
+        }
+        Event::PieceVerified { index, have, total } => {
+            json!({"event": "piece_verified", "piece": index, "have": have, "total": total})
+        }
+        Event::PieceFailed { index, senders } => {
+            let senders: Vec<String> = senders.iter().map(ToString::to_string).collect();
+            json!({"event": "piece_failed", "piece": index, "senders": senders})
+        }
+        Event::PeerBanned { addr } => json!({"event": "peer_banned", "address": addr.to_string()}),
+        Event::Complete => json!({"event": "complete"}),
+        Event::Seeding => json!({"event": "seeding"}),
+        Event::Status(status) => json!({
+            "event": "status",
+            "have": status.have,
+            "total": status.total,
+            "downloaded": status.downloaded,
+            "uploaded": status.uploaded,
+            "left": status.left,
+            "download_rate": status.download_rate,
+            "upload_rate": status.upload_rate,
+            "peers": status.peers,
+        }),
+    }
+}
+
+fn print_json(value: &serde_json::Value) {
+    println_flush(&value.to_string());
+}
+
+fn println_flush(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{text}");
+    let _ = stdout.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rate;
+
+    #[test]
+    fn rates_take_decimal_and_binary_suffixes() {
+        assert_eq!(parse_rate("1000"), Ok(1000));
+        assert_eq!(parse_rate("20M"), Ok(20_000_000));
+        assert_eq!(parse_rate("512Ki"), Ok(512 * 1024));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("5X").is_err());
+        assert!(parse_rate("").is_err());
+        assert!(parse_rate("99999999999999999999G").is_err());
+    }
+}

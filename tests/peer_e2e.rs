@@ -1,0 +1,293 @@
+//! End-to-end: our tracker and peers on loopback, real TCP, real files, every copy compared with the original.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::hostile_peer::HostilePeer;
+use common::process::Running;
+use common::udp::UdpClient;
+use common::{bin, free_udp_port, make_torrent, write_pseudo_random};
+
+const PIECE_LOG2: u32 = 15;
+const PIECE_LEN: usize = 1 << PIECE_LOG2;
+
+/// Starts our tracker on a free loopback port; returns it and the announce URL.
+fn start_tracker() -> (Running, String, SocketAddr) {
+    let port = free_udp_port();
+    let (tracker, addr) = Running::start_listening(
+        Command::new(bin("tracker")).args(["--open", "--interval", "5", "--bind"]).arg(format!("127.0.0.1:{port}")),
+    );
+    (tracker, format!("udp://127.0.0.1:{port}/announce"), addr)
+}
+
+fn peer_command(torrent: &Path, dir: &Path) -> Command {
+    let mut command = Command::new(bin("peer"));
+    command.arg("0").arg(torrent).arg("--dir").arg(dir).args(["--tracker-timeout", "0.5"]);
+    command
+}
+
+/// Starts a peer over complete data and waits for its `seeding` line; returns it and its address.
+fn start_seeder(torrent: &Path, dir: &Path, extra: &[&str]) -> (Running, SocketAddr) {
+    let (mut seeder, addr) = Running::start_listening(peer_command(torrent, dir).args(extra));
+    let line = seeder.wait_for_line(|line| line.starts_with("seeding"), Duration::from_secs(30));
+    assert!(line.is_some(), "the seeder never reported seeding; stderr:\n{}", seeder.stderr());
+    (seeder, SocketAddr::from(([127, 0, 0, 1], addr.port())))
+}
+
+/// Waits for a peer started with --exit-on-complete and asserts it succeeded; returns its remaining stdout.
+fn expect_complete(peer: &mut Running, timeout: Duration) -> Vec<String> {
+    let status = peer.wait(timeout);
+    let rest = peer.rest_of_stdout(Duration::from_secs(2));
+    assert!(
+        status.is_some_and(|status| status.success()),
+        "the leecher did not complete in {timeout:?} (status {status:?}); stdout tail {:?}\nstderr:\n{}",
+        rest.iter().rev().take(5).collect::<Vec<_>>(),
+        peer.stderr()
+    );
+    rest
+}
+
+fn assert_same_file(original: &Path, copy: &Path) {
+    let (a, b) = (std::fs::read(original).expect("original"), std::fs::read(copy).expect("copy"));
+    assert!(a == b, "{} differs from {} ({} vs {} bytes)", copy.display(), original.display(), b.len(), a.len());
+}
+
+/// The `stopped` JSON event a `--json` peer prints last.
+fn final_report(lines: &[String]) -> serde_json::Value {
+    lines
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|event| event["event"] == "stopped")
+        .unwrap_or_else(|| panic!("no stopped event in {:?}", lines.iter().rev().take(5).collect::<Vec<_>>()))
+}
+
+fn json_events(lines: &[String], kind: &str) -> Vec<serde_json::Value> {
+    lines
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["event"] == kind)
+        .collect()
+}
+
+/// Source data for a single-file torrent: `dir/src/NAME`.
+fn single_file(dir: &Path, name: &str, len: usize, seed: u64) -> PathBuf {
+    let path = dir.join("src").join(name);
+    write_pseudo_random(&path, len, seed);
+    path
+}
+
+#[test]
+fn one_seeder_to_one_leecher_through_our_tracker() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (_tracker, announce, _) = start_tracker();
+    let data = single_file(work.path(), "movie.bin", 3_000_001, 1);
+    let (torrent, _) = make_torrent(&data, &announce, PIECE_LOG2);
+    let (_seeder, _) = start_seeder(&torrent, &work.path().join("src"), &[]);
+
+    let into = work.path().join("leech");
+    let mut leecher = Running::start(peer_command(&torrent, &into).arg("--exit-on-complete"));
+    let rest = expect_complete(&mut leecher, Duration::from_secs(60));
+    assert!(rest.iter().any(|line| line.starts_with("stopped: 92 of 92 pieces")), "{rest:?}");
+    assert_same_file(&data, &into.join("movie.bin"));
+}
+
+#[test]
+fn one_seeder_to_one_leecher_multi_file_with_direct_peer() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (_tracker, announce, _) = start_tracker();
+    let root = work.path().join("src").join("album");
+    let files: [(&str, usize); 5] =
+        [("a/one.bin", 100_000), ("a/empty", 0), ("b/c/two.bin", 300_001), ("top.txt", 5), ("z.bin", 65_536)];
+    for (seed, (name, len)) in files.iter().enumerate() {
+        write_pseudo_random(&root.join(name), *len, seed as u64 + 10);
+    }
+    let (torrent, _) = make_torrent(&root, &announce, PIECE_LOG2);
+    let (_seeder, seeder_addr) = start_seeder(&torrent, &work.path().join("src"), &[]);
+
+    // The leecher is told about the seeder directly, and announces to a tracker nobody listens on.
+    let into = work.path().join("leech");
+    let mut leecher = Running::start(
+        peer_command(&torrent, &into).arg("--exit-on-complete").arg("--peer").arg(seeder_addr.to_string()),
+    );
+    expect_complete(&mut leecher, Duration::from_secs(60));
+    for (name, _) in files {
+        assert_same_file(&root.join(name), &into.join("album").join(name));
+    }
+}
+
+#[test]
+fn leechers_trade_pieces_among_themselves() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (_tracker, announce, _) = start_tracker();
+    let len = 3 * 1024 * 1024;
+    let data = single_file(work.path(), "shared.bin", len, 2);
+    let (torrent, _) = make_torrent(&data, &announce, PIECE_LOG2);
+    // The seeder alone could serve three copies in about 9 s; it must not be the only source.
+    let (mut seeder, _) = start_seeder(&torrent, &work.path().join("src"), &["--upload-limit", "1M"]);
+
+    let mut leechers: Vec<(Running, PathBuf)> = (0..3)
+        .map(|i| {
+            let into = work.path().join(format!("leech{i}"));
+            let leecher = Running::start(peer_command(&torrent, &into).args(["--exit-on-complete", "--json"]));
+            (leecher, into)
+        })
+        .collect();
+    let mut uploaded_by_leechers = 0;
+    for (leecher, into) in &mut leechers {
+        let rest = expect_complete(leecher, Duration::from_secs(90));
+        let report = final_report(&rest);
+        assert_eq!(report["complete"], true);
+        uploaded_by_leechers += report["uploaded"].as_u64().expect("uploaded");
+        assert_same_file(&data, &into.join("shared.bin"));
+    }
+    assert!(seeder.interrupt(Duration::from_secs(10)).is_some_and(|status| status.success()));
+    let seeder_out = seeder.rest_of_stdout(Duration::from_secs(2));
+    let seeder_uploaded: u64 = seeder_out
+        .iter()
+        .find_map(|line| line.split("uploaded ").nth(1)?.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no upload total in {seeder_out:?}"));
+    assert!(uploaded_by_leechers > 0, "no leecher uploaded anything");
+    assert!(
+        seeder_uploaded < 3 * len as u64,
+        "the seeder sent {seeder_uploaded} bytes: three full copies, so the leechers did not trade"
+    );
+    assert!(seeder_uploaded + uploaded_by_leechers >= 3 * len as u64, "bytes went missing");
+}
+
+#[test]
+fn a_leecher_killed_half_way_resumes_without_downloading_verified_pieces_again() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (_tracker, announce, _) = start_tracker();
+    let len = 4 * 1024 * 1024;
+    let data = single_file(work.path(), "big.bin", len, 3);
+    let (torrent, _) = make_torrent(&data, &announce, PIECE_LOG2);
+    let (_seeder, _) = start_seeder(&torrent, &work.path().join("src"), &["--upload-limit", "500k"]);
+
+    let into = work.path().join("leech");
+    let mut first = Running::start(peer_command(&torrent, &into).args(["--exit-on-complete", "--json"]));
+    let quarter = first.wait_for_line(
+        |line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .is_ok_and(|event| event["event"] == "piece_verified" && event["have"].as_u64() >= Some(32))
+        },
+        Duration::from_secs(60),
+    );
+    assert!(quarter.is_some(), "no progress; stderr:\n{}", first.stderr());
+    first.kill();
+
+    let mut second = Running::start(peer_command(&torrent, &into).args(["--exit-on-complete", "--json"]));
+    let rest = expect_complete(&mut second, Duration::from_secs(60));
+    let checked = json_events(&rest, "checked");
+    let have = checked.first().and_then(|event| event["have"].as_u64()).expect("a checked event");
+    assert!(have >= 32, "only {have} pieces survived the kill");
+    let downloaded = final_report(&rest)["downloaded"].as_u64().expect("downloaded");
+    let missing = len as u64 - (have - 1) * PIECE_LEN as u64;
+    assert!(downloaded <= missing, "downloaded {downloaded} bytes, but only {missing} were missing");
+    assert_same_file(&data, &into.join("big.bin"));
+}
+
+#[test]
+fn a_peer_sending_bad_data_cannot_corrupt_the_download_and_is_banned() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (_tracker, announce, _) = start_tracker();
+    let len = 2 * 1024 * 1024;
+    let data = single_file(work.path(), "target.bin", len, 4);
+    let (torrent, info_hash) = make_torrent(&data, &announce, PIECE_LOG2);
+    let bytes = std::fs::read(&data).expect("data");
+    // Every third piece it serves is garbage; the honest seeder is slow, so the liar gets asked first and often.
+    let hostile = HostilePeer::start("127.0.0.2", bytes, PIECE_LEN, info_hash, |piece| piece % 3 == 0);
+    let (_seeder, _) = start_seeder(&torrent, &work.path().join("src"), &["--upload-limit", "400k"]);
+
+    let into = work.path().join("leech");
+    let mut leecher = Running::start(
+        peer_command(&torrent, &into).args(["--exit-on-complete", "--json", "--peer"]).arg(hostile.addr.to_string()),
+    );
+    let rest = expect_complete(&mut leecher, Duration::from_secs(90));
+    assert_same_file(&data, &into.join("target.bin"));
+    assert!(hostile.bad_blocks() > 0, "the hostile peer was never asked for a bad piece");
+    let failed = json_events(&rest, "piece_failed");
+    assert!(!failed.is_empty(), "no piece failed its hash check");
+    let banned = json_events(&rest, "peer_banned");
+    assert!(
+        banned.iter().any(|event| event["address"] == hostile.addr.to_string()),
+        "the hostile peer {} was not banned: {banned:?}",
+        hostile.addr
+    );
+    // --peer is retried every 5 s; a banned address is never dialled again.
+    assert_eq!(hostile.connections(), 1, "the banned peer was connected to again");
+}
+
+#[test]
+fn ctrl_c_announces_stopped_and_exits_zero_when_complete() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (_tracker, announce, tracker_addr) = start_tracker();
+    let data = single_file(work.path(), "small.bin", 100_000, 5);
+    let (torrent, info_hash) = make_torrent(&data, &announce, PIECE_LOG2);
+    let (mut seeder, _) = start_seeder(&torrent, &work.path().join("src"), &[]);
+    let mut client = UdpClient::new(tracker_addr);
+    assert_eq!(client.scrape(&[info_hash])[0].seeders, 1, "the seeder did not announce");
+    let status = seeder.interrupt(Duration::from_secs(10));
+    assert!(status.is_some_and(|status| status.success()), "{status:?}\n{}", seeder.stderr());
+    assert_eq!(client.scrape(&[info_hash])[0].seeders, 0, "the seeder did not announce stopped");
+}
+
+#[test]
+fn an_interrupted_download_exits_non_zero() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let data = single_file(work.path(), "never.bin", 100_000, 6);
+    let (torrent, _) = make_torrent(&data, "udp://127.0.0.1:9/announce", PIECE_LOG2);
+    let into = work.path().join("leech");
+    let (mut leecher, _) = Running::start_listening(&mut peer_command(&torrent, &into));
+    let status = leecher.interrupt(Duration::from_secs(10)).expect("the leecher exits on Ctrl-C");
+    assert_eq!(status.code(), Some(1));
+    assert!(leecher.stderr().contains("stopped before the download finished: 0 of 4 pieces"), "{}", leecher.stderr());
+}
+
+/// A hand-made torrent whose file list climbs out of the download folder.
+fn traversal_torrent(path: &Path) {
+    let pieces = [0u8; 20];
+    let mut info = Vec::new();
+    info.extend_from_slice(b"d5:filesld6:lengthi10e4:pathl2:..4:evileee4:name4:good12:piece lengthi16384e6:pieces20:");
+    info.extend_from_slice(&pieces);
+    info.push(b'e');
+    let mut torrent = b"d8:announce29:udp://127.0.0.1:6969/announce4:info".to_vec();
+    torrent.extend_from_slice(&info);
+    torrent.push(b'e');
+    std::fs::write(path, torrent).expect("write torrent");
+}
+
+#[test]
+fn hostile_or_missing_torrents_are_refused_before_anything_is_written() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let into = work.path().join("leech");
+    std::fs::create_dir(&into).expect("leech dir");
+    let traversal = work.path().join("traversal.torrent");
+    traversal_torrent(&traversal);
+    let bomb = work.path().join("bomb.torrent");
+    std::fs::write(&bomb, format!("d4:info{}", "l".repeat(100_000))).expect("write bomb");
+    let bad_length = work.path().join("bad-length.torrent");
+    std::fs::write(
+        &bad_length,
+        b"d4:infod6:lengthi-5e4:name1:x12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaaee".as_slice(),
+    )
+    .expect("write torrent");
+    let cases: [(&Path, &str); 4] = [
+        (&traversal, "path"),
+        (&bomb, "nesting deeper"),
+        (&bad_length, "length"),
+        (&work.path().join("missing.torrent"), "missing.torrent"),
+    ];
+    for (torrent, expected) in cases {
+        let output = common::run(&mut peer_command(torrent, &into));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{}: {stderr}", torrent.display());
+        assert!(stderr.contains(expected), "{}: error should mention {expected:?}: {stderr}", torrent.display());
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    assert_eq!(std::fs::read_dir(&into).expect("read leech dir").count(), 0, "something was written");
+    assert!(!work.path().join("evil").exists());
+}
