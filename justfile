@@ -33,3 +33,7 @@ bench-create runs="5":
 # UDP tracker under aquatic_udp_load_test, against aquatic_udp and opentracker (1 core each).
 bench-tracker runs="5" duration="20":
     ./bench/tracker.sh {{runs}} {{duration}}
+
+# 1 GiB over loopback, one seeder to one leecher: our peer against libtorrent, rqbit and aria2.
+bench-transfer runs="5" size_mib="1024":
+    ./bench/transfer.sh {{runs}} {{size_mib}}

@@ -120,13 +120,32 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let outcome = runtime.block_on(async {
         let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
         let mut view = View::new(args.json, &torrent.info.name, torrent.info.total_length());
+        let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
+        // Tasks still winding down may hold event senders, so the session's end is signalled separately.
         let printer = tokio::spawn(async move {
-            while let Some(event) = events_rx.recv().await {
-                view.show(&event);
+            loop {
+                tokio::select! {
+                    biased;
+                    event = events_rx.recv() => match event {
+                        Some(event) => view.show(&event),
+                        None => break,
+                    },
+                    _ = &mut done_rx => {
+                        while let Ok(event) = events_rx.try_recv() {
+                            view.show(&event);
+                        }
+                        break;
+                    }
+                }
             }
             view
         });
-        let result = session::run(&torrent, config, events_tx, shutdown_signal()).await;
+        let shutdown = match shutdown_signal() {
+            Ok(shutdown) => shutdown,
+            Err(err) => return (Err(err), None),
+        };
+        let result = session::run(&torrent, config, events_tx, shutdown).await.map_err(anyhow::Error::from);
+        let _ = done_tx.send(());
         let view = printer.await.ok();
         (result, view)
     });
@@ -143,27 +162,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Completes on the first Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
-            (Ok(mut interrupt), Ok(mut terminate)) => {
-                tokio::select! {
-                    _ = interrupt.recv() => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+/// Registers for Ctrl-C and SIGTERM now (before `listening on` is printed, so a script's early signal is not
+/// fatal) and returns a future that completes on the first of them.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+    })
 }
 
 /// Shows events: JSON lines, a progress bar on a terminal, or plain lines.

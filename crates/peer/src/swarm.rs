@@ -34,6 +34,11 @@ const MAX_UNEXPECTED_BLOCKS: u32 = 64;
 /// Failed pieces a peer may have contributed to before it is banned; a peer that alone sent a failed piece is
 /// banned at once.
 const MAX_STRIKES: u32 = 3;
+/// Complete pieces that may wait for the hasher at once (at least two pieces, whatever their size).
+const MAX_HASHING_BYTES: u64 = 16 << 20;
+/// Requests go out when at least this fraction of a peer's queue is free, so they leave in batches rather than
+/// one small write per block received.
+const REFILL_DIVISOR: usize = 4;
 
 /// Why a connection is being closed, in words for the log.
 pub type CloseReason = String;
@@ -71,6 +76,9 @@ struct Peer {
     last_block: Instant,
     snubbed: bool,
     unexpected: u32,
+    /// Requests to keep in flight: grows by one per block received (doubling every round trip, like TCP's slow
+    /// start), and follows the measured rate once a second.
+    queue_depth: usize,
 }
 
 struct State {
@@ -81,6 +89,11 @@ struct State {
     next_key: u64,
     /// Data of pieces being downloaded, allocated at their first block and handed to the hasher at their last.
     buffers: HashMap<u32, Vec<u8>>,
+    /// Piece buffers back from the hasher, reused so a download does not fault in fresh pages for every piece.
+    spare_buffers: Vec<Vec<u8>>,
+    /// Bytes of complete pieces waiting for their hash check and write. Past [`MAX_HASHING_BYTES`] no new
+    /// requests go out: the network must not outrun the disk and the hasher, or memory would grow.
+    hashing_bytes: u64,
     /// Addresses being connected to or connected, so one announce does not open a second connection.
     addresses: HashSet<SocketAddr>,
     strikes: HashMap<IpAddr, u32>,
@@ -151,6 +164,8 @@ impl Swarm {
                 peers: BTreeMap::new(),
                 next_key: 0,
                 buffers: HashMap::new(),
+                spare_buffers: Vec::new(),
+                hashing_bytes: 0,
                 addresses: HashSet::new(),
                 strikes: HashMap::new(),
                 banned: HashSet::new(),
@@ -273,6 +288,7 @@ impl Swarm {
                 last_block: Instant::now(),
                 snubbed: false,
                 unexpected: 0,
+                queue_depth: MIN_QUEUE,
             },
         );
         drop(state);
@@ -378,7 +394,14 @@ impl Swarm {
         match state.picker.block_received(key, block) {
             Received::New { cancel, piece_complete } => {
                 let piece_size = state.picker.piece_len(index) as usize;
-                let buffer = state.buffers.entry(index).or_insert_with(|| vec![0; piece_size]);
+                let State { buffers, spare_buffers, .. } = &mut *state;
+                let buffer = buffers.entry(index).or_insert_with(|| match spare_buffers.pop() {
+                    Some(mut spare) => {
+                        spare.resize(piece_size, 0);
+                        spare
+                    }
+                    None => vec![0; piece_size],
+                });
                 // The picker accepted the block, so it lies inside the piece.
                 if let Some(slot) = buffer.get_mut(begin as usize..begin as usize + data.len()) {
                     slot.copy_from_slice(data);
@@ -388,6 +411,7 @@ impl Swarm {
                     peer.downloaded += u64::from(length);
                     peer.last_block = Instant::now();
                     peer.snubbed = false;
+                    peer.queue_depth = (peer.queue_depth + 1).min(MAX_QUEUE);
                 }
                 for other in cancel {
                     if let Some(peer) = state.peers.get(&other) {
@@ -395,6 +419,7 @@ impl Swarm {
                     }
                 }
                 if piece_complete && let Some(data) = state.buffers.remove(&index) {
+                    state.hashing_bytes += data.len() as u64;
                     self.verify_and_write(index, data);
                 }
             }
@@ -418,19 +443,47 @@ impl Swarm {
         tokio::spawn(async move {
             let storage = swarm.storage.clone();
             let outcome = tokio::task::spawn_blocking(move || {
-                if !storage.piece_matches(index, &data) {
-                    return Ok(false);
-                }
-                storage.write_piece(index, &data).map(|()| true)
+                let result = if storage.piece_matches(index, &data) {
+                    storage.write_piece(index, &data).map(|()| true)
+                } else {
+                    Ok(false)
+                };
+                (result, data)
             })
             .await;
-            match outcome {
-                Ok(Ok(true)) => swarm.piece_verified(index),
-                Ok(Ok(false)) => swarm.piece_failed(index),
-                Ok(Err(err)) => swarm.storage_failed(index, &err),
-                Err(join) => swarm.storage_failed_with(format!("hashing piece {index} failed: {join}")),
+            let result = match outcome {
+                Ok((result, data)) => {
+                    swarm.hashed(data);
+                    result
+                }
+                Err(join) => {
+                    swarm.storage_failed_with(format!("hashing piece {index} failed: {join}"));
+                    return;
+                }
+            };
+            match result {
+                Ok(true) => swarm.piece_verified(index),
+                Ok(false) => swarm.piece_failed(index),
+                Err(err) => swarm.storage_failed(index, &err),
             }
         });
+    }
+
+    /// A piece left the hasher: its buffer can be reused, and requests held back for it can go out.
+    fn hashed(&self, buffer: Vec<u8>) {
+        let mut state = self.lock();
+        let was_full = state.hashing_bytes >= self.max_hashing_bytes();
+        state.hashing_bytes = state.hashing_bytes.saturating_sub(buffer.len() as u64);
+        if state.spare_buffers.len() < 16 && !state.complete {
+            state.spare_buffers.push(buffer);
+        }
+        if was_full {
+            self.refill_all(&mut state);
+        }
+    }
+
+    fn max_hashing_bytes(&self) -> u64 {
+        MAX_HASHING_BYTES.max(2 * u64::from(self.storage.piece_length()))
     }
 
     fn piece_verified(self: &Arc<Self>, index: u32) {
@@ -453,6 +506,7 @@ impl Swarm {
         if now_complete {
             state.complete = true;
             state.buffers = HashMap::new();
+            state.spare_buffers = Vec::new();
         }
         drop(state);
         self.emit(Event::PieceVerified { index, have: have_count, total });
@@ -531,16 +585,17 @@ impl Swarm {
 
     /// Tops up `key`'s requests in flight to what its rate calls for.
     fn refill(&self, state: &mut State, key: PeerKey) {
+        if state.hashing_bytes >= self.max_hashing_bytes() {
+            return;
+        }
         let State { picker, peers, rng, scratch, .. } = state;
         let Some(peer) = peers.get_mut(&key) else { return };
         if peer.peer_choking || !peer.am_interested || peer.snubbed || picker.is_complete() {
             return;
         }
-        let rate = peer.download_rate.bytes_per_second();
-        let target = (rate as f64 * QUEUE_TIME.as_secs_f64() / f64::from(BLOCK_LEN)) as usize;
-        let target = target.clamp(MIN_QUEUE, MAX_QUEUE);
+        let target = peer.queue_depth;
         let outstanding = picker.outstanding(key);
-        if outstanding >= target {
+        if outstanding + (target / REFILL_DIVISOR).max(1) > target {
             return;
         }
         if outstanding == 0 {
@@ -607,6 +662,9 @@ impl Swarm {
         let State { peers, picker, .. } = &mut *state;
         for (&key, peer) in peers.iter_mut() {
             peer.download_rate.tick(peer.downloaded, elapsed);
+            let rate = peer.download_rate.bytes_per_second();
+            let by_rate = (rate as f64 * QUEUE_TIME.as_secs_f64() / f64::from(BLOCK_LEN)) as usize;
+            peer.queue_depth = by_rate.max(peer.queue_depth / 2).clamp(MIN_QUEUE, MAX_QUEUE);
             peer.upload_rate.tick(peer.outbox.uploaded.load(Ordering::Relaxed), elapsed);
             if !peer.snubbed && picker.outstanding(key) > 0 && now.duration_since(peer.last_block) > SNUB_AFTER {
                 peer.snubbed = true;
