@@ -3,6 +3,15 @@
 default:
     @just --list
 
+# The demo: our tracker, a seeder and 3 leechers share sample-data/spiderman.txt on loopback; every copy is checked.
+demo:
+    cargo run --release --bin demo
+
+# The same swarm for any file or folder, with N leechers: just swarm 5 ~/Videos/film.mkv
+swarm n file:
+    cd "{{invocation_directory()}}" && cargo run --release --manifest-path "{{justfile_directory()}}/Cargo.toml" \
+        --bin demo -- {{n}} "{{file}}"
+
 # Build everything in release mode.
 build:
     cargo build --release

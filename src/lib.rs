@@ -2,6 +2,7 @@
 //! Each `src/bin/*.rs` main calls one `main` here; the protocol work lives in `crates/`.
 
 pub mod cli;
+pub mod demo;
 pub mod mktorrent;
 pub mod peer;
 pub mod tracker;

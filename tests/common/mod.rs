@@ -126,3 +126,41 @@ pub fn make_torrent(data: &Path, announce: &str, log2: u32) -> (std::path::PathB
     hex::decode_to_slice(value["info_hash"].as_str().expect("info_hash"), &mut hash).expect("hex");
     (out, hash)
 }
+
+pub fn have_aria2() -> bool {
+    have_tool("aria2 (apt-get install aria2)", Command::new("aria2c").arg("--version"))
+}
+
+/// Whether the tests run as root (opentracker then chroots into its `-d` folder).
+pub fn running_as_root() -> bool {
+    Command::new("id").arg("-u").output().map(|out| String::from_utf8_lossy(&out.stdout).trim() == "0").unwrap_or(false)
+}
+
+/// Starts Debian's opentracker on 127.0.0.1:`udp`. It is built in whitelist mode, so it serves only
+/// `info_hashes` (read at start); its jail and whitelist live in `dir/jail`. Returns once it answers.
+pub fn start_opentracker(dir: &Path, udp: u16, info_hashes: &[[u8; 20]]) -> process::Running {
+    let jail = dir.join("jail");
+    std::fs::create_dir_all(&jail).expect("mkdir jail");
+    let list: String = info_hashes.iter().map(|hash| format!("{}\n", hex::encode(hash))).collect();
+    std::fs::write(jail.join("whitelist.txt"), list).expect("whitelist");
+    let mut command = Command::new("opentracker");
+    command.args(["-i", "127.0.0.1", "-P", &udp.to_string(), "-p", &free_tcp_port().to_string()]);
+    // As root it chroots into -d and opens the -w path inside it.
+    if running_as_root() {
+        command.arg("-d").arg(&jail).args(["-w", "/whitelist.txt"]);
+    } else {
+        command.arg("-w").arg(jail.join("whitelist.txt"));
+    }
+    let opentracker = process::Running::start(&mut command);
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], udp));
+    let client = udp::UdpClient::new(address);
+    let mut packet = Vec::new();
+    tracker_protocol::ConnectRequest { transaction_id: tracker_protocol::TransactionId(1) }.write(&mut packet);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if client.exchange(&packet).is_some() {
+            return opentracker;
+        }
+    }
+    panic!("opentracker on {address} never answered; stderr:\n{}", opentracker.stderr());
+}

@@ -171,6 +171,7 @@ async fn write_loop(mut writer: OwnedWriteHalf, outbox: Arc<Outbox>, swarm: Arc<
         }
         out.clear();
         std::mem::swap(&mut out, &mut batch.bytes);
+        let mut sent_blocks = 0;
         if !batch.uploads.is_empty() {
             let bytes: u64 = batch.uploads.iter().map(|block| u64::from(block.length)).sum();
             if let Some(limiter) = &swarm.limiter {
@@ -198,12 +199,13 @@ async fn write_loop(mut writer: OwnedWriteHalf, outbox: Arc<Outbox>, swarm: Arc<
             out = buffer;
             batch.uploads = uploads;
             result?;
-            outbox.uploaded.fetch_add(bytes, Ordering::Relaxed);
-            swarm.uploaded.fetch_add(bytes, Ordering::Relaxed);
+            sent_blocks = bytes;
         }
         if let Err(err) = writer.write_all(&out).await {
             outbox.close();
             return Err(format!("write: {err}"));
         }
+        outbox.uploaded.fetch_add(sent_blocks, Ordering::Relaxed);
+        swarm.uploaded.fetch_add(sent_blocks, Ordering::Relaxed);
     }
 }

@@ -34,6 +34,8 @@ const MAX_UNEXPECTED_BLOCKS: u32 = 64;
 /// Failed pieces a peer may have contributed to before it is banned; a peer that alone sent a failed piece is
 /// banned at once.
 const MAX_STRIKES: u32 = 3;
+/// Departed peers remembered for the final report.
+const MAX_DEPARTED: usize = 1000;
 /// Complete pieces that may wait for the hasher at once (at least two pieces, whatever their size).
 const MAX_HASHING_BYTES: u64 = 16 << 20;
 /// Requests go out when at least this fraction of a peer's queue is free, so they leave in batches rather than
@@ -106,6 +108,8 @@ struct State {
     /// Set when storage failed; the session ends with it.
     fatal: Option<String>,
     scratch: Vec<Block>,
+    /// What peers that already left sent and got, for the final report.
+    departed: Vec<PeerSummary>,
 }
 
 /// Settings the swarm needs from the session's configuration.
@@ -176,6 +180,7 @@ impl Swarm {
                 complete,
                 fatal: None,
                 scratch: Vec::new(),
+                departed: Vec::new(),
             }),
         })
     }
@@ -355,13 +360,20 @@ impl Swarm {
                 }
             }
             Message::Bitfield { bits } => {
-                if !first {
-                    return Err("bitfield after other messages".into());
-                }
                 let bitfield =
                     Bitfield::from_bytes(bits, state.picker.num_pieces()).map_err(|err| format!("bitfield: {err}"))?;
-                state.picker.peer_joined(&bitfield);
-                peer.bitfield = bitfield;
+                if first {
+                    state.picker.peer_joined(&bitfield);
+                    peer.bitfield = bitfield;
+                } else {
+                    // aria2 sends a whole bitfield instead of HAVEs whenever that is shorter, and sends its first
+                    // one twice: a later bitfield only adds pieces.
+                    for index in bitfield.ones() {
+                        if peer.bitfield.set(index).map_err(|err| format!("bitfield: {err}"))? {
+                            state.picker.peer_has(index);
+                        }
+                    }
+                }
                 self.update_interest(state, key);
                 self.refill(state, key);
             }
@@ -573,6 +585,11 @@ impl Swarm {
     fn update_interest(&self, state: &mut State, key: PeerKey) {
         let we_have = state.picker.we_have();
         let Some(peer) = state.peers.get_mut(&key) else { return };
+        if we_have.is_complete() && peer.bitfield.is_complete() {
+            // Two seeders have nothing to say to each other; the connection task ends and removes it.
+            peer.outbox.close();
+            return;
+        }
         let wanted = we_have.interesting(&peer.bitfield);
         if wanted != peer.am_interested {
             peer.am_interested = wanted;
@@ -697,18 +714,10 @@ impl Swarm {
         self.emit(Event::Status(status));
     }
 
-    /// Every connected peer, for the final report.
+    /// Every peer of the session, connected or gone (up to [`MAX_DEPARTED`] of those), for the final report.
     pub fn peers(&self) -> Vec<PeerSummary> {
         let state = self.lock();
-        state
-            .peers
-            .values()
-            .map(|peer| PeerSummary {
-                addr: peer.addr,
-                downloaded: peer.downloaded,
-                uploaded: peer.outbox.uploaded.load(Ordering::Relaxed),
-            })
-            .collect()
+        state.departed.iter().copied().chain(state.peers.values().map(summary)).collect()
     }
 
     /// Closes every connection (the session is ending).
@@ -725,7 +734,14 @@ fn drop_peer(state: &mut State, key: PeerKey) -> Option<(SocketAddr, bool)> {
     let peer = state.peers.remove(&key)?;
     state.picker.peer_left(key, &peer.bitfield);
     peer.outbox.close();
+    if state.departed.len() < MAX_DEPARTED {
+        state.departed.push(summary(&peer));
+    }
     Some((peer.addr, !peer.am_choking))
+}
+
+fn summary(peer: &Peer) -> PeerSummary {
+    PeerSummary { addr: peer.addr, downloaded: peer.downloaded, uploaded: peer.outbox.uploaded.load(Ordering::Relaxed) }
 }
 
 /// A request must name a piece we have, lie inside it, and ask for at most one block.
