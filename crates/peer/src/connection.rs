@@ -88,7 +88,15 @@ async fn run(
     let key = admitted.key;
     let outbox = admitted.outbox;
     let (reader, writer) = stream.into_split();
-    let writer_task = tokio::spawn(write_loop(writer, outbox.clone(), swarm.clone()));
+    let writer_task = {
+        let (outbox, swarm) = (outbox.clone(), swarm.clone());
+        tokio::spawn(async move {
+            let result = write_loop(writer, &outbox, swarm).await;
+            // However the writer ends (a disk error, a dead socket), the reader must not carry on alone.
+            outbox.close();
+            result
+        })
+    };
     let result = read_loop(reader, key, &outbox, swarm).await;
     outbox.close();
     let reason = match &result {
@@ -148,7 +156,7 @@ async fn read_loop(
     }
 }
 
-async fn write_loop(mut writer: OwnedWriteHalf, outbox: Arc<Outbox>, swarm: Arc<Swarm>) -> Result<(), CloseReason> {
+async fn write_loop(mut writer: OwnedWriteHalf, outbox: &Outbox, swarm: Arc<Swarm>) -> Result<(), CloseReason> {
     let mut batch = Batch::default();
     let mut out = Vec::new();
     let max_uploads = match &swarm.limiter {
@@ -177,7 +185,10 @@ async fn write_loop(mut writer: OwnedWriteHalf, outbox: Arc<Outbox>, swarm: Arc<
             if let Some(limiter) = &swarm.limiter {
                 let wait = limiter.reserve(bytes);
                 if !wait.is_zero() {
-                    tokio::time::sleep(wait).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = outbox.closed() => return Ok(()),
+                    }
                 }
             }
             let uploads = std::mem::take(&mut batch.uploads);
@@ -201,9 +212,15 @@ async fn write_loop(mut writer: OwnedWriteHalf, outbox: Arc<Outbox>, swarm: Arc<
             result?;
             sent_blocks = bytes;
         }
-        if let Err(err) = writer.write_all(&out).await {
-            outbox.close();
-            return Err(format!("write: {err}"));
+        // A peer that stops reading must not hold this task (and its socket) for ever: the write gives up when
+        // the connection is closed or makes no progress for as long as an idle connection is allowed.
+        tokio::select! {
+            written = tokio::time::timeout(IDLE_TIMEOUT, writer.write_all(&out)) => match written {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => return Err(format!("write: {err}")),
+                Err(_) => return Err("the peer stopped reading".into()),
+            },
+            () = outbox.closed() => return Ok(()),
         }
         outbox.uploaded.fetch_add(sent_blocks, Ordering::Relaxed);
         swarm.uploaded.fetch_add(sent_blocks, Ordering::Relaxed);

@@ -15,6 +15,8 @@ use crate::picker::Block;
 
 /// Requests a peer may have queued with us; libtorrent allows 2,000 and asks for at most 500.
 pub const MAX_QUEUED_UPLOADS: usize = 2000;
+/// Control bytes (requests, haves...) waiting for a peer that does not read; far more than any honest backlog.
+const MAX_PENDING_BYTES: usize = 1 << 20;
 
 #[derive(Debug, Default)]
 pub struct Outbox {
@@ -43,8 +45,17 @@ pub struct Batch {
 }
 
 impl Outbox {
+    /// Queues a control message. A peer that makes us queue more than [`MAX_PENDING_BYTES`] without reading them
+    /// (say, by choking and unchoking us in a loop) gets its connection closed instead.
     pub fn push(&self, message: &Message<'_>) {
-        message.encode(&mut self.lock().bytes);
+        let mut pending = self.lock();
+        if pending.bytes.len() > MAX_PENDING_BYTES {
+            drop(pending);
+            self.close();
+            return;
+        }
+        message.encode(&mut pending.bytes);
+        drop(pending);
         self.wake.notify_one();
     }
 

@@ -181,7 +181,7 @@ pub async fn run(
     let local_ip = Some(config.listen.ip()).filter(|ip| !ip.is_unspecified());
 
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(accept_loop(swarm.clone(), listener));
+    tasks.spawn(accept_loop(swarm.clone(), listener, config.max_peers));
     tasks.spawn(tick_loop(swarm.clone()));
     tasks.spawn(direct_peers(swarm.clone(), config.peers.clone(), local_ip));
 
@@ -265,14 +265,22 @@ async fn check(
     .map_err(|err| SessionError::Check(err.to_string()))
 }
 
-async fn accept_loop(swarm: Arc<Swarm>, listener: TcpListener) {
+async fn accept_loop(swarm: Arc<Swarm>, listener: TcpListener, max_peers: usize) {
+    // Each incoming connection holds a permit from accept to close, handshake included: a flood of connections
+    // that never finish their handshake cannot use up our file descriptors.
+    let permits = Arc::new(tokio::sync::Semaphore::new(max_peers));
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
                 if swarm.is_banned(addr.ip()) || !swarm.has_room() {
                     continue;
                 }
-                tokio::spawn(connection::run_incoming(swarm.clone(), stream, addr));
+                let Ok(permit) = permits.clone().try_acquire_owned() else { continue };
+                let swarm = swarm.clone();
+                tokio::spawn(async move {
+                    connection::run_incoming(swarm, stream, addr).await;
+                    drop(permit);
+                });
             }
             Err(err) => {
                 // Out of file descriptors, usually: back off instead of spinning.
@@ -298,8 +306,11 @@ async fn direct_peers(swarm: Arc<Swarm>, peers: Vec<SocketAddr>, local_ip: Optio
         return;
     }
     loop {
-        for &addr in &peers {
-            connect(&swarm, addr, local_ip);
+        // A seeder waits for leechers to come; dialling a --peer that is also complete would only be hung up on.
+        if !swarm.is_complete() {
+            for &addr in &peers {
+                connect(&swarm, addr, local_ip);
+            }
         }
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
@@ -343,18 +354,26 @@ impl SeedingNotice {
 impl Announcer {
     async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let key = rand::random();
-        let client = TrackerClient::new(&self.url, self.local_ip, self.timeouts).await;
-        let mut client = match client {
-            Ok(client) => client,
-            Err(err) => {
-                self.failed(&err.to_string());
-                self.first_done();
-                return;
+        let mut first = true;
+        // A name that does not resolve now may resolve later (the network came up): retry, slowly.
+        let mut client = loop {
+            match TrackerClient::new(&self.url, self.local_ip, self.timeouts).await {
+                Ok(client) => break client,
+                Err(err) => {
+                    self.failed(&err.to_string());
+                    if first {
+                        first = false;
+                        self.first_done();
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(60)) => {}
+                        _ = stop.wait_for(|stop| *stop) => return,
+                    }
+                }
             }
         };
         let mut event = AnnounceEvent::Started;
         let mut completed_owed = !self.started_complete;
-        let mut first = true;
         loop {
             if completed_owed && self.swarm.is_complete() && event == AnnounceEvent::None {
                 event = AnnounceEvent::Completed;
@@ -378,7 +397,12 @@ impl Announcer {
                                 connect(&self.swarm, addr, self.local_ip);
                             }
                         }
-                        Duration::from_secs(u64::from(reply.interval.clamp(5, 3600)))
+                        if completed_owed && self.swarm.is_complete() {
+                            // Finished while this announce was out: say so now, not an interval later.
+                            Duration::ZERO
+                        } else {
+                            Duration::from_secs(u64::from(reply.interval.clamp(5, 3600)))
+                        }
                     }
                     Err(err) => {
                         self.failed(&err.to_string());
@@ -391,9 +415,14 @@ impl Announcer {
                 first = false;
                 self.first_done();
             }
+            let changed = self.swarm.changed.notified();
+            tokio::pin!(changed);
+            // Registered before the check below, so a completion in between still wakes us.
+            changed.as_mut().enable();
+            let wait = if completed_owed && self.swarm.is_complete() { Duration::ZERO } else { wait };
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
-                () = self.swarm.changed.notified(), if completed_owed && !self.swarm.is_complete() => {}
+                () = changed, if completed_owed => {}
                 _ = stop.wait_for(|stop| *stop) => break,
             }
         }

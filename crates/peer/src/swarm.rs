@@ -250,9 +250,9 @@ impl Swarm {
             return Err("connected to ourselves".into());
         }
         if let Some((&old_key, old)) = state.peers.iter().find(|(_, peer)| peer.peer_id == peer_id) {
-            // Two peers that dialled each other at once must keep the same connection: the one opened by the
-            // side with the smaller peer id.
-            let keep = if self.peer_id < peer_id { Direction::Outgoing } else { Direction::Incoming };
+            // Two peers that dialled each other must keep the same connection. libtorrent's rule: the one opened
+            // by the side with the greater peer id.
+            let keep = if self.peer_id > peer_id { Direction::Outgoing } else { Direction::Incoming };
             if direction != keep || old.direction == keep {
                 return Err("already connected to this peer".into());
             }
@@ -261,10 +261,17 @@ impl Swarm {
                 if had_slot {
                     self.rechoke(&mut state, true);
                 }
+                self.refill_all(&mut state);
+                self.emit(Event::PeerDisconnected { addr: old_addr, reason: "replaced by a new connection".into() });
             }
         }
-        if direction == Direction::Incoming && !state.addresses.insert(addr) {
-            return Err("already connected to this address".into());
+        if direction == Direction::Incoming {
+            if state.addresses.len() >= self.max_peers {
+                return Err("too many peers".into());
+            }
+            if !state.addresses.insert(addr) {
+                return Err("already connected to this address".into());
+            }
         }
         let key = PeerKey(state.next_key);
         state.next_key += 1;
@@ -355,7 +362,16 @@ impl Swarm {
                 let newly = peer.bitfield.set(index).map_err(|err| format!("have: {err}"))?;
                 if newly {
                     state.picker.peer_has(index);
-                    self.update_interest(state, key);
+                    // A piece we lack makes us interested: O(1), where a full update walks the whole bitfield.
+                    if !state.picker.have(index) {
+                        if !peer.am_interested {
+                            peer.am_interested = true;
+                            peer.last_block = Instant::now();
+                            peer.outbox.push(&Message::Interested);
+                        }
+                    } else if peer.bitfield.is_complete() {
+                        self.update_interest(state, key);
+                    }
                     self.refill(state, key);
                 }
             }
@@ -476,6 +492,7 @@ impl Swarm {
             match result {
                 Ok(true) => swarm.piece_verified(index),
                 Ok(false) => swarm.piece_failed(index),
+                Err(err) if is_transient(&err) => swarm.piece_not_written(index, &err),
                 Err(err) => swarm.storage_failed(index, &err),
             }
         });
@@ -563,6 +580,14 @@ impl Swarm {
         for addr in banned {
             self.emit(Event::PeerBanned { addr });
         }
+    }
+
+    /// The piece was good but could not be written for now (no file descriptor free): fetch it again later.
+    fn piece_not_written(&self, index: u32, err: &StorageError) {
+        tracing::warn!("piece {index} will be fetched again: {err}");
+        let mut state = self.lock();
+        state.picker.piece_failed(index);
+        self.refill_all(&mut state);
     }
 
     fn storage_failed(&self, index: u32, err: &StorageError) {
@@ -675,7 +700,7 @@ impl Swarm {
         let now = Instant::now();
         let elapsed = now.duration_since(state.last_tick);
         state.last_tick = now;
-        let mut snubbed = false;
+        let mut refill = false;
         let State { peers, picker, .. } = &mut *state;
         for (&key, peer) in peers.iter_mut() {
             peer.download_rate.tick(peer.downloaded, elapsed);
@@ -685,18 +710,26 @@ impl Swarm {
             peer.upload_rate.tick(peer.outbox.uploaded.load(Ordering::Relaxed), elapsed);
             if !peer.snubbed && picker.outstanding(key) > 0 && now.duration_since(peer.last_block) > SNUB_AFTER {
                 peer.snubbed = true;
-                picker.peer_choked_us(key);
-                snubbed = true;
+                // Its requests go to other peers; cancel them here so a late answer is not wasted bandwidth.
+                for block in picker.peer_choked_us(key) {
+                    peer.outbox.push(&Message::Cancel {
+                        index: block.piece,
+                        begin: block.offset,
+                        length: block.length,
+                    });
+                }
+                refill = true;
             } else if peer.snubbed && now.duration_since(peer.last_block) > 2 * SNUB_AFTER {
                 // A second chance: it may have been busy rather than broken.
                 peer.snubbed = false;
                 peer.last_block = now;
+                refill = true;
             }
         }
         let downloaded = state.downloaded;
         state.download_rate.tick(downloaded, elapsed);
         state.upload_rate.tick(self.uploaded.load(Ordering::Relaxed), elapsed);
-        if snubbed {
+        if refill {
             self.refill_all(&mut state);
         }
         self.rechoke(&mut state, false);
@@ -742,6 +775,11 @@ fn drop_peer(state: &mut State, key: PeerKey) -> Option<(SocketAddr, bool)> {
 
 fn summary(peer: &Peer) -> PeerSummary {
     PeerSummary { addr: peer.addr, downloaded: peer.downloaded, uploaded: peer.outbox.uploaded.load(Ordering::Relaxed) }
+}
+
+/// Errors that go away by themselves: too many open files, in this process or system-wide.
+fn is_transient(err: &StorageError) -> bool {
+    matches!(err, StorageError::Io { source, .. } if matches!(source.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)))
 }
 
 /// A request must name a piece we have, lie inside it, and ask for at most one block.
