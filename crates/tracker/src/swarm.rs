@@ -38,14 +38,11 @@ impl Default for Limits {
     }
 }
 
-/// What one peer last told us.
+/// What the registry keeps of one peer besides its address: only what it acts on. Whether the peer is a seeder
+/// is its position in the list (seeders come first); peer id, key and transfer totals are read from each announce
+/// and never needed again. So a tracked IPv4 peer costs 12 bytes of list entry, not 64.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerState {
-    pub peer_id: [u8; 20],
-    pub key: u32,
-    pub uploaded: u64,
-    pub downloaded: u64,
-    pub left: u64,
     /// Seconds (registry clock) of the last announce.
     pub last_seen: u32,
 }
@@ -222,9 +219,9 @@ impl<A: Family> PeerList<A> {
         }
     }
 
-    fn insert(&mut self, address: A, state: PeerState) -> usize {
+    fn insert(&mut self, address: A, state: PeerState, seeder: bool) -> usize {
         let at = self.push(address, state);
-        if state.left == 0 {
+        if seeder {
             self.swap(at, self.seeders);
             self.seeders += 1;
             return self.seeders - 1;
@@ -245,14 +242,14 @@ impl<A: Family> PeerList<A> {
     }
 
     /// Updates the entry at `at`, moving it across the boundary when it became a seeder or leecher.
-    fn update(&mut self, at: usize, state: PeerState) -> usize {
+    fn update(&mut self, at: usize, state: PeerState, seeder: bool) -> usize {
         let was_seeder = at < self.seeders;
         let mut at = at;
-        if state.left == 0 && !was_seeder {
+        if seeder && !was_seeder {
             self.swap(at, self.seeders);
             at = self.seeders;
             self.seeders += 1;
-        } else if state.left > 0 && was_seeder {
+        } else if !seeder && was_seeder {
             self.swap(at, self.seeders - 1);
             at = self.seeders - 1;
             self.seeders -= 1;
@@ -395,14 +392,8 @@ impl Registry {
             Entry::Vacant(_) if tracked >= self.limits.max_torrents => return Err(AnnounceError::TooManyTorrents),
             Entry::Vacant(entry) => entry.insert(Box::default()),
         };
-        let state = PeerState {
-            peer_id: announce.peer_id,
-            key: announce.key,
-            uploaded: announce.uploaded,
-            downloaded: announce.downloaded,
-            left: announce.left,
-            last_seen: now,
-        };
+        let state = PeerState { last_seen: now };
+        let seeder = announce.left == 0;
         let mut finished = false;
         let list = A::list(swarm);
         let (own_index, change) = match list.position(&address) {
@@ -411,19 +402,19 @@ impl Registry {
                 (None, Change::Left)
             }
             Some(index) => {
-                finished = index >= list.seeders && state.left == 0;
-                let index = list.update(index, state);
+                finished = index >= list.seeders && seeder;
+                let index = list.update(index, state, seeder);
                 (Some(index), if finished { Change::Finished } else { Change::Updated })
             }
             None if announce.event == AnnounceEvent::Stopped => (None, Change::Left),
             None if list.len() >= self.limits.max_peers_per_torrent => (None, Change::NotRecorded),
-            None => (Some(list.insert(address, state)), Change::Joined),
+            None => (Some(list.insert(address, state, seeder)), Change::Joined),
         };
 
         if change != Change::Left {
             let want = announce.num_want;
             let before = out.len();
-            if state.left == 0 {
+            if seeder {
                 list.sample(list.seeders..list.len(), want, own_index, rng, out);
             } else {
                 list.sample(0..list.seeders, want, own_index, rng, out);
@@ -446,6 +437,12 @@ impl Registry {
     pub fn peer<A: Family>(&self, info_hash: &InfoHash, address: &A) -> Option<&PeerState> {
         let list = A::list_ref(self.swarms.get(info_hash)?)?;
         list.position(address).and_then(|at| list.entries.get(at)).map(|(_, state)| state)
+    }
+
+    /// Whether a tracked peer is a seeder; `None` if it is not tracked.
+    pub fn is_seeder<A: Family>(&self, info_hash: &InfoHash, address: &A) -> Option<bool> {
+        let list = A::list_ref(self.swarms.get(info_hash)?)?;
+        list.position(address).map(|at| at < list.seeders)
     }
 
     /// Drops every peer last seen before `cutoff`, and in open mode the swarms left empty. One pass

@@ -106,7 +106,7 @@ fn events_change_membership_and_completed_counts_only_real_finishes() {
     assert!(out.is_empty(), "a stopped peer is handed nobody");
     assert_eq!(counts, SwarmCounts { seeders: 1, completed: 1, leechers: 0 });
     assert!(h.registry.peer(&HASH, &v4(1)).is_none());
-    assert_eq!(h.registry.peer(&HASH, &v4(2)).map(|peer| peer.left), Some(0));
+    assert_eq!(h.registry.is_seeder(&HASH, &v4(2)), Some(true));
 }
 
 #[test]
@@ -195,10 +195,9 @@ fn load_is_spread_over_all_seeders() {
     assert!(min >= Some(60) && max <= Some(140), "uneven spread: min {min:?}, max {max:?}");
 }
 
-fn check_partition(list: &PeerList<SocketAddrV4>) {
-    for (index, (address, peer)) in list.entries.iter().enumerate() {
+fn check_index(list: &PeerList<SocketAddrV4>) {
+    for (index, (address, _)) in list.entries.iter().enumerate() {
         assert_eq!(list.position(address), Some(index), "index out of step at {index}");
-        assert_eq!(peer.left == 0, index < list.seeders, "entry {index} on the wrong side of {}", list.seeders);
     }
 }
 
@@ -206,13 +205,19 @@ proptest! {
     #[test]
     fn seeders_stay_a_prefix_through_any_sequence(ops in proptest::collection::vec((0u16..40, 0u64..3, 0u8..4), 1..400)) {
         let mut h = Harness::open();
+        // What each tracked peer last said it had left: the model the list's seeder prefix must agree with.
+        let mut model: HashMap<u16, u64> = HashMap::new();
         for (peer, left, event) in ops {
             let event = [AnnounceEvent::None, AnnounceEvent::Completed, AnnounceEvent::Started, AnnounceEvent::Stopped][event as usize];
             let mut out = Vec::new();
             h.registry.announce(v4(peer), &announce(left, event, 5), h.now, &mut h.rng, &mut out).expect("open");
             prop_assert!(!out.contains(&v4(peer)));
+            if event == AnnounceEvent::Stopped { model.remove(&peer); } else { model.insert(peer, left); }
             if let Some(swarm) = h.registry.swarms.get(&HASH) {
-                check_partition(&swarm.v4);
+                check_index(&swarm.v4);
+            }
+            for (&known, &left) in &model {
+                prop_assert_eq!(h.registry.is_seeder(&HASH, &v4(known)), Some(left == 0), "peer {}", known);
             }
         }
         h.registry.expire(u32::MAX);
