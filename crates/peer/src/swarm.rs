@@ -110,6 +110,9 @@ struct State {
     scratch: Vec<Block>,
     /// What peers that already left sent and got, for the final report.
     departed: Vec<PeerSummary>,
+    /// Addresses of recently departed peers, so a peer that sent bad data and hung up before the hash check
+    /// still gets its strike. Keys only grow, so the first entry is the oldest.
+    departed_addrs: BTreeMap<PeerKey, SocketAddr>,
 }
 
 /// Settings the swarm needs from the session's configuration.
@@ -181,6 +184,7 @@ impl Swarm {
                 fatal: None,
                 scratch: Vec::new(),
                 departed: Vec::new(),
+                departed_addrs: BTreeMap::new(),
             }),
         })
     }
@@ -556,9 +560,10 @@ impl Swarm {
         let mut senders = Vec::new();
         let mut to_ban = Vec::new();
         for key in &contributors {
-            let Some(peer) = state.peers.get(key) else { continue };
-            let ip = peer.addr.ip();
-            senders.push(peer.addr);
+            let addr = state.peers.get(key).map(|peer| peer.addr).or_else(|| state.departed_addrs.get(key).copied());
+            let Some(addr) = addr else { continue };
+            let ip = addr.ip();
+            senders.push(addr);
             let strikes = state.strikes.entry(ip).or_default();
             *strikes += 1;
             if sole || *strikes >= MAX_STRIKES {
@@ -568,9 +573,16 @@ impl Swarm {
         let mut banned = Vec::new();
         for ip in to_ban {
             if state.banned.insert(ip) {
+                let connected: Vec<SocketAddr> =
+                    state.peers.values().filter(|peer| peer.addr.ip() == ip).map(|peer| peer.addr).collect();
                 for peer in state.peers.values().filter(|peer| peer.addr.ip() == ip) {
                     peer.outbox.close();
-                    banned.push(peer.addr);
+                }
+                if connected.is_empty() {
+                    // It already left; name the address it sent from.
+                    banned.extend(senders.iter().filter(|addr| addr.ip() == ip).take(1));
+                } else {
+                    banned.extend(connected);
                 }
             }
         }
@@ -769,6 +781,10 @@ fn drop_peer(state: &mut State, key: PeerKey) -> Option<(SocketAddr, bool)> {
     peer.outbox.close();
     if state.departed.len() < MAX_DEPARTED {
         state.departed.push(summary(&peer));
+    }
+    state.departed_addrs.insert(key, peer.addr);
+    if state.departed_addrs.len() > MAX_DEPARTED {
+        state.departed_addrs.pop_first();
     }
     Some((peer.addr, !peer.am_choking))
 }
