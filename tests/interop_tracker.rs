@@ -7,10 +7,9 @@ mod common;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::process::Running;
-use common::udp::UdpClient;
 use common::{
     bin, free_tcp_port, free_udp_port, have_libtorrent, have_opentracker, lt_peer, make_torrent, write_pseudo_random,
 };
@@ -75,41 +74,9 @@ fn the_same_swarm_works_through_opentracker() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let (udp, tcp) = (free_udp_port(), free_tcp_port());
+    let udp = free_udp_port();
     let address: SocketAddr = format!("127.0.0.1:{udp}").parse().expect("address");
     let (data, torrent, info_hash) = prepare(dir.path(), address);
-
-    // Debian's opentracker serves only whitelisted hashes, read at start; as root it chroots into -d
-    // and opens the -w path inside it.
-    let jail = dir.path().join("jail");
-    std::fs::create_dir(&jail).expect("mkdir");
-    std::fs::write(jail.join("whitelist.txt"), format!("{}\n", hex::encode(info_hash))).expect("whitelist");
-    let mut command = Command::new("opentracker");
-    command.args(["-i", "127.0.0.1", "-P", &udp.to_string(), "-p", &tcp.to_string()]);
-    if running_as_root() {
-        command.arg("-d").arg(&jail).args(["-w", "/whitelist.txt"]);
-    } else {
-        command.arg("-w").arg(jail.join("whitelist.txt"));
-    }
-    let _opentracker = Running::start(&mut command);
-    wait_until_answering(address);
+    let _opentracker = common::start_opentracker(dir.path(), udp, &[info_hash]);
     libtorrent_pair_completes(dir.path(), &data, &torrent);
-}
-
-/// Whether the test runs as root (opentracker then chroots).
-fn running_as_root() -> bool {
-    Command::new("id").arg("-u").output().map(|out| String::from_utf8_lossy(&out.stdout).trim() == "0").unwrap_or(false)
-}
-/// Polls with BEP 15 connects until the tracker answers (up to 10 s).
-fn wait_until_answering(address: SocketAddr) {
-    let client = UdpClient::new(address);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut packet = Vec::new();
-    tracker_protocol::ConnectRequest { transaction_id: tracker_protocol::TransactionId(1) }.write(&mut packet);
-    while Instant::now() < deadline {
-        if client.exchange(&packet).is_some() {
-            return;
-        }
-    }
-    panic!("the tracker at {address} never answered");
 }
