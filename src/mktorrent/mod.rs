@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use metainfo::{CreateOptions, MAX_TORRENT_FILE_BYTES, Torrent, collect_files, create};
+use metainfo::{CreateOptions, MAX_TORRENT_FILE_BYTES, Progress, Torrent, create_from_path, input_name};
 
 use crate::cli;
 
@@ -151,8 +151,10 @@ fn threads(args: &Args) -> usize {
 
 fn make(input: &Path, args: &Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let tree = collect_files(input)?;
-    let name = args.name.clone().unwrap_or_else(|| tree.name.clone());
+    let name = match &args.name {
+        Some(name) => name.clone(),
+        None => input_name(input)?,
+    };
     let output = args.output.clone().unwrap_or_else(|| default_output(&name));
     // Fail before hashing, not after minutes of it; the final write re-checks without a race.
     if !args.force && output.exists() {
@@ -173,8 +175,11 @@ fn make(input: &Path, args: &Args) -> anyhow::Result<ExitCode> {
         threads: threads(args),
     };
 
-    let bar = progress_bar(tree.total_length(), args);
-    let created = create(&tree, &options, &|bytes| bar.inc(bytes))?;
+    let bar = progress_bar(args);
+    let created = create_from_path(input, &options, &|progress| match progress {
+        Progress::Found(bytes) => bar.inc_length(bytes),
+        Progress::Hashed(bytes) => bar.inc(bytes),
+    })?;
     bar.finish_and_clear();
     write_output(&output, &created.bytes, args.force)?;
     report::created(&created.torrent, &output, started.elapsed(), args)?;
@@ -212,11 +217,12 @@ fn creation_date() -> anyhow::Result<i64> {
     }
 }
 
-fn progress_bar(total: u64, args: &Args) -> ProgressBar {
+/// Its length grows as the walk finds files (hashing starts before the walk ends).
+fn progress_bar(args: &Args) -> ProgressBar {
     if args.quiet || args.json || !cli::stderr_is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(total);
+    let bar = ProgressBar::new(0);
     let style = ProgressStyle::with_template(
         "hashing {bar:40} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
     )

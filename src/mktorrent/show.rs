@@ -38,10 +38,10 @@ pub fn print(torrent: &Torrent, as_json: bool) -> anyhow::Result<()> {
     lines.extend(optional.into_iter().filter_map(|(label, value)| value.map(|value| (label, value))));
     print_lines(&mut out, &lines)?;
     writeln!(out, "Trackers")?;
-    if torrent.announce_list.is_empty() {
-        if let Some(url) = &torrent.announce {
-            writeln!(out, "  {url}")?;
-        }
+    if torrent.announce_list.is_empty()
+        && let Some(url) = &torrent.announce
+    {
+        writeln!(out, "  {url}")?;
     }
     for (tier, urls) in torrent.announce_list.iter().enumerate() {
         writeln!(out, "  tier {}: {}", tier + 1, urls.join(", "))?;

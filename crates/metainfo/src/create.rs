@@ -10,14 +10,12 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
-use crate::bencode;
 use crate::error::CreateError;
-use crate::hashing::{DataFile, OnReadError, hash_pieces};
+use crate::hashing::{DataFile, Feed, OnReadError, PieceResult, hash_feed, hash_pieces};
 use crate::infohash::InfoHash;
 use crate::path::check_component;
 use crate::torrent::{FileEntry, Info, Torrent};
+use crate::walk::walk_folder;
 use sha1::{Digest, Sha1};
 
 /// Smallest piece length we make: one 16 KiB block.
@@ -79,93 +77,35 @@ pub fn auto_piece_length(total: u64) -> u64 {
 
 /// Lists the files under `input` (a file or a folder) in piece order.
 pub fn collect_files(input: &Path) -> Result<SourceTree, CreateError> {
-    let io_error = |source| CreateError::Io { path: input.to_owned(), source };
-    let metadata = std::fs::metadata(input).map_err(io_error)?;
-    let name = own_name(input).map_err(io_error)?;
-
-    if metadata.is_file() {
-        let file = DataFile { path: input.to_owned(), length: metadata.len() };
+    let name = input_name(input)?;
+    if let Some(file) = single_file(input)? {
         return Ok(SourceTree { name, single_file: true, files: vec![(Vec::new(), file)] });
+    }
+    let feed = Feed::listing_only();
+    let components = walk_folder(input, &feed, &|_| {})?;
+    feed.close(true);
+    let files: Vec<_> = components.into_iter().zip(feed.into_files()).collect();
+    if files.is_empty() {
+        return Err(CreateError::Empty { path: input.to_owned() });
+    }
+    Ok(SourceTree { name, single_file: false, files })
+}
+
+/// The torrent's default name for `input`: the file's or folder's own name.
+pub fn input_name(input: &Path) -> Result<String, CreateError> {
+    own_name(input).map_err(|source| CreateError::Io { path: input.to_owned(), source })
+}
+
+/// `input` as the one file of a single-file torrent, `None` for a folder.
+fn single_file(input: &Path) -> Result<Option<DataFile>, CreateError> {
+    let metadata = std::fs::metadata(input).map_err(|source| CreateError::Io { path: input.to_owned(), source })?;
+    if metadata.is_file() {
+        return Ok(Some(DataFile { path: input.to_owned(), length: metadata.len() }));
     }
     if !metadata.is_dir() {
         return Err(CreateError::BadInput { path: input.to_owned(), reason: "neither a file nor a folder".into() });
     }
-
-    let mut files = Vec::new();
-    let root_id = dev_ino(&metadata);
-    walk(input, &mut Vec::new(), &mut vec![root_id], &mut files)?;
-    if files.is_empty() {
-        return Err(CreateError::Empty { path: input.to_owned() });
-    }
-    files.sort_by_cached_key(|(components, _)| components.join("/"));
-    Ok(SourceTree { name, single_file: false, files })
-}
-
-/// Appends the files below `dir` to `files`. One `stat` per file at most: the entry's type comes from
-/// the directory listing, and only links and folders need more. `ancestors` holds the (device, inode)
-/// of every folder above, to catch a link back up the tree.
-fn walk(
-    dir: &Path,
-    prefix: &mut Vec<String>,
-    ancestors: &mut Vec<(u64, u64)>,
-    files: &mut Vec<(Vec<String>, DataFile)>,
-) -> Result<(), CreateError> {
-    let io_error = |path: &Path| {
-        let path = path.to_owned();
-        move |err: std::io::Error| CreateError::BadInput { path, reason: err.to_string() }
-    };
-    for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
-        let entry = entry.map_err(io_error(dir))?;
-        let path = entry.path();
-        let file_name = entry.file_name();
-        let name = file_name.to_str().ok_or_else(|| CreateError::BadInput {
-            path: path.clone(),
-            reason: "file name is not valid UTF-8".into(),
-        })?;
-        check_component(name).map_err(|reason| CreateError::BadInput { path: path.clone(), reason: reason.into() })?;
-
-        let mut file_type = entry.file_type().map_err(io_error(&path))?;
-        let mut metadata = None;
-        if file_type.is_symlink() {
-            let target = std::fs::metadata(&path).map_err(|err| CreateError::BadInput {
-                path: path.clone(),
-                reason: format!("broken symbolic link ({err})"),
-            })?;
-            file_type = target.file_type();
-            metadata = Some(target);
-        }
-        if file_type.is_dir() {
-            let metadata = match metadata {
-                Some(metadata) => metadata,
-                None => entry.metadata().map_err(io_error(&path))?,
-            };
-            let id = dev_ino(&metadata);
-            if ancestors.contains(&id) {
-                return Err(CreateError::BadInput { path, reason: "symbolic link loop".into() });
-            }
-            ancestors.push(id);
-            prefix.push(name.to_owned());
-            walk(&path, prefix, ancestors, files)?;
-            prefix.pop();
-            ancestors.pop();
-        } else if file_type.is_file() {
-            let length = match metadata {
-                Some(metadata) => metadata.len(),
-                None => entry.metadata().map_err(io_error(&path))?.len(),
-            };
-            let mut components = prefix.clone();
-            components.push(name.to_owned());
-            files.push((components, DataFile { path, length }));
-        } else {
-            return Err(CreateError::BadInput { path, reason: "not a regular file (socket, device or fifo)".into() });
-        }
-    }
-    Ok(())
-}
-
-fn dev_ino(metadata: &std::fs::Metadata) -> (u64, u64) {
-    use std::os::unix::fs::MetadataExt;
-    (metadata.dev(), metadata.ino())
+    Ok(None)
 }
 
 /// The last component of `input`, resolving `.`, `..` and trailing slashes through the real path.
@@ -180,6 +120,15 @@ fn own_name(input: &Path) -> std::io::Result<String> {
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "name is not valid UTF-8"))
 }
 
+/// What [`create_from_path`] reports while it works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// The walk found files holding this many more bytes.
+    Found(u64),
+    /// This many more bytes have been hashed.
+    Hashed(u64),
+}
+
 /// Hashes `tree` and writes the torrent. `progress` gets the bytes hashed since its last call.
 pub fn create(
     tree: &SourceTree,
@@ -191,70 +140,188 @@ pub fn create(
         let path = tree.files.first().map(|(_, file)| file.path.clone()).unwrap_or_default();
         return Err(CreateError::Empty { path });
     }
-    let piece_length = options.piece_length.unwrap_or_else(|| auto_piece_length(total));
-    if !piece_length.is_power_of_two() || !(MIN_PIECE_LENGTH..=MAX_PIECE_LENGTH).contains(&piece_length) {
-        return Err(CreateError::BadPieceLength(piece_length));
-    }
-    let name = options.name.clone().unwrap_or_else(|| tree.name.clone());
-    check_component(&name).map_err(|reason| CreateError::BadName { name: name.clone(), reason })?;
+    let piece_length = checked_piece_length(options.piece_length.unwrap_or_else(|| auto_piece_length(total)))?;
+    let name = checked_name(options, &tree.name)?;
+    let data: Vec<DataFile> = tree.files.iter().map(|(_, file)| file.clone()).collect();
+    let results = hash_pieces(&data, piece_length, hashing_threads(options), OnReadError::Stop, progress);
+    let hashes = all_hashed(results)?;
+    build(tree, options, name, piece_length, hashes)
+}
 
-    let threads = match options.threads {
+/// Makes a torrent of the file or folder `input`. For a folder with the piece length given, files
+/// are hashed as the walk finds them; otherwise the walk comes first (the automatic piece length
+/// depends on the total size).
+pub fn create_from_path(
+    input: &Path,
+    options: &CreateOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<Created, CreateError> {
+    let piece_length = match options.piece_length {
+        Some(piece_length) if single_file(input)?.is_none() => checked_piece_length(piece_length)?,
+        _ => {
+            let tree = collect_files(input)?;
+            progress(Progress::Found(tree.total_length()));
+            return create(&tree, options, &|bytes| progress(Progress::Hashed(bytes)));
+        }
+    };
+    let own_name = input_name(input)?;
+    let name = checked_name(options, &own_name)?;
+
+    let feed = Feed::streaming(piece_length);
+    let (walked, results) = std::thread::scope(|scope| {
+        let walker = scope.spawn(|| {
+            // Closes the feed even if the walk unwinds, so that no hasher waits for files forever.
+            let _closer = CloseOnDrop(&feed);
+            let walked = walk_folder(input, &feed, &|bytes| progress(Progress::Found(bytes)));
+            feed.close(walked.is_ok());
+            walked
+        });
+        let results = hash_feed(&feed, piece_length, hashing_threads(options), OnReadError::Stop, &|bytes| {
+            progress(Progress::Hashed(bytes));
+        });
+        match walker.join() {
+            Ok(walked) => (walked, results),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    });
+    let components = walked?;
+    if components.is_empty() {
+        return Err(CreateError::Empty { path: input.to_owned() });
+    }
+    let hashes = all_hashed(results)?;
+    let files: Vec<_> = components.into_iter().zip(feed.into_files()).collect();
+    let tree = SourceTree { name: own_name, single_file: false, files };
+    if tree.total_length() == 0 {
+        return Err(CreateError::Empty { path: input.to_owned() });
+    }
+    build(&tree, options, name, piece_length, hashes)
+}
+
+struct CloseOnDrop<'a>(&'a Feed);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close(false);
+    }
+}
+
+fn checked_piece_length(piece_length: u64) -> Result<u64, CreateError> {
+    if piece_length.is_power_of_two() && (MIN_PIECE_LENGTH..=MAX_PIECE_LENGTH).contains(&piece_length) {
+        Ok(piece_length)
+    } else {
+        Err(CreateError::BadPieceLength(piece_length))
+    }
+}
+
+fn checked_name(options: &CreateOptions, own_name: &str) -> Result<String, CreateError> {
+    let name = options.name.clone().unwrap_or_else(|| own_name.to_owned());
+    check_component(&name).map_err(|reason| CreateError::BadName { name: name.clone(), reason })?;
+    Ok(name)
+}
+
+fn hashing_threads(options: &CreateOptions) -> usize {
+    match options.threads {
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
-    };
-    let data: Vec<DataFile> = tree.files.iter().map(|(_, file)| file.clone()).collect();
-    let mut hashes = Vec::with_capacity(total.div_ceil(piece_length) as usize);
-    for result in hash_pieces(&data, piece_length, threads, OnReadError::Stop, progress) {
-        hashes.push(result.map_err(|err| CreateError::Io { path: err.path, source: err.source })?);
     }
+}
+
+fn all_hashed(results: Vec<PieceResult>) -> Result<Vec<[u8; 20]>, CreateError> {
+    results
+        .into_iter()
+        .map(|result| result.map_err(|err| CreateError::Io { path: err.path, source: err.source }))
+        .collect()
+}
+
+/// Encodes the torrent of `tree` with its piece hashes.
+fn build(
+    tree: &SourceTree,
+    options: &CreateOptions,
+    name: String,
+    piece_length: u64,
+    hashes: Vec<[u8; 20]>,
+) -> Result<Created, CreateError> {
+    let total = tree.total_length();
     let pieces = hashes.concat();
 
-    let info = OutInfo {
-        files: (!tree.single_file)
-            .then(|| tree.files.iter().map(|(path, file)| OutFile { length: file.length, path }).collect()),
-        length: tree.single_file.then_some(total),
-        name: &name,
-        piece_length,
-        pieces: serde_bytes::Bytes::new(&pieces),
-        private: options.private.then_some(1),
-        source: options.source.as_deref(),
-    };
     let all_urls: Vec<&String> = options.announce_tiers.iter().flatten().collect();
-    let announce_list =
-        (all_urls.len() > 1).then(|| options.announce_tiers.iter().filter(|tier| !tier.is_empty()).collect::<Vec<_>>());
-    let url_list = match options.web_seeds.as_slice() {
-        [] => None,
-        [one] => Some(UrlList::One(one)),
-        many => Some(UrlList::Many(many)),
-    };
-    let out = OutTorrent {
-        announce: all_urls.first().map(|url| url.as_str()),
-        announce_list,
-        comment: options.comment.as_deref(),
-        created_by: options.created_by.as_deref(),
-        creation_date: options.creation_date,
-        info,
-        url_list,
-    };
-    let bytes = serde_bencode::to_bytes(&out).map_err(|err| CreateError::BadInput {
-        path: PathBuf::from(&name),
-        reason: format!("could not encode the torrent: {err}"),
-    })?;
-    // The info-hash covers the info bytes exactly as written; the scanner finds them without parsing.
-    let info_span = bencode::scan(&bytes).ok().and_then(|scanned| scanned.info_span).ok_or_else(|| {
-        CreateError::BadInput { path: PathBuf::from(&name), reason: "the encoded torrent has no info span".into() }
-    })?;
+    let tiers: Vec<&Vec<String>> = options.announce_tiers.iter().filter(|tier| !tier.is_empty()).collect();
+
+    // Keys in byte order at every level (BEP 3's canonical form); the `info` span is recorded as it
+    // is written, since the info-hash covers exactly those bytes.
+    let mut out = Encoder(Vec::with_capacity(pieces.len() + tree.files.len() * 64 + 1024));
+    out.raw(b"d");
+    if let Some(url) = all_urls.first() {
+        out.key_str("announce", url);
+    }
+    if all_urls.len() > 1 {
+        out.key("announce-list");
+        out.raw(b"l");
+        for tier in &tiers {
+            out.str_list(tier.iter().map(String::as_str));
+        }
+        out.raw(b"e");
+    }
+    if let Some(comment) = &options.comment {
+        out.key_str("comment", comment);
+    }
+    if let Some(created_by) = &options.created_by {
+        out.key_str("created by", created_by);
+    }
+    if let Some(date) = options.creation_date {
+        out.key("creation date");
+        out.int(date);
+    }
+    out.key("info");
+    let info_start = out.0.len();
+    out.raw(b"d");
+    if tree.single_file {
+        out.key("length");
+        out.uint(total);
+    } else {
+        out.key("files");
+        out.raw(b"l");
+        for (path, file) in &tree.files {
+            out.raw(b"d");
+            out.key("length");
+            out.uint(file.length);
+            out.key("path");
+            out.str_list(path.iter().map(String::as_str));
+            out.raw(b"e");
+        }
+        out.raw(b"e");
+    }
+    out.key_str("name", &name);
+    out.key("piece length");
+    out.uint(piece_length);
+    out.key("pieces");
+    out.bytes(&pieces);
+    if options.private {
+        out.key("private");
+        out.int(1);
+    }
+    if let Some(source) = &options.source {
+        out.key_str("source", source);
+    }
+    out.raw(b"e");
+    let info_span = info_start..out.0.len();
+    match options.web_seeds.as_slice() {
+        [] => {}
+        [one] => out.key_str("url-list", one),
+        many => {
+            out.key("url-list");
+            out.str_list(many.iter().map(String::as_str));
+        }
+    }
+    out.raw(b"e");
+    let bytes = out.0;
     let info_hash = InfoHash(Sha1::digest(&bytes[info_span]).into());
     let files = tree.files.iter().map(|(path, file)| FileEntry { path: path.clone(), length: file.length }).collect();
     let info =
         Info::from_parts(name, piece_length, hashes, options.private, options.source.clone(), files, tree.single_file);
     let torrent = Torrent {
         announce: all_urls.first().map(|url| (*url).clone()),
-        announce_list: if all_urls.len() > 1 {
-            options.announce_tiers.iter().filter(|tier| !tier.is_empty()).cloned().collect()
-        } else {
-            Vec::new()
-        },
+        announce_list: if all_urls.len() > 1 { tiers.into_iter().cloned().collect() } else { Vec::new() },
         comment: options.comment.clone(),
         created_by: options.created_by.clone(),
         creation_date: options.creation_date,
@@ -265,51 +332,65 @@ pub fn create(
     Ok(Created { bytes, torrent })
 }
 
-// serde_bencode writes struct fields as a dictionary sorted by key bytes: canonical bencode.
-#[derive(Serialize)]
-struct OutTorrent<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    announce: Option<&'a str>,
-    #[serde(rename = "announce-list", skip_serializing_if = "Option::is_none")]
-    announce_list: Option<Vec<&'a Vec<String>>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    comment: Option<&'a str>,
-    #[serde(rename = "created by", skip_serializing_if = "Option::is_none")]
-    created_by: Option<&'a str>,
-    #[serde(rename = "creation date", skip_serializing_if = "Option::is_none")]
-    creation_date: Option<i64>,
-    info: OutInfo<'a>,
-    #[serde(rename = "url-list", skip_serializing_if = "Option::is_none")]
-    url_list: Option<UrlList<'a>>,
-}
+/// Writes bencode values into a buffer.
+struct Encoder(Vec<u8>);
 
-#[derive(Serialize)]
-#[serde(untagged)]
-enum UrlList<'a> {
-    One(&'a String),
-    Many(&'a [String]),
-}
+impl Encoder {
+    fn raw(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+    }
 
-#[derive(Serialize)]
-struct OutInfo<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    files: Option<Vec<OutFile<'a>>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    length: Option<u64>,
-    name: &'a str,
-    #[serde(rename = "piece length")]
-    piece_length: u64,
-    pieces: &'a serde_bytes::Bytes,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    private: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    source: Option<&'a str>,
-}
+    fn bytes(&mut self, bytes: &[u8]) {
+        self.uint_digits(bytes.len() as u64);
+        self.0.push(b':');
+        self.0.extend_from_slice(bytes);
+    }
 
-#[derive(Serialize)]
-struct OutFile<'a> {
-    length: u64,
-    path: &'a Vec<String>,
+    fn key(&mut self, key: &str) {
+        self.bytes(key.as_bytes());
+    }
+
+    fn key_str(&mut self, key: &str, value: &str) {
+        self.key(key);
+        self.bytes(value.as_bytes());
+    }
+
+    fn str_list<'s>(&mut self, items: impl Iterator<Item = &'s str>) {
+        self.0.push(b'l');
+        for item in items {
+            self.bytes(item.as_bytes());
+        }
+        self.0.push(b'e');
+    }
+
+    fn uint(&mut self, value: u64) {
+        self.0.push(b'i');
+        self.uint_digits(value);
+        self.0.push(b'e');
+    }
+
+    fn int(&mut self, value: i64) {
+        self.0.push(b'i');
+        if value < 0 {
+            self.0.push(b'-');
+        }
+        self.uint_digits(value.unsigned_abs());
+        self.0.push(b'e');
+    }
+
+    fn uint_digits(&mut self, mut value: u64) {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (value % 10) as u8;
+            value /= 10;
+            if value == 0 {
+                break;
+            }
+        }
+        self.0.extend_from_slice(&digits[at..]);
+    }
 }
 
 #[cfg(test)]

@@ -155,3 +155,58 @@ fn auto_piece_length_follows_mktorrents_table() {
     assert_eq!(auto_piece_length(12_800 * MIB + 1), 1 << 24);
     assert_eq!(auto_piece_length(u64::MAX), 1 << 24);
 }
+
+/// Writes `count` files of `size(i)` bytes under `root`, spread over nested folders.
+fn write_tree(root: &Path, count: usize, size: impl Fn(usize) -> usize) {
+    for i in 0..count {
+        let folder = root.join(format!("d{}", i % 7)).join(format!("s{}", i % 3));
+        fs::create_dir_all(&folder).expect("mkdir");
+        let body: Vec<u8> = (0..size(i)).map(|b| (b * 31 + i) as u8).collect();
+        fs::write(folder.join(format!("f{i:04}")), body).expect("write");
+    }
+}
+
+/// More files than the walk may hold open (256), many of them inside one batch, some empty: hashing
+/// during the walk must give the bytes of listing first and hashing after.
+#[test]
+fn hashing_during_the_walk_gives_the_same_torrent_as_listing_first() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("many");
+    write_tree(&root, 900, |i| if i % 50 == 0 { 0 } else { (i * 977) % 70_000 });
+    std::os::unix::fs::symlink(root.join("d1/s1/f0001"), root.join("link")).expect("symlink");
+    for piece_length in [16_384, 1 << 20] {
+        let options = CreateOptions { piece_length: Some(piece_length), threads: 2, ..announce("udp://x") };
+        let listed_first = make(&root, &options).expect("created");
+        let (found, hashed) = (AtomicU64::new(0), AtomicU64::new(0));
+        let streamed = super::create_from_path(&root, &options, &|progress| {
+            let (counter, bytes) = match progress {
+                super::Progress::Found(bytes) => (&found, bytes),
+                super::Progress::Hashed(bytes) => (&hashed, bytes),
+            };
+            counter.fetch_add(bytes, Ordering::Relaxed);
+        })
+        .expect("created while walking");
+        assert_eq!(streamed.bytes, listed_first.bytes, "piece length {piece_length}");
+        let total = listed_first.torrent.info.total_length();
+        assert_eq!((found.into_inner(), hashed.into_inner()), (total, total));
+    }
+}
+
+#[test]
+fn a_walk_that_fails_while_hashers_run_reports_the_failure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("broken");
+    write_tree(&root, 300, |i| 40_000 + i);
+    // Sorted last, after about 12 MB the hashers are already working on.
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), root.join("zz-dangling")).expect("symlink");
+    let options = CreateOptions { piece_length: Some(16_384), threads: 2, ..announce("udp://x") };
+    let err = super::create_from_path(&root, &options, &|_| {}).expect_err("broken link");
+    assert!(err.to_string().contains("zz-dangling") && err.to_string().contains("broken symbolic link"), "{err}");
+
+    let empty = dir.path().join("only-empty-files");
+    write_tree(&empty, 5, |_| 0);
+    let err = super::create_from_path(&empty, &options, &|_| {}).expect_err("nothing to share");
+    assert!(matches!(err, CreateError::Empty { .. }), "{err}");
+}

@@ -1,6 +1,8 @@
 //! Piece hashing on all cores: the byte stream of one or many files, cut into pieces, SHA-1 each.
 //!
-//! Workers take batches of consecutive pieces (so each one reads the disk sequentially and the kernel's
+//! The files come through a [`Feed`], which a folder walk may still be filling while the hashers
+//! work: a worker claims the next batch of pieces once the files found so far cover it. Workers take
+//! batches of consecutive pieces (so each one reads the disk sequentially and the kernel's
 //! read-ahead works), read them with positional reads (`read_exact_at`, no shared file cursor), and hash
 //! as they read. Reads go through a buffer small enough to stay in the core's L2 cache, so the bytes
 //! copied out of the page cache are hashed while still hot: the copy then costs a few percent of the
@@ -10,9 +12,11 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use sha1::{Digest, Sha1};
+
+use crate::sha1_pair::{self, PairHasher};
 
 /// One file of the byte stream, in piece order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +44,9 @@ pub type PieceResult = Result<[u8; 20], ReadError>;
 const READ_CHUNK: usize = 64 * 1024;
 /// Bytes of consecutive pieces a worker claims at a time.
 const BATCH_BYTES: u64 = 8 * 1024 * 1024;
+/// Files a walk may hold open for the hashers at once (each open saves the hasher a path lookup and
+/// the walk a `stat`). Well under the usual soft limit of 1,024 descriptors.
+const HANDLE_BUDGET: usize = 256;
 
 /// How [`hash_pieces`] treats a piece it cannot read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,47 +67,69 @@ pub fn hash_pieces(
     on_error: OnReadError,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Vec<PieceResult> {
-    let total: u64 = files.iter().map(|file| file.length).sum();
-    if piece_length == 0 || total == 0 {
+    let feed = Feed::listing_only();
+    for file in files {
+        feed.push(file.clone(), None);
+    }
+    feed.close(true);
+    hash_feed(&feed, piece_length, threads, on_error, progress)
+}
+
+/// Bytes in one batch of whole pieces.
+pub(crate) fn batch_bytes(piece_length: u64) -> u64 {
+    // At least two pieces, so that they can be hashed as a pair.
+    (BATCH_BYTES / piece_length).max(2) * piece_length
+}
+
+/// Hashes the pieces of `feed` as its files arrive, until it is closed (or abandoned). See
+/// [`hash_pieces`]; a feed filled during hashing must have been made with this piece length.
+pub(crate) fn hash_feed(
+    feed: &Feed,
+    piece_length: u64,
+    threads: usize,
+    on_error: OnReadError,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Vec<PieceResult> {
+    if piece_length == 0 {
         return Vec::new();
     }
-    let piece_count = total.div_ceil(piece_length) as usize;
-    let pieces_per_batch = (BATCH_BYTES / piece_length).max(1) as usize;
-    let batch_count = piece_count.div_ceil(pieces_per_batch);
-    let stream = Stream::new(files);
-    let next_batch = AtomicUsize::new(0);
-    let stopped = AtomicBool::new(false);
-
+    let batch_bytes = batch_bytes(piece_length);
     let worker = || {
-        let mut reader = Reader { stream: &stream, open: None };
-        let mut buffer = vec![0u8; READ_CHUNK.min(piece_length as usize)];
+        let _stop_all = AbandonOnPanic(feed);
+        let chunk = READ_CHUNK.min(usize::try_from(piece_length).unwrap_or(READ_CHUNK));
+        // Pieces go two at a time through the pair hasher when the CPU has it; each of the pair has
+        // its own reader and buffer, since they read different parts of the stream.
+        let mut pair = [Reader { feed, current: None }, Reader { feed, current: None }];
+        let mut buffers = [vec![0u8; chunk], vec![0u8; chunk]];
+        let pairs = piece_length.is_multiple_of(64) && sha1_pair::available();
         let mut done = Vec::new();
-        loop {
-            let batch = next_batch.fetch_add(1, Ordering::Relaxed);
-            if batch >= batch_count || stopped.load(Ordering::Relaxed) {
-                return done;
-            }
-            let first = batch * pieces_per_batch;
-            let last = (first + pieces_per_batch).min(piece_count);
-            let mut hashes = Vec::with_capacity(last - first);
-            let mut batch_bytes = 0;
-            for piece in first..last {
-                let start = piece as u64 * piece_length;
-                let end = (start + piece_length).min(total);
-                let result = reader.hash_range(start, end, &mut buffer);
-                if result.is_err() && on_error == OnReadError::Stop {
-                    stopped.store(true, Ordering::Relaxed);
+        while let Some((start, end)) = feed.claim(batch_bytes) {
+            let mut hashes = Vec::new();
+            let mut offset = start;
+            while offset < end {
+                let before = hashes.len();
+                if pairs && offset + 2 * piece_length <= end {
+                    hashes.extend(hash_pair(&mut pair, offset, piece_length, &mut buffers));
+                    offset += 2 * piece_length;
+                } else {
+                    let piece_end = (offset + piece_length).min(end);
+                    hashes.push(pair[0].hash_range(offset, piece_end, &mut buffers[0]));
+                    offset = piece_end;
                 }
-                hashes.push(result);
-                batch_bytes += end - start;
+                if on_error == OnReadError::Stop && hashes[before..].iter().any(Result::is_err) {
+                    feed.abandon();
+                }
             }
-            progress(batch_bytes);
-            done.push((first, hashes));
+            progress(end - start);
+            done.push((start / piece_length, hashes));
         }
+        done
     };
 
-    let threads = threads.clamp(1, batch_count);
-    let mut batches: Vec<(usize, Vec<PieceResult>)> = if threads == 1 {
+    // A feed already complete needs no more workers than it has batches.
+    let known_batches = feed.closed_total().map(|total| total.div_ceil(batch_bytes));
+    let threads = known_batches.map_or(threads, |batches| threads.min(usize::try_from(batches).unwrap_or(1))).max(1);
+    let mut batches: Vec<(u64, Vec<PieceResult>)> = if threads == 1 {
         worker()
     } else {
         std::thread::scope(|scope| {
@@ -116,6 +145,7 @@ pub fn hash_pieces(
     };
     batches.sort_unstable_by_key(|(first, _)| *first);
 
+    let piece_count = usize::try_from(feed.total().div_ceil(piece_length)).unwrap_or(usize::MAX);
     let mut results: Vec<PieceResult> = Vec::with_capacity(piece_count);
     for (_, hashes) in batches {
         results.extend(hashes);
@@ -131,39 +161,257 @@ pub fn hash_pieces(
     results
 }
 
-/// The files with their offsets in the stream.
-struct Stream<'a> {
-    files: &'a [DataFile],
-    /// `starts[i]` is the stream offset of the first byte of `files[i]`.
-    starts: Vec<u64>,
+/// Hashes the two pieces of `piece_length` bytes from `start` together.
+fn hash_pair(
+    readers: &mut [Reader<'_>; 2],
+    start: u64,
+    piece_length: u64,
+    buffers: &mut [Vec<u8>; 2],
+) -> [PieceResult; 2] {
+    let [first, second] = readers;
+    let [first_buffer, second_buffer] = buffers;
+    let second_start = start + piece_length;
+    let hash_apart = |first: &mut Reader<'_>, second: &mut Reader<'_>, a: &mut [u8], b: &mut [u8]| {
+        [first.hash_range(start, second_start, a), second.hash_range(second_start, second_start + piece_length, b)]
+    };
+    let Some(mut hasher) = PairHasher::new() else {
+        return hash_apart(first, second, first_buffer, second_buffer);
+    };
+    let mut done = 0;
+    while done < piece_length {
+        let len = first_buffer.len().min(usize::try_from(piece_length - done).unwrap_or(usize::MAX));
+        let (a, b) = (&mut first_buffer[..len], &mut second_buffer[..len]);
+        if first.read_at(start + done, a).is_err() || second.read_at(second_start + done, b).is_err() {
+            // Hash them apart, so that the error lands on the piece it belongs to.
+            return hash_apart(first, second, first_buffer, second_buffer);
+        }
+        hasher.update(a, b);
+        done += len as u64;
+    }
+    hasher.finish().map(Ok)
 }
 
-impl<'a> Stream<'a> {
-    fn new(files: &'a [DataFile]) -> Stream<'a> {
-        let mut offset = 0;
-        let starts = files
-            .iter()
-            .map(|file| {
-                let start = offset;
-                offset += file.length;
-                start
-            })
-            .collect();
-        Stream { files, starts }
+/// Stops the walk and the other hashers if a hasher panics, so none of them waits forever.
+struct AbandonOnPanic<'a>(&'a Feed);
+
+impl Drop for AbandonOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.abandon();
+        }
+    }
+}
+
+/// The files of the stream in piece order, shared by whoever finds them (a folder walk, or a list
+/// known up front) and the hashers that read them.
+pub(crate) struct Feed {
+    state: Mutex<FeedState>,
+    /// Hashers wait here for files to cover their next batch.
+    grown: Condvar,
+    /// The walk waits here for hashers to free file handles.
+    handles_freed: Condvar,
+    /// Bytes per batch when hashers read the feed while it is filled; the walk then waits for them
+    /// to free file handles rather than going on without. `None`: the feed is only a listing.
+    batch_bytes: Option<u64>,
+}
+
+#[derive(Default)]
+struct FeedState {
+    files: Vec<FeedFile>,
+    /// Sum of the lengths pushed so far.
+    total: u64,
+    /// No more files will come.
+    closed: bool,
+    /// Everyone stops: the walk failed, or a piece could not be read.
+    abandoned: bool,
+    /// Handles held in `files` or reserved by the walk.
+    handles: usize,
+    /// Stream bytes claimed by hashers so far (always a whole number of batches until the end).
+    claimed: u64,
+    // Who waits, so that the common case (nobody) costs no wake-up system call.
+    hashers_waiting: usize,
+    walk_waiting: bool,
+}
+
+struct FeedFile {
+    file: DataFile,
+    start: u64,
+    /// Opened by the walk; dropped once a hasher has read the file's last byte.
+    handle: Option<Arc<File>>,
+}
+
+/// A file of the feed, as a hasher sees it.
+struct Located {
+    index: usize,
+    start: u64,
+    length: u64,
+    path: PathBuf,
+    handle: Option<Arc<File>>,
+}
+
+impl Feed {
+    /// A feed that hashers read while a walk fills it with `batch_bytes(piece_length)`.
+    pub(crate) fn streaming(piece_length: u64) -> Feed {
+        Feed {
+            state: Mutex::default(),
+            grown: Condvar::new(),
+            handles_freed: Condvar::new(),
+            batch_bytes: Some(batch_bytes(piece_length)),
+        }
     }
 
-    /// Index of the non-empty file holding stream offset `offset`.
-    fn file_at(&self, offset: u64) -> usize {
+    /// A feed that is only read once complete: it never holds file handles.
+    pub(crate) fn listing_only() -> Feed {
+        Feed { state: Mutex::default(), grown: Condvar::new(), handles_freed: Condvar::new(), batch_bytes: None }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, FeedState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reserves a file handle for the walk to pass on with [`Feed::push`]. When the budget is spent and
+    /// the hashers have work ready, waits for them to free one; `false` means open nothing, just list.
+    pub(crate) fn reserve_handle(&self) -> bool {
+        let Some(batch_bytes) = self.batch_bytes else { return false };
+        let mut state = self.lock();
+        loop {
+            if state.abandoned {
+                return false;
+            }
+            if state.handles < HANDLE_BUDGET {
+                state.handles += 1;
+                return true;
+            }
+            // Waiting is safe only while a batch is ready: a hasher will then read on and free handles.
+            // Otherwise (one batch spanning more files than the budget) the walk goes on without.
+            if state.total < state.claimed + batch_bytes {
+                return false;
+            }
+            // Woken when half the budget is free, not at every handle, so the walk runs in bursts.
+            state.walk_waiting = true;
+            state = self.handles_freed.wait(state).unwrap_or_else(PoisonError::into_inner);
+            state.walk_waiting = false;
+        }
+    }
+
+    /// Gives back a handle reserved but not pushed.
+    pub(crate) fn unreserve_handle(&self) {
+        let mut state = self.lock();
+        state.handles = state.handles.saturating_sub(1);
+    }
+
+    /// Appends the next file of the stream, with the handle reserved for it if the walk opened it.
+    /// `false` when the hashers have stopped, so the walk can too.
+    pub(crate) fn push(&self, file: DataFile, handle: Option<File>) -> bool {
+        let mut state = self.lock();
+        let start = state.total;
+        state.total += file.length;
+        state.files.push(FeedFile { file, start, handle: handle.map(Arc::new) });
+        if state.hashers_waiting > 0 && self.batch_bytes.is_none_or(|bytes| state.total >= state.claimed + bytes) {
+            self.grown.notify_all();
+        }
+        !state.abandoned
+    }
+
+    /// No more files: `ok` false also stops the hashers (the walk failed). Only the first call counts,
+    /// so a guard may call it again when the walk unwinds.
+    pub(crate) fn close(&self, ok: bool) {
+        let mut state = self.lock();
+        if !state.closed {
+            state.closed = true;
+            state.abandoned |= !ok;
+            self.wake_everyone();
+        }
+    }
+
+    /// Stops every hasher and the walk.
+    fn abandon(&self) {
+        let mut state = self.lock();
+        state.abandoned = true;
+        self.wake_everyone();
+    }
+
+    fn wake_everyone(&self) {
+        self.grown.notify_all();
+        self.handles_freed.notify_all();
+    }
+
+    fn total(&self) -> u64 {
+        self.lock().total
+    }
+
+    fn closed_total(&self) -> Option<u64> {
+        let state = self.lock();
+        state.closed.then_some(state.total)
+    }
+
+    /// The next batch of stream bytes to hash, once the files found cover it; `None` at the end.
+    fn claim(&self, batch_bytes: u64) -> Option<(u64, u64)> {
+        let mut state = self.lock();
+        loop {
+            if state.abandoned {
+                return None;
+            }
+            let start = state.claimed;
+            let covered = state.total >= start + batch_bytes;
+            if covered || state.closed {
+                let end = (start + batch_bytes).min(state.total);
+                if end <= start {
+                    return None;
+                }
+                state.claimed = end;
+                if state.walk_waiting {
+                    // The walk may have been waiting on this batch being ready; now it may not be.
+                    self.handles_freed.notify_all();
+                }
+                return Some((start, end));
+            }
+            state.hashers_waiting += 1;
+            state = self.grown.wait(state).unwrap_or_else(PoisonError::into_inner);
+            state.hashers_waiting -= 1;
+        }
+    }
+
+    /// The non-empty file holding stream offset `offset`.
+    fn locate(&self, offset: u64) -> Option<Located> {
+        let state = self.lock();
         // The last file starting at or before `offset`; zero-length files share their start with the
         // next file, and partition_point skips past them.
-        self.starts.partition_point(|&start| start <= offset).saturating_sub(1)
+        let index = state.files.partition_point(|file| file.start <= offset).checked_sub(1)?;
+        let found = &state.files[index];
+        (offset < found.start + found.file.length).then(|| Located {
+            index,
+            start: found.start,
+            length: found.file.length,
+            path: found.file.path.clone(),
+            handle: found.handle.clone(),
+        })
+    }
+
+    /// The file's last byte has been read: close the walk's handle (readers keep their own clones).
+    fn release(&self, index: usize) {
+        let mut state = self.lock();
+        if let Some(file) = state.files.get_mut(index)
+            && file.handle.take().is_some()
+        {
+            state.handles = state.handles.saturating_sub(1);
+            if state.walk_waiting && state.handles <= HANDLE_BUDGET / 2 {
+                self.handles_freed.notify_all();
+            }
+        }
+    }
+
+    /// The files pushed, in order (for a feed no longer shared).
+    pub(crate) fn into_files(self) -> Vec<DataFile> {
+        let state = self.state.into_inner().unwrap_or_else(PoisonError::into_inner);
+        state.files.into_iter().map(|file| file.file).collect()
     }
 }
 
 /// One worker's view of the stream, keeping the file it last read open.
 struct Reader<'a> {
-    stream: &'a Stream<'a>,
-    open: Option<(usize, File)>,
+    feed: &'a Feed,
+    current: Option<(Located, Arc<File>)>,
 }
 
 impl Reader<'_> {
@@ -171,7 +419,7 @@ impl Reader<'_> {
         let mut hasher = Sha1::new();
         let mut offset = start;
         while offset < end {
-            let len = buffer.len().min((end - offset) as usize);
+            let len = buffer.len().min(usize::try_from(end - offset).unwrap_or(usize::MAX));
             let chunk = &mut buffer[..len];
             self.read_at(offset, chunk)?;
             hasher.update(&*chunk);
@@ -182,26 +430,27 @@ impl Reader<'_> {
 
     /// Fills `buf` with the stream's bytes from `offset`, crossing file boundaries as needed.
     fn read_at(&mut self, mut offset: u64, mut buf: &mut [u8]) -> Result<(), ReadError> {
-        let mut index = self.stream.file_at(offset);
         while !buf.is_empty() {
-            let Some(file) = self.stream.files.get(index) else {
-                return Err(ReadError { path: PathBuf::new(), source: io::ErrorKind::UnexpectedEof.into() });
-            };
-            let within = offset - self.stream.starts[index];
-            if within >= file.length {
-                index += 1;
-                continue;
+            let holds_offset =
+                |(file, _): &(Located, Arc<File>)| file.start <= offset && offset < file.start + file.length;
+            if !self.current.as_ref().is_some_and(holds_offset) {
+                self.current = None;
+                let Some(mut file) = self.feed.locate(offset) else {
+                    return Err(ReadError { path: PathBuf::new(), source: io::ErrorKind::UnexpectedEof.into() });
+                };
+                let handle = match file.handle.take() {
+                    Some(handle) => handle,
+                    None => Arc::new(
+                        File::open(&file.path).map_err(|source| ReadError { path: file.path.clone(), source })?,
+                    ),
+                };
+                self.current = Some((file, handle));
             }
-            let len = buf.len().min((file.length - within) as usize);
+            let Some((file, handle)) = &self.current else { continue };
+            let within = offset - file.start;
+            let len = buf.len().min(usize::try_from(file.length - within).unwrap_or(usize::MAX));
             let (now, rest) = buf.split_at_mut(len);
-            // Reuse the file read last (the common case inside a batch), else open this one.
-            let handle = match self.open.take() {
-                Some((open, handle)) if open == index => handle,
-                _ => File::open(&file.path).map_err(|source| ReadError { path: file.path.clone(), source })?,
-            };
-            let read = handle.read_exact_at(now, within);
-            self.open = Some((index, handle));
-            read.map_err(|source| {
+            handle.read_exact_at(now, within).map_err(|source| {
                 let source = if source.kind() == io::ErrorKind::UnexpectedEof {
                     io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -212,9 +461,11 @@ impl Reader<'_> {
                 };
                 ReadError { path: file.path.clone(), source }
             })?;
+            if within + len as u64 == file.length {
+                self.feed.release(file.index);
+            }
             buf = rest;
             offset += len as u64;
-            index += 1;
         }
         Ok(())
     }
@@ -294,6 +545,20 @@ mod tests {
         let short = results[6].as_ref().expect_err("short file");
         assert!(short.to_string().contains("shorter than its listed 10 bytes"), "{short}");
         assert_eq!(short.path, files[2].path);
+    }
+
+    #[test]
+    fn pieces_hashed_in_pairs_keep_their_errors_apart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bodies: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 64]).collect();
+        let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+        let files = write_files(dir.path(), &refs);
+        std::fs::remove_file(&files[3].path).expect("remove");
+        let results = hash_pieces(&files, 64, 1, OnReadError::Continue, &|_| {});
+        let readable: Vec<bool> = results.iter().map(Result::is_ok).collect();
+        assert_eq!(readable, [true, true, true, false, true, true]);
+        assert_eq!(results[2].as_ref().expect("readable"), &<[u8; 20]>::from(Sha1::digest([2u8; 64])));
+        assert_eq!(results[3].as_ref().expect_err("missing").path, files[3].path);
     }
 
     #[test]

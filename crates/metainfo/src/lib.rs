@@ -9,10 +9,13 @@ pub mod hashing;
 mod infohash;
 mod magnet;
 pub mod path;
+mod sha1_pair;
 mod torrent;
+mod walk;
 
 pub use create::{
-    CreateOptions, Created, MAX_PIECE_LENGTH, MIN_PIECE_LENGTH, SourceTree, auto_piece_length, collect_files, create,
+    CreateOptions, Created, MAX_PIECE_LENGTH, MIN_PIECE_LENGTH, Progress, SourceTree, auto_piece_length, collect_files,
+    create, create_from_path, input_name,
 };
 pub use error::{CreateError, MetainfoError};
 pub use infohash::InfoHash;

@@ -142,7 +142,7 @@ impl Info {
             return Err(MetainfoError::invalid("info", "total length is 0"));
         }
 
-        if raw.pieces.len() % 20 != 0 {
+        if !raw.pieces.len().is_multiple_of(20) {
             return Err(MetainfoError::invalid(
                 "info.pieces",
                 format!("length {} is not a multiple of 20", raw.pieces.len()),

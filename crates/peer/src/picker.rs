@@ -187,7 +187,7 @@ impl Picker {
     /// The slot index of `block`, if it has exactly the offset and length the geometry gives that position.
     fn slot_of(&self, block: Block) -> Option<usize> {
         let b = (block.offset / BLOCK_LEN) as usize;
-        let fits = block.offset % BLOCK_LEN == 0
+        let fits = block.offset.is_multiple_of(BLOCK_LEN)
             && b < self.geo.block_count(block.piece) as usize
             && self.geo.block(block.piece, b) == block;
         fits.then_some(b)

@@ -161,7 +161,7 @@ impl<'a, A: CompactPeer> Response<'a, A> {
                 let leechers = reader.u32()?;
                 let seeders = reader.u32()?;
                 let body = reader.rest();
-                if body.len() % A::LEN != 0 {
+                if !body.len().is_multiple_of(A::LEN) {
                     return Err(ResponseParseError::PeerListLength { len: body.len(), peer_len: A::LEN });
                 }
                 let peers = body
@@ -173,7 +173,7 @@ impl<'a, A: CompactPeer> Response<'a, A> {
             }
             2 => {
                 let body = reader.rest();
-                if body.len() % TORRENT_STATS_LEN != 0 {
+                if !body.len().is_multiple_of(TORRENT_STATS_LEN) {
                     return Err(ResponseParseError::ScrapeListLength { len: body.len() });
                 }
                 let torrents =

@@ -180,11 +180,10 @@ proptest! {
     ) {
         // Force a known action half the time so that random bytes reach the body parsers.
         let mut bytes = bytes;
-        if let Some(field) = bytes.get_mut(8..12) {
-            if action < 3 {
+        if let Some(field) = bytes.get_mut(8..12)
+            && action < 3 {
                 field.copy_from_slice(&action.to_be_bytes());
             }
-        }
         if let Ok(request) = Request::parse(&bytes, MAX_SCRAPE) {
             request_round_trip(&request)?;
         }
@@ -196,11 +195,10 @@ proptest! {
         action in 0u32..5,
     ) {
         let mut bytes = bytes;
-        if let Some(field) = bytes.get_mut(0..4) {
-            if action < 4 {
+        if let Some(field) = bytes.get_mut(0..4)
+            && action < 4 {
                 field.copy_from_slice(&action.to_be_bytes());
             }
-        }
         if let Ok(response) = Response::<SocketAddrV4>::parse(&bytes) {
             response_round_trip(&response)?;
         }
