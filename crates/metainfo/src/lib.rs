@@ -5,6 +5,7 @@
 pub mod bencode;
 mod create;
 mod error;
+mod feed;
 pub mod hashing;
 mod infohash;
 mod magnet;
