@@ -327,6 +327,9 @@ impl Swarm {
             "--bind".into(),
             "127.0.0.1".into(),
             "--json".into(),
+            // Every peer of the demo shares 127.0.0.1.
+            "--max-peers-per-ip".into(),
+            "1000".into(),
         ];
         if let Some(limit) = upload_limit {
             args.extend(["--upload-limit".into(), limit.to_string().into()]);

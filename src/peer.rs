@@ -47,6 +47,11 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_peers: u16,
 
+    /// Most connections with one IP address, handshakes in progress included (libtorrent allows one unless told
+    /// otherwise; peers behind one NAT need a few).
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_peers_per_ip: u16,
+
     /// Cap on the total upload rate, in bytes per second; k, M, G (x1000) and Ki, Mi, Gi (x1024) suffixes work.
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub upload_limit: Option<u64>,
@@ -111,6 +116,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         dir: args.dir.clone(),
         peers,
         max_peers: usize::from(args.max_peers),
+        max_peers_per_ip: usize::from(args.max_peers_per_ip),
         upload_limit: args.upload_limit,
         exit_on_complete: args.exit_on_complete,
         check_threads: std::thread::available_parallelism().map_or(1, usize::from),
@@ -227,6 +233,9 @@ impl View {
                 tracing::warn!(piece = index, from = ?senders, "piece failed its hash check; fetching it again");
             }
             Event::PeerBanned { addr } => tracing::warn!(%addr, "peer banned for sending bad data"),
+            Event::AddressBanned { ip } => {
+                tracing::warn!(%ip, "address banned: several of its peers sent bad data");
+            }
             Event::Complete => {
                 self.complete = true;
                 if let Some(bar) = &self.bar {
@@ -328,6 +337,7 @@ fn event_json(event: &Event) -> serde_json::Value {
             json!({"event": "piece_failed", "piece": index, "senders": senders})
         }
         Event::PeerBanned { addr } => json!({"event": "peer_banned", "address": addr.to_string()}),
+        Event::AddressBanned { ip } => json!({"event": "address_banned", "ip": ip.to_string()}),
         Event::Complete => json!({"event": "complete"}),
         Event::Seeding => json!({"event": "seeding"}),
         Event::Status(status) => json!({

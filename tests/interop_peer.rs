@@ -380,3 +380,47 @@ fn our_peer_downloads_from_an_aria2_seeder_through_our_tracker() {
     assert_same_file(&data, &into.join("backup.bin"));
     assert!(seeder.wait(Duration::ZERO).is_none(), "aria2 stopped seeding; its log:\n{}", log_tail(&log));
 }
+
+#[test]
+fn a_liar_on_the_same_address_as_a_libtorrent_seeder_does_not_stall_our_download() {
+    if !have_libtorrent() {
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let (_tracker, tracker_addr, announce) = start_tracker();
+    let len = 10 * 1024 * 1024 + 77;
+    let data = single_file(&work.path().join("src"), "film.bin", len, 9);
+    let (torrent, info_hash) = make_torrent(&data, &announce, 18);
+    let (_seeder, lt_port) = start_libtorrent_seeder(&torrent, &work.path().join("src"));
+    let listed = wait_for_scrape(tracker_addr, info_hash, Duration::from_secs(10), |s| s.seeders > 0);
+    assert!(listed, "the libtorrent seeder never announced");
+    // The liar shares 127.0.0.1 with the seeder, claims every piece and sends garbage for every block.
+    let bytes = std::fs::read(&data).expect("data");
+    let liar = common::hostile_peer::HostilePeer::start("127.0.0.1", bytes, 1 << 18, info_hash, |_| true);
+
+    let into = work.path().join("leech");
+    let started = Instant::now();
+    let mut leecher =
+        Running::start(our_peer(&torrent, &into).args(["--exit-on-complete", "--peer"]).arg(liar.addr.to_string()));
+    let status = leecher.wait(Duration::from_secs(60));
+    let rest = leecher.rest_of_stdout(Duration::from_secs(2));
+    let took = started.elapsed();
+    assert!(
+        status.is_some_and(|status| status.success()),
+        "our leecher stalled with the liar (status {status:?}); stderr:\n{}",
+        leecher.stderr()
+    );
+    assert_same_file(&data, &into.join("film.bin"));
+    let banned: Vec<String> =
+        events(&rest, "peer_banned").iter().filter_map(|event| Some(event["address"].as_str()?.to_owned())).collect();
+    assert!(banned.contains(&liar.addr.to_string()), "the liar {} was not banned: {banned:?}", liar.addr);
+    let seeder = format!("127.0.0.1:{lt_port}");
+    assert!(!banned.contains(&seeder), "the honest libtorrent seeder {seeder} was banned: {banned:?}");
+    assert!(liar.connections() <= 2, "the liar was dialled {} times", liar.connections());
+    eprintln!(
+        "liar with libtorrent: complete in {took:.1?}, {} bad blocks, {} pieces failed, liar dialled {} times",
+        liar.bad_blocks(),
+        events(&rest, "piece_failed").len(),
+        liar.connections()
+    );
+}

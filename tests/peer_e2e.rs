@@ -222,6 +222,53 @@ fn a_peer_sending_bad_data_cannot_corrupt_the_download_and_is_banned() {
 }
 
 #[test]
+fn a_liar_behind_the_honest_seeders_address_is_banned_alone_and_the_download_completes() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (_tracker, announce, _) = start_tracker();
+    let len = 4 * 1024 * 1024;
+    let data = single_file(work.path(), "shared.bin", len, 6);
+    let (torrent, info_hash) = make_torrent(&data, &announce, PIECE_LOG2);
+    let bytes = std::fs::read(&data).expect("data");
+    // Both on 127.0.0.1, as two peers behind one NAT: the liar claims every piece and corrupts every block; the
+    // honest seeder is slower, so the two share pieces and the first failures cannot tell them apart.
+    let liar = HostilePeer::start("127.0.0.1", bytes, PIECE_LEN, info_hash, |_| true);
+    let (_seeder, seeder_addr) = start_seeder(&torrent, &work.path().join("src"), &["--upload-limit", "2M"]);
+
+    let into = work.path().join("leech");
+    let started = std::time::Instant::now();
+    let mut leecher = Running::start(
+        peer_command(&torrent, &into).args(["--exit-on-complete", "--json", "--peer"]).arg(liar.addr.to_string()),
+    );
+    let rest = expect_complete(&mut leecher, Duration::from_secs(60));
+    let took = started.elapsed();
+    assert_same_file(&data, &into.join("shared.bin"));
+    assert!(liar.bad_blocks() > 0, "the liar was never asked for a block");
+    let banned: Vec<String> = json_events(&rest, "peer_banned")
+        .iter()
+        .filter_map(|event| Some(event["address"].as_str()?.to_owned()))
+        .collect();
+    assert!(banned.contains(&liar.addr.to_string()), "the liar {} was not banned: {banned:?}", liar.addr);
+    assert!(!banned.contains(&seeder_addr.to_string()), "the honest seeder {seeder_addr} was banned: {banned:?}");
+    assert!(json_events(&rest, "address_banned").is_empty(), "one liar is no reason to ban the whole address");
+    let from_seeder = final_report(&rest)["peers"]
+        .as_array()
+        .expect("peers")
+        .iter()
+        .filter(|peer| peer["address"] == seeder_addr.to_string())
+        .filter_map(|peer| peer["downloaded"].as_u64())
+        .sum::<u64>();
+    assert!(from_seeder >= len as u64 / 2, "only {from_seeder} bytes came from the honest seeder");
+    // --peer is retried every 5 s, but a banned endpoint is not dialled again.
+    assert!(liar.connections() <= 2, "the liar was dialled {} times", liar.connections());
+    eprintln!(
+        "liar test: complete in {took:.1?}, {} bad blocks sent, {} pieces failed, liar dialled {} times",
+        liar.bad_blocks(),
+        json_events(&rest, "piece_failed").len(),
+        liar.connections()
+    );
+}
+
+#[test]
 fn ctrl_c_announces_stopped_and_exits_zero_when_complete() {
     let work = tempfile::tempdir().expect("tempdir");
     let (_tracker, announce, tracker_addr) = start_tracker();

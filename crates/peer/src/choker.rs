@@ -1,8 +1,9 @@
 //! The choker: which interested peers we upload to (BEP 3 "choking", libtorrent's fixed-slots choker).
 //!
 //! Every rechoke (10 s by default) the `slots` best interested peers are unchoked: while leeching, the ones that
-//! upload fastest *to us* (tit for tat); while seeding, the ones we upload to fastest, each for a limited turn, so
-//! every interested peer gets served in rotation. One more interested peer gets an **optimistic unchoke**, kept for
+//! upload fastest *to us* (tit for tat); while seeding, the ones that take the most from us (libtorrent's and
+//! transmission's seeding rank), each for a limited turn, so every interested peer gets served in rotation; a
+//! slot holder that takes nothing ranks behind every peer that waits. One more interested peer gets an **optimistic unchoke**, kept for
 //! 30 s and then rotated, so a peer with nothing to offer yet can prove itself; recently connected peers are
 //! three times as likely to be drawn, as BEP 3 suggests, because they have had no chance to earn a regular slot.
 //!
@@ -143,9 +144,12 @@ impl Choker {
             let turn_over = seeding && since.is_some_and(|at| now.saturating_sub(at) >= self.config.seed_turn);
             let rate = if seeding { p.upload_rate } else { p.download_rate };
             // Ties go to the peer already unchoked (fewer choke/unchoke messages), then to the one that has
-            // waited longest; the key keeps the order total.
+            // waited longest; the key keeps the order total. While seeding, a slot holder that takes nothing
+            // has no claim on its slot: peers that wait go first.
+            let holds = since.is_some();
+            let behind = if seeding && rate == 0 { holds } else { !holds };
             let waiting_since = self.choked_at.get(&p.key).copied().unwrap_or(p.connected_at);
-            (turn_over, Reverse(rate), since.is_none(), waiting_since, p.key)
+            (turn_over, Reverse(rate), behind, waiting_since, p.key)
         });
         let regular: Vec<PeerKey> = ranked.iter().take(self.config.slots).map(|p| p.key).collect();
 

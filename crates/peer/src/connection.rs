@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 
+use crate::admission::Ticket;
 use crate::outbox::{Batch, Outbox};
 use crate::picker::PeerKey;
 use crate::swarm::{CloseReason, Direction, Swarm};
@@ -37,7 +38,7 @@ pub async fn run_outgoing(swarm: Arc<Swarm>, addr: SocketAddr, local: Option<std
             .await
             .map_err(|_| "connect timed out".to_owned())?
             .map_err(|err| format!("connect: {err}"))?;
-        run(&swarm, stream, addr, Direction::Outgoing).await
+        run(&swarm, stream, addr, Direction::Outgoing, None).await
     }
     .await;
     swarm.release_address(addr);
@@ -46,9 +47,10 @@ pub async fn run_outgoing(swarm: Arc<Swarm>, addr: SocketAddr, local: Option<std
     }
 }
 
-/// Runs a connection the listener accepted.
-pub async fn run_incoming(swarm: Arc<Swarm>, stream: TcpStream, addr: SocketAddr) {
-    if let Err(reason) = run(&swarm, stream, addr, Direction::Incoming).await {
+/// Runs a connection the listener accepted; its handshake holds `ticket` until it is done, or until a newer
+/// connection evicts it.
+pub async fn run_incoming(swarm: Arc<Swarm>, stream: TcpStream, addr: SocketAddr, ticket: Ticket) {
+    if let Err(reason) = run(&swarm, stream, addr, Direction::Incoming, Some(ticket)).await {
         tracing::debug!(%addr, %reason, "connection ended");
     }
 }
@@ -58,19 +60,29 @@ async fn run(
     mut stream: TcpStream,
     addr: SocketAddr,
     direction: Direction,
+    ticket: Option<Ticket>,
 ) -> Result<(), CloseReason> {
     // Requests are small and latency-bound; Nagle would hold them back behind our block writes.
     let _ = stream.set_nodelay(true);
     let ours = Handshake::new(swarm.info_hash, swarm.peer_id).encode();
-    let theirs = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+    let exchange = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
         if direction == Direction::Outgoing {
             stream.write_all(&ours).await?;
         }
         let mut buf = [0u8; HANDSHAKE_LEN];
         stream.read_exact(&mut buf).await?;
         Ok::<_, std::io::Error>(buf)
-    })
-    .await
+    });
+    let evicted = async {
+        match &ticket {
+            Some(ticket) => ticket.evicted().await,
+            None => std::future::pending().await,
+        }
+    };
+    let theirs = tokio::select! {
+        theirs = exchange => theirs,
+        () = evicted => return Err("handshake evicted by newer connections".into()),
+    }
     .map_err(|_| "handshake timed out".to_owned())?
     .map_err(|err| format!("handshake: {err}"))?;
     let handshake = match Handshake::decode(&theirs) {
@@ -82,8 +94,11 @@ async fn run(
         return Err("handshake for another torrent".into());
     }
     if direction == Direction::Incoming {
-        stream.write_all(&ours).await.map_err(|err| format!("handshake: {err}"))?;
+        let reply = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.write_all(&ours));
+        reply.await.map_err(|_| "handshake timed out".to_owned())?.map_err(|err| format!("handshake: {err}"))?;
     }
+    // The handshake is over: its place goes to the next connection.
+    drop(ticket);
     let admitted = swarm.admit(addr, handshake.peer_id, direction)?;
     let key = admitted.key;
     let outbox = admitted.outbox;
@@ -213,14 +228,22 @@ async fn write_loop(mut writer: OwnedWriteHalf, outbox: &Outbox, swarm: Arc<Swar
             sent_blocks = bytes;
         }
         // A peer that stops reading must not hold this task (and its socket) for ever: the write gives up when
-        // the connection is closed or makes no progress for as long as an idle connection is allowed.
-        tokio::select! {
-            written = tokio::time::timeout(IDLE_TIMEOUT, writer.write_all(&out)) => match written {
-                Ok(Ok(())) => {}
-                Ok(Err(err)) => return Err(format!("write: {err}")),
-                Err(_) => return Err("the peer stopped reading".into()),
-            },
-            () = outbox.closed() => return Ok(()),
+        // the connection is closed or makes no progress for as long as an idle connection is allowed. Progress is
+        // counted per write, so the choker can tell a slow reader from one that stopped.
+        let mut sent = 0;
+        while sent < out.len() {
+            tokio::select! {
+                written = tokio::time::timeout(IDLE_TIMEOUT, writer.write(&out[sent..])) => match written {
+                    Ok(Ok(0)) => return Err("write: the connection closed".into()),
+                    Ok(Ok(n)) => {
+                        sent += n;
+                        outbox.written.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Ok(Err(err)) => return Err(format!("write: {err}")),
+                    Err(_) => return Err("the peer stopped reading".into()),
+                },
+                () = outbox.closed() => return Ok(()),
+            }
         }
         outbox.uploaded.fetch_add(sent_blocks, Ordering::Relaxed);
         swarm.uploaded.fetch_add(sent_blocks, Ordering::Relaxed);

@@ -5,11 +5,13 @@
 //! [`session`] (listen, announce, connect), one task pair per connection, [`storage`] (pieces mapped onto files,
 //! positional I/O, nothing outside the download folder) and the BEP 15 [`tracker_client`].
 
+mod admission;
 pub mod choker;
 mod connection;
 mod outbox;
 pub mod picker;
 pub mod rate;
+pub mod reputation;
 pub mod session;
 pub mod storage;
 mod swarm;

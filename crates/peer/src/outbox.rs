@@ -29,6 +29,8 @@ pub struct Outbox {
     closing: Notify,
     /// Block bytes sent to this peer, counted by the writer.
     pub uploaded: AtomicU64,
+    /// Bytes of any kind the socket took so far, counted as each write returns: shows whether the peer reads.
+    pub written: AtomicU64,
 }
 
 #[derive(Debug, Default)]

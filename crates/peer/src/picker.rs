@@ -10,6 +10,11 @@
 //!    outstanding from *other* peers, so the last piece does not wait on one slow peer. The first copy to arrive
 //!    wins; the caller sends CANCEL to the other peers [`Received::New`] names.
 //!
+//! Two limits come from the caller ([`PickLimits`]): how many new pieces a pick may start (each holds a buffer
+//! until it is hashed), and parole: a peer on parole is asked only for pieces it owns, which it starts itself and
+//! nobody else is asked for (not even in endgame), so that a failed hash check names it alone. A piece's owner
+//! is forgotten when the owner chokes us or leaves, so nobody else waits on it.
+//!
 //! # States
 //!
 //! A piece is in exactly ONE of these states:
@@ -83,6 +88,23 @@ pub enum Received {
     Unexpected,
 }
 
+/// What one pick may do besides filling the peer's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PickLimits {
+    /// New pieces the pick may start. Every started piece holds a buffer until it is hashed, so the caller caps
+    /// them to bound memory; `u32::MAX` for no cap.
+    pub new_pieces: u32,
+    /// The peer is on parole (it took part in a piece that failed its hash check): it is asked only for pieces
+    /// it downloads alone, and owns the pieces it starts, so that its next failure names it alone. No endgame.
+    pub exclusive: bool,
+}
+
+impl Default for PickLimits {
+    fn default() -> Self {
+        Self { new_pieces: u32::MAX, exclusive: false }
+    }
+}
+
 /// Why a [`Picker`] cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PickerError {
@@ -131,6 +153,8 @@ pub struct Picker {
     /// lists never hold the same piece, so one array serves both.
     pos: Vec<u32>,
     active: BTreeMap<u32, Active>,
+    /// Pieces in the `Hashing` state.
+    hashing: u32,
     /// Per peer, per piece: slots naming that peer as a requester.
     requests: BTreeMap<PeerKey, BTreeMap<u32, u32>>,
     /// Reused by the bitfield walk of `pick`, so a pick does not allocate.
@@ -161,6 +185,7 @@ impl Picker {
             partial: Vec::new(),
             pos: (0..num_pieces).collect(),
             active: BTreeMap::new(),
+            hashing: 0,
             requests: BTreeMap::new(),
             scratch: Vec::new(),
         })
@@ -227,6 +252,43 @@ impl Picker {
     #[must_use]
     pub fn in_progress(&self, index: u32) -> bool {
         self.active.contains_key(&index)
+    }
+
+    /// Pieces being downloaded: started, not yet complete. Each holds a piece buffer in the caller.
+    #[must_use]
+    pub fn downloading(&self) -> u32 {
+        to_u32(self.active.len()) - self.hashing
+    }
+
+    /// Whether piece `index` is being downloaded but nobody is asked for any of its blocks: the peers that sent
+    /// its blocks so far left or choked us, and nobody connected has it (or has room to take it yet).
+    #[must_use]
+    pub fn is_abandoned(&self, index: u32) -> bool {
+        self.state.get(index as usize) == Some(&State::Downloading)
+            && self.active.get(&index).is_some_and(|piece| piece.requested() == 0)
+    }
+
+    /// Sends an abandoned piece (see [`Picker::is_abandoned`]) back to `Missing`, forgetting the blocks received,
+    /// so its buffer can be freed. Returns false (and changes nothing) for any other piece.
+    pub fn abandon(&mut self, index: u32) -> bool {
+        if !self.is_abandoned(index) {
+            return false;
+        }
+        self.active.remove(&index);
+        self.remove_partial(index);
+        self.make_missing(index);
+        true
+    }
+
+    /// The sender of each block of a piece waiting for its hash check, in block order; `None` for any other
+    /// piece. Kept so that a failed piece can be compared block by block with a good copy later.
+    #[must_use]
+    pub fn block_senders(&self, index: u32) -> Option<Vec<PeerKey>> {
+        if self.state.get(index as usize) != Some(&State::Hashing) {
+            return None;
+        }
+        let piece = self.active.get(&index)?;
+        piece.slots.iter().map(|slot| if let Slot::Got(q) = slot { Some(*q) } else { None }).collect()
     }
 
     /// Whether every missing block is already requested from someone, so picks now duplicate requests.
@@ -333,12 +395,25 @@ impl Picker {
         rng: &mut impl Rng,
         out: &mut Vec<Block>,
     ) -> usize {
+        self.pick_limited(peer, theirs, max_blocks, PickLimits::default(), rng, out)
+    }
+
+    /// [`Picker::pick`] within `limits`: a cap on new pieces, and parole.
+    pub fn pick_limited(
+        &mut self,
+        peer: PeerKey,
+        theirs: &Bitfield,
+        max_blocks: usize,
+        limits: PickLimits,
+        rng: &mut impl Rng,
+        out: &mut Vec<Block>,
+    ) -> usize {
         let start = out.len();
-        self.pick_partial(peer, theirs, start + max_blocks, out);
-        if out.len() - start < max_blocks && self.unstarted > 0 {
-            self.pick_new(peer, theirs, start + max_blocks, rng, out);
+        self.pick_partial(peer, theirs, start + max_blocks, limits.exclusive, out);
+        if out.len() - start < max_blocks && self.unstarted > 0 && limits.new_pieces > 0 {
+            self.pick_new(peer, theirs, start + max_blocks, limits, rng, out);
         }
-        if out.len() - start < max_blocks && self.unstarted == 0 && self.partial.is_empty() {
+        if out.len() - start < max_blocks && !limits.exclusive && self.unstarted == 0 && self.partial.is_empty() {
             self.pick_endgame(peer, theirs, start + max_blocks, out);
         }
         let entry = self.requests.entry(peer).or_default();
@@ -351,12 +426,17 @@ impl Picker {
         out.len() - start
     }
 
-    /// Strict priority: open blocks of started pieces the peer has, until `out` holds `limit` blocks.
-    fn pick_partial(&mut self, peer: PeerKey, theirs: &Bitfield, limit: usize, out: &mut Vec<Block>) {
+    /// Strict priority: open blocks of started pieces the peer has, until `out` holds `limit` blocks. With
+    /// `exclusive`, only the pieces the peer owns.
+    fn pick_partial(&mut self, peer: PeerKey, theirs: &Bitfield, limit: usize, exclusive: bool, out: &mut Vec<Block>) {
         let mut i = 0;
         while i < self.partial.len() && out.len() < limit {
             let index = self.partial[i];
-            if theirs.has(index) {
+            let fits = self
+                .active
+                .get(&index)
+                .is_some_and(|piece| if exclusive { piece.owner == Some(peer) } else { piece.open_to(peer) });
+            if fits && theirs.has(index) {
                 self.take_open(index, peer, limit, out);
             }
             // take_open swap-removes a piece whose last open slot it took; the piece now at `i` is unvisited.
@@ -376,7 +456,15 @@ impl Picker {
     }
 
     /// Rarest first: starts new pieces the peer has until `out` holds `limit` blocks.
-    fn pick_new(&mut self, peer: PeerKey, theirs: &Bitfield, limit: usize, rng: &mut impl Rng, out: &mut Vec<Block>) {
+    fn pick_new(
+        &mut self,
+        peer: PeerKey,
+        theirs: &Bitfield,
+        limit: usize,
+        limits: PickLimits,
+        rng: &mut impl Rng,
+        out: &mut Vec<Block>,
+    ) {
         let mut chosen = std::mem::take(&mut self.scratch);
         chosen.clear();
         let need = limit - out.len();
@@ -419,11 +507,16 @@ impl Picker {
             }
             chosen.sort_unstable();
         }
-        for &(_, _, index) in &chosen {
-            if out.len() >= limit {
+        for (started, &(_, _, index)) in (0u32..).zip(&chosen) {
+            if out.len() >= limit || started >= limits.new_pieces {
                 break;
             }
             self.start(index);
+            if limits.exclusive
+                && let Some(piece) = self.active.get_mut(&index)
+            {
+                piece.owner = Some(peer);
+            }
             self.take_open(index, peer, limit, out);
         }
         self.scratch = chosen;
@@ -442,7 +535,7 @@ impl Picker {
     fn pick_endgame(&mut self, peer: PeerKey, theirs: &Bitfield, limit: usize, out: &mut Vec<Block>) {
         for shared in [false, true] {
             for (&index, piece) in &mut self.active {
-                if self.state[index as usize] == State::Downloading && theirs.has(index) {
+                if self.state[index as usize] == State::Downloading && piece.open_to(peer) && theirs.has(index) {
                     piece.ask_again(self.geo, index, peer, shared, limit, out);
                 }
             }
@@ -471,6 +564,7 @@ impl Picker {
         }
         if piece_complete {
             self.state[index as usize] = State::Hashing;
+            self.hashing += 1;
         }
         Received::New { cancel, piece_complete }
     }
@@ -491,6 +585,12 @@ impl Picker {
 
     /// `peer` choked us: BEP 3 says it discards our requests, so they all go back to the pool. Returns them.
     pub fn peer_choked_us(&mut self, peer: PeerKey) -> Vec<Block> {
+        // Pieces it owned on parole are open to everyone again: nobody else could finish them otherwise.
+        for piece in self.active.values_mut() {
+            if piece.owner == Some(peer) {
+                piece.owner = None;
+            }
+        }
         let mut returned = Vec::new();
         let pieces = self.requests.remove(&peer).unwrap_or_default();
         for &index in pieces.keys() {
@@ -549,6 +649,7 @@ impl Picker {
             return false;
         }
         self.active.remove(&index);
+        self.hashing -= 1;
         self.set_have(index);
         true
     }
@@ -561,6 +662,7 @@ impl Picker {
             return Vec::new();
         }
         let contributors = self.active.remove(&index).map(|piece| piece.contributors()).unwrap_or_default();
+        self.hashing -= 1;
         self.make_missing(index);
         contributors
     }
@@ -574,7 +676,10 @@ impl Picker {
                 self.unbucket(index, self.availability[index as usize]);
                 self.unstarted -= 1;
             }
-            Some(State::Downloading | State::Hashing) => {
+            Some(state @ (State::Downloading | State::Hashing)) => {
+                if *state == State::Hashing {
+                    self.hashing -= 1;
+                }
                 self.remove_partial(index);
                 let slots = self.active.remove(&index).map(|piece| piece.slots).unwrap_or_default();
                 for q in slots.iter().flat_map(Slot::requesters) {

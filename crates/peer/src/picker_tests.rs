@@ -6,7 +6,7 @@ use peer_wire::{BLOCK_LEN, Bitfield};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
-use super::{Block, NOWHERE, PeerKey, Picker, Received, Slot, State};
+use super::{Block, NOWHERE, PeerKey, PickLimits, Picker, Received, Slot, State};
 
 const A: PeerKey = PeerKey(1);
 const B: PeerKey = PeerKey(2);
@@ -362,4 +362,101 @@ proptest::proptest! {
         let slow: Vec<u32> = ours.wanted_from(&theirs).collect();
         proptest::prop_assert_eq!(fast, slow);
     }
+}
+
+fn pick_with(p: &mut Picker, peer: PeerKey, theirs: &Bitfield, max: usize, limits: PickLimits) -> Vec<Block> {
+    let mut out = Vec::new();
+    p.pick_limited(peer, theirs, max, limits, &mut SmallRng::seed_from_u64(9), &mut out);
+    check(p);
+    out
+}
+
+const PAROLE: PickLimits = PickLimits { new_pieces: u32::MAX, exclusive: true };
+
+#[test]
+fn a_peer_on_parole_downloads_whole_pieces_alone_and_nobody_joins_them() {
+    let mut p = picker(4, 4);
+    let seed = Bitfield::full(4);
+    p.peer_joined(&seed);
+    p.peer_joined(&seed);
+    // A parolee with room for 2 blocks starts a piece it owns.
+    let mine = pick_with(&mut p, A, &seed, 2, PAROLE);
+    assert_eq!(mine.len(), 2);
+    let owned = mine[0].piece;
+    assert!(mine.iter().all(|b| b.piece == owned));
+    // Another peer never gets the owned piece's open blocks, even through strict priority.
+    let theirs = pick(&mut p, B, &seed, 100, 1);
+    assert!(theirs.iter().all(|b| b.piece != owned), "B was asked for blocks of A's piece: {theirs:?}");
+    // Nor does endgame duplicate the parolee's requests.
+    let more = pick(&mut p, C, &seed, 100, 2);
+    assert!(more.iter().all(|b| b.piece != owned), "C was asked in endgame for A's piece: {more:?}");
+    // The parolee finishes its own piece, and it is sent by A alone.
+    let rest = pick_with(&mut p, A, &seed, 100, PAROLE);
+    assert!(rest.iter().all(|b| b.piece == owned), "a parolee gets only its own piece here: {rest:?}");
+    for b in mine.iter().chain(&rest) {
+        assert!(matches!(p.block_received(A, *b), Received::New { .. }));
+    }
+    check(&p);
+    assert_eq!(p.block_senders(owned), Some(vec![A; 4]));
+}
+
+#[test]
+fn a_parolee_that_chokes_us_releases_its_pieces_to_everyone() {
+    let mut p = picker(2, 4);
+    let seed = Bitfield::full(2);
+    p.peer_joined(&seed);
+    let mine = pick_with(&mut p, A, &seed, 2, PAROLE);
+    let owned = mine[0].piece;
+    assert!(matches!(p.block_received(A, mine[0]), Received::New { .. }));
+    p.peer_choked_us(A);
+    check(&p);
+    let theirs = pick(&mut p, B, &seed, 100, 3);
+    assert!(theirs.iter().any(|b| b.piece == owned), "the piece stayed locked to A: {theirs:?}");
+}
+
+#[test]
+fn a_cap_on_new_pieces_holds_and_partial_pieces_still_get_picked() {
+    let mut p = picker(10, 4);
+    let seed = Bitfield::full(10);
+    p.peer_joined(&seed);
+    let first = pick_with(&mut p, A, &seed, 100, PickLimits { new_pieces: 2, exclusive: false });
+    assert_eq!(first.len(), 8, "two pieces of four blocks");
+    assert_eq!(p.downloading(), 2);
+    p.peer_choked_us(A);
+    check(&p);
+    let none_new = pick_with(&mut p, B, &seed, 100, PickLimits { new_pieces: 0, exclusive: false });
+    assert!(none_new.is_empty(), "requests returned with nothing received send pieces back to missing");
+    let again = pick_with(&mut p, B, &seed, 3, PickLimits { new_pieces: 1, exclusive: false });
+    assert_eq!(again.len(), 3);
+    p.peer_choked_us(B);
+    assert_eq!(p.downloading(), 0);
+}
+
+#[test]
+fn an_abandoned_piece_can_be_dropped_and_a_worked_one_cannot() {
+    let mut p = picker(2, 4);
+    let seed = Bitfield::full(2);
+    p.peer_joined(&seed);
+    let asked = pick(&mut p, A, &seed, 8, 4);
+    // A sends three blocks of one piece and leaves; its other requests go back.
+    let piece = asked[0].piece;
+    for b in asked.iter().filter(|b| b.piece == piece).take(3) {
+        assert!(matches!(p.block_received(A, *b), Received::New { .. }));
+    }
+    let other = asked.iter().find(|b| b.piece != piece).expect("a second piece").piece;
+    assert!(!p.is_abandoned(piece), "A still has a request out");
+    p.peer_left(A, &seed);
+    check(&p);
+    assert!(p.is_abandoned(piece));
+    assert!(!p.in_progress(other), "the piece with nothing received went back to missing");
+    // Someone else is asked for the last block: no longer abandoned.
+    p.peer_joined(&seed);
+    let last = pick(&mut p, B, &seed, 1, 5);
+    assert_eq!(last.len(), 1);
+    assert!(!p.abandon(last[0].piece), "a piece with a request out is not dropped");
+    p.peer_left(B, &seed);
+    assert!(p.abandon(piece));
+    check(&p);
+    assert!(!p.in_progress(piece) && p.downloading() == 0);
+    assert_eq!(pick(&mut p, C, &seed, 100, 6).len(), 8, "the dropped piece is fetched again whole");
 }

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tracker_protocol::AnnounceEvent;
 
+use crate::admission::Handshakes;
 use crate::connection;
 use crate::storage::Storage;
 use crate::swarm::{Swarm, SwarmConfig};
@@ -33,6 +34,8 @@ pub struct Config {
     /// Peers to connect to directly, besides those the trackers name.
     pub peers: Vec<SocketAddr>,
     pub max_peers: usize,
+    /// Most connections with one IP address (handshakes in progress included).
+    pub max_peers_per_ip: usize,
     /// Bytes per second for all uploads together.
     pub upload_limit: Option<u64>,
     /// Return as soon as the data is complete (after announcing `completed`).
@@ -107,6 +110,10 @@ pub enum Event {
     PeerBanned {
         addr: SocketAddr,
     },
+    /// Several peers at this address were banned: the address itself is, from now on.
+    AddressBanned {
+        ip: IpAddr,
+    },
     /// Every piece is verified and on disk.
     Complete,
     /// Complete, and the trackers were told (or there are none): ready to serve.
@@ -175,13 +182,17 @@ pub async fn run(
             .map_err(|err| SessionError::Check(err.to_string()))??;
     }
 
-    let swarm_config = SwarmConfig { max_peers: config.max_peers, upload_limit: config.upload_limit };
+    let swarm_config = SwarmConfig {
+        max_peers: config.max_peers,
+        max_peers_per_ip: config.max_peers_per_ip,
+        upload_limit: config.upload_limit,
+    };
     let info_hash = torrent.info_hash.0;
     let swarm = Arc::new(Swarm::new(storage, info_hash, new_peer_id(), &have, &swarm_config, events.clone())?);
     let local_ip = Some(config.listen.ip()).filter(|ip| !ip.is_unspecified());
 
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(accept_loop(swarm.clone(), listener, config.max_peers));
+    tasks.spawn(accept_loop(swarm.clone(), listener, config.max_peers_per_ip));
     tasks.spawn(tick_loop(swarm.clone()));
     tasks.spawn(direct_peers(swarm.clone(), config.peers.clone(), local_ip));
 
@@ -265,22 +276,19 @@ async fn check(
     .map_err(|err| SessionError::Check(err.to_string()))
 }
 
-async fn accept_loop(swarm: Arc<Swarm>, listener: TcpListener, max_peers: usize) {
-    // Each incoming connection holds a permit from accept to close, handshake included: a flood of connections
-    // that never finish their handshake cannot use up our file descriptors.
-    let permits = Arc::new(tokio::sync::Semaphore::new(max_peers));
+async fn accept_loop(swarm: Arc<Swarm>, listener: TcpListener, max_peers_per_ip: usize) {
+    // Handshakes in progress have a budget of their own, so silent sockets cannot hold the slots of established
+    // peers (see `admission`); established peers are capped by the swarm at `--max-peers`.
+    let handshakes = Handshakes::default();
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
-                if swarm.is_banned(addr.ip()) || !swarm.has_room() {
+                if swarm.is_banned(addr) || !swarm.has_room() {
                     continue;
                 }
-                let Ok(permit) = permits.clone().try_acquire_owned() else { continue };
-                let swarm = swarm.clone();
-                tokio::spawn(async move {
-                    connection::run_incoming(swarm, stream, addr).await;
-                    drop(permit);
-                });
+                let established = swarm.connections_with(addr.ip());
+                let Some(ticket) = handshakes.begin(addr.ip(), established, max_peers_per_ip) else { continue };
+                tokio::spawn(connection::run_incoming(swarm.clone(), stream, addr, ticket));
             }
             Err(err) => {
                 // Out of file descriptors, usually: back off instead of spinning.

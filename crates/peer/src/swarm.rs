@@ -15,8 +15,9 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::choker::{Choker, ChokerConfig, PeerStats};
 use crate::outbox::Outbox;
-use crate::picker::{Block, PeerKey, Picker, Received};
+use crate::picker::{Block, PeerKey, PickLimits, Picker, Received};
 use crate::rate::{RateMeter, UploadLimiter};
+use crate::reputation::{Digest, Reputation, Sender, Verdict};
 use crate::session::{Event, PeerSummary, Status};
 use crate::storage::{Storage, StorageError};
 
@@ -31,13 +32,22 @@ const SNUB_AFTER: Duration = Duration::from_secs(30);
 /// Blocks we never asked a peer for that it may send before we drop it (late answers to timed-out requests
 /// land here too, so one is no offence).
 const MAX_UNEXPECTED_BLOCKS: u32 = 64;
-/// Failed pieces a peer may have contributed to before it is banned; a peer that alone sent a failed piece is
-/// banned at once.
-const MAX_STRIKES: u32 = 3;
 /// Departed peers remembered for the final report.
 const MAX_DEPARTED: usize = 1000;
 /// Complete pieces that may wait for the hasher at once (at least two pieces, whatever their size).
 const MAX_HASHING_BYTES: u64 = 16 << 20;
+/// Bytes of pieces being downloaded (each holds a whole piece buffer until it is hashed), unless four pieces are
+/// more: past it no new piece is started, and pieces nobody is sending any more are dropped to make room.
+const MAX_PARTIAL_BYTES: u64 = 64 << 20;
+/// A piece in progress that nobody is asked for and that got no block for this long is dropped, buffer and all:
+/// blocks from a peer that left must not pin memory for ever.
+const ABANDONED_AFTER: Duration = Duration::from_secs(120);
+/// Bytes of piece buffers kept for reuse.
+const MAX_SPARE_BYTES: u64 = 16 << 20;
+/// An unchoked peer that neither asks for a block nor reads one for this long loses its upload slot at once.
+const UNCHOKED_IDLE: Duration = Duration::from_secs(5);
+/// ... and waits this long before it can have a slot again, so idle peers cannot take turns holding the slots.
+const IDLE_PENALTY: Duration = Duration::from_secs(60);
 /// Requests go out when at least this fraction of a peer's queue is free, so they leave in batches rather than
 /// one small write per block received.
 const REFILL_DIVISOR: usize = 4;
@@ -81,6 +91,24 @@ struct Peer {
     /// Requests to keep in flight: grows by one per block received (doubling every round trip, like TCP's slow
     /// start), and follows the measured rate once a second.
     queue_depth: usize,
+    /// It took part in a piece that failed its hash check: it downloads pieces alone until it proves itself.
+    parole: bool,
+    /// When we last unchoked it, it last asked us for a block, and our writes to it last made progress: an
+    /// unchoked peer with none of these for [`UNCHOKED_IDLE`] is idle.
+    unchoked_at: Instant,
+    last_request: Instant,
+    last_progress: Instant,
+    /// Bytes written to its socket as of the last tick.
+    written_seen: u64,
+    /// Until then it is not considered for an upload slot (it held one without using it).
+    idle_until: Option<Instant>,
+}
+
+/// The data of a piece being downloaded.
+struct PieceBuffer {
+    data: Vec<u8>,
+    /// When a block last arrived.
+    touched: Instant,
 }
 
 struct State {
@@ -90,7 +118,7 @@ struct State {
     peers: BTreeMap<PeerKey, Peer>,
     next_key: u64,
     /// Data of pieces being downloaded, allocated at their first block and handed to the hasher at their last.
-    buffers: HashMap<u32, Vec<u8>>,
+    buffers: HashMap<u32, PieceBuffer>,
     /// Piece buffers back from the hasher, reused so a download does not fault in fresh pages for every piece.
     spare_buffers: Vec<Vec<u8>>,
     /// Bytes of complete pieces waiting for their hash check and write. Past [`MAX_HASHING_BYTES`] no new
@@ -98,8 +126,7 @@ struct State {
     hashing_bytes: u64,
     /// Addresses being connected to or connected, so one announce does not open a second connection.
     addresses: HashSet<SocketAddr>,
-    strikes: HashMap<IpAddr, u32>,
-    banned: HashSet<IpAddr>,
+    reputation: Reputation,
     downloaded: u64,
     download_rate: RateMeter,
     upload_rate: RateMeter,
@@ -110,15 +137,17 @@ struct State {
     scratch: Vec<Block>,
     /// What peers that already left sent and got, for the final report.
     departed: Vec<PeerSummary>,
-    /// Addresses of recently departed peers, so a peer that sent bad data and hung up before the hash check
-    /// still gets its strike. Keys only grow, so the first entry is the oldest.
-    departed_addrs: BTreeMap<PeerKey, SocketAddr>,
+    /// Recently departed peers, so a peer that sent bad data and hung up before the hash check is still named.
+    /// Keys only grow, so the first entry is the oldest.
+    departed_senders: BTreeMap<PeerKey, Sender>,
 }
 
 /// Settings the swarm needs from the session's configuration.
 #[derive(Debug, Clone)]
 pub struct SwarmConfig {
     pub max_peers: usize,
+    /// Most connections with one IP address, both directions and handshakes in progress together.
+    pub max_peers_per_ip: usize,
     pub upload_limit: Option<u64>,
 }
 
@@ -135,6 +164,7 @@ pub struct Swarm {
     pub changed: Notify,
     started: Instant,
     max_peers: usize,
+    max_peers_per_ip: usize,
     state: Mutex<State>,
 }
 
@@ -164,6 +194,7 @@ impl Swarm {
             changed: Notify::new(),
             started: now,
             max_peers: config.max_peers,
+            max_peers_per_ip: config.max_peers_per_ip,
             state: Mutex::new(State {
                 picker,
                 choker: Choker::new(ChokerConfig::default()),
@@ -174,8 +205,7 @@ impl Swarm {
                 spare_buffers: Vec::new(),
                 hashing_bytes: 0,
                 addresses: HashSet::new(),
-                strikes: HashMap::new(),
-                banned: HashSet::new(),
+                reputation: Reputation::new(),
                 downloaded: 0,
                 download_rate: RateMeter::default(),
                 upload_rate: RateMeter::default(),
@@ -184,7 +214,7 @@ impl Swarm {
                 fatal: None,
                 scratch: Vec::new(),
                 departed: Vec::new(),
-                departed_addrs: BTreeMap::new(),
+                departed_senders: BTreeMap::new(),
             }),
         })
     }
@@ -221,10 +251,12 @@ impl Swarm {
     /// Whether we should open a connection to `addr` now; if so it is reserved until [`Swarm::release_address`].
     pub fn reserve_address(&self, addr: SocketAddr) -> bool {
         let mut state = self.lock();
-        if state.banned.contains(&addr.ip()) || state.fatal.is_some() {
+        if state.reputation.is_banned_addr(addr) || state.fatal.is_some() {
             return false;
         }
-        if state.addresses.len() >= self.max_peers {
+        if state.addresses.len() >= self.max_peers
+            || state.addresses.iter().filter(|other| other.ip() == addr.ip()).count() >= self.max_peers_per_ip
+        {
             return false;
         }
         // A seeder has no use for another seeder, but it cannot know who is one before the bitfield; connect.
@@ -235,8 +267,14 @@ impl Swarm {
         self.lock().addresses.remove(&addr);
     }
 
-    pub fn is_banned(&self, ip: IpAddr) -> bool {
-        self.lock().banned.contains(&ip)
+    /// Whether a connection from `addr` is refused before its handshake: the address or this endpoint is banned.
+    pub fn is_banned(&self, addr: SocketAddr) -> bool {
+        self.lock().reputation.is_banned_addr(addr)
+    }
+
+    /// Connections with `ip` that passed their handshake, or are being dialled.
+    pub fn connections_with(&self, ip: IpAddr) -> usize {
+        self.lock().addresses.iter().filter(|addr| addr.ip() == ip).count()
     }
 
     /// Whether an incoming connection fits under `--max-peers`.
@@ -247,7 +285,8 @@ impl Swarm {
     /// Registers a peer whose handshake checked out, or says why it is refused.
     pub fn admit(&self, addr: SocketAddr, peer_id: [u8; 20], direction: Direction) -> Result<Admitted, CloseReason> {
         let mut state = self.lock();
-        if state.banned.contains(&addr.ip()) {
+        let sender = Sender { addr, peer_id };
+        if state.reputation.is_banned(&sender) {
             return Err("banned".into());
         }
         if peer_id == self.peer_id {
@@ -273,6 +312,9 @@ impl Swarm {
             if state.addresses.len() >= self.max_peers {
                 return Err("too many peers".into());
             }
+            if state.addresses.iter().filter(|other| other.ip() == addr.ip()).count() >= self.max_peers_per_ip {
+                return Err("too many connections from this address".into());
+            }
             if !state.addresses.insert(addr) {
                 return Err("already connected to this address".into());
             }
@@ -284,6 +326,8 @@ impl Swarm {
             outbox.push(&state.picker.we_have().to_message());
         }
         let num_pieces = state.picker.num_pieces();
+        let parole = state.reputation.on_parole(&sender);
+        let now = Instant::now();
         state.peers.insert(
             key,
             Peer {
@@ -301,10 +345,16 @@ impl Swarm {
                 download_rate: RateMeter::default(),
                 upload_rate: RateMeter::default(),
                 connected_at: self.started.elapsed(),
-                last_block: Instant::now(),
+                last_block: now,
                 snubbed: false,
                 unexpected: 0,
                 queue_depth: MIN_QUEUE,
+                parole,
+                unchoked_at: now,
+                last_request: now,
+                last_progress: now,
+                written_seen: 0,
+                idle_until: None,
             },
         );
         drop(state);
@@ -400,6 +450,7 @@ impl Swarm {
             Message::Request { index, begin, length } => {
                 let block = Block { piece: index, offset: begin, length };
                 check_request(&state.picker, block)?;
+                peer.last_request = Instant::now();
                 // Requests that crossed our choke on the wire are dropped, as BEP 3 has it.
                 if !peer.am_choking && !peer.outbox.push_upload(block) {
                     return Err(format!("more than {} requests queued", crate::outbox::MAX_QUEUED_UPLOADS));
@@ -426,16 +477,21 @@ impl Swarm {
         match state.picker.block_received(key, block) {
             Received::New { cancel, piece_complete } => {
                 let piece_size = state.picker.piece_len(index) as usize;
+                let now = Instant::now();
                 let State { buffers, spare_buffers, .. } = &mut *state;
-                let buffer = buffers.entry(index).or_insert_with(|| match spare_buffers.pop() {
-                    Some(mut spare) => {
-                        spare.resize(piece_size, 0);
-                        spare
-                    }
-                    None => vec![0; piece_size],
+                let buffer = buffers.entry(index).or_insert_with(|| {
+                    let data = match spare_buffers.pop() {
+                        Some(mut spare) => {
+                            spare.resize(piece_size, 0);
+                            spare
+                        }
+                        None => vec![0; piece_size],
+                    };
+                    PieceBuffer { data, touched: now }
                 });
+                buffer.touched = now;
                 // The picker accepted the block, so it lies inside the piece.
-                if let Some(slot) = buffer.get_mut(begin as usize..begin as usize + data.len()) {
+                if let Some(slot) = buffer.data.get_mut(begin as usize..begin as usize + data.len()) {
                     slot.copy_from_slice(data);
                 }
                 state.downloaded += u64::from(length);
@@ -450,9 +506,12 @@ impl Swarm {
                         peer.outbox.push(&Message::Cancel { index, begin, length });
                     }
                 }
-                if piece_complete && let Some(data) = state.buffers.remove(&index) {
-                    state.hashing_bytes += data.len() as u64;
-                    self.verify_and_write(index, data);
+                if piece_complete && let Some(buffer) = state.buffers.remove(&index) {
+                    state.hashing_bytes += buffer.data.len() as u64;
+                    let senders = state.picker.block_senders(index).unwrap_or_default();
+                    let senders: Vec<Sender> = senders.iter().filter_map(|key| sender_of(state, *key)).collect();
+                    let suspect = state.reputation.has_suspects(index);
+                    self.verify_and_write(index, buffer.data, senders, suspect);
                 }
             }
             Received::Duplicate => {}
@@ -469,24 +528,24 @@ impl Swarm {
         Ok(())
     }
 
-    /// Hashes a complete piece off the async threads, writes it if it matches, then reports back.
-    fn verify_and_write(self: &Arc<Self>, index: u32, data: Vec<u8>) {
+    /// Hashes a complete piece off the async threads, writes it if it matches, then reports back. `senders`
+    /// sent its blocks, in order. A failed piece, and a good copy of a piece that failed before (`suspect`), is
+    /// also cut into block digests, so the liars among the senders can be told from the honest ones.
+    fn verify_and_write(self: &Arc<Self>, index: u32, data: Vec<u8>, senders: Vec<Sender>, suspect: bool) {
         let swarm = self.clone();
         tokio::spawn(async move {
             let storage = swarm.storage.clone();
             let outcome = tokio::task::spawn_blocking(move || {
-                let result = if storage.piece_matches(index, &data) {
-                    storage.write_piece(index, &data).map(|()| true)
-                } else {
-                    Ok(false)
-                };
-                (result, data)
+                let matches = storage.piece_matches(index, &data);
+                let digests = (!matches || suspect).then(|| block_digests(&data));
+                let result = if matches { storage.write_piece(index, &data).map(|()| true) } else { Ok(false) };
+                (result, digests, data)
             })
             .await;
-            let result = match outcome {
-                Ok((result, data)) => {
+            let (result, digests) = match outcome {
+                Ok((result, digests, data)) => {
                     swarm.hashed(data);
-                    result
+                    (result, digests)
                 }
                 Err(join) => {
                     swarm.storage_failed_with(format!("hashing piece {index} failed: {join}"));
@@ -494,8 +553,8 @@ impl Swarm {
                 }
             };
             match result {
-                Ok(true) => swarm.piece_verified(index),
-                Ok(false) => swarm.piece_failed(index),
+                Ok(true) => swarm.piece_verified(index, &senders, digests.as_deref()),
+                Ok(false) => swarm.piece_failed(index, &senders, &digests.unwrap_or_default()),
                 Err(err) if is_transient(&err) => swarm.piece_not_written(index, &err),
                 Err(err) => swarm.storage_failed(index, &err),
             }
@@ -507,11 +566,17 @@ impl Swarm {
         let mut state = self.lock();
         let was_full = state.hashing_bytes >= self.max_hashing_bytes();
         state.hashing_bytes = state.hashing_bytes.saturating_sub(buffer.len() as u64);
-        if state.spare_buffers.len() < 16 && !state.complete {
-            state.spare_buffers.push(buffer);
-        }
+        self.keep_spare(&mut state, buffer);
         if was_full {
             self.refill_all(&mut state);
+        }
+    }
+
+    /// Keeps a piece buffer for the next piece, up to [`MAX_SPARE_BYTES`] (at least one buffer).
+    fn keep_spare(&self, state: &mut State, buffer: Vec<u8>) {
+        let max = (MAX_SPARE_BYTES / u64::from(self.storage.piece_length()).max(1)).max(1) as usize;
+        if state.spare_buffers.len() < max && !state.complete {
+            state.spare_buffers.push(buffer);
         }
     }
 
@@ -519,11 +584,48 @@ impl Swarm {
         MAX_HASHING_BYTES.max(2 * u64::from(self.storage.piece_length()))
     }
 
-    fn piece_verified(self: &Arc<Self>, index: u32) {
+    /// Pieces that may be in progress at once: [`MAX_PARTIAL_BYTES`] worth, and never fewer than four.
+    fn max_partial_pieces(&self) -> u32 {
+        let pieces = MAX_PARTIAL_BYTES / u64::from(self.storage.piece_length()).max(1);
+        u32::try_from(pieces).unwrap_or(u32::MAX).max(4)
+    }
+
+    /// New pieces the next pick may start under the budget.
+    fn new_piece_allowance(&self, state: &State) -> u32 {
+        self.max_partial_pieces().saturating_sub(state.picker.downloading())
+    }
+
+    /// With the budget spent, drops the piece that has waited longest with nobody sending it, to make room for
+    /// one more; false if every piece in progress is still being sent.
+    fn make_room(&self, state: &mut State) -> bool {
+        let State { picker, buffers, .. } = state;
+        let oldest = buffers
+            .iter()
+            .filter(|(index, _)| picker.is_abandoned(**index))
+            .min_by_key(|(_, buffer)| buffer.touched)
+            .map(|(index, _)| *index);
+        oldest.is_some_and(|index| self.drop_piece(state, index))
+    }
+
+    /// Forgets an abandoned piece in progress and frees its buffer.
+    fn drop_piece(&self, state: &mut State, index: u32) -> bool {
+        if !state.picker.abandon(index) {
+            return false;
+        }
+        if let Some(buffer) = state.buffers.remove(&index) {
+            tracing::debug!(index, "dropping a partial piece nobody is sending");
+            self.keep_spare(state, buffer.data);
+        }
+        true
+    }
+
+    fn piece_verified(self: &Arc<Self>, index: u32, senders: &[Sender], digests: Option<&[Digest]>) {
         let mut state = self.lock();
         if !state.picker.piece_verified(index) {
             return;
         }
+        let verdict = state.reputation.piece_passed(index, senders, digests);
+        let banned = self.apply_verdict(&mut state, &verdict);
         let have = Message::Have { index };
         for peer in state.peers.values() {
             if !peer.bitfield.has(index) {
@@ -543,6 +645,7 @@ impl Swarm {
         }
         drop(state);
         self.emit(Event::PieceVerified { index, have: have_count, total });
+        self.emit_bans(banned, &verdict);
         if now_complete {
             if let Err(err) = self.storage.create_empty_files() {
                 self.storage_failed_with(err.to_string());
@@ -553,44 +656,44 @@ impl Swarm {
         }
     }
 
-    fn piece_failed(self: &Arc<Self>, index: u32) {
+    fn piece_failed(self: &Arc<Self>, index: u32, senders: &[Sender], digests: &[Digest]) {
         let mut state = self.lock();
-        let contributors = state.picker.piece_failed(index);
-        let sole = contributors.len() == 1;
-        let mut senders = Vec::new();
-        let mut to_ban = Vec::new();
-        for key in &contributors {
-            let addr = state.peers.get(key).map(|peer| peer.addr).or_else(|| state.departed_addrs.get(key).copied());
-            let Some(addr) = addr else { continue };
-            let ip = addr.ip();
-            senders.push(addr);
-            let strikes = state.strikes.entry(ip).or_default();
-            *strikes += 1;
-            if sole || *strikes >= MAX_STRIKES {
-                to_ban.push(ip);
-            }
-        }
-        let mut banned = Vec::new();
-        for ip in to_ban {
-            if state.banned.insert(ip) {
-                let connected: Vec<SocketAddr> =
-                    state.peers.values().filter(|peer| peer.addr.ip() == ip).map(|peer| peer.addr).collect();
-                for peer in state.peers.values().filter(|peer| peer.addr.ip() == ip) {
-                    peer.outbox.close();
-                }
-                if connected.is_empty() {
-                    // It already left; name the address it sent from.
-                    banned.extend(senders.iter().filter(|addr| addr.ip() == ip).take(1));
-                } else {
-                    banned.extend(connected);
-                }
-            }
-        }
+        state.picker.piece_failed(index);
+        let verdict = state.reputation.piece_failed(index, senders, digests);
+        let banned = self.apply_verdict(&mut state, &verdict);
         self.refill_all(&mut state);
         drop(state);
-        self.emit(Event::PieceFailed { index, senders });
+        let mut addrs: Vec<SocketAddr> = senders.iter().map(|sender| sender.addr).collect();
+        addrs.sort_unstable();
+        addrs.dedup();
+        self.emit(Event::PieceFailed { index, senders: addrs });
+        self.emit_bans(banned, &verdict);
+    }
+
+    /// Disconnects the peers a verdict bans and marks the ones it paroles or clears; returns the addresses of
+    /// the banned peers (connected or not).
+    fn apply_verdict(&self, state: &mut State, verdict: &Verdict) -> Vec<SocketAddr> {
+        let mut banned: Vec<SocketAddr> = verdict.banned.iter().map(|sender| sender.addr).collect();
+        for peer in state.peers.values_mut() {
+            let sender = Sender { addr: peer.addr, peer_id: peer.peer_id };
+            if state.reputation.is_banned(&sender) {
+                if !banned.contains(&peer.addr) {
+                    banned.push(peer.addr);
+                }
+                peer.outbox.close();
+            } else {
+                peer.parole = state.reputation.on_parole(&sender);
+            }
+        }
+        banned
+    }
+
+    fn emit_bans(&self, banned: Vec<SocketAddr>, verdict: &Verdict) {
         for addr in banned {
             self.emit(Event::PeerBanned { addr });
+        }
+        for &ip in &verdict.banned_ips {
+            self.emit(Event::AddressBanned { ip });
         }
     }
 
@@ -642,24 +745,41 @@ impl Swarm {
         if state.hashing_bytes >= self.max_hashing_bytes() {
             return;
         }
-        let State { picker, peers, rng, scratch, .. } = state;
-        let Some(peer) = peers.get_mut(&key) else { return };
-        if peer.peer_choking || !peer.am_interested || peer.snubbed || picker.is_complete() {
-            return;
+        {
+            let Some(peer) = state.peers.get(&key) else { return };
+            if peer.peer_choking || !peer.am_interested || peer.snubbed || state.picker.is_complete() {
+                return;
+            }
+            let target = peer.queue_depth;
+            if state.picker.outstanding(key) + (target / REFILL_DIVISOR).max(1) > target {
+                return;
+            }
         }
+        let new_pieces = self.new_piece_allowance(state);
+        let wanted = self.pick_for(state, key, new_pieces);
+        if wanted > 0 && new_pieces == 0 && self.make_room(state) {
+            self.pick_for(state, key, 1);
+        }
+    }
+
+    /// Asks `key` for blocks up to its queue depth, starting at most `new_pieces` pieces; returns how many more
+    /// it could have taken.
+    fn pick_for(&self, state: &mut State, key: PeerKey, new_pieces: u32) -> usize {
+        let State { picker, peers, rng, scratch, .. } = state;
+        let Some(peer) = peers.get_mut(&key) else { return 0 };
         let target = peer.queue_depth;
         let outstanding = picker.outstanding(key);
-        if outstanding + (target / REFILL_DIVISOR).max(1) > target {
-            return;
-        }
         if outstanding == 0 {
             peer.last_block = Instant::now();
         }
         scratch.clear();
-        picker.pick(key, &peer.bitfield, target - outstanding, rng, scratch);
+        let limits = PickLimits { new_pieces, exclusive: peer.parole };
+        let room = target.saturating_sub(outstanding);
+        let picked = picker.pick_limited(key, &peer.bitfield, room, limits, rng, scratch);
         for block in scratch.iter() {
             peer.outbox.push(&Message::Request { index: block.piece, begin: block.offset, length: block.length });
         }
+        room - picked
     }
 
     fn refill_all(&self, state: &mut State) {
@@ -667,20 +787,21 @@ impl Swarm {
         for key in keys {
             self.refill(state, key);
         }
-        // Pieces whose requests all came back hold no data worth keeping.
+        // Pieces whose requests all came back with nothing received hold no data worth keeping.
         let State { buffers, picker, .. } = state;
         buffers.retain(|&index, _| picker.in_progress(index));
     }
 
     fn rechoke(&self, state: &mut State, now_please: bool) {
         let now = self.started.elapsed();
+        let instant = Instant::now();
         let seeding = state.complete;
         let stats: Vec<PeerStats> = state
             .peers
             .iter()
             .map(|(&key, peer)| PeerStats {
                 key,
-                interested: peer.peer_interested,
+                interested: peer.peer_interested && peer.idle_until.is_none_or(|until| instant >= until),
                 download_rate: peer.download_rate.bytes_per_second(),
                 upload_rate: peer.upload_rate.bytes_per_second(),
                 connected_at: peer.connected_at,
@@ -697,6 +818,7 @@ impl Swarm {
             let unchoke = unchoked.contains(key);
             if unchoke && peer.am_choking {
                 peer.am_choking = false;
+                peer.unchoked_at = instant;
                 peer.outbox.push(&Message::Unchoke);
             } else if !unchoke && !peer.am_choking {
                 peer.am_choking = true;
@@ -713,8 +835,20 @@ impl Swarm {
         let elapsed = now.duration_since(state.last_tick);
         state.last_tick = now;
         let mut refill = false;
+        let mut idle_found = false;
         let State { peers, picker, .. } = &mut *state;
         for (&key, peer) in peers.iter_mut() {
+            let written = peer.outbox.written.load(Ordering::Relaxed);
+            if written != peer.written_seen {
+                peer.written_seen = written;
+                peer.last_progress = now;
+            }
+            let busy_at = peer.unchoked_at.max(peer.last_request).max(peer.last_progress);
+            if !peer.am_choking && now.duration_since(busy_at) > UNCHOKED_IDLE {
+                // It holds a slot it does not use (it never asks, or it stopped reading what it asked for).
+                peer.idle_until = Some(now + IDLE_PENALTY);
+                idle_found = true;
+            }
             peer.download_rate.tick(peer.downloaded, elapsed);
             let rate = peer.download_rate.bytes_per_second();
             let by_rate = (rate as f64 * QUEUE_TIME.as_secs_f64() / f64::from(BLOCK_LEN)) as usize;
@@ -741,10 +875,11 @@ impl Swarm {
         let downloaded = state.downloaded;
         state.download_rate.tick(downloaded, elapsed);
         state.upload_rate.tick(self.uploaded.load(Ordering::Relaxed), elapsed);
+        self.drop_abandoned_pieces(&mut state, now);
         if refill {
             self.refill_all(&mut state);
         }
-        self.rechoke(&mut state, false);
+        self.rechoke(&mut state, idle_found);
         let status = Status {
             have: state.picker.we_have().count(),
             total: state.picker.num_pieces(),
@@ -757,6 +892,21 @@ impl Swarm {
         };
         drop(state);
         self.emit(Event::Status(status));
+    }
+
+    /// Drops pieces in progress that nobody has sent a block of for [`ABANDONED_AFTER`] and nobody is asked for.
+    fn drop_abandoned_pieces(&self, state: &mut State, now: Instant) {
+        let stale: Vec<u32> = state
+            .buffers
+            .iter()
+            .filter(|(index, buffer)| {
+                now.duration_since(buffer.touched) > ABANDONED_AFTER && state.picker.is_abandoned(**index)
+            })
+            .map(|(index, _)| *index)
+            .collect();
+        for index in stale {
+            self.drop_piece(state, index);
+        }
     }
 
     /// Every peer of the session, connected or gone (up to [`MAX_DEPARTED`] of those), for the final report.
@@ -782,11 +932,25 @@ fn drop_peer(state: &mut State, key: PeerKey) -> Option<(SocketAddr, bool)> {
     if state.departed.len() < MAX_DEPARTED {
         state.departed.push(summary(&peer));
     }
-    state.departed_addrs.insert(key, peer.addr);
-    if state.departed_addrs.len() > MAX_DEPARTED {
-        state.departed_addrs.pop_first();
+    state.departed_senders.insert(key, Sender { addr: peer.addr, peer_id: peer.peer_id });
+    if state.departed_senders.len() > MAX_DEPARTED {
+        state.departed_senders.pop_first();
     }
     Some((peer.addr, !peer.am_choking))
+}
+
+/// Who `key` is (or was, if it left recently).
+fn sender_of(state: &State, key: PeerKey) -> Option<Sender> {
+    match state.peers.get(&key) {
+        Some(peer) => Some(Sender { addr: peer.addr, peer_id: peer.peer_id }),
+        None => state.departed_senders.get(&key).copied(),
+    }
+}
+
+/// SHA-1 of each 16 KiB block of a piece, for comparing copies block by block.
+fn block_digests(data: &[u8]) -> Vec<Digest> {
+    use sha1::Digest as _;
+    data.chunks(BLOCK_LEN as usize).map(|block| sha1::Sha1::digest(block).into()).collect()
 }
 
 fn summary(peer: &Peer) -> PeerSummary {

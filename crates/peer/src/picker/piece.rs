@@ -68,11 +68,14 @@ pub(super) struct Active {
     pub(super) got: u32,
     /// No `Open` slot sits below this index: strict-priority picks resume here instead of rescanning.
     pub(super) first_open: u32,
+    /// A peer on parole downloads pieces alone, so that a failed hash check names it and nobody else: no other
+    /// peer is asked for blocks of a piece it owns.
+    pub(super) owner: Option<PeerKey>,
 }
 
 impl Active {
     pub(super) fn new(blocks: u32) -> Self {
-        Self { slots: vec![Slot::Open; blocks as usize], open: blocks, got: 0, first_open: 0 }
+        Self { slots: vec![Slot::Open; blocks as usize], open: blocks, got: 0, first_open: 0, owner: None }
     }
 
     /// Slots with at least one request outstanding.
@@ -156,6 +159,11 @@ impl Active {
             }
         }
         true
+    }
+
+    /// Whether `peer` may be asked for blocks of this piece: nobody owns it, or `peer` does.
+    pub(super) fn open_to(&self, peer: PeerKey) -> bool {
+        self.owner.is_none_or(|owner| owner == peer)
     }
 
     /// The peers that sent blocks of this piece, ascending, without repeats.
