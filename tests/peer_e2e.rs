@@ -269,6 +269,82 @@ fn a_liar_behind_the_honest_seeders_address_is_banned_alone_and_the_download_com
 }
 
 #[test]
+fn each_finished_download_is_announced_completed_exactly_once() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (_tracker, announce, tracker_addr) = start_tracker();
+    let data = single_file(work.path(), "once.bin", 600_000, 8);
+    let (torrent, info_hash) = make_torrent(&data, &announce, PIECE_LOG2);
+    let (_seeder, _) = start_seeder(&torrent, &work.path().join("src"), &[]);
+    for round in 1..=2u32 {
+        let into = work.path().join(format!("leech{round}"));
+        let mut leecher = Running::start(peer_command(&torrent, &into).arg("--exit-on-complete"));
+        expect_complete(&mut leecher, Duration::from_secs(30));
+        assert_same_file(&data, &into.join("once.bin"));
+        let stats = UdpClient::new(tracker_addr).scrape(&[info_hash]);
+        let completed = stats.first().map(|stats| stats.completed);
+        assert_eq!(completed, Some(round), "after {round} finished downloads the tracker counts {completed:?}");
+    }
+}
+
+#[test]
+fn a_tracker_restarted_mid_download_is_announced_to_again_within_an_interval() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let port = free_udp_port();
+    let tracker_command = || {
+        let mut command = Command::new(bin("tracker"));
+        command.args(["--open", "--interval", "5", "--bind"]).arg(format!("127.0.0.1:{port}"));
+        command
+    };
+    let (tracker, _) = Running::start_listening(&mut tracker_command());
+    let announce = format!("udp://127.0.0.1:{port}/announce");
+    let len = 4 * 1024 * 1024;
+    let data = single_file(work.path(), "outage.bin", len, 10);
+    let (torrent, _) = make_torrent(&data, &announce, PIECE_LOG2);
+    // A slow seeder, so the first leecher is still downloading when the tracker goes away.
+    let (_seeder, _) = start_seeder(&torrent, &work.path().join("src"), &["--upload-limit", "200k"]);
+    let first_dir = work.path().join("first");
+    let mut first = Running::start(peer_command(&torrent, &first_dir).args(["--exit-on-complete", "--json"]));
+    let piece = |line: &str| line.contains("\"piece_verified\"");
+    assert!(first.wait_for_line(piece, Duration::from_secs(20)).is_some(), "the first leecher got no piece");
+    drop(tracker);
+
+    // With the tracker gone, the leecher keeps downloading from the seeder it knows, until its announces give up
+    // (0.5, 1, 2 and 4 s: bounded by the 5 s interval).
+    let (mut pieces, mut gave_up) = (0, false);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !gave_up && std::time::Instant::now() < deadline {
+        let Some(line) = first.wait_for_line(|_| true, Duration::from_secs(10)) else { break };
+        pieces += usize::from(piece(&line));
+        gave_up |= line.contains("\"announce_failed\"");
+    }
+    assert!(gave_up, "the first leecher's announce never failed with the tracker gone");
+    assert!(pieces >= 3, "the first leecher got only {pieces} pieces while the tracker was gone");
+    let (_tracker, _) = Running::start_listening(&mut tracker_command());
+    let restarted = std::time::Instant::now();
+
+    // A newcomer knows nobody but the tracker: it must be told about the seeder once the seeder re-announces.
+    let late_dir = work.path().join("late");
+    let mut late = Running::start(peer_command(&torrent, &late_dir).args(["--exit-on-complete", "--json"]));
+    let found = late.wait_for_line(
+        |line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .is_ok_and(|event| event["event"] == "announced" && event["peers"].as_u64() > Some(0))
+        },
+        Duration::from_secs(30),
+    );
+    let took = restarted.elapsed();
+    assert!(found.is_some(), "the late leecher was never given a peer; stderr:\n{}", late.stderr());
+    // The seeders re-announce within one interval (5 s) plus a lost attempt; the late leecher's own next announce
+    // comes an interval later.
+    assert!(took < Duration::from_secs(15), "the late leecher waited {took:?} for a peer after the restart");
+    expect_complete(&mut first, Duration::from_secs(60));
+    expect_complete(&mut late, Duration::from_secs(60));
+    assert_same_file(&data, &first_dir.join("outage.bin"));
+    assert_same_file(&data, &late_dir.join("outage.bin"));
+    eprintln!("tracker restart: the late leecher was given a peer {took:.1?} after the restart");
+}
+
+#[test]
 fn ctrl_c_announces_stopped_and_exits_zero_when_complete() {
     let work = tempfile::tempdir().expect("tempdir");
     let (_tracker, announce, tracker_addr) = start_tracker();

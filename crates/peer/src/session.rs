@@ -382,11 +382,16 @@ impl Announcer {
         };
         let mut event = AnnounceEvent::Started;
         let mut completed_owed = !self.started_complete;
+        // After a failed announce: 30 s, or the tracker's interval once it has given one.
+        let mut retry_after = Duration::from_secs(30);
         loop {
             if completed_owed && self.swarm.is_complete() && event == AnnounceEvent::None {
                 event = AnnounceEvent::Completed;
             }
             let announce = self.announce(event, key);
+            // A `completed` in flight is not cut short by the stop: the goodbye would send it a second time, and
+            // the tracker would count the download twice. The session waits a few seconds at most anyway.
+            let interruptible = event != AnnounceEvent::Completed;
             let wait = tokio::select! {
                 reply = client.announce(&announce) => match reply {
                     Ok(reply) => {
@@ -394,6 +399,11 @@ impl Announcer {
                             completed_owed = false;
                         }
                         event = AnnounceEvent::None;
+                        // It answered: from now on a silence is a restart or an outage, to be noticed within one
+                        // interval, not after BEP 15's climb to an hour per attempt.
+                        let interval = Duration::from_secs(u64::from(reply.interval.clamp(5, 3600)));
+                        client.set_timeouts(Timeouts::bounded(self.timeouts.base, interval.max(self.timeouts.base)));
+                        retry_after = interval.min(Duration::from_secs(30));
                         let _ = self.swarm.events.send(Event::Announced {
                             tracker: self.url.clone(),
                             peers: reply.peers.len(),
@@ -414,11 +424,14 @@ impl Announcer {
                     }
                     Err(err) => {
                         self.failed(&err.to_string());
-                        Duration::from_secs(30)
+                        retry_after
                     }
                 },
-                _ = stop.wait_for(|stop| *stop) => break,
+                _ = stop.wait_for(|stop| *stop), if interruptible => break,
             };
+            if *stop.borrow() {
+                break;
+            }
             if first {
                 first = false;
                 self.first_done();

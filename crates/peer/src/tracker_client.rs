@@ -89,6 +89,18 @@ impl Default for Timeouts {
 }
 
 impl Timeouts {
+    /// The same doubling from `base`, cut off before any single wait exceeds `longest` (at least one attempt): for
+    /// a tracker that answered before, whose restart must be noticed within one announce interval rather than
+    /// after BEP 15's two-hour climb.
+    #[must_use]
+    pub fn bounded(base: Duration, longest: Duration) -> Self {
+        let mut attempts = 1;
+        while attempts < Self::default().max_attempts && base.saturating_mul(2_u32.pow(attempts)) <= longest {
+            attempts += 1;
+        }
+        Self { base, max_attempts: attempts }
+    }
+
     /// The wait of attempt `attempt` (from 0): `base * 2^attempt`, capped at one day.
     #[must_use]
     pub fn attempt_timeout(&self, attempt: u32) -> Duration {
@@ -237,6 +249,11 @@ impl TrackerClient {
     pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
         self.timeouts = timeouts;
         self
+    }
+
+    /// Changes the retry schedule of the next announces.
+    pub fn set_timeouts(&mut self, timeouts: Timeouts) {
+        self.timeouts = timeouts;
     }
 
     /// The address the client sends to.

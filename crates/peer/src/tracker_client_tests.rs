@@ -550,3 +550,14 @@ fn default_timeouts_follow_bep_15() {
     let huge = Timeouts { base: Duration::MAX, max_attempts: u32::MAX };
     assert_eq!(huge.attempt_timeout(u32::MAX), Duration::from_secs(24 * 60 * 60));
 }
+
+#[test]
+fn a_bounded_schedule_never_waits_longer_than_asked() {
+    let bounded = Timeouts::bounded(Duration::from_secs(15), Duration::from_secs(120));
+    assert_eq!(bounded.max_attempts, 4, "15, 30, 60 and 120 s");
+    assert_eq!(bounded.attempt_timeout(bounded.max_attempts - 1), Duration::from_secs(120));
+    let tight = Timeouts::bounded(Duration::from_secs(15), Duration::from_secs(5));
+    assert_eq!(tight.max_attempts, 1, "one attempt at least");
+    let loose = Timeouts::bounded(Duration::from_secs(15), Duration::from_secs(100_000));
+    assert_eq!(loose.max_attempts, Timeouts::default().max_attempts, "never more than BEP 15's nine");
+}
