@@ -236,6 +236,16 @@ impl View {
             Event::AddressBanned { ip } => {
                 tracing::warn!(%ip, "address banned: several of its peers sent bad data");
             }
+            Event::DiskFull { path, piece, free, needed } => tracing::error!(
+                "disk full: could not write piece {piece} to {}: {} free there, {} still to download; \
+                 downloading is paused (verified pieces are kept and seeded) and resumes when there is room",
+                path.display(),
+                indicatif::HumanBytes(*free),
+                indicatif::HumanBytes(*needed),
+            ),
+            Event::DiskRoom { free } => {
+                tracing::warn!("{} free on disk again: downloading resumes", indicatif::HumanBytes(*free));
+            }
             Event::Complete => {
                 self.complete = true;
                 if let Some(bar) = &self.bar {
@@ -338,6 +348,14 @@ fn event_json(event: &Event) -> serde_json::Value {
         }
         Event::PeerBanned { addr } => json!({"event": "peer_banned", "address": addr.to_string()}),
         Event::AddressBanned { ip } => json!({"event": "address_banned", "ip": ip.to_string()}),
+        Event::DiskFull { path, piece, free, needed } => json!({
+            "event": "disk_full",
+            "path": path.display().to_string(),
+            "piece": piece,
+            "free": free,
+            "needed": needed,
+        }),
+        Event::DiskRoom { free } => json!({"event": "disk_room", "free": free}),
         Event::Complete => json!({"event": "complete"}),
         Event::Seeding => json!({"event": "seeding"}),
         Event::Status(status) => json!({

@@ -114,6 +114,18 @@ pub enum Event {
     AddressBanned {
         ip: IpAddr,
     },
+    /// A verified piece could not be written: the filesystem of `path` is full. Downloading pauses (seeding goes
+    /// on) until there is room; `free` bytes are left there and `needed` are still to download.
+    DiskFull {
+        path: PathBuf,
+        piece: u32,
+        free: u64,
+        needed: u64,
+    },
+    /// There is room on disk again: downloading resumes.
+    DiskRoom {
+        free: u64,
+    },
     /// Every piece is verified and on disk.
     Complete,
     /// Complete, and the trackers were told (or there are none): ready to serve.
@@ -302,11 +314,20 @@ async fn accept_loop(swarm: Arc<Swarm>, listener: TcpListener, max_peers_per_ip:
 async fn tick_loop(swarm: Arc<Swarm>) {
     let mut timer = tokio::time::interval(Duration::from_secs(1));
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks: u64 = 0;
     loop {
         timer.tick().await;
         swarm.tick();
+        ticks += 1;
+        if ticks.is_multiple_of(DISK_CHECK_TICKS) && swarm.is_disk_full() {
+            let swarm = swarm.clone();
+            let _ = tokio::task::spawn_blocking(move || swarm.check_disk_space()).await;
+        }
     }
 }
+
+/// Seconds between looks at the free space while the disk is full.
+const DISK_CHECK_TICKS: u64 = 2;
 
 /// Keeps `--peer` addresses connected while we still need pieces, retrying every few seconds.
 async fn direct_peers(swarm: Arc<Swarm>, peers: Vec<SocketAddr>, local_ip: Option<IpAddr>) {

@@ -66,6 +66,20 @@ pub enum StorageError {
     },
 }
 
+impl StorageError {
+    /// The file a write failed on because its filesystem is full (or the user's quota is spent), if that is
+    /// what this error is.
+    #[must_use]
+    pub fn full_disk_path(&self) -> Option<&Path> {
+        match self {
+            Self::Io { path, source, .. } if matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) => {
+                Some(path)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// One torrent, laid out under a download folder. See the module documentation.
 #[derive(Debug)]
 pub struct Storage {
@@ -466,6 +480,27 @@ impl Storage {
 
     fn piece_out_of_range(&self, index: u32) -> StorageError {
         StorageError::PieceOutOfRange { path: self.root.clone(), index, num_pieces: self.num_pieces }
+    }
+
+    /// Bytes an unprivileged writer may still use on the filesystem of the download folder (or of its nearest
+    /// existing parent, before the first write makes it).
+    ///
+    /// # Errors
+    ///
+    /// `statvfs` failed on every folder up to the root.
+    pub fn free_space(&self) -> io::Result<u64> {
+        let mut folder = self.dir.as_path();
+        loop {
+            match rustix::fs::statvfs(folder) {
+                Ok(stats) => return Ok(stats.f_bavail.saturating_mul(stats.f_frsize)),
+                Err(err) => match folder.parent() {
+                    Some(parent) if err == rustix::io::Errno::NOENT && folder != Path::new(".") => {
+                        folder = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+                    }
+                    _ => return Err(err.into()),
+                },
+            }
+        }
     }
 
     fn io_error(&self, file: usize, action: &'static str, source: io::Error) -> StorageError {
