@@ -100,6 +100,19 @@ impl Tracker {
     /// A tracker serving `named` torrents only, or any torrent when `open` (named ones then only
     /// get their names in the logs).
     pub fn new(config: Config, named: Vec<NamedTorrent>, open: bool) -> Tracker {
+        let rng = SmallRng::from_rng(&mut rand::rng());
+        Tracker::build(config, named, open, rand::random(), rng)
+    }
+
+    /// [`Tracker::new`] with a given connection-ID key and peer-sampling seed, so that a fuzz run
+    /// replays exactly and its checker can tell which connection IDs are valid. Never for a real
+    /// server: whoever knows the key can forge connection IDs for any address.
+    #[doc(hidden)]
+    pub fn with_key(config: Config, named: Vec<NamedTorrent>, open: bool, key: [u8; 16], seed: u64) -> Tracker {
+        Tracker::build(config, named, open, key, SmallRng::seed_from_u64(seed))
+    }
+
+    fn build(config: Config, named: Vec<NamedTorrent>, open: bool, key: [u8; 16], rng: SmallRng) -> Tracker {
         let registry = if open {
             Registry::open(config.limits)
         } else {
@@ -107,9 +120,9 @@ impl Tracker {
         };
         Tracker {
             registry,
-            ids: ConnectionIds::new(rand::random(), config.connection_lifetime),
+            ids: ConnectionIds::new(key, config.connection_lifetime),
             named: named.into_iter().map(|torrent| (torrent.info_hash, torrent)).collect(),
-            rng: SmallRng::from_rng(&mut rand::rng()),
+            rng,
             reply: Vec::with_capacity(MAX_REPLY_PAYLOAD),
             peers_v4: Vec::new(),
             peers_v6: Vec::new(),
