@@ -52,6 +52,12 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_peers_per_ip: u16,
 
+    /// Seed as a plain seeder, showing every piece at once, instead of super-seeding: a session that starts with
+    /// the whole torrent shows each peer only a window of pieces, so that each piece leaves it once before any
+    /// leaves it twice and the leechers pass pieces on to each other.
+    #[arg(long)]
+    pub no_super_seed: bool,
+
     /// Cap on the total upload rate, in bytes per second; k, M, G (x1000) and Ki, Mi, Gi (x1024) suffixes work.
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub upload_limit: Option<u64>,
@@ -117,6 +123,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         peers,
         max_peers: usize::from(args.max_peers),
         max_peers_per_ip: usize::from(args.max_peers_per_ip),
+        super_seed: !args.no_super_seed,
         upload_limit: args.upload_limit,
         exit_on_complete: args.exit_on_complete,
         check_threads: std::thread::available_parallelism().map_or(1, usize::from),

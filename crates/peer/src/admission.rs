@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-/// Incoming handshakes in progress at once (libtorrent allows a similar small number of half-open connections).
-pub const HANDSHAKE_SLOTS: usize = 32;
+/// Incoming handshakes in progress at once: enough for a burst of honest peers that connect together (their
+/// handshakes wait for our tasks to run), few enough that silent sockets cost us little.
+pub const HANDSHAKE_SLOTS: usize = 128;
 
 #[derive(Debug, Default)]
 struct Table {

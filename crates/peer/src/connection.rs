@@ -194,7 +194,8 @@ async fn write_loop(mut writer: OwnedWriteHalf, outbox: &Outbox, swarm: Arc<Swar
         }
         out.clear();
         std::mem::swap(&mut out, &mut batch.bytes);
-        let mut sent_blocks = 0;
+        // Where each block ends in `out`, so each is counted as uploaded once the socket took all of it.
+        let mut block_ends: Vec<(usize, u64)> = Vec::new();
         if !batch.uploads.is_empty() {
             let bytes: u64 = batch.uploads.iter().map(|block| u64::from(block.length)).sum();
             if let Some(limiter) = &swarm.limiter {
@@ -207,6 +208,7 @@ async fn write_loop(mut writer: OwnedWriteHalf, outbox: &Outbox, swarm: Arc<Swar
                 }
             }
             let uploads = std::mem::take(&mut batch.uploads);
+            let control_len = out.len();
             let storage = swarm.storage.clone();
             // Reading from disk blocks; it runs on the blocking pool, a whole batch at a time.
             let (buffer, uploads, result) = tokio::task::spawn_blocking(move || {
@@ -222,10 +224,14 @@ async fn write_loop(mut writer: OwnedWriteHalf, outbox: &Outbox, swarm: Arc<Swar
             })
             .await
             .map_err(|err| format!("disk read task: {err}"))?;
+            let mut end = control_len;
+            for block in &uploads {
+                end += PIECE_HEADER_LEN + block.length as usize;
+                block_ends.push((end, u64::from(block.length)));
+            }
             out = buffer;
             batch.uploads = uploads;
             result?;
-            sent_blocks = bytes;
         }
         // A peer that stops reading must not hold this task (and its socket) for ever: the write gives up when
         // the connection is closed or makes no progress for as long as an idle connection is allowed. Progress is
@@ -238,6 +244,10 @@ async fn write_loop(mut writer: OwnedWriteHalf, outbox: &Outbox, swarm: Arc<Swar
                     Ok(Ok(n)) => {
                         sent += n;
                         outbox.written.fetch_add(n as u64, Ordering::Relaxed);
+                        let done = block_ends.partition_point(|&(end, _)| end <= sent);
+                        let bytes: u64 = block_ends.drain(..done).map(|(_, length)| length).sum();
+                        outbox.uploaded.fetch_add(bytes, Ordering::Relaxed);
+                        swarm.uploaded.fetch_add(bytes, Ordering::Relaxed);
                     }
                     Ok(Err(err)) => return Err(format!("write: {err}")),
                     Err(_) => return Err("the peer stopped reading".into()),
@@ -245,7 +255,5 @@ async fn write_loop(mut writer: OwnedWriteHalf, outbox: &Outbox, swarm: Arc<Swar
                 () = outbox.closed() => return Ok(()),
             }
         }
-        outbox.uploaded.fetch_add(sent_blocks, Ordering::Relaxed);
-        swarm.uploaded.fetch_add(sent_blocks, Ordering::Relaxed);
     }
 }

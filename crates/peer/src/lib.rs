@@ -8,6 +8,7 @@
 mod admission;
 pub mod choker;
 mod connection;
+mod offers;
 mod outbox;
 pub mod picker;
 pub mod rate;

@@ -36,6 +36,8 @@ pub struct Config {
     pub max_peers: usize,
     /// Most connections with one IP address (handshakes in progress included).
     pub max_peers_per_ip: usize,
+    /// Super-seed (show pieces one window at a time) when starting with the whole torrent.
+    pub super_seed: bool,
     /// Bytes per second for all uploads together.
     pub upload_limit: Option<u64>,
     /// Return as soon as the data is complete (after announcing `completed`).
@@ -198,6 +200,7 @@ pub async fn run(
         max_peers: config.max_peers,
         max_peers_per_ip: config.max_peers_per_ip,
         upload_limit: config.upload_limit,
+        super_seed: config.super_seed,
     };
     let info_hash = torrent.info_hash.0;
     let swarm = Arc::new(Swarm::new(storage, info_hash, new_peer_id(), &have, &swarm_config, events.clone())?);

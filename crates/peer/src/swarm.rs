@@ -14,6 +14,7 @@ use rand::rngs::SmallRng;
 use tokio::sync::{Notify, mpsc};
 
 use crate::choker::{Choker, ChokerConfig, PeerStats};
+use crate::offers::Offers;
 use crate::outbox::Outbox;
 use crate::picker::{Block, PeerKey, PickLimits, Picker, Received};
 use crate::rate::{RateMeter, UploadLimiter};
@@ -45,7 +46,7 @@ const ABANDONED_AFTER: Duration = Duration::from_secs(120);
 /// Bytes of piece buffers kept for reuse.
 const MAX_SPARE_BYTES: u64 = 16 << 20;
 /// An unchoked peer that neither asks for a block nor reads one for this long loses its upload slot at once.
-const UNCHOKED_IDLE: Duration = Duration::from_secs(5);
+const UNCHOKED_IDLE: Duration = Duration::from_secs(3);
 /// ... and waits this long before it can have a slot again, so idle peers cannot take turns holding the slots.
 const IDLE_PENALTY: Duration = Duration::from_secs(60);
 /// Requests go out when at least this fraction of a peer's queue is free, so they leave in batches rather than
@@ -143,6 +144,8 @@ struct State {
     fatal: Option<String>,
     /// Set while the disk is full: no new requests go out (seeding goes on) until there is room again.
     disk_full: Option<DiskFull>,
+    /// What we showed to whom, when super-seeding (an initial seeder's default).
+    offers: Option<Offers>,
     scratch: Vec<Block>,
     /// What peers that already left sent and got, for the final report.
     departed: Vec<PeerSummary>,
@@ -157,6 +160,8 @@ pub struct SwarmConfig {
     pub max_peers: usize,
     /// Most connections with one IP address, both directions and handshakes in progress together.
     pub max_peers_per_ip: usize,
+    /// Super-seed when the session starts with the whole torrent (see `offers`).
+    pub super_seed: bool,
     pub upload_limit: Option<u64>,
 }
 
@@ -192,6 +197,8 @@ impl Swarm {
         }
         let complete = picker.is_complete();
         let now = Instant::now();
+        let mut rng = SmallRng::from_os_rng();
+        let offers = (complete && config.super_seed).then(|| Offers::new(picker.num_pieces(), &mut rng));
         Ok(Self {
             message_limit: peer_wire::message_limit(storage.num_pieces()),
             storage,
@@ -207,7 +214,7 @@ impl Swarm {
             state: Mutex::new(State {
                 picker,
                 choker: Choker::new(ChokerConfig::default()),
-                rng: SmallRng::from_os_rng(),
+                rng,
                 peers: BTreeMap::new(),
                 next_key: 0,
                 buffers: HashMap::new(),
@@ -222,6 +229,7 @@ impl Swarm {
                 complete,
                 fatal: None,
                 disk_full: None,
+                offers,
                 scratch: Vec::new(),
                 departed: Vec::new(),
                 departed_senders: BTreeMap::new(),
@@ -332,7 +340,10 @@ impl Swarm {
         let key = PeerKey(state.next_key);
         state.next_key += 1;
         let outbox = Arc::new(Outbox::default());
-        if state.picker.we_have().count() > 0 {
+        if let Some(offers) = &mut state.offers {
+            // A super-seeder shows its pieces one by one, from the first top-up below.
+            offers.join(key);
+        } else if state.picker.we_have().count() > 0 {
             outbox.push(&state.picker.we_have().to_message());
         }
         let num_pieces = state.picker.num_pieces();
@@ -367,6 +378,7 @@ impl Swarm {
                 idle_until: None,
             },
         );
+        self.offer(&mut state, key);
         drop(state);
         self.emit(Event::PeerConnected { addr });
         Ok(Admitted { key, outbox })
@@ -426,6 +438,11 @@ impl Swarm {
                 let newly = peer.bitfield.set(index).map_err(|err| format!("have: {err}"))?;
                 if newly {
                     state.picker.peer_has(index);
+                    if let Some(offers) = &mut state.offers {
+                        offers.peer_has(key, index);
+                        self.offer(state, key);
+                    }
+                    let Some(peer) = state.peers.get_mut(&key) else { return Ok(()) };
                     // A piece we lack makes us interested: O(1), where a full update walks the whole bitfield.
                     if !state.picker.have(index) {
                         if !peer.am_interested {
@@ -454,6 +471,12 @@ impl Swarm {
                         }
                     }
                 }
+                if let Some(offers) = &mut state.offers {
+                    for index in peer.bitfield.ones() {
+                        offers.peer_has(key, index);
+                    }
+                    self.offer(state, key);
+                }
                 self.update_interest(state, key);
                 self.refill(state, key);
             }
@@ -461,6 +484,12 @@ impl Swarm {
                 let block = Block { piece: index, offset: begin, length };
                 check_request(&state.picker, block)?;
                 peer.last_request = Instant::now();
+                if let Some(offers) = &mut state.offers
+                    && offers.asked(key, index)
+                {
+                    self.offer(state, key);
+                }
+                let Some(peer) = state.peers.get_mut(&key) else { return Ok(()) };
                 // Requests that crossed our choke on the wire are dropped, as BEP 3 has it.
                 if !peer.am_choking && !peer.outbox.push_upload(block) {
                     return Err(format!("more than {} requests queued", crate::outbox::MAX_QUEUED_UPLOADS));
@@ -880,17 +909,42 @@ impl Swarm {
             choker.tick(now, seeding, &stats, rng)
         };
         let Some(unchoked) = unchoked else { return };
+        let mut newly_unchoked = Vec::new();
         for (key, peer) in peers.iter_mut() {
             let unchoke = unchoked.contains(key);
             if unchoke && peer.am_choking {
                 peer.am_choking = false;
                 peer.unchoked_at = instant;
                 peer.outbox.push(&Message::Unchoke);
+                newly_unchoked.push(*key);
             } else if !unchoke && !peer.am_choking {
                 peer.am_choking = true;
                 peer.outbox.clear_uploads();
                 peer.outbox.push(&Message::Choke);
             }
+        }
+        // A peer we now upload to is shown a whole window of pieces.
+        for key in newly_unchoked {
+            self.offer(state, key);
+        }
+    }
+
+    /// Super-seeding: shows `key` more pieces (with `have`) until its window of pieces it has not asked for is
+    /// full: one piece while we choke it (enough to keep it interested), else about half a second of what it
+    /// takes from us, 4 to 64 pieces.
+    fn offer(&self, state: &mut State, key: PeerKey) {
+        let State { offers, peers, picker, rng, .. } = state;
+        let (Some(offers), Some(peer)) = (offers.as_mut(), peers.get(&key)) else { return };
+        let window = if peer.am_choking {
+            1
+        } else {
+            let per_piece = u64::from(self.storage.piece_length()).max(1);
+            usize::try_from(peer.upload_rate.bytes_per_second() / 2 / per_piece).unwrap_or(usize::MAX).clamp(4, 64)
+        };
+        let mut shown = Vec::new();
+        offers.top_up(key, &peer.bitfield, window, |index| picker.availability(index), rng, &mut shown);
+        for index in shown {
+            peer.outbox.push(&Message::Have { index });
         }
     }
 
@@ -993,6 +1047,9 @@ impl Swarm {
 /// Removes a peer from the state and the picker; returns its address and whether it held an upload slot.
 fn drop_peer(state: &mut State, key: PeerKey) -> Option<(SocketAddr, bool)> {
     let peer = state.peers.remove(&key)?;
+    if let Some(offers) = &mut state.offers {
+        offers.leave(key);
+    }
     state.picker.peer_left(key, &peer.bitfield);
     peer.outbox.close();
     if state.departed.len() < MAX_DEPARTED {
