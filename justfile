@@ -46,3 +46,8 @@ bench-tracker runs="5" duration="20":
 # 1 GiB over loopback, one seeder to one leecher: our peer against libtorrent, rqbit and aria2.
 bench-transfer runs="5" size_mib="1024":
     ./bench/transfer.sh {{runs}} {{size_mib}}
+
+# One seeder capped at 20 MB/s and N leechers, 200 MiB: ours and libtorrent against the P2P lower bound F/u_s.
+# just bench-swarm 3 4 40   (LEAVE=1: one of our leechers is killed half way)
+bench-swarm runs="3" +leechers="4":
+    ./bench/swarm.sh {{runs}} {{leechers}}

@@ -51,6 +51,7 @@ use rand::Rng;
 
 use piece::{Active, Geometry, Slot, to_u32};
 
+mod invariants;
 mod piece;
 
 /// A peer, as the caller names it (a connection counter, a slab index...). Only compared, never interpreted.

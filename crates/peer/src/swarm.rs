@@ -341,7 +341,7 @@ impl Swarm {
         state.next_key += 1;
         let outbox = Arc::new(Outbox::default());
         if let Some(offers) = &mut state.offers {
-            // A super-seeder shows its pieces one by one, from the first top-up below.
+            // A super-seeder shows its pieces a few at a time, from the first top-up below.
             offers.join(key);
         } else if state.picker.we_have().count() > 0 {
             outbox.push(&state.picker.we_have().to_message());
@@ -935,11 +935,19 @@ impl Swarm {
     fn offer(&self, state: &mut State, key: PeerKey) {
         let State { offers, peers, picker, rng, .. } = state;
         let (Some(offers), Some(peer)) = (offers.as_mut(), peers.get(&key)) else { return };
-        let window = if peer.am_choking {
+        let per_piece = u64::from(self.storage.piece_length()).max(1);
+        let by_rate = |seconds: u64| {
+            usize::try_from(peer.upload_rate.bytes_per_second().saturating_mul(seconds) / 2 / per_piece)
+                .unwrap_or(usize::MAX)
+        };
+        let window = if peers.len() == 1 {
+            // Alone, it has nobody to pass pieces to: a window only slows it down (libtorrent fell to half its
+            // speed with 1,024 pieces shown), so it grows to a second of what it takes, at least 64 pieces.
+            by_rate(8).max(256)
+        } else if peer.am_choking {
             1
         } else {
-            let per_piece = u64::from(self.storage.piece_length()).max(1);
-            usize::try_from(peer.upload_rate.bytes_per_second() / 2 / per_piece).unwrap_or(usize::MAX).clamp(4, 64)
+            by_rate(1).clamp(4, 64)
         };
         let mut shown = Vec::new();
         offers.top_up(key, &peer.bitfield, window, |index| picker.availability(index), rng, &mut shown);
