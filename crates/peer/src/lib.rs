@@ -8,6 +8,8 @@
 mod admission;
 pub mod choker;
 mod connection;
+#[doc(hidden)]
+pub mod fuzzing;
 mod offers;
 mod outbox;
 pub mod picker;

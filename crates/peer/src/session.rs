@@ -201,6 +201,7 @@ pub async fn run(
         max_peers_per_ip: config.max_peers_per_ip,
         upload_limit: config.upload_limit,
         super_seed: config.super_seed,
+        defer_verification: false,
     };
     let info_hash = torrent.info_hash.0;
     let swarm = Arc::new(Swarm::new(storage, info_hash, new_peer_id(), &have, &swarm_config, events.clone())?);

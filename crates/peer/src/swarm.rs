@@ -163,6 +163,17 @@ pub struct SwarmConfig {
     /// Super-seed when the session starts with the whole torrent (see `offers`).
     pub super_seed: bool,
     pub upload_limit: Option<u64>,
+    /// Complete pieces wait for [`Swarm::run_deferred`] instead of going to the hasher task: for driving a swarm
+    /// without a runtime (fuzzing).
+    pub defer_verification: bool,
+}
+
+/// A complete piece waiting for its hash check.
+struct VerifyJob {
+    index: u32,
+    data: Vec<u8>,
+    senders: Vec<Sender>,
+    suspect: bool,
 }
 
 /// The shared core of a session; connection tasks and timers hold it in an `Arc`.
@@ -179,6 +190,7 @@ pub struct Swarm {
     started: Instant,
     max_peers: usize,
     max_peers_per_ip: usize,
+    deferred: Option<Mutex<Vec<VerifyJob>>>,
     state: Mutex<State>,
 }
 
@@ -211,6 +223,7 @@ impl Swarm {
             started: now,
             max_peers: config.max_peers,
             max_peers_per_ip: config.max_peers_per_ip,
+            deferred: config.defer_verification.then(|| Mutex::new(Vec::new())),
             state: Mutex::new(State {
                 picker,
                 choker: Choker::new(ChokerConfig::default()),
@@ -571,34 +584,51 @@ impl Swarm {
     /// sent its blocks, in order. A failed piece, and a good copy of a piece that failed before (`suspect`), is
     /// also cut into block digests, so the liars among the senders can be told from the honest ones.
     fn verify_and_write(self: &Arc<Self>, index: u32, data: Vec<u8>, senders: Vec<Sender>, suspect: bool) {
+        let job = VerifyJob { index, data, senders, suspect };
+        if let Some(deferred) = &self.deferred {
+            deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(job);
+            return;
+        }
         let swarm = self.clone();
         tokio::spawn(async move {
             let storage = swarm.storage.clone();
-            let outcome = tokio::task::spawn_blocking(move || {
-                let matches = storage.piece_matches(index, &data);
-                let digests = (!matches || suspect).then(|| block_digests(&data));
-                let result = if matches { storage.write_piece(index, &data).map(|()| true) } else { Ok(false) };
-                (result, digests, data)
-            })
-            .await;
-            let (result, digests) = match outcome {
-                Ok((result, digests, data)) => {
-                    swarm.hashed(data);
-                    (result, digests)
-                }
-                Err(join) => {
-                    swarm.storage_failed_with(format!("hashing piece {index} failed: {join}"));
-                    return;
-                }
-            };
-            match result {
-                Ok(true) => swarm.piece_verified(index, &senders, digests.as_deref()),
-                Ok(false) => swarm.piece_failed(index, &senders, &digests.unwrap_or_default()),
-                Err(err) if is_transient(&err) => swarm.piece_not_written(index, &err),
-                Err(err) if err.full_disk_path().is_some() => swarm.disk_is_full(index, &err),
-                Err(err) => swarm.storage_failed(index, &err),
+            let (index, senders) = (job.index, job.senders.clone());
+            match tokio::task::spawn_blocking(move || check_piece(&storage, job)).await {
+                Ok((result, digests, data)) => swarm.checked(index, &senders, result, digests, data),
+                Err(join) => swarm.storage_failed_with(format!("hashing piece {index} failed: {join}")),
             }
         });
+    }
+
+    /// Runs the hash checks held back by `defer_verification`, on this thread.
+    #[doc(hidden)]
+    pub fn run_deferred(self: &Arc<Self>) {
+        let Some(deferred) = &self.deferred else { return };
+        let jobs = std::mem::take(&mut *deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        for job in jobs {
+            let (index, senders) = (job.index, job.senders.clone());
+            let (result, digests, data) = check_piece(&self.storage, job);
+            self.checked(index, &senders, result, digests, data);
+        }
+    }
+
+    /// What a hash check found: the piece is ours, fetched again, or the disk is in trouble.
+    fn checked(
+        self: &Arc<Self>,
+        index: u32,
+        senders: &[Sender],
+        result: Result<bool, StorageError>,
+        digests: Option<Vec<Digest>>,
+        data: Vec<u8>,
+    ) {
+        self.hashed(data);
+        match result {
+            Ok(true) => self.piece_verified(index, senders, digests.as_deref()),
+            Ok(false) => self.piece_failed(index, senders, &digests.unwrap_or_default()),
+            Err(err) if is_transient(&err) => self.piece_not_written(index, &err),
+            Err(err) if err.full_disk_path().is_some() => self.disk_is_full(index, &err),
+            Err(err) => self.storage_failed(index, &err),
+        }
     }
 
     /// A piece left the hasher: its buffer can be reused, and requests held back for it can go out.
@@ -1043,6 +1073,32 @@ impl Swarm {
         state.departed.iter().copied().chain(state.peers.values().map(summary)).collect()
     }
 
+    /// Panics naming the first broken invariant: the picker's own, and the bounds this module promises (buffers
+    /// only for pieces in progress, the partial-piece budget, queue depths, a parolee's pieces its own). For tests
+    /// and fuzzing.
+    #[doc(hidden)]
+    pub fn assert_invariants(&self) {
+        let state = self.lock();
+        state.picker.assert_invariants();
+        for index in state.buffers.keys() {
+            assert!(state.picker.in_progress(*index), "buffer for piece {index}, which is not in progress");
+        }
+        assert!(
+            state.picker.downloading() <= self.max_partial_pieces(),
+            "{} pieces in progress, past the budget of {}",
+            state.picker.downloading(),
+            self.max_partial_pieces()
+        );
+        for (key, peer) in &state.peers {
+            assert!(state.picker.outstanding(*key) <= MAX_QUEUE, "{key:?} has more than {MAX_QUEUE} requests out");
+            let sender = Sender { addr: peer.addr, peer_id: peer.peer_id };
+            assert!(!state.reputation.is_banned(&sender) || peer.outbox.is_closed(), "banned {key:?} still open");
+        }
+        if state.complete {
+            assert!(state.buffers.is_empty() && state.picker.is_complete(), "complete, with pieces in progress");
+        }
+    }
+
     /// Closes every connection (the session is ending).
     pub fn close_all(&self) {
         let state = self.lock();
@@ -1068,6 +1124,15 @@ fn drop_peer(state: &mut State, key: PeerKey) -> Option<(SocketAddr, bool)> {
         state.departed_senders.pop_first();
     }
     Some((peer.addr, !peer.am_choking))
+}
+
+/// Hashes a complete piece and writes it if it matches (blocking I/O). A failed piece, and a good copy of a piece
+/// that failed before, is also cut into block digests.
+fn check_piece(storage: &Storage, job: VerifyJob) -> (Result<bool, StorageError>, Option<Vec<Digest>>, Vec<u8>) {
+    let matches = storage.piece_matches(job.index, &job.data);
+    let digests = (!matches || job.suspect).then(|| block_digests(&job.data));
+    let result = if matches { storage.write_piece(job.index, &job.data).map(|()| true) } else { Ok(false) };
+    (result, digests, job.data)
 }
 
 /// Who `key` is (or was, if it left recently).
