@@ -747,7 +747,11 @@ impl Swarm {
         for peer in state.peers.values_mut() {
             let sender = Sender { addr: peer.addr, peer_id: peer.peer_id };
             if state.reputation.is_banned(&sender) {
-                if !banned.contains(&peer.addr) {
+                // Peers banned by an earlier verdict may still be here until their connection task removes them:
+                // they are closed again, not reported again.
+                let newly = verdict.banned.iter().any(|b| b.addr == peer.addr || b.peer_id == peer.peer_id)
+                    || verdict.banned_ips.contains(&peer.addr.ip());
+                if newly && !banned.contains(&peer.addr) {
                     banned.push(peer.addr);
                 }
                 peer.outbox.close();
