@@ -33,6 +33,8 @@ pub enum BencodeError {
     TrailingData(usize),
     #[error("the top-level dictionary has more than one `info` key")]
     DuplicateInfo,
+    #[error("a dictionary has the key at byte {0} twice")]
+    DuplicateKey(usize),
 }
 
 /// What the scan learned about a well-formed document.
@@ -58,6 +60,25 @@ pub fn scan(buf: &[u8]) -> Result<Scanned, BencodeError> {
     if buf.first() != Some(&b'd') {
         return Err(BencodeError::NotADictionary);
     }
+    let (end, info_span) = walk(buf)?;
+    if end != buf.len() {
+        return Err(BencodeError::TrailingData(buf.len() - end));
+    }
+    Ok(Scanned { info_span })
+}
+
+/// Checks the first value of `buf` as [`scan`] does (any kind of value), and returns where it ends: messages such
+/// as BEP 9's `data` carry raw bytes after their dictionary.
+///
+/// # Errors
+///
+/// As [`scan`], except that the value may be of any kind and anything may follow it.
+pub fn value_end(buf: &[u8]) -> Result<usize, BencodeError> {
+    walk(buf).map(|(end, _)| end)
+}
+
+/// The scan itself: the end of the first value, and the span of `info` if that value is a dictionary holding one.
+fn walk(buf: &[u8]) -> Result<(usize, Option<Range<usize>>), BencodeError> {
     let mut stack: Vec<Frame> = Vec::new();
     let mut pos = 0usize;
     let mut info_key_pending = false;
@@ -99,7 +120,9 @@ pub fn scan(buf: &[u8]) -> Result<Scanned, BencodeError> {
                 info_key_pending = false;
             }
             match byte {
-                b'i' => read_integer(buf, &mut pos)?,
+                b'i' => {
+                    read_integer_value(buf, &mut pos)?;
+                }
                 b'0'..=b'9' => {
                     read_string(buf, &mut pos)?;
                 }
@@ -117,12 +140,7 @@ pub fn scan(buf: &[u8]) -> Result<Scanned, BencodeError> {
 
         // A value (scalar, or a container just closed) ended at `pos`.
         match stack.last_mut() {
-            None => {
-                if pos != buf.len() {
-                    return Err(BencodeError::TrailingData(buf.len() - pos));
-                }
-                return Ok(Scanned { info_span });
-            }
+            None => return Ok((pos, info_span)),
             Some(Frame::Dict { want_key }) => *want_key = true,
             Some(Frame::List) => {}
         }
@@ -136,7 +154,7 @@ pub fn scan(buf: &[u8]) -> Result<Scanned, BencodeError> {
 }
 
 /// Reads `<len>:<bytes>` at `*pos`, advancing past it.
-fn read_string<'a>(buf: &'a [u8], pos: &mut usize) -> Result<&'a [u8], BencodeError> {
+pub(crate) fn read_string<'a>(buf: &'a [u8], pos: &mut usize) -> Result<&'a [u8], BencodeError> {
     let start = *pos;
     let mut len: u64 = 0;
     let mut i = start;
@@ -164,7 +182,7 @@ fn read_string<'a>(buf: &'a [u8], pos: &mut usize) -> Result<&'a [u8], BencodeEr
 }
 
 /// Reads `i<digits>e` at `*pos`, advancing past it.
-fn read_integer(buf: &[u8], pos: &mut usize) -> Result<(), BencodeError> {
+pub(crate) fn read_integer_value(buf: &[u8], pos: &mut usize) -> Result<i64, BencodeError> {
     let start = *pos;
     let mut i = start + 1;
     let negative = buf.get(i) == Some(&b'-');
@@ -192,12 +210,12 @@ fn read_integer(buf: &[u8], pos: &mut usize) -> Result<(), BencodeError> {
         return Err(BencodeError::BadInteger(start));
     }
     *pos = i + 1;
-    Ok(())
+    Ok(value)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{BencodeError, MAX_DEPTH, scan};
+    use super::{BencodeError, MAX_DEPTH, scan, value_end};
 
     fn info_of(doc: &[u8]) -> Option<&[u8]> {
         let scanned = scan(doc).expect("valid document");
@@ -258,6 +276,16 @@ mod tests {
         assert_eq!(scan(b"dexx"), Err(BencodeError::TrailingData(2)));
         assert_eq!(scan(b"d4:infoi1e4:infoi2ee"), Err(BencodeError::DuplicateInfo));
         assert!(matches!(scan(b"d1:ax"), Err(BencodeError::UnexpectedByte { .. })));
+    }
+
+    #[test]
+    fn value_end_finds_the_first_value_of_any_kind_and_allows_what_follows() {
+        assert_eq!(value_end(b"i42e"), Ok(4));
+        assert_eq!(value_end(b"d8:msg_typei1e5:piecei0eeRAW BYTES"), Ok(25));
+        assert_eq!(value_end(b"4:spamXYZ"), Ok(6));
+        assert_eq!(value_end(b"l1:ad1:bi1eeeZ"), Ok(13));
+        assert_eq!(value_end(b""), Err(BencodeError::Truncated(0)));
+        assert!(matches!(value_end(b"e"), Err(BencodeError::UnexpectedByte { .. })));
     }
 
     #[test]
