@@ -233,7 +233,7 @@ impl View {
                 tracing::info!("{tracker}: {peers} peers ({seeders} seeders, {leechers} leechers)");
             }
             Event::AnnounceFailed { tracker, error } => tracing::warn!("{tracker}: {error}"),
-            Event::PeerConnected { addr } => tracing::debug!(%addr, "peer connected"),
+            Event::PeerConnected { addr, source } => tracing::debug!(%addr, source = source.name(), "peer connected"),
             Event::PeerDisconnected { addr, reason } => tracing::debug!(%addr, %reason, "peer disconnected"),
             Event::PieceVerified { .. } => {}
             Event::PieceFailed { index, senders } => {
@@ -342,7 +342,9 @@ fn event_json(event: &Event) -> serde_json::Value {
         Event::AnnounceFailed { tracker, error } => {
             json!({"event": "announce_failed", "tracker": tracker, "error": error})
         }
-        Event::PeerConnected { addr } => json!({"event": "peer_connected", "address": addr.to_string()}),
+        Event::PeerConnected { addr, source } => {
+            json!({"event": "peer_connected", "address": addr.to_string(), "source": source.name()})
+        }
         Event::PeerDisconnected { addr, reason } => {
             json!({"event": "peer_disconnected", "address": addr.to_string(), "reason": reason})
         }

@@ -250,6 +250,15 @@ fn a_liar_behind_the_honest_seeders_address_is_banned_alone_and_the_download_com
     assert!(banned.contains(&liar.addr.to_string()), "the liar {} was not banned: {banned:?}", liar.addr);
     assert!(!banned.contains(&seeder_addr.to_string()), "the honest seeder {seeder_addr} was banned: {banned:?}");
     assert!(json_events(&rest, "address_banned").is_empty(), "one liar is no reason to ban the whole address");
+    // Each connection says how its address reached us.
+    let source_of = |addr: &str| {
+        json_events(&rest, "peer_connected")
+            .iter()
+            .find(|event| event["address"] == addr)
+            .map(|event| event["source"].as_str().unwrap_or_default().to_owned())
+    };
+    assert_eq!(source_of(&liar.addr.to_string()).as_deref(), Some("manual"), "the liar came from --peer");
+    assert_eq!(source_of(&seeder_addr.to_string()).as_deref(), Some("tracker"), "the seeder came from the tracker");
     let from_seeder = final_report(&rest)["peers"]
         .as_array()
         .expect("peers")

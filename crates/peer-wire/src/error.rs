@@ -77,6 +77,7 @@ fn message_name(id: &u8) -> &'static str {
         7 => "piece",
         8 => "cancel",
         9 => "port",
+        20 => "extended",
         _ => "unknown",
     }
 }
@@ -89,6 +90,7 @@ fn expected_len(id: &u8) -> &'static str {
         6 | 8 => "13",
         7 => "at least 9",
         9 => "3",
+        20 => "at least 2",
         _ => "at least 1",
     }
 }

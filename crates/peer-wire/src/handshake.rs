@@ -23,7 +23,8 @@ const PEER_ID_AT: usize = 48;
 
 /// One flag in the handshake's 8 reserved bytes: a byte index (0..8) and a mask inside it.
 ///
-/// We speak no extension yet; these let a connection log or later negotiate what the other side offers.
+/// Each flag says the sender speaks an extension; one is used only when both sides set it. The BEP 10 codecs are
+/// in [`crate::extension`]; which flags to set is the connection's choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ReservedBit {
     byte: usize,

@@ -1,4 +1,5 @@
-//! BitTorrent peer wire protocol codec (BEP 3): the handshake, the length-prefixed messages and piece bitfields.
+//! BitTorrent peer wire protocol codec (BEP 3): the handshake, the length-prefixed messages and piece bitfields;
+//! and the BEP 10 extension protocol with BEP 9 `ut_metadata` and BEP 11 `ut_pex` ([`extension`]).
 //!
 //! Pure: no sockets, no async runtime, no clocks. A connection task owns a receive buffer, appends what the socket
 //! gives it, and calls [`Handshake::decode`] once, then [`decode`] in a loop; both return `Ok(None)` while more
@@ -10,7 +11,7 @@
 //! ```text
 //! length   4 bytes   bytes that follow (id + payload); 0 means keep-alive and nothing follows
 //! id       1 byte    0 choke, 1 unchoke, 2 interested, 3 not interested, 4 have, 5 bitfield,
-//!                    6 request, 7 piece, 8 cancel, 9 port (BEP 5)
+//!                    6 request, 7 piece, 8 cancel, 9 port (BEP 5), 20 extended (BEP 10)
 //! payload  length-1  depends on the id
 //! ```
 //!
@@ -20,11 +21,17 @@
 
 mod bitfield;
 mod error;
+pub mod extension;
 mod handshake;
 mod message;
 
 pub use bitfield::Bitfield;
 pub use error::WireError;
+pub use extension::{
+    EXTENDED_HANDSHAKE_ID, ExtendedHandshake, ExtensionError, MAX_CLIENT_NAME_LEN, MAX_EXTENSION_NAME_LEN,
+    MAX_EXTENSIONS, MAX_PEX_PEERS, METADATA_PIECE_LEN, MetadataAssembler, MetadataMessage, MetadataProgress, PexFlags,
+    PexMessage, PexPeer, UT_METADATA, UT_PEX,
+};
 pub use handshake::{HANDSHAKE_LEN, Handshake, PROTOCOL, ReservedBit};
 pub use message::{Message, PIECE_HEADER_LEN, decode, encode_piece_header};
 
@@ -38,6 +45,10 @@ pub const MAX_MESSAGE_LEN: u32 = (1 << 20) + 13;
 
 /// The tightest length bound for a torrent of `num_pieces` pieces when we speak no extensions: the larger of a
 /// `bitfield` message and a `piece` message carrying one [`BLOCK_LEN`] block.
+///
+/// With the extension protocol on it is too tight: a ut_metadata `data` message carries a whole 16 KiB block after
+/// its dictionary (libtorrent's is 16431 bytes long), and a ut_pex `dropped` list has no fixed bound (libtorrent
+/// accepts up to 500 KiB); use [`MAX_MESSAGE_LEN`] then.
 #[must_use]
 pub fn message_limit(num_pieces: u32) -> u32 {
     let bitfield = 1 + num_pieces.div_ceil(8);

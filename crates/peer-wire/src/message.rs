@@ -10,6 +10,7 @@
 //! 7   piece     index 4, begin 4, block (length - 9 bytes)                        length >= 9
 //! 8   cancel    index 4, begin 4, length 4                                        length 13
 //! 9   port      DHT port 2 (BEP 5)                                                length 3
+//! 20  extended  extended id 1, payload (BEP 10; see [`crate::extension`])          length >= 2
 //! ```
 
 use crate::WireError;
@@ -27,6 +28,8 @@ const REQUEST: u8 = 6;
 const PIECE: u8 = 7;
 const CANCEL: u8 = 8;
 const PORT: u8 = 9;
+/// BEP 10: every extension message travels under this one id, told apart by the extended id byte after it.
+pub(crate) const EXTENDED: u8 = 20;
 
 /// One peer wire message. Variable-size payloads borrow from the buffer they were decoded from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,10 +86,23 @@ pub enum Message<'a> {
         /// UDP port.
         port: u16,
     },
-    /// A message id we do not speak (e.g. BEP 6 or BEP 10 ids), kept so the connection can ignore it.
+    /// A BEP 10 extension message: the extended id byte, then a payload whose meaning that id has.
     ///
-    /// Holds ids 10 and up when produced by [`decode`]. Encoding one with a known id (0-9) writes bytes that
-    /// decode as that known message, or fail to.
+    /// Extended id 0 is the extended handshake ([`crate::ExtendedHandshake`]); any other id is one the receiver
+    /// itself assigned to an extension in the `m` dictionary of its own extended handshake (so `ut_metadata`
+    /// arrives under whatever id we announced for it, not under the sender's). Only sent to peers that set
+    /// [`crate::ReservedBit::EXTENSION_PROTOCOL`] in their handshake.
+    Extended {
+        /// Extended message id: 0 for the handshake, else the id the receiver announced.
+        id: u8,
+        /// Everything after the extended id, usually bencode (see [`crate::MetadataMessage`],
+        /// [`crate::PexMessage`]).
+        payload: &'a [u8],
+    },
+    /// A message id we do not speak (e.g. BEP 6 ids), kept so the connection can ignore it.
+    ///
+    /// Holds ids 10 and up, except 20 ([`Message::Extended`]), when produced by [`decode`]. Encoding one with a
+    /// known id (0-9, 20) writes bytes that decode as that known message, or fail to.
     Unknown {
         /// Message id.
         id: u8,
@@ -111,6 +127,7 @@ impl Message<'_> {
             Message::Piece { .. } => PIECE,
             Message::Cancel { .. } => CANCEL,
             Message::Port { .. } => PORT,
+            Message::Extended { .. } => EXTENDED,
             Message::Unknown { id, .. } => *id,
         })
     }
@@ -124,6 +141,7 @@ impl Message<'_> {
             Message::Request { .. } | Message::Cancel { .. } => 12,
             Message::Piece { block, .. } => 8 + block.len(),
             Message::Port { .. } => 2,
+            Message::Extended { payload, .. } => 1 + payload.len(),
             Message::Unknown { payload, .. } => payload.len(),
         }
     }
@@ -168,6 +186,10 @@ impl Message<'_> {
                 out.extend_from_slice(block);
             }
             Message::Port { port } => out.extend_from_slice(&port.to_be_bytes()),
+            Message::Extended { id, payload } => {
+                out.push(*id);
+                out.extend_from_slice(payload);
+            }
             Message::Unknown { payload, .. } => out.extend_from_slice(payload),
         }
     }
@@ -198,7 +220,7 @@ pub fn encode_piece_header(index: u32, begin: u32, block_len: u32, out: &mut Vec
 /// # Errors
 ///
 /// [`WireError::TooLong`] for a length prefix over `max_len`, [`WireError::BadLength`] for a length that does not
-/// fit the id (fixed-size messages must have exactly their size; `piece` needs at least 9).
+/// fit the id (fixed-size messages must have exactly their size; `piece` needs at least 9, `extended` at least 2).
 pub fn decode(buf: &[u8], max_len: u32) -> Result<Option<(Message<'_>, usize)>, WireError> {
     let Some((prefix, rest)) = buf.split_first_chunk::<4>() else {
         return Ok(None);
@@ -233,6 +255,8 @@ fn check_length(id: u8, len: u32) -> Result<(), WireError> {
         REQUEST | CANCEL => len == 13,
         PIECE => len >= 9,
         PORT => len == 3,
+        // The id byte and the extended id; libtorrent drops a peer that sends less.
+        EXTENDED => len >= 2,
         // Bitfield sizes depend on the torrent (checked by `Bitfield::from_bytes`); unknown ids are opaque.
         _ => true,
     };
@@ -255,6 +279,7 @@ fn parse_body(body: &[u8]) -> Option<Message<'_>> {
         PIECE => Message::Piece { index: r.u32()?, begin: r.u32()?, block: r.rest() },
         CANCEL => Message::Cancel { index: r.u32()?, begin: r.u32()?, length: r.u32()? },
         PORT => Message::Port { port: u16::from_be_bytes(*r.take::<2>()?) },
+        EXTENDED => Message::Extended { id: u8::from_be_bytes(*r.take::<1>()?), payload: r.rest() },
         _ => Message::Unknown { id, payload: r.rest() },
     };
     // Fixed-size payloads must be used up exactly.

@@ -96,11 +96,28 @@ fn golden() -> Vec<(Message<'static>, Vec<u8>)> {
             ],
         ),
         (
-            Message::Unknown { id: 20, payload: &[0, b'd', b'e'] },
+            Message::Extended { id: 0, payload: b"de" },
             &[
-                &[0, 0, 0, 4],    // length 4
-                &[20],            // id 20 (BEP 10 extended)
-                &[0, b'd', b'e'], // payload, opaque to us
+                &[0, 0, 0, 4], // length 4
+                &[20],         // id 20 (BEP 10 extended)
+                &[0],          // extended id 0: the extended handshake
+                b"de",         // its payload, an empty dictionary
+            ],
+        ),
+        (
+            Message::Extended { id: 3, payload: &[] },
+            &[
+                &[0, 0, 0, 2], // length 2: the id and the extended id, nothing else
+                &[20],         // id 20
+                &[3],          // extended id 3
+            ],
+        ),
+        (
+            Message::Unknown { id: 13, payload: &[0, 0, 0, 1] },
+            &[
+                &[0, 0, 0, 5], // length 5
+                &[13],         // id 13 (BEP 6 suggest piece), not spoken here
+                &[0, 0, 0, 1], // payload, opaque to us
             ],
         ),
     ];
@@ -201,6 +218,7 @@ fn fixed_size_messages_with_wrong_length_are_rejected_at_the_id() {
         (7, 1),           // piece with nothing
         (9, 2),           // port one byte short
         (9, 5),           // port too long
+        (20, 1),          // extended without its extended id
     ];
     for &(id, len) in bad {
         let mut frame = len.to_be_bytes().to_vec();
@@ -247,6 +265,8 @@ fn decoded_piece_borrows_the_buffer() {
 fn error_messages_name_the_problem() {
     let e = WireError::BadLength { id: 4, len: 6 };
     assert_eq!(e.to_string(), "have message (id 4) has invalid length 6, expected 5");
+    let e = WireError::BadLength { id: 20, len: 1 };
+    assert_eq!(e.to_string(), "extended message (id 20) has invalid length 1, expected at least 2");
     let e = WireError::TooLong { len: u32::MAX, max: MAX_MESSAGE_LEN };
     assert_eq!(e.to_string(), "message length 4294967295 exceeds the maximum of 1048589 bytes");
 }
@@ -260,7 +280,7 @@ fn decode_never_panics_on_any_short_input() {
             check_progress(&buf, MAX_MESSAGE_LEN);
             check_progress(&buf, 0);
         }
-        for id in 0..=10u8 {
+        for id in (0..=10u8).chain([20]) {
             let claimed = u32::try_from(len).expect("small");
             let mut buf = claimed.to_be_bytes().to_vec();
             buf.push(id);

@@ -17,12 +17,13 @@ struct Parts {
 
 fn parts() -> impl Strategy<Value = Parts> {
     (
-        0u8..12,
+        0u8..13,
         any::<u32>(),
         any::<u32>(),
         any::<u32>(),
         any::<u16>(),
-        10u8..=255,
+        // Id 20 is `Extended`, not `Unknown`.
+        (10u8..=255).prop_filter("extended id", |&id| id != 20),
         proptest::collection::vec(any::<u8>(), 0..300),
     )
         .prop_map(|(kind, a, b, c, port, unknown_id, bytes)| Parts { kind, a, b, c, port, unknown_id, bytes })
@@ -41,6 +42,7 @@ fn build(p: &Parts) -> Message<'_> {
         8 => Message::Piece { index: p.a, begin: p.b, block: &p.bytes },
         9 => Message::Cancel { index: p.a, begin: p.b, length: p.c },
         10 => Message::Port { port: p.port },
+        11 => Message::Extended { id: p.a.to_le_bytes()[0], payload: &p.bytes },
         _ => Message::Unknown { id: p.unknown_id, payload: &p.bytes },
     }
 }

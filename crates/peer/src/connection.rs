@@ -42,6 +42,7 @@ pub async fn run_outgoing(swarm: Arc<Swarm>, addr: SocketAddr, local: Option<std
     }
     .await;
     swarm.release_address(addr);
+    swarm.candidate_ended(addr);
     if let Err(reason) = result {
         tracing::debug!(%addr, %reason, "connection ended");
     }

@@ -16,6 +16,7 @@ pub mod picker;
 pub mod rate;
 pub mod reputation;
 pub mod session;
+pub mod sources;
 pub mod storage;
 mod swarm;
 pub mod tracker_client;

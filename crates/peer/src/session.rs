@@ -19,6 +19,7 @@ use tracker_protocol::AnnounceEvent;
 
 use crate::admission::Handshakes;
 use crate::connection;
+use crate::sources::Source;
 use crate::storage::Storage;
 use crate::swarm::{Swarm, SwarmConfig};
 use crate::tracker_client::{Announce, Timeouts, TrackerClient};
@@ -95,6 +96,8 @@ pub enum Event {
     },
     PeerConnected {
         addr: SocketAddr,
+        /// How its address reached us.
+        source: Source,
     },
     PeerDisconnected {
         addr: SocketAddr,
@@ -210,7 +213,10 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(accept_loop(swarm.clone(), listener, config.max_peers_per_ip));
     tasks.spawn(tick_loop(swarm.clone()));
-    tasks.spawn(direct_peers(swarm.clone(), config.peers.clone(), local_ip));
+    for &addr in &config.peers {
+        swarm.add_candidate(addr, Source::Manual);
+    }
+    tasks.spawn(dialer(swarm.clone(), local_ip));
 
     let trackers: Vec<String> = torrent.trackers().into_iter().filter(|url| url.starts_with("udp://")).collect();
     for url in torrent.trackers().iter().filter(|url| !url.starts_with("udp://")) {
@@ -333,27 +339,28 @@ async fn tick_loop(swarm: Arc<Swarm>) {
 /// Seconds between looks at the free space while the disk is full.
 const DISK_CHECK_TICKS: u64 = 2;
 
-/// Keeps `--peer` addresses connected while we still need pieces, retrying every few seconds.
-async fn direct_peers(swarm: Arc<Swarm>, peers: Vec<SocketAddr>, local_ip: Option<IpAddr>) {
-    if peers.is_empty() {
-        return;
-    }
+/// Dials the candidates every source feeds (see `sources`) as they come due and while there is room.
+async fn dialer(swarm: Arc<Swarm>, local_ip: Option<IpAddr>) {
     loop {
-        // A seeder waits for leechers to come; dialling a --peer that is also complete would only be hung up on.
-        if !swarm.is_complete() {
-            for &addr in &peers {
-                connect(&swarm, addr, local_ip);
+        let added = swarm.candidates_added.notified();
+        tokio::pin!(added);
+        added.as_mut().enable();
+        for addr in swarm.due_candidates() {
+            if swarm.reserve_address(addr) {
+                tokio::spawn(connection::run_outgoing(swarm.clone(), addr, local_ip));
+            } else {
+                swarm.candidate_ended(addr);
             }
         }
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        tokio::select! {
+            () = added => {}
+            () = tokio::time::sleep(DIAL_EVERY) => {}
+        }
     }
 }
 
-fn connect(swarm: &Arc<Swarm>, addr: SocketAddr, local_ip: Option<IpAddr>) {
-    if swarm.reserve_address(addr) {
-        tokio::spawn(connection::run_outgoing(swarm.clone(), addr, local_ip));
-    }
-}
+/// How often the dialer looks for candidates whose back-off has run out.
+const DIAL_EVERY: Duration = Duration::from_millis(500);
 
 /// Announces to one UDP tracker for the whole session.
 struct Announcer {
@@ -437,7 +444,7 @@ impl Announcer {
                         });
                         for addr in reply.peers {
                             if !(addr.port() == self.port && self.is_own_ip(addr.ip())) {
-                                connect(&self.swarm, addr, self.local_ip);
+                                self.swarm.add_candidate(addr, Source::Tracker);
                             }
                         }
                         if completed_owed && self.swarm.is_complete() {

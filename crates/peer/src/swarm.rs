@@ -20,6 +20,7 @@ use crate::picker::{Block, PeerKey, PickLimits, Picker, Received};
 use crate::rate::{RateMeter, UploadLimiter};
 use crate::reputation::{Digest, Reputation, Sender, Verdict};
 use crate::session::{Event, PeerSummary, Status};
+use crate::sources::{Candidates, Source};
 use crate::storage::{Storage, StorageError};
 
 /// Requests kept in flight to a peer that has not shown its speed yet.
@@ -187,6 +188,10 @@ pub struct Swarm {
     pub events: mpsc::UnboundedSender<Event>,
     /// Notified when the last piece is verified, and when a fatal error stops the session.
     pub changed: Notify,
+    /// Notified when a source adds candidates, so the dialer need not wait for its next round.
+    pub candidates_added: Notify,
+    /// Peers to dial, from every source; a lock of its own, never held with the state's.
+    candidates: Mutex<Candidates>,
     started: Instant,
     max_peers: usize,
     max_peers_per_ip: usize,
@@ -220,6 +225,8 @@ impl Swarm {
             uploaded: AtomicU64::new(0),
             events,
             changed: Notify::new(),
+            candidates_added: Notify::new(),
+            candidates: Mutex::new(Candidates::default()),
             started: now,
             max_peers: config.max_peers,
             max_peers_per_ip: config.max_peers_per_ip,
@@ -292,6 +299,42 @@ impl Swarm {
         }
         // A seeder has no use for another seeder, but it cannot know who is one before the bitfield; connect.
         state.addresses.insert(addr)
+    }
+
+    /// Adds a peer address a source named (see `sources`); the dialer takes it from there.
+    pub fn add_candidate(&self, addr: SocketAddr, source: Source) {
+        self.candidates().add(addr, source, Instant::now());
+        self.candidates_added.notify_one();
+    }
+
+    /// Candidates to dial now, as many as there is room for. While complete, `--peer` addresses wait: a seeder
+    /// waits for leechers to come, and dialling a peer that is complete too would only be hung up on.
+    pub fn due_candidates(&self) -> Vec<SocketAddr> {
+        let (room, complete) = {
+            let state = self.lock();
+            (self.max_peers.saturating_sub(state.addresses.len()), state.complete)
+        };
+        let now = Instant::now();
+        let mut candidates = self.candidates();
+        let due = candidates.due(now, room);
+        let mut dial = Vec::with_capacity(due.len());
+        for (addr, source) in due {
+            if complete && source == Source::Manual {
+                candidates.ended(addr, now);
+            } else {
+                dial.push(addr);
+            }
+        }
+        dial
+    }
+
+    /// A dial of `addr` failed, or its connection ended: it is tried again after a back-off.
+    pub fn candidate_ended(&self, addr: SocketAddr) {
+        self.candidates().ended(addr, Instant::now());
+    }
+
+    fn candidates(&self) -> MutexGuard<'_, Candidates> {
+        self.candidates.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn release_address(&self, addr: SocketAddr) {
@@ -393,7 +436,15 @@ impl Swarm {
         );
         self.offer(&mut state, key);
         drop(state);
-        self.emit(Event::PeerConnected { addr });
+        let source = match direction {
+            Direction::Incoming => Source::Incoming,
+            Direction::Outgoing => {
+                let mut candidates = self.candidates();
+                candidates.connected(addr);
+                candidates.source(addr).unwrap_or(Source::Tracker)
+            }
+        };
+        self.emit(Event::PeerConnected { addr, source });
         Ok(Admitted { key, outbox })
     }
 
@@ -428,7 +479,7 @@ impl Swarm {
         let first = !peer.spoke;
         peer.spoke = true;
         match message {
-            Message::KeepAlive | Message::Port { .. } | Message::Unknown { .. } => {}
+            Message::KeepAlive | Message::Port { .. } | Message::Extended { .. } | Message::Unknown { .. } => {}
             Message::Choke => {
                 peer.peer_choking = true;
                 state.picker.peer_choked_us(key);

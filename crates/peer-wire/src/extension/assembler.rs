@@ -1,0 +1,141 @@
+//! Puts the metadata (the info dictionary) together from BEP 9 pieces and checks it against the info-hash.
+//!
+//! Pure bookkeeping for one torrent's metadata fetch, whichever peers the pieces come from: which pieces are still
+//! missing, each piece accepted once and only at its exact length (16 KiB, the last one the rest), every piece's
+//! `total_size` equal to the size the fetch started with, and the SHA-1 of the whole compared with the info-hash
+//! once the last piece is in. Only metadata that matched is ever handed out, so a peer cannot slip us a different
+//! torrent under a known info-hash.
+
+use sha1::{Digest, Sha1};
+
+use super::{ExtensionError, METADATA_PIECE_LEN};
+
+/// What [`MetadataAssembler::add`] did with a piece.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MetadataProgress {
+    /// Stored; other pieces are still missing.
+    Stored,
+    /// We already had this piece (another peer answered the same request); nothing changed.
+    Duplicate,
+    /// That was the last piece and the metadata matches the info-hash: [`MetadataAssembler::metadata`] has it.
+    Complete,
+}
+
+/// The metadata of one torrent, piece by piece.
+#[derive(Debug, Clone)]
+pub struct MetadataAssembler {
+    info_hash: [u8; 20],
+    data: Vec<u8>,
+    received: Vec<bool>,
+    missing: u32,
+}
+
+impl MetadataAssembler {
+    /// Starts a fetch of `metadata_size` bytes (a peer's `metadata_size`, or the first `total_size` seen) whose
+    /// SHA-1 must be `info_hash`. The buffer is allocated here, zeroed (the allocator hands out untouched pages),
+    /// which is why the size is checked against the caller's cap first.
+    ///
+    /// # Errors
+    ///
+    /// [`ExtensionError::MetadataSize`] when `metadata_size` is 0 or over `max_size`.
+    pub fn new(info_hash: [u8; 20], metadata_size: u32, max_size: u32) -> Result<Self, ExtensionError> {
+        if metadata_size == 0 || metadata_size > max_size {
+            return Err(ExtensionError::MetadataSize { size: metadata_size.into(), max: max_size });
+        }
+        let pieces = metadata_size.div_ceil(METADATA_PIECE_LEN as u32);
+        // u32 -> usize is lossless on the 32- and 64-bit targets we build for.
+        Ok(Self {
+            info_hash,
+            data: vec![0; metadata_size as usize],
+            received: vec![false; pieces as usize],
+            missing: pieces,
+        })
+    }
+
+    /// Bytes of the metadata.
+    #[must_use]
+    pub fn size(&self) -> u32 {
+        // The length came from a u32 in `new`.
+        u32::try_from(self.data.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Number of pieces: ceil(size / 16 KiB).
+    #[must_use]
+    pub fn piece_count(&self) -> u32 {
+        u32::try_from(self.received.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Bytes in piece `piece` (16 KiB but for the last), or `None` past the last piece.
+    #[must_use]
+    pub fn piece_len(&self, piece: u32) -> Option<usize> {
+        let start = (piece as usize).checked_mul(METADATA_PIECE_LEN)?;
+        let left = self.data.len().checked_sub(start).filter(|&left| left > 0)?;
+        Some(left.min(METADATA_PIECE_LEN))
+    }
+
+    /// Pieces not received yet, in order: what to request next.
+    pub fn missing(&self) -> impl Iterator<Item = u32> + '_ {
+        (0u32..).zip(&self.received).filter(|&(_, &have)| !have).map(|(piece, _)| piece)
+    }
+
+    /// Whether every piece is in and the whole matched the info-hash.
+    #[must_use]
+    pub fn is_complete(&self) -> bool {
+        self.missing == 0
+    }
+
+    /// Takes piece `piece` of a ut_metadata `data` message that said `total_size`.
+    ///
+    /// When this completes the set, the SHA-1 of the whole is compared with the info-hash: on a match the result
+    /// is [`MetadataProgress::Complete`]; on a mismatch every piece is dropped (the bad one cannot be told apart),
+    /// the fetch starts over and the error says so. After completion further pieces are
+    /// [`MetadataProgress::Duplicate`].
+    ///
+    /// # Errors
+    ///
+    /// [`ExtensionError::TotalSizeMismatch`], [`ExtensionError::MetadataPieceOutOfRange`],
+    /// [`ExtensionError::MetadataPieceLength`] (nothing is stored then), or [`ExtensionError::MetadataHashMismatch`].
+    pub fn add(&mut self, piece: u32, total_size: u32, block: &[u8]) -> Result<MetadataProgress, ExtensionError> {
+        if total_size != self.size() {
+            return Err(ExtensionError::TotalSizeMismatch { got: total_size, expected: self.size() });
+        }
+        let count = self.piece_count();
+        let (Some(expected), Some(have)) = (self.piece_len(piece), self.received.get_mut(piece as usize)) else {
+            return Err(ExtensionError::MetadataPieceOutOfRange { piece, count });
+        };
+        if block.len() != expected {
+            return Err(ExtensionError::MetadataPieceLength { piece, got: block.len(), expected });
+        }
+        if *have {
+            return Ok(MetadataProgress::Duplicate);
+        }
+        *have = true;
+        let start = piece as usize * METADATA_PIECE_LEN;
+        if let Some(slot) = self.data.get_mut(start..start + expected) {
+            slot.copy_from_slice(block);
+        }
+        self.missing -= 1;
+        if self.missing > 0 {
+            return Ok(MetadataProgress::Stored);
+        }
+        if Sha1::digest(&self.data)[..] == self.info_hash {
+            Ok(MetadataProgress::Complete)
+        } else {
+            self.received.fill(false);
+            self.missing = count;
+            Err(ExtensionError::MetadataHashMismatch)
+        }
+    }
+
+    /// The verified metadata (the bencoded info dictionary), once complete.
+    #[must_use]
+    pub fn metadata(&self) -> Option<&[u8]> {
+        self.is_complete().then_some(&self.data[..])
+    }
+
+    /// The verified metadata by value, once complete.
+    #[must_use]
+    pub fn into_metadata(self) -> Option<Vec<u8>> {
+        self.is_complete().then_some(self.data)
+    }
+}

@@ -1,0 +1,221 @@
+//! Where peers come from, and when to dial them: one table of candidate addresses fed by every source (trackers,
+//! `--peer`, and later peer exchange, the DHT and local discovery), so that de-duplication, back-off after failed
+//! connections and the table's size are decided in one place. The swarm keeps the connection cap and the bans.
+//!
+//! Pure: the caller passes the clock and dials what [`Candidates::due`] returns.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// How a peer's address reached us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// A tracker's announce reply.
+    Tracker,
+    /// `--peer` on the command line.
+    Manual,
+    /// It connected to us.
+    Incoming,
+}
+
+impl Source {
+    /// The name used in `--json` events.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Tracker => "tracker",
+            Source::Manual => "manual",
+            Source::Incoming => "incoming",
+        }
+    }
+}
+
+/// Candidates kept at most; past it, new addresses from unlimited sources are ignored until some are forgotten.
+pub const MAX_CANDIDATES: usize = 2000;
+/// First wait after a failed or ended connection; doubles per failure in a row.
+const FIRST_BACKOFF: Duration = Duration::from_secs(5);
+/// Longest wait between tries.
+const MAX_BACKOFF: Duration = Duration::from_secs(600);
+/// Failures in a row after which an address from an unlimited source is forgotten (a tracker may name it again).
+const MAX_FAILURES: u32 = 6;
+
+#[derive(Debug, Clone)]
+struct Candidate {
+    source: Source,
+    /// Failed or ended connections in a row.
+    failures: u32,
+    /// Not dialled before this.
+    next_try: Instant,
+    /// Being dialled or connected.
+    busy: bool,
+}
+
+/// The candidate table of one torrent.
+#[derive(Debug, Default)]
+pub struct Candidates {
+    known: HashMap<SocketAddr, Candidate>,
+}
+
+impl Candidates {
+    /// Adds `addr` from `source`, to be dialled at once. An address already known keeps its back-off; a `--peer`
+    /// address is always kept, others only while the table has room.
+    pub fn add(&mut self, addr: SocketAddr, source: Source, now: Instant) {
+        if let Some(known) = self.known.get_mut(&addr) {
+            if source == Source::Manual {
+                known.source = Source::Manual;
+            }
+            return;
+        }
+        if source != Source::Manual && self.known.len() >= MAX_CANDIDATES {
+            return;
+        }
+        self.known.insert(addr, Candidate { source, failures: 0, next_try: now, busy: false });
+    }
+
+    /// Addresses to dial now, at most `room`, oldest due first; each is marked busy until [`Candidates::ended`].
+    pub fn due(&mut self, now: Instant, room: usize) -> Vec<(SocketAddr, Source)> {
+        let mut ready: Vec<(Instant, SocketAddr)> = self
+            .known
+            .iter()
+            .filter(|(_, candidate)| !candidate.busy && candidate.next_try <= now)
+            .map(|(addr, candidate)| (candidate.next_try, *addr))
+            .collect();
+        ready.sort_unstable();
+        ready.truncate(room);
+        ready
+            .into_iter()
+            .filter_map(|(_, addr)| {
+                let candidate = self.known.get_mut(&addr)?;
+                candidate.busy = true;
+                Some((addr, candidate.source))
+            })
+            .collect()
+    }
+
+    /// A connection to `addr` got through the handshake: its failures are forgotten.
+    pub fn connected(&mut self, addr: SocketAddr) {
+        if let Some(candidate) = self.known.get_mut(&addr) {
+            candidate.failures = 0;
+        }
+    }
+
+    /// A dial of `addr` failed or its connection ended. It is tried again after a back-off that doubles with each
+    /// failure in a row, 5 s for `--peer` addresses; an address from elsewhere that keeps failing is forgotten.
+    pub fn ended(&mut self, addr: SocketAddr, now: Instant) {
+        let Some(candidate) = self.known.get_mut(&addr) else { return };
+        candidate.busy = false;
+        candidate.failures = candidate.failures.saturating_add(1);
+        if candidate.source != Source::Manual && candidate.failures >= MAX_FAILURES {
+            self.known.remove(&addr);
+            return;
+        }
+        let backoff = if candidate.source == Source::Manual {
+            FIRST_BACKOFF
+        } else {
+            FIRST_BACKOFF.saturating_mul(1 << (candidate.failures - 1).min(16)).min(MAX_BACKOFF)
+        };
+        candidate.next_try = now + backoff;
+    }
+
+    /// Forgets `addr` (banned, or ourselves).
+    pub fn forget(&mut self, addr: SocketAddr) {
+        self.known.remove(&addr);
+    }
+
+    /// How `addr` reached us, if it is a candidate.
+    #[must_use]
+    pub fn source(&self, addr: SocketAddr) -> Option<Source> {
+        self.known.get(&addr).map(|candidate| candidate.source)
+    }
+
+    /// Candidates known.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.known.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.known.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn an_address_from_two_sources_is_dialled_once() {
+        let now = Instant::now();
+        let mut candidates = Candidates::default();
+        candidates.add(addr(1), Source::Tracker, now);
+        candidates.add(addr(1), Source::Tracker, now);
+        candidates.add(addr(1), Source::Manual, now);
+        assert_eq!(candidates.due(now, 10), [(addr(1), Source::Manual)]);
+        assert!(candidates.due(now, 10).is_empty(), "busy until it ends");
+    }
+
+    #[test]
+    fn failures_back_off_exponentially_and_persistent_ones_are_forgotten() {
+        let start = Instant::now();
+        let mut candidates = Candidates::default();
+        candidates.add(addr(1), Source::Tracker, start);
+        let mut now = start;
+        let mut waits = Vec::new();
+        for _ in 0..MAX_FAILURES {
+            assert_eq!(candidates.due(now, 1).len(), 1);
+            candidates.ended(addr(1), now);
+            let Some(next) = candidates.known.get(&addr(1)).map(|c| c.next_try) else { break };
+            waits.push(next - now);
+            assert!(candidates.due(now, 1).is_empty(), "not before its back-off");
+            now = next;
+        }
+        assert_eq!(waits[..3], [Duration::from_secs(5), Duration::from_secs(10), Duration::from_secs(20)]);
+        assert!(candidates.is_empty(), "forgotten after {MAX_FAILURES} failures in a row");
+    }
+
+    #[test]
+    fn a_manual_peer_is_retried_every_five_seconds_for_ever() {
+        let start = Instant::now();
+        let mut candidates = Candidates::default();
+        candidates.add(addr(1), Source::Manual, start);
+        let mut now = start;
+        for _ in 0..20 {
+            assert_eq!(candidates.due(now, 1).len(), 1);
+            candidates.ended(addr(1), now);
+            now += FIRST_BACKOFF;
+        }
+        assert_eq!(candidates.len(), 1);
+    }
+
+    #[test]
+    fn a_connection_clears_the_failures() {
+        let now = Instant::now();
+        let mut candidates = Candidates::default();
+        candidates.add(addr(1), Source::Tracker, now);
+        candidates.due(now, 1);
+        candidates.ended(addr(1), now);
+        candidates.due(now + MAX_BACKOFF, 1);
+        candidates.connected(addr(1));
+        candidates.ended(addr(1), now);
+        assert_eq!(candidates.known[&addr(1)].next_try, now + FIRST_BACKOFF);
+    }
+
+    #[test]
+    fn the_table_is_bounded_except_for_manual_peers() {
+        let now = Instant::now();
+        let mut candidates = Candidates::default();
+        for port in 0..(MAX_CANDIDATES as u16 + 100) {
+            candidates.add(addr(port), Source::Tracker, now);
+        }
+        assert_eq!(candidates.len(), MAX_CANDIDATES);
+        candidates.add(addr(60_000), Source::Manual, now);
+        assert_eq!(candidates.len(), MAX_CANDIDATES + 1);
+        assert_eq!(candidates.due(now, 7).len(), 7, "at most the room asked for");
+    }
+}
