@@ -1,4 +1,5 @@
-//! The BEP 15 UDP tracker protocol: message types with parsing and writing in both directions.
+//! The BEP 15 UDP tracker protocol: message types with parsing and writing in both directions; and in
+//! [`http`], the HTTP(S) tracker protocol's query strings and bencoded replies (BEP 3, 7, 23, 48).
 //!
 //! Pure: no sockets, no async runtime, no clocks. The tracker uses [`Request::parse`] and the
 //! response writers; the client uses the request writers and [`Response::parse`].
@@ -58,6 +59,7 @@
 //! [`RequestParseError`].
 
 pub mod error;
+pub mod http;
 pub mod options;
 pub mod request;
 pub mod response;
