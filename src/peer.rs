@@ -19,9 +19,9 @@ use crate::mktorrent::read_torrent;
 /// BitTorrent peer: downloads TORRENT's data from its swarm over TCP, checking every piece's SHA-1, then seeds.
 ///
 /// Existing data in DIR is checked first: a complete copy seeds at once, a partial one resumes. Peers come from
-/// the torrent's udp:// trackers (BEP 15) and from --peer. Ctrl-C announces `stopped` and exits: with status 0
-/// only if the data is complete and verified. `listening on ADDR`, `complete` and `seeding` lines go to stdout
-/// (one JSON object per event with --json); progress goes to stderr, as a bar on a terminal.
+/// the torrent's udp://, http:// and https:// trackers and from --peer. Ctrl-C announces `stopped` and exits:
+/// with status 0 only if the data is complete and verified. `listening on ADDR`, `complete` and `seeding` lines go
+/// to stdout (one JSON object per event with --json); progress goes to stderr, as a bar on a terminal.
 #[derive(Debug, Parser)]
 #[command(name = "peer", version, max_term_width = 100)]
 pub struct Args {

@@ -15,7 +15,7 @@ use common::process::Running;
 use common::udp::UdpClient;
 use common::{
     bin, free_tcp_port, free_udp_port, have_aria2, have_libtorrent, have_opentracker, lt_peer, make_torrent,
-    start_opentracker, write_pseudo_random,
+    start_opentracker, start_opentracker_with_http, write_pseudo_random,
 };
 use tracker_protocol::TorrentStats;
 
@@ -422,5 +422,45 @@ fn a_liar_on_the_same_address_as_a_libtorrent_seeder_does_not_stall_our_download
         liar.bad_blocks(),
         events(&rest, "piece_failed").len(),
         liar.connections()
+    );
+}
+
+#[test]
+fn our_peer_announces_over_http_to_opentracker_and_downloads_from_a_libtorrent_seeder() {
+    if !(have_libtorrent() && have_opentracker()) {
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let (udp, tcp) = (free_udp_port(), free_tcp_port());
+    let len = 3 * 1024 * 1024 + 11;
+    let data = single_file(&work.path().join("src"), "over-http.bin", len, 12);
+    let (torrent, info_hash) = make_torrent(&data, &format!("http://127.0.0.1:{tcp}/announce"), 16);
+    let _opentracker = start_opentracker_with_http(work.path(), udp, tcp, &[info_hash]);
+    // libtorrent announces over HTTP too; opentracker's UDP scrape says when it is listed.
+    let (_seeder, lt_port) = start_libtorrent_seeder(&torrent, &work.path().join("src"));
+    let tracker_udp = SocketAddr::from(([127, 0, 0, 1], udp));
+    assert!(
+        wait_for_scrape(tracker_udp, info_hash, Duration::from_secs(15), |s| s.seeders > 0),
+        "the libtorrent seeder never announced to opentracker over HTTP"
+    );
+
+    let into = work.path().join("leech");
+    let mut leecher = Running::start(our_peer(&torrent, &into).arg("--exit-on-complete"));
+    let status = leecher.wait(DOWNLOAD_TIMEOUT);
+    let rest = leecher.rest_of_stdout(Duration::from_secs(2));
+    assert!(
+        status.is_some_and(|status| status.success()),
+        "our leecher did not complete over an HTTP tracker (status {status:?}); stderr:\n{}",
+        leecher.stderr()
+    );
+    assert_same_file(&data, &into.join("over-http.bin"));
+    let announced = events(&rest, "announced");
+    let first = announced.first().expect("an announced event");
+    assert!(first["tracker"].as_str().is_some_and(|url| url.starts_with("http://")), "{first}");
+    let source = format!("127.0.0.1:{lt_port}");
+    let connected = events(&rest, "peer_connected");
+    assert!(
+        connected.iter().any(|event| event["address"] == source.as_str() && event["source"] == "tracker"),
+        "the libtorrent seeder did not come from the HTTP tracker: {connected:?}"
     );
 }

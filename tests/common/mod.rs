@@ -140,12 +140,17 @@ pub fn running_as_root() -> bool {
 /// Starts Debian's opentracker on 127.0.0.1:`udp`. It is built in whitelist mode, so it serves only
 /// `info_hashes` (read at start); its jail and whitelist live in `dir/jail`. Returns once it answers.
 pub fn start_opentracker(dir: &Path, udp: u16, info_hashes: &[[u8; 20]]) -> process::Running {
+    start_opentracker_with_http(dir, udp, free_tcp_port(), info_hashes)
+}
+
+/// [`start_opentracker`], serving HTTP announces on TCP port `tcp` too.
+pub fn start_opentracker_with_http(dir: &Path, udp: u16, tcp: u16, info_hashes: &[[u8; 20]]) -> process::Running {
     let jail = dir.join("jail");
     std::fs::create_dir_all(&jail).expect("mkdir jail");
     let list: String = info_hashes.iter().map(|hash| format!("{}\n", hex::encode(hash))).collect();
     std::fs::write(jail.join("whitelist.txt"), list).expect("whitelist");
     let mut command = Command::new("opentracker");
-    command.args(["-i", "127.0.0.1", "-P", &udp.to_string(), "-p", &free_tcp_port().to_string()]);
+    command.args(["-i", "127.0.0.1", "-P", &udp.to_string(), "-p", &tcp.to_string()]);
     // As root it chroots into -d and opens the -w path inside it.
     if running_as_root() {
         command.arg("-d").arg(&jail).args(["-w", "/whitelist.txt"]);

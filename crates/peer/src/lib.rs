@@ -10,6 +10,7 @@ pub mod choker;
 mod connection;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod http_tracker;
 mod offers;
 mod outbox;
 pub mod picker;
@@ -20,3 +21,4 @@ pub mod sources;
 pub mod storage;
 mod swarm;
 pub mod tracker_client;
+pub mod trackers;

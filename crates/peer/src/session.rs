@@ -22,7 +22,8 @@ use crate::connection;
 use crate::sources::Source;
 use crate::storage::Storage;
 use crate::swarm::{Swarm, SwarmConfig};
-use crate::tracker_client::{Announce, Timeouts, TrackerClient};
+use crate::tracker_client::{Announce, Timeouts};
+use crate::trackers::Tracker;
 
 /// What the session is asked to do.
 #[derive(Debug, Clone)]
@@ -218,9 +219,9 @@ pub async fn run(
     }
     tasks.spawn(dialer(swarm.clone(), local_ip));
 
-    let trackers: Vec<String> = torrent.trackers().into_iter().filter(|url| url.starts_with("udp://")).collect();
-    for url in torrent.trackers().iter().filter(|url| !url.starts_with("udp://")) {
-        tracing::warn!("skipping tracker {url}: only UDP trackers (BEP 15) are supported");
+    let trackers: Vec<String> = torrent.trackers().into_iter().filter(|url| Tracker::supports(url)).collect();
+    for url in torrent.trackers().iter().filter(|url| !Tracker::supports(url)) {
+        tracing::warn!("skipping tracker {url}: only udp://, http:// and https:// trackers are supported");
     }
     let seeding =
         Arc::new(SeedingNotice { first_announces_left: AtomicUsize::new(trackers.len()), ..Default::default() });
@@ -397,7 +398,7 @@ impl Announcer {
         let mut first = true;
         // A name that does not resolve now may resolve later (the network came up): retry, slowly.
         let mut client = loop {
-            match TrackerClient::new(&self.url, self.local_ip, self.timeouts).await {
+            match Tracker::new(&self.url, self.local_ip, self.timeouts).await {
                 Ok(client) => break client,
                 Err(err) => {
                     self.failed(&err.to_string());
@@ -483,7 +484,7 @@ impl Announcer {
             self.first_done();
         }
         // Leaving: a short, bounded goodbye, so Ctrl-C is never held up by a dead tracker.
-        let mut client = client.with_timeouts(Timeouts { base: Duration::from_secs(1), max_attempts: 2 });
+        client.set_timeouts(Timeouts { base: Duration::from_secs(1), max_attempts: 2 });
         if completed_owed && self.swarm.is_complete() {
             let _ = client.announce(&self.announce(AnnounceEvent::Completed, key)).await;
         }
