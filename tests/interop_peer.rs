@@ -232,7 +232,12 @@ fn libtorrent_leecher_completes(torrent: &Path, dir: &Path, seeder: &mut OurSeed
 /// aria2c with everything a loopback test needs. aria2 sends `udp://` announces through its DHT socket, so DHT
 /// stays on, with a private routing table file and no entry point; LPD and PEX are off so the tracker is the
 /// only way to find peers, and `--interface` keeps its sockets on 127.0.0.1. Its log (`work/NAME.log`) is the place to look when something fails.
-fn aria2(work: &Path, name: &str, download_dir: &Path, torrent: &Path) -> (Command, PathBuf, u16) {
+fn aria2(
+    work: &Path,
+    name: &str,
+    download_dir: &Path,
+    torrent: impl AsRef<std::ffi::OsStr>,
+) -> (Command, PathBuf, u16) {
     let log = work.join(format!("{name}.log"));
     let port = free_tcp_port();
     let mut command = Command::new("aria2c");
@@ -463,4 +468,38 @@ fn our_peer_announces_over_http_to_opentracker_and_downloads_from_a_libtorrent_s
         connected.iter().any(|event| event["address"] == source.as_str() && event["source"] == "tracker"),
         "the libtorrent seeder did not come from the HTTP tracker: {connected:?}"
     );
+}
+
+#[test]
+fn libtorrent_given_only_a_magnet_link_gets_the_metadata_from_our_seeder_and_downloads() {
+    if !have_libtorrent() {
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let (_tracker, _, announce) = start_tracker();
+    let len = 2 * 1024 * 1024 + 5;
+    let data = single_file(&work.path().join("src"), "from-magnet.bin", len, 13);
+    let (torrent, info_hash) = make_torrent(&data, &announce, 16);
+    let mut seeder = OurSeeder::start(&torrent, &work.path().join("src"));
+
+    // Nothing but the info-hash and our tracker: libtorrent must fetch the info dictionary from our seeder.
+    let magnet = format!("magnet:?xt=urn:btih:{}&dn=from-magnet.bin&tr={announce}", hex::encode(info_hash));
+    let into = work.path().join("leech");
+    std::fs::create_dir_all(&into).expect("mkdir");
+    let mut leecher = Running::start(lt_peer().arg("leech").arg(&magnet).arg(&into).args([
+        "--port",
+        &free_tcp_port().to_string(),
+        "--timeout",
+        &DOWNLOAD_TIMEOUT.as_secs().to_string(),
+    ]));
+    let status = leecher.wait(DOWNLOAD_TIMEOUT + Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|status| status.success()),
+        "libtorrent did not complete from a magnet link (status {status:?}); our seeder's disconnects: {:?}\n{}",
+        seeder.disconnects(),
+        leecher.stderr().lines().rev().take(10).collect::<Vec<_>>().join("\n")
+    );
+    assert_same_file(&data, &into.join("from-magnet.bin"));
+    let uploaded = seeder.stop();
+    assert!(uploaded >= len as u64, "our seeder uploaded only {uploaded} of {len} bytes");
 }

@@ -4,6 +4,8 @@
   lt_peer.py seed  TORRENT DIR --port N [--timeout S]
   lt_peer.py leech TORRENT DIR --port N [--peer HOST:PORT ...] [--timeout S]
 
+TORRENT may be a magnet link (leech only): libtorrent then fetches the metadata from its peers.
+
 DIR is the save path (the data is DIR/NAME). Lines on stdout for the test to wait on:
   LISTENING PORT   once the session listens
   SEEDING          (seed) the data was checked and is complete
@@ -41,12 +43,18 @@ def main():
         "announce_to_all_trackers": True, "announce_to_all_tiers": True,
         "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,
     })
-    try:
-        info = lt.torrent_info(args.torrent)
-    except RuntimeError as err:
-        sys.stderr.write("cannot load %s: %s\n" % (args.torrent, err))
-        return 3
-    handle = session.add_torrent({"ti": info, "save_path": args.dir})
+    if args.torrent.startswith("magnet:"):
+        # Only the info-hash and trackers: the metadata comes from peers (BEP 9).
+        params = lt.parse_magnet_uri(args.torrent)
+        params.save_path = args.dir
+        handle = session.add_torrent(params)
+    else:
+        try:
+            info = lt.torrent_info(args.torrent)
+        except RuntimeError as err:
+            sys.stderr.write("cannot load %s: %s\n" % (args.torrent, err))
+            return 3
+        handle = session.add_torrent({"ti": info, "save_path": args.dir})
     say("LISTENING %d" % session.listen_port())
     for peer in args.peer:
         host, port = peer.rsplit(":", 1)

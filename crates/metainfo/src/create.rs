@@ -315,7 +315,8 @@ fn build(
     }
     out.raw(b"e");
     let bytes = out.0;
-    let info_hash = InfoHash(Sha1::digest(&bytes[info_span]).into());
+    let info_hash = InfoHash(Sha1::digest(&bytes[info_span.clone()]).into());
+    let info_bytes = bytes[info_span].into();
     let files = tree.files.iter().map(|(path, file)| FileEntry { path: path.clone(), length: file.length }).collect();
     let info =
         Info::from_parts(name, piece_length, hashes, options.private, options.source.clone(), files, tree.single_file);
@@ -328,6 +329,7 @@ fn build(
         url_list: options.web_seeds.clone(),
         info,
         info_hash,
+        info_bytes,
     };
     Ok(Created { bytes, torrent })
 }

@@ -35,6 +35,9 @@ pub struct Torrent {
     pub info: Info,
     /// SHA-1 of the `info` value's bytes exactly as they stand in the file.
     pub info_hash: InfoHash,
+    /// The `info` value's bytes exactly as they stand in the file: what BEP 9 serves to peers that have only the
+    /// info-hash.
+    pub info_bytes: std::sync::Arc<[u8]>,
 }
 
 /// The `info` dictionary.
@@ -65,7 +68,8 @@ impl Torrent {
     pub fn from_bytes(bytes: &[u8]) -> Result<Torrent, MetainfoError> {
         let scanned = bencode::scan(bytes)?;
         let info_span = scanned.info_span.ok_or_else(|| MetainfoError::invalid("info", "missing"))?;
-        let info_hash = InfoHash(Sha1::digest(&bytes[info_span]).into());
+        let info_hash = InfoHash(Sha1::digest(&bytes[info_span.clone()]).into());
+        let info_bytes = bytes[info_span].into();
 
         let mut deserializer = serde_bencode::Deserializer::new(bytes);
         let raw: RawTorrent = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
@@ -94,6 +98,7 @@ impl Torrent {
             },
             info,
             info_hash,
+            info_bytes,
         })
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use peer_wire::{HANDSHAKE_LEN, Handshake, Message, PIECE_HEADER_LEN, encode_piece_header};
+use peer_wire::{HANDSHAKE_LEN, Handshake, Message, PIECE_HEADER_LEN, ReservedBit, encode_piece_header};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
@@ -65,7 +65,9 @@ async fn run(
 ) -> Result<(), CloseReason> {
     // Requests are small and latency-bound; Nagle would hold them back behind our block writes.
     let _ = stream.set_nodelay(true);
-    let ours = Handshake::new(swarm.info_hash, swarm.peer_id).encode();
+    let mut ours = Handshake::new(swarm.info_hash, swarm.peer_id);
+    ours.set(ReservedBit::EXTENSION_PROTOCOL, true);
+    let ours = ours.encode();
     let exchange = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
         if direction == Direction::Outgoing {
             stream.write_all(&ours).await?;
@@ -100,7 +102,8 @@ async fn run(
     }
     // The handshake is over: its place goes to the next connection.
     drop(ticket);
-    let admitted = swarm.admit(addr, handshake.peer_id, direction)?;
+    let extensions = handshake.has(ReservedBit::EXTENSION_PROTOCOL);
+    let admitted = swarm.admit(addr, handshake.peer_id, direction, extensions)?;
     let key = admitted.key;
     let outbox = admitted.outbox;
     let (reader, writer) = stream.into_split();

@@ -93,8 +93,10 @@ impl Harness {
             defer_verification: true,
         };
         let (events, receiver) = mpsc::unbounded_channel();
-        let swarm = Swarm::new(storage, torrent.info_hash.0, *b"-BT0001-harness00000", &have, &config, events)
-            .expect("harness swarm");
+        let metadata = torrent.info_bytes.clone();
+        let swarm =
+            Swarm::new(storage, metadata, torrent.info_hash.0, *b"-BT0001-harness00000", &have, &config, events)
+                .expect("harness swarm");
         Self {
             swarm: Arc::new(swarm),
             connections: (0..SLOTS).map(|_| None).collect(),
@@ -161,7 +163,7 @@ impl Harness {
         peer_id[19] = b'a' + (arg % 16);
         peer_id[18] = b'a' + slot as u8;
         let direction = if arg & 0x80 == 0 { Direction::Incoming } else { Direction::Outgoing };
-        if let Ok(admitted) = self.swarm.admit(addr, peer_id, direction) {
+        if let Ok(admitted) = self.swarm.admit(addr, peer_id, direction, arg & 0x40 != 0) {
             self.connections[slot] =
                 Some(Connection { key: admitted.key, outbox: admitted.outbox, requests: VecDeque::new() });
         }

@@ -208,7 +208,9 @@ pub async fn run(
         defer_verification: false,
     };
     let info_hash = torrent.info_hash.0;
-    let swarm = Arc::new(Swarm::new(storage, info_hash, new_peer_id(), &have, &swarm_config, events.clone())?);
+    let metadata = torrent.info_bytes.clone();
+    let swarm =
+        Arc::new(Swarm::new(storage, metadata, info_hash, new_peer_id(), &have, &swarm_config, events.clone())?);
     let local_ip = Some(config.listen.ip()).filter(|ip| !ip.is_unspecified());
 
     let mut tasks = tokio::task::JoinSet::new();

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use peer_wire::{BLOCK_LEN, Bitfield, Message};
+use peer_wire::{BLOCK_LEN, Bitfield, ExtendedHandshake, METADATA_PIECE_LEN, Message, MetadataMessage, UT_METADATA};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio::sync::{Notify, mpsc};
@@ -50,6 +50,11 @@ const MAX_SPARE_BYTES: u64 = 16 << 20;
 const UNCHOKED_IDLE: Duration = Duration::from_secs(3);
 /// ... and waits this long before it can have a slot again, so idle peers cannot take turns holding the slots.
 const IDLE_PENALTY: Duration = Duration::from_secs(60);
+/// Our extended message id for ut_metadata (BEP 9): what peers send their metadata requests under.
+const UT_METADATA_ID: u8 = 1;
+/// Metadata requests one connection is answered, beyond two per metadata piece: enough for any honest peer, and
+/// a bound on what a peer can make us send by asking again and again.
+const METADATA_REQUESTS_SPARE: u32 = 8;
 /// Requests go out when at least this fraction of a peer's queue is free, so they leave in batches rather than
 /// one small write per block received.
 const REFILL_DIVISOR: usize = 4;
@@ -95,6 +100,12 @@ struct Peer {
     queue_depth: usize,
     /// It took part in a piece that failed its hash check: it downloads pieces alone until it proves itself.
     parole: bool,
+    /// It set the extension protocol bit (BEP 10) in its handshake.
+    extensions: bool,
+    /// The id it receives ut_metadata messages under, from its extended handshake.
+    ut_metadata: Option<u8>,
+    /// Metadata requests answered so far.
+    metadata_served: u32,
     /// When we last unchoked it, it last asked us for a block, and our writes to it last made progress: an
     /// unchoked peer with none of these for [`UNCHOKED_IDLE`] is idle.
     unchoked_at: Instant,
@@ -195,6 +206,8 @@ pub struct Swarm {
     started: Instant,
     max_peers: usize,
     max_peers_per_ip: usize,
+    /// The torrent's info dictionary as it stands in the .torrent file, served to peers that ask (BEP 9).
+    metadata: Arc<[u8]>,
     deferred: Option<Mutex<Vec<VerifyJob>>>,
     state: Mutex<State>,
 }
@@ -202,6 +215,7 @@ pub struct Swarm {
 impl Swarm {
     pub fn new(
         storage: Arc<Storage>,
+        metadata: Arc<[u8]>,
         info_hash: [u8; 20],
         peer_id: [u8; 20],
         have: &Bitfield,
@@ -230,6 +244,7 @@ impl Swarm {
             started: now,
             max_peers: config.max_peers,
             max_peers_per_ip: config.max_peers_per_ip,
+            metadata,
             deferred: config.defer_verification.then(|| Mutex::new(Vec::new())),
             state: Mutex::new(State {
                 picker,
@@ -357,7 +372,13 @@ impl Swarm {
     }
 
     /// Registers a peer whose handshake checked out, or says why it is refused.
-    pub fn admit(&self, addr: SocketAddr, peer_id: [u8; 20], direction: Direction) -> Result<Admitted, CloseReason> {
+    pub fn admit(
+        &self,
+        addr: SocketAddr,
+        peer_id: [u8; 20],
+        direction: Direction,
+        extensions: bool,
+    ) -> Result<Admitted, CloseReason> {
         let mut state = self.lock();
         let sender = Sender { addr, peer_id };
         if state.reputation.is_banned(&sender) {
@@ -396,6 +417,10 @@ impl Swarm {
         let key = PeerKey(state.next_key);
         state.next_key += 1;
         let outbox = Arc::new(Outbox::default());
+        if extensions {
+            // BEP 10: our extended handshake comes first, before the bitfield, as libtorrent sends it.
+            outbox.push(&Message::Extended { id: 0, payload: &self.extended_handshake(addr) });
+        }
         if let Some(offers) = &mut state.offers {
             // A super-seeder shows its pieces a few at a time, from the first top-up below.
             offers.join(key);
@@ -427,6 +452,9 @@ impl Swarm {
                 unexpected: 0,
                 queue_depth: MIN_QUEUE,
                 parole,
+                extensions,
+                ut_metadata: None,
+                metadata_served: 0,
                 unchoked_at: now,
                 last_request: now,
                 last_progress: now,
@@ -479,7 +507,8 @@ impl Swarm {
         let first = !peer.spoke;
         peer.spoke = true;
         match message {
-            Message::KeepAlive | Message::Port { .. } | Message::Extended { .. } | Message::Unknown { .. } => {}
+            Message::KeepAlive | Message::Port { .. } | Message::Unknown { .. } => {}
+            Message::Extended { id, payload } => self.on_extended(state, key, id, payload),
             Message::Choke => {
                 peer.peer_choking = true;
                 state.picker.peer_choked_us(key);
@@ -565,6 +594,55 @@ impl Swarm {
             Message::Piece { index, begin, block } => self.on_block(state, key, index, begin, block)?,
         }
         Ok(())
+    }
+
+    /// Our BEP 10 handshake: we serve ut_metadata, and say how big the metadata is.
+    fn extended_handshake(&self, addr: SocketAddr) -> Vec<u8> {
+        let handshake = ExtendedHandshake {
+            extensions: [(UT_METADATA.to_owned(), UT_METADATA_ID)].into_iter().collect(),
+            client: Some(concat!("bittorrent-tools ", env!("CARGO_PKG_VERSION")).to_owned()),
+            metadata_size: u32::try_from(self.metadata.len()).ok(),
+            request_queue: u32::try_from(crate::outbox::MAX_QUEUED_UPLOADS).ok(),
+            your_ip: Some(addr.ip()),
+            ..ExtendedHandshake::default()
+        };
+        let mut payload = Vec::new();
+        handshake.encode(&mut payload);
+        payload
+    }
+
+    /// An extended message (BEP 10): the peer's extended handshake, or a ut_metadata request we answer from the
+    /// torrent's info dictionary. Malformed ones are ignored, as libtorrent does; anything else is not ours.
+    fn on_extended(&self, state: &mut State, key: PeerKey, id: u8, payload: &[u8]) {
+        let Some(peer) = state.peers.get_mut(&key) else { return };
+        if !peer.extensions {
+            return;
+        }
+        if id == 0 {
+            if let Ok(handshake) = ExtendedHandshake::decode(payload) {
+                peer.ut_metadata = handshake.extension_id(UT_METADATA).map(std::num::NonZeroU8::get);
+            }
+            return;
+        }
+        if id != UT_METADATA_ID {
+            return;
+        }
+        let Some(their_id) = peer.ut_metadata else { return };
+        let Ok(MetadataMessage::Request { piece }) = MetadataMessage::decode(payload, 0) else { return };
+        let pieces = self.metadata.len().div_ceil(METADATA_PIECE_LEN);
+        let start = piece as usize * METADATA_PIECE_LEN;
+        let total_size = u32::try_from(self.metadata.len()).unwrap_or(u32::MAX);
+        let allowed = peer.metadata_served < 2 * u32::try_from(pieces).unwrap_or(u32::MAX) + METADATA_REQUESTS_SPARE;
+        let reply = match self.metadata.get(start..(start + METADATA_PIECE_LEN).min(self.metadata.len())) {
+            Some(block) if allowed && !block.is_empty() => {
+                peer.metadata_served += 1;
+                MetadataMessage::Data { piece, total_size, block }
+            }
+            _ => MetadataMessage::Reject { piece },
+        };
+        let mut out = Vec::new();
+        reply.encode(&mut out);
+        peer.outbox.push(&Message::Extended { id: their_id, payload: &out });
     }
 
     fn on_block(
