@@ -208,3 +208,30 @@ fn hostile_torrents_are_refused_with_the_file_named() {
     let stderr = run_err(mktorrent(dir.path()).args(["--show", "absent.torrent"]));
     assert!(stderr.contains("absent.torrent"), "{stderr}");
 }
+
+#[test]
+fn show_reads_back_the_magnet_link_it_prints_and_refuses_bad_ones() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let data = work.path().join("clip.bin");
+    write_pseudo_random(&data, 70_000, 3);
+    run_ok(
+        mktorrent(work.path())
+            .args(["-q", "-a", "udp://t.example:6969/announce", "-a", "http://u.example/a"])
+            .arg(&data),
+    );
+    let shown = json(&run_ok(mktorrent(work.path()).args(["--show", "clip.torrent", "--json"])));
+    let magnet = shown["magnet"].as_str().expect("a magnet link");
+    let read = json(&run_ok(mktorrent(work.path()).args(["--show", magnet, "--json"])));
+    assert_eq!(read["info_hash"], shown["info_hash"]);
+    assert_eq!(read["name"], "clip.bin");
+    assert_eq!(read["trackers"], serde_json::json!(["udp://t.example:6969/announce", "http://u.example/a"]));
+
+    for (bad, why) in [
+        ("magnet:?xt=urn:btih:0123", "neither 40 hex digits nor 32 base32"),
+        ("magnet:?dn=x", "no `xt=urn:btih:`"),
+        ("magnet:?xt=urn:btmh:1220aa", "v2"),
+    ] {
+        let stderr = run_err(mktorrent(work.path()).args(["--show", bad]));
+        assert!(stderr.contains(why), "{bad}: {stderr}");
+    }
+}

@@ -99,7 +99,7 @@ pub struct Args {
     #[arg(long, conflicts_with = "quiet")]
     pub json: bool,
 
-    /// Show what a .torrent file holds instead of making one.
+    /// Show what a .torrent file (or a magnet link) holds instead of making one.
     #[arg(long, value_name = "TORRENT", conflicts_with = "verify")]
     pub show: Option<PathBuf>,
 
@@ -122,6 +122,13 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 /// Runs `mktorrent` with parsed arguments.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if let Some(torrent_path) = &args.show {
+        if let Some(link) =
+            torrent_path.to_str().filter(|text| text.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("magnet:")))
+        {
+            let magnet = metainfo::parse_magnet(link).context("reading the magnet link")?;
+            show::print_magnet(&magnet, args.json)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         let (torrent, _) = read_torrent(torrent_path)?;
         show::print(&torrent, args.json)?;
         return Ok(ExitCode::SUCCESS);

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use metainfo::Torrent;
+use metainfo::{Magnet, Torrent};
 use serde_json::json;
 
 use super::report::{print_files, print_lines, summary, summary_json};
@@ -54,5 +54,35 @@ pub fn print(torrent: &Torrent, as_json: bool) -> anyhow::Result<()> {
     }
     writeln!(out, "File list")?;
     print_files(&mut out, torrent)?;
+    Ok(())
+}
+
+/// `mktorrent --show MAGNET`: what a magnet link names (the rest comes with the metadata, from peers).
+pub fn print_magnet(magnet: &Magnet, as_json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        let value = json!({
+            "info_hash": magnet.info_hash.to_string(),
+            "name": magnet.name,
+            "trackers": magnet.trackers,
+            "peers": magnet.peers,
+        });
+        writeln!(out, "{value}")?;
+        return Ok(());
+    }
+    let mut lines = vec![("Info hash", magnet.info_hash.to_string())];
+    if let Some(name) = &magnet.name {
+        lines.push(("Name", name.clone()));
+    }
+    print_lines(&mut out, &lines)?;
+    for (title, list) in [("Trackers", &magnet.trackers), ("Peers", &magnet.peers)] {
+        writeln!(out, "{title}")?;
+        if list.is_empty() {
+            writeln!(out, "  (none)")?;
+        }
+        for entry in list {
+            writeln!(out, "  {entry}")?;
+        }
+    }
     Ok(())
 }
