@@ -97,6 +97,7 @@ impl<T: Copy + Eq + Hash> BoundedSet<T> {
         self.members.contains(value)
     }
 
+    #[cfg(test)]
     fn len(&self) -> usize {
         self.members.len()
     }
@@ -158,12 +159,6 @@ impl Reputation {
     #[must_use]
     pub fn on_parole(&self, sender: &Sender) -> bool {
         self.parole.contains(sender)
-    }
-
-    /// Peers banned so far, endpoints and ids counted once each.
-    #[must_use]
-    pub fn banned_count(&self) -> usize {
-        self.banned_endpoints.len()
     }
 
     /// Whether a good copy of `piece` should be cut into block digests for [`Reputation::piece_passed`].

@@ -118,11 +118,6 @@ impl Candidates {
         candidate.next_try = now + backoff;
     }
 
-    /// Forgets `addr` (banned, or ourselves).
-    pub fn forget(&mut self, addr: SocketAddr) {
-        self.known.remove(&addr);
-    }
-
     /// How `addr` reached us, if it is a candidate.
     #[must_use]
     pub fn source(&self, addr: SocketAddr) -> Option<Source> {

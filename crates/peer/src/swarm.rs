@@ -59,6 +59,10 @@ const METADATA_REQUESTS_SPARE: u32 = 8;
 /// one small write per block received.
 const REFILL_DIVISOR: usize = 4;
 
+mod disk;
+mod extensions;
+mod invariants;
+
 /// Why a connection is being closed, in words for the log.
 pub type CloseReason = String;
 
@@ -596,55 +600,6 @@ impl Swarm {
         Ok(())
     }
 
-    /// Our BEP 10 handshake: we serve ut_metadata, and say how big the metadata is.
-    fn extended_handshake(&self, addr: SocketAddr) -> Vec<u8> {
-        let handshake = ExtendedHandshake {
-            extensions: [(UT_METADATA.to_owned(), UT_METADATA_ID)].into_iter().collect(),
-            client: Some(concat!("bittorrent-tools ", env!("CARGO_PKG_VERSION")).to_owned()),
-            metadata_size: u32::try_from(self.metadata.len()).ok(),
-            request_queue: u32::try_from(crate::outbox::MAX_QUEUED_UPLOADS).ok(),
-            your_ip: Some(addr.ip()),
-            ..ExtendedHandshake::default()
-        };
-        let mut payload = Vec::new();
-        handshake.encode(&mut payload);
-        payload
-    }
-
-    /// An extended message (BEP 10): the peer's extended handshake, or a ut_metadata request we answer from the
-    /// torrent's info dictionary. Malformed ones are ignored, as libtorrent does; anything else is not ours.
-    fn on_extended(&self, state: &mut State, key: PeerKey, id: u8, payload: &[u8]) {
-        let Some(peer) = state.peers.get_mut(&key) else { return };
-        if !peer.extensions {
-            return;
-        }
-        if id == 0 {
-            if let Ok(handshake) = ExtendedHandshake::decode(payload) {
-                peer.ut_metadata = handshake.extension_id(UT_METADATA).map(std::num::NonZeroU8::get);
-            }
-            return;
-        }
-        if id != UT_METADATA_ID {
-            return;
-        }
-        let Some(their_id) = peer.ut_metadata else { return };
-        let Ok(MetadataMessage::Request { piece }) = MetadataMessage::decode(payload, 0) else { return };
-        let pieces = self.metadata.len().div_ceil(METADATA_PIECE_LEN);
-        let start = piece as usize * METADATA_PIECE_LEN;
-        let total_size = u32::try_from(self.metadata.len()).unwrap_or(u32::MAX);
-        let allowed = peer.metadata_served < 2 * u32::try_from(pieces).unwrap_or(u32::MAX) + METADATA_REQUESTS_SPARE;
-        let reply = match self.metadata.get(start..(start + METADATA_PIECE_LEN).min(self.metadata.len())) {
-            Some(block) if allowed && !block.is_empty() => {
-                peer.metadata_served += 1;
-                MetadataMessage::Data { piece, total_size, block }
-            }
-            _ => MetadataMessage::Reject { piece },
-        };
-        let mut out = Vec::new();
-        reply.encode(&mut out);
-        peer.outbox.push(&Message::Extended { id: their_id, payload: &out });
-    }
-
     fn on_block(
         self: &Arc<Self>,
         state: &mut State,
@@ -908,61 +863,6 @@ impl Swarm {
         self.refill_all(&mut state);
     }
 
-    /// A good piece could not be written for lack of space: it goes back to the pool, unverified, and no new
-    /// request goes out until [`Swarm::check_disk_space`] finds room. What is verified stays so and is seeded.
-    fn disk_is_full(&self, index: u32, err: &StorageError) {
-        let path = err.full_disk_path().map(std::path::Path::to_path_buf).unwrap_or_default();
-        let free = self.storage.free_space().unwrap_or(0);
-        let mut state = self.lock();
-        state.picker.piece_failed(index);
-        let needed = state.picker.missing_bytes();
-        let first = state.disk_full.is_none();
-        state.disk_full = Some(DiskFull { path: path.clone() });
-        // Blocks still on their way would only fill pieces that cannot be written: cancel them.
-        let keys: Vec<PeerKey> = state.peers.keys().copied().collect();
-        for key in keys {
-            let returned = state.picker.peer_choked_us(key);
-            if let Some(peer) = state.peers.get(&key) {
-                for block in returned {
-                    peer.outbox.push(&Message::Cancel {
-                        index: block.piece,
-                        begin: block.offset,
-                        length: block.length,
-                    });
-                }
-            }
-        }
-        let State { buffers, picker, .. } = &mut *state;
-        buffers.retain(|&index, _| picker.in_progress(index));
-        drop(state);
-        if first {
-            self.emit(Event::DiskFull { path, piece: index, free, needed });
-        }
-    }
-
-    /// While the disk is full: resumes downloading once the download folder's filesystem has room for some
-    /// pieces (or for all that is missing, if that is less). Does blocking I/O (`statvfs`): call it off the async
-    /// threads.
-    pub fn check_disk_space(&self) {
-        let Some(full) = self.lock().disk_full.clone() else { return };
-        let Ok(free) = self.storage.free_space() else { return };
-        let mut state = self.lock();
-        let room = (4 * u64::from(self.storage.piece_length())).max(16 << 20).min(state.picker.missing_bytes());
-        if free < room || state.disk_full.is_none() {
-            return;
-        }
-        state.disk_full = None;
-        self.refill_all(&mut state);
-        drop(state);
-        tracing::debug!(path = %full.path.display(), "room on disk again");
-        self.emit(Event::DiskRoom { free });
-    }
-
-    /// Whether downloading is paused for a full disk.
-    pub fn is_disk_full(&self) -> bool {
-        self.lock().disk_full.is_some()
-    }
-
     fn storage_failed(&self, index: u32, err: &StorageError) {
         self.storage_failed_with(format!("writing piece {index}: {err}"));
     }
@@ -1092,33 +992,6 @@ impl Swarm {
         }
     }
 
-    /// Super-seeding: shows `key` more pieces (with `have`) until its window of pieces it has not asked for is
-    /// full: one piece while we choke it (enough to keep it interested), else about half a second of what it
-    /// takes from us, 4 to 64 pieces.
-    fn offer(&self, state: &mut State, key: PeerKey) {
-        let State { offers, peers, picker, rng, .. } = state;
-        let (Some(offers), Some(peer)) = (offers.as_mut(), peers.get(&key)) else { return };
-        let per_piece = u64::from(self.storage.piece_length()).max(1);
-        let by_rate = |seconds: u64| {
-            usize::try_from(peer.upload_rate.bytes_per_second().saturating_mul(seconds) / 2 / per_piece)
-                .unwrap_or(usize::MAX)
-        };
-        let window = if peers.len() == 1 {
-            // Alone, it has nobody to pass pieces to: a window only slows it down (libtorrent fell to half its
-            // speed with 1,024 pieces shown), so it grows to a second of what it takes, at least 64 pieces.
-            by_rate(8).max(256)
-        } else if peer.am_choking {
-            1
-        } else {
-            by_rate(1).clamp(4, 64)
-        };
-        let mut shown = Vec::new();
-        offers.top_up(key, &peer.bitfield, window, |index| picker.availability(index), rng, &mut shown);
-        for index in shown {
-            peer.outbox.push(&Message::Have { index });
-        }
-    }
-
     /// The once-a-second housekeeping: rates, the choker, snubbed peers, and a status event.
     pub fn tick(&self) {
         let mut state = self.lock();
@@ -1204,32 +1077,6 @@ impl Swarm {
     pub fn peers(&self) -> Vec<PeerSummary> {
         let state = self.lock();
         state.departed.iter().copied().chain(state.peers.values().map(summary)).collect()
-    }
-
-    /// Panics naming the first broken invariant: the picker's own, and the bounds this module promises (buffers
-    /// only for pieces in progress, the partial-piece budget, queue depths, a parolee's pieces its own). For tests
-    /// and fuzzing.
-    #[doc(hidden)]
-    pub fn assert_invariants(&self) {
-        let state = self.lock();
-        state.picker.assert_invariants();
-        for index in state.buffers.keys() {
-            assert!(state.picker.in_progress(*index), "buffer for piece {index}, which is not in progress");
-        }
-        assert!(
-            state.picker.downloading() <= self.max_partial_pieces(),
-            "{} pieces in progress, past the budget of {}",
-            state.picker.downloading(),
-            self.max_partial_pieces()
-        );
-        for (key, peer) in &state.peers {
-            assert!(state.picker.outstanding(*key) <= MAX_QUEUE, "{key:?} has more than {MAX_QUEUE} requests out");
-            let sender = Sender { addr: peer.addr, peer_id: peer.peer_id };
-            assert!(!state.reputation.is_banned(&sender) || peer.outbox.is_closed(), "banned {key:?} still open");
-        }
-        if state.complete {
-            assert!(state.buffers.is_empty() && state.picker.is_complete(), "complete, with pieces in progress");
-        }
     }
 
     /// Closes every connection (the session is ending).

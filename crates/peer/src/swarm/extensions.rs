@@ -1,0 +1,82 @@
+//! What we tell peers beyond BEP 3: our BEP 10 extended handshake, the metadata we serve over ut_metadata (BEP 9),
+//! and the windows of pieces a super-seeder shows (see `offers`).
+
+use super::*;
+
+impl Swarm {
+    /// Our BEP 10 handshake: we serve ut_metadata, and say how big the metadata is.
+    pub(super) fn extended_handshake(&self, addr: SocketAddr) -> Vec<u8> {
+        let handshake = ExtendedHandshake {
+            extensions: [(UT_METADATA.to_owned(), UT_METADATA_ID)].into_iter().collect(),
+            client: Some(concat!("bittorrent-tools ", env!("CARGO_PKG_VERSION")).to_owned()),
+            metadata_size: u32::try_from(self.metadata.len()).ok(),
+            request_queue: u32::try_from(crate::outbox::MAX_QUEUED_UPLOADS).ok(),
+            your_ip: Some(addr.ip()),
+            ..ExtendedHandshake::default()
+        };
+        let mut payload = Vec::new();
+        handshake.encode(&mut payload);
+        payload
+    }
+
+    /// An extended message (BEP 10): the peer's extended handshake, or a ut_metadata request we answer from the
+    /// torrent's info dictionary. Malformed ones are ignored, as libtorrent does; anything else is not ours.
+    pub(super) fn on_extended(&self, state: &mut State, key: PeerKey, id: u8, payload: &[u8]) {
+        let Some(peer) = state.peers.get_mut(&key) else { return };
+        if !peer.extensions {
+            return;
+        }
+        if id == 0 {
+            if let Ok(handshake) = ExtendedHandshake::decode(payload) {
+                peer.ut_metadata = handshake.extension_id(UT_METADATA).map(std::num::NonZeroU8::get);
+            }
+            return;
+        }
+        if id != UT_METADATA_ID {
+            return;
+        }
+        let Some(their_id) = peer.ut_metadata else { return };
+        let Ok(MetadataMessage::Request { piece }) = MetadataMessage::decode(payload, 0) else { return };
+        let pieces = self.metadata.len().div_ceil(METADATA_PIECE_LEN);
+        let start = piece as usize * METADATA_PIECE_LEN;
+        let total_size = u32::try_from(self.metadata.len()).unwrap_or(u32::MAX);
+        let allowed = peer.metadata_served < 2 * u32::try_from(pieces).unwrap_or(u32::MAX) + METADATA_REQUESTS_SPARE;
+        let reply = match self.metadata.get(start..(start + METADATA_PIECE_LEN).min(self.metadata.len())) {
+            Some(block) if allowed && !block.is_empty() => {
+                peer.metadata_served += 1;
+                MetadataMessage::Data { piece, total_size, block }
+            }
+            _ => MetadataMessage::Reject { piece },
+        };
+        let mut out = Vec::new();
+        reply.encode(&mut out);
+        peer.outbox.push(&Message::Extended { id: their_id, payload: &out });
+    }
+
+    /// Super-seeding: shows `key` more pieces (with `have`) until its window of pieces it has not asked for is
+    /// full: one piece while we choke it (enough to keep it interested), else about half a second of what it
+    /// takes from us, 4 to 64 pieces.
+    pub(super) fn offer(&self, state: &mut State, key: PeerKey) {
+        let State { offers, peers, picker, rng, .. } = state;
+        let (Some(offers), Some(peer)) = (offers.as_mut(), peers.get(&key)) else { return };
+        let per_piece = u64::from(self.storage.piece_length()).max(1);
+        let by_rate = |seconds: u64| {
+            usize::try_from(peer.upload_rate.bytes_per_second().saturating_mul(seconds) / 2 / per_piece)
+                .unwrap_or(usize::MAX)
+        };
+        let window = if peers.len() == 1 {
+            // Alone, it has nobody to pass pieces to: a window only slows it down (libtorrent fell to half its
+            // speed with 1,024 pieces shown), so it grows to a second of what it takes, at least 64 pieces.
+            by_rate(8).max(256)
+        } else if peer.am_choking {
+            1
+        } else {
+            by_rate(1).clamp(4, 64)
+        };
+        let mut shown = Vec::new();
+        offers.top_up(key, &peer.bitfield, window, |index| picker.availability(index), rng, &mut shown);
+        for index in shown {
+            peer.outbox.push(&Message::Have { index });
+        }
+    }
+}
