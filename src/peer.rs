@@ -3,14 +3,17 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
+use metainfo::{Magnet, Torrent};
+use peer::magnet::FetchConfig;
 use peer::session::{self, Config, Event, Outcome, Status};
+use peer::sources::Source;
 use peer::tracker_client::Timeouts;
 
 use crate::cli;
@@ -28,7 +31,10 @@ pub struct Args {
     /// TCP port to listen on for peers (0: any free port).
     pub port: u16,
 
-    /// The .torrent file.
+    /// The .torrent file, or a magnet link (`magnet:?xt=urn:btih:...`): its metadata is fetched from the peers
+    /// its trackers (tr=) and peers (x.pe=, --peer) lead to, checked against the info-hash and saved as
+    /// DIR/NAME.torrent, which a restart with the same link uses.
+    #[arg(value_name = "TORRENT|MAGNET")]
     pub torrent: PathBuf,
 
     /// Download folder: a single-file torrent's file, or a multi-file torrent's folder, goes inside.
@@ -104,21 +110,56 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let (torrent, _) = read_torrent(&args.torrent)?;
+    let magnet = match args.torrent.to_str() {
+        Some(text) if text.get(..7).is_some_and(|scheme| scheme.eq_ignore_ascii_case("magnet:")) => {
+            Some(metainfo::parse_magnet(text).context("reading the magnet link")?)
+        }
+        _ => None,
+    };
     let mut peers = Vec::new();
     for text in &args.peers {
-        let addr = text
-            .to_socket_addrs()
-            .with_context(|| format!("--peer {text}: not a reachable HOST:PORT"))?
-            .next()
-            .with_context(|| format!("--peer {text}: no address"))?;
-        peers.push(addr);
+        peers.push((resolve_peer(text).with_context(|| format!("--peer {text}"))?, Source::Manual));
     }
     if !(args.tracker_timeout > 0.0 && args.tracker_timeout < 3600.0) {
         bail!("--tracker-timeout must be between 0 and 3600 seconds");
     }
+    let listen = SocketAddr::new(args.bind, args.port);
+    let tracker_timeouts = Timeouts { base: Duration::from_secs_f64(args.tracker_timeout), ..Timeouts::default() };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+    let listener =
+        runtime.block_on(tokio::net::TcpListener::bind(listen)).with_context(|| format!("listening on {listen}"))?;
+    let torrent = match &magnet {
+        None => read_torrent(&args.torrent)?.0,
+        Some(magnet) => {
+            for text in &magnet.peers {
+                peers.push((
+                    resolve_peer(text).with_context(|| format!("the magnet link's peer {text}"))?,
+                    Source::Manual,
+                ));
+            }
+            match saved_torrent(&args.dir, magnet)? {
+                Some(torrent) => torrent,
+                None => {
+                    let port = listener.local_addr().context("reading the listening address")?.port();
+                    let fetch = FetchConfig {
+                        port,
+                        local_ip: Some(args.bind).filter(|ip| !ip.is_unspecified()),
+                        trackers: magnet.trackers.clone(),
+                        peers: peers.clone(),
+                        tracker_timeouts,
+                    };
+                    let Some((torrent, found)) = runtime.block_on(fetch_metadata(args, magnet, fetch))? else {
+                        eprintln!("peer: stopped before the metadata arrived");
+                        return Ok(ExitCode::FAILURE);
+                    };
+                    peers = found;
+                    torrent
+                }
+            }
+        }
+    };
     let config = Config {
-        listen: SocketAddr::new(args.bind, args.port),
+        listen,
         dir: args.dir.clone(),
         peers,
         max_peers: usize::from(args.max_peers),
@@ -127,9 +168,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         upload_limit: args.upload_limit,
         exit_on_complete: args.exit_on_complete,
         check_threads: std::thread::available_parallelism().map_or(1, usize::from),
-        tracker_timeouts: Timeouts { base: Duration::from_secs_f64(args.tracker_timeout), ..Timeouts::default() },
+        tracker_timeouts,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     let outcome = runtime.block_on(async {
         let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
         let mut view = View::new(args.json, &torrent.info.name, torrent.info.total_length());
@@ -157,7 +197,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             Ok(shutdown) => shutdown,
             Err(err) => return (Err(err), None),
         };
-        let result = session::run(&torrent, config, events_tx, shutdown).await.map_err(anyhow::Error::from);
+        let result = session::run_with_listener(&torrent, config, listener, events_tx, shutdown)
+            .await
+            .map_err(anyhow::Error::from);
         let _ = done_tx.send(());
         let view = printer.await.ok();
         (result, view)
@@ -173,6 +215,107 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         eprintln!("peer: stopped before the download finished: {} of {} pieces verified", outcome.have, outcome.total);
         Ok(ExitCode::FAILURE)
     }
+}
+
+fn resolve_peer(text: &str) -> anyhow::Result<SocketAddr> {
+    text.to_socket_addrs().context("not a reachable HOST:PORT")?.next().context("no address")
+}
+
+/// Fetches a magnet link's metadata from its swarm (printing events as the session does), then saves it as
+/// `NAME.torrent` in the download folder. `None` when Ctrl-C came first.
+async fn fetch_metadata(
+    args: &Args,
+    magnet: &Magnet,
+    config: FetchConfig,
+) -> anyhow::Result<Option<(Torrent, Vec<(SocketAddr, Source)>)>> {
+    let label = magnet.name.clone().unwrap_or_else(|| magnet.info_hash.to_string());
+    let mut view = View::new(args.json, &label, 0);
+    let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let shutdown = shutdown_signal()?;
+    tokio::pin!(shutdown);
+    let fetch = peer::magnet::fetch(magnet.info_hash.0, session::new_peer_id(), config, events_tx);
+    tokio::pin!(fetch);
+    let fetched = loop {
+        tokio::select! {
+            biased;
+            Some(event) = events_rx.recv() => view.show(&event),
+            fetched = &mut fetch => break fetched?,
+            () = &mut shutdown => return Ok(None),
+        }
+    };
+    while let Ok(event) = events_rx.try_recv() {
+        view.show(&event);
+    }
+    let file = metainfo::torrent_file_from_metadata(&fetched.info_bytes, &magnet.trackers);
+    let torrent = Torrent::from_bytes(&file)
+        .with_context(|| format!("the metadata of {} is not a valid info dictionary", magnet.info_hash))?;
+    let path = save_torrent(&args.dir, &torrent, &file)?;
+    if args.json {
+        print_json(&serde_json::json!({"event": "torrent_saved", "path": path.display().to_string()}));
+    } else {
+        tracing::info!("saved the torrent as {}", path.display());
+    }
+    Ok(Some((torrent, fetched.peers)))
+}
+
+/// Most directory entries looked at for a torrent saved by an earlier run.
+const MAX_SAVED_LOOKUPS: usize = 1000;
+
+/// A torrent of the magnet link's info-hash saved in `dir` by an earlier run (as `NAME.torrent`), so that a
+/// restart needs no peer to start.
+fn saved_torrent(dir: &Path, magnet: &Magnet) -> anyhow::Result<Option<Torrent>> {
+    let named = magnet.name.as_ref().map(|name| dir.join(format!("{name}.torrent")));
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err).with_context(|| format!("reading {}", dir.display())),
+    };
+    let listed = entries
+        .take(MAX_SAVED_LOOKUPS)
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "torrent"));
+    for path in named.into_iter().chain(listed) {
+        if !path.is_file() {
+            continue;
+        }
+        // Someone else's file that does not parse is not ours to complain about.
+        if let Ok((torrent, _)) = read_torrent(&path)
+            && torrent.info_hash == magnet.info_hash
+        {
+            tracing::info!("using the metadata saved in {}", path.display());
+            return Ok(Some(torrent));
+        }
+    }
+    Ok(None)
+}
+
+/// Writes `file` as `DIR/NAME.torrent`, or `DIR/NAME.HASH.torrent` when another torrent has that name; never
+/// over an existing file.
+fn save_torrent(dir: &Path, torrent: &Torrent, file: &[u8]) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = &torrent.info.name;
+    for path in [dir.join(format!("{name}.torrent")), dir.join(format!("{name}.{}.torrent", torrent.info_hash))] {
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut out) => {
+                out.write_all(file)
+                    .and_then(|()| out.sync_all())
+                    .with_context(|| format!("writing {}", path.display()))?;
+                return Ok(path);
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                if read_torrent(&path).is_ok_and(|(saved, _)| saved.info_hash == torrent.info_hash) {
+                    return Ok(path);
+                }
+            }
+            Err(err) => return Err(err).with_context(|| format!("writing {}", path.display())),
+        }
+    }
+    bail!(
+        "{name}.torrent and {name}.{}.torrent both exist in {} and hold other torrents",
+        torrent.info_hash,
+        dir.display()
+    )
 }
 
 /// Registers for Ctrl-C and SIGTERM now (before `listening on` is printed, so a script's early signal is not
@@ -252,6 +395,10 @@ impl View {
             ),
             Event::DiskRoom { free } => {
                 tracing::warn!("{} free on disk again: downloading resumes", indicatif::HumanBytes(*free));
+            }
+            Event::MetadataReceived { size } => self.line(&format!("metadata received: {size} bytes")),
+            Event::MetadataFailed { senders } => {
+                tracing::warn!(from = ?senders, "the metadata did not match the info-hash; fetching it again");
             }
             Event::Complete => {
                 self.complete = true;
@@ -365,6 +512,11 @@ fn event_json(event: &Event) -> serde_json::Value {
             "needed": needed,
         }),
         Event::DiskRoom { free } => json!({"event": "disk_room", "free": free}),
+        Event::MetadataReceived { size } => json!({"event": "metadata_received", "size": size}),
+        Event::MetadataFailed { senders } => {
+            let senders: Vec<String> = senders.iter().map(ToString::to_string).collect();
+            json!({"event": "metadata_failed", "senders": senders})
+        }
         Event::Complete => json!({"event": "complete"}),
         Event::Seeding => json!({"event": "seeding"}),
         Event::Status(status) => json!({

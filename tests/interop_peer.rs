@@ -503,3 +503,56 @@ fn libtorrent_given_only_a_magnet_link_gets_the_metadata_from_our_seeder_and_dow
     let uploaded = seeder.stop();
     assert!(uploaded >= len as u64, "our seeder uploaded only {uploaded} of {len} bytes");
 }
+
+#[test]
+fn our_peer_given_only_a_magnet_link_gets_the_metadata_from_a_libtorrent_seeder_and_downloads() {
+    if !have_libtorrent() {
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let (_tracker, tracker_addr, announce) = start_tracker();
+    let len = 3 * 1024 * 1024 + 7;
+    let data = single_file(&work.path().join("src"), "lt-magnet.bin", len, 21);
+    // 16 KiB pieces: a 3.8 KB info dictionary.
+    let (torrent, info_hash) = make_torrent(&data, &announce, 14);
+    let (_seeder, seeder_port) = start_libtorrent_seeder(&torrent, &work.path().join("src"));
+    let listed = wait_for_scrape(tracker_addr, info_hash, Duration::from_secs(15), |stats| stats.seeders > 0);
+    assert!(listed, "the libtorrent seeder never announced itself");
+
+    let magnet = format!("magnet:?xt=urn:btih:{}&tr={announce}", hex::encode(info_hash));
+    let into = work.path().join("leech");
+    our_leecher_completes(Path::new(&magnet), &into, seeder_port, len as u64);
+    assert_same_file(&data, &into.join("lt-magnet.bin"));
+    let saved = std::fs::read(into.join("lt-magnet.bin.torrent")).expect("the metadata saved as NAME.torrent");
+    let original = std::fs::read(&torrent).expect("torrent");
+    let (saved, original) =
+        (metainfo::Torrent::from_bytes(&saved).expect("valid"), metainfo::Torrent::from_bytes(&original));
+    assert_eq!(Some(saved.info_bytes), original.ok().map(|torrent| torrent.info_bytes));
+}
+
+#[test]
+fn our_peer_given_a_magnet_link_with_only_a_peer_address_downloads_from_an_aria2_seeder() {
+    if !have_aria2() {
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let (_tracker, tracker_addr, announce) = start_tracker();
+    let len = 2 * 1024 * 1024 + 3;
+    let data = single_file(&work.path().join("src"), "aria2-magnet.bin", len, 23);
+    let (torrent, info_hash) = make_torrent(&data, &announce, 15);
+    let (mut command, log, aria2_port) = aria2(work.path(), "aria2-seed", &work.path().join("src"), &torrent);
+    command.arg("--seed-ratio=0.0");
+    let mut seeder = Running::start(&mut command);
+    // Listed as a seeder means aria2 has checked its data and listens.
+    let listed = wait_for_scrape(tracker_addr, info_hash, Duration::from_secs(15), |stats| stats.seeders > 0);
+    assert!(listed, "aria2 never announced itself as a seeder; its log:\n{}", log_tail(&log));
+
+    // No tracker in the link: aria2's address (x.pe) is the only lead.
+    let magnet =
+        format!("magnet:?xt=urn:btih:{}&dn=aria2-magnet.bin&x.pe=127.0.0.1:{aria2_port}", hex::encode(info_hash));
+    let into = work.path().join("leech");
+    our_leecher_completes(Path::new(&magnet), &into, aria2_port, len as u64);
+    assert_same_file(&data, &into.join("aria2-magnet.bin"));
+    assert!(into.join("aria2-magnet.bin.torrent").is_file());
+    assert!(seeder.wait(Duration::ZERO).is_none(), "aria2 stopped seeding; its log:\n{}", log_tail(&log));
+}

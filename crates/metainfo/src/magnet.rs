@@ -166,6 +166,29 @@ pub fn magnet_link(torrent: &Torrent) -> String {
     link
 }
 
+/// A .torrent file around `info` (an info dictionary as fetched from peers, BEP 9) with `trackers`, each in a
+/// tier of its own as a magnet link lists them. The info bytes are kept exactly, so the info-hash is unchanged.
+pub fn torrent_file_from_metadata(info: &[u8], trackers: &[String]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(info.len() + 64 + trackers.iter().map(|url| url.len() + 8).sum::<usize>());
+    out.push(b'd');
+    if let Some(first) = trackers.first() {
+        ::bencode::encode_bytes(b"announce", &mut out);
+        ::bencode::encode_bytes(first.as_bytes(), &mut out);
+        ::bencode::encode_bytes(b"announce-list", &mut out);
+        out.push(b'l');
+        for url in trackers {
+            out.push(b'l');
+            ::bencode::encode_bytes(url.as_bytes(), &mut out);
+            out.push(b'e');
+        }
+        out.push(b'e');
+    }
+    ::bencode::encode_bytes(b"info", &mut out);
+    out.extend_from_slice(info);
+    out.push(b'e');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,5 +260,19 @@ mod tests {
         }
         let magnet = parse_magnet(&link).expect("valid");
         assert_eq!((magnet.trackers.len(), magnet.peers.len()), (MAX_MAGNET_ENTRIES, MAX_MAGNET_ENTRIES));
+    }
+
+    #[test]
+    fn a_torrent_file_around_fetched_metadata_keeps_the_info_hash() {
+        let info = b"d6:lengthi3e4:name1:x12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaae";
+        let trackers = ["udp://a.example:1/announce".to_owned(), "http://b.example/announce".to_owned()];
+        let file = torrent_file_from_metadata(info, &trackers);
+        let torrent = Torrent::from_bytes(&file).expect("a valid torrent");
+        assert_eq!(&*torrent.info_bytes, &info[..]);
+        assert_eq!(torrent.announce_list, vec![vec![trackers[0].clone()], vec![trackers[1].clone()]]);
+        assert_eq!(torrent.trackers(), trackers);
+        let bare = Torrent::from_bytes(&torrent_file_from_metadata(info, &[])).expect("trackerless");
+        assert_eq!(bare.info_hash, torrent.info_hash);
+        assert!(bare.trackers().is_empty());
     }
 }

@@ -23,7 +23,7 @@ fn handshake() -> impl Strategy<Value = ExtendedHandshake> {
             proptest::string::string_regex(&format!("[ -~]{{0,{MAX_CLIENT_NAME_LEN}}}")).expect("regex"),
         ),
         proptest::option::of(any::<u16>().prop_filter_map("nonzero", NonZeroU16::new)),
-        proptest::option::of(any::<u32>()),
+        proptest::option::of(0..=i64::MAX as u64),
         proptest::option::of(any::<u32>()),
         proptest::option::of(ip()),
         proptest::option::of(any::<[u8; 4]>().prop_map(Ipv4Addr::from)),

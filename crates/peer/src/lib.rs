@@ -11,6 +11,8 @@ mod connection;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http_tracker;
+pub mod magnet;
+pub mod metadata;
 mod offers;
 mod outbox;
 pub mod picker;

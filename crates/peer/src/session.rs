@@ -33,8 +33,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The download folder: the torrent's file (single-file) or folder (multi-file) goes inside.
     pub dir: PathBuf,
-    /// Peers to connect to directly, besides those the trackers name.
-    pub peers: Vec<SocketAddr>,
+    /// Peers to connect to directly, besides those the trackers name, with how we heard of them.
+    pub peers: Vec<(SocketAddr, Source)>,
     pub max_peers: usize,
     /// Most connections with one IP address (handshakes in progress included).
     pub max_peers_per_ip: usize,
@@ -132,6 +132,15 @@ pub enum Event {
     DiskRoom {
         free: u64,
     },
+    /// Starting from a magnet link: the info dictionary (`size` bytes) arrived and matches the info-hash.
+    MetadataReceived {
+        size: usize,
+    },
+    /// Starting from a magnet link: the assembled info dictionary did not match the info-hash; these peers sent
+    /// it (one alone is banned) and the fetch starts over.
+    MetadataFailed {
+        senders: Vec<SocketAddr>,
+    },
     /// Every piece is verified and on disk.
     Complete,
     /// Complete, and the trackers were told (or there are none): ready to serve.
@@ -183,10 +192,21 @@ pub async fn run(
     events: mpsc::UnboundedSender<Event>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Outcome, SessionError> {
-    let storage = Arc::new(Storage::new(torrent, &config.dir)?);
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| SessionError::Listen { addr: config.listen, source })?;
+    run_with_listener(torrent, config, listener, events, shutdown).await
+}
+
+/// [`run`] on a listener bound already (a magnet link's port is announced while its metadata is fetched).
+pub async fn run_with_listener(
+    torrent: &metainfo::Torrent,
+    config: Config,
+    listener: TcpListener,
+    events: mpsc::UnboundedSender<Event>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Outcome, SessionError> {
+    let storage = Arc::new(Storage::new(torrent, &config.dir)?);
     let listen_addr = listener.local_addr().map_err(|source| SessionError::Listen { addr: config.listen, source })?;
     let _ = events.send(Event::Listening { addr: listen_addr });
 
@@ -216,8 +236,8 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(accept_loop(swarm.clone(), listener, config.max_peers_per_ip));
     tasks.spawn(tick_loop(swarm.clone()));
-    for &addr in &config.peers {
-        swarm.add_candidate(addr, Source::Manual);
+    for &(addr, source) in &config.peers {
+        swarm.add_candidate(addr, source);
     }
     tasks.spawn(dialer(swarm.clone(), local_ip));
 

@@ -64,7 +64,7 @@ pub struct ExtendedHandshake {
     pub listen_port: Option<NonZeroU16>,
     /// `metadata_size` (BEP 9): bytes of the info dictionary. Unchecked here; check it against a cap before
     /// fetching (see [`crate::MetadataAssembler::new`]).
-    pub metadata_size: Option<u32>,
+    pub metadata_size: Option<u64>,
     /// `reqq`: outstanding requests the sender accepts.
     pub request_queue: Option<u32>,
     /// `yourip`: the receiver's address as the sender sees it (a v4-mapped IPv6 address is kept as sent).
@@ -105,7 +105,7 @@ impl ExtendedHandshake {
             .map(|v| String::from_utf8_lossy(v).into_owned())
             .filter(|v| v.len() <= MAX_CLIENT_NAME_LEN);
         handshake.listen_port = int(&dict, "p").and_then(|p| u16::try_from(p).ok()).and_then(NonZeroU16::new);
-        handshake.metadata_size = int(&dict, "metadata_size").and_then(|n| u32::try_from(n).ok());
+        handshake.metadata_size = int(&dict, "metadata_size").and_then(|n| u64::try_from(n).ok());
         handshake.request_queue = int(&dict, "reqq").and_then(|n| u32::try_from(n).ok());
         handshake.your_ip = bytes(&dict, "yourip").and_then(ip_from_bytes);
         handshake.ipv4 = bytes(&dict, "ipv4").and_then(|b| <[u8; 4]>::try_from(b).ok()).map(Ipv4Addr::from);
@@ -127,7 +127,7 @@ impl ExtendedHandshake {
         let mut dict: Vec<(&[u8], Value<'_>)> = vec![(b"m", Value::Dict(m))];
         let ints = [
             ("p", self.listen_port.map(|p| i64::from(p.get()))),
-            ("metadata_size", self.metadata_size.map(i64::from)),
+            ("metadata_size", self.metadata_size.and_then(|n| i64::try_from(n).ok())),
             ("reqq", self.request_queue.map(i64::from)),
         ];
         for (key, value) in ints {

@@ -9,7 +9,7 @@ impl Swarm {
         let handshake = ExtendedHandshake {
             extensions: [(UT_METADATA.to_owned(), UT_METADATA_ID)].into_iter().collect(),
             client: Some(concat!("bittorrent-tools ", env!("CARGO_PKG_VERSION")).to_owned()),
-            metadata_size: u32::try_from(self.metadata.len()).ok(),
+            metadata_size: u64::try_from(self.metadata.len()).ok(),
             request_queue: u32::try_from(crate::outbox::MAX_QUEUED_UPLOADS).ok(),
             your_ip: Some(addr.ip()),
             ..ExtendedHandshake::default()

@@ -1,0 +1,411 @@
+//! Starting from an info-hash alone (a magnet link): announce, dial peers and fetch the info dictionary over
+//! ut_metadata (BEP 9) from several of them at once, checked against the info-hash. The session proper starts
+//! once this returns; the peers found here are handed to it.
+//!
+//! The decisions (who is asked for which piece, who is banned) are in [`crate::metadata`]; this module is the
+//! I/O around them.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use peer_wire::{
+    ExtendedHandshake, HANDSHAKE_LEN, Handshake, MAX_MESSAGE_LEN, Message, MetadataMessage, ReservedBit, UT_METADATA,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpSocket;
+use tokio::sync::{Notify, mpsc, watch};
+use tracker_protocol::AnnounceEvent;
+
+use crate::metadata::{MAX_METADATA_SIZE, MetadataFetch, Received};
+use crate::session::Event;
+use crate::sources::{Candidates, Source};
+use crate::tracker_client::{Announce, Timeouts};
+use crate::trackers::Tracker;
+
+/// Connections fetching metadata at once.
+const MAX_CONNECTIONS: usize = 16;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A peer that sends no metadata for this long while asked for some is dropped (and may be tried again later).
+const PATIENCE: Duration = Duration::from_secs(20);
+/// Our extended message id for ut_metadata, as we tell peers in our extended handshake.
+const UT_METADATA_ID: u8 = 1;
+/// `left` announced while the size is unknown: not 0, which would make us a seeder (libtorrent sends 16 KiB).
+const UNKNOWN_LEFT: u64 = 16 * 1024;
+/// Re-announce at least this often while fetching, whatever interval the tracker asks for.
+const MAX_FETCH_INTERVAL: Duration = Duration::from_secs(60);
+const DIAL_EVERY: Duration = Duration::from_millis(500);
+
+/// Where to look for the metadata.
+#[derive(Debug, Clone)]
+pub struct FetchConfig {
+    /// Our listening port, announced to the trackers.
+    pub port: u16,
+    /// Local IP to connect and announce from, if not any.
+    pub local_ip: Option<IpAddr>,
+    pub trackers: Vec<String>,
+    /// Peers given with the link (`x.pe`) or on the command line.
+    pub peers: Vec<(SocketAddr, Source)>,
+    pub tracker_timeouts: Timeouts,
+}
+
+/// The verified info dictionary and the peers known so far.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub info_bytes: Vec<u8>,
+    /// Every candidate found while fetching, with its source, to be dialled by the session.
+    pub peers: Vec<(SocketAddr, Source)>,
+}
+
+/// Why the fetch cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("the magnet link names no tracker (tr=) and no peer (x.pe=), and none was given with --peer")]
+    NowhereToLook,
+}
+
+struct Shared {
+    info_hash: [u8; 20],
+    peer_id: [u8; 20],
+    port: u16,
+    local_ip: Option<IpAddr>,
+    events: mpsc::UnboundedSender<Event>,
+    state: Mutex<State>,
+    /// The candidates changed, or a connection ended.
+    wake: Notify,
+    /// Set once, when the metadata is complete: every connection ends.
+    done: watch::Sender<bool>,
+}
+
+struct State {
+    fetch: MetadataFetch,
+    candidates: Candidates,
+    known: Vec<(SocketAddr, Source)>,
+    seen: HashSet<SocketAddr>,
+    connections: usize,
+    result: Option<Vec<u8>>,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn add_candidate(&self, addr: SocketAddr, source: Source) {
+        let mut state = self.lock();
+        if state.seen.insert(addr) {
+            state.known.push((addr, source));
+        }
+        state.candidates.add(addr, source, Instant::now());
+        drop(state);
+        self.wake.notify_one();
+    }
+}
+
+/// Fetches the info dictionary of `info_hash`, for as long as it takes (the caller bounds it, with Ctrl-C or a
+/// timeout).
+///
+/// # Errors
+///
+/// [`FetchError::NowhereToLook`] when there is neither a tracker nor a peer to ask.
+pub async fn fetch(
+    info_hash: [u8; 20],
+    peer_id: [u8; 20],
+    config: FetchConfig,
+    events: mpsc::UnboundedSender<Event>,
+) -> Result<Fetched, FetchError> {
+    let trackers: Vec<String> = config.trackers.iter().filter(|url| Tracker::supports(url)).cloned().collect();
+    for url in config.trackers.iter().filter(|url| !Tracker::supports(url)) {
+        tracing::warn!("skipping tracker {url}: only udp://, http:// and https:// trackers are supported");
+    }
+    if trackers.is_empty() && config.peers.is_empty() {
+        return Err(FetchError::NowhereToLook);
+    }
+    let shared = Arc::new(Shared {
+        info_hash,
+        peer_id,
+        port: config.port,
+        local_ip: config.local_ip,
+        events,
+        state: Mutex::new(State {
+            fetch: MetadataFetch::new(info_hash),
+            candidates: Candidates::default(),
+            known: Vec::new(),
+            seen: HashSet::new(),
+            connections: 0,
+            result: None,
+        }),
+        wake: Notify::new(),
+        done: watch::Sender::new(false),
+    });
+    for &(addr, source) in &config.peers {
+        shared.add_candidate(addr, source);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for url in trackers {
+        tasks.spawn(announce_while_fetching(shared.clone(), url, config.tracker_timeouts));
+    }
+    let mut done = shared.done.subscribe();
+    loop {
+        if shared.lock().result.is_some() {
+            break;
+        }
+        let wake = shared.wake.notified();
+        tokio::pin!(wake);
+        wake.as_mut().enable();
+        let due = {
+            let mut state = shared.lock();
+            let room = MAX_CONNECTIONS.saturating_sub(state.connections);
+            let due = state.candidates.due(Instant::now(), room);
+            state.connections += due.len();
+            due
+        };
+        for (addr, source) in due {
+            tokio::spawn(connect(shared.clone(), addr, source));
+        }
+        tokio::select! {
+            _ = done.wait_for(|done| *done) => break,
+            () = wake => {}
+            () = tokio::time::sleep(DIAL_EVERY) => {}
+        }
+    }
+    tasks.abort_all();
+    let mut state = shared.lock();
+    let info_bytes = state.result.take().unwrap_or_default();
+    let banned = &state.fetch;
+    let peers = state.known.iter().copied().filter(|&(addr, _)| !banned.is_banned(addr)).collect();
+    Ok(Fetched { info_bytes, peers })
+}
+
+async fn announce_while_fetching(shared: Arc<Shared>, url: String, timeouts: Timeouts) {
+    let failed = |error: String| {
+        let _ = shared.events.send(Event::AnnounceFailed { tracker: url.clone(), error });
+    };
+    let mut client = loop {
+        match Tracker::new(&url, shared.local_ip, timeouts).await {
+            Ok(client) => break client,
+            Err(err) => {
+                failed(err.to_string());
+                tokio::time::sleep(MAX_FETCH_INTERVAL).await;
+            }
+        }
+    };
+    let key = rand::random();
+    let mut event = AnnounceEvent::Started;
+    loop {
+        let announce = Announce {
+            info_hash: shared.info_hash,
+            peer_id: shared.peer_id,
+            downloaded: 0,
+            left: UNKNOWN_LEFT,
+            uploaded: 0,
+            event,
+            key,
+            num_want: 50,
+            port: shared.port,
+        };
+        let wait = match client.announce(&announce).await {
+            Ok(reply) => {
+                event = AnnounceEvent::None;
+                let interval = Duration::from_secs(u64::from(reply.interval.max(5)));
+                client.set_timeouts(Timeouts::bounded(timeouts.base, interval.max(timeouts.base)));
+                let _ = shared.events.send(Event::Announced {
+                    tracker: url.clone(),
+                    peers: reply.peers.len(),
+                    seeders: reply.seeders,
+                    leechers: reply.leechers,
+                });
+                for addr in reply.peers {
+                    let own = addr.port() == shared.port
+                        && shared
+                            .local_ip
+                            .map_or(addr.ip().is_loopback() || addr.ip().is_unspecified(), |ip| ip == addr.ip());
+                    if !own {
+                        shared.add_candidate(addr, Source::Tracker);
+                    }
+                }
+                interval.min(MAX_FETCH_INTERVAL)
+            }
+            Err(err) => {
+                failed(err.to_string());
+                Duration::from_secs(10)
+            }
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// Dials `addr` and fetches what it will give; the candidate table hears how it went.
+async fn connect(shared: Arc<Shared>, addr: SocketAddr, source: Source) {
+    let result = async {
+        let socket = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }
+            .map_err(|err| format!("socket: {err}"))?;
+        if let Some(ip) = shared.local_ip.filter(|ip| ip.is_ipv4() == addr.is_ipv4() && !ip.is_unspecified()) {
+            socket.bind(SocketAddr::new(ip, 0)).map_err(|err| format!("binding to {ip}: {err}"))?;
+        }
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(addr))
+            .await
+            .map_err(|_| "connect timed out".to_owned())?
+            .map_err(|err| format!("connect: {err}"))?;
+        let _ = stream.set_nodelay(true);
+        exchange(&shared, stream, addr, source).await
+    }
+    .await;
+    {
+        let mut state = shared.lock();
+        state.connections -= 1;
+        state.fetch.leave(addr);
+        if !state.fetch.is_banned(addr) && state.result.is_none() {
+            state.candidates.ended(addr, Instant::now());
+        }
+    }
+    shared.wake.notify_one();
+    if let Err(reason) = result {
+        let _ = shared.events.send(Event::PeerDisconnected { addr, reason });
+    }
+}
+
+/// The handshakes, then ut_metadata requests and answers until the metadata is complete or the peer is of no use.
+/// Works over any byte stream, so other transports can carry it.
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    shared: &Shared,
+    mut stream: S,
+    addr: SocketAddr,
+    source: Source,
+) -> Result<(), String> {
+    let mut ours = Handshake::new(shared.info_hash, shared.peer_id);
+    ours.set(ReservedBit::EXTENSION_PROTOCOL, true);
+    let theirs = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        stream.write_all(&ours.encode()).await?;
+        let mut buf = [0u8; HANDSHAKE_LEN];
+        stream.read_exact(&mut buf).await?;
+        Ok::<_, std::io::Error>(buf)
+    })
+    .await
+    .map_err(|_| "handshake timed out".to_owned())?
+    .map_err(|err| format!("handshake: {err}"))?;
+    let handshake = match Handshake::decode(&theirs) {
+        Ok(Some((handshake, _))) => handshake,
+        Ok(None) => return Err("handshake: short".into()),
+        Err(err) => return Err(format!("handshake: {err}")),
+    };
+    if handshake.info_hash != shared.info_hash {
+        return Err("handshake for another torrent".into());
+    }
+    if !handshake.has(ReservedBit::EXTENSION_PROTOCOL) {
+        return Err("it does not speak the extension protocol (BEP 10), so it cannot send metadata".into());
+    }
+    shared.lock().candidates.connected(addr);
+    let _ = shared.events.send(Event::PeerConnected { addr, source });
+
+    let mut out = Vec::new();
+    let mut payload = Vec::new();
+    ExtendedHandshake {
+        extensions: [(UT_METADATA.to_owned(), UT_METADATA_ID)].into_iter().collect(),
+        client: Some(concat!("bittorrent-tools ", env!("CARGO_PKG_VERSION")).to_owned()),
+        listen_port: std::num::NonZeroU16::new(shared.port),
+        your_ip: Some(addr.ip()),
+        ..ExtendedHandshake::default()
+    }
+    .encode(&mut payload);
+    Message::Extended { id: 0, payload: &payload }.encode(&mut out);
+    stream.write_all(&out).await.map_err(|err| format!("write: {err}"))?;
+
+    let mut their_id = None;
+    // Zeroed pages are not touched until used, so the room for one largest message costs little.
+    let mut buf = vec![0u8; MAX_MESSAGE_LEN as usize + 4 + 64 * 1024];
+    let (mut start, mut end) = (0, 0);
+    let mut deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut done = shared.done.subscribe();
+    loop {
+        out.clear();
+        let mut consumed = start;
+        loop {
+            let (message, used) = match peer_wire::decode(&buf[consumed..end], MAX_MESSAGE_LEN) {
+                Ok(Some(decoded)) => decoded,
+                Ok(None) => break,
+                Err(err) => return Err(err.to_string()),
+            };
+            consumed += used;
+            let Message::Extended { id, payload } = message else { continue };
+            let mut state = shared.lock();
+            if id == 0 {
+                let handshake =
+                    ExtendedHandshake::decode(payload).map_err(|err| format!("extended handshake: {err}"))?;
+                their_id = handshake.extension_id(UT_METADATA).map(std::num::NonZeroU8::get);
+                if their_id.is_none() {
+                    return Err("it does not serve metadata (no ut_metadata in its extended handshake)".into());
+                }
+                let size = handshake.metadata_size.ok_or("it has no metadata to share (no metadata_size)")?;
+                state.fetch.join(addr, size).map_err(|refusal| refusal.to_string())?;
+            } else if id == UT_METADATA_ID {
+                match MetadataMessage::decode(payload, MAX_METADATA_SIZE) {
+                    Ok(MetadataMessage::Data { piece, total_size, block }) => {
+                        match state.fetch.data(addr, piece, total_size, block).map_err(|err| err.to_string())? {
+                            Received::Stored => deadline = tokio::time::Instant::now() + PATIENCE,
+                            Received::Complete(metadata) => {
+                                let size = metadata.len();
+                                state.result = Some(metadata);
+                                drop(state);
+                                let _ = shared.events.send(Event::MetadataReceived { size });
+                                shared.done.send_replace(true);
+                                return Ok(());
+                            }
+                            Received::Failed { senders } => {
+                                let _ = shared.events.send(Event::MetadataFailed { senders });
+                            }
+                        }
+                    }
+                    Ok(MetadataMessage::Reject { piece }) => {
+                        state.fetch.rejected(addr, piece);
+                        if !state.fetch.is_waiting_on(addr) {
+                            return Err("it refused to send the metadata".into());
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(err) => return Err(format!("ut_metadata: {err}")),
+                }
+            }
+            if state.fetch.is_banned(addr) {
+                return Err(refusal_of_banned());
+            }
+            if state.result.is_some() {
+                return Ok(());
+            }
+        }
+        if let Some(their_id) = their_id {
+            let requests = shared.lock().fetch.next_requests(addr);
+            for piece in requests {
+                payload.clear();
+                MetadataMessage::Request { piece }.encode(&mut payload);
+                Message::Extended { id: their_id, payload: &payload }.encode(&mut out);
+            }
+        }
+        if !out.is_empty() {
+            stream.write_all(&out).await.map_err(|err| format!("write: {err}"))?;
+        }
+        start = consumed;
+        if start == end {
+            (start, end) = (0, 0);
+        } else if buf.len() - end < MAX_MESSAGE_LEN as usize + 4 {
+            buf.copy_within(start..end, 0);
+            (start, end) = (0, end - start);
+        }
+        let read = tokio::select! {
+            read = tokio::time::timeout_at(deadline, stream.read(&mut buf[end..])) => read,
+            _ = done.wait_for(|done| *done) => return Ok(()),
+        };
+        match read {
+            Err(_) => return Err("no metadata from it for 20 s".into()),
+            Ok(Err(err)) => return Err(format!("read: {err}")),
+            Ok(Ok(0)) => return Err("it closed the connection".into()),
+            Ok(Ok(n)) => end += n,
+        }
+    }
+}
+
+fn refusal_of_banned() -> String {
+    "banned: it sent metadata that does not match the info-hash".into()
+}

@@ -1,0 +1,251 @@
+//! The bookkeeping of a metadata fetch (BEP 9), apart from any I/O: which peer asks for which piece of the info
+//! dictionary, what to do with what each sends, and who to blame when the whole does not match the info-hash.
+//!
+//! Peers can disagree on the size (a liar, or a peer of another torrent under a forged hash), so each size
+//! offered gets an assembler of its own, a few at most. Pieces are spread over the peers, one peer per piece until
+//! every piece is asked for, then the missing ones are asked of a second peer too. When the assembled whole fails
+//! its SHA-1 check, a lone sender is struck off; several senders cannot be told apart, so from then on each
+//! attempt is fetched from one peer alone, which pins the next failure on its sender.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+
+use peer_wire::{ExtensionError, MetadataAssembler, MetadataProgress};
+
+/// Largest metadata we fetch: 32 MiB. The info dictionary of a torrent of millions of pieces fits; a peer that
+/// claims more is refused before anything is allocated.
+pub const MAX_METADATA_SIZE: u32 = 32 << 20;
+/// Pieces asked of one peer at a time.
+pub const REQUESTS_PER_PEER: usize = 4;
+/// Different sizes fetched side by side at most; peers offering yet another are turned away.
+const MAX_SIZES: usize = 4;
+/// A piece is asked of at most this many peers at once.
+const MAX_ASKED: u8 = 2;
+
+/// Why a peer is dropped from the fetch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("it offers {size} bytes of metadata, more than the {MAX_METADATA_SIZE}-byte cap")]
+    TooLarge { size: u64 },
+    #[error("it offers 0 bytes of metadata")]
+    Empty,
+    #[error("it offers metadata of yet another size ({size} bytes) while {MAX_SIZES} sizes are being fetched")]
+    TooManySizes { size: u32 },
+    #[error("it sent metadata that does not match the info-hash")]
+    Mismatch,
+    #[error("bad ut_metadata data: {0}")]
+    BadData(ExtensionError),
+}
+
+/// What a piece of data did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// Kept (or a duplicate, or not asked for): go on.
+    Stored,
+    /// The metadata is complete and matches the info-hash.
+    Complete(Vec<u8>),
+    /// The whole failed its check and starts over; these peers sent its pieces. When there is one, it is banned.
+    Failed { senders: Vec<SocketAddr> },
+}
+
+#[derive(Debug)]
+struct Attempt {
+    assembler: MetadataAssembler,
+    /// Peers each missing piece is asked of right now.
+    asked: Vec<u8>,
+    /// Who sent each piece in hand.
+    senders: Vec<Option<SocketAddr>>,
+    /// In single-source mode, the one peer fetching this attempt.
+    owner: Option<SocketAddr>,
+}
+
+#[derive(Debug, Default)]
+struct Fetcher {
+    size: u32,
+    asked: Vec<u32>,
+}
+
+/// One torrent's metadata fetch.
+#[derive(Debug)]
+pub struct MetadataFetch {
+    info_hash: [u8; 20],
+    attempts: Vec<Attempt>,
+    peers: HashMap<SocketAddr, Fetcher>,
+    banned: HashSet<SocketAddr>,
+    /// After a failure with several senders: one peer per attempt.
+    single_source: bool,
+    done: bool,
+}
+
+impl MetadataFetch {
+    #[must_use]
+    pub fn new(info_hash: [u8; 20]) -> Self {
+        Self {
+            info_hash,
+            attempts: Vec::new(),
+            peers: HashMap::new(),
+            banned: HashSet::new(),
+            single_source: false,
+            done: false,
+        }
+    }
+
+    /// Whether `addr` sent bad metadata or offered an impossible size: it is not dialled again.
+    #[must_use]
+    pub fn is_banned(&self, addr: SocketAddr) -> bool {
+        self.banned.contains(&addr)
+    }
+
+    #[must_use]
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// `addr`'s extended handshake said `metadata_size`: it joins the attempt of that size.
+    ///
+    /// # Errors
+    ///
+    /// A size of 0, over [`MAX_METADATA_SIZE`] (the peer is banned), or one size too many.
+    pub fn join(&mut self, addr: SocketAddr, size: u64) -> Result<(), Refusal> {
+        let size = match u32::try_from(size) {
+            Ok(0) => return Err(Refusal::Empty),
+            Ok(size) if size <= MAX_METADATA_SIZE => size,
+            _ => {
+                self.banned.insert(addr);
+                return Err(Refusal::TooLarge { size });
+            }
+        };
+        if !self.attempts.iter().any(|attempt| attempt.assembler.size() == size) {
+            if self.attempts.len() >= MAX_SIZES {
+                return Err(Refusal::TooManySizes { size });
+            }
+            let assembler = MetadataAssembler::new(self.info_hash, size, MAX_METADATA_SIZE)
+                .map_err(|_| Refusal::TooLarge { size: size.into() })?;
+            let pieces = assembler.piece_count() as usize;
+            self.attempts.push(Attempt { assembler, asked: vec![0; pieces], senders: vec![None; pieces], owner: None });
+        }
+        self.leave(addr);
+        self.peers.insert(addr, Fetcher { size, asked: Vec::new() });
+        Ok(())
+    }
+
+    /// Pieces to ask `addr` for now (it has joined): up to [`REQUESTS_PER_PEER`] in flight, pieces nobody was asked
+    /// for first.
+    pub fn next_requests(&mut self, addr: SocketAddr) -> Vec<u32> {
+        let single_source = self.single_source;
+        let Some(peer) = self.peers.get_mut(&addr) else { return Vec::new() };
+        let Some(attempt) = self.attempts.iter_mut().find(|attempt| attempt.assembler.size() == peer.size) else {
+            return Vec::new();
+        };
+        if self.done || (single_source && attempt.owner.is_some_and(|owner| owner != addr)) {
+            return Vec::new();
+        }
+        if single_source {
+            attempt.owner = Some(addr);
+        }
+        let room = REQUESTS_PER_PEER.saturating_sub(peer.asked.len());
+        let mut picked = Vec::new();
+        for round in 0..MAX_ASKED {
+            let candidates: Vec<u32> = attempt
+                .assembler
+                .missing()
+                .filter(|&piece| attempt.asked[piece as usize] == round && !peer.asked.contains(&piece))
+                .take(room - picked.len())
+                .collect();
+            picked.extend(candidates);
+            if picked.len() == room {
+                break;
+            }
+        }
+        for &piece in &picked {
+            attempt.asked[piece as usize] += 1;
+            peer.asked.push(piece);
+        }
+        picked
+    }
+
+    /// `addr` sent piece `piece` of `total_size` bytes.
+    ///
+    /// # Errors
+    ///
+    /// Data that does not fit the attempt (wrong total size, piece or length): the peer is to be dropped.
+    pub fn data(&mut self, addr: SocketAddr, piece: u32, total_size: u32, block: &[u8]) -> Result<Received, Refusal> {
+        let Some(peer) = self.peers.get_mut(&addr) else { return Ok(Received::Stored) };
+        let Some(position) = peer.asked.iter().position(|&asked| asked == piece) else {
+            // Not asked of this peer (or asked and already answered): not ours to store.
+            return Ok(Received::Stored);
+        };
+        peer.asked.swap_remove(position);
+        let Some(attempt) = self.attempts.iter_mut().find(|attempt| attempt.assembler.size() == peer.size) else {
+            return Ok(Received::Stored);
+        };
+        if let Some(asked) = attempt.asked.get_mut(piece as usize) {
+            *asked = asked.saturating_sub(1);
+        }
+        match attempt.assembler.add(piece, total_size, block) {
+            Ok(MetadataProgress::Stored) => {
+                attempt.senders[piece as usize] = Some(addr);
+                Ok(Received::Stored)
+            }
+            Ok(MetadataProgress::Duplicate) => Ok(Received::Stored),
+            Ok(MetadataProgress::Complete) => {
+                self.done = true;
+                Ok(Received::Complete(attempt.assembler.metadata().unwrap_or_default().to_vec()))
+            }
+            Err(ExtensionError::MetadataHashMismatch) => {
+                attempt.senders[piece as usize] = Some(addr);
+                let mut senders: Vec<SocketAddr> = attempt.senders.iter().flatten().copied().collect();
+                senders.sort_unstable();
+                senders.dedup();
+                attempt.senders.fill(None);
+                attempt.owner = None;
+                if let [liar] = senders[..] {
+                    self.banned.insert(liar);
+                    self.leave(liar);
+                } else {
+                    self.single_source = true;
+                }
+                Ok(Received::Failed { senders })
+            }
+            Err(err) => Err(Refusal::BadData(err)),
+        }
+    }
+
+    /// `addr` refused piece `piece` (or will never send it): someone else is asked.
+    pub fn rejected(&mut self, addr: SocketAddr, piece: u32) {
+        let Some(peer) = self.peers.get_mut(&addr) else { return };
+        if let Some(position) = peer.asked.iter().position(|&asked| asked == piece) {
+            peer.asked.swap_remove(position);
+            if let Some(attempt) = self.attempts.iter_mut().find(|attempt| attempt.assembler.size() == peer.size)
+                && let Some(asked) = attempt.asked.get_mut(piece as usize)
+            {
+                *asked = asked.saturating_sub(1);
+            }
+        }
+    }
+
+    /// `addr` is gone: what it was asked for goes back to the others.
+    pub fn leave(&mut self, addr: SocketAddr) {
+        let Some(peer) = self.peers.remove(&addr) else { return };
+        if let Some(attempt) = self.attempts.iter_mut().find(|attempt| attempt.assembler.size() == peer.size) {
+            for piece in peer.asked {
+                if let Some(asked) = attempt.asked.get_mut(piece as usize) {
+                    *asked = asked.saturating_sub(1);
+                }
+            }
+            if attempt.owner == Some(addr) {
+                attempt.owner = None;
+            }
+        }
+    }
+
+    /// Whether `addr` has pieces asked and unanswered.
+    #[must_use]
+    pub fn is_waiting_on(&self, addr: SocketAddr) -> bool {
+        self.peers.get(&addr).is_some_and(|peer| !peer.asked.is_empty())
+    }
+}
+
+#[cfg(test)]
+#[path = "metadata_tests.rs"]
+mod tests;

@@ -1,0 +1,279 @@
+//! End-to-end: our peer started from a magnet link alone. It fetches the metadata (BEP 9) from peers, checks it
+//! against the info-hash, saves it as NAME.torrent and downloads; liars and impossible sizes are refused.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::process::Running;
+use common::{bin, free_udp_port, make_torrent, write_pseudo_random};
+use peer_wire::{ExtendedHandshake, Handshake, Message, MetadataMessage, ReservedBit};
+
+fn start_tracker() -> (Running, String) {
+    let port = free_udp_port();
+    let (tracker, _) = Running::start_listening(
+        Command::new(bin("tracker")).args(["--open", "--interval", "5", "--bind"]).arg(format!("127.0.0.1:{port}")),
+    );
+    (tracker, format!("udp://127.0.0.1:{port}/announce"))
+}
+
+fn peer_command(torrent: &str, dir: &Path) -> Command {
+    let mut command = Command::new(bin("peer"));
+    command.arg("0").arg(torrent).arg("--dir").arg(dir).args(["--tracker-timeout", "0.5", "--json"]);
+    command
+}
+
+fn start_seeder(torrent: &Path, dir: &Path) -> (Running, SocketAddr) {
+    let mut command = Command::new(bin("peer"));
+    command.arg("0").arg(torrent).arg("--dir").arg(dir).args(["--tracker-timeout", "0.5"]);
+    let (mut seeder, addr) = Running::start_listening(&mut command);
+    let line = seeder.wait_for_line(|line| line.starts_with("seeding"), Duration::from_secs(30));
+    assert!(line.is_some(), "the seeder never reported seeding; stderr:\n{}", seeder.stderr());
+    (seeder, SocketAddr::from(([127, 0, 0, 1], addr.port())))
+}
+
+fn magnet_of(torrent: &Path) -> String {
+    let shown = common::run_ok(Command::new(bin("mktorrent")).arg("--show").arg(torrent).arg("--json"));
+    let value: serde_json::Value = serde_json::from_str(&shown).expect("json");
+    value["magnet"].as_str().expect("a magnet link").to_owned()
+}
+
+fn events(lines: &[String], kind: &str) -> Vec<serde_json::Value> {
+    lines
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["event"] == kind)
+        .collect()
+}
+
+/// Waits for a leecher started with --exit-on-complete to succeed; returns its stdout.
+fn expect_complete(peer: &mut Running, timeout: Duration) -> Vec<String> {
+    let status = peer.wait(timeout);
+    let lines = peer.rest_of_stdout(Duration::from_secs(2));
+    assert!(
+        status.is_some_and(|status| status.success()),
+        "the leecher did not complete in {timeout:?} (status {status:?}); stdout {lines:?}\nstderr:\n{}",
+        peer.stderr()
+    );
+    lines
+}
+
+/// Files in `dir`, sorted: to check nothing else was written there.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// A torrent of `len` pseudo-random bytes named `name` in `dir/src`, announcing to `announce`.
+fn torrent(dir: &Path, name: &str, len: usize, announce: &str) -> (PathBuf, PathBuf, [u8; 20]) {
+    let data = dir.join("src").join(name);
+    write_pseudo_random(&data, len, 7);
+    let (torrent, hash) = make_torrent(&data, announce, 15);
+    (data, torrent, hash)
+}
+
+#[test]
+fn a_magnet_link_alone_downloads_from_our_seeder_and_a_restart_needs_no_peer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut tracker, announce) = start_tracker();
+    // 2,000 pieces of 32 KiB: a 40 KB info dictionary, three metadata pieces.
+    let (data, torrent, _) = torrent(dir.path(), "film.bin", 2000 << 15, &announce);
+    let (mut seeder, _) = start_seeder(&torrent, data.parent().expect("src"));
+    let magnet = magnet_of(&torrent);
+
+    let downloads = dir.path().join("downloads");
+    let mut leecher = Running::start(peer_command(&magnet, &downloads).arg("--exit-on-complete"));
+    let lines = expect_complete(&mut leecher, Duration::from_secs(60));
+    let received = events(&lines, "metadata_received");
+    assert_eq!(received.len(), 1, "one metadata_received event in {lines:?}");
+    let saved = downloads.join("film.bin.torrent");
+    assert_eq!(events(&lines, "torrent_saved")[0]["path"], saved.display().to_string());
+    assert_eq!(std::fs::read(&saved).ok().map(|bytes| bytes.len() > 40_000), Some(true));
+    assert_eq!(std::fs::read(&data).expect("original"), std::fs::read(downloads.join("film.bin")).expect("copy"));
+    assert_eq!(listing(&downloads), ["film.bin", "film.bin.torrent"]);
+    // The saved torrent is a real one: it lists the link's tracker and seeds as it is.
+    let shown = common::run_ok(Command::new(bin("mktorrent")).arg("--show").arg(&saved).arg("--json"));
+    assert!(shown.contains(&announce), "{shown}");
+
+    // No tracker, no seeder: a restart with the same link starts from the saved torrent and finds the data whole.
+    seeder.interrupt(Duration::from_secs(10));
+    tracker.interrupt(Duration::from_secs(10));
+    let mut again = Running::start(peer_command(&magnet, &downloads).arg("--exit-on-complete"));
+    let lines = expect_complete(&mut again, Duration::from_secs(30));
+    assert!(events(&lines, "metadata_received").is_empty(), "fetched again: {lines:?}");
+    assert_eq!(events(&lines, "checked")[0]["have"], 2000);
+    assert_eq!(listing(&downloads), ["film.bin", "film.bin.torrent"]);
+}
+
+#[test]
+fn malformed_magnet_links_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (link, reason) in [
+        ("magnet:?xt=urn:btih:1234", "neither 40 hex digits nor 32 base32 letters"),
+        ("magnet:?xt=urn:btih:zz2fe1c06bba254a9dc9f519b335aa7c1367a88a", "neither 40 hex digits"),
+        ("magnet:?dn=nothing", "no `xt=urn:btih:` info-hash"),
+        ("magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a", "no tracker (tr=) and no peer"),
+    ] {
+        let out = common::run(&mut peer_command(link, dir.path()));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{link} was accepted");
+        assert!(stderr.contains(reason), "{link}: {stderr}");
+    }
+    assert!(listing(dir.path()).is_empty(), "written: {:?}", listing(dir.path()));
+}
+
+#[test]
+fn metadata_that_fails_the_info_hash_bans_its_sender_and_the_honest_seeder_is_used() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, torrent, hash) = torrent(dir.path(), "song.bin", 300 << 15, "udp://127.0.0.1:9/announce");
+    let info_len = metainfo_len(&torrent);
+    // Same size, wrong bytes: only the SHA-1 check can catch it.
+    let liar = MetadataServer::start(hash, info_len as u64, vec![b'x'; info_len]);
+    let downloads = dir.path().join("downloads");
+
+    // The liar alone: its metadata is refused, it is banned, nothing is written.
+    let link = format!("magnet:?xt=urn:btih:{}&x.pe={}", hex::encode(hash), liar.addr);
+    let mut leecher = Running::start(&mut peer_command(&link, &downloads));
+    let failed = leecher.wait_for_line(|line| line.contains("metadata_failed"), Duration::from_secs(20));
+    let failed: serde_json::Value = serde_json::from_str(&failed.expect("a metadata_failed event")).expect("json");
+    assert_eq!(failed["senders"], serde_json::json!([liar.addr.to_string()]));
+    let dropped = leecher.wait_for_line(|line| line.contains("peer_disconnected"), Duration::from_secs(10));
+    assert!(dropped.is_some_and(|line| line.contains("banned")), "{}", leecher.stderr());
+    let served = liar.connections();
+    leecher.interrupt(Duration::from_secs(10));
+    assert_eq!(served, liar.connections(), "the banned liar was dialled again");
+    assert!(listing(&downloads).is_empty(), "written: {:?}", listing(&downloads));
+
+    // The liar and an honest seeder: the download completes from the right metadata.
+    let (_seeder, seeder_addr) = start_seeder(&torrent, data.parent().expect("src"));
+    let link = format!("{link}&x.pe={seeder_addr}");
+    let mut leecher = Running::start(peer_command(&link, &downloads).arg("--exit-on-complete"));
+    expect_complete(&mut leecher, Duration::from_secs(60));
+    assert_eq!(std::fs::read(&data).expect("original"), std::fs::read(downloads.join("song.bin")).expect("copy"));
+}
+
+#[test]
+fn a_peer_claiming_four_gib_of_metadata_is_refused_before_anything_is_allocated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hash = [7u8; 20];
+    let liar = MetadataServer::start(hash, 4 << 30, Vec::new());
+    let link = format!("magnet:?xt=urn:btih:{}&x.pe={}", hex::encode(hash), liar.addr);
+    let mut leecher = Running::start(&mut peer_command(&link, &dir.path().join("downloads")));
+    let dropped = leecher.wait_for_line(|line| line.contains("peer_disconnected"), Duration::from_secs(20));
+    let dropped = dropped.unwrap_or_else(|| panic!("not dropped; stderr:\n{}", leecher.stderr()));
+    assert!(dropped.contains("4294967296 bytes of metadata, more than the 33554432-byte cap"), "{dropped}");
+    let connections = liar.connections();
+    // Banned: not dialled again, though `x.pe` peers are otherwise retried every few seconds.
+    assert!(leecher.wait_for_line(|line| line.contains("peer_connected"), Duration::from_secs(7)).is_none());
+    assert_eq!(connections, liar.connections());
+    let status = leecher.interrupt(Duration::from_secs(10));
+    assert!(status.is_some_and(|status| !status.success()));
+    assert!(leecher.stderr().contains("stopped before the metadata arrived"), "{}", leecher.stderr());
+}
+
+/// Length of `torrent`'s info dictionary.
+fn metainfo_len(torrent: &Path) -> usize {
+    let parsed = metainfo::Torrent::from_bytes(&std::fs::read(torrent).expect("torrent")).expect("valid");
+    parsed.info_bytes.len()
+}
+
+/// A peer that speaks BEP 10 and answers every ut_metadata request from `metadata`, which it claims is
+/// `claimed_size` bytes: a liar of our choosing.
+struct MetadataServer {
+    addr: SocketAddr,
+    connections: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl MetadataServer {
+    fn start(info_hash: [u8; 20], claimed_size: u64, metadata: Vec<u8>) -> MetadataServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("address");
+        let (connections, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+        let (count, stopped) = (connections.clone(), stop.clone());
+        let metadata = Arc::new(metadata);
+        std::thread::spawn(move || {
+            while !stopped.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        count.fetch_add(1, Ordering::Relaxed);
+                        let metadata = metadata.clone();
+                        std::thread::spawn(move || serve(stream, info_hash, claimed_size, &metadata));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        MetadataServer { addr, connections, stop }
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for MetadataServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn serve(mut stream: TcpStream, info_hash: [u8; 20], claimed_size: u64, metadata: &[u8]) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut theirs = [0u8; peer_wire::HANDSHAKE_LEN];
+    stream.read_exact(&mut theirs)?;
+    let mut ours = Handshake::new(info_hash, *b"-XX0001-liarliarliar");
+    ours.set(ReservedBit::EXTENSION_PROTOCOL, true);
+    stream.write_all(&ours.encode())?;
+    // metadata_size is written by hand: the codec's field is a u32 and this liar claims more.
+    let handshake = format!("d1:md11:ut_metadatai3ee13:metadata_sizei{claimed_size}ee");
+    let mut out = Vec::new();
+    Message::Extended { id: 0, payload: handshake.as_bytes() }.encode(&mut out);
+    stream.write_all(&out)?;
+    let mut their_id = None;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut used_total = 0;
+        let mut replies = Vec::new();
+        while let Ok(Some((message, used))) = peer_wire::decode(&buf[used_total..], peer_wire::MAX_MESSAGE_LEN) {
+            used_total += used;
+            let Message::Extended { id, payload } = message else { continue };
+            if id == 0 {
+                their_id = ExtendedHandshake::decode(payload)
+                    .ok()
+                    .and_then(|handshake| handshake.extension_id("ut_metadata"))
+                    .map(std::num::NonZeroU8::get);
+            } else if let (Some(their_id), Ok(MetadataMessage::Request { piece })) =
+                (their_id, MetadataMessage::decode(payload, 0))
+            {
+                let start = piece as usize * peer_wire::METADATA_PIECE_LEN;
+                let end = (start + peer_wire::METADATA_PIECE_LEN).min(metadata.len());
+                let mut reply = Vec::new();
+                let total_size = u32::try_from(claimed_size).unwrap_or(u32::MAX);
+                match metadata.get(start..end) {
+                    Some(block) => MetadataMessage::Data { piece, total_size, block }.encode(&mut reply),
+                    None => MetadataMessage::Reject { piece }.encode(&mut reply),
+                }
+                Message::Extended { id: their_id, payload: &reply }.encode(&mut replies);
+            }
+        }
+        buf.drain(..used_total);
+        stream.write_all(&replies)?;
+    }
+}
