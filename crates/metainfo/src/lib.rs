@@ -20,7 +20,9 @@ pub use create::{
 };
 pub use error::{CreateError, MetainfoError};
 pub use infohash::InfoHash;
-pub use magnet::{MAX_MAGNET_ENTRIES, MAX_MAGNET_LEN, Magnet, MagnetError, magnet_link, parse_magnet, torrent_file_from_metadata};
+pub use magnet::{
+    MAX_MAGNET_ENTRIES, MAX_MAGNET_LEN, Magnet, MagnetError, magnet_link, parse_magnet, torrent_file_from_metadata,
+};
 pub use torrent::{FileEntry, Info, Torrent};
 
 /// Largest .torrent file we read (libtorrent's default limit is 10 MB; the biggest real ones with
