@@ -1,9 +1,12 @@
 //! The client side of HTTP(S) trackers (BEP 3 announces, BEP 23 compact and BEP 7 `peers6` replies): a thin
 //! reqwest layer over the sans-IO codec in `tracker_protocol::http`, which builds every URL and parses every reply.
 //!
-//! TLS is rustls with the webpki roots (no system OpenSSL). Redirects are followed at most 5 times, the reply body
-//! is read up to [`MAX_REPLY_LEN`] and refused past it, and each announce has one deadline. HTTP runs over TCP, so
-//! an announce is one attempt: the caller retries on its own schedule.
+//! TLS is rustls (no system OpenSSL). It trusts the webpki roots and the system's store, or, in place of the
+//! system's store, the PEM certificates in `SSL_CERT_FILE` / `SSL_CERT_DIR` when either is set (rustls-native-certs
+//! reads them, as curl and OpenSSL do): that is how a user trusts a tracker with a private CA. A machine without a
+//! system store still gets the webpki roots. Redirects are followed at most 5 times, the reply body is read up to
+//! [`MAX_REPLY_LEN`] and refused past it, and each announce has one deadline. HTTP runs over TCP, so an announce
+//! is one attempt: the caller retries on its own schedule.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -49,14 +52,14 @@ impl HttpTracker {
     ///
     /// # Errors
     ///
-    /// The HTTP client could not be built (no TLS roots, say).
+    /// The HTTP client could not be built: say, `SSL_CERT_FILE` holds certificates of which rustls can use none.
     pub fn new(url: &str, local: Option<IpAddr>, timeouts: Timeouts) -> Result<Self, HttpTrackerError> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
             .local_address(local)
             .user_agent(concat!("bittorrent-tools/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|err| HttpTrackerError::Request { url: url.to_owned(), reason: err.to_string() })?;
+            .map_err(|err| HttpTrackerError::Request { url: url.to_owned(), reason: describe(err) })?;
         Ok(Self { client, url: url.to_owned(), timeout: request_timeout(timeouts), tracker_id: None })
     }
 
@@ -117,13 +120,13 @@ impl HttpTracker {
 
     /// GETs `url` and reads its body, at most [`MAX_REPLY_LEN`] bytes.
     async fn fetch(&self, url: &str) -> Result<Vec<u8>, HttpTrackerError> {
-        let mut response = self.client.get(url).send().await.map_err(|err| self.request_error(describe(&err)))?;
+        let mut response = self.client.get(url).send().await.map_err(|err| self.request_error(describe(err)))?;
         let status = response.status();
         if status != reqwest::StatusCode::OK {
             return Err(HttpTrackerError::Status { url: self.url.clone(), status: status.as_u16() });
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|err| self.request_error(describe(&err)))? {
+        while let Some(chunk) = response.chunk().await.map_err(|err| self.request_error(describe(err)))? {
             if body.len() + chunk.len() > MAX_REPLY_LEN {
                 return Err(HttpTrackerError::TooLarge { url: self.url.clone() });
             }
@@ -144,9 +147,13 @@ fn request_timeout(timeouts: Timeouts) -> Duration {
 }
 
 /// reqwest's error with its causes, which say what actually went wrong (refused, TLS, too many redirects...).
-fn describe(err: &reqwest::Error) -> String {
+///
+/// The URL is left out: the caller names the tracker already, and the full announce URL would bury the cause
+/// under a query string and print the session's `key`, which stands in for the peer at the tracker.
+fn describe(err: reqwest::Error) -> String {
+    let err = err.without_url();
     let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
+    let mut source = std::error::Error::source(&err);
     while let Some(cause) = source {
         text.push_str(": ");
         text.push_str(&cause.to_string());
@@ -285,6 +292,19 @@ mod tests {
         assert!(matches!(&error, HttpTrackerError::Request { reason, .. } if reason.contains("no answer")), "{error}");
         assert!(started.elapsed() < Duration::from_secs(5));
         drop(listener);
+    }
+
+    #[tokio::test]
+    async fn a_failed_request_names_its_cause_and_not_the_announce_query() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/announce", listener.local_addr().expect("address"));
+        drop(listener);
+        let error =
+            HttpTracker::new(&url, None, FAST).expect("client").announce(&announce()).await.expect_err("closed");
+        let text = error.to_string();
+        assert!(text.starts_with(&format!("tracker {url}: ")), "{text}");
+        assert!(!text.contains("info_hash=") && !text.contains("key="), "{text}");
+        assert!(text.to_ascii_lowercase().contains("connect"), "{text}");
     }
 
     #[test]
