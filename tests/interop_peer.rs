@@ -556,3 +556,69 @@ fn our_peer_given_a_magnet_link_with_only_a_peer_address_downloads_from_an_aria2
     assert!(into.join("aria2-magnet.bin.torrent").is_file());
     assert!(seeder.wait(Duration::ZERO).is_none(), "aria2 stopped seeding; its log:\n{}", log_tail(&log));
 }
+
+#[test]
+fn our_peer_learns_a_seeder_from_a_libtorrent_peers_ut_pex_alone_and_downloads_from_it() {
+    if !have_libtorrent() {
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let len = 6 * 1024 * 1024 + 11;
+    let data = single_file(&work.path().join("src"), "pex.bin", len, 31);
+    // A tracker nobody answers at: peers can only come from --peer and from peer exchange.
+    let (torrent, _) = make_torrent(&data, "udp://127.0.0.1:1/announce", 15);
+    // The seeder: no peer exchange of its own, so it can neither learn of us nor be the one that tells.
+    let seeder_port = free_tcp_port();
+    let mut seeder = Running::start(lt_peer().arg("seed").arg(&torrent).arg(work.path().join("src")).args([
+        "--port",
+        &seeder_port.to_string(),
+        "--timeout",
+        "90",
+        "--no-pex",
+    ]));
+    assert!(seeder.wait_for_line(|line| line == "SEEDING", Duration::from_secs(20)).is_some(), "{}", seeder.stderr());
+    // The go-between: a slow libtorrent leecher connected to the seeder, so it is still downloading (and still
+    // connected to the seeder) when we come.
+    let middle_dir = work.path().join("middle");
+    std::fs::create_dir_all(&middle_dir).expect("mkdir");
+    let middle_port = free_tcp_port();
+    let seeder_addr = format!("127.0.0.1:{seeder_port}");
+    let middle = Running::start(lt_peer().arg("seed").arg(&torrent).arg(&middle_dir).args([
+        "--port",
+        &middle_port.to_string(),
+        "--peer",
+        &seeder_addr,
+        "--download-limit",
+        "100000",
+        "--timeout",
+        "90",
+    ]));
+    assert!(middle.wait_for_stderr("peers=1", Duration::from_secs(20)), "the go-between never connected to the seeder");
+
+    // Ours knows only the go-between.
+    let into = work.path().join("leech");
+    let mut leecher = Running::start(our_peer(&torrent, &into).args([
+        "--exit-on-complete",
+        "--peer",
+        &format!("127.0.0.1:{middle_port}"),
+    ]));
+    let status = leecher.wait(Duration::from_secs(90));
+    let lines = leecher.rest_of_stdout(Duration::from_secs(2));
+    let connected = events(&lines, "peer_connected");
+    assert!(
+        status.is_some_and(|status| status.success()),
+        "our leecher did not complete (status {status:?}); connections {connected:?}\nstderr:\n{}",
+        leecher.stderr()
+    );
+    assert_same_file(&data, &into.join("pex.bin"));
+    let from_pex: Vec<&serde_json::Value> =
+        connected.iter().filter(|event| event["address"] == seeder_addr.as_str()).collect();
+    assert_eq!(from_pex.len(), 1, "never connected to the seeder, or more than once: {connected:?}");
+    assert_eq!(from_pex[0]["source"], "pex", "the seeder's address came from elsewhere: {connected:?}");
+    let report = final_report(&lines);
+    let from_seeder = report["peers"]
+        .as_array()
+        .and_then(|peers| peers.iter().find(|peer| peer["address"] == seeder_addr.as_str()))
+        .and_then(|peer| peer["downloaded"].as_u64());
+    assert!(from_seeder > Some(0), "nothing downloaded from the seeder learned by PEX: {report}");
+}

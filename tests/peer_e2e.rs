@@ -423,3 +423,52 @@ fn hostile_or_missing_torrents_are_refused_before_anything_is_written() {
     assert_eq!(std::fs::read_dir(&into).expect("read leech dir").count(), 0, "something was written");
     assert!(!work.path().join("evil").exists());
 }
+
+/// Starts a `--json` peer and returns it with its listening port.
+fn start_json_peer(command: &mut Command) -> (Running, u16) {
+    let mut peer = Running::start(command.arg("--json"));
+    let line = peer.wait_for_line(|line| line.contains(r#""event":"listening""#), Duration::from_secs(20));
+    let line = line.unwrap_or_else(|| panic!("no listening event; stderr:\n{}", peer.stderr()));
+    let event: serde_json::Value = serde_json::from_str(&line).expect("json");
+    let addr: SocketAddr = event["address"].as_str().and_then(|addr| addr.parse().ok()).expect("an address");
+    (peer, addr.port())
+}
+
+#[test]
+fn peers_learn_each_other_from_our_ut_pex_messages() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let data = single_file(work.path(), "pex.bin", 4_000_003, 8);
+    // Nobody answers at this tracker: addresses travel by --peer and peer exchange only.
+    let (torrent, _) = make_torrent(&data, "udp://127.0.0.1:1/announce", PIECE_LOG2);
+    // A slow seeder, so that the go-between is still downloading from it when the newcomer arrives.
+    let (mut seeder, seeder_port) = start_json_peer(peer_command(&torrent, &work.path().join("src")).args([
+        "--upload-limit",
+        "200k",
+        "--no-super-seed",
+    ]));
+    let seeder_addr = format!("127.0.0.1:{seeder_port}");
+    let (_middle, middle_port) =
+        start_json_peer(peer_command(&torrent, &work.path().join("middle")).args(["--peer", &seeder_addr]));
+    let (mut newcomer, newcomer_port) = start_json_peer(peer_command(&torrent, &work.path().join("leech")).args([
+        "--exit-on-complete",
+        "--peer",
+        &format!("127.0.0.1:{middle_port}"),
+    ]));
+    // The go-between tells each of them about the other within its first ut_pex message (10 s after connecting);
+    // whichever dials first, the connection comes from peer exchange.
+    let newcomer_lines = expect_complete(&mut newcomer, Duration::from_secs(90));
+    assert_same_file(&data, &work.path().join("leech").join("pex.bin"));
+    let seeder_lines = seeder.rest_of_stdout(Duration::from_secs(1));
+    let dialled_seeder = json_events(&newcomer_lines, "peer_connected")
+        .iter()
+        .any(|event| event["address"] == seeder_addr.as_str() && event["source"] == "pex");
+    let dialled_newcomer = json_events(&seeder_lines, "peer_connected").iter().any(|event| {
+        event["source"] == "pex" && event["address"].as_str().is_some_and(|a| a.ends_with(&format!(":{newcomer_port}")))
+    });
+    assert!(
+        dialled_seeder || dialled_newcomer,
+        "no connection by peer exchange; newcomer {:?}\nseeder {:?}",
+        json_events(&newcomer_lines, "peer_connected"),
+        json_events(&seeder_lines, "peer_connected")
+    );
+}

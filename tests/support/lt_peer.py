@@ -4,6 +4,9 @@
   lt_peer.py seed  TORRENT DIR --port N [--timeout S]
   lt_peer.py leech TORRENT DIR --port N [--peer HOST:PORT ...] [--timeout S]
 
+Either mode also takes --no-pex (no peer exchange for this torrent: it neither tells nor learns peers) and
+--download-limit BYTES_PER_SECOND. A `seed` over an empty DIR downloads first and keeps running when complete.
+
 TORRENT may be a magnet link (leech only): libtorrent then fetches the metadata from its peers.
 
 DIR is the save path (the data is DIR/NAME). Lines on stdout for the test to wait on:
@@ -31,6 +34,8 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--peer", action="append", default=[])
     parser.add_argument("--timeout", type=float, default=120)
+    parser.add_argument("--no-pex", action="store_true")
+    parser.add_argument("--download-limit", type=int, default=0)
     args = parser.parse_args()
 
     session = lt.session({
@@ -42,7 +47,14 @@ def main():
         "enable_outgoing_utp": False, "enable_incoming_utp": False,
         "announce_to_all_trackers": True, "announce_to_all_tiers": True,
         "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,
+        "download_rate_limit": args.download_limit,
     })
+    if args.download_limit:
+        # libtorrent puts loopback peers in its unlimited local class; put every address in the global class, whose
+        # limit download_rate_limit is.
+        every_address = lt.ip_filter()
+        every_address.add_rule("0.0.0.0", "255.255.255.255", 1 << lt.session.global_peer_class_id)
+        session.set_peer_class_filter(every_address)
     if args.torrent.startswith("magnet:"):
         # Only the info-hash and trackers: the metadata comes from peers (BEP 9).
         params = lt.parse_magnet_uri(args.torrent)
@@ -55,6 +67,9 @@ def main():
             sys.stderr.write("cannot load %s: %s\n" % (args.torrent, err))
             return 3
         handle = session.add_torrent({"ti": info, "save_path": args.dir})
+    if args.no_pex:
+        # Before any connection: libtorrent attaches its ut_pex plugin to a connection when it starts.
+        handle.set_flags(lt.torrent_flags.disable_pex)
     say("LISTENING %d" % session.listen_port())
     for peer in args.peer:
         host, port = peer.rsplit(":", 1)

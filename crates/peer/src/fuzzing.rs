@@ -91,6 +91,9 @@ impl Harness {
             super_seed: true,
             upload_limit: None,
             defer_verification: true,
+            private: false,
+            listen_port: Some(6881),
+            local_ip: None,
         };
         let (events, receiver) = mpsc::unbounded_channel();
         let metadata = torrent.info_bytes.clone();
@@ -285,6 +288,45 @@ mod tests {
         assert!(harness.connections[0].is_none(), "the liar is still connected");
         let data = std::fs::read(harness.dir.join("data")).expect("the download");
         assert!(data.iter().enumerate().all(|(at, byte)| *byte == content(at as u64)), "the download is wrong");
+    }
+
+    /// A ut_pex message from slot `slot` naming `count` public peers starting at 1.2.`first`.0.
+    fn pex_flood(first: u8, count: u16) -> Vec<u8> {
+        let added = (0..count)
+            .map(|i| peer_wire::PexPeer {
+                addr: SocketAddr::from(([1, 2, first.wrapping_add((i >> 8) as u8), i as u8], 6881)),
+                flags: peer_wire::PexFlags(0),
+            })
+            .collect();
+        let mut payload = Vec::new();
+        peer_wire::PexMessage { added, dropped: Vec::new() }.encode(&mut payload);
+        payload
+    }
+
+    #[test]
+    fn peer_exchange_floods_add_few_candidates_and_malformed_messages_end_the_connection() {
+        let mut harness = Harness::new(false);
+        for slot in 0..3 {
+            // Incoming, with the extension protocol; each says it takes ut_pex under id 1.
+            harness.connect(slot, 0x40);
+            harness.deliver(slot, Message::Extended { id: 0, payload: b"d1:md6:ut_pexi1eee" });
+        }
+        // 2,000 peers (BEP 11 allows 50): the decoder keeps 200 and the swarm takes 50.
+        harness.deliver(0, Message::Extended { id: 2, payload: &pex_flood(0, 2000) });
+        assert_eq!(harness.swarm.candidate_count(), 50);
+        // The same peer again at once: ignored, it must wait its turn.
+        harness.deliver(0, Message::Extended { id: 2, payload: &pex_flood(100, 50) });
+        assert_eq!(harness.swarm.candidate_count(), 50);
+        assert!(harness.connections[0].is_some());
+        // 10,000 peers do not fit in a message of this torrent (60 KB over its 16 KiB limit): the peer is dropped.
+        let mut wire = Vec::new();
+        Message::Extended { id: 2, payload: &pex_flood(200, 10_000) }.encode(&mut wire);
+        harness.raw(1, &wire);
+        assert!(harness.connections[1].is_none(), "a 10,000-peer message was taken");
+        // A list that is not whole 6-byte entries is malformed: the connection ends, nothing is added.
+        harness.deliver(2, Message::Extended { id: 2, payload: b"d5:added5:abcdee" });
+        assert!(harness.connections[2].is_none());
+        assert_eq!(harness.swarm.candidate_count(), 50);
     }
 
     #[test]

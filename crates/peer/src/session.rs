@@ -226,6 +226,9 @@ pub async fn run_with_listener(
         upload_limit: config.upload_limit,
         super_seed: config.super_seed,
         defer_verification: false,
+        private: torrent.info.private,
+        listen_port: Some(listen_addr.port()),
+        local_ip: Some(config.listen.ip()).filter(|ip| !ip.is_unspecified()),
     };
     let info_hash = torrent.info_hash.0;
     let metadata = torrent.info_bytes.clone();

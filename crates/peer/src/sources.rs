@@ -17,6 +17,8 @@ pub enum Source {
     Manual,
     /// It connected to us.
     Incoming,
+    /// A peer told us of it (BEP 11 peer exchange).
+    Pex,
 }
 
 impl Source {
@@ -27,12 +29,15 @@ impl Source {
             Source::Tracker => "tracker",
             Source::Manual => "manual",
             Source::Incoming => "incoming",
+            Source::Pex => "pex",
         }
     }
 }
 
 /// Candidates kept at most; past it, new addresses from unlimited sources are ignored until some are forgotten.
 pub const MAX_CANDIDATES: usize = 2000;
+/// Of which at most this many from peer exchange, so that peers cannot crowd out what the trackers name.
+pub const MAX_PEX_CANDIDATES: usize = 500;
 /// First wait after a failed or ended connection; doubles per failure in a row.
 const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 /// Longest wait between tries.
@@ -68,6 +73,11 @@ impl Candidates {
             return;
         }
         if source != Source::Manual && self.known.len() >= MAX_CANDIDATES {
+            return;
+        }
+        if source == Source::Pex
+            && self.known.values().filter(|known| known.source == Source::Pex).count() >= MAX_PEX_CANDIDATES
+        {
             return;
         }
         self.known.insert(addr, Candidate { source, failures: 0, next_try: now, busy: false });

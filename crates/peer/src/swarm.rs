@@ -62,6 +62,7 @@ const REFILL_DIVISOR: usize = 4;
 mod disk;
 mod extensions;
 mod invariants;
+mod pex;
 
 /// Why a connection is being closed, in words for the log.
 pub type CloseReason = String;
@@ -110,6 +111,13 @@ struct Peer {
     ut_metadata: Option<u8>,
     /// Metadata requests answered so far.
     metadata_served: u32,
+    /// The id it receives ut_pex messages under, and the port it listens on, from its extended handshake.
+    ut_pex: Option<u8>,
+    listen_port: Option<u16>,
+    /// Peer exchange: when we last sent it a message and last heard one, and the addresses we told it of.
+    pex_sent: Option<Instant>,
+    pex_received: Option<Instant>,
+    pex_told: HashSet<SocketAddr>,
     /// When we last unchoked it, it last asked us for a block, and our writes to it last made progress: an
     /// unchoked peer with none of these for [`UNCHOKED_IDLE`] is idle.
     unchoked_at: Instant,
@@ -168,6 +176,8 @@ struct State {
     /// Recently departed peers, so a peer that sent bad data and hung up before the hash check is still named.
     /// Keys only grow, so the first entry is the oldest.
     departed_senders: BTreeMap<PeerKey, Sender>,
+    /// Addresses peers told us of (ut_pex), to become candidates once the lock is let go.
+    pex_learned: Vec<SocketAddr>,
 }
 
 /// Settings the swarm needs from the session's configuration.
@@ -182,6 +192,12 @@ pub struct SwarmConfig {
     /// Complete pieces wait for [`Swarm::run_deferred`] instead of going to the hasher task: for driving a swarm
     /// without a runtime (fuzzing).
     pub defer_verification: bool,
+    /// A private torrent (BEP 27): peers come from its trackers only, so no peer exchange.
+    pub private: bool,
+    /// Where we listen, told to peers (BEP 10 `p`) so they can pass our address on.
+    pub listen_port: Option<u16>,
+    /// The local IP we listen and connect on, if one was chosen.
+    pub local_ip: Option<IpAddr>,
 }
 
 /// A complete piece waiting for its hash check.
@@ -212,6 +228,9 @@ pub struct Swarm {
     max_peers_per_ip: usize,
     /// The torrent's info dictionary as it stands in the .torrent file, served to peers that ask (BEP 9).
     metadata: Arc<[u8]>,
+    private: bool,
+    listen_port: Option<u16>,
+    local_ip: Option<IpAddr>,
     deferred: Option<Mutex<Vec<VerifyJob>>>,
     state: Mutex<State>,
 }
@@ -249,6 +268,9 @@ impl Swarm {
             max_peers: config.max_peers,
             max_peers_per_ip: config.max_peers_per_ip,
             metadata,
+            private: config.private,
+            listen_port: config.listen_port,
+            local_ip: config.local_ip,
             deferred: config.defer_verification.then(|| Mutex::new(Vec::new())),
             state: Mutex::new(State {
                 picker,
@@ -272,6 +294,7 @@ impl Swarm {
                 scratch: Vec::new(),
                 departed: Vec::new(),
                 departed_senders: BTreeMap::new(),
+                pex_learned: Vec::new(),
             }),
         })
     }
@@ -350,6 +373,12 @@ impl Swarm {
     /// A dial of `addr` failed, or its connection ended: it is tried again after a back-off.
     pub fn candidate_ended(&self, addr: SocketAddr) {
         self.candidates().ended(addr, Instant::now());
+    }
+
+    /// Candidates known, from every source.
+    #[cfg(test)]
+    pub(crate) fn candidate_count(&self) -> usize {
+        self.candidates().len()
     }
 
     fn candidates(&self) -> MutexGuard<'_, Candidates> {
@@ -459,6 +488,11 @@ impl Swarm {
                 extensions,
                 ut_metadata: None,
                 metadata_served: 0,
+                ut_pex: None,
+                listen_port: None,
+                pex_sent: None,
+                pex_received: None,
+                pex_told: HashSet::new(),
                 unchoked_at: now,
                 last_request: now,
                 last_progress: now,
@@ -500,10 +534,19 @@ impl Swarm {
         messages: impl Iterator<Item = Message<'a>>,
     ) -> Result<(), CloseReason> {
         let mut state = self.lock();
+        let mut result = Ok(());
         for message in messages {
-            self.handle(&mut state, key, message)?;
+            result = self.handle(&mut state, key, message);
+            if result.is_err() {
+                break;
+            }
         }
-        Ok(())
+        let learned = std::mem::take(&mut state.pex_learned);
+        drop(state);
+        for addr in learned {
+            self.add_candidate(addr, Source::Pex);
+        }
+        result
     }
 
     fn handle(self: &Arc<Self>, state: &mut State, key: PeerKey, message: Message<'_>) -> Result<(), CloseReason> {
@@ -512,7 +555,7 @@ impl Swarm {
         peer.spoke = true;
         match message {
             Message::KeepAlive | Message::Port { .. } | Message::Unknown { .. } => {}
-            Message::Extended { id, payload } => self.on_extended(state, key, id, payload),
+            Message::Extended { id, payload } => self.on_extended(state, key, id, payload)?,
             Message::Choke => {
                 peer.peer_choking = true;
                 state.picker.peer_choked_us(key);
@@ -1040,6 +1083,7 @@ impl Swarm {
         state.download_rate.tick(downloaded, elapsed);
         state.upload_rate.tick(self.uploaded.load(Ordering::Relaxed), elapsed);
         self.drop_abandoned_pieces(&mut state, now);
+        self.send_pex(&mut state, now);
         if refill {
             self.refill_all(&mut state);
         }

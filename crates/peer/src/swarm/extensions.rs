@@ -6,8 +6,13 @@ use super::*;
 impl Swarm {
     /// Our BEP 10 handshake: we serve ut_metadata, and say how big the metadata is.
     pub(super) fn extended_handshake(&self, addr: SocketAddr) -> Vec<u8> {
+        let mut extensions: BTreeMap<String, u8> = [(UT_METADATA.to_owned(), UT_METADATA_ID)].into_iter().collect();
+        if !self.private {
+            extensions.insert(peer_wire::UT_PEX.to_owned(), pex::UT_PEX_ID);
+        }
         let handshake = ExtendedHandshake {
-            extensions: [(UT_METADATA.to_owned(), UT_METADATA_ID)].into_iter().collect(),
+            extensions,
+            listen_port: self.listen_port.and_then(std::num::NonZeroU16::new),
             client: Some(concat!("bittorrent-tools ", env!("CARGO_PKG_VERSION")).to_owned()),
             metadata_size: u64::try_from(self.metadata.len()).ok(),
             request_queue: u32::try_from(crate::outbox::MAX_QUEUED_UPLOADS).ok(),
@@ -21,22 +26,33 @@ impl Swarm {
 
     /// An extended message (BEP 10): the peer's extended handshake, or a ut_metadata request we answer from the
     /// torrent's info dictionary. Malformed ones are ignored, as libtorrent does; anything else is not ours.
-    pub(super) fn on_extended(&self, state: &mut State, key: PeerKey, id: u8, payload: &[u8]) {
-        let Some(peer) = state.peers.get_mut(&key) else { return };
+    pub(super) fn on_extended(
+        &self,
+        state: &mut State,
+        key: PeerKey,
+        id: u8,
+        payload: &[u8],
+    ) -> Result<(), CloseReason> {
+        let Some(peer) = state.peers.get_mut(&key) else { return Ok(()) };
         if !peer.extensions {
-            return;
+            return Ok(());
         }
         if id == 0 {
             if let Ok(handshake) = ExtendedHandshake::decode(payload) {
                 peer.ut_metadata = handshake.extension_id(UT_METADATA).map(std::num::NonZeroU8::get);
+                peer.ut_pex = handshake.extension_id(peer_wire::UT_PEX).map(std::num::NonZeroU8::get);
+                peer.listen_port = handshake.listen_port.map(std::num::NonZeroU16::get).or(peer.listen_port);
             }
-            return;
+            return Ok(());
+        }
+        if id == pex::UT_PEX_ID {
+            return self.on_pex(state, key, payload);
         }
         if id != UT_METADATA_ID {
-            return;
+            return Ok(());
         }
-        let Some(their_id) = peer.ut_metadata else { return };
-        let Ok(MetadataMessage::Request { piece }) = MetadataMessage::decode(payload, 0) else { return };
+        let Some(their_id) = peer.ut_metadata else { return Ok(()) };
+        let Ok(MetadataMessage::Request { piece }) = MetadataMessage::decode(payload, 0) else { return Ok(()) };
         let pieces = self.metadata.len().div_ceil(METADATA_PIECE_LEN);
         let start = piece as usize * METADATA_PIECE_LEN;
         let total_size = u32::try_from(self.metadata.len()).unwrap_or(u32::MAX);
@@ -51,6 +67,7 @@ impl Swarm {
         let mut out = Vec::new();
         reply.encode(&mut out);
         peer.outbox.push(&Message::Extended { id: their_id, payload: &out });
+        Ok(())
     }
 
     /// Super-seeding: shows `key` more pieces (with `have`) until its window of pieces it has not asked for is
