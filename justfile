@@ -51,3 +51,8 @@ bench-transfer runs="5" size_mib="1024":
 # just bench-swarm 3 4 40   (LEAVE=1: one of our leechers is killed half way)
 bench-swarm runs="3" +leechers="4":
     ./bench/swarm.sh {{runs}} {{leechers}}
+
+# A magnet link (metadata fetch), 64 MiB over loopback from one libtorrent seeder: time to metadata, first piece
+# and completion, our peer against libtorrent in the same run.
+bench-magnet runs="5" size_mib="64":
+    ./bench/magnet.sh {{runs}} {{size_mib}}
