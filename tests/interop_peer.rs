@@ -622,3 +622,36 @@ fn our_peer_learns_a_seeder_from_a_libtorrent_peers_ut_pex_alone_and_downloads_f
         .and_then(|peer| peer["downloaded"].as_u64());
     assert!(from_seeder > Some(0), "nothing downloaded from the seeder learned by PEX: {report}");
 }
+
+#[test]
+fn aria2_given_only_a_magnet_link_gets_the_metadata_from_our_seeder_and_downloads() {
+    if !have_aria2() || !have_opentracker() {
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let len = 2 * 1024 * 1024 + 9;
+    let data = single_file(&work.path().join("src"), "aria2-from-magnet.bin", len, 33);
+    let udp = free_udp_port();
+    let announce = format!("udp://127.0.0.1:{udp}/announce");
+    let (torrent, info_hash) = make_torrent(&data, &announce, 15);
+    let _opentracker = start_opentracker(work.path(), udp, &[info_hash]);
+    let mut seeder = OurSeeder::start(&torrent, &work.path().join("src"));
+
+    let magnet = format!("magnet:?xt=urn:btih:{}&tr={announce}", hex::encode(info_hash));
+    let into = work.path().join("leech");
+    let (mut command, log, _) = aria2(work.path(), "aria2-magnet", &into, &magnet);
+    command.args(["--seed-time=0", "--bt-stop-timeout=10"]);
+    let mut leecher = Running::start(&mut command);
+    let status = leecher.wait(DOWNLOAD_TIMEOUT);
+    if !status.is_some_and(|status| status.success()) {
+        panic!(
+            "aria2 did not complete from a magnet link (status {status:?}); our seeder's disconnects: {:?}\n\
+             aria2's log:\n{}",
+            seeder.disconnects(),
+            log_tail(&log)
+        );
+    }
+    assert_same_file(&data, &into.join("aria2-from-magnet.bin"));
+    let uploaded = seeder.stop();
+    assert!(uploaded >= len as u64, "our seeder uploaded only {uploaded} of {len} bytes");
+}
