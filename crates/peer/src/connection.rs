@@ -1,5 +1,9 @@
-//! One TCP connection to a peer: the handshake, then a reader (this task) and a writer (a second task), so a peer
+//! One connection to a peer: the handshake, then a reader (this task) and a writer (a second task), so a peer
 //! that stops reading can never stop us from reading what it sends.
+//!
+//! Everything past the socket works over any byte stream that can be split into a reading and a writing half
+//! ([`Transport`]): TCP today; uTP or an encrypted stream would be another implementation, with the message
+//! handling untouched.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use peer_wire::{HANDSHAKE_LEN, Handshake, Message, PIECE_HEADER_LEN, ReservedBit, encode_piece_header};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -26,6 +30,40 @@ const UPLOAD_BATCH: usize = 64;
 /// Receive buffer: many blocks per read system call.
 const READ_BUFFER: usize = 256 * 1024;
 
+/// A byte stream to a peer that splits into halves the reader and writer tasks own.
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    type Reader: AsyncRead + Unpin + Send + 'static;
+    type Writer: AsyncWrite + Unpin + Send + 'static;
+    fn split(self) -> (Self::Reader, Self::Writer);
+}
+
+impl Transport for TcpStream {
+    type Reader = OwnedReadHalf;
+    type Writer = OwnedWriteHalf;
+
+    /// TCP halves are separate handles: no lock between reader and writer.
+    fn split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        self.into_split()
+    }
+}
+
+impl Transport for tokio::io::DuplexStream {
+    type Reader = tokio::io::ReadHalf<Self>;
+    type Writer = tokio::io::WriteHalf<Self>;
+
+    fn split(self) -> (Self::Reader, Self::Writer) {
+        tokio::io::split(self)
+    }
+}
+
+/// Our handshake: the reserved bits say which extensions we speak (BEP 10's extension protocol; the DHT and the
+/// fast extension will set theirs here once spoken).
+fn our_handshake(swarm: &Swarm) -> Handshake {
+    let mut ours = Handshake::new(swarm.info_hash, swarm.peer_id);
+    ours.set(ReservedBit::EXTENSION_PROTOCOL, true);
+    ours
+}
+
 /// Connects to `addr` (from `local` if given) and runs the connection until it ends.
 pub async fn run_outgoing(swarm: Arc<Swarm>, addr: SocketAddr, local: Option<std::net::IpAddr>) {
     let result = async {
@@ -38,6 +76,8 @@ pub async fn run_outgoing(swarm: Arc<Swarm>, addr: SocketAddr, local: Option<std
             .await
             .map_err(|_| "connect timed out".to_owned())?
             .map_err(|err| format!("connect: {err}"))?;
+        // Requests are small and latency-bound; Nagle would hold them back behind our block writes.
+        let _ = stream.set_nodelay(true);
         run(&swarm, stream, addr, Direction::Outgoing, None).await
     }
     .await;
@@ -51,23 +91,21 @@ pub async fn run_outgoing(swarm: Arc<Swarm>, addr: SocketAddr, local: Option<std
 /// Runs a connection the listener accepted; its handshake holds `ticket` until it is done, or until a newer
 /// connection evicts it.
 pub async fn run_incoming(swarm: Arc<Swarm>, stream: TcpStream, addr: SocketAddr, ticket: Ticket) {
+    let _ = stream.set_nodelay(true);
     if let Err(reason) = run(&swarm, stream, addr, Direction::Incoming, Some(ticket)).await {
         tracing::debug!(%addr, %reason, "connection ended");
     }
 }
 
-async fn run(
+/// Runs one connection over `stream`, from the handshake to its end.
+pub(crate) async fn run<S: Transport>(
     swarm: &Arc<Swarm>,
-    mut stream: TcpStream,
+    mut stream: S,
     addr: SocketAddr,
     direction: Direction,
     ticket: Option<Ticket>,
 ) -> Result<(), CloseReason> {
-    // Requests are small and latency-bound; Nagle would hold them back behind our block writes.
-    let _ = stream.set_nodelay(true);
-    let mut ours = Handshake::new(swarm.info_hash, swarm.peer_id);
-    ours.set(ReservedBit::EXTENSION_PROTOCOL, true);
-    let ours = ours.encode();
+    let ours = our_handshake(swarm).encode();
     let exchange = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
         if direction == Direction::Outgoing {
             stream.write_all(&ours).await?;
@@ -106,7 +144,7 @@ async fn run(
     let admitted = swarm.admit(addr, handshake.peer_id, direction, extensions)?;
     let key = admitted.key;
     let outbox = admitted.outbox;
-    let (reader, writer) = stream.into_split();
+    let (reader, writer) = stream.split();
     let writer_task = {
         let (outbox, swarm) = (outbox.clone(), swarm.clone());
         tokio::spawn(async move {
@@ -128,7 +166,7 @@ async fn run(
 }
 
 async fn read_loop(
-    mut reader: OwnedReadHalf,
+    mut reader: impl AsyncRead + Unpin,
     key: PeerKey,
     outbox: &Outbox,
     swarm: &Arc<Swarm>,
@@ -175,7 +213,11 @@ async fn read_loop(
     }
 }
 
-async fn write_loop(mut writer: OwnedWriteHalf, outbox: &Outbox, swarm: Arc<Swarm>) -> Result<(), CloseReason> {
+async fn write_loop(
+    mut writer: impl AsyncWrite + Unpin,
+    outbox: &Outbox,
+    swarm: Arc<Swarm>,
+) -> Result<(), CloseReason> {
     let mut batch = Batch::default();
     let mut out = Vec::new();
     let max_uploads = match &swarm.limiter {
@@ -259,5 +301,70 @@ async fn write_loop(mut writer: OwnedWriteHalf, outbox: &Outbox, swarm: Arc<Swar
                 () = outbox.closed() => return Ok(()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use peer_wire::{ExtendedHandshake, MetadataMessage};
+    use tokio::io::DuplexStream;
+
+    use super::*;
+
+    /// Reads one length-prefixed message from `stream` into `buf`; returns its bytes (id first).
+    async fn next_message(stream: &mut DuplexStream, buf: &mut Vec<u8>) -> Vec<u8> {
+        let mut len = [0u8; 4];
+        stream.read_exact(&mut len).await.expect("length");
+        buf.resize(u32::from_be_bytes(len) as usize, 0);
+        stream.read_exact(buf).await.expect("message");
+        buf.clone()
+    }
+
+    #[tokio::test]
+    async fn a_connection_runs_over_any_byte_stream() {
+        let harness = crate::fuzzing::Harness::new(true);
+        let swarm = harness.swarm();
+        let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
+        let addr = SocketAddr::from(([10, 9, 8, 7], 6881));
+        let task = {
+            let swarm = swarm.clone();
+            tokio::spawn(async move { run(&swarm, ours, addr, Direction::Incoming, None).await })
+        };
+        let mut hello = Handshake::new(swarm.info_hash, *b"-XX0001-duplex000000");
+        hello.set(ReservedBit::EXTENSION_PROTOCOL, true);
+        theirs.write_all(&hello.encode()).await.expect("write handshake");
+        let mut reply = [0u8; HANDSHAKE_LEN];
+        theirs.read_exact(&mut reply).await.expect("read handshake");
+        let (handshake, _) = Handshake::decode(&reply).expect("valid").expect("whole");
+        assert_eq!(handshake.info_hash, swarm.info_hash);
+        assert!(handshake.has(ReservedBit::EXTENSION_PROTOCOL));
+
+        // Our extended handshake comes first; ask for the metadata it offers and check what comes back.
+        let mut buf = Vec::new();
+        let first = next_message(&mut theirs, &mut buf).await;
+        assert_eq!(first[..2], [20, 0]);
+        let offered = ExtendedHandshake::decode(&first[2..]).expect("extended handshake");
+        let their_id = offered.extension_id(peer_wire::UT_METADATA).expect("ut_metadata offered").get();
+        let mut out = Vec::new();
+        Message::Extended { id: 0, payload: b"d1:md11:ut_metadatai3eee" }.encode(&mut out);
+        let mut request = Vec::new();
+        MetadataMessage::Request { piece: 0 }.encode(&mut request);
+        Message::Extended { id: their_id, payload: &request }.encode(&mut out);
+        theirs.write_all(&out).await.expect("write requests");
+        let data = loop {
+            let message = next_message(&mut theirs, &mut buf).await;
+            if message[..2] == [20, 3] {
+                break message;
+            }
+        };
+        let Ok(MetadataMessage::Data { piece: 0, total_size, block }) = MetadataMessage::decode(&data[2..], 1 << 20)
+        else {
+            panic!("not a metadata piece: {data:?}");
+        };
+        assert_eq!(u64::from(total_size), offered.metadata_size.expect("metadata_size"));
+        assert_eq!(block.len(), total_size as usize);
+
+        drop(theirs);
+        assert!(task.await.expect("the connection task").is_ok(), "a clean close is not an error");
     }
 }

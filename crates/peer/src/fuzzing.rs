@@ -154,6 +154,12 @@ impl Harness {
         self.swarm.is_complete()
     }
 
+    /// The swarm, for tests that drive it through real connection tasks.
+    #[cfg(test)]
+    pub(crate) fn swarm(&self) -> Arc<Swarm> {
+        self.swarm.clone()
+    }
+
     fn connect(&mut self, slot: usize, arg: u8) {
         if self.connections[slot].is_some() {
             return;
