@@ -472,3 +472,26 @@ fn peers_learn_each_other_from_our_ut_pex_messages() {
         json_events(&seeder_lines, "peer_connected")
     );
 }
+
+#[test]
+fn a_tier_of_dead_udp_and_http_trackers_falls_through_to_the_live_one() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (_tracker, live, _) = start_tracker();
+    let closed_tcp = common::free_tcp_port();
+    // One BEP 12 tier, shuffled by each peer: a silent UDP tracker, an HTTP one that refuses, and ours.
+    let tier = format!("udp://127.0.0.1:1/announce,http://127.0.0.1:{closed_tcp}/announce,{live}");
+    let data = single_file(work.path(), "tiers.bin", 1_000_003, 12);
+    let (torrent, _) = make_torrent(&data, &tier, PIECE_LOG2);
+    let metainfo = metainfo::Torrent::from_bytes(&std::fs::read(&torrent).expect("torrent")).expect("valid");
+    assert_eq!(metainfo.announce_list.len(), 1, "one tier of three");
+    assert_eq!(metainfo.announce_list[0].len(), 3);
+    let (_seeder, _) = start_seeder(&torrent, &work.path().join("src"), &[]);
+
+    let into = work.path().join("leech");
+    let mut leecher = Running::start(peer_command(&torrent, &into).args(["--exit-on-complete", "--json"]));
+    let lines = expect_complete(&mut leecher, Duration::from_secs(60));
+    assert_same_file(&data, &into.join("tiers.bin"));
+    let announced = json_events(&lines, "announced");
+    assert!(announced.iter().all(|event| event["tracker"] == live.as_str()), "{announced:?}");
+    assert!(!announced.is_empty());
+}

@@ -6,6 +6,7 @@
 //! positional I/O, nothing outside the download folder) and the BEP 15 [`tracker_client`].
 
 mod admission;
+mod announcer;
 pub mod choker;
 mod connection;
 #[doc(hidden)]

@@ -8,22 +8,21 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use peer_wire::Bitfield;
 use rand::Rng;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tracker_protocol::AnnounceEvent;
 
 use crate::admission::Handshakes;
+use crate::announcer::{self, Announcer, SEEDING_NOTICE_WAIT, SeedingNotice};
 use crate::connection;
 use crate::sources::Source;
 use crate::storage::Storage;
 use crate::swarm::{Swarm, SwarmConfig};
-use crate::tracker_client::{Announce, Timeouts};
-use crate::trackers::Tracker;
+use crate::tracker_client::Timeouts;
 
 /// What the session is asked to do.
 #[derive(Debug, Clone)]
@@ -244,18 +243,14 @@ pub async fn run_with_listener(
     }
     tasks.spawn(dialer(swarm.clone(), local_ip));
 
-    let trackers: Vec<String> = torrent.trackers().into_iter().filter(|url| Tracker::supports(url)).collect();
-    for url in torrent.trackers().iter().filter(|url| !Tracker::supports(url)) {
-        tracing::warn!("skipping tracker {url}: only udp://, http:// and https:// trackers are supported");
-    }
-    let seeding =
-        Arc::new(SeedingNotice { first_announces_left: AtomicUsize::new(trackers.len()), ..Default::default() });
+    let tiers = announcer::tiers(torrent);
+    let seeding = Arc::new(SeedingNotice::new(tiers.len()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut announcers = tokio::task::JoinSet::new();
-    for url in trackers {
+    for tier in tiers {
         let announcer = Announcer {
             swarm: swarm.clone(),
-            url,
+            tier,
             port: listen_addr.port(),
             local_ip,
             timeouts: config.tracker_timeouts,
@@ -387,165 +382,3 @@ async fn dialer(swarm: Arc<Swarm>, local_ip: Option<IpAddr>) {
 
 /// How often the dialer looks for candidates whose back-off has run out.
 const DIAL_EVERY: Duration = Duration::from_millis(500);
-
-/// Announces to one UDP tracker for the whole session.
-struct Announcer {
-    swarm: Arc<Swarm>,
-    url: String,
-    port: u16,
-    local_ip: Option<IpAddr>,
-    timeouts: Timeouts,
-    started_complete: bool,
-    seeding: Arc<SeedingNotice>,
-}
-
-/// Longest wait for the trackers' first answers before a complete torrent says it is seeding.
-const SEEDING_NOTICE_WAIT: Duration = Duration::from_secs(5);
-
-/// Reports [`Event::Seeding`] once: when the data is complete and the trackers have heard of us.
-#[derive(Debug, Default)]
-struct SeedingNotice {
-    first_announces_left: AtomicUsize,
-    reported: AtomicBool,
-}
-
-impl SeedingNotice {
-    fn report(&self, swarm: &Swarm) {
-        if swarm.is_complete() && !self.reported.swap(true, Ordering::AcqRel) {
-            let _ = swarm.events.send(Event::Seeding);
-        }
-    }
-}
-
-impl Announcer {
-    async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
-        let key = rand::random();
-        let mut first = true;
-        // A name that does not resolve now may resolve later (the network came up): retry, slowly.
-        let mut client = loop {
-            match Tracker::new(&self.url, self.local_ip, self.timeouts).await {
-                Ok(client) => break client,
-                Err(err) => {
-                    self.failed(&err.to_string());
-                    if first {
-                        first = false;
-                        self.first_done();
-                    }
-                    tokio::select! {
-                        () = tokio::time::sleep(Duration::from_secs(60)) => {}
-                        _ = stop.wait_for(|stop| *stop) => return,
-                    }
-                }
-            }
-        };
-        let mut event = AnnounceEvent::Started;
-        let mut completed_owed = !self.started_complete;
-        // After a failed announce: 30 s, or the tracker's interval once it has given one.
-        let mut retry_after = Duration::from_secs(30);
-        loop {
-            if completed_owed && self.swarm.is_complete() && event == AnnounceEvent::None {
-                event = AnnounceEvent::Completed;
-            }
-            let announce = self.announce(event, key);
-            // A `completed` in flight is not cut short by the stop: the goodbye would send it a second time, and
-            // the tracker would count the download twice. The session waits a few seconds at most anyway.
-            let interruptible = event != AnnounceEvent::Completed;
-            let wait = tokio::select! {
-                reply = client.announce(&announce) => match reply {
-                    Ok(reply) => {
-                        if event == AnnounceEvent::Completed {
-                            completed_owed = false;
-                        }
-                        event = AnnounceEvent::None;
-                        // It answered: from now on a silence is a restart or an outage, to be noticed within one
-                        // interval, not after BEP 15's climb to an hour per attempt.
-                        let interval = Duration::from_secs(u64::from(reply.interval.clamp(5, 3600)));
-                        client.set_timeouts(Timeouts::bounded(self.timeouts.base, interval.max(self.timeouts.base)));
-                        retry_after = interval.min(Duration::from_secs(30));
-                        let _ = self.swarm.events.send(Event::Announced {
-                            tracker: self.url.clone(),
-                            peers: reply.peers.len(),
-                            seeders: reply.seeders,
-                            leechers: reply.leechers,
-                        });
-                        for addr in reply.peers {
-                            if !(addr.port() == self.port && self.is_own_ip(addr.ip())) {
-                                self.swarm.add_candidate(addr, Source::Tracker);
-                            }
-                        }
-                        if completed_owed && self.swarm.is_complete() {
-                            // Finished while this announce was out: say so now, not an interval later.
-                            Duration::ZERO
-                        } else {
-                            Duration::from_secs(u64::from(reply.interval.clamp(5, 3600)))
-                        }
-                    }
-                    Err(err) => {
-                        self.failed(&err.to_string());
-                        retry_after
-                    }
-                },
-                _ = stop.wait_for(|stop| *stop), if interruptible => break,
-            };
-            if *stop.borrow() {
-                break;
-            }
-            if first {
-                first = false;
-                self.first_done();
-            }
-            let changed = self.swarm.changed.notified();
-            tokio::pin!(changed);
-            // Registered before the check below, so a completion in between still wakes us.
-            changed.as_mut().enable();
-            let wait = if completed_owed && self.swarm.is_complete() { Duration::ZERO } else { wait };
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = changed, if completed_owed => {}
-                _ = stop.wait_for(|stop| *stop) => break,
-            }
-        }
-        if first {
-            self.first_done();
-        }
-        // Leaving: a short, bounded goodbye, so Ctrl-C is never held up by a dead tracker.
-        client.set_timeouts(Timeouts { base: Duration::from_secs(1), max_attempts: 2 });
-        if completed_owed && self.swarm.is_complete() {
-            let _ = client.announce(&self.announce(AnnounceEvent::Completed, key)).await;
-        }
-        let _ = client.announce(&self.announce(AnnounceEvent::Stopped, key)).await;
-    }
-
-    fn announce(&self, event: AnnounceEvent, key: u32) -> Announce {
-        let (downloaded, uploaded, left) = self.swarm.progress();
-        Announce {
-            info_hash: self.swarm.info_hash,
-            peer_id: self.swarm.peer_id,
-            downloaded,
-            left,
-            uploaded,
-            event,
-            key,
-            num_want: if event == AnnounceEvent::Stopped { 0 } else { 50 },
-            port: self.port,
-        }
-    }
-
-    fn is_own_ip(&self, ip: IpAddr) -> bool {
-        match self.local_ip {
-            Some(local) => local == ip,
-            None => ip.is_loopback() || ip.is_unspecified(),
-        }
-    }
-
-    fn failed(&self, error: &str) {
-        let _ = self.swarm.events.send(Event::AnnounceFailed { tracker: self.url.clone(), error: error.to_owned() });
-    }
-
-    /// The first announce of this tracker is over; once all are, a complete torrent is ready to serve.
-    fn first_done(&self) {
-        if self.seeding.first_announces_left.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.seeding.report(&self.swarm);
-        }
-    }
-}
