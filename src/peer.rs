@@ -1,4 +1,4 @@
-//! `peer PORT TORRENT`: download a torrent from its swarm, verify every piece, then seed until Ctrl-C.
+//! `peer PORT TORRENT|MAGNET`: download a torrent from its swarm, verify every piece, then seed until Ctrl-C.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -22,7 +22,9 @@ use crate::mktorrent::read_torrent;
 /// BitTorrent peer: downloads TORRENT's data from its swarm over TCP, checking every piece's SHA-1, then seeds.
 ///
 /// Existing data in DIR is checked first: a complete copy seeds at once, a partial one resumes. Peers come from
-/// the torrent's udp://, http:// and https:// trackers and from --peer. Ctrl-C announces `stopped` and exits:
+/// the torrent's udp://, http:// and https:// trackers (BEP 12 tiers), from --peer and from peer exchange (BEP 11,
+/// public torrents). A magnet link's metadata is fetched from peers first (BEP 9) and saved as DIR/NAME.torrent.
+/// HTTPS trackers with a private CA are trusted through SSL_CERT_FILE or SSL_CERT_DIR. Ctrl-C announces `stopped` and exits:
 /// with status 0 only if the data is complete and verified. `listening on ADDR`, `complete` and `seeding` lines go
 /// to stdout (one JSON object per event with --json); progress goes to stderr, as a bar on a terminal.
 #[derive(Debug, Parser)]
