@@ -59,6 +59,11 @@ impl Harness {
     /// When the temporary folder cannot be made or written.
     #[must_use]
     pub fn new(seeding: bool) -> Self {
+        Self::with_privacy(seeding, false)
+    }
+
+    /// [`Harness::new`] for a private torrent (BEP 27) when `private`.
+    fn with_privacy(seeding: bool, private: bool) -> Self {
         let n = HARNESSES.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("bt-swarm-harness-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -72,6 +77,9 @@ impl Harness {
             format!("d6:lengthi{TOTAL_LENGTH}e4:name4:data12:piece lengthi{PIECE_LENGTH}e6:pieces{}:", pieces.len())
                 .into_bytes();
         info.extend_from_slice(&pieces);
+        if private {
+            info.extend_from_slice(b"7:privatei1e");
+        }
         info.push(b'e');
         let mut bytes = b"d4:info".to_vec();
         bytes.extend_from_slice(&info);
@@ -91,7 +99,7 @@ impl Harness {
             super_seed: true,
             upload_limit: None,
             defer_verification: true,
-            private: false,
+            private: torrent.info.private,
             listen_port: Some(6881),
             local_ip: None,
         };
@@ -333,6 +341,16 @@ mod tests {
         harness.deliver(2, Message::Extended { id: 2, payload: b"d5:added5:abcdee" });
         assert!(harness.connections[2].is_none());
         assert_eq!(harness.swarm.candidate_count(), 50);
+    }
+
+    #[test]
+    fn a_private_torrent_takes_no_peers_from_peer_exchange() {
+        let mut harness = Harness::with_privacy(false, true);
+        harness.connect(0, 0x40);
+        harness.deliver(0, Message::Extended { id: 0, payload: b"d1:md6:ut_pexi1eee" });
+        harness.deliver(0, Message::Extended { id: 2, payload: &pex_flood(0, 20) });
+        assert_eq!(harness.swarm.candidate_count(), 0);
+        assert!(harness.connections[0].is_some());
     }
 
     #[test]
