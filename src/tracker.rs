@@ -2,14 +2,14 @@
 //! the first one's UDP announce URL; without, it is an open tracker on 0.0.0.0:6969.
 
 use std::ffi::OsString;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use tracker::server::{Config, NamedTorrent, Tracker};
+use tracker::server::{Config, NamedTorrent, Tracker, bind_workers};
 use tracker::swarm::Limits;
 
 use crate::cli;
@@ -58,6 +58,11 @@ pub struct Args {
     /// Most peers recorded per torrent and address family.
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_peers_per_torrent)]
     pub max_peers_per_torrent: usize,
+
+    /// Worker threads, each with a UDP socket of its own on the address (SO_REUSEPORT), sharing the swarms.
+    /// [default: the number of cores]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
 }
 
 /// Runs `tracker` with the given command line and returns its exit code.
@@ -98,19 +103,43 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     for torrent in &named {
         tracing::info!(torrent = %torrent.name, info_hash = %hex::encode(torrent.info_hash), "serving");
     }
-    let socket = UdpSocket::bind(bind).with_context(|| format!("binding UDP socket on {bind}"))?;
-    let local = socket.local_addr().context("reading the bound address")?;
+    let workers = args.workers.map_or_else(|| std::thread::available_parallelism().map_or(1, usize::from), usize::from);
+    let sockets = bind_workers(bind, workers).with_context(|| format!("binding UDP socket on {bind}"))?;
+    let local = sockets[0].local_addr().context("reading the bound address")?;
     let shutdown = cli::shutdown_flag()?;
-    let mut tracker = Tracker::new(config, named, open);
-    tracing::info!(address = %local, mode = if open { "open" } else { "named torrents only" }, "tracker started");
+    let trackers = Tracker::workers(config, named, open, workers);
+    let mode = if open { "open" } else { "named torrents only" };
+    tracing::info!(address = %local, mode, workers, "tracker started");
     cli::announce_listening(local);
-    tracker.serve(&socket, &shutdown).context("serving")?;
-    tracker.log_status();
+    let first = std::thread::scope(|scope| -> anyhow::Result<Tracker> {
+        let mut threads = Vec::new();
+        let mut trackers = trackers.into_iter();
+        let mut first = trackers.next().context("no worker")?;
+        for (index, (mut tracker, socket)) in trackers.zip(sockets.iter().skip(1)).enumerate() {
+            let shutdown = &shutdown;
+            let thread = std::thread::Builder::new()
+                .name(format!("tracker-{}", index + 1))
+                .spawn_scoped(scope, move || tracker.serve(socket, shutdown))
+                .context("starting a worker thread")?;
+            threads.push(thread);
+        }
+        let served = first.serve(&sockets[0], &shutdown);
+        // One worker failing stops them all.
+        shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
+        served.context("serving")?;
+        for thread in threads {
+            thread.join().map_err(|_| anyhow::anyhow!("a worker thread panicked"))?.context("serving")?;
+        }
+        Ok(first)
+    })?;
+    first.log_status();
+    let stats = first.stats();
     tracing::info!(
-        connects = tracker.stats.connects,
-        announces = tracker.stats.announces,
-        scrapes = tracker.stats.scrapes,
-        dropped = tracker.stats.dropped,
+        connects = stats.connects,
+        announces = stats.announces,
+        scrapes = stats.scrapes,
+        dropped = stats.dropped,
+        per_worker = ?first.announces_per_worker(),
         "tracker stopped"
     );
     Ok(ExitCode::SUCCESS)

@@ -212,3 +212,38 @@ fn ipv6_peers_get_ipv6_peers_and_mapped_ipv4_clients_stay_ipv4() {
     assert_eq!(announce_v6(8002, 100), [SocketAddrV6::new(Ipv6Addr::LOCALHOST, 8001, 0, 0)]);
     assert_eq!(v4.announce(HASH, 7002, 100, AnnounceEvent::Started, -1).peers(), [local(7001)]);
 }
+
+#[test]
+fn workers_share_one_swarm_and_honour_each_others_connection_ids() {
+    let (mut tracker, address) = start_open(&["--workers", "4"]);
+    // 64 clients, each its own socket (own source port): the kernel spreads them over the 4 workers' sockets.
+    let mut clients: Vec<UdpClient> = (0..64).map(|_| UdpClient::new(address)).collect();
+    for (n, client) in clients.iter_mut().enumerate() {
+        let reply = client.announce(HASH, 9000 + n as u16, 1000, AnnounceEvent::Started, 200);
+        // Every earlier leecher is in the one shared swarm, whichever worker recorded it.
+        assert_eq!(reply.peers().len(), n, "client {n} saw {:?}", reply.peers());
+    }
+    // A connection ID is bound to the address, not the socket: one issued through one worker's socket is good
+    // at whichever worker the next socket lands on.
+    let id = clients[0].connect();
+    for client in &mut clients[1..] {
+        let packet = client.announce_packet(id, HASH, 9000, 1000, AnnounceEvent::None, 10);
+        let reply = client.exchange(&packet).expect("an announce with another socket's connection ID is answered");
+        assert_eq!(reply[..4], [0, 0, 0, 1], "not an announce reply: {reply:?}");
+    }
+    assert_eq!(clients[0].scrape(&[HASH])[0].leechers, 64);
+    let status = tracker.interrupt(Duration::from_secs(10));
+    assert!(status.is_some_and(|status| status.success()));
+    // The goodbye line counts each worker's announces: more than one worker took part.
+    let stderr = tracker.stderr();
+    let line = stderr.lines().find(|line| line.contains("tracker stopped")).expect("a stopped line");
+    let counts: Vec<u64> = line
+        .split("per_worker=[")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .map(|list| list.split(", ").filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_default();
+    assert_eq!(counts.len(), 4, "{line}");
+    assert_eq!(counts.iter().sum::<u64>(), 64 + 63);
+    assert!(counts.iter().filter(|&&count| count > 0).count() > 1, "one worker took every client: {line}");
+}

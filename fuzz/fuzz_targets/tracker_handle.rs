@@ -140,12 +140,12 @@ impl Harness {
     /// Hands `packet` from source number `from` to the tracker and checks the reply.
     fn deliver(&mut self, packet: &[u8], from: usize, now: u32) {
         let source = SOURCES[from];
-        let dropped = self.tracker.stats.dropped;
+        let dropped = self.tracker.stats().dropped;
         let reply = self.tracker.handle(packet, source, now).map(<[u8]>::to_vec);
         if let Some(reply) = &reply {
             assert!(reply.len() <= MAX_REPLY, "{}-byte reply", reply.len());
         } else {
-            assert_eq!(self.tracker.stats.dropped, dropped + 1, "an unanswered datagram is counted as dropped");
+            assert_eq!(self.tracker.stats().dropped, dropped + 1, "an unanswered datagram is counted as dropped");
         }
         let step =
             Step { tracker: &self.tracker, config: &self.config, ids: &self.ids, source: unmap(source), now, packet };
@@ -270,7 +270,7 @@ impl Step<'_> {
         assert!(seeders.iter().all(|peer| expected.first.contains(peer)), "{peers:?} vs {expected:?}");
         assert!(rest.iter().all(|peer| expected.rest.contains(peer)), "{peers:?} vs {expected:?}");
 
-        let registry = self.tracker.registry();
+        let registry = self.tracker.shards().lock(&announce.info_hash);
         let state = match address {
             SocketAddr::V4(v4) => registry.peer(&announce.info_hash, &v4).map(|state| state.last_seen),
             SocketAddr::V6(v6) => registry.peer(&announce.info_hash, &v6).map(|state| state.last_seen),
@@ -390,11 +390,11 @@ impl Model {
 
     /// The registry agrees with the model on every swarm's counts.
     fn check_registry(&self, tracker: &Tracker) {
-        let registry = tracker.registry();
-        assert_eq!(registry.torrent_count(), self.swarms.len());
-        assert_eq!(registry.peer_count(), self.swarms.values().map(|swarm| swarm.peers.len()).sum::<usize>());
-        for (hash, counts) in registry.torrents() {
-            assert_eq!((counts.seeders, counts.completed, counts.leechers), self.counts(hash), "torrent {hash:?}");
+        let shards = tracker.shards();
+        assert_eq!(shards.torrent_count(), self.swarms.len());
+        assert_eq!(shards.peer_count(), self.swarms.values().map(|swarm| swarm.peers.len()).sum::<usize>());
+        for (hash, counts) in shards.torrents() {
+            assert_eq!((counts.seeders, counts.completed, counts.leechers), self.counts(&hash), "torrent {hash:?}");
         }
     }
 }

@@ -166,7 +166,7 @@ impl TrackerThread {
                 if let Err(err) = tracker.serve(&socket, &flag) {
                     eprintln!("demo: tracker stopped: {err}");
                 }
-                tracker.stats
+                tracker.stats()
             })
             .with_context(|| format!("starting the tracker for {}", torrent_path.display()))?;
         Ok(TrackerThread { stop, thread: Some(thread) })

@@ -3,4 +3,5 @@
 
 pub mod connection_id;
 pub mod server;
+pub mod shards;
 pub mod swarm;

@@ -1,15 +1,18 @@
-//! The UDP server: one blocking socket, one thread, one reused buffer for every reply.
+//! The UDP server: one worker per core, each a blocking socket of its own on the same address (SO_REUSEPORT: the
+//! kernel spreads clients over the sockets), one thread, and one reused buffer for every reply; all workers share
+//! the swarms ([`Shards`]) and the connection-ID key, so an ID one worker issued is good at every other.
 //!
 //! [`Tracker::handle`] turns one datagram into at most one reply without touching the socket, so it
-//! is tested in process; [`Tracker::serve`] is the thin loop around it that also expires stale
-//! peers in batches and writes the periodic status lines. A single thread does about as much as one
-//! core can: a reply costs a parse, a SipHash and a hash-map lookup, all without allocating.
+//! is tested in process; [`Tracker::serve`] is the thin loop around it, and the first worker also expires stale
+//! peers in batches and writes the periodic status lines. A reply costs a parse, a SipHash, a shard lock and a
+//! hash-map lookup, all without allocating.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
@@ -21,7 +24,8 @@ use tracker_protocol::{
 };
 
 use crate::connection_id::ConnectionIds;
-use crate::swarm::{Announce, Change, Family, InfoHash, Limits, Registry};
+use crate::shards::Shards;
+use crate::swarm::{Announce, Change, Family, InfoHash, Limits};
 
 /// UDP payload a reply may fill: fits in one packet on any path (IPv6 minimum MTU minus headers).
 const MAX_REPLY_PAYLOAD: usize = 1220;
@@ -82,26 +86,54 @@ pub struct Stats {
     pub dropped: u64,
 }
 
-/// The tracker's state: registry, connection IDs, settings and scratch buffers.
-pub struct Tracker {
-    registry: Registry,
+/// One worker's counters: written by that worker only, each on a cache line of its own, summed when read.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct WorkerStats {
+    connects: AtomicU64,
+    announces: AtomicU64,
+    scrapes: AtomicU64,
+    errors_sent: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl WorkerStats {
+    fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What every worker shares: the swarms, the connection-ID key, the settings and the counters.
+struct Shared {
+    shards: Shards,
     ids: ConnectionIds,
     config: Config,
     named: HashMap<InfoHash, NamedTorrent>,
+    stats: Box<[WorkerStats]>,
+}
+
+/// One worker of the tracker: the shared state and this worker's scratch buffers.
+pub struct Tracker {
+    shared: Arc<Shared>,
+    worker: usize,
     rng: SmallRng,
     reply: Vec<u8>,
     peers_v4: Vec<SocketAddrV4>,
     peers_v6: Vec<SocketAddrV6>,
     scrape_stats: Vec<TorrentStats>,
-    pub stats: Stats,
 }
 
 impl Tracker {
     /// A tracker serving `named` torrents only, or any torrent when `open` (named ones then only
-    /// get their names in the logs).
+    /// get their names in the logs), as one worker.
     pub fn new(config: Config, named: Vec<NamedTorrent>, open: bool) -> Tracker {
-        let rng = SmallRng::from_rng(&mut rand::rng());
-        Tracker::build(config, named, open, rand::random(), rng)
+        Tracker::workers(config, named, open, 1).remove(0)
+    }
+
+    /// `count` (at least 1) workers of one tracker, sharing its swarms and connection-ID key.
+    pub fn workers(config: Config, named: Vec<NamedTorrent>, open: bool, count: usize) -> Vec<Tracker> {
+        let shared = Arc::new(Shared::new(config, named, open, rand::random(), count.max(1)));
+        (0..count.max(1)).map(|worker| Tracker::worker(&shared, worker, SmallRng::from_rng(&mut rand::rng()))).collect()
     }
 
     /// [`Tracker::new`] with a given connection-ID key and peer-sampling seed, so that a fuzz run
@@ -109,31 +141,47 @@ impl Tracker {
     /// server: whoever knows the key can forge connection IDs for any address.
     #[doc(hidden)]
     pub fn with_key(config: Config, named: Vec<NamedTorrent>, open: bool, key: [u8; 16], seed: u64) -> Tracker {
-        Tracker::build(config, named, open, key, SmallRng::seed_from_u64(seed))
+        let shared = Arc::new(Shared::new(config, named, open, key, 1));
+        Tracker::worker(&shared, 0, SmallRng::seed_from_u64(seed))
     }
 
-    fn build(config: Config, named: Vec<NamedTorrent>, open: bool, key: [u8; 16], rng: SmallRng) -> Tracker {
-        let registry = if open {
-            Registry::open(config.limits)
-        } else {
-            Registry::closed(named.iter().map(|torrent| torrent.info_hash), config.limits)
-        };
+    fn worker(shared: &Arc<Shared>, worker: usize, rng: SmallRng) -> Tracker {
         Tracker {
-            registry,
-            ids: ConnectionIds::new(key, config.connection_lifetime),
-            named: named.into_iter().map(|torrent| (torrent.info_hash, torrent)).collect(),
+            shared: shared.clone(),
+            worker,
             rng,
             reply: Vec::with_capacity(MAX_REPLY_PAYLOAD),
             peers_v4: Vec::new(),
             peers_v6: Vec::new(),
             scrape_stats: Vec::new(),
-            stats: Stats::default(),
-            config,
         }
     }
 
-    pub fn registry(&self) -> &Registry {
-        &self.registry
+    /// The swarms, shared by every worker.
+    pub fn shards(&self) -> &Shards {
+        &self.shared.shards
+    }
+
+    /// The counters of every worker, summed.
+    pub fn stats(&self) -> Stats {
+        let mut total = Stats::default();
+        for worker in &self.shared.stats {
+            total.connects += worker.connects.load(Ordering::Relaxed);
+            total.announces += worker.announces.load(Ordering::Relaxed);
+            total.scrapes += worker.scrapes.load(Ordering::Relaxed);
+            total.errors_sent += worker.errors_sent.load(Ordering::Relaxed);
+            total.dropped += worker.dropped.load(Ordering::Relaxed);
+        }
+        total
+    }
+
+    /// Announces each worker answered, in worker order: how evenly the kernel spreads clients.
+    pub fn announces_per_worker(&self) -> Vec<u64> {
+        self.shared.stats.iter().map(|worker| worker.announces.load(Ordering::Relaxed)).collect()
+    }
+
+    fn my_stats(&self) -> &WorkerStats {
+        &self.shared.stats[self.worker]
     }
 
     /// Answers one datagram from `source` at time `now` (seconds on the tracker's clock). Returns the
@@ -141,18 +189,18 @@ impl Tracker {
     pub fn handle(&mut self, packet: &[u8], source: SocketAddr, now: u32) -> Option<&[u8]> {
         let source = unmap(source);
         self.reply.clear();
-        match Request::parse(packet, self.config.max_scrape_hashes) {
+        match Request::parse(packet, self.shared.config.max_scrape_hashes) {
             Ok(Request::Connect(connect)) => {
-                self.stats.connects += 1;
-                let connection_id = ConnectionId(self.ids.issue(source.ip(), now));
+                WorkerStats::count(&self.my_stats().connects);
+                let connection_id = ConnectionId(self.shared.ids.issue(source.ip(), now));
                 ConnectResponse { transaction_id: connect.transaction_id, connection_id }.write(&mut self.reply);
             }
             Ok(Request::Announce(announce)) => {
-                if !self.ids.is_valid(announce.connection_id.0, source.ip(), now) {
-                    self.stats.dropped += 1;
+                if !self.shared.ids.is_valid(announce.connection_id.0, source.ip(), now) {
+                    WorkerStats::count(&self.my_stats().dropped);
                     return None;
                 }
-                self.stats.announces += 1;
+                WorkerStats::count(&self.my_stats().announces);
                 match source {
                     SocketAddr::V4(v4) => {
                         let peer = SocketAddrV4::new(*v4.ip(), announce.port);
@@ -169,19 +217,21 @@ impl Tracker {
                 }
             }
             Ok(Request::Scrape(scrape)) => {
-                if !self.ids.is_valid(scrape.connection_id.0, source.ip(), now) {
-                    self.stats.dropped += 1;
+                if !self.shared.ids.is_valid(scrape.connection_id.0, source.ip(), now) {
+                    WorkerStats::count(&self.my_stats().dropped);
                     return None;
                 }
-                self.stats.scrapes += 1;
+                WorkerStats::count(&self.my_stats().scrapes);
                 self.scrape(&scrape);
             }
             Err(err) => match err.reply_ids() {
-                Some((connection_id, transaction_id)) if self.ids.is_valid(connection_id.0, source.ip(), now) => {
+                Some((connection_id, transaction_id))
+                    if self.shared.ids.is_valid(connection_id.0, source.ip(), now) =>
+                {
                     self.error(transaction_id, err.kind().reply_message());
                 }
                 _ => {
-                    self.stats.dropped += 1;
+                    WorkerStats::count(&self.my_stats().dropped);
                     return None;
                 }
             },
@@ -196,8 +246,8 @@ impl Tracker {
         now: u32,
         peers: &mut Vec<A>,
     ) {
-        let wanted = usize::try_from(request.num_want).unwrap_or(self.config.default_numwant);
-        let num_want = wanted.min(self.config.max_numwant).min(max_peers_within::<A>(MAX_REPLY_PAYLOAD));
+        let wanted = usize::try_from(request.num_want).unwrap_or(self.shared.config.default_numwant);
+        let num_want = wanted.min(self.shared.config.max_numwant).min(max_peers_within::<A>(MAX_REPLY_PAYLOAD));
         let announce = Announce {
             info_hash: request.info_hash,
             peer_id: request.peer_id,
@@ -209,12 +259,13 @@ impl Tracker {
             num_want,
         };
         peers.clear();
-        match self.registry.announce(peer, &announce, now, &mut self.rng, peers) {
+        let result = self.shared.shards.lock(&request.info_hash).announce(peer, &announce, now, &mut self.rng, peers);
+        match result {
             Ok((counts, change)) => {
                 self.log_announce(&peer, request, change, peers.len());
                 AnnounceResponse {
                     transaction_id: request.transaction_id,
-                    interval: self.config.interval,
+                    interval: self.shared.config.interval,
                     leechers: counts.leechers,
                     seeders: counts.seeders,
                     peers: peers.iter().copied(),
@@ -230,7 +281,7 @@ impl Tracker {
 
     fn log_announce(&self, peer: &dyn std::fmt::Display, request: &AnnounceRequest<'_>, change: Change, handed: usize) {
         let role = if request.left == 0 { "seeder" } else { "leecher" };
-        let Some(torrent) = self.named.get(&request.info_hash) else {
+        let Some(torrent) = self.shared.named.get(&request.info_hash) else {
             tracing::debug!(%peer, info_hash = %hex(&request.info_hash), role, left = request.left, handed, ?change, "announce");
             return;
         };
@@ -251,7 +302,7 @@ impl Tracker {
     fn scrape(&mut self, scrape: &ScrapeRequest<'_>) {
         self.scrape_stats.clear();
         for info_hash in scrape.info_hashes.iter() {
-            let counts = self.registry.scrape(&info_hash).unwrap_or_default();
+            let counts = self.shared.shards.scrape(&info_hash).unwrap_or_default();
             self.scrape_stats.push(TorrentStats {
                 seeders: counts.seeders,
                 completed: counts.completed,
@@ -263,15 +314,15 @@ impl Tracker {
     }
 
     fn error(&mut self, transaction_id: TransactionId, message: &'static str) {
-        self.stats.errors_sent += 1;
+        WorkerStats::count(&self.my_stats().errors_sent);
         self.reply.clear();
         ErrorResponse { transaction_id, message: Cow::Borrowed(message) }.write(&mut self.reply);
     }
 
     /// Drops peers silent for longer than the peer timeout.
-    pub fn expire(&mut self, now: u32) {
-        let cutoff = now.saturating_sub(self.config.peer_timeout);
-        let expired = self.registry.expire(cutoff);
+    pub fn expire(&self, now: u32) {
+        let cutoff = now.saturating_sub(self.shared.config.peer_timeout);
+        let expired = self.shared.shards.expire(cutoff);
         if expired.peers > 0 || expired.torrents > 0 {
             tracing::info!(peers = expired.peers, torrents = expired.torrents, "cleaned stale peers");
         }
@@ -279,21 +330,22 @@ impl Tracker {
 
     /// Logs one status line per named torrent, or one summary line in open mode.
     pub fn log_status(&self) {
-        if self.named.is_empty() {
+        if self.shared.named.is_empty() {
+            let stats = self.stats();
             tracing::info!(
-                torrents = self.registry.torrent_count(),
-                peers = self.registry.peer_count(),
-                announces = self.stats.announces,
-                scrapes = self.stats.scrapes,
-                dropped = self.stats.dropped,
+                torrents = self.shared.shards.torrent_count(),
+                peers = self.shared.shards.peer_count(),
+                announces = stats.announces,
+                scrapes = stats.scrapes,
+                dropped = stats.dropped,
                 "status"
             );
             return;
         }
-        let mut torrents: Vec<&NamedTorrent> = self.named.values().collect();
+        let mut torrents: Vec<&NamedTorrent> = self.shared.named.values().collect();
         torrents.sort_by(|a, b| a.name.cmp(&b.name));
         for torrent in torrents {
-            let counts = self.registry.scrape(&torrent.info_hash).unwrap_or_default();
+            let counts = self.shared.shards.scrape(&torrent.info_hash).unwrap_or_default();
             tracing::info!(
                 torrent = %torrent.name,
                 seeders = counts.seeders,
@@ -304,13 +356,15 @@ impl Tracker {
         }
     }
 
-    /// Serves `socket` until `shutdown` is set, checking it at least every 200 ms.
+    /// Serves `socket` until `shutdown` is set, checking it at least every 200 ms. The first worker also expires
+    /// stale peers and logs the status lines, for all.
     pub fn serve(&mut self, socket: &UdpSocket, shutdown: &AtomicBool) -> io::Result<()> {
+        let housekeeping = self.worker == 0;
         socket.set_read_timeout(Some(Duration::from_millis(200)))?;
         let started = Instant::now();
-        let cleanup_every = (self.config.peer_timeout / 2).clamp(1, 30);
+        let cleanup_every = (self.shared.config.peer_timeout / 2).clamp(1, 30);
         let mut next_cleanup = cleanup_every;
-        let mut next_status = self.config.status_interval;
+        let mut next_status = self.shared.config.status_interval;
         let mut buffer = [0u8; RECEIVE_BUFFER];
         while !shutdown.load(Ordering::Relaxed) {
             let received = socket.recv_from(&mut buffer);
@@ -328,17 +382,59 @@ impl Tracker {
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => tracing::debug!("receive failed: {err}"),
             }
+            if !housekeeping {
+                continue;
+            }
             if now >= next_cleanup {
                 self.expire(now);
                 next_cleanup = now + cleanup_every;
             }
             if elapsed >= next_status {
                 self.log_status();
-                next_status = elapsed + self.config.status_interval;
+                next_status = elapsed + self.shared.config.status_interval;
             }
         }
         Ok(())
     }
+}
+
+impl Shared {
+    fn new(config: Config, named: Vec<NamedTorrent>, open: bool, key: [u8; 16], workers: usize) -> Shared {
+        let shards = if open {
+            Shards::open(config.limits)
+        } else {
+            Shards::closed(named.iter().map(|torrent| torrent.info_hash), config.limits)
+        };
+        Shared {
+            shards,
+            ids: ConnectionIds::new(key, config.connection_lifetime),
+            named: named.into_iter().map(|torrent| (torrent.info_hash, torrent)).collect(),
+            stats: (0..workers).map(|_| WorkerStats::default()).collect(),
+            config,
+        }
+    }
+}
+
+/// Binds `count` UDP sockets to `address`, all with SO_REUSEPORT so the kernel spreads clients over them (each
+/// client's datagrams always reach the same one). With port 0 the first socket picks the port and the others
+/// join it.
+pub fn bind_workers(address: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let mut sockets: Vec<UdpSocket> = Vec::with_capacity(count.max(1));
+    let mut address = address;
+    for _ in 0..count.max(1) {
+        let socket = Socket::new(Domain::for_address(address), Type::DGRAM, Some(Protocol::UDP))?;
+        if count > 1 {
+            socket.set_reuse_port(true)?;
+        }
+        socket.bind(&address.into())?;
+        let socket: UdpSocket = socket.into();
+        if address.port() == 0 {
+            address.set_port(socket.local_addr()?.port());
+        }
+        sockets.push(socket);
+    }
+    Ok(sockets)
 }
 
 /// An IPv4 client reaching a dual-stack `[::]` socket shows up as `::ffff:a.b.c.d`: treat it as IPv4,

@@ -79,8 +79,8 @@ fn forged_expired_or_foreign_connection_ids_get_nothing() {
     assert!(tracker.handle(&announce_packet(id, 6001, 0, -1), client(2), 10).is_none(), "another address");
     assert!(tracker.handle(&announce_packet(id, 6001, 0, -1), client(1), 10 + 121).is_none(), "expired");
     assert!(tracker.handle(&announce_packet(id, 6001, 0, -1), client(1), 10 + 120).is_some(), "still valid");
-    assert_eq!(tracker.stats.dropped, 3);
-    assert_eq!(tracker.registry().peer_count(), 1);
+    assert_eq!(tracker.stats().dropped, 3);
+    assert_eq!(tracker.shards().peer_count(), 1);
 }
 
 #[test]
@@ -95,7 +95,7 @@ fn garbage_gets_no_reply_and_replies_never_outgrow_unproven_requests() {
             }
         }
     }
-    assert_eq!(tracker.stats.errors_sent, 0);
+    assert_eq!(tracker.stats().errors_sent, 0);
 }
 
 #[test]

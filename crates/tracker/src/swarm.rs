@@ -470,6 +470,10 @@ impl Registry {
         self.swarms.len()
     }
 
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
     pub fn peer_count(&self) -> usize {
         self.swarms.values().map(|swarm| swarm.peer_count()).sum()
     }
