@@ -5,10 +5,12 @@ use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use tracker::http_front::{self, HttpConfig};
 use tracker::server::{Config, NamedTorrent, Tracker, bind_workers};
 use tracker::swarm::Limits;
 
@@ -59,6 +61,16 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_peers_per_torrent)]
     pub max_peers_per_torrent: usize,
 
+    /// Also serve HTTP announces and scrapes (BEP 3, BEP 23, BEP 7, BEP 48) at this TCP address, over the same
+    /// swarms: /announce and /scrape.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
+
+    /// Behind a reverse proxy: take each HTTP client's IP from this header (the last address in it), e.g.
+    /// X-Forwarded-For or X-Real-IP. Only with a proxy that sets it: clients could otherwise pick any address.
+    #[arg(long, value_name = "NAME", requires = "http")]
+    pub real_ip_header: Option<String>,
+
     /// Worker threads, each with a UDP socket of its own on the address (SO_REUSEPORT), sharing the swarms.
     /// [default: the number of cores]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -107,10 +119,42 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let sockets = bind_workers(bind, workers).with_context(|| format!("binding UDP socket on {bind}"))?;
     let local = sockets[0].local_addr().context("reading the bound address")?;
     let shutdown = cli::shutdown_flag()?;
+    let http_listener = match args.http {
+        Some(address) => {
+            let listener =
+                std::net::TcpListener::bind(address).with_context(|| format!("binding HTTP on {address}"))?;
+            listener.set_nonblocking(true).context("making the HTTP socket non-blocking")?;
+            Some(listener)
+        }
+        None => None,
+    };
+    let real_ip_header = match &args.real_ip_header {
+        Some(name) => Some(
+            hyper::header::HeaderName::from_bytes(name.as_bytes())
+                .with_context(|| format!("--real-ip-header {name:?} is not a header name"))?,
+        ),
+        None => None,
+    };
     let trackers = Tracker::workers(config, named, open, workers);
     let mode = if open { "open" } else { "named torrents only" };
     tracing::info!(address = %local, mode, workers, "tracker started");
     cli::announce_listening(local);
+    let http_thread = match http_listener {
+        Some(listener) => {
+            let address = listener.local_addr().context("reading the HTTP address")?;
+            let handle = trackers[0].http_handle();
+            let shutdown = shutdown.clone();
+            let config = HttpConfig { real_ip_header };
+            let thread = std::thread::Builder::new()
+                .name("tracker-http".into())
+                .spawn(move || serve_http(listener, &handle, config, &shutdown))
+                .context("starting the HTTP thread")?;
+            tracing::info!(%address, "serving HTTP announces");
+            println_flush(&format!("http on {address}"));
+            Some(thread)
+        }
+        None => None,
+    };
     let first = std::thread::scope(|scope| -> anyhow::Result<Tracker> {
         let mut threads = Vec::new();
         let mut trackers = trackers.into_iter();
@@ -132,6 +176,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
         Ok(first)
     })?;
+    if let Some(thread) = http_thread {
+        thread.join().map_err(|_| anyhow::anyhow!("the HTTP thread panicked"))??;
+    }
     first.log_status();
     let stats = first.stats();
     tracing::info!(
@@ -143,6 +190,38 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         "tracker stopped"
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the HTTP front end on a small runtime of its own until `shutdown` is set.
+fn serve_http(
+    listener: std::net::TcpListener,
+    tracker: &Tracker,
+    config: HttpConfig,
+    shutdown: &AtomicBool,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("tracker-http")
+        .enable_all()
+        .build()
+        .context("starting the HTTP runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::from_std(listener).context("registering the HTTP socket")?;
+        let stopped = async {
+            while !shutdown.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        };
+        http_front::serve(listener, tracker, config, stopped).await;
+        Ok(())
+    })
+}
+
+fn println_flush(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{text}");
+    let _ = stdout.flush();
 }
 
 /// Where to listen for a torrent announcing to `url` (udp://HOST:PORT/...): on HOST if it is a

@@ -2,6 +2,7 @@
 //! around them.
 
 pub mod connection_id;
+pub mod http_front;
 pub mod server;
 pub mod shards;
 pub mod swarm;
