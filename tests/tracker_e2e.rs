@@ -247,3 +247,91 @@ fn workers_share_one_swarm_and_honour_each_others_connection_ids() {
     assert_eq!(counts.iter().sum::<u64>(), 64 + 63);
     assert!(counts.iter().filter(|&&count| count > 0).count() > 1, "one worker took every client: {line}");
 }
+
+/// A GET over HTTP/1.1 to `address`; returns the status code and the body.
+fn http_get(address: SocketAddr, target: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to the HTTP front end");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(stream, "GET {target} HTTP/1.1\r\nHost: tracker\r\nConnection: close\r\n\r\n").expect("send");
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).expect("read the reply");
+    let reply = String::from_utf8_lossy(&reply).into_owned();
+    let (head, body) = reply.split_once("\r\n\r\n").expect("a head and a body");
+    let status = head.split(' ').nth(1).and_then(|code| code.parse().ok()).expect("a status code");
+    (status, body.to_owned())
+}
+
+/// `text` parsed by the Python prometheus_client's OpenMetrics parser: every sample as `name{labels} value`.
+fn parse_openmetrics(text: &str) -> Vec<String> {
+    use std::io::Write;
+    let script = "import sys\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
+                  for family in text_string_to_metric_families(sys.stdin.read()):\n    for s in family.samples:\n        \
+                  labels = ','.join('%s=%s' % kv for kv in sorted(s.labels.items()))\n        \
+                  print('%s{%s} %d' % (s.name, labels, s.value))\n";
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start python3");
+    child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write the metrics");
+    let output = child.wait_with_output().expect("the parser");
+    assert!(output.status.success(), "not valid OpenMetrics:\n{}\n{text}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn metrics_parse_as_openmetrics_and_move_as_announces_arrive() {
+    if !common::have_tool(
+        "python3-prometheus-client (the OpenMetrics parser)",
+        Command::new("/usr/bin/python3").args(["-c", "import prometheus_client.openmetrics.parser"]),
+    ) {
+        return;
+    }
+    let (mut tracker, address) = start_open(&["--http", "127.0.0.1:0", "--workers", "2"]);
+    let line = tracker.wait_for_line(|line| line.starts_with("http on "), Duration::from_secs(10)).expect("http on");
+    let http: SocketAddr = line["http on ".len()..].parse().expect("an address");
+
+    let before = parse_openmetrics(&http_get(http, "/metrics").1);
+    assert!(before.contains(&"tracker_responses_total{kind=announce,protocol=udp} 0".to_owned()), "{before:?}");
+    assert!(before.contains(&"tracker_torrents{} 0".to_owned()), "{before:?}");
+
+    let mut client = UdpClient::new(address);
+    client.announce(HASH, 7001, 0, AnnounceEvent::Started, -1);
+    client.announce(HASH, 7002, 100, AnnounceEvent::Started, -1);
+    let hash: String = HASH.iter().map(|byte| format!("%{byte:02x}")).collect();
+    let (status, body) = http_get(
+        http,
+        &format!("/announce?info_hash={hash}&peer_id=-XX0001-000000000001&port=7003&uploaded=0&downloaded=0&left=5"),
+    );
+    assert_eq!(status, 200);
+    assert!(body.starts_with("d8:completei1e"), "{body}");
+
+    let after = parse_openmetrics(&http_get(http, "/metrics").1);
+    for expected in [
+        "tracker_responses_total{kind=announce,protocol=udp} 2",
+        "tracker_responses_total{kind=connect,protocol=udp} 2",
+        "tracker_responses_total{kind=announce,protocol=http} 1",
+        "tracker_torrents{} 1",
+        "tracker_seeders{} 1",
+        "tracker_leechers{} 2",
+        "tracker_peers{family=ipv4} 3",
+    ] {
+        assert!(after.contains(&expected.to_owned()), "{expected} not in {after:?}");
+    }
+    let workers: u64 = after
+        .iter()
+        .filter(|sample| sample.starts_with("tracker_worker_responses_total"))
+        .filter_map(|sample| sample.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(workers, 4, "the workers' loads add up to the UDP requests: {after:?}");
+
+    let (status, json) = http_get(http, "/stats.json");
+    assert_eq!(status, 200);
+    let stats: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!((stats["seeders"].as_u64(), stats["leechers"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(stats["http"]["announces"], 1);
+    assert_eq!(stats["udp"]["announces"], 2);
+}

@@ -3,6 +3,7 @@
 
 pub mod connection_id;
 pub mod http_front;
+pub mod metrics;
 pub mod server;
 pub mod shards;
 pub mod swarm;

@@ -25,6 +25,7 @@ use tracker_protocol::{
 };
 
 use crate::connection_id::ConnectionIds;
+use crate::metrics::{Requests, Snapshot};
 use crate::shards::Shards;
 use crate::swarm::{Announce, Change, Family, InfoHash, Limits};
 
@@ -127,6 +128,8 @@ struct Shared {
     config: Config,
     named: HashMap<InfoHash, NamedTorrent>,
     stats: Box<[WorkerStats]>,
+    expiry_passes: AtomicU64,
+    expired_peers: AtomicU64,
 }
 
 /// One worker of the tracker: the shared state and this worker's scratch buffers.
@@ -204,6 +207,29 @@ impl Tracker {
         Tracker::worker(&self.shared, self.shared.stats.len() - 1, SmallRng::from_rng(&mut rand::rng()))
     }
 
+    /// The figures `/metrics` and `/stats.json` show, now.
+    #[must_use]
+    pub fn snapshot(&self) -> Snapshot {
+        let requests = |worker: &WorkerStats| Requests {
+            connects: worker.connects.load(Ordering::Relaxed),
+            announces: worker.announces.load(Ordering::Relaxed),
+            scrapes: worker.scrapes.load(Ordering::Relaxed),
+            errors_sent: worker.errors_sent.load(Ordering::Relaxed),
+            dropped: worker.dropped.load(Ordering::Relaxed),
+        };
+        let (http, udp) = self.shared.stats.split_last().map_or((Requests::default(), Vec::new()), |(http, udp)| {
+            (requests(http), udp.iter().map(requests).collect())
+        });
+        Snapshot {
+            udp_workers: udp,
+            http,
+            totals: self.shared.shards.totals(),
+            expiry_passes: self.shared.expiry_passes.load(Ordering::Relaxed),
+            expired_peers: self.shared.expired_peers.load(Ordering::Relaxed),
+            uptime_seconds: self.shared.started.elapsed().as_secs(),
+        }
+    }
+
     /// Seconds on the tracker's clock.
     pub fn now(&self) -> u32 {
         u32::try_from(self.shared.started.elapsed().as_secs()).unwrap_or(u32::MAX)
@@ -255,6 +281,16 @@ impl Tracker {
                 };
                 HttpReply::bencoded(body)
             }
+            b"/metrics" => HttpReply {
+                status: 200,
+                content_type: "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                body: self.snapshot().to_openmetrics().into_bytes(),
+            },
+            b"/stats.json" => HttpReply {
+                status: 200,
+                content_type: "application/json",
+                body: self.snapshot().to_json().into_bytes(),
+            },
             _ => HttpReply { status: 404, content_type: "text/plain", body: b"not found\n".to_vec() },
         }
     }
@@ -471,6 +507,8 @@ impl Tracker {
     pub fn expire(&self, now: u32) {
         let cutoff = now.saturating_sub(self.shared.config.peer_timeout);
         let expired = self.shared.shards.expire(cutoff);
+        self.shared.expiry_passes.fetch_add(1, Ordering::Relaxed);
+        self.shared.expired_peers.fetch_add(expired.peers as u64, Ordering::Relaxed);
         if expired.peers > 0 || expired.torrents > 0 {
             tracing::info!(peers = expired.peers, torrents = expired.torrents, "cleaned stale peers");
         }
@@ -559,6 +597,8 @@ impl Shared {
             named: named.into_iter().map(|torrent| (torrent.info_hash, torrent)).collect(),
             // One more for the HTTP front end, whose connections share it.
             stats: (0..=workers).map(|_| WorkerStats::default()).collect(),
+            expiry_passes: AtomicU64::new(0),
+            expired_peers: AtomicU64::new(0),
             config,
         }
     }

@@ -7,7 +7,7 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use crate::swarm::{Expired, InfoHash, Limits, Registry, SwarmCounts};
+use crate::swarm::{Expired, InfoHash, Limits, Registry, SwarmCounts, Totals};
 
 /// Shards: a power of two, many more than any machine has cores.
 pub const SHARDS: usize = 256;
@@ -61,6 +61,15 @@ impl Shards {
 
     pub fn peer_count(&self) -> usize {
         self.shards.iter().map(|shard| lock(shard).peer_count()).sum()
+    }
+
+    /// Totals over every shard.
+    pub fn totals(&self) -> Totals {
+        let mut totals = Totals::default();
+        for shard in &self.shards {
+            totals += lock(shard).totals();
+        }
+        totals
     }
 
     /// Every tracked torrent with its counts, in no particular order.

@@ -341,6 +341,28 @@ impl Swarm {
     }
 }
 
+/// What [`Registry::totals`] adds up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub torrents: u64,
+    pub peers_v4: u64,
+    pub peers_v6: u64,
+    pub seeders: u64,
+    pub leechers: u64,
+    pub completed: u64,
+}
+
+impl std::ops::AddAssign for Totals {
+    fn add_assign(&mut self, other: Totals) {
+        self.torrents += other.torrents;
+        self.peers_v4 += other.peers_v4;
+        self.peers_v6 += other.peers_v6;
+        self.seeders += other.seeders;
+        self.leechers += other.leechers;
+        self.completed += other.completed;
+    }
+}
+
 /// Result of [`Registry::expire`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Expired {
@@ -476,6 +498,21 @@ impl Registry {
 
     pub fn peer_count(&self) -> usize {
         self.swarms.values().map(|swarm| swarm.peer_count()).sum()
+    }
+
+    /// Totals over every swarm: (IPv4 peers, IPv6 peers, seeders, leechers, completed downloads).
+    pub fn totals(&self) -> Totals {
+        let mut totals = Totals::default();
+        for swarm in self.swarms.values() {
+            totals.peers_v4 += swarm.v4.len() as u64;
+            totals.peers_v6 += swarm.v6.as_deref().map_or(0, PeerList::len) as u64;
+            let counts = swarm.counts();
+            totals.seeders += u64::from(counts.seeders);
+            totals.leechers += u64::from(counts.leechers);
+            totals.completed += u64::from(counts.completed);
+        }
+        totals.torrents = self.swarms.len() as u64;
+        totals
     }
 
     /// Every tracked torrent with its counts, in no particular order.
