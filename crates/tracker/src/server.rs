@@ -26,8 +26,12 @@ use tracker_protocol::{
 
 use crate::connection_id::ConnectionIds;
 use crate::metrics::{Requests, Snapshot};
+
+#[path = "dashboard.rs"]
+mod dashboard;
 use crate::shards::Shards;
 use crate::swarm::{Announce, Change, Family, InfoHash, Limits};
+use dashboard::Journal;
 
 /// UDP payload a reply may fill: fits in one packet on any path (IPv6 minimum MTU minus headers).
 const MAX_REPLY_PAYLOAD: usize = 1220;
@@ -130,6 +134,7 @@ struct Shared {
     stats: Box<[WorkerStats]>,
     expiry_passes: AtomicU64,
     expired_peers: AtomicU64,
+    journal: Journal,
 }
 
 /// One worker of the tracker: the shared state and this worker's scratch buffers.
@@ -286,6 +291,14 @@ impl Tracker {
                 content_type: "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 body: self.snapshot().to_openmetrics().into_bytes(),
             },
+            b"/" => HttpReply {
+                status: 200,
+                content_type: "text/html; charset=utf-8",
+                body: dashboard::PAGE.as_bytes().to_vec(),
+            },
+            b"/dashboard.json" => {
+                HttpReply { status: 200, content_type: "application/json", body: self.dashboard_json().into_bytes() }
+            }
             b"/stats.json" => HttpReply {
                 status: 200,
                 content_type: "application/json",
@@ -326,6 +339,9 @@ impl Tracker {
                     &mut self.rng,
                     &mut reply.peers,
                 );
+                if let Ok((_, change)) = result {
+                    self.journal_announce(&request.info_hash, peer, request.left == 0, change, &reply.peers, now);
+                }
                 result.map(|(counts, change)| (counts, change, peer.to_string(), reply.peers.len()))
             }
             IpAddr::V6(ip) => {
@@ -337,6 +353,9 @@ impl Tracker {
                     &mut self.rng,
                     &mut reply.peers6,
                 );
+                if let Ok((_, change)) = result {
+                    self.journal_announce(&request.info_hash, peer, request.left == 0, change, &reply.peers6, now);
+                }
                 result.map(|(counts, change)| (counts, change, peer.to_string(), reply.peers6.len()))
             }
         };
@@ -447,6 +466,7 @@ impl Tracker {
         match result {
             Ok((counts, change)) => {
                 self.log_announce(&peer, request, change, peers.len());
+                self.journal_announce(&request.info_hash, peer, request.left == 0, change, peers, now);
                 AnnounceResponse {
                     transaction_id: request.transaction_id,
                     interval: self.shared.config.interval,
@@ -547,6 +567,8 @@ impl Tracker {
     pub fn serve(&mut self, socket: &UdpSocket, shutdown: &AtomicBool) -> io::Result<()> {
         let housekeeping = self.worker == 0;
         socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+        let mut next_sample = Duration::from_secs(1);
+        let mut answered_before = 0;
         let cleanup_every = (self.shared.config.peer_timeout / 2).clamp(1, 30);
         let mut next_cleanup = cleanup_every;
         let mut next_status = self.shared.config.status_interval;
@@ -569,6 +591,13 @@ impl Tracker {
             }
             if !housekeeping {
                 continue;
+            }
+            if elapsed >= next_sample {
+                let stats = self.stats();
+                let answered = stats.connects + stats.announces + stats.scrapes + stats.errors_sent;
+                self.shared.journal.sample_rate(answered - answered_before);
+                answered_before = answered;
+                next_sample += Duration::from_secs(1);
             }
             if now >= next_cleanup {
                 self.expire(now);
@@ -599,6 +628,7 @@ impl Shared {
             stats: (0..=workers).map(|_| WorkerStats::default()).collect(),
             expiry_passes: AtomicU64::new(0),
             expired_peers: AtomicU64::new(0),
+            journal: Journal::new(workers + 1),
             config,
         }
     }

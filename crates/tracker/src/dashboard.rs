@@ -1,0 +1,158 @@
+//! The live page at `/`: totals, the named torrents (or in open mode the busiest, by a prefix of their hash),
+//! the latest matches, joins, finishes and departures in words, and announces per second over the last minutes.
+//!
+//! The page is one self-contained HTML file (no CDN: it works offline) that polls `/dashboard.json`. Peer
+//! addresses appear only in the journal of named torrents: in open mode nothing lists the peers of a torrent
+//! beyond what an announce for it already reveals. Each worker writes its own journal (an uncontended lock),
+//! only for named torrents, so an open tracker under load pays nothing for the page.
+
+use std::collections::VecDeque;
+use std::fmt::Display;
+use std::sync::Mutex;
+
+use super::{InfoHash, Tracker, hex};
+use crate::swarm::{Change, Family};
+
+/// The page, served as it is.
+pub const PAGE: &str = include_str!("dashboard.html");
+/// Journal lines each worker keeps.
+const JOURNAL_LEN: usize = 200;
+/// Journal lines the page gets.
+const PAGE_JOURNAL: usize = 60;
+/// Seconds of announce rates kept.
+const RATE_SECONDS: usize = 300;
+/// Torrents listed in open mode.
+const BUSIEST: usize = 10;
+
+/// One line of the journal.
+#[derive(Debug, Clone)]
+struct Entry {
+    at: u32,
+    kind: &'static str,
+    torrent: String,
+    text: String,
+}
+
+/// Each worker's journal, and the announce rate history.
+#[derive(Debug, Default)]
+pub(super) struct Journal {
+    per_worker: Box<[Mutex<VecDeque<Entry>>]>,
+    rates: Mutex<VecDeque<u64>>,
+}
+
+impl Journal {
+    pub(super) fn new(slots: usize) -> Journal {
+        Journal { per_worker: (0..slots).map(|_| Mutex::default()).collect(), rates: Mutex::default() }
+    }
+
+    /// Records the requests answered in the last second (called once a second by the housekeeping worker).
+    pub(super) fn sample_rate(&self, answered: u64) {
+        let mut rates = self.rates.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if rates.len() == RATE_SECONDS {
+            rates.pop_front();
+        }
+        rates.push_back(answered);
+    }
+}
+
+impl Tracker {
+    /// Notes an announce of a named torrent in this worker's journal, with whom it was given.
+    pub(super) fn journal_announce<A: Family + Display>(
+        &self,
+        info_hash: &InfoHash,
+        peer: A,
+        seeder: bool,
+        change: Change,
+        handed: &[A],
+        now: u32,
+    ) {
+        let Some(torrent) = self.shared.named.get(info_hash) else { return };
+        let role = if seeder { "seeder" } else { "leecher" };
+        let (kind, text) = match change {
+            Change::Joined => ("join", format!("{role} {peer} joined")),
+            Change::Finished => ("finish", format!("leecher {peer} finished: now a seeder")),
+            Change::Left => ("leave", format!("{role} {peer} left")),
+            Change::Updated | Change::NotRecorded if handed.is_empty() => return,
+            Change::Updated | Change::NotRecorded => ("match", format!("{role} {peer} asked")),
+        };
+        let mut text = text;
+        if !handed.is_empty() {
+            let registry = self.shared.shards.lock(info_hash);
+            let (seeders, leechers): (Vec<&A>, Vec<&A>) =
+                handed.iter().partition(|other| registry.is_seeder(info_hash, *other) == Some(true));
+            drop(registry);
+            let list = |peers: &[&A]| peers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+            text.push_str("; given ");
+            match (seeders.is_empty(), leechers.is_empty()) {
+                (false, false) => text.push_str(&format!("seeders {}, leechers {}", list(&seeders), list(&leechers))),
+                (false, true) => text.push_str(&format!("seeders {}", list(&seeders))),
+                _ => text.push_str(&format!("leechers {}", list(&leechers))),
+            }
+        }
+        let entry = Entry { at: now, kind, torrent: torrent.name.clone(), text };
+        let mut journal =
+            self.shared.journal.per_worker[self.worker].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if journal.len() == JOURNAL_LEN {
+            journal.pop_front();
+        }
+        journal.push_back(entry);
+    }
+
+    /// What the page shows, as JSON.
+    pub(super) fn dashboard_json(&self) -> String {
+        let snapshot = self.snapshot();
+        let mut torrents: Vec<serde_json::Value> = Vec::new();
+        if self.shared.named.is_empty() {
+            let mut all = self.shared.shards.torrents();
+            all.sort_by_key(|(_, counts)| std::cmp::Reverse(u64::from(counts.seeders) + u64::from(counts.leechers)));
+            for (hash, counts) in all.into_iter().take(BUSIEST) {
+                torrents.push(serde_json::json!({
+                    "name": format!("{}…", &hex(&hash)[..8]),
+                    "seeders": counts.seeders, "leechers": counts.leechers, "completed": counts.completed,
+                }));
+            }
+        } else {
+            let mut named: Vec<_> = self.shared.named.values().collect();
+            named.sort_by(|a, b| a.name.cmp(&b.name));
+            for torrent in named {
+                let counts = self.shared.shards.scrape(&torrent.info_hash).unwrap_or_default();
+                torrents.push(serde_json::json!({
+                    "name": torrent.name, "info_hash": hex(&torrent.info_hash),
+                    "seeders": counts.seeders, "leechers": counts.leechers, "completed": counts.completed,
+                }));
+            }
+        }
+        let mut entries: Vec<Entry> = Vec::new();
+        for journal in &self.shared.journal.per_worker {
+            entries.extend(journal.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().cloned());
+        }
+        entries.sort_by_key(|entry| entry.at);
+        let start = entries.len().saturating_sub(PAGE_JOURNAL);
+        let journal: Vec<serde_json::Value> = entries[start..]
+            .iter()
+            .map(|entry| serde_json::json!({"at": entry.at, "kind": entry.kind, "torrent": entry.torrent, "text": entry.text}))
+            .collect();
+        let rates: Vec<u64> = self
+            .shared
+            .journal
+            .rates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .copied()
+            .collect();
+        serde_json::json!({
+            "mode": if self.shared.named.is_empty() { "open" } else { "named" },
+            "uptime_seconds": snapshot.uptime_seconds,
+            "torrents_tracked": snapshot.totals.torrents,
+            "seeders": snapshot.totals.seeders,
+            "leechers": snapshot.totals.leechers,
+            "completed": snapshot.totals.completed,
+            "peers": snapshot.totals.peers_v4 + snapshot.totals.peers_v6,
+            "torrents": torrents,
+            "journal": journal,
+            "rates": rates,
+        })
+        .to_string()
+    }
+}
