@@ -1,10 +1,11 @@
-//! `tracker [TORRENT...]`: a BEP 15 UDP tracker. With torrents it serves exactly those, on the port of
-//! the first one's UDP announce URL; without, it is an open tracker on 0.0.0.0:6969.
+//! `tracker [TORRENT...]`: a UDP (BEP 15) and HTTP tracker. With torrents it serves exactly those, on the port
+//! of the first one's UDP announce URL; without, it is an open tracker on 0.0.0.0:6969.
 
 use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -17,17 +18,31 @@ use tracker::swarm::Limits;
 use crate::cli;
 use crate::mktorrent::read_torrent;
 
-/// UDP BitTorrent tracker (BEP 15): records announces and matches leechers with seeders.
+/// BitTorrent tracker: UDP (BEP 15) and, with --http, HTTP (BEP 3); records announces and matches leechers with
+/// seeders.
 ///
-/// `tracker movie.torrent` serves that torrent only (other info-hashes get the BEP 15 error "unknown
-/// torrent"), listening on the port of its udp:// announce URL: on that host when it is a loopback
-/// address, else on all interfaces. `tracker` alone is an open tracker on 0.0.0.0:6969. Logs go to
-/// stderr (RUST_LOG=debug shows every announce); `listening on ADDR` goes to stdout once bound.
+/// `tracker movie.torrent` serves that torrent only (other info-hashes get the error "unknown torrent"),
+/// listening on the port of its udp:// announce URL: on that host when it is a loopback address, else on all
+/// interfaces. `tracker` alone is an open tracker on 0.0.0.0:6969. One worker thread per core shares the swarms.
+/// --http adds HTTP announces and scrapes, /metrics (OpenMetrics), /stats.json and a live page at /. Every
+/// setting can come from a TOML file (--config; flags win over it; --print-config shows the result). SIGHUP
+/// re-reads the torrents (from the command line or the file's `torrents`) without dropping swarms. Logs go to
+/// stderr (RUST_LOG=debug shows every announce); `listening on ADDR` (and `http on ADDR`) go to stdout once bound.
 #[derive(Debug, Parser)]
 #[command(name = "tracker", version, max_term_width = 100)]
 pub struct Args {
     /// Torrents to serve.
     pub torrents: Vec<PathBuf>,
+
+    /// Read settings from this TOML file (keys as the long flags, with underscores: bind, open, interval,
+    /// peer_timeout, max_numwant, status_interval, max_torrents, max_peers_per_torrent, workers, http,
+    /// real_ip_header, torrents); flags given on the command line win.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print the settings in effect as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
 
     /// Address to listen on, e.g. 127.0.0.1:0 (any free port) or [::]:6969 (IPv6 and IPv4).
     #[arg(long, value_name = "ADDR")]
@@ -37,44 +52,129 @@ pub struct Args {
     #[arg(long)]
     pub open: bool,
 
-    /// Seconds between re-announces, told to clients.
-    #[arg(long, value_name = "SECONDS", default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..))]
-    pub interval: u32,
+    /// Seconds between re-announces, told to clients. [default: 120]
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub interval: Option<u32>,
 
     /// Seconds after which a peer that has not re-announced is dropped. [default: 1.5 × interval]
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..))]
     pub peer_timeout: Option<u32>,
 
-    /// Most peers in one reply (never more than fit in one 1220-byte packet: 200 IPv4, 66 IPv6).
-    #[arg(long, value_name = "N", default_value_t = 200)]
-    pub max_numwant: usize,
+    /// Most peers in one reply (over UDP never more than fit in one 1220-byte packet: 200 IPv4, 66 IPv6).
+    /// [default: 200]
+    #[arg(long, value_name = "N")]
+    pub max_numwant: Option<usize>,
 
-    /// Seconds between status lines (one per named torrent, or one summary in open mode).
-    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
-    pub status_interval: u64,
+    /// Seconds between status lines (one per named torrent, or one summary in open mode). [default: 10]
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub status_interval: Option<u64>,
 
-    /// Most torrents tracked at once in open mode.
-    #[arg(long, value_name = "N", default_value_t = Limits::default().max_torrents)]
-    pub max_torrents: usize,
+    /// Most torrents tracked at once in open mode. [default: 2000000]
+    #[arg(long, value_name = "N")]
+    pub max_torrents: Option<usize>,
 
-    /// Most peers recorded per torrent and address family.
-    #[arg(long, value_name = "N", default_value_t = Limits::default().max_peers_per_torrent)]
-    pub max_peers_per_torrent: usize,
+    /// Most peers recorded per torrent and address family. [default: 100000]
+    #[arg(long, value_name = "N")]
+    pub max_peers_per_torrent: Option<usize>,
 
-    /// Also serve HTTP announces and scrapes (BEP 3, BEP 23, BEP 7, BEP 48) at this TCP address, over the same
-    /// swarms: /announce and /scrape.
+    /// Also serve HTTP at this TCP address, over the same swarms: /announce and /scrape (BEP 3, BEP 23, BEP 7,
+    /// BEP 48), /metrics, /stats.json and the live page at /.
     #[arg(long, value_name = "ADDR")]
     pub http: Option<SocketAddr>,
 
     /// Behind a reverse proxy: take each HTTP client's IP from this header (the last address in it), e.g.
     /// X-Forwarded-For or X-Real-IP. Only with a proxy that sets it: clients could otherwise pick any address.
-    #[arg(long, value_name = "NAME", requires = "http")]
+    #[arg(long, value_name = "NAME")]
     pub real_ip_header: Option<String>,
 
     /// Worker threads, each with a UDP socket of its own on the address (SO_REUSEPORT), sharing the swarms.
     /// [default: the number of cores]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub workers: Option<u16>,
+}
+
+/// Every setting, as a TOML file holds it; absent keys take the defaults.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub torrents: Vec<PathBuf>,
+    pub bind: Option<SocketAddr>,
+    #[serde(default)]
+    pub open: bool,
+    pub interval: Option<u32>,
+    pub peer_timeout: Option<u32>,
+    pub max_numwant: Option<usize>,
+    pub status_interval: Option<u64>,
+    pub max_torrents: Option<usize>,
+    pub max_peers_per_torrent: Option<usize>,
+    pub workers: Option<u16>,
+    pub http: Option<SocketAddr>,
+    pub real_ip_header: Option<String>,
+}
+
+impl Settings {
+    /// The file's settings (if any) with the command line's on top.
+    fn from_args(args: &Args) -> anyhow::Result<Settings> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                let mut settings: Settings = toml::from_str(&text)
+                    .with_context(|| format!("{} is not a valid tracker config", path.display()))?;
+                // Relative torrent paths in the file are relative to the file.
+                let base = path.parent().unwrap_or(std::path::Path::new("."));
+                settings.torrents = settings.torrents.iter().map(|torrent| base.join(torrent)).collect();
+                settings
+            }
+            None => Settings::default(),
+        };
+        let settings = Settings {
+            torrents: if args.torrents.is_empty() { file.torrents } else { args.torrents.clone() },
+            bind: args.bind.or(file.bind),
+            open: args.open || file.open,
+            interval: args.interval.or(file.interval),
+            peer_timeout: args.peer_timeout.or(file.peer_timeout),
+            max_numwant: args.max_numwant.or(file.max_numwant),
+            status_interval: args.status_interval.or(file.status_interval),
+            max_torrents: args.max_torrents.or(file.max_torrents),
+            max_peers_per_torrent: args.max_peers_per_torrent.or(file.max_peers_per_torrent),
+            workers: args.workers.or(file.workers),
+            http: args.http.or(file.http),
+            real_ip_header: args.real_ip_header.clone().or(file.real_ip_header),
+        };
+        if settings.interval == Some(0) || settings.peer_timeout == Some(0) || settings.status_interval == Some(0) {
+            bail!("interval, peer_timeout and status_interval must be at least 1 second");
+        }
+        if settings.workers == Some(0) {
+            bail!("workers must be at least 1");
+        }
+        if settings.real_ip_header.is_some() && settings.http.is_none() {
+            bail!("real_ip_header needs http: it applies to HTTP announces only");
+        }
+        Ok(settings)
+    }
+
+    /// Every default filled in, for --print-config.
+    fn resolved(&self) -> Settings {
+        let interval = self.interval.unwrap_or(120);
+        Settings {
+            torrents: self
+                .torrents
+                .iter()
+                .map(|path| std::path::absolute(path).unwrap_or_else(|_| path.clone()))
+                .collect(),
+            interval: Some(interval),
+            peer_timeout: Some(self.peer_timeout.unwrap_or(interval.saturating_mul(3) / 2)),
+            max_numwant: Some(self.max_numwant.unwrap_or(200)),
+            status_interval: Some(self.status_interval.unwrap_or(10)),
+            max_torrents: Some(self.max_torrents.unwrap_or(Limits::default().max_torrents)),
+            max_peers_per_torrent: Some(self.max_peers_per_torrent.unwrap_or(Limits::default().max_peers_per_torrent)),
+            workers: Some(self.workers.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, |n| u16::try_from(n.get()).unwrap_or(1024))
+            })),
+            ..self.clone()
+        }
+    }
 }
 
 /// Runs `tracker` with the given command line and returns its exit code.
@@ -84,10 +184,11 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     cli::finish("tracker", run(&args))
 }
 
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+/// The named torrents of `paths`, and the udp:// announce URL of each (if any).
+fn named_torrents(paths: &[PathBuf]) -> anyhow::Result<(Vec<NamedTorrent>, Vec<Option<String>>)> {
     let mut named = Vec::new();
     let mut announce_urls = Vec::new();
-    for path in &args.torrents {
+    for path in paths {
         let (torrent, _) = read_torrent(path)?;
         announce_urls.push(torrent.trackers().into_iter().find(|url| url.starts_with("udp://")));
         named.push(NamedTorrent {
@@ -96,30 +197,46 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             total_length: torrent.info.total_length(),
         });
     }
-    let bind = match (args.bind, announce_urls.first()) {
+    Ok((named, announce_urls))
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let settings = Settings::from_args(args)?.resolved();
+    if args.print_config {
+        print!("{}", toml::to_string(&settings).context("writing the settings as TOML")?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (named, announce_urls) = named_torrents(&settings.torrents)?;
+    let bind = match (settings.bind, announce_urls.first()) {
         (Some(bind), _) => bind,
         (None, Some(Some(url))) => bind_address_for(url).with_context(|| format!("announce URL {url}"))?,
-        (None, Some(None)) => bail!("{} has no udp:// announce URL: give --bind", args.torrents[0].display()),
+        (None, Some(None)) => bail!("{} has no udp:// announce URL: give --bind", settings.torrents[0].display()),
         (None, None) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 6969)),
     };
-
+    let interval = settings.interval.unwrap_or(120);
     let config = Config {
-        interval: args.interval,
-        peer_timeout: args.peer_timeout.unwrap_or(args.interval.saturating_mul(3) / 2),
-        max_numwant: args.max_numwant,
-        status_interval: Duration::from_secs(args.status_interval),
-        limits: Limits { max_torrents: args.max_torrents, max_peers_per_torrent: args.max_peers_per_torrent },
+        interval,
+        peer_timeout: settings.peer_timeout.unwrap_or(interval.saturating_mul(3) / 2),
+        max_numwant: settings.max_numwant.unwrap_or(200),
+        status_interval: Duration::from_secs(settings.status_interval.unwrap_or(10)),
+        limits: Limits {
+            max_torrents: settings.max_torrents.unwrap_or(Limits::default().max_torrents),
+            max_peers_per_torrent: settings.max_peers_per_torrent.unwrap_or(Limits::default().max_peers_per_torrent),
+        },
         ..Config::default()
     };
-    let open = args.open || named.is_empty();
+    let open = settings.open || named.is_empty();
     for torrent in &named {
         tracing::info!(torrent = %torrent.name, info_hash = %hex::encode(torrent.info_hash), "serving");
     }
-    let workers = args.workers.map_or_else(|| std::thread::available_parallelism().map_or(1, usize::from), usize::from);
+    let workers = usize::from(settings.workers.unwrap_or(1));
     let sockets = bind_workers(bind, workers).with_context(|| format!("binding UDP socket on {bind}"))?;
     let local = sockets[0].local_addr().context("reading the bound address")?;
     let shutdown = cli::shutdown_flag()?;
-    let http_listener = match args.http {
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
+        .context("installing the SIGHUP handler")?;
+    let http_listener = match settings.http {
         Some(address) => {
             let listener =
                 std::net::TcpListener::bind(address).with_context(|| format!("binding HTTP on {address}"))?;
@@ -128,10 +245,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let real_ip_header = match &args.real_ip_header {
+    let real_ip_header = match &settings.real_ip_header {
         Some(name) => Some(
             hyper::header::HeaderName::from_bytes(name.as_bytes())
-                .with_context(|| format!("--real-ip-header {name:?} is not a header name"))?,
+                .with_context(|| format!("real_ip_header {name:?} is not a header name"))?,
         ),
         None => None,
     };
@@ -155,6 +272,23 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let reloader = {
+        let (handle, shutdown) = (trackers[0].http_handle(), shutdown.clone());
+        // The torrents to serve after a SIGHUP: the command line's, or the config file's list as it is then.
+        let (given, config_file) = (args.torrents.clone(), args.config.clone());
+        let torrents = move || -> anyhow::Result<Vec<PathBuf>> {
+            match config_file {
+                Some(_) if given.is_empty() => {
+                    Ok(Settings::from_args(&Args::parse_from(config_args(&config_file)))?.torrents)
+                }
+                _ => Ok(given.clone()),
+            }
+        };
+        std::thread::Builder::new()
+            .name("tracker-reload".into())
+            .spawn(move || reload_on_sighup(&handle, &torrents, &reload, &shutdown))
+            .context("starting the reload thread")?
+    };
     let first = std::thread::scope(|scope| -> anyhow::Result<Tracker> {
         let mut threads = Vec::new();
         let mut trackers = trackers.into_iter();
@@ -169,7 +303,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
         let served = first.serve(&sockets[0], &shutdown);
         // One worker failing stops them all.
-        shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
+        shutdown.store(true, Ordering::Relaxed);
         served.context("serving")?;
         for thread in threads {
             thread.join().map_err(|_| anyhow::anyhow!("a worker thread panicked"))?.context("serving")?;
@@ -179,6 +313,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if let Some(thread) = http_thread {
         thread.join().map_err(|_| anyhow::anyhow!("the HTTP thread panicked"))??;
     }
+    let _ = reloader.join();
     first.log_status();
     let stats = first.stats();
     tracing::info!(
@@ -190,6 +325,40 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         "tracker stopped"
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// On each SIGHUP, reads `torrents` again and serves what they name now; a torrent that does not read keeps the
+/// old list in force, with the reason logged.
+fn reload_on_sighup(
+    tracker: &Tracker,
+    torrents: &dyn Fn() -> anyhow::Result<Vec<PathBuf>>,
+    reload: &AtomicBool,
+    shutdown: &AtomicBool,
+) {
+    while !shutdown.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(200));
+        if !reload.swap(false, Ordering::Relaxed) {
+            continue;
+        }
+        match torrents().and_then(|paths| named_torrents(&paths)) {
+            Ok((named, _)) => {
+                let count = named.len();
+                let (added, removed) = tracker.set_named(named);
+                tracing::info!(added, removed, torrents = count, "reloaded the torrents");
+            }
+            Err(err) => tracing::error!("reload failed, the torrents served are unchanged: {err:#}"),
+        }
+    }
+}
+
+/// A command line that reads only `config` (to re-read the file's settings on reload).
+fn config_args(config: &Option<PathBuf>) -> Vec<OsString> {
+    let mut args = vec![OsString::from("tracker")];
+    if let Some(path) = config {
+        args.push("--config".into());
+        args.push(path.into());
+    }
+    args
 }
 
 /// Runs the HTTP front end on a small runtime of its own until `shutdown` is set.

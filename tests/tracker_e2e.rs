@@ -335,3 +335,44 @@ fn metrics_parse_as_openmetrics_and_move_as_announces_arrive() {
     assert_eq!(stats["http"]["announces"], 1);
     assert_eq!(stats["udp"]["announces"], 2);
 }
+
+#[test]
+fn a_config_file_sets_the_tracker_up_and_sighup_reloads_its_torrents_without_dropping_swarms() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let mut hashes = Vec::new();
+    for name in ["first.bin", "second.bin"] {
+        let data = work.path().join(name);
+        write_pseudo_random(&data, 100_000, name.len() as u64);
+        hashes.push(common::make_torrent(&data, "udp://127.0.0.1:1/announce", 15).1);
+    }
+    let config = work.path().join("tracker.toml");
+    let write_config = |torrents: &str| {
+        let text = format!("torrents = [{torrents}]\nbind = \"127.0.0.1:0\"\ninterval = 30\nworkers = 2\n");
+        std::fs::write(&config, text).expect("write the config");
+    };
+    write_config("\"first.torrent\"");
+    let printed =
+        run_ok(Command::new(bin("tracker")).arg("--config").arg(&config).args(["--print-config", "--interval", "45"]));
+    assert!(printed.contains("interval = 45") && printed.contains("peer_timeout = 67"), "{printed}");
+    assert!(printed.contains("first.torrent") && printed.contains("workers = 2"), "{printed}");
+
+    let (tracker, address) = Running::start_listening(Command::new(bin("tracker")).arg("--config").arg(&config));
+    let mut client = UdpClient::new(address);
+    assert!(matches!(client.announce(hashes[0], 7001, 0, AnnounceEvent::Started, -1), AnnounceReply::Peers { .. }));
+    match client.announce(hashes[1], 7002, 0, AnnounceEvent::Started, -1) {
+        AnnounceReply::Error(message) => assert_eq!(message, "unknown torrent"),
+        other => panic!("the second torrent is not served yet: {other:?}"),
+    }
+    write_config("\"first.torrent\", \"second.torrent\"");
+    let hup = Command::new("kill").args(["-HUP", &tracker.pid().to_string()]).status().expect("kill -HUP");
+    assert!(hup.success());
+    assert!(tracker.wait_for_stderr("reloaded the torrents", Duration::from_secs(10)), "{}", tracker.stderr());
+    assert!(matches!(client.announce(hashes[1], 7002, 0, AnnounceEvent::Started, -1), AnnounceReply::Peers { .. }));
+    // The first torrent's swarm went through the reload untouched.
+    assert_eq!(client.scrape(&[hashes[0]])[0].seeders, 1);
+    let bad = run(Command::new(bin("tracker")).arg("--config").arg(work.path().join("missing.toml")));
+    assert!(!bad.status.success());
+    std::fs::write(&config, "intervall = 5\n").expect("write");
+    let bad = run(Command::new(bin("tracker")).arg("--config").arg(&config));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown field `intervall`"));
+}

@@ -66,7 +66,7 @@ impl Tracker {
         handed: &[A],
         now: u32,
     ) {
-        let Some(torrent) = self.shared.named.get(info_hash) else { return };
+        let Some(torrent) = self.named.get(info_hash) else { return };
         let role = if seeder { "seeder" } else { "leecher" };
         let (kind, text) = match change {
             Change::Joined => ("join", format!("{role} {peer} joined")),
@@ -102,7 +102,7 @@ impl Tracker {
     pub(super) fn dashboard_json(&self) -> String {
         let snapshot = self.snapshot();
         let mut torrents: Vec<serde_json::Value> = Vec::new();
-        if self.shared.named.is_empty() {
+        if self.named.is_empty() {
             let mut all = self.shared.shards.torrents();
             all.sort_by_key(|(_, counts)| std::cmp::Reverse(u64::from(counts.seeders) + u64::from(counts.leechers)));
             for (hash, counts) in all.into_iter().take(BUSIEST) {
@@ -112,7 +112,7 @@ impl Tracker {
                 }));
             }
         } else {
-            let mut named: Vec<_> = self.shared.named.values().collect();
+            let mut named: Vec<_> = self.named.values().collect();
             named.sort_by(|a, b| a.name.cmp(&b.name));
             for torrent in named {
                 let counts = self.shared.shards.scrape(&torrent.info_hash).unwrap_or_default();
@@ -142,7 +142,7 @@ impl Tracker {
             .copied()
             .collect();
         serde_json::json!({
-            "mode": if self.shared.named.is_empty() { "open" } else { "named" },
+            "mode": if self.named.is_empty() { "open" } else { "named" },
             "uptime_seconds": snapshot.uptime_seconds,
             "torrents_tracked": snapshot.totals.torrents,
             "seeders": snapshot.totals.seeders,

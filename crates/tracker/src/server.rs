@@ -11,8 +11,8 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
@@ -130,7 +130,11 @@ struct Shared {
     started: Instant,
     ids: ConnectionIds,
     config: Config,
-    named: HashMap<InfoHash, NamedTorrent>,
+    /// The named torrents, replaced as a whole on reload; workers keep a copy and look at `named_epoch` (a
+    /// cache line nobody writes in between) to know when to take a new one.
+    named: Mutex<Arc<HashMap<InfoHash, NamedTorrent>>>,
+    named_epoch: AtomicU64,
+    open: bool,
     stats: Box<[WorkerStats]>,
     expiry_passes: AtomicU64,
     expired_peers: AtomicU64,
@@ -141,6 +145,9 @@ struct Shared {
 pub struct Tracker {
     shared: Arc<Shared>,
     worker: usize,
+    /// This worker's copy of the named torrents, as of `named_epoch`.
+    named: Arc<HashMap<InfoHash, NamedTorrent>>,
+    named_epoch: u64,
     rng: SmallRng,
     reply: Vec<u8>,
     peers_v4: Vec<SocketAddrV4>,
@@ -172,6 +179,8 @@ impl Tracker {
 
     fn worker(shared: &Arc<Shared>, worker: usize, rng: SmallRng) -> Tracker {
         Tracker {
+            named: shared.named.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
+            named_epoch: shared.named_epoch.load(Ordering::Acquire),
             shared: shared.clone(),
             worker,
             rng,
@@ -235,6 +244,36 @@ impl Tracker {
         }
     }
 
+    /// Takes a new copy of the named torrents if they were replaced since the last look.
+    fn refresh_named(&mut self) {
+        let epoch = self.shared.named_epoch.load(Ordering::Acquire);
+        if epoch != self.named_epoch {
+            self.named = self.shared.named.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+            self.named_epoch = epoch;
+        }
+    }
+
+    /// Replaces the named torrents (a reload): new ones are served from now on, and in closed mode the swarms of
+    /// those no longer named are dropped; every other swarm stays as it is. Returns (added, removed).
+    pub fn set_named(&self, named: Vec<NamedTorrent>) -> (usize, usize) {
+        let new: HashMap<InfoHash, NamedTorrent> =
+            named.into_iter().map(|torrent| (torrent.info_hash, torrent)).collect();
+        let mut current = self.shared.named.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let added: Vec<InfoHash> = new.keys().filter(|hash| !current.contains_key(*hash)).copied().collect();
+        let removed: Vec<InfoHash> = current.keys().filter(|hash| !new.contains_key(*hash)).copied().collect();
+        if !self.shared.open {
+            for hash in &added {
+                self.shared.shards.lock(hash).allow(*hash);
+            }
+            for hash in &removed {
+                self.shared.shards.lock(hash).disallow(hash);
+            }
+        }
+        *current = Arc::new(new);
+        self.shared.named_epoch.fetch_add(1, Ordering::Release);
+        (added.len(), removed.len())
+    }
+
     /// Seconds on the tracker's clock.
     pub fn now(&self) -> u32 {
         u32::try_from(self.shared.started.elapsed().as_secs()).unwrap_or(u32::MAX)
@@ -244,6 +283,7 @@ impl Tracker {
     /// `/announce` (BEP 3, compact BEP 23 and BEP 7 peers) and `/scrape` (BEP 48), over the same swarms and
     /// rules as UDP. A refusal is a `failure reason` with status 200, as clients expect.
     pub fn handle_http(&mut self, target: &[u8], client: IpAddr, now: u32) -> HttpReply {
+        self.refresh_named();
         let (path, query) = match target.iter().position(|&byte| byte == b'?') {
             Some(at) => (&target[..at], &target[at + 1..]),
             None => (target, &b""[..]),
@@ -373,7 +413,7 @@ impl Tracker {
 
     fn log_http_announce(&self, peer: &str, request: &http::HttpAnnounceRequest, change: Change, handed: usize) {
         let role = if request.left == 0 { "seeder" } else { "leecher" };
-        match self.shared.named.get(&request.info_hash) {
+        match self.named.get(&request.info_hash) {
             Some(torrent) => {
                 tracing::info!(torrent = %torrent.name, %peer, role, event = ?request.event, handed, ?change, "peer announced over HTTP")
             }
@@ -390,6 +430,7 @@ impl Tracker {
     /// Answers one datagram from `source` at time `now` (seconds on the tracker's clock). Returns the
     /// reply, or `None` when the datagram gets no answer.
     pub fn handle(&mut self, packet: &[u8], source: SocketAddr, now: u32) -> Option<&[u8]> {
+        self.refresh_named();
         let source = unmap(source);
         self.reply.clear();
         match Request::parse(packet, self.shared.config.max_scrape_hashes) {
@@ -485,7 +526,7 @@ impl Tracker {
 
     fn log_announce(&self, peer: &dyn std::fmt::Display, request: &AnnounceRequest<'_>, change: Change, handed: usize) {
         let role = if request.left == 0 { "seeder" } else { "leecher" };
-        let Some(torrent) = self.shared.named.get(&request.info_hash) else {
+        let Some(torrent) = self.named.get(&request.info_hash) else {
             tracing::debug!(%peer, info_hash = %hex(&request.info_hash), role, left = request.left, handed, ?change, "announce");
             return;
         };
@@ -536,7 +577,7 @@ impl Tracker {
 
     /// Logs one status line per named torrent, or one summary line in open mode.
     pub fn log_status(&self) {
-        if self.shared.named.is_empty() {
+        if self.named.is_empty() {
             let stats = self.stats();
             tracing::info!(
                 torrents = self.shared.shards.torrent_count(),
@@ -548,7 +589,7 @@ impl Tracker {
             );
             return;
         }
-        let mut torrents: Vec<&NamedTorrent> = self.shared.named.values().collect();
+        let mut torrents: Vec<&NamedTorrent> = self.named.values().collect();
         torrents.sort_by(|a, b| a.name.cmp(&b.name));
         for torrent in torrents {
             let counts = self.shared.shards.scrape(&torrent.info_hash).unwrap_or_default();
@@ -604,6 +645,7 @@ impl Tracker {
                 next_cleanup = now + cleanup_every;
             }
             if elapsed >= next_status {
+                self.refresh_named();
                 self.log_status();
                 next_status = elapsed + self.shared.config.status_interval;
             }
@@ -623,7 +665,9 @@ impl Shared {
             shards,
             started: Instant::now(),
             ids: ConnectionIds::new(key, config.connection_lifetime),
-            named: named.into_iter().map(|torrent| (torrent.info_hash, torrent)).collect(),
+            named: Mutex::new(Arc::new(named.into_iter().map(|torrent| (torrent.info_hash, torrent)).collect())),
+            named_epoch: AtomicU64::new(0),
+            open,
             // One more for the HTTP front end, whose connections share it.
             stats: (0..=workers).map(|_| WorkerStats::default()).collect(),
             expiry_passes: AtomicU64::new(0),

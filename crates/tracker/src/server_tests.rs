@@ -167,3 +167,31 @@ fn scrape_reports_counts_per_hash_in_order() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Whether `tracker` answers an announce for HASH from `from` with peers (true) or an error (false).
+fn accepted(tracker: &mut Tracker, from: SocketAddr, port: u16) -> bool {
+    let id = connect(tracker, from);
+    let reply = tracker.handle(&announce_packet(id, port, 0, -1), from, 10).expect("answered").to_vec();
+    matches!(Response::<SocketAddrV4>::parse(&reply).expect("valid"), Response::Announce(_))
+}
+
+#[test]
+fn a_reload_serves_new_torrents_keeps_known_swarms_and_drops_removed_ones() {
+    let other = NamedTorrent { info_hash: [9; 20], name: "other".into(), total_length: 10 };
+    let ours = NamedTorrent { info_hash: HASH, name: "ours".into(), total_length: 10 };
+    let mut workers = Tracker::workers(Config::default(), vec![other.clone()], false, 2);
+    let mut second = workers.pop().expect("two workers");
+    let mut first = workers.pop().expect("two workers");
+    assert!(!accepted(&mut first, client(1), 6001));
+    assert_eq!(first.set_named(vec![other.clone(), ours.clone()]), (1, 0));
+    // The other worker sees the reload at its next request.
+    assert!(accepted(&mut second, client(1), 6001));
+    assert!(accepted(&mut first, client(2), 6002));
+    assert_eq!(first.shards().scrape(&HASH).map(|counts| counts.seeders), Some(2));
+    // Reloading the same list again keeps the swarm and its peers.
+    assert_eq!(first.set_named(vec![ours.clone(), other.clone()]), (0, 0));
+    assert_eq!(first.shards().scrape(&HASH).map(|counts| counts.seeders), Some(2));
+    assert_eq!(first.set_named(vec![other]), (0, 1));
+    assert!(!accepted(&mut second, client(3), 6003));
+    assert_eq!(first.shards().scrape(&HASH), None);
+}

@@ -450,6 +450,16 @@ impl Registry {
         Ok((swarm.counts(), change))
     }
 
+    /// Serves `info_hash` from now on (closed mode: a torrent added on reload).
+    pub fn allow(&mut self, info_hash: InfoHash) {
+        self.swarms.entry(info_hash).or_default();
+    }
+
+    /// Stops serving `info_hash` and drops its swarm (closed mode: a torrent removed on reload).
+    pub fn disallow(&mut self, info_hash: &InfoHash) {
+        self.swarms.remove(info_hash);
+    }
+
     /// The scrape triple of a torrent, if it is tracked.
     pub fn scrape(&self, info_hash: &InfoHash) -> Option<SwarmCounts> {
         self.swarms.get(info_hash).map(|swarm| swarm.counts())
