@@ -14,6 +14,7 @@ use metainfo::{Magnet, Torrent};
 use peer::magnet::FetchConfig;
 use peer::session::{self, Config, Event, Outcome, Status};
 use peer::sources::Source;
+use peer::trace::Trace;
 use peer::tracker_client::Timeouts;
 
 use crate::cli;
@@ -78,6 +79,15 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
 
+    /// Write one line per wire message, in and out, to stderr: time, peer, direction (-> sent, <- received)
+    /// and the message with its fields (handshake, bitfield 12/153, have 17, request 17 +16384 16384, piece ...).
+    #[arg(long)]
+    pub trace: bool,
+
+    /// Write the --trace lines to FILE instead of stderr (implies --trace).
+    #[arg(long, value_name = "FILE")]
+    pub trace_file: Option<PathBuf>,
+
     /// First tracker retry timeout in seconds; BEP 15 doubles it on each of 8 retries.
     #[arg(long, value_name = "SECONDS", default_value_t = 15.0, hide = true)]
     pub tracker_timeout: f64,
@@ -125,6 +135,14 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if !(args.tracker_timeout > 0.0 && args.tracker_timeout < 3600.0) {
         bail!("--tracker-timeout must be between 0 and 3600 seconds");
     }
+    let trace = match (&args.trace_file, args.trace) {
+        (Some(path), _) => {
+            let file = std::fs::File::create(path).with_context(|| format!("--trace-file {}", path.display()))?;
+            Some(std::sync::Arc::new(Trace::new(Box::new(std::io::BufWriter::new(file)))))
+        }
+        (None, true) => Some(std::sync::Arc::new(Trace::new(Box::new(std::io::stderr())))),
+        (None, false) => None,
+    };
     let listen = SocketAddr::new(args.bind, args.port);
     let tracker_timeouts = Timeouts { base: Duration::from_secs_f64(args.tracker_timeout), ..Timeouts::default() };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
@@ -171,6 +189,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         exit_on_complete: args.exit_on_complete,
         check_threads: std::thread::available_parallelism().map_or(1, usize::from),
         tracker_timeouts,
+        trace,
     };
     let outcome = runtime.block_on(async {
         let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();

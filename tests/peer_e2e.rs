@@ -495,3 +495,69 @@ fn a_tier_of_dead_udp_and_http_trackers_falls_through_to_the_live_one() {
     assert!(announced.iter().all(|event| event["tracker"] == live.as_str()), "{announced:?}");
     assert!(!announced.is_empty());
 }
+
+#[test]
+fn trace_shows_each_wire_message_of_a_scripted_exchange_in_order() {
+    use std::io::{Read, Write};
+    let work = tempfile::tempdir().expect("tempdir");
+    let data = single_file(work.path(), "traced.bin", 100_000, 5);
+    let (torrent, info_hash) = make_torrent(&data, "udp://127.0.0.1:1/announce", PIECE_LOG2);
+    let trace = work.path().join("trace.txt");
+    let (_seeder, addr) = start_seeder(
+        &torrent,
+        &work.path().join("src"),
+        &["--no-super-seed", "--trace-file", trace.to_str().expect("utf-8")],
+    );
+
+    // A peer of our own script: handshake, interested, one request, its piece.
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream.write_all(&peer_wire::Handshake::new(info_hash, *b"-XX0001-scripted0000").encode()).expect("handshake");
+    let mut theirs = [0u8; peer_wire::HANDSHAKE_LEN];
+    stream.read_exact(&mut theirs).expect("their handshake");
+    let mut buf = Vec::new();
+    let mut next = |stream: &mut std::net::TcpStream| -> Vec<u8> {
+        let mut len = [0u8; 4];
+        stream.read_exact(&mut len).expect("a message");
+        buf.resize(u32::from_be_bytes(len) as usize, 0);
+        stream.read_exact(&mut buf).expect("its body");
+        buf.clone()
+    };
+    assert_eq!(next(&mut stream)[0], 5, "a bitfield first");
+    let mut out = Vec::new();
+    peer_wire::Message::Interested.encode(&mut out);
+    stream.write_all(&out).expect("interested");
+    while next(&mut stream) != [1] {}
+    out.clear();
+    peer_wire::Message::Request { index: 0, begin: 0, length: 16384 }.encode(&mut out);
+    stream.write_all(&out).expect("request");
+    while next(&mut stream)[0] != 7 {}
+
+    let expected = [
+        "<-  handshake  info-hash",
+        "->  handshake  info-hash",
+        "->  bitfield 4/4",
+        "<-  interested",
+        "->  unchoke",
+        "<-  request 0 +0 16384",
+        "->  piece 0 +0 16384",
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&trace).unwrap_or_default();
+        let mut at = 0;
+        let found = expected.iter().all(|wanted| match text[at..].find(wanted) {
+            Some(position) => {
+                at += position + wanted.len();
+                true
+            }
+            None => false,
+        });
+        if found {
+            assert!(text.contains("peer id -XX0001-scripted0000"), "{text}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "trace lines missing or out of order:\n{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

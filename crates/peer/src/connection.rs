@@ -105,7 +105,8 @@ pub(crate) async fn run<S: Transport>(
     direction: Direction,
     ticket: Option<Ticket>,
 ) -> Result<(), CloseReason> {
-    let ours = our_handshake(swarm).encode();
+    let our_handshake = our_handshake(swarm);
+    let ours = our_handshake.encode();
     let exchange = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
         if direction == Direction::Outgoing {
             stream.write_all(&ours).await?;
@@ -131,12 +132,21 @@ pub(crate) async fn run<S: Transport>(
         Ok(None) => return Err("handshake: short".into()),
         Err(err) => return Err(format!("handshake: {err}")),
     };
+    if let Some(trace) = &swarm.trace {
+        if direction == Direction::Outgoing {
+            trace.handshake(addr, true, &our_handshake);
+        }
+        trace.handshake(addr, false, &handshake);
+    }
     if handshake.info_hash != swarm.info_hash {
         return Err("handshake for another torrent".into());
     }
     if direction == Direction::Incoming {
         let reply = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.write_all(&ours));
         reply.await.map_err(|_| "handshake timed out".to_owned())?.map_err(|err| format!("handshake: {err}"))?;
+        if let Some(trace) = &swarm.trace {
+            trace.handshake(addr, true, &our_handshake);
+        }
     }
     // The handshake is over: its place goes to the next connection.
     drop(ticket);
@@ -148,13 +158,13 @@ pub(crate) async fn run<S: Transport>(
     let writer_task = {
         let (outbox, swarm) = (outbox.clone(), swarm.clone());
         tokio::spawn(async move {
-            let result = write_loop(writer, &outbox, swarm).await;
+            let result = write_loop(writer, &outbox, swarm, addr).await;
             // However the writer ends (a disk error, a dead socket), the reader must not carry on alone.
             outbox.close();
             result
         })
     };
-    let result = read_loop(reader, key, &outbox, swarm).await;
+    let result = read_loop(reader, key, &outbox, swarm, addr).await;
     outbox.close();
     let reason = match &result {
         Ok(()) => "closed".to_owned(),
@@ -170,8 +180,10 @@ async fn read_loop(
     key: PeerKey,
     outbox: &Outbox,
     swarm: &Arc<Swarm>,
+    addr: SocketAddr,
 ) -> Result<(), CloseReason> {
     let limit = swarm.message_limit;
+    let num_pieces = swarm.storage.num_pieces();
     let mut buf = vec![0u8; READ_BUFFER.max(2 * limit as usize + 8)];
     let (mut start, mut end) = (0, 0);
     loop {
@@ -181,6 +193,9 @@ async fn read_loop(
         let messages = std::iter::from_fn(|| match peer_wire::decode(&buf[consumed..end], limit) {
             Ok(Some((message, used))) => {
                 consumed += used;
+                if let Some(trace) = &swarm.trace {
+                    trace.line(addr, false, &crate::trace::describe(&message, num_pieces));
+                }
                 Some(message)
             }
             Ok(None) => None,
@@ -217,6 +232,7 @@ async fn write_loop(
     mut writer: impl AsyncWrite + Unpin,
     outbox: &Outbox,
     swarm: Arc<Swarm>,
+    addr: SocketAddr,
 ) -> Result<(), CloseReason> {
     let mut batch = Batch::default();
     let mut out = Vec::new();
@@ -279,6 +295,9 @@ async fn write_loop(
             batch.uploads = uploads;
             result?;
         }
+        if let Some(trace) = &swarm.trace {
+            trace_sent(trace, addr, &out, swarm.storage.num_pieces());
+        }
         // A peer that stops reading must not hold this task (and its socket) for ever: the write gives up when
         // the connection is closed or makes no progress for as long as an idle connection is allowed. Progress is
         // counted per write, so the choker can tell a slow reader from one that stopped.
@@ -301,6 +320,15 @@ async fn write_loop(
                 () = outbox.closed() => return Ok(()),
             }
         }
+    }
+}
+
+/// Traces each message in `out`, the bytes about to be written.
+fn trace_sent(trace: &crate::trace::Trace, addr: SocketAddr, out: &[u8], num_pieces: u32) {
+    let mut at = 0;
+    while let Ok(Some((message, used))) = peer_wire::decode(&out[at..], peer_wire::MAX_MESSAGE_LEN) {
+        trace.line(addr, true, &crate::trace::describe(&message, num_pieces));
+        at += used;
     }
 }
 

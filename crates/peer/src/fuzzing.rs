@@ -102,6 +102,7 @@ impl Harness {
             private: torrent.info.private,
             listen_port: Some(6881),
             local_ip: None,
+            trace: None,
         };
         let (events, receiver) = mpsc::unbounded_channel();
         let metadata = torrent.info_bytes.clone();

@@ -23,5 +23,6 @@ pub mod session;
 pub mod sources;
 pub mod storage;
 mod swarm;
+pub mod trace;
 pub mod tracker_client;
 pub mod trackers;

@@ -47,6 +47,8 @@ pub struct Config {
     pub check_threads: usize,
     /// How trackers are retried (BEP 15: 15 s doubling); tests shorten it.
     pub tracker_timeouts: Timeouts,
+    /// `--trace`: every wire message in and out, in words.
+    pub trace: Option<Arc<crate::trace::Trace>>,
 }
 
 /// Transfer totals and rates, once a second.
@@ -228,6 +230,7 @@ pub async fn run_with_listener(
         private: torrent.info.private,
         listen_port: Some(listen_addr.port()),
         local_ip: Some(config.listen.ip()).filter(|ip| !ip.is_unspecified()),
+        trace: config.trace.clone(),
     };
     let info_hash = torrent.info_hash.0;
     let metadata = torrent.info_bytes.clone();

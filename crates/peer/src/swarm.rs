@@ -200,6 +200,8 @@ pub struct SwarmConfig {
     pub listen_port: Option<u16>,
     /// The local IP we listen and connect on, if one was chosen.
     pub local_ip: Option<IpAddr>,
+    /// Where `--trace` lines go, if anywhere.
+    pub trace: Option<Arc<crate::trace::Trace>>,
 }
 
 /// A complete piece waiting for its hash check.
@@ -216,6 +218,8 @@ pub struct Swarm {
     pub info_hash: [u8; 20],
     pub peer_id: [u8; 20],
     pub message_limit: u32,
+    /// `--trace`: every message in and out, in words.
+    pub trace: Option<Arc<crate::trace::Trace>>,
     pub limiter: Option<UploadLimiter>,
     pub uploaded: AtomicU64,
     pub events: mpsc::UnboundedSender<Event>,
@@ -257,6 +261,7 @@ impl Swarm {
         let offers = (complete && config.super_seed).then(|| Offers::new(picker.num_pieces(), &mut rng));
         Ok(Self {
             message_limit: peer_wire::message_limit(storage.num_pieces()),
+            trace: config.trace.clone(),
             storage,
             info_hash,
             peer_id,
