@@ -382,7 +382,7 @@ impl View {
             return;
         }
         match event {
-            Event::Listening { addr } => cli::announce_listening(*addr),
+            Event::Listening { addr, .. } => cli::announce_listening(*addr),
             Event::Checking { done, total } => {
                 if let Some(bar) = &self.bar {
                     bar.set_message("checking");
@@ -475,6 +475,7 @@ impl View {
                 .map(|peer| {
                     serde_json::json!({
                         "address": peer.addr.to_string(),
+                        "peer_id": hex::encode(peer.peer_id),
                         "downloaded": peer.downloaded,
                         "uploaded": peer.uploaded,
                     })
@@ -501,7 +502,9 @@ impl View {
 fn event_json(event: &Event) -> serde_json::Value {
     use serde_json::json;
     match event {
-        Event::Listening { addr } => json!({"event": "listening", "address": addr.to_string()}),
+        Event::Listening { addr, peer_id } => {
+            json!({"event": "listening", "address": addr.to_string(), "peer_id": hex::encode(peer_id)})
+        }
         Event::Checking { done, total } => json!({"event": "checking", "done": done, "total": total}),
         Event::Checked { have, total } => json!({"event": "checked", "have": have, "total": total}),
         Event::Announced { tracker, peers, seeders, leechers } => {
@@ -516,8 +519,12 @@ fn event_json(event: &Event) -> serde_json::Value {
         Event::PeerDisconnected { addr, reason } => {
             json!({"event": "peer_disconnected", "address": addr.to_string(), "reason": reason})
         }
-        Event::PieceVerified { index, have, total } => {
-            json!({"event": "piece_verified", "piece": index, "have": have, "total": total})
+        Event::PieceVerified { index, from, have, total } => {
+            let from: Vec<serde_json::Value> = from
+                .iter()
+                .map(|(addr, peer_id)| json!({"address": addr.to_string(), "peer_id": hex::encode(peer_id)}))
+                .collect();
+            json!({"event": "piece_verified", "piece": index, "from": from, "have": have, "total": total})
         }
         Event::PieceFailed { index, senders } => {
             let senders: Vec<String> = senders.iter().map(ToString::to_string).collect();

@@ -100,6 +100,15 @@ fn a_magnet_link_alone_downloads_from_our_seeder_and_a_restart_needs_no_peer() {
     assert_eq!(std::fs::read(&saved).ok().map(|bytes| bytes.len() > 40_000), Some(true));
     assert_eq!(std::fs::read(&data).expect("original"), std::fs::read(downloads.join("film.bin")).expect("copy"));
     assert_eq!(listing(&downloads), ["film.bin", "film.bin.torrent"]);
+    // Each verified piece names who sent it: here always the one seeder.
+    let verified = events(&lines, "piece_verified");
+    assert_eq!(verified.len(), 2000);
+    let senders: std::collections::BTreeSet<String> = verified
+        .iter()
+        .flat_map(|event| event["from"].as_array().cloned().unwrap_or_default())
+        .filter_map(|from| from["peer_id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(senders.len(), 1, "{senders:?}");
     // The saved torrent is a real one: it lists the link's tracker and seeds as it is.
     let shown = common::run_ok(Command::new(bin("mktorrent")).arg("--show").arg(&saved).arg("--json"));
     assert!(shown.contains(&announce), "{shown}");

@@ -68,6 +68,7 @@ pub struct Status {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerSummary {
     pub addr: SocketAddr,
+    pub peer_id: [u8; 20],
     pub downloaded: u64,
     pub uploaded: u64,
 }
@@ -77,6 +78,8 @@ pub struct PeerSummary {
 pub enum Event {
     Listening {
         addr: SocketAddr,
+        /// Our peer id in this session, as other peers see it.
+        peer_id: [u8; 20],
     },
     Checking {
         done: u64,
@@ -107,6 +110,8 @@ pub enum Event {
     },
     PieceVerified {
         index: u32,
+        /// Who sent its blocks (address and peer id), each once.
+        from: Vec<(SocketAddr, [u8; 20])>,
         have: u32,
         total: u32,
     },
@@ -209,7 +214,8 @@ pub async fn run_with_listener(
 ) -> Result<Outcome, SessionError> {
     let storage = Arc::new(Storage::new(torrent, &config.dir)?);
     let listen_addr = listener.local_addr().map_err(|source| SessionError::Listen { addr: config.listen, source })?;
-    let _ = events.send(Event::Listening { addr: listen_addr });
+    let peer_id = new_peer_id();
+    let _ = events.send(Event::Listening { addr: listen_addr, peer_id });
 
     let have = check(&storage, config.check_threads, &events).await?;
     let _ = events.send(Event::Checked { have: have.count(), total: have.len() });
@@ -234,8 +240,7 @@ pub async fn run_with_listener(
     };
     let info_hash = torrent.info_hash.0;
     let metadata = torrent.info_bytes.clone();
-    let swarm =
-        Arc::new(Swarm::new(storage, metadata, info_hash, new_peer_id(), &have, &swarm_config, events.clone())?);
+    let swarm = Arc::new(Swarm::new(storage, metadata, info_hash, peer_id, &have, &swarm_config, events.clone())?);
     let local_ip = Some(config.listen.ip()).filter(|ip| !ip.is_unspecified());
 
     let mut tasks = tokio::task::JoinSet::new();

@@ -894,7 +894,12 @@ fn sender_of(state: &State, key: PeerKey) -> Option<Sender> {
 }
 
 fn summary(peer: &Peer) -> PeerSummary {
-    PeerSummary { addr: peer.addr, downloaded: peer.downloaded, uploaded: peer.outbox.uploaded.load(Ordering::Relaxed) }
+    PeerSummary {
+        addr: peer.addr,
+        peer_id: peer.peer_id,
+        downloaded: peer.downloaded,
+        uploaded: peer.outbox.uploaded.load(Ordering::Relaxed),
+    }
 }
 
 /// A request must name a piece we have, lie inside it, and ask for at most one block.

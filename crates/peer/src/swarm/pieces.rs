@@ -139,7 +139,13 @@ impl Swarm {
             state.spare_buffers = Vec::new();
         }
         drop(state);
-        self.emit(Event::PieceVerified { index, have: have_count, total });
+        let mut from: Vec<(SocketAddr, [u8; 20])> = Vec::with_capacity(1);
+        for sender in senders {
+            if !from.contains(&(sender.addr, sender.peer_id)) {
+                from.push((sender.addr, sender.peer_id));
+            }
+        }
+        self.emit(Event::PieceVerified { index, from, have: have_count, total });
         self.emit_bans(banned, &verdict);
         if now_complete {
             if let Err(err) = self.storage.create_empty_files() {
