@@ -9,6 +9,7 @@
 //! the demo (the same code the `mktorrent` and `tracker` programs call).
 
 mod compare;
+mod picture;
 mod processes;
 mod progress;
 
@@ -45,10 +46,19 @@ pub struct Args {
     #[arg(value_name = "LEECHERS", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=50))]
     pub leechers: u16,
 
-    /// File or folder to share. [default: this repository's sample-data/spiderman.txt]
+    /// File or folder to share. [default: this repository's sample-data/spiderman.txt, with 2 MiB of generated
+    /// data beside it in the temporary folder, so that there are dozens of pieces to trade]
     #[arg(value_name = "PATH")]
     pub path: Option<PathBuf>,
+
+    /// Where to write the picture of the run (SVG: one row per peer, each verified piece coloured by its sender).
+    /// [default: bittorrent-demo.svg in the system's temporary folder]
+    #[arg(long, value_name = "FILE")]
+    pub picture: Option<PathBuf>,
 }
+
+/// Generated data added to the default sample, so the swarm has dozens of pieces to trade.
+const GENERATED_BYTES: usize = 2 << 20;
 
 /// The seeder's upload cap makes it need this long to send every leecher a copy by itself.
 const SEEDER_ALONE_SECONDS: u64 = 6;
@@ -74,10 +84,13 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let interrupted = cli::shutdown_flag()?;
-    let given = args.path.clone().unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(SAMPLE));
+    let work = tempfile::Builder::new().prefix("bittorrent-demo-").tempdir().context("making a temporary folder")?;
+    let given = match &args.path {
+        Some(path) => path.clone(),
+        None => default_share(work.path())?,
+    };
     let original = std::fs::canonicalize(&given).with_context(|| format!("reading {}", given.display()))?;
     let seed_dir = original.parent().with_context(|| format!("{} has no parent folder", original.display()))?;
-    let work = tempfile::Builder::new().prefix("bittorrent-demo-").tempdir().context("making a temporary folder")?;
 
     // The tracker's socket comes first: its port goes into the torrent's announce URL.
     let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).context("binding the tracker's UDP socket")?;
@@ -131,7 +144,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         work.path().display()
     ));
     let mut progress = Progress::new(cli::stderr_is_terminal(), &swarm.states, total);
-    let finish = swarm.run_until_complete(&mut progress, &interrupted, info.piece_length, total);
+    let finish = swarm.run_until_complete(&mut progress, &interrupted, info.piece_length, total, &tracker.view);
     let elapsed = swarm.leechers_started.elapsed();
     let stopping = swarm.stop_all();
     progress.finish(&swarm.states, total, info.piece_length);
@@ -161,6 +174,17 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     print_summary(&swarm.states, &verdicts, &stopping, total, elapsed);
+    let names = picture::Names::new(&swarm.states);
+    for line in picture::matrix(&swarm.states, &names) {
+        print_line(&line);
+    }
+    let picture_path = args.picture.clone().unwrap_or_else(|| std::env::temp_dir().join("bittorrent-demo.svg"));
+    let title = format!("{}: a seeder and {leechers} {}", info.name, plural(leechers, "leecher", "leechers"));
+    let drawing = picture::svg(&swarm.states, &names, &swarm.matches, &title);
+    match std::fs::write(&picture_path, drawing) {
+        Ok(()) => print_line(&format!("picture of the run: {}", picture_path.display())),
+        Err(err) => print_line(&format!("could not write the picture {}: {err}", picture_path.display())),
+    }
     let announces = tracker_stats.map_or(0, |stats| stats.announces);
     if identical == leechers {
         print_line(&format!(
@@ -179,6 +203,30 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 const SAMPLE: &str = "sample-data/spiderman.txt";
+
+/// The default share: the sample file and generated data (the same bytes every run) in a folder of `work`.
+fn default_share(work: &Path) -> anyhow::Result<PathBuf> {
+    let folder = work.join("spiderman-demo");
+    std::fs::create_dir_all(&folder).with_context(|| format!("creating {}", folder.display()))?;
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join(SAMPLE);
+    std::fs::copy(&sample, folder.join("spiderman.txt")).with_context(|| format!("copying {}", sample.display()))?;
+    // xorshift64: deterministic, and incompressible enough to look like real data.
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut data = Vec::with_capacity(GENERATED_BYTES);
+    while data.len() < GENERATED_BYTES {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        data.extend_from_slice(&state.to_le_bytes());
+    }
+    std::fs::write(folder.join("generated.bin"), &data).context("writing the generated data")?;
+    print_line(&format!(
+        "sharing {} plus {} of generated data (the sample alone is one piece: nothing to trade)",
+        SAMPLE,
+        HumanBytes(GENERATED_BYTES as u64)
+    ));
+    Ok(folder)
+}
 
 /// Makes the torrent with our mktorrent (in-process, the same code as the program): no creation date, quiet.
 fn make_torrent(original: &Path, announce: &str, output: &Path) -> anyhow::Result<()> {
@@ -294,6 +342,9 @@ struct Swarm {
     sender: Sender<(usize, Output)>,
     events: Receiver<(usize, Output)>,
     leechers_started: Instant,
+    /// The tracker's journal as the demo saw it, in the peers' names, with when (since the leechers started).
+    matches: Vec<(Duration, String)>,
+    journal_seen: u64,
 }
 
 /// What one poll of the peers' output brought.
@@ -315,6 +366,8 @@ impl Swarm {
             sender,
             events,
             leechers_started: Instant::now(),
+            matches: Vec::new(),
+            journal_seen: 0,
         }
     }
 
@@ -427,12 +480,14 @@ impl Swarm {
         interrupted: &AtomicBool,
         piece_length: u64,
         total: u64,
+        tracker: &tracker::server::Tracker,
     ) -> Finish {
         let mut last_progress = Instant::now();
         let finish = loop {
             if interrupted.load(Ordering::Relaxed) {
                 break Finish::Interrupted;
             }
+            self.show_journal(tracker, progress);
             match self.poll() {
                 Step::Event(index, kind, moved) => {
                     if moved {
@@ -464,8 +519,24 @@ impl Swarm {
                 break Finish::Failed(format!("no leecher made progress for {} s", STALL.as_secs()));
             }
         };
+        self.show_journal(tracker, progress);
         progress.update(&self.states, total, piece_length);
         finish
+    }
+
+    /// Prints what the tracker did since the last look, in the peers' names, and keeps it for the picture.
+    fn show_journal(&mut self, tracker: &tracker::server::Tracker, progress: &Progress) {
+        let entries = tracker.journal_since(self.journal_seen);
+        if entries.is_empty() {
+            return;
+        }
+        let names = picture::Names::new(&self.states);
+        for entry in entries {
+            self.journal_seen = entry.seq;
+            let line = picture::journal_line(&entry, &names);
+            progress.message(&format!("tracker: {line}"));
+            self.matches.push((self.leechers_started.elapsed(), line));
+        }
     }
 
     /// Stops every peer as Ctrl-C would and collects their final reports; returns their exit statuses.

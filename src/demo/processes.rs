@@ -145,6 +145,8 @@ fn send_interrupt(_child: &Child) -> bool {
 pub struct TrackerThread {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<Stats>>,
+    /// A handle on the same swarms, for reading the tracker's journal while it serves.
+    pub view: Tracker,
 }
 
 impl TrackerThread {
@@ -158,6 +160,7 @@ impl TrackerThread {
         // Peers re-announce every 10 s, so a leecher that started before another still hears of it.
         let config = Config { interval: 10, peer_timeout: 30, ..Config::default() };
         let mut tracker = Tracker::new(config, named, false);
+        let view = tracker.http_handle();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
@@ -169,7 +172,7 @@ impl TrackerThread {
                 tracker.stats()
             })
             .with_context(|| format!("starting the tracker for {}", torrent_path.display()))?;
-        Ok(TrackerThread { stop, thread: Some(thread) })
+        Ok(TrackerThread { stop, thread: Some(thread), view })
     }
 
     /// Stops the tracker and returns its counters.

@@ -33,6 +33,12 @@ pub struct PeerState {
     pub complete_after: Option<Duration>,
     pub seeding: bool,
     pub stopped: Option<Stopped>,
+    /// Its peer id (hex), as the others see it.
+    pub peer_id: Option<String>,
+    /// Each piece it verified: index, when (since the leechers started) and the peer ids that sent it.
+    pub verified: Vec<(u32, Duration, Vec<String>)>,
+    /// From its final report: what it downloaded from each peer, by peer id.
+    pub received: Vec<(String, u64)>,
 }
 
 impl PeerState {
@@ -44,8 +50,23 @@ impl PeerState {
     pub fn apply(&mut self, event: &Value, elapsed: Duration) -> bool {
         let number = |key: &str| event[key].as_u64();
         match event["event"].as_str() {
-            Some("listening") => self.address = event["address"].as_str().map(str::to_owned),
-            Some("checked" | "piece_verified") => {
+            Some("listening") => {
+                self.address = event["address"].as_str().map(str::to_owned);
+                self.peer_id = event["peer_id"].as_str().map(str::to_owned);
+            }
+            Some("piece_verified") => {
+                let from = event["from"].as_array().map_or_else(Vec::new, |from| {
+                    from.iter().filter_map(|sender| sender["peer_id"].as_str().map(str::to_owned)).collect()
+                });
+                if let Some(piece) = number("piece").and_then(|piece| u32::try_from(piece).ok()) {
+                    self.verified.push((piece, elapsed, from));
+                }
+                let had = self.have;
+                self.have = number("have").unwrap_or(self.have);
+                self.pieces = number("total").unwrap_or(self.pieces);
+                return self.have > had;
+            }
+            Some("checked") => {
                 let had = self.have;
                 self.have = number("have").unwrap_or(self.have);
                 self.pieces = number("total").unwrap_or(self.pieces);
@@ -75,6 +96,13 @@ impl PeerState {
                 self.downloaded = stopped.downloaded;
                 self.uploaded = stopped.uploaded;
                 self.stopped = Some(stopped);
+                self.received = event["peers"].as_array().map_or_else(Vec::new, |peers| {
+                    peers
+                        .iter()
+                        .filter_map(|peer| Some((peer["peer_id"].as_str()?.to_owned(), peer["downloaded"].as_u64()?)))
+                        .filter(|(_, bytes)| *bytes > 0)
+                        .collect()
+                });
             }
             _ => {}
         }

@@ -24,25 +24,65 @@ const RATE_SECONDS: usize = 300;
 /// Torrents listed in open mode.
 const BUSIEST: usize = 10;
 
-/// One line of the journal.
-#[derive(Debug, Clone)]
-struct Entry {
-    at: u32,
-    kind: &'static str,
-    torrent: String,
-    text: String,
+/// One line of the journal: what happened to whom, and whom the tracker handed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    /// Order across workers: later entries have larger numbers.
+    pub seq: u64,
+    /// Seconds on the tracker's clock.
+    pub at: u32,
+    /// `join`, `finish`, `leave` or `match` (a re-announce that was given peers).
+    pub kind: &'static str,
+    pub torrent: String,
+    /// `seeder` or `leecher`, as it announced.
+    pub role: &'static str,
+    /// The announcer's address (source IP and announced port).
+    pub peer: String,
+    /// The peers it was given, seeders and leechers apart.
+    pub given_seeders: Vec<String>,
+    pub given_leechers: Vec<String>,
+}
+
+impl JournalEntry {
+    /// The entry in words, as the page shows it.
+    #[must_use]
+    pub fn text(&self) -> String {
+        let (role, peer) = (self.role, &self.peer);
+        let mut text = match self.kind {
+            "join" => format!("{role} {peer} joined"),
+            "finish" => format!("leecher {peer} finished: now a seeder"),
+            "leave" => format!("{role} {peer} left"),
+            _ => format!("{role} {peer} asked"),
+        };
+        match (self.given_seeders.is_empty(), self.given_leechers.is_empty()) {
+            (true, true) => {}
+            (false, false) => text.push_str(&format!(
+                "; given seeders {}, leechers {}",
+                self.given_seeders.join(", "),
+                self.given_leechers.join(", ")
+            )),
+            (false, true) => text.push_str(&format!("; given seeders {}", self.given_seeders.join(", "))),
+            (true, false) => text.push_str(&format!("; given leechers {}", self.given_leechers.join(", "))),
+        }
+        text
+    }
 }
 
 /// Each worker's journal, and the announce rate history.
 #[derive(Debug, Default)]
 pub(super) struct Journal {
-    per_worker: Box<[Mutex<VecDeque<Entry>>]>,
+    per_worker: Box<[Mutex<VecDeque<JournalEntry>>]>,
     rates: Mutex<VecDeque<u64>>,
+    next_seq: std::sync::atomic::AtomicU64,
 }
 
 impl Journal {
     pub(super) fn new(slots: usize) -> Journal {
-        Journal { per_worker: (0..slots).map(|_| Mutex::default()).collect(), rates: Mutex::default() }
+        Journal {
+            per_worker: (0..slots).map(|_| Mutex::default()).collect(),
+            rates: Mutex::default(),
+            next_seq: std::sync::atomic::AtomicU64::new(1),
+        }
     }
 
     /// Records the requests answered in the last second (called once a second by the housekeeping worker).
@@ -67,35 +107,53 @@ impl Tracker {
         now: u32,
     ) {
         let Some(torrent) = self.named.get(info_hash) else { return };
-        let role = if seeder { "seeder" } else { "leecher" };
-        let (kind, text) = match change {
-            Change::Joined => ("join", format!("{role} {peer} joined")),
-            Change::Finished => ("finish", format!("leecher {peer} finished: now a seeder")),
-            Change::Left => ("leave", format!("{role} {peer} left")),
+        let kind = match change {
+            Change::Joined => "join",
+            Change::Finished => "finish",
+            Change::Left => "leave",
             Change::Updated | Change::NotRecorded if handed.is_empty() => return,
-            Change::Updated | Change::NotRecorded => ("match", format!("{role} {peer} asked")),
+            Change::Updated | Change::NotRecorded => "match",
         };
-        let mut text = text;
+        let (mut given_seeders, mut given_leechers) = (Vec::new(), Vec::new());
         if !handed.is_empty() {
             let registry = self.shared.shards.lock(info_hash);
-            let (seeders, leechers): (Vec<&A>, Vec<&A>) =
-                handed.iter().partition(|other| registry.is_seeder(info_hash, *other) == Some(true));
-            drop(registry);
-            let list = |peers: &[&A]| peers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
-            text.push_str("; given ");
-            match (seeders.is_empty(), leechers.is_empty()) {
-                (false, false) => text.push_str(&format!("seeders {}, leechers {}", list(&seeders), list(&leechers))),
-                (false, true) => text.push_str(&format!("seeders {}", list(&seeders))),
-                _ => text.push_str(&format!("leechers {}", list(&leechers))),
+            for other in handed {
+                if registry.is_seeder(info_hash, other) == Some(true) {
+                    given_seeders.push(other.to_string());
+                } else {
+                    given_leechers.push(other.to_string());
+                }
             }
         }
-        let entry = Entry { at: now, kind, torrent: torrent.name.clone(), text };
+        let entry = JournalEntry {
+            seq: self.shared.journal.next_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            at: now,
+            kind,
+            torrent: torrent.name.clone(),
+            role: if seeder { "seeder" } else { "leecher" },
+            peer: peer.to_string(),
+            given_seeders,
+            given_leechers,
+        };
         let mut journal =
             self.shared.journal.per_worker[self.worker].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if journal.len() == JOURNAL_LEN {
             journal.pop_front();
         }
         journal.push_back(entry);
+    }
+
+    /// The journal entries after `seq` (0: all that are kept), oldest first: joins, finishes, departures and
+    /// matches of the named torrents.
+    #[must_use]
+    pub fn journal_since(&self, seq: u64) -> Vec<JournalEntry> {
+        let mut entries: Vec<JournalEntry> = Vec::new();
+        for journal in &self.shared.journal.per_worker {
+            let journal = journal.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            entries.extend(journal.iter().filter(|entry| entry.seq > seq).cloned());
+        }
+        entries.sort_by_key(|entry| entry.seq);
+        entries
     }
 
     /// What the page shows, as JSON.
@@ -122,15 +180,13 @@ impl Tracker {
                 }));
             }
         }
-        let mut entries: Vec<Entry> = Vec::new();
-        for journal in &self.shared.journal.per_worker {
-            entries.extend(journal.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().cloned());
-        }
-        entries.sort_by_key(|entry| entry.at);
+        let entries = self.journal_since(0);
         let start = entries.len().saturating_sub(PAGE_JOURNAL);
         let journal: Vec<serde_json::Value> = entries[start..]
             .iter()
-            .map(|entry| serde_json::json!({"at": entry.at, "kind": entry.kind, "torrent": entry.torrent, "text": entry.text}))
+            .map(|entry| {
+                serde_json::json!({"at": entry.at, "kind": entry.kind, "torrent": entry.torrent, "text": entry.text()})
+            })
             .collect();
         let rates: Vec<u64> = self
             .shared

@@ -32,6 +32,7 @@ mod dashboard;
 use crate::shards::Shards;
 use crate::swarm::{Announce, Change, Family, InfoHash, Limits};
 use dashboard::Journal;
+pub use dashboard::JournalEntry;
 
 /// UDP payload a reply may fill: fits in one packet on any path (IPv6 minimum MTU minus headers).
 const MAX_REPLY_PAYLOAD: usize = 1220;
