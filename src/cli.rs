@@ -19,15 +19,70 @@ pub fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
 }
 
-/// Sends `tracing` lines to stderr, filtered by RUST_LOG (default: info).
+/// Sends `tracing` lines to stderr, filtered by RUST_LOG (default: info). On a terminal the lines are short (level
+/// and message, no timestamp) and are written above the progress bar (see [`show_bar`]) instead of through it;
+/// elsewhere (a log file, a pipe) each line has its timestamp.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(stderr_is_terminal())
-        .try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(BarAwareStderr);
+    let _ = if stderr_is_terminal() {
+        builder.with_ansi(true).without_time().with_target(false).compact().try_init()
+    } else {
+        builder.with_ansi(false).try_init()
+    };
+}
+
+/// The progress bar log lines must go around, if one is shown.
+static BAR: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
+
+/// From now on, log lines are printed above `bar` (which is redrawn below them) rather than across it.
+pub fn show_bar(bar: &indicatif::ProgressBar) {
+    *BAR.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(bar.clone());
+}
+
+/// The bar is gone: log lines go straight to stderr again.
+pub fn hide_bar() {
+    *BAR.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+}
+
+/// stderr for `tracing`, suspending the progress bar around each line.
+struct BarAwareStderr;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for BarAwareStderr {
+    type Writer = BarAwareLine;
+
+    fn make_writer(&'a self) -> BarAwareLine {
+        BarAwareLine(Vec::new())
+    }
+}
+
+/// One log line, buffered until it is complete so it is written in one piece.
+struct BarAwareLine(Vec<u8>);
+
+impl std::io::Write for BarAwareLine {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for BarAwareLine {
+    fn drop(&mut self) {
+        let bar = BAR.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let write = || {
+            let mut stderr = std::io::stderr().lock();
+            let _ = std::io::Write::write_all(&mut stderr, &self.0);
+        };
+        match bar {
+            Some(bar) if !bar.is_finished() => bar.suspend(write),
+            _ => write(),
+        }
+    }
 }
 
 /// A flag set by the first Ctrl-C or SIGTERM, so a program can shut down cleanly.

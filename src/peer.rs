@@ -357,23 +357,35 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 struct View {
     json: bool,
     name: String,
+    total: u64,
     bar: Option<ProgressBar>,
     last_line: Option<Instant>,
     complete: bool,
 }
 
 impl View {
+    /// A view with a progress bar on a terminal (unless `json`); `total` bytes, 0 while unknown (no bar then).
     fn new(json: bool, name: &str, total: u64) -> Self {
-        let bar = (!json && cli::stderr_is_terminal()).then(|| {
+        let bar = (!json && total > 0 && cli::stderr_is_terminal()).then(|| {
             let bar = ProgressBar::new(total);
             let style = ProgressStyle::with_template("{prefix} [{bar:30}] {bytes}/{total_bytes} {msg} ETA {eta}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> ");
             bar.set_style(style);
             bar.set_prefix(name.to_owned());
+            // Log lines go above the bar, which stays on one line and is redrawn in place.
+            cli::show_bar(&bar);
             bar
         });
-        Self { json, name: name.to_owned(), bar, last_line: None, complete: false }
+        Self { json, name: name.to_owned(), total, bar, last_line: None, complete: false }
+    }
+
+    /// A line on stdout, above the bar if there is one (stdout and stderr are often the same terminal).
+    fn say(&self, text: &str) {
+        match &self.bar {
+            Some(bar) if !bar.is_finished() => bar.suspend(|| println_flush(text)),
+            _ => println_flush(text),
+        }
     }
 
     fn show(&mut self, event: &Event) {
@@ -382,7 +394,10 @@ impl View {
             return;
         }
         match event {
-            Event::Listening { addr, .. } => cli::announce_listening(*addr),
+            Event::Listening { addr, .. } => match &self.bar {
+                Some(bar) => bar.suspend(|| cli::announce_listening(*addr)),
+                None => cli::announce_listening(*addr),
+            },
             Event::Checking { done, total } => {
                 if let Some(bar) = &self.bar {
                     bar.set_message("checking");
@@ -423,12 +438,16 @@ impl View {
             }
             Event::Complete => {
                 self.complete = true;
+                self.say(&format!("complete: {} verified", self.name));
                 if let Some(bar) = &self.bar {
-                    bar.finish_and_clear();
+                    // The bar becomes the seeding line.
+                    let style = ProgressStyle::with_template("{prefix} seeding: {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar());
+                    bar.set_style(style);
+                    bar.set_message("uploaded 0 B");
                 }
-                println_flush(&format!("complete: {} verified", self.name));
             }
-            Event::Seeding => println_flush(&format!("seeding {}", self.name)),
+            Event::Seeding => self.say(&format!("seeding {}", self.name)),
             Event::Status(status) => self.status(status),
         }
     }
@@ -443,7 +462,15 @@ impl View {
             status.peers
         );
         if let Some(bar) = &self.bar {
-            if !self.complete {
+            if self.complete {
+                let ratio = if self.total == 0 { 0.0 } else { status.uploaded as f64 / self.total as f64 };
+                bar.set_message(format!(
+                    "uploaded {}, ratio {ratio:.2}, {} peers, up {}/s",
+                    indicatif::HumanBytes(status.uploaded),
+                    status.peers,
+                    indicatif::HumanBytes(status.upload_rate)
+                ));
+            } else {
                 bar.set_position(bar.length().unwrap_or(0).saturating_sub(status.left));
                 bar.set_message(text);
             }
@@ -467,6 +494,7 @@ impl View {
     fn finish(&mut self, outcome: &Outcome) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
+            cli::hide_bar();
         }
         if self.json {
             let peers: Vec<serde_json::Value> = outcome
