@@ -77,6 +77,13 @@ fn the_default_demo_shows_matches_trading_a_matrix_and_a_picture() {
     );
     // Per-peer progress lines (not a terminal: one a second).
     assert!(stdout.lines().any(|line| line.contains("| leecher 1 ") && line.contains('%')), "{stdout}");
+    // Each leecher's piece map, and who is sending to it.
+    assert!(
+        stdout
+            .lines()
+            .any(|line| line.trim_start().starts_with("leecher 2 [") && line.contains('█') && line.contains("from ")),
+        "no piece map\n{stdout}"
+    );
     // The matrix: each leecher's row adds up to what it downloaded, and leechers sent each other pieces.
     let lines: Vec<&str> = stdout.lines().collect();
     let start = lines.iter().position(|line| line.starts_with("who sent how much to whom")).expect("a matrix");

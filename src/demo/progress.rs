@@ -121,7 +121,57 @@ impl PeerState {
     fn percent(&self) -> u64 {
         (self.have * 100).checked_div(self.pieces).unwrap_or(0)
     }
+
+    /// The pieces it has, `cells` wide: each cell a group of pieces, `█` all verified, `▓` half or more, `░` some,
+    /// `·` none. A peer that started complete (the seeder) is full.
+    pub fn piece_map(&self, cells: usize) -> String {
+        let pieces = usize::try_from(self.pieces).unwrap_or(0);
+        if pieces == 0 {
+            return "·".repeat(cells);
+        }
+        let mut have = vec![false; pieces];
+        if self.verified.is_empty() && self.have >= self.pieces {
+            have.fill(true);
+        }
+        for (piece, _, _) in &self.verified {
+            if let Some(slot) = have.get_mut(*piece as usize) {
+                *slot = true;
+            }
+        }
+        let cells = cells.min(pieces).max(1);
+        (0..cells)
+            .map(|cell| {
+                let group = &have[cell * pieces / cells..(cell + 1) * pieces / cells];
+                let count = group.iter().filter(|&&has| has).count();
+                match count {
+                    0 => '·',
+                    _ if count == group.len() => '█',
+                    _ if 2 * count >= group.len() => '▓',
+                    _ => '░',
+                }
+            })
+            .collect()
+    }
+
+    /// Who sent its latest pieces, in the peers' names (`peers` gives the names), most recent first.
+    fn sending_to_it(&self, peers: &[PeerState]) -> String {
+        let mut names: Vec<&str> = Vec::new();
+        for (_, _, from) in self.verified.iter().rev().take(8) {
+            for peer_id in from {
+                let name = peers.iter().find(|peer| peer.peer_id.as_deref() == Some(peer_id.as_str()));
+                if let Some(name) = name.map(|peer| peer.label.as_str())
+                    && !names.contains(&name)
+                {
+                    names.push(name);
+                }
+            }
+        }
+        names.join(", ")
+    }
 }
+
+/// Cells in a piece map.
+const MAP_CELLS: usize = 32;
 
 /// Progress bars on a terminal, plain lines otherwise.
 pub enum Progress {
@@ -140,9 +190,8 @@ impl Progress {
         let width = peers.iter().map(|peer| peer.label.len()).max().unwrap_or(0);
         let seeder_style =
             ProgressStyle::with_template("{prefix} {wide_msg}").unwrap_or_else(|_| ProgressStyle::default_spinner());
-        let leecher_style = ProgressStyle::with_template("{prefix} [{bar:16}] {binary_bytes:>9} {wide_msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
+        let leecher_style =
+            ProgressStyle::with_template("{prefix} {wide_msg}").unwrap_or_else(|_| ProgressStyle::default_bar());
         let prefix = |peer: &PeerState| format!("{:<width$}", peer.label);
         let seeder = multi.add(ProgressBar::new(total).with_style(seeder_style));
         if let Some(first) = peers.first() {
@@ -182,15 +231,17 @@ impl Progress {
                 }
                 for (bar, peer) in leechers.iter().zip(peers.iter().skip(1)) {
                     bar.set_position(peer.bytes_have(total, piece_length));
+                    let map = peer.piece_map(MAP_CELLS);
                     bar.set_message(match peer.complete_after {
                         Some(after) => {
-                            format!("done in {:.1} s, sent {}", after.as_secs_f64(), HumanBytes(peer.uploaded))
+                            format!("[{map}] done in {:.1} s, sent {}", after.as_secs_f64(), HumanBytes(peer.uploaded))
                         }
                         None => format!(
-                            "\u{2193} {}/s \u{2191} {}/s, {} peers",
+                            "[{map}] {:>3}% \u{2193} {}/s \u{2191} {}/s, from {}",
+                            peer.percent(),
                             HumanBytes(peer.download_rate),
                             HumanBytes(peer.upload_rate),
-                            peer.peers
+                            peer.sending_to_it(peers)
                         ),
                     });
                 }
@@ -208,6 +259,12 @@ impl Progress {
                     line.push_str(&format!(" | {} uploaded {}", first.label, HumanBytes(first.uploaded)));
                 }
                 print_line(&line);
+                let width = peers.iter().map(|peer| peer.label.len()).max().unwrap_or(0);
+                for peer in peers.iter().skip(1) {
+                    let from = peer.sending_to_it(peers);
+                    let from = if from.is_empty() { String::new() } else { format!("  from {from}") };
+                    print_line(&format!("        {:<width$} [{}]{from}", peer.label, peer.piece_map(MAP_CELLS)));
+                }
             }
         }
     }
