@@ -238,9 +238,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .context("installing the SIGHUP handler")?;
     let http_listener = match settings.http {
         Some(address) => {
-            let listener =
-                std::net::TcpListener::bind(address).with_context(|| format!("binding HTTP on {address}"))?;
-            listener.set_nonblocking(true).context("making the HTTP socket non-blocking")?;
+            let listener = bind_http(address).with_context(|| format!("binding HTTP on {address}"))?;
             Some(listener)
         }
         None => None,
@@ -359,6 +357,17 @@ fn config_args(config: &Option<PathBuf>) -> Vec<OsString> {
         args.push(path.into());
     }
     args
+}
+
+/// The HTTP listening socket, non-blocking, with a backlog deep enough for a burst of clients (std's is 128).
+fn bind_http(address: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(4096)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
 }
 
 /// Runs the HTTP front end on a small runtime of its own until `shutdown` is set.

@@ -1,10 +1,11 @@
 //! The HTTP front end: `/announce` and `/scrape` over hyper (HTTP/1.1), answered by [`Tracker::handle_http`] on the
 //! same swarms as UDP.
 //!
-//! What a hostile client can hold is bounded: a request head of at most [`MAX_HEAD_BYTES`] (a longer request line is
-//! refused by hyper before anything is parsed), [`HEAD_TIMEOUT`] to send a head (slowloris), at most
-//! [`MAX_CONNECTIONS`] open connections (past it new ones are closed at once), and [`CONNECTION_LIFETIME`] per
-//! connection, however busy or idle. Request bodies are never read.
+//! What a hostile client can hold is bounded: a request head of at most [`MAX_HEAD_BYTES`] (a longer one gets
+//! 431 from hyper before anything is parsed), [`HEAD_TIMEOUT`] to send a head (slowloris), at most
+//! [`MAX_CONNECTIONS`] open connections and [`MAX_CONNECTIONS_PER_IP`] from one address (past either, new ones are
+//! closed at once; the per-address cap is off behind a proxy, where every connection comes from the proxy), and
+//! [`CONNECTION_LIFETIME`] per connection, however busy or idle. Request bodies are never read.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -27,6 +28,8 @@ pub const MAX_HEAD_BYTES: usize = 8 * 1024;
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Open connections at once.
 pub const MAX_CONNECTIONS: usize = 4096;
+/// Open connections from one address, so that one host cannot take every slot.
+pub const MAX_CONNECTIONS_PER_IP: usize = 256;
 /// Longest a connection is kept, keep-alive included.
 pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(120);
 
@@ -45,6 +48,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let per_ip: Arc<std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>> = Arc::default();
     let config = Arc::new(config);
     tokio::pin!(shutdown);
     loop {
@@ -65,6 +69,17 @@ pub async fn serve(
             drop(stream);
             continue;
         };
+        let ip = peer.ip();
+        let counted = config.real_ip_header.is_none();
+        if counted {
+            let mut open = per_ip.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let count = open.entry(ip).or_insert(0);
+            if *count >= MAX_CONNECTIONS_PER_IP {
+                continue;
+            }
+            *count += 1;
+        }
+        let per_ip = per_ip.clone();
         let _ = stream.set_nodelay(true);
         let handler = Arc::new(std::sync::Mutex::new(tracker.http_handle()));
         let config = config.clone();
@@ -79,6 +94,15 @@ pub async fn serve(
                 .max_buf_size(MAX_HEAD_BYTES)
                 .serve_connection(TokioIo::new(stream), service);
             let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+            if counted {
+                let mut open = per_ip.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Some(count) = open.get_mut(&ip) {
+                    *count -= 1;
+                    if *count == 0 {
+                        open.remove(&ip);
+                    }
+                }
+            }
             drop(slot);
         });
     }
@@ -93,6 +117,8 @@ fn answer(
     let target = request.uri().path_and_query().map_or(request.uri().path(), |target| target.as_str());
     let client = match &config.real_ip_header {
         None => Some(peer.ip()),
+        // A scrape does not depend on who asks.
+        Some(_) if request.uri().path() != "/announce" => Some(peer.ip()),
         Some(name) => request
             .headers()
             .get(name)
