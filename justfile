@@ -7,6 +7,13 @@ default:
 demo:
     cargo run --release --bin demo
 
+# Redraws docs/demo.svg and docs/demo.png (the picture in README) from a fresh default demo run; needs chromium.
+demo-picture:
+    mkdir -p docs
+    cargo run --release --bin demo -- --picture docs/demo.svg
+    chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --window-size=1000,360 \
+        --screenshot="$PWD/docs/demo.png" "file://$PWD/docs/demo.svg"
+
 # The same swarm for any file or folder, with N leechers: just swarm 5 ~/Videos/film.mkv
 swarm n file:
     cd "{{invocation_directory()}}" && cargo run --release --manifest-path "{{justfile_directory()}}/Cargo.toml" \
