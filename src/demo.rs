@@ -147,6 +147,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let finish = swarm.run_until_complete(&mut progress, &interrupted, info.piece_length, total, &tracker.view);
     let elapsed = swarm.leechers_started.elapsed();
     let stopping = swarm.stop_all();
+    // The departures: each peer said `stopped` to the tracker on its way out.
+    swarm.show_journal(&tracker.view, &progress);
     progress.finish(&swarm.states, total, info.piece_length);
     let tracker_stats = tracker.stop();
     match finish {
@@ -345,6 +347,8 @@ struct Swarm {
     /// The tracker's journal as the demo saw it, in the peers' names, with when (since the leechers started).
     matches: Vec<(Duration, String)>,
     journal_seen: u64,
+    /// Since when the next journal entry has waited for a peer's name.
+    journal_waiting: Option<Instant>,
 }
 
 /// What one poll of the peers' output brought.
@@ -368,6 +372,7 @@ impl Swarm {
             leechers_started: Instant::now(),
             matches: Vec::new(),
             journal_seen: 0,
+            journal_waiting: None,
         }
     }
 
@@ -532,6 +537,15 @@ impl Swarm {
         }
         let names = picture::Names::new(&self.states);
         for entry in entries {
+            // A peer's `listening` event can come a moment after the tracker heard of it: wait for its name, a
+            // second at most.
+            if !names.knows_all(&entry) {
+                let waiting = *self.journal_waiting.get_or_insert_with(Instant::now);
+                if waiting.elapsed() < Duration::from_secs(1) {
+                    return;
+                }
+            }
+            self.journal_waiting = None;
             self.journal_seen = entry.seq;
             let line = picture::journal_line(&entry, &names);
             progress.message(&format!("tracker: {line}"));

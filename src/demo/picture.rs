@@ -35,6 +35,14 @@ impl Names {
         names
     }
 
+    /// Whether every address `entry` mentions has a name yet.
+    pub fn knows_all(&self, entry: &JournalEntry) -> bool {
+        std::iter::once(&entry.peer)
+            .chain(&entry.given_seeders)
+            .chain(&entry.given_leechers)
+            .all(|address| self.by_address.contains_key(address))
+    }
+
     fn address(&self, address: &str) -> String {
         self.by_address.get(address).cloned().unwrap_or_else(|| address.to_owned())
     }
