@@ -46,9 +46,14 @@ fuzz target seconds="60":
 bench-create runs="5":
     ./bench/create.sh {{runs}}
 
-# UDP tracker under aquatic_udp_load_test, against aquatic_udp and opentracker (1 core each).
-bench-tracker runs="5" duration="20":
-    ./bench/tracker.sh {{runs}} {{duration}}
+# UDP tracker under aquatic_udp_load_test, against aquatic_udp and opentracker, for each worker count
+# (trackers on CPUs 0..N-1, the load tester on the rest): just bench-tracker 3 10 "1 2"
+bench-tracker runs="5" duration="20" workers="1":
+    WORKERS="{{workers}}" ./bench/tracker.sh {{runs}} {{duration}}
+
+# HTTP announces on keep-alive connections against our tracker (10,000 torrents x 20 peers): rate, failures, RSS over the run.
+bench-tracker-http announces="1000000" connections="64":
+    ./bench/tracker_http_load.sh {{announces}} {{connections}}
 
 # 1 GiB over loopback, one seeder to one leecher: our peer against libtorrent, rqbit and aria2.
 bench-transfer runs="5" size_mib="1024":

@@ -32,6 +32,8 @@ pub const MAX_CONNECTIONS: usize = 4096;
 pub const MAX_CONNECTIONS_PER_IP: usize = 256;
 /// Longest a connection is kept, keep-alive included.
 pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(120);
+/// After its lifetime, time a connection gets to finish the request in flight.
+const GOODBYE: Duration = Duration::from_secs(5);
 
 /// How the HTTP front end finds the client's address.
 #[derive(Debug, Clone)]
@@ -93,7 +95,15 @@ pub async fn serve(
                 .header_read_timeout(HEAD_TIMEOUT)
                 .max_buf_size(MAX_HEAD_BYTES)
                 .serve_connection(TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                () = tokio::time::sleep(CONNECTION_LIFETIME) => {
+                    // Answer what was already asked, with `Connection: close`, rather than drop it unanswered.
+                    connection.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(GOODBYE, connection).await;
+                }
+            }
             if counted {
                 let mut open = per_ip.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 if let Some(count) = open.get_mut(&ip) {
