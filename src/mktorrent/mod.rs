@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use metainfo::{CreateOptions, MAX_TORRENT_FILE_BYTES, Progress, Torrent, create_from_path, input_name};
+use metainfo::{CreateOptions, MAX_TORRENT_FILE_BYTES, MetaVersion, Progress, Torrent, create_from_path, input_name};
 
 use crate::cli;
 
@@ -83,6 +83,16 @@ pub struct Args {
     #[arg(short = 't', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
 
+    /// Make a BitTorrent v2-only torrent (BEP 52: `file tree`, `piece layers`, SHA-256 merkle trees), which
+    /// v1-only clients cannot read. Files are listed in file-tree order.
+    #[arg(long = "v2", conflicts_with_all = ["hybrid", "show", "verify"])]
+    pub v2: bool,
+
+    /// Make a hybrid torrent: v1 and v2 in one info dictionary, readable by v1 and v2 clients, with BEP 47 pad
+    /// files aligning every file to a piece, as libtorrent 2.0 makes them (same info-hashes).
+    #[arg(long, conflicts_with_all = ["show", "verify"])]
+    pub hybrid: bool,
+
     /// Web seed URL (BEP 19 `url-list`). Repeatable; commas separate URLs too.
     #[arg(short = 'w', long = "web-seed", value_name = "URL[,URL...]")]
     pub web_seeds: Vec<String>,
@@ -129,7 +139,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             show::print_magnet(&magnet, args.json)?;
             return Ok(ExitCode::SUCCESS);
         }
-        let (torrent, _) = read_torrent(torrent_path)?;
+        let (torrent, _) = read_torrent_any(torrent_path)?;
         show::print(&torrent, args.json)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -141,14 +151,26 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     make(input, args)
 }
 
-/// Reads and parses a .torrent file, naming it in any error.
+/// Reads and parses a v1 or hybrid .torrent file, naming it in any error.
 pub fn read_torrent(path: &Path) -> anyhow::Result<(Torrent, Vec<u8>)> {
+    read_with(path, Torrent::from_bytes)
+}
+
+/// Reads and parses a .torrent file of any version (v2-only too), naming it in any error.
+pub fn read_torrent_any(path: &Path) -> anyhow::Result<(Torrent, Vec<u8>)> {
+    read_with(path, Torrent::from_bytes_any)
+}
+
+fn read_with(
+    path: &Path,
+    parse: fn(&[u8]) -> Result<Torrent, metainfo::MetainfoError>,
+) -> anyhow::Result<(Torrent, Vec<u8>)> {
     let size = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len();
     if size > MAX_TORRENT_FILE_BYTES {
         bail!("{}: {size} bytes is larger than any real torrent (limit {MAX_TORRENT_FILE_BYTES})", path.display());
     }
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let torrent = Torrent::from_bytes(&bytes).with_context(|| format!("{} is not a valid torrent", path.display()))?;
+    let torrent = parse(&bytes).with_context(|| format!("{} is not a valid torrent", path.display()))?;
     Ok((torrent, bytes))
 }
 
@@ -180,6 +202,11 @@ fn make(input: &Path, args: &Args) -> anyhow::Result<ExitCode> {
         source: args.source.clone(),
         web_seeds: split_urls(&args.web_seeds).unwrap_or_default().concat(),
         threads: threads(args),
+        meta_version: match (args.v2, args.hybrid) {
+            (true, _) => MetaVersion::V2,
+            (false, true) => MetaVersion::Hybrid,
+            (false, false) => MetaVersion::V1,
+        },
     };
 
     let bar = progress_bar(args);

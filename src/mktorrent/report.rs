@@ -16,28 +16,63 @@ pub fn summary(torrent: &Torrent) -> Vec<(&'static str, String)> {
     let total = info.total_length();
     vec![
         ("Name", info.name.clone()),
-        ("Files", info.files.len().to_string()),
+        ("Files", info.files.iter().filter(|file| !file.pad).count().to_string()),
         ("Total size", format!("{} ({total} bytes)", HumanBytes(total))),
         ("Piece length", format!("{} (2^{})", HumanBytes(info.piece_length), info.piece_length.trailing_zeros())),
-        ("Pieces", info.piece_count().to_string()),
+        ("Pieces", pieces_text(torrent)),
         ("Private", if info.private { "yes" } else { "no" }.to_owned()),
-        ("Info-hash", torrent.info_hash.to_string()),
-        ("Magnet", magnet_link(torrent)),
+        ("Version", version(torrent).to_owned()),
     ]
+    .into_iter()
+    .chain(torrent.has_v1().then(|| ("Info-hash", torrent.info_hash.to_string())))
+    .chain(
+        torrent
+            .info_hash_v2()
+            .into_iter()
+            .flat_map(|v2| [("Info-hash v2", v2.to_string()), ("Info-hash v2 (20 bytes)", v2.truncated().to_string())]),
+    )
+    .chain([("Magnet", magnet_link(torrent))])
+    .collect()
+}
+
+/// `v1`, `v2` or `hybrid`.
+pub fn version(torrent: &Torrent) -> &'static str {
+    match (torrent.has_v1(), torrent.v2.is_some()) {
+        (true, false) => "v1",
+        (false, _) => "v2",
+        (true, true) => "hybrid (v1 + v2)",
+    }
+}
+
+/// v1 pieces, or for a v2-only torrent the v2 pieces (each file's own, since they never span two files).
+fn pieces_text(torrent: &Torrent) -> String {
+    match &torrent.v2 {
+        Some(v2) if !torrent.has_v1() => {
+            let count: u64 = v2.files.iter().map(|file| file.length.div_ceil(torrent.info.piece_length)).sum();
+            format!("{count} (v2, per file)")
+        }
+        _ => torrent.info.piece_count().to_string(),
+    }
 }
 
 /// The same facts as a JSON object, plus the file list.
 pub fn summary_json(torrent: &Torrent) -> Value {
     let info = &torrent.info;
     let files: Vec<Value> = (0..info.files.len())
+        .filter(|&index| !info.files[index].pad)
         .map(|index| {
             let path = info.relative_path(index).unwrap_or_default();
             json!({ "path": path.to_string_lossy(), "length": info.files[index].length })
         })
         .collect();
+    let v2 = torrent.info_hash_v2();
     json!({
         "name": info.name,
+        "version": match version(torrent) { "v1" => "v1", "v2" => "v2", _ => "hybrid" },
+        // For a v2-only torrent: the v2 info-hash truncated to 20 bytes, the swarm's name where 20 bytes fit.
         "info_hash": torrent.info_hash.to_string(),
+        "info_hash_v2": v2.map(|hash| hash.to_string()),
+        "info_hash_v2_truncated": v2.map(|hash| hash.truncated().to_string()),
         "magnet": magnet_link(torrent),
         "total_size": info.total_length(),
         "piece_length": info.piece_length,
@@ -60,7 +95,7 @@ pub fn print_lines(out: &mut impl Write, lines: &[(&str, String)]) -> std::io::R
 /// Lists every file with its size, as `-v` and `--show` do.
 pub fn print_files(out: &mut impl Write, torrent: &Torrent) -> std::io::Result<()> {
     let info = &torrent.info;
-    for index in 0..info.files.len() {
+    for index in (0..info.files.len()).filter(|&index| !info.files[index].pad) {
         let path = info.relative_path(index).unwrap_or_default();
         writeln!(out, "  {:>10}  {}", HumanBytes(info.files[index].length).to_string(), path.display())?;
     }

@@ -35,9 +35,14 @@ impl FileStatus {
 
 pub fn run(torrent: &Torrent, dir: &Path, threads: usize, args: &Args) -> anyhow::Result<ExitCode> {
     let info = &torrent.info;
+    // A hybrid's pad files (BEP 47) are zeros that are never stored: /dev/zero reads as them.
     let files: Vec<DataFile> = (0..info.files.len())
         .map(|index| DataFile {
-            path: dir.join(info.relative_path(index).unwrap_or_default()),
+            path: if info.files[index].pad {
+                Path::new("/dev/zero").to_owned()
+            } else {
+                dir.join(info.relative_path(index).unwrap_or_default())
+            },
             length: info.files[index].length,
         })
         .collect();
@@ -64,8 +69,9 @@ pub fn run(torrent: &Torrent, dir: &Path, threads: usize, args: &Args) -> anyhow
 
     let mut offset = 0u64;
     let mut statuses = Vec::with_capacity(files.len());
-    for file in &files {
+    for (file, entry) in files.iter().zip(&info.files) {
         let status = match std::fs::metadata(&file.path) {
+            _ if entry.pad => FileStatus::Ok,
             Err(_) => FileStatus::Missing,
             Ok(meta) if !meta.is_file() => FileStatus::Missing,
             Ok(meta) if meta.len() != file.length => FileStatus::WrongSize { actual: meta.len() },
@@ -81,6 +87,9 @@ pub fn run(torrent: &Torrent, dir: &Path, threads: usize, args: &Args) -> anyhow
         statuses.push(status);
     }
 
+    // Pad files are not reported: nothing of them is on disk.
+    let (files, statuses): (Vec<DataFile>, Vec<FileStatus>) =
+        files.into_iter().zip(statuses).zip(&info.files).filter(|(_, entry)| !entry.pad).map(|(pair, _)| pair).unzip();
     let good_pieces = piece_ok.iter().filter(|ok| **ok).count();
     let bad_files = statuses.iter().filter(|status| **status != FileStatus::Ok).count();
     let mut out = std::io::stdout().lock();

@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::create_v2::{self, MetaVersion};
 use crate::error::CreateError;
 use crate::hashing::{DataFile, Feed, OnReadError, PieceResult, hash_feed, hash_pieces};
 use crate::infohash::InfoHash;
@@ -58,6 +59,8 @@ pub struct CreateOptions {
     pub web_seeds: Vec<String>,
     /// Hashing threads; 0 means one per core.
     pub threads: usize,
+    /// v1 (the default), v2-only or hybrid (BEP 52).
+    pub meta_version: MetaVersion,
 }
 
 /// A torrent just made: its bytes (canonical bencode) and the model parsed back from them.
@@ -142,6 +145,9 @@ pub fn create(
     }
     let piece_length = checked_piece_length(options.piece_length.unwrap_or_else(|| auto_piece_length(total)))?;
     let name = checked_name(options, &tree.name)?;
+    if options.meta_version != MetaVersion::V1 {
+        return create_v2::create(tree, options, &name, piece_length, hashing_threads(options), progress);
+    }
     let data: Vec<DataFile> = tree.files.iter().map(|(_, file)| file.clone()).collect();
     let results = hash_pieces(&data, piece_length, hashing_threads(options), OnReadError::Stop, progress);
     let hashes = all_hashed(results)?;
@@ -157,7 +163,10 @@ pub fn create_from_path(
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<Created, CreateError> {
     let piece_length = match options.piece_length {
-        Some(piece_length) if single_file(input)?.is_none() => checked_piece_length(piece_length)?,
+        // v2 lists files in tree order, not walk order: the walk comes first.
+        Some(piece_length) if options.meta_version == MetaVersion::V1 && single_file(input)?.is_none() => {
+            checked_piece_length(piece_length)?
+        }
         _ => {
             let tree = collect_files(input)?;
             progress(Progress::Found(tree.total_length()));
@@ -250,28 +259,7 @@ fn build(
     // Keys in byte order at every level (BEP 3's canonical form); the `info` span is recorded as it
     // is written, since the info-hash covers exactly those bytes.
     let mut out = Encoder(Vec::with_capacity(pieces.len() + tree.files.len() * 64 + 1024));
-    out.raw(b"d");
-    if let Some(url) = all_urls.first() {
-        out.key_str("announce", url);
-    }
-    if all_urls.len() > 1 {
-        out.key("announce-list");
-        out.raw(b"l");
-        for tier in &tiers {
-            out.str_list(tier.iter().map(String::as_str));
-        }
-        out.raw(b"e");
-    }
-    if let Some(comment) = &options.comment {
-        out.key_str("comment", comment);
-    }
-    if let Some(created_by) = &options.created_by {
-        out.key_str("created by", created_by);
-    }
-    if let Some(date) = options.creation_date {
-        out.key("creation date");
-        out.int(date);
-    }
+    top_level_head(&mut out, options);
     out.key("info");
     let info_start = out.0.len();
     out.raw(b"d");
@@ -305,19 +293,15 @@ fn build(
     }
     out.raw(b"e");
     let info_span = info_start..out.0.len();
-    match options.web_seeds.as_slice() {
-        [] => {}
-        [one] => out.key_str("url-list", one),
-        many => {
-            out.key("url-list");
-            out.str_list(many.iter().map(String::as_str));
-        }
-    }
-    out.raw(b"e");
+    top_level_tail(&mut out, options);
     let bytes = out.0;
     let info_hash = InfoHash(Sha1::digest(&bytes[info_span.clone()]).into());
     let info_bytes = bytes[info_span].into();
-    let files = tree.files.iter().map(|(path, file)| FileEntry { path: path.clone(), length: file.length }).collect();
+    let files = tree
+        .files
+        .iter()
+        .map(|(path, file)| FileEntry { path: path.clone(), length: file.length, pad: false })
+        .collect();
     let info =
         Info::from_parts(name, piece_length, hashes, options.private, options.source.clone(), files, tree.single_file);
     let torrent = Torrent {
@@ -330,34 +314,75 @@ fn build(
         info,
         info_hash,
         info_bytes,
+        v2: None,
     };
     Ok(Created { bytes, torrent })
 }
 
+/// Opens the top-level dictionary and writes the keys that sort before `info`.
+pub(crate) fn top_level_head(out: &mut Encoder, options: &CreateOptions) {
+    let all_urls: Vec<&String> = options.announce_tiers.iter().flatten().collect();
+    out.raw(b"d");
+    if let Some(url) = all_urls.first() {
+        out.key_str("announce", url);
+    }
+    if all_urls.len() > 1 {
+        out.key("announce-list");
+        out.raw(b"l");
+        for tier in options.announce_tiers.iter().filter(|tier| !tier.is_empty()) {
+            out.str_list(tier.iter().map(String::as_str));
+        }
+        out.raw(b"e");
+    }
+    if let Some(comment) = &options.comment {
+        out.key_str("comment", comment);
+    }
+    if let Some(created_by) = &options.created_by {
+        out.key_str("created by", created_by);
+    }
+    if let Some(date) = options.creation_date {
+        out.key("creation date");
+        out.int(date);
+    }
+}
+
+/// Writes the keys that sort after `info` (and `piece layers`) and closes the top-level dictionary.
+pub(crate) fn top_level_tail(out: &mut Encoder, options: &CreateOptions) {
+    match options.web_seeds.as_slice() {
+        [] => {}
+        [one] => out.key_str("url-list", one),
+        many => {
+            out.key("url-list");
+            out.str_list(many.iter().map(String::as_str));
+        }
+    }
+    out.raw(b"e");
+}
+
 /// Writes bencode values into a buffer.
-struct Encoder(Vec<u8>);
+pub(crate) struct Encoder(pub(crate) Vec<u8>);
 
 impl Encoder {
-    fn raw(&mut self, bytes: &[u8]) {
+    pub(crate) fn raw(&mut self, bytes: &[u8]) {
         self.0.extend_from_slice(bytes);
     }
 
-    fn bytes(&mut self, bytes: &[u8]) {
+    pub(crate) fn bytes(&mut self, bytes: &[u8]) {
         self.uint_digits(bytes.len() as u64);
         self.0.push(b':');
         self.0.extend_from_slice(bytes);
     }
 
-    fn key(&mut self, key: &str) {
+    pub(crate) fn key(&mut self, key: &str) {
         self.bytes(key.as_bytes());
     }
 
-    fn key_str(&mut self, key: &str, value: &str) {
+    pub(crate) fn key_str(&mut self, key: &str, value: &str) {
         self.key(key);
         self.bytes(value.as_bytes());
     }
 
-    fn str_list<'s>(&mut self, items: impl Iterator<Item = &'s str>) {
+    pub(crate) fn str_list<'s>(&mut self, items: impl Iterator<Item = &'s str>) {
         self.0.push(b'l');
         for item in items {
             self.bytes(item.as_bytes());
@@ -365,13 +390,13 @@ impl Encoder {
         self.0.push(b'e');
     }
 
-    fn uint(&mut self, value: u64) {
+    pub(crate) fn uint(&mut self, value: u64) {
         self.0.push(b'i');
         self.uint_digits(value);
         self.0.push(b'e');
     }
 
-    fn int(&mut self, value: i64) {
+    pub(crate) fn int(&mut self, value: i64) {
         self.0.push(b'i');
         if value < 0 {
             self.0.push(b'-');

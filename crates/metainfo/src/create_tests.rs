@@ -125,6 +125,7 @@ fn options_land_in_the_right_dictionaries() {
         source: Some("SRC".into()),
         web_seeds: vec!["http://w1/".into(), "http://w2/".into()],
         threads: 2,
+        meta_version: crate::MetaVersion::V1,
     };
     let created = make(&data, &options).expect("created");
     let torrent = &created.torrent;

@@ -1,29 +1,35 @@
 //! BitTorrent metainfo: parse `.torrent` files (BEP 3, BEP 12 announce-list, BEP 19 url-list) keeping
 //! the info-hash of the raw bytes, validate them, make new ones from files on disk with pieces hashed on
-//! all cores, and print magnet links. No network, no async.
+//! all cores, and print magnet links. No network, no async. BitTorrent v2 and hybrid torrents (BEP 52, BEP 47):
+//! [`merkle`] trees, [`v2`] file trees and piece layers, made with [`MetaVersion::V2`] or [`MetaVersion::Hybrid`].
 
 pub mod bencode;
 mod create;
+mod create_v2;
 mod error;
 mod feed;
 pub mod hashing;
 mod infohash;
 mod magnet;
+pub mod merkle;
 pub mod path;
 mod sha1_pair;
 mod torrent;
+pub mod v2;
 mod walk;
 
 pub use create::{
     CreateOptions, Created, MAX_PIECE_LENGTH, MIN_PIECE_LENGTH, Progress, SourceTree, auto_piece_length, collect_files,
     create, create_from_path, input_name,
 };
+pub use create_v2::MetaVersion;
 pub use error::{CreateError, MetainfoError};
-pub use infohash::InfoHash;
+pub use infohash::{InfoHash, InfoHashV2};
 pub use magnet::{
     MAX_MAGNET_ENTRIES, MAX_MAGNET_LEN, Magnet, MagnetError, magnet_link, parse_magnet, torrent_file_from_metadata,
 };
 pub use torrent::{FileEntry, Info, Torrent};
+pub use v2::{V2File, V2Info};
 
 /// Largest .torrent file we read (libtorrent's default limit is 10 MB; the biggest real ones with
 /// millions of pieces stay well under this).

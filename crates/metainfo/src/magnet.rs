@@ -154,9 +154,18 @@ fn decode_info_hash(text: &str) -> Result<InfoHash, MagnetError> {
 /// Characters left as they are in a query value: RFC 3986 unreserved ones.
 const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
-/// The magnet link of `torrent`: info-hash, display name and every tracker.
+/// The magnet link of `torrent`: info-hash (`urn:btih:` for v1, `urn:btmh:1220` and the SHA-256 for v2, both for
+/// a hybrid, as libtorrent writes them), display name and every tracker.
 pub fn magnet_link(torrent: &Torrent) -> String {
-    let mut link = format!("magnet:?xt=urn:btih:{}", torrent.info_hash);
+    let mut xts = Vec::new();
+    if torrent.has_v1() {
+        xts.push(format!("xt=urn:btih:{}", torrent.info_hash));
+    }
+    if let Some(v2) = torrent.info_hash_v2() {
+        // A multihash: 0x12 (SHA2-256), 0x20 (32 bytes), the digest.
+        xts.push(format!("xt=urn:btmh:1220{v2}"));
+    }
+    let mut link = format!("magnet:?{}", xts.join("&"));
     link.push_str("&dn=");
     link.extend(utf8_percent_encode(&torrent.info.name, QUERY_VALUE));
     for tracker in torrent.trackers() {

@@ -3,6 +3,11 @@
 //! Parsing is three steps: [`crate::bencode::scan`] bounds the input and finds the raw `info` span;
 //! serde_bencode fills plain structs, with serde_path_to_error naming the field that had the wrong type;
 //! then [`validate`](Info::validate) checks what the types cannot say (piece count, safe paths).
+//!
+//! BitTorrent v2 (BEP 52): a torrent with `meta version` 2 also has a `file tree` and top-level `piece layers`,
+//! read by [`crate::v2`] into [`Torrent::v2`]. A hybrid has both parts, and its v1 `files` (with BEP 47 pad
+//! files) must list the same files as its tree, each starting on a piece boundary. [`Torrent::from_bytes`] reads
+//! v1 and hybrid torrents; a v2-only torrent, which has no v1 `pieces`, only through [`Torrent::from_bytes_any`].
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -10,11 +15,13 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde_bytes::ByteBuf;
 use sha1::{Digest, Sha1};
+use sha2::Sha256;
 
 use crate::bencode;
 use crate::error::MetainfoError;
-use crate::infohash::InfoHash;
+use crate::infohash::{InfoHash, InfoHashV2};
 use crate::path;
+use crate::v2::{self, V2Info};
 
 /// Largest piece length accepted when parsing (512 MiB; libtorrent's creator stops at 128 MiB).
 pub const MAX_PARSED_PIECE_LENGTH: u64 = 1 << 29;
@@ -33,11 +40,14 @@ pub struct Torrent {
     /// BEP 19 web seeds.
     pub url_list: Vec<String>,
     pub info: Info,
-    /// SHA-1 of the `info` value's bytes exactly as they stand in the file.
+    /// SHA-1 of the `info` value's bytes exactly as they stand in the file; for a v2-only torrent, the v2
+    /// info-hash truncated to 20 bytes (what names its swarm where 20 bytes fit).
     pub info_hash: InfoHash,
     /// The `info` value's bytes exactly as they stand in the file: what BEP 9 serves to peers that have only the
     /// info-hash.
     pub info_bytes: std::sync::Arc<[u8]>,
+    /// The v2 part (BEP 52) of a v2-only or hybrid torrent.
+    pub v2: Option<V2Info>,
 }
 
 /// The `info` dictionary.
@@ -50,7 +60,8 @@ pub struct Info {
     pub private: bool,
     /// `source` tag some private trackers ask for; part of the info-hash.
     pub source: Option<String>,
-    /// Single-file torrents have exactly one entry with an empty `path`.
+    /// Single-file torrents have exactly one entry with an empty `path`. A hybrid's BEP 47 pad files are listed
+    /// (marked [`FileEntry::pad`]), since the pieces run through them; a v2-only torrent lists its tree's files.
     pub files: Vec<FileEntry>,
     single_file: bool,
 }
@@ -61,15 +72,30 @@ pub struct FileEntry {
     /// Components below the torrent's folder; empty for a single-file torrent.
     pub path: Vec<String>,
     pub length: u64,
+    /// A BEP 47 pad file (`attr` holds `p`): zeros that align the next file to a piece, never stored.
+    pub pad: bool,
 }
 
 impl Torrent {
-    /// Parses and validates a .torrent file's bytes.
+    /// Parses and validates a v1 or hybrid .torrent file's bytes. A v2-only torrent is refused: it has no v1
+    /// pieces, which is all a v1 client can download or check.
     pub fn from_bytes(bytes: &[u8]) -> Result<Torrent, MetainfoError> {
+        let torrent = Torrent::from_bytes_any(bytes)?;
+        if !torrent.has_v1() {
+            return Err(MetainfoError::invalid(
+                "info.pieces",
+                "missing: this is a v2-only torrent (BEP 52), which only `mktorrent --show` reads so far",
+            ));
+        }
+        Ok(torrent)
+    }
+
+    /// Parses and validates a v1, hybrid or v2-only .torrent file's bytes.
+    pub fn from_bytes_any(bytes: &[u8]) -> Result<Torrent, MetainfoError> {
         let scanned = bencode::scan(bytes)?;
         let info_span = scanned.info_span.ok_or_else(|| MetainfoError::invalid("info", "missing"))?;
-        let info_hash = InfoHash(Sha1::digest(&bytes[info_span.clone()]).into());
-        let info_bytes = bytes[info_span].into();
+        let raw_info = &bytes[info_span.clone()];
+        let v1_hash = InfoHash(Sha1::digest(raw_info).into());
 
         let mut deserializer = serde_bencode::Deserializer::new(bytes);
         let raw: RawTorrent = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
@@ -77,7 +103,24 @@ impl Torrent {
             MetainfoError::Invalid { field, reason: err.into_inner().to_string() }
         })?;
 
-        let info = Info::from_raw(raw.info)?;
+        let v2 = match raw.info.meta_version {
+            None | Some(1) => None,
+            Some(2) => {
+                let name = utf8("info.name", raw.info.name.clone())?;
+                let piece_length = checked_piece_length(raw.info.piece_length)?;
+                let top = ::bencode::decode_exact(bytes)?;
+                let v2_hash = InfoHashV2(Sha256::digest(raw_info).into());
+                Some(v2::parse(raw_info, v2_hash, &name, piece_length, top.get(b"piece layers"))?)
+            }
+            Some(other) => {
+                return Err(MetainfoError::invalid("info.meta version", format!("{other} is not 1 or 2")));
+            }
+        };
+        let info = Info::from_raw(raw.info, v2.as_ref())?;
+        let info_hash = match &v2 {
+            Some(v2) if info.pieces.is_empty() => v2.info_hash.truncated(),
+            _ => v1_hash,
+        };
         Ok(Torrent {
             announce: raw.announce.map(lossy),
             announce_list: raw
@@ -98,8 +141,19 @@ impl Torrent {
             },
             info,
             info_hash,
-            info_bytes,
+            info_bytes: raw_info.into(),
+            v2,
         })
+    }
+
+    /// Whether the torrent has v1 pieces (a v1 or hybrid torrent).
+    pub fn has_v1(&self) -> bool {
+        !self.info.pieces.is_empty()
+    }
+
+    /// The v2 info-hash, for a v2-only or hybrid torrent.
+    pub fn info_hash_v2(&self) -> Option<InfoHashV2> {
+        self.v2.as_ref().map(|v2| v2.info_hash)
     }
 
     /// Every tracker URL, announce-list tiers first (BEP 12 says they replace `announce`), without repeats.
@@ -116,17 +170,15 @@ impl Torrent {
 }
 
 impl Info {
-    fn from_raw(raw: RawInfo) -> Result<Info, MetainfoError> {
+    fn from_raw(raw: RawInfo, v2: Option<&V2Info>) -> Result<Info, MetainfoError> {
         let name = utf8("info.name", raw.name)?;
         path::check_component(&name).map_err(|reason| MetainfoError::invalid("info.name", reason))?;
+        let piece_length = checked_piece_length(raw.piece_length)?;
 
-        let piece_length = u64::try_from(raw.piece_length).unwrap_or(0);
-        if piece_length == 0 || !piece_length.is_power_of_two() || piece_length > MAX_PARSED_PIECE_LENGTH {
-            return Err(MetainfoError::invalid(
-                "info.piece length",
-                format!("{} is not a power of two between 1 and {MAX_PARSED_PIECE_LENGTH}", raw.piece_length),
-            ));
-        }
+        let Some(raw_pieces) = raw.pieces else {
+            let Some(v2) = v2 else { return Err(MetainfoError::invalid("info.pieces", "missing")) };
+            return Info::v2_only(name, piece_length, raw.private, raw.source, v2);
+        };
 
         let (files, single_file) = match (raw.length, raw.files) {
             (Some(_), Some(_)) => {
@@ -134,7 +186,7 @@ impl Info {
             }
             (None, None) => return Err(MetainfoError::invalid("info", "has neither `length` nor `files`")),
             (Some(length), None) => {
-                (vec![FileEntry { path: Vec::new(), length: length_of("info.length", length)? }], true)
+                (vec![FileEntry { path: Vec::new(), length: length_of("info.length", length)?, pad: false }], true)
             }
             (None, Some(raw_files)) => (multi_file_entries(raw_files)?, false),
         };
@@ -147,22 +199,24 @@ impl Info {
             return Err(MetainfoError::invalid("info", "total length is 0"));
         }
 
-        if !raw.pieces.len().is_multiple_of(20) {
+        if !raw_pieces.len().is_multiple_of(20) {
             return Err(MetainfoError::invalid(
                 "info.pieces",
-                format!("length {} is not a multiple of 20", raw.pieces.len()),
+                format!("length {} is not a multiple of 20", raw_pieces.len()),
             ));
         }
         let expected = total.div_ceil(piece_length);
-        let got = (raw.pieces.len() / 20) as u64;
+        let got = (raw_pieces.len() / 20) as u64;
         if got != expected {
             return Err(MetainfoError::invalid(
                 "info.pieces",
                 format!("holds {got} hashes but {total} bytes in pieces of {piece_length} need {expected}"),
             ));
         }
-        let pieces = raw
-            .pieces
+        if let Some(v2) = v2 {
+            check_hybrid(&files, single_file, piece_length, v2)?;
+        }
+        let pieces = raw_pieces
             .chunks_exact(20)
             .map(|chunk| {
                 let mut hash = [0u8; 20];
@@ -179,6 +233,36 @@ impl Info {
             source: raw.source.map(lossy),
             files,
             single_file,
+        })
+    }
+
+    /// The info of a v2-only torrent: its tree's files, no v1 pieces.
+    fn v2_only(
+        name: String,
+        piece_length: u64,
+        private: Option<i64>,
+        source: Option<ByteBuf>,
+        v2: &V2Info,
+    ) -> Result<Info, MetainfoError> {
+        let files: Vec<FileEntry> = v2
+            .files
+            .iter()
+            .map(|file| FileEntry { path: file.path.clone(), length: file.length, pad: false })
+            .collect();
+        let total = files.iter().try_fold(0u64, |sum, file| sum.checked_add(file.length));
+        match total {
+            None => return Err(MetainfoError::invalid("info.file tree", "total length overflows 64 bits")),
+            Some(0) => return Err(MetainfoError::invalid("info", "total length is 0")),
+            Some(_) => {}
+        }
+        Ok(Info {
+            name,
+            piece_length,
+            pieces: Vec::new(),
+            private: private == Some(1),
+            source: source.map(lossy),
+            files,
+            single_file: v2.is_single_file(),
         })
     }
 
@@ -233,6 +317,7 @@ fn multi_file_entries(raw_files: Vec<RawFile>) -> Result<Vec<FileEntry>, Metainf
     let mut seen_files: HashSet<Vec<String>> = HashSet::new();
     for (index, raw) in raw_files.into_iter().enumerate() {
         let field = format!("info.files[{index}].path");
+        let pad = raw.attr.as_ref().is_some_and(|attr| attr.contains(&b'p'));
         if raw.path.is_empty() {
             return Err(MetainfoError::invalid(field, "is empty"));
         }
@@ -243,14 +328,15 @@ fn multi_file_entries(raw_files: Vec<RawFile>) -> Result<Vec<FileEntry>, Metainf
                 .map_err(|reason| MetainfoError::invalid(&field, format!("{reason}: {component:?}")))?;
             components.push(component);
         }
-        if !seen_files.insert(components.clone()) {
+        // Pad files of the same size share their name (`.pad/N`); they are never stored, so they may.
+        if !pad && !seen_files.insert(components.clone()) {
             return Err(MetainfoError::invalid(field, format!("duplicates an earlier file: {}", components.join("/"))));
         }
         let length = length_of(&format!("info.files[{index}].length"), raw.length)?;
-        files.push(FileEntry { path: components, length });
+        files.push(FileEntry { path: components, length, pad });
     }
     // A file may not also be a folder of another file ("a" and "a/b"): one of them could not be created.
-    for file in &files {
+    for file in files.iter().filter(|file| !file.pad) {
         for cut in 1..file.path.len() {
             if seen_files.contains(&file.path[..cut]) {
                 return Err(MetainfoError::invalid(
@@ -261,6 +347,52 @@ fn multi_file_entries(raw_files: Vec<RawFile>) -> Result<Vec<FileEntry>, Metainf
         }
     }
     Ok(files)
+}
+
+fn checked_piece_length(raw: i64) -> Result<u64, MetainfoError> {
+    let piece_length = u64::try_from(raw).unwrap_or(0);
+    if piece_length == 0 || !piece_length.is_power_of_two() || piece_length > MAX_PARSED_PIECE_LENGTH {
+        return Err(MetainfoError::invalid(
+            "info.piece length",
+            format!("{raw} is not a power of two between 1 and {MAX_PARSED_PIECE_LENGTH}"),
+        ));
+    }
+    Ok(piece_length)
+}
+
+/// A hybrid's v1 files, pad files left out, must be its tree's files in the same order, each starting on a piece
+/// boundary of the v1 stream (so that v1 and v2 pieces cover the same bytes).
+fn check_hybrid(files: &[FileEntry], single_file: bool, piece_length: u64, v2: &V2Info) -> Result<(), MetainfoError> {
+    let disagree = |reason: String| MetainfoError::invalid("info.files", format!("v1 and v2 parts disagree: {reason}"));
+    if single_file != v2.is_single_file() {
+        return Err(disagree("one is a single-file torrent and the other is not".into()));
+    }
+    let mut tree = v2.files.iter();
+    let mut offset = 0u64;
+    for file in files {
+        if !file.pad {
+            let Some(v2_file) = tree.next() else {
+                return Err(disagree(format!("{} is not in the file tree", file.path.join("/"))));
+            };
+            if v2_file.path != file.path || v2_file.length != file.length {
+                return Err(disagree(format!(
+                    "{} ({} bytes) where the tree has {} ({} bytes)",
+                    file.path.join("/"),
+                    file.length,
+                    v2_file.path.join("/"),
+                    v2_file.length
+                )));
+            }
+            if file.length > 0 && !offset.is_multiple_of(piece_length) {
+                return Err(disagree(format!("{} does not start on a piece boundary", file.path.join("/"))));
+            }
+        }
+        offset += file.length;
+    }
+    if let Some(extra) = tree.next() {
+        return Err(disagree(format!("{} is not in the v1 files", extra.path.join("/"))));
+    }
+    Ok(())
 }
 
 fn length_of(field: &str, value: i64) -> Result<u64, MetainfoError> {
@@ -303,7 +435,9 @@ struct RawInfo {
     name: ByteBuf,
     #[serde(rename = "piece length")]
     piece_length: i64,
-    pieces: ByteBuf,
+    pieces: Option<ByteBuf>,
+    #[serde(rename = "meta version")]
+    meta_version: Option<i64>,
     length: Option<i64>,
     files: Option<Vec<RawFile>>,
     private: Option<i64>,
@@ -312,6 +446,7 @@ struct RawInfo {
 
 #[derive(Deserialize)]
 struct RawFile {
+    attr: Option<ByteBuf>,
     length: i64,
     path: Vec<ByteBuf>,
 }
