@@ -561,3 +561,35 @@ fn trace_shows_each_wire_message_of_a_scripted_exchange_in_order() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_hybrid_torrent_downloads_over_v1_without_writing_its_pad_files() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = work.path().join("src").join("hybrid");
+    let files: [(&str, usize); 3] = [("a.bin", 100_001), ("b/c.bin", 50_000), ("d.txt", 3)];
+    for (seed, (name, len)) in files.iter().enumerate() {
+        write_pseudo_random(&root.join(name), *len, seed as u64 + 40);
+    }
+    let torrent = work.path().join("hybrid.torrent");
+    common::run_ok(
+        Command::new(bin("mktorrent"))
+            .args(["-q", "-d", "--hybrid", "-l", "15", "-a", "udp://127.0.0.1:1/announce", "-o"])
+            .arg(&torrent)
+            .arg(&root),
+    );
+    let shown = common::run_ok(Command::new(bin("mktorrent")).arg("--show").arg(&torrent).arg("--json"));
+    assert!(shown.contains("info_hash_v2"), "not a hybrid: {shown}");
+    let (_seeder, seeder_addr) = start_seeder(&torrent, &work.path().join("src"), &[]);
+
+    let into = work.path().join("leech");
+    let mut leecher = Running::start(
+        peer_command(&torrent, &into).arg("--exit-on-complete").arg("--peer").arg(seeder_addr.to_string()),
+    );
+    expect_complete(&mut leecher, Duration::from_secs(60));
+    for (name, _) in files {
+        assert_same_file(&root.join(name), &into.join("hybrid").join(name));
+    }
+    // The pad files that align each file to a piece are zeros in the piece stream, never files on disk.
+    assert!(!into.join("hybrid").join(".pad").exists(), "pad files were written");
+    assert!(!work.path().join("src").join("hybrid").join(".pad").exists());
+}

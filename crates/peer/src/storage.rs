@@ -102,6 +102,9 @@ struct StoredFile {
     /// Offset of the file's first byte in the torrent's byte stream.
     start: u64,
     length: u64,
+    /// A BEP 47 pad file (a hybrid torrent's zeros that align the next file to a piece): never on disk, read as
+    /// zeros, its bytes of a verified piece dropped on write.
+    pad: bool,
 }
 
 /// Cached open files. The mutex guards only this bookkeeping, never a read or a write: callers clone the `Arc`
@@ -143,7 +146,7 @@ impl Storage {
                 check_component(component).map_err(|reason| layout(&path, format!("{component:?}: {reason}")))?;
                 path.push(component);
             }
-            files.push(StoredFile { path, depth: 1 + entry.path.len(), start, length: entry.length });
+            files.push(StoredFile { path, depth: 1 + entry.path.len(), start, length: entry.length, pad: entry.pad });
             start = start.checked_add(entry.length).ok_or_else(|| layout(&root, "total length overflows".into()))?;
         }
         let total_length = start;
@@ -209,8 +212,15 @@ impl Storage {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
         };
-        let data: Vec<DataFile> =
-            self.files.iter().map(|file| DataFile { path: file.path.clone(), length: file.length }).collect();
+        // Pad files are zeros by definition: the hasher reads them from /dev/zero.
+        let data: Vec<DataFile> = self
+            .files
+            .iter()
+            .map(|file| DataFile {
+                path: if file.pad { PathBuf::from("/dev/zero") } else { file.path.clone() },
+                length: file.length,
+            })
+            .collect();
         // The hasher reports each batch's bytes from its worker threads; the lock keeps the running total rising.
         let done = Mutex::new(0u64);
         let report = |bytes: u64| {
@@ -254,6 +264,9 @@ impl Storage {
         }
         let start = u64::from(index) * u64::from(self.piece_length);
         self.for_each_span(start, data.len(), |file, at, range| {
+            if self.files[file].pad {
+                return Ok(());
+            }
             self.handle(file, true)?
                 .write_all_at(&data[range], at)
                 .map_err(|source| self.io_error(file, "could not write", source))
@@ -280,6 +293,10 @@ impl Storage {
         out.resize(before + length as usize, 0);
         let buffer = &mut out[before..];
         let result = self.for_each_span(start, buffer.len(), |file, at, range| {
+            if self.files[file].pad {
+                // Already zeros: the buffer was zero-filled above.
+                return Ok(());
+            }
             let length = self.files[file].length;
             self.handle(file, false)?.read_exact_at(&mut buffer[range], at).map_err(|source| {
                 let source = if source.kind() == io::ErrorKind::UnexpectedEof {
@@ -328,7 +345,7 @@ impl Storage {
 
     /// The files' paths, in torrent order.
     pub fn paths(&self) -> Vec<PathBuf> {
-        self.files.iter().map(|file| file.path.clone()).collect()
+        self.files.iter().filter(|file| !file.pad).map(|file| file.path.clone()).collect()
     }
 
     /// Calls `f(file, offset in the file, range of the buffer)` for each file the `len` bytes from stream offset
@@ -458,7 +475,7 @@ impl Storage {
     fn forget_linked_files(&self, have: &mut Bitfield) {
         let piece_length = u64::from(self.piece_length);
         let mut folders: HashMap<&Path, bool> = HashMap::new();
-        for file in self.files.iter().filter(|file| file.length > 0) {
+        for file in self.files.iter().filter(|file| file.length > 0 && !file.pad) {
             let first = file.start / piece_length;
             let last = (file.start + file.length - 1) / piece_length;
             let pieces = || (first..=last).filter_map(|piece| u32::try_from(piece).ok());
