@@ -84,6 +84,16 @@ pub struct Args {
     #[arg(long)]
     pub trace: bool,
 
+    /// Join the Mainline DHT (BEP 5) through this node (repeatable): peers are looked up there and we announce
+    /// ourselves, for public torrents and magnet links. Without it the DHT is off (the public routers are not yet
+    /// the default).
+    #[arg(long = "dht-bootstrap", value_name = "HOST:PORT")]
+    pub dht_bootstrap: Vec<String>,
+
+    /// UDP port of our DHT node. [default: the peer's TCP port; 0: any free port]
+    #[arg(long, value_name = "PORT")]
+    pub dht_port: Option<u16>,
+
     /// Write the --trace lines to FILE instead of stderr (implies --trace).
     #[arg(long, value_name = "FILE")]
     pub trace_file: Option<PathBuf>,
@@ -148,6 +158,21 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     let listener =
         runtime.block_on(tokio::net::TcpListener::bind(listen)).with_context(|| format!("listening on {listen}"))?;
+    let dht = if args.dht_bootstrap.is_empty() {
+        None
+    } else {
+        let mut bootstrap = Vec::new();
+        for text in &args.dht_bootstrap {
+            bootstrap.push(resolve_peer(text).with_context(|| format!("--dht-bootstrap {text}"))?);
+        }
+        let tcp_port = listener.local_addr().context("reading the listening address")?.port();
+        let address = SocketAddr::new(args.bind, args.dht_port.unwrap_or(tcp_port));
+        let node = runtime
+            .block_on(peer::dht_peers::start(address, bootstrap))
+            .with_context(|| format!("starting the DHT node on UDP {address}"))?;
+        tracing::info!(address = %node.local_addr(), "DHT node started");
+        Some(node)
+    };
     let torrent = match &magnet {
         None => read_torrent(&args.torrent)?.0,
         Some(magnet) => {
@@ -167,6 +192,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                         trackers: magnet.trackers.clone(),
                         peers: peers.clone(),
                         tracker_timeouts,
+                        dht: dht.clone(),
                     };
                     let Some((torrent, found)) = runtime.block_on(fetch_metadata(args, magnet, fetch))? else {
                         eprintln!("peer: stopped before the metadata arrived");
@@ -190,6 +216,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         check_threads: std::thread::available_parallelism().map_or(1, usize::from),
         tracker_timeouts,
         trace,
+        dht,
     };
     let outcome = runtime.block_on(async {
         let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();

@@ -9,6 +9,7 @@ mod admission;
 mod announcer;
 pub mod choker;
 mod connection;
+pub mod dht_peers;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http_tracker;

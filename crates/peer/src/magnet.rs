@@ -49,6 +49,8 @@ pub struct FetchConfig {
     /// Peers given with the link (`x.pe`) or on the command line.
     pub peers: Vec<(SocketAddr, Source)>,
     pub tracker_timeouts: Timeouts,
+    /// A DHT node to look the info-hash up on.
+    pub dht: Option<Arc<dht::Node>>,
 }
 
 /// The verified info dictionary and the peers known so far.
@@ -62,7 +64,9 @@ pub struct Fetched {
 /// Why the fetch cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("the magnet link names no tracker (tr=) and no peer (x.pe=), and none was given with --peer")]
+    #[error(
+        "the magnet link names no tracker (tr=) and no peer (x.pe=), none was given with --peer, and the DHT is off"
+    )]
     NowhereToLook,
 }
 
@@ -120,7 +124,7 @@ pub async fn fetch(
     for url in config.trackers.iter().filter(|url| !Tracker::supports(url)) {
         tracing::warn!("skipping tracker {url}: only udp://, http:// and https:// trackers are supported");
     }
-    if trackers.is_empty() && config.peers.is_empty() {
+    if trackers.is_empty() && config.peers.is_empty() && config.dht.is_none() {
         return Err(FetchError::NowhereToLook);
     }
     let shared = Arc::new(Shared {
@@ -146,6 +150,18 @@ pub async fn fetch(
     let mut tasks = tokio::task::JoinSet::new();
     for url in trackers {
         tasks.spawn(announce_while_fetching(shared.clone(), url, config.tracker_timeouts));
+    }
+    if let Some(node) = config.dht.clone() {
+        let shared = shared.clone();
+        tasks.spawn(async move {
+            let found = |addr: SocketAddr| {
+                if !(addr.port() == shared.port && addr.ip().is_loopback()) {
+                    shared.add_candidate(addr, Source::Dht);
+                }
+            };
+            // No announce yet: we have nothing to serve until the metadata is here.
+            crate::dht_peers::look_up(node, info_hash, None, found).await;
+        });
     }
     let mut done = shared.done.subscribe();
     loop {

@@ -49,6 +49,8 @@ pub struct Config {
     pub tracker_timeouts: Timeouts,
     /// `--trace`: every wire message in and out, in words.
     pub trace: Option<Arc<crate::trace::Trace>>,
+    /// A DHT node to find peers through and announce to (never used for a private torrent).
+    pub dht: Option<Arc<dht::Node>>,
 }
 
 /// Transfer totals and rates, once a second.
@@ -250,6 +252,17 @@ pub async fn run_with_listener(
         swarm.add_candidate(addr, source);
     }
     tasks.spawn(dialer(swarm.clone(), local_ip));
+    if let Some(node) = config.dht.clone().filter(|_| !torrent.info.private) {
+        let (swarm, port) = (swarm.clone(), listen_addr.port());
+        tasks.spawn(async move {
+            let found = |addr: SocketAddr| {
+                if !(addr.port() == port && addr.ip().is_loopback()) {
+                    swarm.add_candidate(addr, Source::Dht);
+                }
+            };
+            crate::dht_peers::look_up(node, info_hash, Some(port), found).await;
+        });
+    }
 
     let tiers = announcer::tiers(torrent);
     let seeding = Arc::new(SeedingNotice::new(tiers.len()));

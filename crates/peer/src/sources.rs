@@ -19,6 +19,8 @@ pub enum Source {
     Incoming,
     /// A peer told us of it (BEP 11 peer exchange).
     Pex,
+    /// A DHT lookup found it (BEP 5).
+    Dht,
 }
 
 impl Source {
@@ -30,6 +32,7 @@ impl Source {
             Source::Manual => "manual",
             Source::Incoming => "incoming",
             Source::Pex => "pex",
+            Source::Dht => "dht",
         }
     }
 }

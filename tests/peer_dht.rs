@@ -1,0 +1,75 @@
+//! Our peers find each other through the Mainline DHT alone: a DHT node of the test's own (the `dht` crate) on
+//! loopback is the only bootstrap; the seeder announces there, and a leecher given only `magnet:?xt=urn:btih:HASH`
+//! (no tracker, no peer) looks the hash up, fetches the metadata from the seeder and downloads.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+
+use common::process::Running;
+use common::{bin, make_torrent, write_pseudo_random};
+
+/// A DHT node in a runtime of its own, on 127.0.0.1; stopped when dropped.
+struct BootstrapNode {
+    address: SocketAddr,
+    _runtime: tokio::runtime::Runtime,
+    _node: dht::Node,
+}
+
+impl BootstrapNode {
+    fn start() -> BootstrapNode {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+        let config = dht::NodeConfig { restrict_ips: false, ..dht::NodeConfig::default() };
+        let node = runtime.block_on(dht::Node::bind("127.0.0.1:0".parse().expect("address"), config)).expect("bind");
+        BootstrapNode { address: SocketAddr::V4(node.local_addr()), _runtime: runtime, _node: node }
+    }
+}
+
+#[test]
+fn a_magnet_link_with_no_tracker_and_no_peer_downloads_through_the_dht() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let bootstrap = BootstrapNode::start();
+    let data = work.path().join("src").join("dht.bin");
+    write_pseudo_random(&data, 3_000_000, 17);
+    // A tracker nobody answers at: the DHT is the only way to meet.
+    let (torrent, info_hash) = make_torrent(&data, "udp://127.0.0.1:1/announce", 16);
+    let via = bootstrap.address.to_string();
+    let mut seeder_command = Command::new(bin("peer"));
+    seeder_command.arg("0").arg(&torrent).arg("--dir").arg(work.path().join("src")).args([
+        "--bind",
+        "127.0.0.1",
+        "--tracker-timeout",
+        "0.5",
+        "--dht-bootstrap",
+        &via,
+    ]);
+    let (mut seeder, _) = Running::start_listening(&mut seeder_command);
+    assert!(seeder.wait_for_line(|line| line.starts_with("seeding"), Duration::from_secs(30)).is_some());
+
+    let into = work.path().join("leech");
+    let magnet = format!("magnet:?xt=urn:btih:{}", hex::encode(info_hash));
+    let mut leecher = Running::start(Command::new(bin("peer")).arg("0").arg(&magnet).arg("--dir").arg(&into).args([
+        "--bind",
+        "127.0.0.1",
+        "--json",
+        "--exit-on-complete",
+        "--dht-bootstrap",
+        &via,
+    ]));
+    let status = leecher.wait(Duration::from_secs(60));
+    let lines = leecher.rest_of_stdout(Duration::from_secs(2));
+    assert!(
+        status.is_some_and(|status| status.success()),
+        "the leecher did not complete through the DHT (status {status:?}); stdout {lines:?}\nstderr:\n{}\nseeder:\n{}",
+        leecher.stderr(),
+        seeder.stderr()
+    );
+    assert_eq!(std::fs::read(&data).expect("original"), std::fs::read(into.join("dht.bin")).expect("copy"));
+    let from_dht =
+        lines.iter().any(|line| line.contains(r#""event":"peer_connected""#) && line.contains(r#""source":"dht""#));
+    assert!(from_dht, "no peer came from the DHT: {lines:?}");
+    seeder.interrupt(Duration::from_secs(10));
+}
