@@ -4,7 +4,8 @@
   lt_peer.py seed  TORRENT DIR --port N [--timeout S]
   lt_peer.py leech TORRENT DIR --port N [--peer HOST:PORT ...] [--timeout S]
 
-Either mode also takes --no-pex (no peer exchange for this torrent: it neither tells nor learns peers) and
+--dht-bootstrap HOST:PORT turns libtorrent's DHT on (off otherwise), bootstrapped there, with the settings a
+loopback DHT needs. Either mode also takes --no-pex (no peer exchange for this torrent: it neither tells nor learns peers) and
 --download-limit BYTES_PER_SECOND. A `seed` over an empty DIR downloads first and keeps running when complete.
 
 TORRENT may be a magnet link (leech only): libtorrent then fetches the metadata from its peers.
@@ -36,9 +37,10 @@ def main():
     parser.add_argument("--timeout", type=float, default=120)
     parser.add_argument("--no-pex", action="store_true")
     parser.add_argument("--download-limit", type=int, default=0)
+    parser.add_argument("--dht-bootstrap", default=None)
     args = parser.parse_args()
 
-    session = lt.session({
+    settings = {
         "listen_interfaces": "127.0.0.1:%d" % args.port,
         "outgoing_interfaces": "127.0.0.1",
         # Every peer here shares 127.0.0.1; libtorrent would otherwise keep only one of them.
@@ -48,7 +50,23 @@ def main():
         "announce_to_all_trackers": True, "announce_to_all_tiers": True,
         "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,
         "download_rate_limit": args.download_limit,
-    })
+    }
+    if args.dht_bootstrap:
+        # The DHT on loopback: libtorrent keeps out loopback nodes, unverified node ids and bursts from one address
+        # (every node here is 127.0.0.1) unless told otherwise.
+        settings.update({
+            "enable_dht": True,
+            "dht_bootstrap_nodes": args.dht_bootstrap,
+            "dht_restrict_routing_ips": False,
+            "dht_restrict_search_ips": False,
+            "dht_enforce_node_id": False,
+            "dht_prefer_verified_node_ids": False,
+            "dht_ignore_dark_internet": False,
+            "dht_block_ratelimit": 100000,
+            "dht_block_timeout": 1,
+            "dht_upload_rate_limit": 10000000,
+        })
+    session = lt.session(settings)
     if args.download_limit:
         # libtorrent puts loopback peers in its unlimited local class; put every address in the global class, whose
         # limit download_rate_limit is.

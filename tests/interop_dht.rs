@@ -1,0 +1,121 @@
+//! Interop through the Mainline DHT with libtorrent 2.0.8, on loopback: a DHT node of the test's own (our `dht`
+//! crate) is the only bootstrap for everyone; no tracker answers. A libtorrent seeder announces itself on the DHT
+//! and our peer, given only `magnet:?xt=urn:btih:HASH`, finds it there; and the reverse, libtorrent given only the
+//! magnet finds our seeder. Every copy is compared byte for byte.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+
+use common::process::Running;
+use common::{bin, free_tcp_port, have_libtorrent, lt_peer, make_torrent, write_pseudo_random};
+
+/// How long a peer may take to find the other through the DHT and download 2 MB.
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+struct BootstrapNode {
+    address: SocketAddr,
+    _runtime: tokio::runtime::Runtime,
+    _node: dht::Node,
+}
+
+impl BootstrapNode {
+    fn start() -> BootstrapNode {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+        let config = dht::NodeConfig { restrict_ips: false, ..dht::NodeConfig::default() };
+        let node = runtime.block_on(dht::Node::bind("127.0.0.1:0".parse().expect("address"), config)).expect("bind");
+        BootstrapNode { address: SocketAddr::V4(node.local_addr()), _runtime: runtime, _node: node }
+    }
+}
+
+#[test]
+fn our_peer_finds_a_libtorrent_seeder_through_the_dht_from_a_bare_magnet_link() {
+    if !have_libtorrent() {
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let bootstrap = BootstrapNode::start();
+    let data = work.path().join("src").join("lt-dht.bin");
+    write_pseudo_random(&data, 2_000_000, 51);
+    let (torrent, info_hash) = make_torrent(&data, "udp://127.0.0.1:1/announce", 15);
+    let port = free_tcp_port();
+    let mut seeder = Running::start(lt_peer().arg("seed").arg(&torrent).arg(work.path().join("src")).args([
+        "--port",
+        &port.to_string(),
+        "--timeout",
+        "120",
+        "--dht-bootstrap",
+        &bootstrap.address.to_string(),
+    ]));
+    assert!(seeder.wait_for_line(|line| line == "SEEDING", Duration::from_secs(20)).is_some(), "{}", seeder.stderr());
+
+    let into = work.path().join("leech");
+    let magnet = format!("magnet:?xt=urn:btih:{}", hex::encode(info_hash));
+    let mut leecher = Running::start(Command::new(bin("peer")).arg("0").arg(&magnet).arg("--dir").arg(&into).args([
+        "--bind",
+        "127.0.0.1",
+        "--json",
+        "--exit-on-complete",
+        "--dht-bootstrap",
+        &bootstrap.address.to_string(),
+    ]));
+    let status = leecher.wait(TIMEOUT);
+    let lines = leecher.rest_of_stdout(Duration::from_secs(2));
+    assert!(
+        status.is_some_and(|status| status.success()),
+        "our peer did not find the libtorrent seeder through the DHT (status {status:?}); {lines:?}\n{}",
+        leecher.stderr()
+    );
+    assert_eq!(std::fs::read(&data).expect("original"), std::fs::read(into.join("lt-dht.bin")).expect("copy"));
+    let seeder_addr = format!("127.0.0.1:{port}");
+    assert!(
+        lines.iter().any(|line| line.contains(&seeder_addr) && line.contains(r#""source":"dht""#)),
+        "the seeder's address did not come from the DHT: {lines:?}"
+    );
+}
+
+#[test]
+fn libtorrent_finds_our_seeder_through_the_dht_from_a_bare_magnet_link() {
+    if !have_libtorrent() {
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let bootstrap = BootstrapNode::start();
+    let data = work.path().join("src").join("ours-dht.bin");
+    write_pseudo_random(&data, 2_000_000, 52);
+    let (torrent, info_hash) = make_torrent(&data, "udp://127.0.0.1:1/announce", 15);
+    let mut seeder_command = Command::new(bin("peer"));
+    seeder_command.arg("0").arg(&torrent).arg("--dir").arg(work.path().join("src")).args([
+        "--bind",
+        "127.0.0.1",
+        "--tracker-timeout",
+        "0.5",
+        "--dht-bootstrap",
+        &bootstrap.address.to_string(),
+    ]);
+    let (mut seeder, _) = Running::start_listening(&mut seeder_command);
+    assert!(seeder.wait_for_line(|line| line.starts_with("seeding"), Duration::from_secs(30)).is_some());
+
+    let into = work.path().join("leech");
+    std::fs::create_dir_all(&into).expect("mkdir");
+    let magnet = format!("magnet:?xt=urn:btih:{}", hex::encode(info_hash));
+    let mut leecher = Running::start(lt_peer().arg("leech").arg(&magnet).arg(&into).args([
+        "--port",
+        &free_tcp_port().to_string(),
+        "--timeout",
+        &TIMEOUT.as_secs().to_string(),
+        "--dht-bootstrap",
+        &bootstrap.address.to_string(),
+    ]));
+    let status = leecher.wait(TIMEOUT + Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|status| status.success()),
+        "libtorrent did not find our seeder through the DHT (status {status:?}):\n{}",
+        leecher.stderr().lines().rev().take(10).collect::<Vec<_>>().join("\n")
+    );
+    assert_eq!(std::fs::read(&data).expect("original"), std::fs::read(into.join("ours-dht.bin")).expect("copy"));
+    seeder.interrupt(Duration::from_secs(10));
+}
