@@ -165,6 +165,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         for text in &args.dht_bootstrap {
             bootstrap.push(resolve_peer(text).with_context(|| format!("--dht-bootstrap {text}"))?);
         }
+        // Nodes known from the last run come after the ones given: a restart rejoins even if those are gone.
+        bootstrap.extend(peer::dht_peers::load_nodes(&args.dir.join(DHT_NODES_FILE)));
         let tcp_port = listener.local_addr().context("reading the listening address")?.port();
         let address = SocketAddr::new(args.bind, args.dht_port.unwrap_or(tcp_port));
         let node = runtime
@@ -216,8 +218,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         check_threads: std::thread::available_parallelism().map_or(1, usize::from),
         tracker_timeouts,
         trace,
-        dht,
+        dht: dht.clone(),
     };
+    let dht_node = dht;
     let outcome = runtime.block_on(async {
         let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
         let mut view = View::new(args.json, &torrent.info.name, torrent.info.total_length());
@@ -253,6 +256,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         (result, view)
     });
     let (result, view) = outcome;
+    if let Some(node) = &dht_node {
+        let path = args.dir.join(DHT_NODES_FILE);
+        if let Err(err) = peer::dht_peers::save_nodes(node, &path) {
+            tracing::warn!("could not save the DHT nodes to {}: {err}", path.display());
+        }
+    }
     let outcome = result.with_context(|| torrent.info.name.clone())?;
     if let Some(mut view) = view {
         view.finish(&outcome);
@@ -264,6 +273,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         Ok(ExitCode::FAILURE)
     }
 }
+
+/// Where the DHT's known nodes are kept between runs, in the download folder.
+const DHT_NODES_FILE: &str = ".dht-nodes";
 
 fn resolve_peer(text: &str) -> anyhow::Result<SocketAddr> {
     text.to_socket_addrs().context("not a reachable HOST:PORT")?.next().context("no address")

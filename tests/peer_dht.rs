@@ -71,5 +71,24 @@ fn a_magnet_link_with_no_tracker_and_no_peer_downloads_through_the_dht() {
     let from_dht =
         lines.iter().any(|line| line.contains(r#""event":"peer_connected""#) && line.contains(r#""source":"dht""#));
     assert!(from_dht, "no peer came from the DHT: {lines:?}");
+
+    // The nodes it knew are saved in the download folder; a newcomer whose only given node is dead rejoins
+    // through them.
+    let saved = std::fs::read_to_string(into.join(".dht-nodes")).expect("the DHT nodes saved on exit");
+    assert!(saved.lines().any(|line| line == via), "{saved:?}");
+    let again = work.path().join("again");
+    std::fs::create_dir_all(&again).expect("mkdir");
+    std::fs::write(again.join(".dht-nodes"), &saved).expect("copy the saved nodes");
+    let mut newcomer = Running::start(Command::new(bin("peer")).arg("0").arg(&magnet).arg("--dir").arg(&again).args([
+        "--bind",
+        "127.0.0.1",
+        "--json",
+        "--exit-on-complete",
+        "--dht-bootstrap",
+        "127.0.0.1:9",
+    ]));
+    let status = newcomer.wait(Duration::from_secs(60));
+    assert!(status.is_some_and(|status| status.success()), "{}", newcomer.stderr());
+    assert_eq!(std::fs::read(&data).expect("original"), std::fs::read(again.join("dht.bin")).expect("copy"));
     seeder.interrupt(Duration::from_secs(10));
 }

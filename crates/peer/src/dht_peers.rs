@@ -53,3 +53,34 @@ pub async fn look_up(node: Arc<dht::Node>, info_hash: [u8; 20], port: Option<u16
         }
     }
 }
+
+/// Nodes saved at most, and read back at most.
+const MAX_SAVED_NODES: usize = 200;
+
+/// The node addresses saved by an earlier run at `path` (one `IP:PORT` a line); none if there is no such file.
+/// Lines that are not addresses are skipped: the file is ours, but a person may have edited it.
+#[must_use]
+pub fn load_nodes(path: &std::path::Path) -> Vec<SocketAddr> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
+    text.lines().filter_map(|line| line.trim().parse().ok()).take(MAX_SAVED_NODES).collect()
+}
+
+/// Saves the addresses of `node`'s routing table at `path` (written beside it, then renamed into place), so the
+/// next run rejoins the DHT without its bootstrap nodes.
+///
+/// # Errors
+///
+/// The file could not be written.
+pub fn save_nodes(node: &dht::Node, path: &std::path::Path) -> std::io::Result<()> {
+    let mut text = String::new();
+    for info in node.nodes().into_iter().take(MAX_SAVED_NODES) {
+        text.push_str(&info.addr.to_string());
+        text.push('\n');
+    }
+    if text.is_empty() {
+        return Ok(());
+    }
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, text)?;
+    std::fs::rename(&partial, path)
+}
