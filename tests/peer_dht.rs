@@ -58,6 +58,8 @@ fn a_magnet_link_with_no_tracker_and_no_peer_downloads_through_the_dht() {
         "--exit-on-complete",
         "--dht-bootstrap",
         &via,
+        "--trace-file",
+        work.path().join("trace.txt").to_str().expect("utf-8"),
     ]));
     let status = leecher.wait(Duration::from_secs(60));
     let lines = leecher.rest_of_stdout(Duration::from_secs(2));
@@ -71,6 +73,9 @@ fn a_magnet_link_with_no_tracker_and_no_peer_downloads_through_the_dht() {
     let from_dht =
         lines.iter().any(|line| line.contains(r#""event":"peer_connected""#) && line.contains(r#""source":"dht""#));
     assert!(from_dht, "no peer came from the DHT: {lines:?}");
+    // Both set the DHT bit in their handshakes, so each told the other its DHT port (BEP 5's PORT message).
+    let trace = std::fs::read_to_string(work.path().join("trace.txt")).expect("the trace");
+    assert!(trace.contains("dht") && trace.contains("->  port ") && trace.contains("<-  port "), "{trace}");
 
     // The nodes it knew are saved in the download folder; a newcomer whose only given node is dead rejoins
     // through them.

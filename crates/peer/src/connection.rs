@@ -61,6 +61,7 @@ impl Transport for tokio::io::DuplexStream {
 fn our_handshake(swarm: &Swarm) -> Handshake {
     let mut ours = Handshake::new(swarm.info_hash, swarm.peer_id);
     ours.set(ReservedBit::EXTENSION_PROTOCOL, true);
+    ours.set(ReservedBit::DHT, swarm.dht.is_some());
     ours
 }
 
@@ -151,7 +152,8 @@ pub(crate) async fn run<S: Transport>(
     // The handshake is over: its place goes to the next connection.
     drop(ticket);
     let extensions = handshake.has(ReservedBit::EXTENSION_PROTOCOL);
-    let admitted = swarm.admit(addr, handshake.peer_id, direction, extensions)?;
+    let peer_dht = handshake.has(ReservedBit::DHT);
+    let admitted = swarm.admit(addr, handshake.peer_id, direction, extensions, peer_dht)?;
     let key = admitted.key;
     let outbox = admitted.outbox;
     let (reader, writer) = stream.split();

@@ -103,6 +103,7 @@ impl Harness {
             listen_port: Some(6881),
             local_ip: None,
             trace: None,
+            dht: None,
         };
         let (events, receiver) = mpsc::unbounded_channel();
         let metadata = torrent.info_bytes.clone();
@@ -181,7 +182,7 @@ impl Harness {
         peer_id[19] = b'a' + (arg % 16);
         peer_id[18] = b'a' + slot as u8;
         let direction = if arg & 0x80 == 0 { Direction::Incoming } else { Direction::Outgoing };
-        if let Ok(admitted) = self.swarm.admit(addr, peer_id, direction, arg & 0x40 != 0) {
+        if let Ok(admitted) = self.swarm.admit(addr, peer_id, direction, arg & 0x40 != 0, arg & 0x20 != 0) {
             self.connections[slot] =
                 Some(Connection { key: admitted.key, outbox: admitted.outbox, requests: VecDeque::new() });
         }

@@ -239,6 +239,7 @@ pub async fn run_with_listener(
         listen_port: Some(listen_addr.port()),
         local_ip: Some(config.listen.ip()).filter(|ip| !ip.is_unspecified()),
         trace: config.trace.clone(),
+        dht: config.dht.clone().filter(|_| !torrent.info.private),
     };
     let info_hash = torrent.info_hash.0;
     let metadata = torrent.info_bytes.clone();

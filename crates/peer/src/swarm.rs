@@ -113,6 +113,8 @@ struct Peer {
     ut_metadata: Option<u8>,
     /// Metadata requests answered so far.
     metadata_served: u32,
+    /// It told us its DHT port (only the first PORT message of a connection is acted on).
+    dht_port_seen: bool,
     /// The id it receives ut_pex messages under, and the port it listens on, from its extended handshake.
     ut_pex: Option<u8>,
     listen_port: Option<u16>,
@@ -202,6 +204,9 @@ pub struct SwarmConfig {
     pub local_ip: Option<IpAddr>,
     /// Where `--trace` lines go, if anywhere.
     pub trace: Option<Arc<crate::trace::Trace>>,
+    /// Our DHT node, if the DHT is on for this torrent: peers that set the DHT bit are told its port (PORT, BEP 5)
+    /// and the nodes they tell us of are pinged into its table.
+    pub dht: Option<Arc<dht::Node>>,
 }
 
 /// A complete piece waiting for its hash check.
@@ -220,6 +225,8 @@ pub struct Swarm {
     pub message_limit: u32,
     /// `--trace`: every message in and out, in words.
     pub trace: Option<Arc<crate::trace::Trace>>,
+    /// See [`SwarmConfig::dht`].
+    pub dht: Option<Arc<dht::Node>>,
     pub limiter: Option<UploadLimiter>,
     pub uploaded: AtomicU64,
     pub events: mpsc::UnboundedSender<Event>,
@@ -262,6 +269,7 @@ impl Swarm {
         Ok(Self {
             message_limit: peer_wire::message_limit(storage.num_pieces()),
             trace: config.trace.clone(),
+            dht: config.dht.clone(),
             storage,
             info_hash,
             peer_id,
@@ -418,6 +426,7 @@ impl Swarm {
         peer_id: [u8; 20],
         direction: Direction,
         extensions: bool,
+        peer_dht: bool,
     ) -> Result<Admitted, CloseReason> {
         let mut state = self.lock();
         let sender = Sender { addr, peer_id };
@@ -461,6 +470,10 @@ impl Swarm {
             // BEP 10: our extended handshake comes first, before the bitfield, as libtorrent sends it.
             outbox.push(&Message::Extended { id: 0, payload: &self.extended_handshake(addr) });
         }
+        if let (Some(node), true) = (&self.dht, peer_dht) {
+            // BEP 5: where our DHT node listens, right after the handshake (libtorrent sends it there too).
+            outbox.push(&Message::Port { port: node.local_addr().port() });
+        }
         if let Some(offers) = &mut state.offers {
             // A super-seeder shows its pieces a few at a time, from the first top-up below.
             offers.join(key);
@@ -495,6 +508,7 @@ impl Swarm {
                 extensions,
                 ut_metadata: None,
                 metadata_served: 0,
+                dht_port_seen: false,
                 ut_pex: None,
                 listen_port: None,
                 pex_sent: None,
@@ -561,7 +575,17 @@ impl Swarm {
         let first = !peer.spoke;
         peer.spoke = true;
         match message {
-            Message::KeepAlive | Message::Port { .. } | Message::Unknown { .. } => {}
+            Message::KeepAlive | Message::Unknown { .. } => {}
+            Message::Port { port } => {
+                if let (Some(node), false, IpAddr::V4(ip)) = (&self.dht, peer.dht_port_seen, peer.addr.ip()) {
+                    peer.dht_port_seen = true;
+                    // A ping is how a node enters the table: only nodes that answer do.
+                    let node = node.clone();
+                    tokio::spawn(async move {
+                        let _ = node.ping(std::net::SocketAddrV4::new(ip, port)).await;
+                    });
+                }
+            }
             Message::Extended { id, payload } => self.on_extended(state, key, id, payload)?,
             Message::Choke => {
                 peer.peer_choking = true;
