@@ -5,31 +5,15 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
+use common::dht_node::BootstrapNode;
 use common::process::Running;
 use common::{bin, free_tcp_port, have_libtorrent, lt_peer, make_torrent, write_pseudo_random};
 
 /// How long a peer may take to find the other through the DHT and download 2 MB.
 const TIMEOUT: Duration = Duration::from_secs(90);
-
-struct BootstrapNode {
-    address: SocketAddr,
-    _runtime: tokio::runtime::Runtime,
-    _node: dht::Node,
-}
-
-impl BootstrapNode {
-    fn start() -> BootstrapNode {
-        let runtime =
-            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
-        let config = dht::NodeConfig { restrict_ips: false, ..dht::NodeConfig::default() };
-        let node = runtime.block_on(dht::Node::bind("127.0.0.1:0".parse().expect("address"), config)).expect("bind");
-        BootstrapNode { address: SocketAddr::V4(node.local_addr()), _runtime: runtime, _node: node }
-    }
-}
 
 #[test]
 fn our_peer_finds_a_libtorrent_seeder_through_the_dht_from_a_bare_magnet_link() {

@@ -4,29 +4,12 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
+use common::dht_node::BootstrapNode;
 use common::process::Running;
 use common::{bin, make_torrent, write_pseudo_random};
-
-/// A DHT node in a runtime of its own, on 127.0.0.1; stopped when dropped.
-struct BootstrapNode {
-    address: SocketAddr,
-    _runtime: tokio::runtime::Runtime,
-    _node: dht::Node,
-}
-
-impl BootstrapNode {
-    fn start() -> BootstrapNode {
-        let runtime =
-            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
-        let config = dht::NodeConfig { restrict_ips: false, ..dht::NodeConfig::default() };
-        let node = runtime.block_on(dht::Node::bind("127.0.0.1:0".parse().expect("address"), config)).expect("bind");
-        BootstrapNode { address: SocketAddr::V4(node.local_addr()), _runtime: runtime, _node: node }
-    }
-}
 
 #[test]
 fn a_magnet_link_with_no_tracker_and_no_peer_downloads_through_the_dht() {

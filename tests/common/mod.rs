@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests: running our binaries and the reference tools.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod dht_node;
 pub mod dos;
 pub mod hostile_peer;
 pub mod process;

@@ -68,17 +68,7 @@ fn our_handshake(swarm: &Swarm) -> Handshake {
 /// Connects to `addr` (from `local` if given) and runs the connection until it ends.
 pub async fn run_outgoing(swarm: Arc<Swarm>, addr: SocketAddr, local: Option<std::net::IpAddr>) {
     let result = async {
-        let socket = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }
-            .map_err(|err| format!("socket: {err}"))?;
-        if let Some(ip) = local.filter(|ip| ip.is_ipv4() == addr.is_ipv4() && !ip.is_unspecified()) {
-            socket.bind(SocketAddr::new(ip, 0)).map_err(|err| format!("binding to {ip}: {err}"))?;
-        }
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(addr))
-            .await
-            .map_err(|_| "connect timed out".to_owned())?
-            .map_err(|err| format!("connect: {err}"))?;
-        // Requests are small and latency-bound; Nagle would hold them back behind our block writes.
-        let _ = stream.set_nodelay(true);
+        let stream = dial(addr, local).await?;
         run(&swarm, stream, addr, Direction::Outgoing, None).await
     }
     .await;
@@ -87,6 +77,23 @@ pub async fn run_outgoing(swarm: Arc<Swarm>, addr: SocketAddr, local: Option<std
     if let Err(reason) = result {
         tracing::debug!(%addr, %reason, "connection ended");
     }
+}
+
+/// Opens a TCP connection to `addr`, from `local` when it is given and of the same family, within
+/// [`CONNECT_TIMEOUT`]; the error says which step failed.
+pub(crate) async fn dial(addr: SocketAddr, local: Option<std::net::IpAddr>) -> Result<TcpStream, CloseReason> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }
+        .map_err(|err| format!("socket: {err}"))?;
+    if let Some(ip) = local.filter(|ip| ip.is_ipv4() == addr.is_ipv4() && !ip.is_unspecified()) {
+        socket.bind(SocketAddr::new(ip, 0)).map_err(|err| format!("binding to {ip}: {err}"))?;
+    }
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(addr))
+        .await
+        .map_err(|_| "connect timed out".to_owned())?
+        .map_err(|err| format!("connect: {err}"))?;
+    // Requests are small and latency-bound; Nagle would hold them back behind block writes.
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
 }
 
 /// Runs a connection the listener accepted; its handshake holds `ticket` until it is done, or until a newer

@@ -14,7 +14,6 @@ use peer_wire::{
     ExtendedHandshake, HANDSHAKE_LEN, Handshake, MAX_MESSAGE_LEN, Message, MetadataMessage, ReservedBit, UT_METADATA,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpSocket;
 use tokio::sync::{Notify, mpsc, watch};
 use tracker_protocol::AnnounceEvent;
 
@@ -26,7 +25,6 @@ use crate::trackers::Tracker;
 
 /// Connections fetching metadata at once.
 const MAX_CONNECTIONS: usize = 16;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A peer that sends no metadata for this long while asked for some is dropped (and may be tried again later).
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -256,16 +254,7 @@ async fn announce_while_fetching(shared: Arc<Shared>, url: String, timeouts: Tim
 /// Dials `addr` and fetches what it will give; the candidate table hears how it went.
 async fn connect(shared: Arc<Shared>, addr: SocketAddr, source: Source) {
     let result = async {
-        let socket = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }
-            .map_err(|err| format!("socket: {err}"))?;
-        if let Some(ip) = shared.local_ip.filter(|ip| ip.is_ipv4() == addr.is_ipv4() && !ip.is_unspecified()) {
-            socket.bind(SocketAddr::new(ip, 0)).map_err(|err| format!("binding to {ip}: {err}"))?;
-        }
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(addr))
-            .await
-            .map_err(|_| "connect timed out".to_owned())?
-            .map_err(|err| format!("connect: {err}"))?;
-        let _ = stream.set_nodelay(true);
+        let stream = crate::connection::dial(addr, shared.local_ip).await?;
         exchange(&shared, stream, addr, source).await
     }
     .await;
