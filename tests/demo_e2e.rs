@@ -99,8 +99,12 @@ fn the_default_demo_shows_matches_trading_a_matrix_and_a_picture() {
     }
     assert!(traded, "the leechers did not trade:\n{stdout}");
 
-    // The picture: one row per peer, one mark per verified piece of each leecher.
+    // The picture: one row per peer, one mark per verified piece of each leecher, read by Python's XML parser.
     assert!(stdout.contains(&format!("picture of the run: {}", picture.display())), "{stdout}");
+    assert!(std::fs::read_to_string(&picture).is_ok_and(|svg| svg.starts_with("<svg")), "no SVG written");
+    if !common::have_tool("python3 (to parse the picture)", Command::new("python3").arg("--version")) {
+        return;
+    }
     let check = "import sys, xml.etree.ElementTree as ET\n\
                  ns = {'s': 'http://www.w3.org/2000/svg'}\n\
                  root = ET.parse(sys.argv[1]).getroot()\n\
