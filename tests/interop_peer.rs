@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use common::process::Running;
 use common::udp::UdpClient;
 use common::{
-    bin, free_tcp_port, free_udp_port, have_aria2, have_libtorrent, have_opentracker, lt_peer, make_torrent,
-    start_opentracker, start_opentracker_with_http, write_pseudo_random,
+    assert_same_file, bin, free_tcp_port, free_udp_port, have_aria2, have_libtorrent, have_opentracker, log_tail,
+    lt_peer, make_torrent, start_libtorrent_seeder, start_opentracker, start_opentracker_with_http,
+    write_pseudo_random,
 };
 use tracker_protocol::TorrentStats;
 
@@ -61,12 +62,6 @@ fn album(dir: &Path) -> PathBuf {
 
 fn album_len() -> u64 {
     ALBUM.iter().map(|(_, len)| *len as u64).sum()
-}
-
-fn assert_same_file(original: &Path, copy: &Path) {
-    let a = std::fs::read(original).unwrap_or_else(|err| panic!("{}: {err}", original.display()));
-    let b = std::fs::read(copy).unwrap_or_else(|err| panic!("{} was not downloaded: {err}", copy.display()));
-    assert!(a == b, "{} differs from {} ({} vs {} bytes)", copy.display(), original.display(), b.len(), a.len());
 }
 
 fn assert_same_album(original: &Path, copy: &Path) {
@@ -192,20 +187,6 @@ fn wait_for_scrape(
     false
 }
 
-/// A libtorrent session seeding `torrent` from `dir`; returns it and its port once it says it is seeding.
-fn start_libtorrent_seeder(torrent: &Path, dir: &Path) -> (Running, u16) {
-    let port = free_tcp_port();
-    let mut seeder = Running::start(lt_peer().arg("seed").arg(torrent).arg(dir).args([
-        "--port",
-        &port.to_string(),
-        "--timeout",
-        "60",
-    ]));
-    let seeding = seeder.wait_for_line(|line| line == "SEEDING", Duration::from_secs(20));
-    assert!(seeding.is_some(), "the libtorrent seeder did not start; stderr:\n{}", seeder.stderr());
-    (seeder, port)
-}
-
 /// A libtorrent session downloads `torrent` into `dir` from our seeder, finding it through the torrent's
 /// tracker only.
 fn libtorrent_leecher_completes(torrent: &Path, dir: &Path, seeder: &mut OurSeeder) {
@@ -257,13 +238,6 @@ fn aria2(
         .arg(download_dir)
         .arg(torrent);
     (command, log, port)
-}
-
-/// The end of an aria2 log, for failure messages.
-fn log_tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().filter(|line| !line.contains("DHT")).collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
 #[test]
@@ -431,7 +405,7 @@ fn a_liar_on_the_same_address_as_a_libtorrent_seeder_does_not_stall_our_download
 }
 
 #[test]
-fn our_peer_announces_over_http_to_opentracker_and_downloads_from_a_libtorrent_seeder() {
+fn our_peer_announces_over_http_to_opentracker_and_downloads_from_a_start_libtorrent_seeder() {
     if !(have_libtorrent() && have_opentracker()) {
         return;
     }

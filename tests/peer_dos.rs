@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::dos::{IdlePeers, Idleness, PartialPieceFeeder, SilentFlood, TorrentShape, wait_until};
 use common::process::Running;
-use common::{bin, free_tcp_port, have_libtorrent, lt_peer, make_torrent, write_pseudo_random};
+use common::{assert_same_file, bin, free_tcp_port, have_libtorrent, lt_peer, make_torrent, write_pseudo_random};
 use sha1::{Digest, Sha1};
 
 /// Nobody listens here: the peers find each other through `--peer`, and an announce fails at once.
@@ -121,11 +121,6 @@ fn libtorrent_leech(torrent: &Path, into: &Path, seeder: SocketAddr, timeout: Du
         stderr.lines().rev().find_map(|line| line.split(" down=").nth(1)?.split(' ').next()?.parse().ok()).unwrap_or(0);
     let tail = stderr.lines().rev().take(5).collect::<Vec<_>>().join("\n");
     Honest { completed: complete.is_some(), elapsed, downloaded, tail }
-}
-
-fn assert_same_file(original: &Path, copy: &Path) {
-    let (a, b) = (std::fs::read(original).expect("original"), std::fs::read(copy).expect("copy"));
-    assert!(a == b, "{} differs from {} ({} vs {} bytes)", copy.display(), original.display(), b.len(), a.len());
 }
 
 /// Longest wait for the honest leecher while silent sockets flood the seeder; it needs a few seconds without them.

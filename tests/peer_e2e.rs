@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::hostile_peer::HostilePeer;
 use common::process::Running;
 use common::udp::UdpClient;
-use common::{bin, free_udp_port, make_torrent, write_pseudo_random};
+use common::{assert_same_file, bin, free_udp_port, make_torrent, write_pseudo_random};
 
 const PIECE_LOG2: u32 = 15;
 const PIECE_LEN: usize = 1 << PIECE_LOG2;
@@ -49,11 +49,6 @@ fn expect_complete(peer: &mut Running, timeout: Duration) -> Vec<String> {
         peer.stderr()
     );
     rest
-}
-
-fn assert_same_file(original: &Path, copy: &Path) {
-    let (a, b) = (std::fs::read(original).expect("original"), std::fs::read(copy).expect("copy"));
-    assert!(a == b, "{} differs from {} ({} vs {} bytes)", copy.display(), original.display(), b.len(), a.len());
 }
 
 /// The `stopped` JSON event a `--json` peer prints last.

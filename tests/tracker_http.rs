@@ -16,7 +16,10 @@ use std::time::{Duration, Instant};
 
 use common::process::Running;
 use common::udp::UdpClient;
-use common::{bin, free_tcp_port, have_aria2, have_libtorrent, have_tool, lt_peer, make_torrent, write_pseudo_random};
+use common::{
+    assert_same_file, bin, free_tcp_port, have_aria2, have_libtorrent, have_tool, log_tail, lt_peer, make_torrent,
+    start_libtorrent_seeder, write_pseudo_random,
+};
 use tracker_protocol::http::{
     HttpAnnounceReply, HttpAnnounceSuccess, HttpScrapeReply, ScrapeEntry, parse_announce_reply, parse_scrape_reply,
 };
@@ -246,20 +249,6 @@ fn sorted<T: Ord>(mut items: Vec<T>) -> Vec<T> {
 // ---------------------------------------------------------------------------------------------------------------
 // Reference clients.
 
-/// A libtorrent session seeding `torrent` from `dir`, once it says so; returns it and its port.
-fn libtorrent_seeder(torrent: &Path, dir: &Path) -> (Running, u16) {
-    let port = free_tcp_port();
-    let mut seeder = Running::start(lt_peer().arg("seed").arg(torrent).arg(dir).args([
-        "--port",
-        &port.to_string(),
-        "--timeout",
-        "120",
-    ]));
-    let seeding = seeder.wait_for_line(|line| line == "SEEDING", Duration::from_secs(30));
-    assert!(seeding.is_some(), "the libtorrent seeder never got ready: {}", seeder.stderr());
-    (seeder, port)
-}
-
 /// A libtorrent session downloading `torrent` into `dir`; it exits 0 once complete.
 fn libtorrent_leecher(torrent: &Path, dir: &Path) -> Running {
     std::fs::create_dir_all(dir).expect("mkdir leech");
@@ -274,12 +263,6 @@ fn libtorrent_leecher(torrent: &Path, dir: &Path) -> Running {
 fn assert_libtorrent_completes(mut leecher: Running) {
     let status = leecher.wait(DOWNLOAD_TIMEOUT + Duration::from_secs(10)).expect("the leecher stops by its timeout");
     assert!(status.success(), "the libtorrent leecher did not complete ({status}):\n{}", leecher.stderr());
-}
-
-fn assert_same_file(original: &Path, copy: &Path) {
-    let a = std::fs::read(original).unwrap_or_else(|err| panic!("{}: {err}", original.display()));
-    let b = std::fs::read(copy).unwrap_or_else(|err| panic!("{} was not downloaded: {err}", copy.display()));
-    assert!(a == b, "{} differs from {} ({} vs {} bytes)", copy.display(), original.display(), b.len(), a.len());
 }
 
 /// aria2c on loopback, with the HTTP tracker as its only source of peers: no DHT, LPD or PEX. Its log
@@ -301,12 +284,6 @@ fn aria2(work: &Path, name: &str, download_dir: &Path, torrent: &Path) -> (Comma
         .arg(download_dir)
         .arg(torrent);
     (command, log, port)
-}
-
-fn log_tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
 fn have_transmission_cli() -> bool {
@@ -372,7 +349,7 @@ fn a_libtorrent_seeder_and_an_aria2_leecher_find_each_other_through_our_http_tra
     let tracker = Tracker::start(&[torrent_arg, "--bind", "127.0.0.1:0", "--http", &http_bind]);
     assert_eq!(tracker.http.port(), http_port);
 
-    let (_seeder, lt_port) = libtorrent_seeder(&torrent, &work.path().join("src"));
+    let (_seeder, lt_port) = start_libtorrent_seeder(&torrent, &work.path().join("src"));
     let listed = wait_for_http_scrape(tracker.http, info_hash, Duration::from_secs(15), |stats| stats.seeders == 1);
     assert!(listed.is_some(), "libtorrent never announced itself as a seeder; tracker:\n{}", tracker.process.stderr());
 
@@ -442,7 +419,7 @@ fn transmission_downloads_from_a_libtorrent_seeder_found_through_our_http_tracke
     let listed = wait_for_http_scrape(tracker.http, info_hash, Duration::from_secs(20), |stats| stats.leechers == 1);
     assert!(listed.is_some(), "Transmission never announced itself as a leecher:\n{}", leecher.stderr());
 
-    let (_seeder, _) = libtorrent_seeder(&torrent, &work.path().join("src"));
+    let (_seeder, _) = start_libtorrent_seeder(&torrent, &work.path().join("src"));
     let deadline = Instant::now() + DOWNLOAD_TIMEOUT;
     while !done.exists() {
         assert!(

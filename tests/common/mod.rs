@@ -171,3 +171,32 @@ pub fn start_opentracker_with_http(dir: &Path, udp: u16, tcp: u16, info_hashes: 
     }
     panic!("opentracker on {address} never answered; stderr:\n{}", opentracker.stderr());
 }
+
+/// Asserts that `copy` holds exactly the bytes of `original`, naming both and their sizes when not.
+pub fn assert_same_file(original: &Path, copy: &Path) {
+    let a = std::fs::read(original).unwrap_or_else(|err| panic!("{}: {err}", original.display()));
+    let b = std::fs::read(copy).unwrap_or_else(|err| panic!("{} was not downloaded: {err}", copy.display()));
+    assert!(a == b, "{} differs from {} ({} vs {} bytes)", copy.display(), original.display(), b.len(), a.len());
+}
+
+/// A libtorrent session seeding `torrent` from `dir` (tests/support/lt_peer.py), once it says it is seeding;
+/// returns it and its port. It stops by itself after 120 s, or when dropped.
+pub fn start_libtorrent_seeder(torrent: &Path, dir: &Path) -> (process::Running, u16) {
+    let port = free_tcp_port();
+    let mut seeder = process::Running::start(lt_peer().arg("seed").arg(torrent).arg(dir).args([
+        "--port",
+        &port.to_string(),
+        "--timeout",
+        "120",
+    ]));
+    let seeding = seeder.wait_for_line(|line| line == "SEEDING", std::time::Duration::from_secs(30));
+    assert!(seeding.is_some(), "the libtorrent seeder never got ready; stderr:\n{}", seeder.stderr());
+    (seeder, port)
+}
+
+/// The last 40 lines of an aria2 log, without its DHT chatter, for failure messages.
+pub fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|line| !line.contains("DHT")).collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
