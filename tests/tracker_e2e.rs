@@ -153,8 +153,7 @@ fn ipv6_peers_get_ipv6_peers_and_mapped_ipv4_clients_stay_ipv4() {
     use std::net::{Ipv6Addr, SocketAddrV6, UdpSocket};
     use tracker_protocol::{AnnounceOptions, AnnounceRequest, ConnectRequest, Response, TransactionId};
 
-    if UdpSocket::bind("[::1]:0").is_err() {
-        eprintln!("\n*** SKIPPING: this machine has no IPv6 loopback ***\n");
+    if !common::have_ipv6_loopback() {
         return;
     }
     let (_tracker, address) =

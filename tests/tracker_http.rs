@@ -898,8 +898,7 @@ fn real_ip_header_addresses_are_recorded_and_handed_out() {
 /// client arriving as `::ffff:127.0.0.1` stays IPv4 (BEP 23 `peers`): the families never mix.
 #[test]
 fn ipv6_http_clients_get_peers6_and_mapped_ipv4_clients_stay_ipv4() {
-    if std::net::TcpListener::bind("[::1]:0").is_err() {
-        eprintln!("\n*** SKIPPING: this machine has no IPv6 loopback ***\n");
+    if !common::have_ipv6_loopback() {
         return;
     }
     let tracker = Tracker::start(&["--open", "--bind", "[::]:0", "--http", "[::]:0"]);

@@ -43,9 +43,23 @@ pub fn run_ok(command: &mut Command) -> String {
 pub fn have_tool(description: &str, probe: &mut Command) -> bool {
     let found = probe.output().map(|output| output.status.success()).unwrap_or(false);
     if !found {
-        let ci = std::env::var("CI").is_ok_and(|value| !value.is_empty() && value != "false" && value != "0");
-        assert!(!ci, "{description} is missing, and CI is set: .ci/run must install it");
+        assert!(!in_ci(), "{description} is missing, and CI is set: .ci/run must install it");
         eprintln!("\n*** SKIPPING: {description} is not installed (CI is unset). Install it to run this test. ***\n");
+    }
+    found
+}
+
+/// Whether CI is set: then nothing a test needs may be missing.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| !value.is_empty() && value != "false" && value != "0")
+}
+
+/// Whether this machine has an IPv6 loopback address; without one, a test needing it skips loudly, or fails under CI.
+pub fn have_ipv6_loopback() -> bool {
+    let found = std::net::UdpSocket::bind("[::1]:0").is_ok();
+    if !found {
+        assert!(!in_ci(), "this machine has no IPv6 loopback, and CI is set");
+        eprintln!("\n*** SKIPPING: this machine has no IPv6 loopback (CI is unset) ***\n");
     }
     found
 }
