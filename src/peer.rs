@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use metainfo::{Magnet, Torrent};
 use peer::magnet::FetchConfig;
 use peer::session::{self, Config, Event, Outcome, Status};
-use peer::sources::Source;
+use peer::sources::{Source, SourceCounts};
 use peer::trace::Trace;
 use peer::tracker_client::Timeouts;
 
@@ -88,11 +88,15 @@ pub struct Args {
     #[arg(long)]
     pub trace: bool,
 
-    /// Join the Mainline DHT (BEP 5) through this node (repeatable): peers are looked up there and we announce
-    /// ourselves, for public torrents and magnet links. Without it the DHT is off (the public routers are not yet
-    /// the default).
-    #[arg(long = "dht-bootstrap", value_name = "HOST:PORT")]
+    /// Join the Mainline DHT (BEP 5) through this node (repeatable) instead of the public routers
+    /// (router.bittorrent.com, router.utorrent.com, dht.transmissionbt.com, dht.libtorrent.org).
+    #[arg(long = "dht-bootstrap", value_name = "HOST:PORT", conflicts_with = "no_dht")]
     pub dht_bootstrap: Vec<String>,
+
+    /// Stay out of the Mainline DHT. Without it, public torrents and magnet links look peers up in the DHT and
+    /// announce us there (never private torrents, BEP 27); the nodes known at exit are kept in DIR/.dht-nodes.
+    #[arg(long)]
+    pub no_dht: bool,
 
     /// UDP port of our DHT node. [default: the peer's TCP port; 0: any free port]
     #[arg(long, value_name = "PORT")]
@@ -162,26 +166,20 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     let listener =
         runtime.block_on(tokio::net::TcpListener::bind(listen)).with_context(|| format!("listening on {listen}"))?;
-    let dht = if args.dht_bootstrap.is_empty() {
+    let torrent_file = match &magnet {
+        None => Some(read_torrent(&args.torrent)?.0),
+        Some(_) => None,
+    };
+    let tcp_port = listener.local_addr().context("reading the listening address")?.port();
+    let dht = if args.no_dht || torrent_file.as_ref().is_some_and(|torrent| torrent.info.private) {
         None
     } else {
-        let mut bootstrap = Vec::new();
-        for text in &args.dht_bootstrap {
-            bootstrap.push(resolve_peer(text).with_context(|| format!("--dht-bootstrap {text}"))?);
-        }
-        // Nodes known from the last run come after the ones given: a restart rejoins even if those are gone.
-        bootstrap.extend(peer::dht_peers::load_nodes(&args.dir.join(DHT_NODES_FILE)));
-        let tcp_port = listener.local_addr().context("reading the listening address")?.port();
-        let address = SocketAddr::new(args.bind, args.dht_port.unwrap_or(tcp_port));
-        let node = runtime
-            .block_on(peer::dht_peers::start(address, bootstrap))
-            .with_context(|| format!("starting the DHT node on UDP {address}"))?;
-        tracing::info!(address = %node.local_addr(), "DHT node started");
-        Some(node)
+        start_dht(args, &runtime, tcp_port)?
     };
-    let torrent = match &magnet {
-        None => read_torrent(&args.torrent)?.0,
-        Some(magnet) => {
+    let torrent = match (torrent_file, &magnet) {
+        (Some(torrent), _) => torrent,
+        (None, None) => unreachable!("a torrent file is read when there is no magnet link"),
+        (None, Some(magnet)) => {
             for text in &magnet.peers {
                 peers.push((
                     resolve_peer(text).with_context(|| format!("the magnet link's peer {text}"))?,
@@ -280,6 +278,49 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 
 /// Where the DHT's known nodes are kept between runs, in the download folder.
 const DHT_NODES_FILE: &str = ".dht-nodes";
+
+/// The DHT's public routers, asked first when no `--dht-bootstrap` is given (the ones libtorrent and
+/// Transmission ship with).
+const PUBLIC_DHT_ROUTERS: [&str; 4] = [
+    "router.bittorrent.com:6881",
+    "router.utorrent.com:6881",
+    "dht.transmissionbt.com:6881",
+    "dht.libtorrent.org:25401",
+];
+
+/// Starts our DHT node on `--dht-port` (default: the TCP port), bootstrapped from `--dht-bootstrap` or the public
+/// routers, then the nodes saved by the last run. A node that cannot start (the UDP port is taken, an IPv6
+/// `--bind`) leaves the DHT off with a warning: trackers and peers still work without it.
+fn start_dht(
+    args: &Args,
+    runtime: &tokio::runtime::Runtime,
+    tcp_port: u16,
+) -> anyhow::Result<Option<std::sync::Arc<dht::Node>>> {
+    let mut bootstrap = Vec::new();
+    for text in &args.dht_bootstrap {
+        bootstrap.push(resolve_peer(text).with_context(|| format!("--dht-bootstrap {text}"))?);
+    }
+    if args.dht_bootstrap.is_empty() {
+        // A router whose name does not resolve (offline, no DNS) is skipped: saved nodes may still work.
+        bootstrap.extend(runtime.block_on(peer::dht_peers::resolve(&PUBLIC_DHT_ROUTERS, ROUTER_LOOKUP_LIMIT)));
+    }
+    // Nodes known from the last run come after the ones given: a restart rejoins even if those are gone.
+    bootstrap.extend(peer::dht_peers::load_nodes(&args.dir.join(DHT_NODES_FILE)));
+    let address = SocketAddr::new(args.bind, args.dht_port.unwrap_or(tcp_port));
+    match runtime.block_on(peer::dht_peers::start(address, bootstrap)) {
+        Ok(node) => {
+            tracing::info!(address = %node.local_addr(), "DHT node started");
+            Ok(Some(node))
+        }
+        Err(err) => {
+            tracing::warn!("the DHT is off: could not start its node on UDP {address}: {err}");
+            Ok(None)
+        }
+    }
+}
+
+/// How long the public routers' names may take to resolve, all together.
+const ROUTER_LOOKUP_LIMIT: Duration = Duration::from_secs(3);
 
 fn resolve_peer(text: &str) -> anyhow::Result<SocketAddr> {
     text.to_socket_addrs().context("not a reachable HOST:PORT")?.next().context("no address")
@@ -400,20 +441,22 @@ impl View {
 
     fn status(&mut self, status: &Status) {
         let text = format!(
-            "{}/{} pieces, down {}/s, up {}/s, {} peers",
+            "{}/{} pieces, down {}/s, up {}/s, {} peers{}",
             status.have,
             status.total,
             indicatif::HumanBytes(status.download_rate),
             indicatif::HumanBytes(status.upload_rate),
-            status.peers
+            status.peers,
+            sources_text(&status.sources),
         );
         if let Some(bar) = &self.bar {
             if self.complete {
                 let ratio = if self.total == 0 { 0.0 } else { status.uploaded as f64 / self.total as f64 };
                 bar.set_message(format!(
-                    "uploaded {}, ratio {ratio:.2}, {} peers, up {}/s",
+                    "uploaded {}, ratio {ratio:.2}, {} peers{}, up {}/s",
                     indicatif::HumanBytes(status.uploaded),
                     status.peers,
+                    sources_text(&status.sources),
                     indicatif::HumanBytes(status.upload_rate)
                 ));
             } else {
@@ -450,6 +493,7 @@ impl View {
                     serde_json::json!({
                         "address": peer.addr.to_string(),
                         "peer_id": hex::encode(peer.peer_id),
+                        "source": peer.source.name(),
                         "downloaded": peer.downloaded,
                         "uploaded": peer.uploaded,
                     })
@@ -471,6 +515,16 @@ impl View {
             ));
         }
     }
+}
+
+/// ` (tracker 3, dht 1)`: where the connected peers came from, the sources with none left out.
+fn sources_text(sources: &SourceCounts) -> String {
+    let parts: Vec<String> = sources
+        .iter()
+        .filter(|&(_, count)| count > 0)
+        .map(|(source, count)| format!("{} {count}", source.name()))
+        .collect();
+    if parts.is_empty() { String::new() } else { format!(" ({})", parts.join(", ")) }
 }
 
 fn event_json(event: &Event) -> serde_json::Value {
@@ -531,6 +585,8 @@ fn event_json(event: &Event) -> serde_json::Value {
             "download_rate": status.download_rate,
             "upload_rate": status.upload_rate,
             "peers": status.peers,
+            "sources": status.sources.iter().map(|(source, count)| (source.name().to_owned(), json!(count)))
+                .collect::<serde_json::Map<_, _>>(),
         }),
     }
 }

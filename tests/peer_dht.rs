@@ -56,6 +56,10 @@ fn a_magnet_link_with_no_tracker_and_no_peer_downloads_through_the_dht() {
     let from_dht =
         lines.iter().any(|line| line.contains(r#""event":"peer_connected""#) && line.contains(r#""source":"dht""#));
     assert!(from_dht, "no peer came from the DHT: {lines:?}");
+    // The final report says where each peer came from.
+    let report = lines.iter().rev().find(|line| line.contains(r#""event":"stopped""#)).expect("the final report");
+    let report: serde_json::Value = serde_json::from_str(report).expect("JSON");
+    assert!(report["peers"].as_array().expect("peers").iter().any(|peer| peer["source"] == "dht"), "{report}");
     // Both set the DHT bit in their handshakes, so each told the other its DHT port (BEP 5's PORT message).
     let trace = std::fs::read_to_string(work.path().join("trace.txt")).expect("the trace");
     assert!(trace.contains("dht") && trace.contains("->  port ") && trace.contains("<-  port "), "{trace}");

@@ -26,6 +26,7 @@ fn start_tracker() -> (Running, String, SocketAddr) {
 
 fn peer_command(torrent: &Path, dir: &Path) -> Command {
     let mut command = Command::new(bin("peer"));
+    command.arg("--no-dht");
     command.arg("0").arg(torrent).arg("--dir").arg(dir).args(["--tracker-timeout", "0.5"]);
     command
 }
@@ -132,10 +133,22 @@ fn leechers_trade_pieces_among_themselves() {
         })
         .collect();
     let mut uploaded_by_leechers = 0;
+    let mut met_through_the_tracker = false;
     for (leecher, into) in &mut leechers {
         let rest = expect_complete(leecher, Duration::from_secs(90));
         let report = final_report(&rest);
         assert_eq!(report["complete"], true);
+        // Status lines count the connected peers by how each reached us; here the tracker or a dial from them.
+        for status in json_events(&rest, "status") {
+            let sources = status["sources"].as_object().expect("status sources");
+            let counted: u64 = sources.values().map(|count| count.as_u64().expect("a count")).sum();
+            assert_eq!(Some(counted), status["peers"].as_u64(), "{status}");
+            assert_eq!(sources["dht"], 0, "{status}");
+            met_through_the_tracker |= sources["tracker"].as_u64() > Some(0);
+        }
+        let sources: Vec<&str> =
+            report["peers"].as_array().expect("peers").iter().filter_map(|peer| peer["source"].as_str()).collect();
+        assert!(sources.iter().all(|source| ["tracker", "incoming"].contains(source)), "{report}");
         uploaded_by_leechers += report["uploaded"].as_u64().expect("uploaded");
         assert_same_file(&data, &into.join("shared.bin"));
     }
@@ -145,6 +158,7 @@ fn leechers_trade_pieces_among_themselves() {
         .iter()
         .find_map(|line| line.split("uploaded ").nth(1)?.split(' ').next()?.parse().ok())
         .unwrap_or_else(|| panic!("no upload total in {seeder_out:?}"));
+    assert!(met_through_the_tracker, "no status line counted a peer the tracker named");
     assert!(uploaded_by_leechers > 0, "no leecher uploaded anything");
     assert!(
         seeder_uploaded < 3 * len as u64,

@@ -57,19 +57,19 @@ fn the_progress_bar_stays_on_one_line_and_becomes_a_seeding_line() {
     ]));
     // A seeder slow enough (4 MB/s) that the leecher's bar is seen moving for a few seconds.
     let (mut seeder, _) = Running::start_listening(
-        Command::new(bin("peer")).arg("0").arg(&torrent).arg("--dir").arg(work.path().join("src")).args([
-            "--tracker-timeout",
-            "0.5",
-            "--upload-limit",
-            "4M",
-            "--no-super-seed",
-        ]),
+        Command::new(bin("peer"))
+            .arg("--no-dht")
+            .arg("0")
+            .arg(&torrent)
+            .arg("--dir")
+            .arg(work.path().join("src"))
+            .args(["--tracker-timeout", "0.5", "--upload-limit", "4M", "--no-super-seed"]),
     );
     assert!(seeder.wait_for_line(|line| line.starts_with("seeding"), Duration::from_secs(30)).is_some());
 
     let tmux = Tmux { socket: format!("bt-test-{}", std::process::id()) };
     let leecher = format!(
-        "{} 0 {} --dir {} --tracker-timeout 0.5",
+        "{} 0 {} --dir {} --tracker-timeout 0.5 --no-dht",
         shell_quote(Path::new(bin("peer"))),
         shell_quote(&torrent),
         shell_quote(&work.path().join("leech"))

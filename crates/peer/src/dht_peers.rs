@@ -30,6 +30,32 @@ pub async fn start(bind: SocketAddr, bootstrap: Vec<SocketAddr>) -> std::io::Res
     Ok(node)
 }
 
+/// The IPv4 addresses of `names` (`HOST:PORT` each), resolved at once and given at most `limit` in all; a name
+/// that does not resolve in time is left out (with a debug line), as the DHT does without any one router.
+pub async fn resolve(names: &[&str], limit: std::time::Duration) -> Vec<SocketAddr> {
+    let mut lookups = tokio::task::JoinSet::new();
+    for (order, name) in names.iter().map(|&name| name.to_owned()).enumerate() {
+        lookups.spawn(async move {
+            let addrs: Vec<SocketAddr> = match tokio::net::lookup_host(name.as_str()).await {
+                Ok(addrs) => addrs.filter(SocketAddr::is_ipv4).take(4).collect(),
+                Err(err) => {
+                    tracing::debug!("DHT router {name}: {err}");
+                    Vec::new()
+                }
+            };
+            (order, addrs)
+        });
+    }
+    let mut found = Vec::new();
+    let deadline = tokio::time::Instant::now() + limit;
+    while let Ok(Some(Ok(resolved))) = tokio::time::timeout_at(deadline, lookups.join_next()).await {
+        found.push(resolved);
+    }
+    // Names that did not resolve in time are dropped with the set, which aborts their tasks.
+    found.sort_by_key(|(order, _)| *order);
+    found.into_iter().flat_map(|(_, addrs)| addrs).collect()
+}
+
 /// Looks `info_hash` up again and again, passing each peer found to `found`, and announces `port` (if any) to the
 /// nodes closest to it. Runs until dropped.
 pub async fn look_up(node: Arc<dht::Node>, info_hash: [u8; 20], port: Option<u16>, found: impl Fn(SocketAddr)) {

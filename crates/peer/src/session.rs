@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use crate::admission::Handshakes;
 use crate::announcer::{self, Announcer, SEEDING_NOTICE_WAIT, SeedingNotice};
 use crate::connection;
-use crate::sources::Source;
+use crate::sources::{Source, SourceCounts};
 use crate::storage::Storage;
 use crate::swarm::{Swarm, SwarmConfig};
 use crate::tracker_client::Timeouts;
@@ -64,6 +64,8 @@ pub struct Status {
     pub download_rate: u64,
     pub upload_rate: u64,
     pub peers: usize,
+    /// The connected peers by how their address reached us.
+    pub sources: SourceCounts,
 }
 
 /// What one peer sent us and got from us.
@@ -71,6 +73,8 @@ pub struct Status {
 pub struct PeerSummary {
     pub addr: SocketAddr,
     pub peer_id: [u8; 20],
+    /// How its address reached us.
+    pub source: Source,
     pub downloaded: u64,
     pub uploaded: u64,
 }

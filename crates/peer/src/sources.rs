@@ -21,9 +21,15 @@ pub enum Source {
     Pex,
     /// A DHT lookup found it (BEP 5).
     Dht,
+    /// It announced itself on the local network (BEP 14 local service discovery).
+    Lsd,
 }
 
 impl Source {
+    /// Every source, in the order status lines list them.
+    pub const ALL: [Source; 6] =
+        [Source::Tracker, Source::Dht, Source::Pex, Source::Lsd, Source::Manual, Source::Incoming];
+
     /// The name used in `--json` events.
     #[must_use]
     pub fn name(self) -> &'static str {
@@ -33,7 +39,35 @@ impl Source {
             Source::Incoming => "incoming",
             Source::Pex => "pex",
             Source::Dht => "dht",
+            Source::Lsd => "lsd",
         }
+    }
+}
+
+/// Peers counted by how their address reached us.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceCounts([usize; Source::ALL.len()]);
+
+impl SourceCounts {
+    /// How many came from `source`.
+    #[must_use]
+    pub fn get(&self, source: Source) -> usize {
+        self.0[source as usize]
+    }
+
+    /// Each source with its count, in [`Source::ALL`]'s order, zeros included.
+    pub fn iter(&self) -> impl Iterator<Item = (Source, usize)> + '_ {
+        Source::ALL.into_iter().map(|source| (source, self.get(source)))
+    }
+}
+
+impl FromIterator<Source> for SourceCounts {
+    fn from_iter<I: IntoIterator<Item = Source>>(sources: I) -> Self {
+        let mut counts = SourceCounts::default();
+        for source in sources {
+            counts.0[source as usize] += 1;
+        }
+        counts
     }
 }
 
@@ -152,6 +186,16 @@ impl Candidates {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn source_counts_count_each_source_and_list_them_in_order() {
+        let counts: SourceCounts =
+            [Source::Dht, Source::Tracker, Source::Dht, Source::Lsd, Source::Incoming].into_iter().collect();
+        assert_eq!(counts.get(Source::Dht), 2);
+        assert_eq!(counts.get(Source::Pex), 0);
+        let listed: Vec<(&str, usize)> = counts.iter().map(|(source, count)| (source.name(), count)).collect();
+        assert_eq!(listed, [("tracker", 1), ("dht", 2), ("pex", 0), ("lsd", 1), ("manual", 0), ("incoming", 1)],);
+    }
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([10, 0, 0, 1], port))

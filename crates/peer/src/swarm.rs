@@ -86,6 +86,8 @@ struct Peer {
     addr: SocketAddr,
     peer_id: [u8; 20],
     direction: Direction,
+    /// How its address reached us.
+    source: Source,
     outbox: Arc<Outbox>,
     bitfield: Bitfield,
     /// Any message after the handshake has arrived (a bitfield is allowed only first).
@@ -428,6 +430,11 @@ impl Swarm {
         extensions: bool,
         peer_dht: bool,
     ) -> Result<Admitted, CloseReason> {
+        // Read before the state's lock: the candidates' lock is never held with it.
+        let source = match direction {
+            Direction::Incoming => Source::Incoming,
+            Direction::Outgoing => self.candidates().source(addr).unwrap_or(Source::Tracker),
+        };
         let mut state = self.lock();
         let sender = Sender { addr, peer_id };
         if state.reputation.is_banned(&sender) {
@@ -489,6 +496,7 @@ impl Swarm {
                 addr,
                 peer_id,
                 direction,
+                source,
                 outbox: outbox.clone(),
                 bitfield: Bitfield::new(num_pieces),
                 spoke: false,
@@ -523,14 +531,9 @@ impl Swarm {
         );
         self.offer(&mut state, key);
         drop(state);
-        let source = match direction {
-            Direction::Incoming => Source::Incoming,
-            Direction::Outgoing => {
-                let mut candidates = self.candidates();
-                candidates.connected(addr);
-                candidates.source(addr).unwrap_or(Source::Tracker)
-            }
-        };
+        if direction == Direction::Outgoing {
+            self.candidates().connected(addr);
+        }
         self.emit(Event::PeerConnected { addr, source });
         Ok(Admitted { key, outbox })
     }
@@ -871,6 +874,7 @@ impl Swarm {
             download_rate: state.download_rate.bytes_per_second(),
             upload_rate: state.upload_rate.bytes_per_second(),
             peers: state.peers.len(),
+            sources: state.peers.values().map(|peer| peer.source).collect(),
         };
         drop(state);
         self.emit(Event::Status(status));
@@ -921,6 +925,7 @@ fn summary(peer: &Peer) -> PeerSummary {
     PeerSummary {
         addr: peer.addr,
         peer_id: peer.peer_id,
+        source: peer.source,
         downloaded: peer.downloaded,
         uploaded: peer.outbox.uploaded.load(Ordering::Relaxed),
     }
