@@ -16,7 +16,7 @@ use tracker::server::{Config, NamedTorrent, Tracker, bind_workers};
 use tracker::swarm::Limits;
 
 use crate::cli;
-use crate::mktorrent::read_torrent;
+use crate::mktorrent::read_torrent_any;
 
 /// BitTorrent tracker: UDP (BEP 15) and, with --http, HTTP (BEP 3); records announces and matches leechers with
 /// seeders.
@@ -189,10 +189,14 @@ fn named_torrents(paths: &[PathBuf]) -> anyhow::Result<(Vec<NamedTorrent>, Vec<O
     let mut named = Vec::new();
     let mut announce_urls = Vec::new();
     for path in paths {
-        let (torrent, _) = read_torrent(path)?;
+        let (torrent, _) = read_torrent_any(path)?;
         announce_urls.push(torrent.trackers().into_iter().find(|url| url.starts_with("udp://")));
+        // A hybrid's v2 clients announce the truncated SHA-256; a v2-only torrent's info_hash already is that.
+        let v2_info_hash =
+            torrent.info_hash_v2().map(|hash| hash.truncated().0).filter(|v2| *v2 != torrent.info_hash.0);
         named.push(NamedTorrent {
             info_hash: torrent.info_hash.0,
+            v2_info_hash,
             name: torrent.info.name.clone(),
             total_length: torrent.info.total_length(),
         });
@@ -227,7 +231,15 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     };
     let open = settings.open || named.is_empty();
     for torrent in &named {
-        tracing::info!(torrent = %torrent.name, info_hash = %hex::encode(torrent.info_hash), "serving");
+        match torrent.v2_info_hash {
+            Some(v2) => tracing::info!(
+                torrent = %torrent.name,
+                info_hash = %hex::encode(torrent.info_hash),
+                v2_info_hash = %hex::encode(v2),
+                "serving (hybrid: both swarms, shown as one)"
+            ),
+            None => tracing::info!(torrent = %torrent.name, info_hash = %hex::encode(torrent.info_hash), "serving"),
+        }
     }
     let workers = usize::from(settings.workers.unwrap_or(1));
     let sockets = bind_workers(bind, workers).with_context(|| format!("binding UDP socket on {bind}"))?;

@@ -7,10 +7,17 @@
 
 mod common;
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
-use common::{SYSTEM_PYTHON, bin, have_libtorrent, run_ok, write_pseudo_random};
+use common::process::Running;
+use common::{
+    SYSTEM_PYTHON, assert_same_file, bin, free_tcp_port, free_udp_port, have_libtorrent, lt_peer, run_ok,
+    start_libtorrent_seeder, write_pseudo_random,
+};
 
 /// (v1 hex or None, v2 hex or None)
 type Hashes = (Option<String>, Option<String>);
@@ -147,4 +154,102 @@ fn v1_only_readers_refuse_v2_only_torrents_clearly() {
     let output = common::run(Command::new(bin("mktorrent")).arg("--verify").arg(&torrent).arg("--dir").arg(dir.path()));
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("v2-only"), "{output:?}");
+}
+
+/// The body of `GET target` from our tracker's HTTP side.
+fn http_get(http: SocketAddr, target: &str) -> Vec<u8> {
+    let mut stream = TcpStream::connect(http).expect("connect to the tracker's HTTP side");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(stream, "GET {target} HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n\r\n").expect("send");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read the reply");
+    let body = raw.windows(4).position(|window| window == b"\r\n\r\n").expect("a header end") + 4;
+    raw[body..].to_vec()
+}
+
+/// Seeders, completed and leechers of `info_hash` in an HTTP scrape (BEP 48).
+fn scrape(http: SocketAddr, info_hash: [u8; 20]) -> (u32, u32, u32) {
+    let target: String = info_hash.iter().map(|byte| format!("%{byte:02X}")).collect();
+    let body = http_get(http, &format!("/scrape?info_hash={target}"));
+    match tracker_protocol::http::parse_scrape_reply(&body) {
+        Ok(tracker_protocol::http::HttpScrapeReply::Files(entries)) => {
+            let entry = entries.iter().find(|entry| entry.info_hash == info_hash).expect("the torrent's entry");
+            (entry.stats.seeders, entry.stats.completed, entry.stats.leechers)
+        }
+        other => panic!("not a scrape reply: {other:?}"),
+    }
+}
+
+fn hash20(hex_text: &str) -> [u8; 20] {
+    let bytes = hex::decode(hex_text).expect("hex");
+    bytes[..20].try_into().expect("20 bytes")
+}
+
+/// libtorrent seeds a v2-only and a hybrid torrent through our tracker, which names only that torrent, and a
+/// libtorrent leecher finds the seeder there alone (no --peer). The v2 swarm is announced under the SHA-256
+/// truncated to 20 bytes; a hybrid is served under both hashes and shown as one torrent on the dashboard.
+#[test]
+fn libtorrent_v2_and_hybrid_swarms_meet_through_our_tracker() {
+    if !have_libtorrent() {
+        return;
+    }
+    for mode in ["v2", "hybrid"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("seed").join(format!("{mode}.bin"));
+        write_pseudo_random(&data, 1_500_000 + 3, 7);
+        let udp = free_udp_port();
+        let torrent = dir.path().join(format!("{mode}.torrent"));
+        run_ok(
+            Command::new(bin("mktorrent"))
+                .args([&format!("--{mode}"), "-q", "-l", "15", "-a", &format!("udp://127.0.0.1:{udp}/announce"), "-o"])
+                .arg(&torrent)
+                .arg(&data),
+        );
+        let (hashes, _) = our_show(&torrent);
+        let mut command = Command::new(bin("tracker"));
+        command.arg(&torrent).args(["--bind", &format!("127.0.0.1:{udp}"), "--http", "127.0.0.1:0", "--interval", "2"]);
+        let (mut tracker, _) = Running::start_listening(&mut command);
+        let line =
+            tracker.wait_for_line(|line| line.starts_with("http on "), Duration::from_secs(10)).expect("http on");
+        let http: SocketAddr = line["http on ".len()..].trim().parse().expect("an address");
+
+        let (seeder, _) = start_libtorrent_seeder(&torrent, &dir.path().join("seed"));
+        let into = dir.path().join("leech");
+        let mut leecher = Running::start(lt_peer().arg("leech").arg(&torrent).arg(&into).args([
+            "--port",
+            &free_tcp_port().to_string(),
+            "--timeout",
+            "60",
+        ]));
+        let complete = leecher.wait_for_line(|line| line == "COMPLETE", Duration::from_secs(60));
+        assert!(
+            complete.is_some(),
+            "{mode}: libtorrent did not download through our tracker; leecher:\n{}\nseeder:\n{}\ntracker:\n{}",
+            leecher.stderr(),
+            seeder.stderr(),
+            tracker.stderr()
+        );
+        assert_same_file(&data, &into.join(format!("{mode}.bin")));
+
+        let v2 = hash20(hashes.1.as_deref().expect("a v2 hash"));
+        let (seeders, _, _) = scrape(http, v2);
+        assert!(seeders >= 1, "{mode}: no seeder announced under the truncated v2 hash");
+        let page: serde_json::Value =
+            serde_json::from_slice(&http_get(http, "/dashboard.json")).expect("the dashboard's JSON");
+        let rows = page["torrents"].as_array().expect("torrents");
+        assert_eq!(rows.len(), 1, "{mode}: one torrent on the page: {page}");
+        if mode == "hybrid" {
+            let v1 = hash20(hashes.0.as_deref().expect("a v1 hash"));
+            assert_eq!(rows[0]["info_hash"], hex::encode(v1), "{page}");
+            assert_eq!(rows[0]["v2_info_hash"], hex::encode(v2), "{page}");
+            // The tracker answers the v1 hash too (libtorrent announces each hash of a hybrid on its own).
+            let (v1_seeders, _, _) = scrape(http, v1);
+            assert!(v1_seeders >= 1, "no seeder announced under the hybrid's SHA-1");
+        } else {
+            assert_eq!(rows[0]["info_hash"], hex::encode(v2), "{page}");
+        }
+        // Counted once however many hashes it announced: the seeder and the leecher (now a seeder too).
+        assert!(rows[0]["seeders"].as_u64().is_some_and(|seeders| (1..=2).contains(&seeders)), "{page}");
+        assert!(tracker.interrupt(Duration::from_secs(10)).is_some());
+    }
 }

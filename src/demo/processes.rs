@@ -156,6 +156,7 @@ impl TrackerThread {
     pub fn start(socket: UdpSocket, torrent: &Torrent, torrent_path: &Path) -> anyhow::Result<TrackerThread> {
         let named = vec![NamedTorrent {
             info_hash: torrent.info_hash.0,
+            v2_info_hash: None,
             name: torrent.info.name.clone(),
             total_length: torrent.info.total_length(),
         }];

@@ -170,12 +170,11 @@ impl Tracker {
                 }));
             }
         } else {
-            let mut named: Vec<_> = self.named.values().collect();
-            named.sort_by(|a, b| a.name.cmp(&b.name));
-            for torrent in named {
-                let counts = self.shared.shards.scrape(&torrent.info_hash).unwrap_or_default();
+            for torrent in super::each_named(&self.named) {
+                let counts = self.named_counts(torrent);
                 torrents.push(serde_json::json!({
                     "name": torrent.name, "info_hash": hex(&torrent.info_hash),
+                    "v2_info_hash": torrent.v2_info_hash.map(|hash| hex(&hash)),
                     "seeders": counts.seeders, "leechers": counts.leechers, "completed": counts.completed,
                 }));
             }

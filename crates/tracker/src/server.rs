@@ -32,7 +32,7 @@ mod dashboard;
 #[path = "server_http.rs"]
 mod http_requests;
 use crate::shards::Shards;
-use crate::swarm::{Announce, Change, Family, InfoHash, Limits};
+use crate::swarm::{Announce, Change, Family, InfoHash, Limits, SwarmCounts};
 use dashboard::Journal;
 pub use dashboard::JournalEntry;
 pub use http_requests::HttpReply;
@@ -80,9 +80,40 @@ impl Default for Config {
 /// A torrent named on the command line: only these are served in closed mode.
 #[derive(Debug, Clone)]
 pub struct NamedTorrent {
+    /// The swarm's name: SHA-1 of the info dictionary, or a v2-only torrent's SHA-256 truncated to 20 bytes.
     pub info_hash: InfoHash,
+    /// A hybrid torrent's second swarm (BEP 52): its v2 info-hash truncated to 20 bytes, which v2 clients
+    /// announce. Both are served, and shown as one torrent.
+    pub v2_info_hash: Option<InfoHash>,
     pub name: String,
     pub total_length: u64,
+}
+
+impl NamedTorrent {
+    /// The info-hashes it is announced under: one, or a hybrid's two.
+    pub fn info_hashes(&self) -> impl Iterator<Item = InfoHash> + '_ {
+        std::iter::once(self.info_hash).chain(self.v2_info_hash)
+    }
+}
+
+/// The named torrents keyed by each info-hash they are announced under.
+fn by_info_hash(named: Vec<NamedTorrent>) -> HashMap<InfoHash, NamedTorrent> {
+    let mut map = HashMap::new();
+    for torrent in named {
+        if let Some(v2) = torrent.v2_info_hash {
+            map.insert(v2, torrent.clone());
+        }
+        map.insert(torrent.info_hash, torrent);
+    }
+    map
+}
+
+/// Each named torrent once (a hybrid is keyed twice), by name.
+fn each_named(named: &HashMap<InfoHash, NamedTorrent>) -> Vec<&NamedTorrent> {
+    let mut torrents: Vec<&NamedTorrent> =
+        named.iter().filter(|(hash, torrent)| **hash == torrent.info_hash).map(|(_, torrent)| torrent).collect();
+    torrents.sort_by(|a, b| a.name.cmp(&b.name));
+    torrents
 }
 
 /// Counters since start.
@@ -246,11 +277,15 @@ impl Tracker {
     /// Replaces the named torrents (a reload): new ones are served from now on, and in closed mode the swarms of
     /// those no longer named are dropped; every other swarm stays as it is. Returns (added, removed).
     pub fn set_named(&self, named: Vec<NamedTorrent>) -> (usize, usize) {
-        let new: HashMap<InfoHash, NamedTorrent> =
-            named.into_iter().map(|torrent| (torrent.info_hash, torrent)).collect();
+        let new = by_info_hash(named);
         let mut current = self.shared.named.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let added: Vec<InfoHash> = new.keys().filter(|hash| !current.contains_key(*hash)).copied().collect();
         let removed: Vec<InfoHash> = current.keys().filter(|hash| !new.contains_key(*hash)).copied().collect();
+        // Torrents, not hashes, are counted: a hybrid's two hashes come and go together.
+        let torrents_among = |hashes: &[InfoHash], named: &HashMap<InfoHash, NamedTorrent>| {
+            hashes.iter().filter(|hash| named.get(*hash).is_some_and(|torrent| torrent.info_hash == **hash)).count()
+        };
+        let counts = (torrents_among(&added, &new), torrents_among(&removed, &current));
         if !self.shared.open {
             for hash in &added {
                 self.shared.shards.lock(hash).allow(*hash);
@@ -261,7 +296,7 @@ impl Tracker {
         }
         *current = Arc::new(new);
         self.shared.named_epoch.fetch_add(1, Ordering::Release);
-        (added.len(), removed.len())
+        counts
     }
 
     /// Seconds on the tracker's clock.
@@ -421,6 +456,14 @@ impl Tracker {
         }
     }
 
+    /// A named torrent's counts; a hybrid's two swarms as one (see [`Shards::scrape_joined`]).
+    pub(crate) fn named_counts(&self, torrent: &NamedTorrent) -> SwarmCounts {
+        match torrent.v2_info_hash {
+            Some(v2) => self.shared.shards.scrape_joined(&torrent.info_hash, &v2),
+            None => self.shared.shards.scrape(&torrent.info_hash).unwrap_or_default(),
+        }
+    }
+
     /// Logs one status line per named torrent, or one summary line in open mode.
     pub fn log_status(&self) {
         if self.named.is_empty() {
@@ -435,10 +478,8 @@ impl Tracker {
             );
             return;
         }
-        let mut torrents: Vec<&NamedTorrent> = self.named.values().collect();
-        torrents.sort_by(|a, b| a.name.cmp(&b.name));
-        for torrent in torrents {
-            let counts = self.shared.shards.scrape(&torrent.info_hash).unwrap_or_default();
+        for torrent in each_named(&self.named) {
+            let counts = self.named_counts(torrent);
             tracing::info!(
                 torrent = %torrent.name,
                 seeders = counts.seeders,
@@ -505,13 +546,13 @@ impl Shared {
         let shards = if open {
             Shards::open(config.limits)
         } else {
-            Shards::closed(named.iter().map(|torrent| torrent.info_hash), config.limits)
+            Shards::closed(named.iter().flat_map(NamedTorrent::info_hashes), config.limits)
         };
         Shared {
             shards,
             started: Instant::now(),
             ids: ConnectionIds::new(key, config.connection_lifetime),
-            named: Mutex::new(Arc::new(named.into_iter().map(|torrent| (torrent.info_hash, torrent)).collect())),
+            named: Mutex::new(Arc::new(by_info_hash(named))),
             named_epoch: AtomicU64::new(0),
             open,
             // One more for the HTTP front end, whose connections share it.

@@ -26,11 +26,21 @@ fn connect(tracker: &mut Tracker, from: SocketAddr) -> ConnectionId {
 }
 
 fn announce_packet(connection_id: ConnectionId, port: u16, left: u64, num_want: i32) -> Vec<u8> {
+    announce_packet_for(HASH, connection_id, port, left, num_want)
+}
+
+fn announce_packet_for(
+    info_hash: [u8; 20],
+    connection_id: ConnectionId,
+    port: u16,
+    left: u64,
+    num_want: i32,
+) -> Vec<u8> {
     let mut packet = Vec::new();
     AnnounceRequest {
         connection_id,
         transaction_id: TransactionId(7),
-        info_hash: HASH,
+        info_hash,
         peer_id: [port as u8; 20],
         downloaded: 0,
         left,
@@ -100,7 +110,7 @@ fn garbage_gets_no_reply_and_replies_never_outgrow_unproven_requests() {
 
 #[test]
 fn a_closed_tracker_refuses_other_torrents_with_a_bep15_error() {
-    let named = NamedTorrent { info_hash: [9; 20], name: "other".into(), total_length: 10 };
+    let named = NamedTorrent { info_hash: [9; 20], v2_info_hash: None, name: "other".into(), total_length: 10 };
     let mut tracker = Tracker::new(Config::default(), vec![named], false);
     let id = connect(&mut tracker, client(1));
     let reply = tracker.handle(&announce_packet(id, 6001, 0, -1), client(1), 10).expect("answered").to_vec();
@@ -177,8 +187,8 @@ fn accepted(tracker: &mut Tracker, from: SocketAddr, port: u16) -> bool {
 
 #[test]
 fn a_reload_serves_new_torrents_keeps_known_swarms_and_drops_removed_ones() {
-    let other = NamedTorrent { info_hash: [9; 20], name: "other".into(), total_length: 10 };
-    let ours = NamedTorrent { info_hash: HASH, name: "ours".into(), total_length: 10 };
+    let other = NamedTorrent { info_hash: [9; 20], v2_info_hash: None, name: "other".into(), total_length: 10 };
+    let ours = NamedTorrent { info_hash: HASH, v2_info_hash: None, name: "ours".into(), total_length: 10 };
     let mut workers = Tracker::workers(Config::default(), vec![other.clone()], false, 2);
     let mut second = workers.pop().expect("two workers");
     let mut first = workers.pop().expect("two workers");
@@ -194,4 +204,42 @@ fn a_reload_serves_new_torrents_keeps_known_swarms_and_drops_removed_ones() {
     assert_eq!(first.set_named(vec![other]), (0, 1));
     assert!(!accepted(&mut second, client(3), 6003));
     assert_eq!(first.shards().scrape(&HASH), None);
+}
+
+/// Whether `tracker` answers an announce for `info_hash` with peers (true) or an error (false).
+fn accepted_for(tracker: &mut Tracker, info_hash: [u8; 20], from: SocketAddr, port: u16, left: u64) -> bool {
+    let id = connect(tracker, from);
+    let reply =
+        tracker.handle(&announce_packet_for(info_hash, id, port, left, -1), from, 10).expect("answered").to_vec();
+    matches!(Response::<SocketAddrV4>::parse(&reply).expect("valid"), Response::Announce(_))
+}
+
+#[test]
+fn a_hybrid_torrent_serves_both_hashes_and_counts_a_peer_in_both_swarms_once() {
+    const V2: [u8; 20] = [6; 20];
+    let hybrid = NamedTorrent { info_hash: HASH, v2_info_hash: Some(V2), name: "hybrid".into(), total_length: 10 };
+    let mut tracker = Tracker::new(Config::default(), vec![hybrid.clone()], false);
+    // A v2-capable seeder announces both hashes from one endpoint; a v1-only leecher the SHA-1 alone; a v2 leecher
+    // the truncated SHA-256 alone.
+    assert!(accepted_for(&mut tracker, HASH, client(1), 6001, 0));
+    assert!(accepted_for(&mut tracker, V2, client(1), 6001, 0));
+    assert!(accepted_for(&mut tracker, HASH, client(2), 6002, 10));
+    assert!(accepted_for(&mut tracker, V2, client(3), 6003, 10));
+    assert!(!accepted_for(&mut tracker, [7; 20], client(4), 6004, 10), "an unnamed hash is refused");
+    // Each swarm on its own: a v1-only client must never be handed a v2-only peer.
+    assert_eq!(tracker.shards().scrape(&HASH).map(|counts| (counts.seeders, counts.leechers)), Some((1, 1)));
+    assert_eq!(tracker.shards().scrape(&V2).map(|counts| (counts.seeders, counts.leechers)), Some((1, 1)));
+    // Shown as one torrent: three peers, the seeder once.
+    let counts = tracker.named_counts(&hybrid);
+    assert_eq!((counts.seeders, counts.leechers), (1, 2));
+    let page: serde_json::Value = serde_json::from_str(&tracker.dashboard_json()).expect("JSON");
+    let rows = page["torrents"].as_array().expect("torrents");
+    assert_eq!(rows.len(), 1, "{page}");
+    assert_eq!(rows[0]["v2_info_hash"], super::hex(&V2));
+    assert_eq!((rows[0]["seeders"].as_u64(), rows[0]["leechers"].as_u64()), (Some(1), Some(2)));
+    // A reload counts torrents, not hashes; dropping the hybrid drops both swarms.
+    assert_eq!(tracker.set_named(vec![hybrid]), (0, 0));
+    assert_eq!(tracker.set_named(Vec::new()), (0, 1));
+    assert_eq!(tracker.shards().scrape(&V2), None);
+    assert_eq!(tracker.shards().scrape(&HASH), None);
 }

@@ -44,6 +44,28 @@ impl Shards {
         self.lock(info_hash).scrape(info_hash)
     }
 
+    /// The counts of a hybrid torrent's two swarms (its v1 and truncated v2 info-hashes) as one: each address
+    /// counted once (a client that announces both hashes is one peer), a seeder if it seeds in either; completed
+    /// is the larger count, as such a client reports its finish in both. The two shards are locked one after
+    /// the other, never together.
+    pub fn scrape_joined(&self, first: &InfoHash, second: &InfoHash) -> SwarmCounts {
+        let mut completed = 0;
+        let mut seen: std::collections::HashMap<std::net::SocketAddr, bool> = std::collections::HashMap::new();
+        for hash in [first, second] {
+            let registry = self.lock(hash);
+            completed = completed.max(registry.scrape(hash).map_or(0, |counts| counts.completed));
+            for (addr, seeder) in registry.endpoints(hash) {
+                *seen.entry(addr).or_default() |= seeder;
+            }
+        }
+        let seeders = seen.values().filter(|&&seeder| seeder).count();
+        SwarmCounts {
+            seeders: u32::try_from(seeders).unwrap_or(u32::MAX),
+            leechers: u32::try_from(seen.len() - seeders).unwrap_or(u32::MAX),
+            completed,
+        }
+    }
+
     /// Drops every peer last seen before `cutoff`, one shard at a time (see [`Registry::expire`]).
     pub fn expire(&self, cutoff: u32) -> Expired {
         let mut total = Expired::default();

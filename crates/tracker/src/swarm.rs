@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::hash::{BuildHasher, Hash};
-use std::net::{SocketAddrV4, SocketAddrV6};
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::sync::OnceLock;
 
 use rand::Rng;
@@ -469,6 +469,18 @@ impl Registry {
     pub fn peer<A: Family>(&self, info_hash: &InfoHash, address: &A) -> Option<&PeerState> {
         let list = A::list_ref(self.swarms.get(info_hash)?)?;
         list.position(address).and_then(|at| list.entries.get(at)).map(|(_, state)| state)
+    }
+
+    /// Every peer of a torrent with whether it seeds (none if it is not tracked): what a hybrid torrent's two
+    /// swarms are joined by.
+    pub fn endpoints(&self, info_hash: &InfoHash) -> Vec<(SocketAddr, bool)> {
+        let Some(swarm) = self.swarms.get(info_hash) else { return Vec::new() };
+        let v4 =
+            swarm.v4.entries.iter().enumerate().map(|(at, (addr, _))| (SocketAddr::V4(*addr), at < swarm.v4.seeders));
+        let v6 = swarm.v6.as_deref().into_iter().flat_map(|list| {
+            list.entries.iter().enumerate().map(|(at, (addr, _))| (SocketAddr::V6(*addr), at < list.seeders))
+        });
+        v4.chain(v6).collect()
     }
 
     /// Whether a tracked peer is a seeder; `None` if it is not tracked.
