@@ -1,7 +1,8 @@
 //! Interop of torrent files with the reference tools: Debian's mktorrent must produce the same info-hash
 //! as ours for the same content and options; libtorrent must load ours and agree on hash, files and
 //! piece count; and we must read torrents made by mktorrent, libtorrent and transmission-create with the
-//! info-hash libtorrent reports, including non-canonical ones.
+//! info-hash libtorrent reports, including non-canonical ones. BEP 5 `nodes`: libtorrent reads the ones we write,
+//! we read the ones it writes, and both write the same bytes.
 
 mod common;
 
@@ -20,6 +21,18 @@ struct LibtorrentView {
     info_hash: String,
     pieces: u64,
     files: Vec<(String, u64)>,
+    /// BEP 5 DHT nodes.
+    nodes: Vec<(String, u64)>,
+}
+
+/// `[[host, port], ...]` as both sides print them.
+fn nodes_of(value: &serde_json::Value) -> Vec<(String, u64)> {
+    value
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|node| (node[0].as_str().expect("host").to_owned(), node[1].as_u64().expect("port")))
+        .collect()
 }
 
 fn libtorrent_view(torrent: &Path) -> LibtorrentView {
@@ -28,7 +41,8 @@ import json, sys, libtorrent as lt
 ti = lt.torrent_info(sys.argv[1])
 fs = ti.files()
 files = [[fs.file_path(i), fs.file_size(i)] for i in range(fs.num_files())]
-print(json.dumps({"info_hash": str(ti.info_hashes().v1), "pieces": ti.num_pieces(), "files": files}))
+nodes = [list(node) for node in ti.nodes()]
+print(json.dumps({"info_hash": str(ti.info_hashes().v1), "pieces": ti.num_pieces(), "files": files, "nodes": nodes}))
 "#;
     let stdout = run_ok(Command::new(SYSTEM_PYTHON).args(["-c", script]).arg(torrent));
     let value: serde_json::Value = serde_json::from_str(stdout.trim()).expect("libtorrent JSON");
@@ -41,6 +55,7 @@ print(json.dumps({"info_hash": str(ti.info_hashes().v1), "pieces": ti.num_pieces
             .iter()
             .map(|file| (file[0].as_str().expect("path").to_owned(), file[1].as_u64().expect("size")))
             .collect(),
+        nodes: nodes_of(&value["nodes"]),
     }
 }
 
@@ -57,6 +72,7 @@ fn our_view(torrent: &Path) -> LibtorrentView {
             .iter()
             .map(|file| (file["path"].as_str().expect("path").to_owned(), file["length"].as_u64().expect("len")))
             .collect(),
+        nodes: nodes_of(&value["nodes"]),
     }
 }
 
@@ -220,5 +236,60 @@ fn non_canonical_info_dicts_keep_their_real_hash() {
         assert_eq!(our_view(&path), lt, "{name}");
         use sha1::Digest as _;
         assert_eq!(lt.info_hash, hex::encode(sha1::Sha1::digest(info.as_bytes())), "{name}: hash of the raw span");
+    }
+}
+
+/// Makes a torrent of `input` with libtorrent's `create_torrent` (tests/support/lt_create.py: no trackers, no date,
+/// no creator), adding each of `nodes` with `add_node`; returns the nodes libtorrent reads back from it.
+fn lt_create_with_nodes(mode: &str, input: &Path, piece_length: u64, out: &Path, nodes: &[&str]) -> Vec<(String, u64)> {
+    let mut command = Command::new(SYSTEM_PYTHON);
+    command
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/lt_create.py"))
+        .arg(mode)
+        .arg(input)
+        .arg(piece_length.to_string())
+        .arg(out);
+    for node in nodes {
+        command.args(["--node", node]);
+    }
+    let stdout = run_ok(&mut command);
+    nodes_of(&serde_json::from_str::<serde_json::Value>(stdout.trim()).expect("lt_create JSON")["nodes"])
+}
+
+#[test]
+fn dht_nodes_are_read_and_written_as_libtorrent_does() {
+    if !have_libtorrent() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("clip.bin");
+    write_pseudo_random(&input, 100_000, 11);
+    let nodes = ["127.0.0.1:6881", "[::1]:6882", "router.example.org:1"];
+    let expected: Vec<(String, u64)> =
+        [("127.0.0.1", 6881), ("::1", 6882), ("router.example.org", 1)].map(|(host, port)| (host.into(), port)).into();
+    for (mode, flag) in [("v1", None), ("v2", Some("--v2")), ("hybrid", Some("--hybrid"))] {
+        // libtorrent's torrent, read by libtorrent and by us.
+        let theirs = dir.path().join(format!("libtorrent-{mode}.torrent"));
+        assert_eq!(lt_create_with_nodes(mode, &input, 32_768, &theirs, &nodes), expected, "{mode}: libtorrent's own");
+        assert_eq!(our_view(&theirs).nodes, expected, "{mode}: we read libtorrent's nodes differently");
+
+        // Ours, read by libtorrent.
+        let ours = dir.path().join(format!("ours-{mode}.torrent"));
+        let mut command = Command::new(bin("mktorrent"));
+        command.args(["-q", "-d", "--no-created-by", "--no-announce", "-l", "15"]).args(flag);
+        for node in nodes {
+            command.args(["--dht-node", node]);
+        }
+        run_ok(command.arg("-o").arg(&ours).arg(&input));
+        let lt_ours = libtorrent_view(&ours);
+        assert_eq!(lt_ours.nodes, expected, "{mode}: libtorrent reads our nodes differently");
+        if mode == "v1" {
+            assert_eq!(lt_ours, our_view(&ours), "libtorrent reads our torrent differently");
+        }
+        // Same content, options and nodes: the same bytes, `nodes` in the same place (before `piece layers`).
+        assert!(
+            std::fs::read(&ours).expect("ours") == std::fs::read(&theirs).expect("theirs"),
+            "{mode}: our torrent's bytes differ from libtorrent's"
+        );
     }
 }

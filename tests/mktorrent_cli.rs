@@ -235,3 +235,76 @@ fn show_reads_back_the_magnet_link_it_prints_and_refuses_bad_ones() {
         assert!(stderr.contains(why), "{bad}: {stderr}");
     }
 }
+
+#[test]
+fn dht_nodes_and_no_announce_make_a_trackerless_torrent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_pseudo_random(&dir.path().join("clip.bin"), 70_000, 6);
+    let nodes = ["127.0.0.1:6881", "[::1]:6882", "router.example.org:1"];
+    let mut args = vec!["-d", "--json", "--no-announce", "-o", "dht.torrent"];
+    for node in nodes {
+        args.extend(["--dht-node", node]);
+    }
+    let report = json(&run_ok(mktorrent(dir.path()).args(&args).arg("clip.bin")));
+    let expected_nodes = serde_json::json!([["127.0.0.1", 6881], ["::1", 6882], ["router.example.org", 1]]);
+    assert_eq!(report["nodes"], expected_nodes);
+    assert_eq!(report["trackers"], serde_json::json!([]));
+
+    let bytes = std::fs::read(dir.path().join("dht.torrent")).expect("written");
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(!text.contains("announce"), "--no-announce writes no announce key: {text}");
+    assert!(text.contains("5:nodesll9:127.0.0.1i6881eel3:::1i6882eel18:router.example.orgi1eee"), "{text}");
+
+    let shown = json(&run_ok(mktorrent(dir.path()).args(["--show", "dht.torrent", "--json"])));
+    assert_eq!(shown["nodes"], expected_nodes);
+    assert_eq!(shown["announce"], serde_json::Value::Null);
+    assert_eq!(shown["announce_list"], serde_json::json!([]));
+    let human = run_ok(mktorrent(dir.path()).args(["--show", "dht.torrent"]));
+    let expected = "Trackers\n  (none)\nDHT nodes\n  127.0.0.1:6881\n  [::1]:6882\n  router.example.org:1\nFile list\n";
+    assert!(human.contains(expected), "--show lacks {expected:?}:\n{human}");
+    let verbose =
+        run_ok(mktorrent(dir.path()).args(["-f", "-v", "--dht-node", "10.0.0.1:1", "-o", "v.torrent", "clip.bin"]));
+    assert!(verbose.contains("Trackers\n  udp://127.0.0.1:6969/announce\nDHT nodes\n  10.0.0.1:1\n"), "{verbose}");
+
+    // `nodes` lies outside the info dict: the info-hash is that of the same torrent without nodes or trackers.
+    let plain = json(&run_ok(mktorrent(dir.path()).args(["-d", "--json", "-o", "plain.torrent", "clip.bin"])));
+    assert_eq!(plain["info_hash"], report["info_hash"]);
+    assert_eq!(plain["nodes"], serde_json::json!([]));
+    assert_eq!(plain["trackers"][0], "udp://127.0.0.1:6969/announce", "the everyday default stays");
+
+    // A torrent with neither trackers nor nodes is allowed (magnet links, DHT users).
+    let bare = json(&run_ok(mktorrent(dir.path()).args(["--json", "--no-announce", "-o", "bare.torrent", "clip.bin"])));
+    assert_eq!(bare["trackers"], serde_json::json!([]));
+    assert_eq!(bare["nodes"], serde_json::json!([]));
+    let human = run_ok(mktorrent(dir.path()).args(["--show", "bare.torrent"]));
+    assert!(human.contains("Trackers\n  (none)\nFile list\n"), "{human}");
+}
+
+#[test]
+fn no_announce_with_announce_and_bad_dht_nodes_are_usage_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("some.bin"), b"data").expect("write");
+    let cases: [(&[&str], &[&str]); 7] = [
+        (&["--no-announce", "-a", "udp://t:1/announce"], &["--no-announce", "cannot be used with"]),
+        (&["-a", "udp://t:1/announce", "--no-announce"], &["--no-announce", "cannot be used with"]),
+        (&["--dht-node", "router.example.org"], &["--dht-node", "HOST:PORT"]),
+        (&["--dht-node", "host:0"], &["--dht-node", "port 0"]),
+        (&["--dht-node", "host:65536"], &["--dht-node", "1 to 65535"]),
+        (&["--dht-node", "::1:6881"], &["--dht-node", "brackets"]),
+        (&["--dht-node", ":6881"], &["--dht-node", "empty"]),
+    ];
+    for (args, expected) in cases {
+        let output = run(mktorrent(dir.path()).args(args).arg("some.bin"));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?} is a usage error: {stderr}");
+        for part in expected {
+            assert!(stderr.contains(part), "{args:?}: {stderr}");
+        }
+    }
+    assert!(!dir.path().join("some.torrent").exists(), "no output may be written on a usage error");
+
+    let help = run_ok(mktorrent(dir.path()).arg("--help"));
+    for flag in ["--no-announce", "--dht-node <HOST:PORT>", "BEP 5"] {
+        assert!(help.contains(flag), "--help lacks {flag:?}:\n{help}");
+    }
+}

@@ -29,6 +29,7 @@ pub const DEFAULT_ANNOUNCE: &str = "udp://127.0.0.1:6969/announce";
 #[command(name = "mktorrent", version, max_term_width = 100)]
 #[command(
     after_help = "Examples:\n  mktorrent spiderman.txt\n  mktorrent -a udp://tracker.example:6969/announce -l 20 -p movies/\n  \
+                        mktorrent --no-announce --dht-node router.bittorrent.com:6881 movies/\n  \
                         mktorrent --show spiderman.torrent --json\n  mktorrent --verify spiderman.torrent --dir downloads"
 )]
 pub struct Args {
@@ -40,6 +41,16 @@ pub struct Args {
     /// The first URL is written as `announce`. [default: udp://127.0.0.1:6969/announce]
     #[arg(short = 'a', long = "announce", value_name = "URL[,URL...]")]
     pub announce: Vec<String>,
+
+    /// Write no announce URL at all: a trackerless torrent, found through the DHT (see --dht-node) or by
+    /// magnet link. Cannot be used with -a.
+    #[arg(long = "no-announce", conflicts_with_all = ["announce", "show", "verify"])]
+    pub no_announce: bool,
+
+    /// DHT node a client can bootstrap from (BEP 5 `nodes`), as HOST:PORT: a DNS name or an IP address,
+    /// [ADDR]:PORT for IPv6. Repeatable; written in the order given.
+    #[arg(long = "dht-node", value_name = "HOST:PORT", value_parser = parse_dht_node, conflicts_with_all = ["show", "verify"])]
+    pub dht_nodes: Vec<(String, u16)>,
 
     /// Comment, stored under the top-level `comment` key.
     #[arg(short = 'c', long)]
@@ -191,7 +202,11 @@ fn make(input: &Path, args: &Args) -> anyhow::Result<ExitCode> {
     }
 
     let options = CreateOptions {
-        announce_tiers: split_urls(&args.announce).unwrap_or_else(|| vec![vec![DEFAULT_ANNOUNCE.to_owned()]]),
+        announce_tiers: if args.no_announce {
+            Vec::new()
+        } else {
+            split_urls(&args.announce).unwrap_or_else(|| vec![vec![DEFAULT_ANNOUNCE.to_owned()]])
+        },
         comment: args.comment.clone(),
         created_by: (!args.no_created_by)
             .then(|| format!("mktorrent (bittorrent-tools {})", env!("CARGO_PKG_VERSION"))),
@@ -201,6 +216,7 @@ fn make(input: &Path, args: &Args) -> anyhow::Result<ExitCode> {
         private: args.private,
         source: args.source.clone(),
         web_seeds: split_urls(&args.web_seeds).unwrap_or_default().concat(),
+        nodes: args.dht_nodes.clone(),
         threads: threads(args),
         meta_version: match (args.v2, args.hybrid) {
             (true, _) => MetaVersion::V2,
@@ -236,6 +252,24 @@ fn split_urls(arguments: &[String]) -> Option<Vec<Vec<String>>> {
         .filter(|tier: &Vec<String>| !tier.is_empty())
         .collect();
     (!tiers.is_empty()).then_some(tiers)
+}
+
+/// `--dht-node HOST:PORT`: `router.example.org:6881`, `192.0.2.1:6881` or `[2001:db8::1]:6881` (the brackets are
+/// not stored: `nodes` holds the bare address, as libtorrent writes it).
+fn parse_dht_node(text: &str) -> Result<(String, u16), String> {
+    let (host, port) = match text.strip_prefix('[') {
+        Some(rest) => rest.split_once("]:").ok_or("expected [ADDR]:PORT for an IPv6 address")?,
+        None => {
+            let (host, port) = text.rsplit_once(':').ok_or("expected HOST:PORT")?;
+            if host.contains(':') {
+                return Err("an IPv6 address goes in brackets: [ADDR]:PORT".into());
+            }
+            (host, port)
+        }
+    };
+    let port: u16 = port.parse().map_err(|_| format!("port {port:?} is not a number from 1 to 65535"))?;
+    metainfo::check_node(host, port)?;
+    Ok((host.to_owned(), port))
 }
 
 /// Now, or SOURCE_DATE_EPOCH when set (reproducible builds: the same input gives the same bytes).
@@ -295,7 +329,7 @@ fn write_output(output: &Path, bytes: &[u8], force: bool) -> anyhow::Result<()> 
 
 #[cfg(test)]
 mod tests {
-    use super::{default_output, split_urls};
+    use super::{default_output, parse_dht_node, split_urls};
 
     #[test]
     fn output_is_named_after_the_stem() {
@@ -310,5 +344,28 @@ mod tests {
         let args = ["udp://a, udp://b".to_owned(), "udp://c".to_owned(), ",".to_owned()];
         assert_eq!(split_urls(&args), Some(vec![vec!["udp://a".into(), "udp://b".into()], vec!["udp://c".into()]]));
         assert_eq!(split_urls(&[]), None);
+    }
+
+    #[test]
+    fn dht_nodes_are_host_colon_port() {
+        let node = |host: &str, port| Ok((host.to_owned(), port));
+        assert_eq!(parse_dht_node("router.example.org:6881"), node("router.example.org", 6881));
+        assert_eq!(parse_dht_node("192.0.2.1:1"), node("192.0.2.1", 1));
+        assert_eq!(parse_dht_node("[2001:db8::1]:65535"), node("2001:db8::1", 65535));
+        for (bad, why) in [
+            ("router.example.org", "HOST:PORT"),
+            ("::1:6881", "brackets"),
+            ("[::1]6881", "[ADDR]:PORT"),
+            ("host:0", "port 0"),
+            ("host:65536", "1 to 65535"),
+            ("host:-1", "1 to 65535"),
+            ("host:", "1 to 65535"),
+            (":6881", "empty"),
+            ("[]:6881", "empty"),
+            ("a b:1", "whitespace"),
+        ] {
+            let err = parse_dht_node(bad).expect_err(bad);
+            assert!(err.contains(why), "{bad}: {err}");
+        }
     }
 }

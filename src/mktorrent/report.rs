@@ -81,7 +81,36 @@ pub fn summary_json(torrent: &Torrent) -> Value {
         "single_file": info.is_single_file(),
         "files": files,
         "trackers": torrent.trackers(),
+        // BEP 5 `nodes`, as the file holds them: [host, port] pairs.
+        "nodes": torrent.nodes,
     })
+}
+
+/// A DHT node as `host:port`, an IPv6 address in brackets (`[::1]:6881`).
+fn node_text((host, port): &(String, u16)) -> String {
+    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+}
+
+/// The `Trackers` section: each URL, or `(none)` for a trackerless torrent; then `DHT nodes`, when there are any.
+pub fn print_trackers_and_nodes(
+    out: &mut impl Write,
+    torrent: &Torrent,
+    tracker_lines: &[String],
+) -> std::io::Result<()> {
+    writeln!(out, "Trackers")?;
+    if tracker_lines.is_empty() {
+        writeln!(out, "  (none)")?;
+    }
+    for line in tracker_lines {
+        writeln!(out, "  {line}")?;
+    }
+    if !torrent.nodes.is_empty() {
+        writeln!(out, "DHT nodes")?;
+        for node in &torrent.nodes {
+            writeln!(out, "  {}", node_text(node))?;
+        }
+    }
+    Ok(())
 }
 
 pub fn print_lines(out: &mut impl Write, lines: &[(&str, String)]) -> std::io::Result<()> {
@@ -119,10 +148,7 @@ pub fn created(torrent: &Torrent, output: &Path, elapsed: Duration, args: &Args)
     lines.push(("Wrote", format!("{} in {:.2} s", output.display(), elapsed.as_secs_f64())));
     print_lines(&mut out, &lines)?;
     if args.verbose {
-        writeln!(out, "Trackers")?;
-        for tracker in torrent.trackers() {
-            writeln!(out, "  {tracker}")?;
-        }
+        print_trackers_and_nodes(&mut out, torrent, &torrent.trackers())?;
         writeln!(out, "File list")?;
         print_files(&mut out, torrent)?;
     }

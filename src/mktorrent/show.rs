@@ -6,7 +6,7 @@ use std::io::Write;
 use metainfo::{Magnet, Torrent};
 use serde_json::json;
 
-use super::report::{print_files, print_lines, summary, summary_json};
+use super::report::{print_files, print_lines, print_trackers_and_nodes, summary, summary_json};
 
 pub fn print(torrent: &Torrent, as_json: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
@@ -37,15 +37,17 @@ pub fn print(torrent: &Torrent, as_json: bool) -> anyhow::Result<()> {
     ];
     lines.extend(optional.into_iter().filter_map(|(label, value)| value.map(|value| (label, value))));
     print_lines(&mut out, &lines)?;
-    writeln!(out, "Trackers")?;
-    if torrent.announce_list.is_empty()
-        && let Some(url) = &torrent.announce
-    {
-        writeln!(out, "  {url}")?;
-    }
-    for (tier, urls) in torrent.announce_list.iter().enumerate() {
-        writeln!(out, "  tier {}: {}", tier + 1, urls.join(", "))?;
-    }
+    let trackers: Vec<String> = if torrent.announce_list.is_empty() {
+        torrent.announce.iter().cloned().collect()
+    } else {
+        torrent
+            .announce_list
+            .iter()
+            .enumerate()
+            .map(|(tier, urls)| format!("tier {}: {}", tier + 1, urls.join(", ")))
+            .collect()
+    };
+    print_trackers_and_nodes(&mut out, torrent, &trackers)?;
     if !torrent.url_list.is_empty() {
         writeln!(out, "Web seeds")?;
         for url in &torrent.url_list {

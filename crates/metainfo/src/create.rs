@@ -14,6 +14,7 @@ use crate::create_v2::{self, MetaVersion};
 use crate::error::CreateError;
 use crate::hashing::{DataFile, Feed, OnReadError, PieceResult, hash_feed, hash_pieces};
 use crate::infohash::InfoHash;
+use crate::nodes::{MAX_NODES, check_node};
 use crate::path::check_component;
 use crate::torrent::{FileEntry, Info, Torrent};
 use crate::walk::walk_folder;
@@ -57,6 +58,9 @@ pub struct CreateOptions {
     pub source: Option<String>,
     /// BEP 19 `url-list`.
     pub web_seeds: Vec<String>,
+    /// BEP 5 `nodes`: DHT nodes (host, port) to bootstrap from, written in this order. Each must pass
+    /// [`check_node`](crate::check_node); at most [`MAX_NODES`](crate::MAX_NODES).
+    pub nodes: Vec<(String, u16)>,
     /// Hashing threads; 0 means one per core.
     pub threads: usize,
     /// v1 (the default), v2-only or hybrid (BEP 52).
@@ -138,6 +142,7 @@ pub fn create(
     options: &CreateOptions,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Created, CreateError> {
+    checked_nodes(options)?;
     let total = tree.total_length();
     if total == 0 {
         let path = tree.files.first().map(|(_, file)| file.path.clone()).unwrap_or_default();
@@ -162,6 +167,7 @@ pub fn create_from_path(
     options: &CreateOptions,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<Created, CreateError> {
+    checked_nodes(options)?;
     let piece_length = match options.piece_length {
         // v2 lists files in tree order, not walk order: the walk comes first.
         Some(piece_length) if options.meta_version == MetaVersion::V1 && single_file(input)?.is_none() => {
@@ -226,6 +232,20 @@ fn checked_name(options: &CreateOptions, own_name: &str) -> Result<String, Creat
     let name = options.name.clone().unwrap_or_else(|| own_name.to_owned());
     check_component(&name).map_err(|reason| CreateError::BadName { name: name.clone(), reason })?;
     Ok(name)
+}
+
+/// The DHT nodes are checked before any hashing, not after minutes of it.
+fn checked_nodes(options: &CreateOptions) -> Result<(), CreateError> {
+    if options.nodes.len() > MAX_NODES {
+        return Err(CreateError::BadNode {
+            node: format!("list ({} entries)", options.nodes.len()),
+            reason: "more than 1000 nodes",
+        });
+    }
+    for (host, port) in &options.nodes {
+        check_node(host, *port).map_err(|reason| CreateError::BadNode { node: format!("{host:?}:{port}"), reason })?;
+    }
+    Ok(())
 }
 
 fn hashing_threads(options: &CreateOptions) -> usize {
@@ -293,6 +313,7 @@ fn build(
     }
     out.raw(b"e");
     let info_span = info_start..out.0.len();
+    top_level_nodes(&mut out, options);
     top_level_tail(&mut out, options);
     let bytes = out.0;
     let info_hash = InfoHash(Sha1::digest(&bytes[info_span.clone()]).into());
@@ -311,6 +332,7 @@ fn build(
         created_by: options.created_by.clone(),
         creation_date: options.creation_date,
         url_list: options.web_seeds.clone(),
+        nodes: options.nodes.clone(),
         info,
         info_hash,
         info_bytes,
@@ -346,7 +368,23 @@ pub(crate) fn top_level_head(out: &mut Encoder, options: &CreateOptions) {
     }
 }
 
-/// Writes the keys that sort after `info` (and `piece layers`) and closes the top-level dictionary.
+/// Writes `nodes` (BEP 5), which sorts after `info` and before `piece layers`, when there are any.
+pub(crate) fn top_level_nodes(out: &mut Encoder, options: &CreateOptions) {
+    if options.nodes.is_empty() {
+        return;
+    }
+    out.key("nodes");
+    out.raw(b"l");
+    for (host, port) in &options.nodes {
+        out.raw(b"l");
+        out.bytes(host.as_bytes());
+        out.uint(u64::from(*port));
+        out.raw(b"e");
+    }
+    out.raw(b"e");
+}
+
+/// Writes the keys that sort after `info` (and `nodes` and `piece layers`) and closes the top-level dictionary.
 pub(crate) fn top_level_tail(out: &mut Encoder, options: &CreateOptions) {
     match options.web_seeds.as_slice() {
         [] => {}

@@ -124,6 +124,7 @@ fn options_land_in_the_right_dictionaries() {
         private: true,
         source: Some("SRC".into()),
         web_seeds: vec!["http://w1/".into(), "http://w2/".into()],
+        nodes: vec![("127.0.0.1".into(), 6881)],
         threads: 2,
         meta_version: crate::MetaVersion::V1,
     };
@@ -135,6 +136,7 @@ fn options_land_in_the_right_dictionaries() {
     assert_eq!(torrent.created_by.as_deref(), Some("tester"));
     assert_eq!(torrent.creation_date, Some(1_234));
     assert_eq!(torrent.url_list, ["http://w1/", "http://w2/"]);
+    assert_eq!(torrent.nodes, [("127.0.0.1".to_owned(), 6881)]);
     assert_eq!(torrent.info.name, "renamed.bin");
     assert!(torrent.info.private);
     assert_eq!(torrent.info.source.as_deref(), Some("SRC"));

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use sha1::{Digest, Sha1};
 
-use crate::create::{Created, Encoder, SourceTree, top_level_head, top_level_tail};
+use crate::create::{Created, Encoder, SourceTree, top_level_head, top_level_nodes, top_level_tail};
 use crate::error::CreateError;
 use crate::hashing::DataFile;
 use crate::merkle::{self, BLOCK_SIZE, FileHashes, Hash32};
@@ -296,6 +296,7 @@ pub(crate) fn build(
         out.key_str("source", source);
     }
     out.raw(b"e");
+    top_level_nodes(&mut out, options);
     // Keyed by root, so that files with the same content share one entry (a key may appear only once).
     let layers: BTreeMap<Hash32, &[Hash32]> = hashed
         .files

@@ -33,4 +33,7 @@ pub enum CreateError {
     BadPieceLength(u64),
     #[error("name {name:?}: {reason}")]
     BadName { name: String, reason: &'static str },
+    /// A DHT node (BEP 5 `nodes`) that cannot be written: `node` is `"HOST":PORT`.
+    #[error("DHT node {node}: {reason}")]
+    BadNode { node: String, reason: &'static str },
 }

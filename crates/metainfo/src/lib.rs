@@ -1,4 +1,4 @@
-//! BitTorrent metainfo: parse `.torrent` files (BEP 3, BEP 12 announce-list, BEP 19 url-list) keeping
+//! BitTorrent metainfo: parse `.torrent` files (BEP 3, BEP 12 announce-list, BEP 19 url-list, BEP 5 nodes) keeping
 //! the info-hash of the raw bytes, validate them, make new ones from files on disk with pieces hashed on
 //! all cores, and print magnet links. No network, no async. BitTorrent v2 and hybrid torrents (BEP 52, BEP 47):
 //! [`merkle`] trees, [`v2`] file trees and piece layers, made with [`MetaVersion::V2`] or [`MetaVersion::Hybrid`].
@@ -12,6 +12,7 @@ pub mod hashing;
 mod infohash;
 mod magnet;
 pub mod merkle;
+pub mod nodes;
 pub mod path;
 mod sha1_pair;
 mod torrent;
@@ -28,6 +29,7 @@ pub use infohash::{InfoHash, InfoHashV2};
 pub use magnet::{
     MAX_MAGNET_ENTRIES, MAX_MAGNET_LEN, Magnet, MagnetError, magnet_link, parse_magnet, torrent_file_from_metadata,
 };
+pub use nodes::{MAX_NODE_HOST_LEN, MAX_NODES, check_node};
 pub use torrent::{FileEntry, Info, Torrent};
 pub use v2::{V2File, V2Info};
 

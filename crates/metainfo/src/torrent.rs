@@ -1,4 +1,4 @@
-//! The torrent model (BEP 3 metainfo, BEP 12 announce-list, BEP 19 url-list) and its parser.
+//! The torrent model (BEP 3 metainfo, BEP 12 announce-list, BEP 19 url-list, BEP 5 `nodes`) and its parser.
 //!
 //! Parsing is three steps: [`crate::bencode::scan`] bounds the input and finds the raw `info` span;
 //! serde_bencode fills plain structs, with serde_path_to_error naming the field that had the wrong type;
@@ -20,6 +20,7 @@ use sha2::Sha256;
 use crate::bencode;
 use crate::error::MetainfoError;
 use crate::infohash::{InfoHash, InfoHashV2};
+use crate::nodes::RawNodes;
 use crate::path;
 use crate::v2::{self, V2Info};
 
@@ -39,6 +40,11 @@ pub struct Torrent {
     pub creation_date: Option<i64>,
     /// BEP 19 web seeds.
     pub url_list: Vec<String>,
+    /// BEP 5 DHT nodes (`nodes`: `[host, port]` pairs, the host a DNS name or an IP address), in file order, for a
+    /// client to bootstrap its DHT from; empty when the key is absent. Entries that are not a string and a port in
+    /// 1..=65535 are skipped, as libtorrent skips them; at most [`crate::MAX_NODES`] are kept
+    /// ([`crate::nodes`] has the rules).
+    pub nodes: Vec<(String, u16)>,
     pub info: Info,
     /// SHA-1 of the `info` value's bytes exactly as they stand in the file; for a v2-only torrent, the v2
     /// info-hash truncated to 20 bytes (what names its swarm where 20 bytes fit).
@@ -139,6 +145,7 @@ impl Torrent {
                 Some(UrlList::One(url)) => vec![lossy(url)],
                 Some(UrlList::Many(urls)) => urls.into_iter().map(lossy).collect(),
             },
+            nodes: raw.nodes.0,
             info,
             info_hash,
             info_bytes: raw_info.into(),
@@ -420,6 +427,8 @@ struct RawTorrent {
     creation_date: Option<i64>,
     #[serde(rename = "url-list")]
     url_list: Option<UrlList>,
+    #[serde(default)]
+    nodes: RawNodes,
     info: RawInfo,
 }
 
