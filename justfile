@@ -68,3 +68,8 @@ bench-swarm runs="3" +leechers="4":
 # and completion, our peer against libtorrent in the same run.
 bench-magnet runs="5" size_mib="64":
     ./bench/magnet.sh {{runs}} {{size_mib}}
+
+# Time to the first peer found through a loopback DHT (20 of our nodes, one libtorrent seeder announced in it) for a
+# bare magnet link, our peer against libtorrent; then the memory of one of our nodes with a full routing table.
+bench-dht runs="5":
+    ./bench/dht.sh {{runs}}

@@ -8,7 +8,8 @@
 //!   our own bucket only, at most one node per IP address per bucket.
 //! - [`token`]: announce tokens bound to the requester's IP, from a secret that rotates every 5 minutes.
 //! - [`peer_store`]: the peers others announced to us, per info-hash, expiring after 30 minutes, bounded.
-//! - [`node`]: the async node on one UDP socket (IPv4): [`Node::bind`], bootstrap, get_peers, announce.
+//! - [`node`]: the async node on one UDP socket (IPv4): [`Node::bind`], bootstrap, get_peers, announce, and
+//!   table maintenance (bucket refreshes, pings of questionable nodes).
 //! - [`NodeId`], the XOR metric, and BEP 42's node ids derived from an IP address.
 //!
 //! A node speaks one address family per table: BEP 32 runs the IPv4 and IPv6 DHTs as two separate networks, so a

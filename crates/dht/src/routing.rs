@@ -402,16 +402,49 @@ impl RoutingTable {
     /// (BEP 5). Those buckets count as changed now, so that a refresh whose lookup finds nobody is not asked for
     /// again at once.
     pub fn refresh_targets(&mut self, now: Instant, rng: &mut impl rand::Rng) -> Vec<NodeId> {
+        self.refresh_targets_after(now, REFRESH_AFTER, rng)
+    }
+
+    /// [`RoutingTable::refresh_targets`] for the buckets unchanged for `stale_after` instead of [`REFRESH_AFTER`]
+    /// (tests use a short one).
+    pub fn refresh_targets_after(
+        &mut self,
+        now: Instant,
+        stale_after: Duration,
+        rng: &mut impl rand::Rng,
+    ) -> Vec<NodeId> {
         let last = self.buckets.len() - 1;
         let own = self.own_id;
         let mut targets = Vec::new();
         for (index, bucket) in self.buckets.iter_mut().enumerate() {
-            if now.saturating_duration_since(bucket.last_changed) >= REFRESH_AFTER {
+            if now.saturating_duration_since(bucket.last_changed) >= stale_after {
                 bucket.last_changed = now;
                 targets.push(random_id_in_bucket(own, index, index < last, rng));
             }
         }
         targets
+    }
+
+    /// One random id in the range of each bucket, farthest bucket first (the last is our own range): the
+    /// targets of the lookups that follow a bootstrap, so that every bucket gets filled.
+    pub fn bucket_targets(&self, rng: &mut impl rand::Rng) -> Vec<NodeId> {
+        let last = self.buckets.len() - 1;
+        (0..=last).map(|index| random_id_in_bucket(self.own_id, index, index < last, rng)).collect()
+    }
+
+    /// At most `n` questionable nodes (silent for [`GOOD_FOR`], not bad), the longest silent first. BEP 5 has
+    /// them pinged now and then: an answer makes one good again ([`RoutingTable::responded`]), and
+    /// [`FAILURES_BAD`] timeouts in a row ([`RoutingTable::timed_out`]) make it bad, to be replaced.
+    #[must_use]
+    pub fn questionable(&self, now: Instant, n: usize) -> Vec<NodeInfo> {
+        let mut found: Vec<&Entry> = self
+            .buckets
+            .iter()
+            .flat_map(|bucket| bucket.nodes.iter())
+            .filter(|entry| entry.state(now) == NodeState::Questionable)
+            .collect();
+        found.sort_unstable_by_key(|entry| entry.last_response);
+        found.into_iter().take(n).map(|entry| entry.node).collect()
     }
 
     fn bucket_index(&self, id: &NodeId) -> usize {

@@ -202,3 +202,55 @@ async fn announce_with_bad_token_is_refused() {
     let reply = recv_reply(&client, TransactionId::new(b"zz").expect("tid")).await;
     assert_eq!(error_code(&reply), Some(krpc::PROTOCOL_ERROR));
 }
+
+/// Polls `condition` every 20 ms until it holds or `within` has passed; whether it held.
+async fn eventually(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_bucket_is_refreshed_by_a_lookup_that_finds_more_nodes() {
+    let rate_limits = RateLimits { per_ip_per_sec: 1e6, per_ip_burst: 1e6, global_per_sec: 1e6 };
+    let quiet = NodeConfig { restrict_ips: false, rate_limits, ..NodeConfig::default() };
+    // Twelve nodes that know each other, with the default maintenance (every 60 s: never within this test).
+    let first = Node::bind(LOCALHOST, quiet.clone()).await.expect("bind");
+    let mut network = Vec::new();
+    for _ in 1..12 {
+        let config = NodeConfig { bootstrap: vec![SocketAddr::V4(first.local_addr())], ..quiet.clone() };
+        let node = Node::bind(LOCALHOST, config).await.expect("bind");
+        let stats = timeout(Duration::from_secs(5), node.bootstrap()).await.expect("bootstrap within 5 s");
+        assert!(stats.responses > 0, "bootstrap reached nobody: {stats:?}");
+        network.push(node);
+    }
+
+    // The newcomer has no bootstrap nodes and never looks anything up itself: it knows one node, from a ping.
+    // Only a refresh lookup of its (single, soon stale) bucket can teach it more.
+    let config = NodeConfig {
+        refresh_every: Duration::from_millis(100),
+        bucket_refresh_after: Duration::from_millis(300),
+        ..quiet.clone()
+    };
+    let newcomer = Node::bind(LOCALHOST, config).await.expect("bind");
+    assert_eq!(newcomer.ping(first.local_addr()).await, Some(first.id()));
+    assert_eq!(newcomer.nodes().len(), 1);
+    assert_eq!(newcomer.stats().refresh_lookups, 0);
+
+    let learned = eventually(Duration::from_secs(5), || newcomer.nodes().len() >= 8).await;
+    let stats = newcomer.stats();
+    eprintln!("after refresh: {} nodes in the table; {stats:?}", newcomer.nodes().len());
+    assert!(learned, "no refresh filled the table: {} nodes; {stats:?}", newcomer.nodes().len());
+    assert!(stats.refresh_lookups >= 1);
+    // Bounded: about one refresh per bucket per 300 ms, never a storm.
+    assert!(stats.refresh_lookups <= 200, "{stats:?}");
+    // The nodes with the default interval did not refresh.
+    assert!(network.iter().chain([&first]).all(|node| node.stats().refresh_lookups == 0));
+}

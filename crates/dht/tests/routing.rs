@@ -296,3 +296,36 @@ fn stale_buckets_are_refreshed_with_a_target_in_their_range() {
     // Asked again at once, nothing is stale.
     assert!(table.refresh_targets(t0 + 16 * MINUTE, &mut rng).is_empty());
 }
+
+#[test]
+fn a_shorter_staleness_gives_refresh_targets_sooner() {
+    let mut rng = rng();
+    let t0 = Instant::now();
+    let mut table = filled_table(500, &mut rng, t0);
+    assert!(table.refresh_targets_after(t0 + 4 * MINUTE, 5 * MINUTE, &mut rng).is_empty());
+    assert_eq!(table.refresh_targets_after(t0 + 5 * MINUTE, 5 * MINUTE, &mut rng).len(), table.bucket_count());
+    assert!(table.refresh_targets_after(t0 + 5 * MINUTE, 5 * MINUTE, &mut rng).is_empty());
+}
+
+#[test]
+fn questionable_nodes_are_listed_longest_silent_first_and_bounded() {
+    let mut rng = rng();
+    let t0 = Instant::now();
+    let (mut table, far) = full_far_bucket(&mut rng, t0);
+    assert!(table.questionable(t0 + MINUTE, 100).is_empty());
+    // far[0] answers again later than the rest: it is the last to be listed.
+    table.responded(far[0], t0 + 5 * MINUTE);
+    let at = t0 + 16 * MINUTE;
+    let all = table.questionable(at, 100);
+    assert_eq!(all.len(), K, "the far bucket's other 7 and the near node: {all:?}");
+    assert!(!all.contains(&far[0]));
+    assert_eq!(table.questionable(at, 3).len(), 3);
+    assert_eq!(table.questionable(t0 + 21 * MINUTE, 100).last(), Some(&far[0]));
+    // A node that timed out twice is bad, not questionable; one that answers is good again.
+    table.timed_out(far[1], at);
+    table.timed_out(far[1], at);
+    table.responded(far[2], at);
+    let now_listed = table.questionable(at, 100);
+    assert!(!now_listed.contains(&far[1]) && !now_listed.contains(&far[2]));
+    assert_eq!(now_listed.len(), K - 2);
+}

@@ -3,11 +3,13 @@
 
 use std::collections::HashSet;
 use std::net::{SocketAddr, SocketAddrV4};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
-use super::{Node, Outcome, SWEEP_EVERY};
+use super::{MAX_REFRESH_LOOKUPS, Node, Outcome, SWEEP_EVERY, Shared};
 use crate::krpc::Method;
 use crate::routing::K;
 use crate::{Distance, InfoHash, NodeId, NodeInfo};
@@ -77,16 +79,48 @@ impl Candidate {
 }
 
 #[derive(Clone, Copy)]
-enum Kind {
+pub(super) enum Kind {
     FindNode,
     GetPeers,
 }
 
 impl Node {
-    /// Finds the nodes closest to our own id through the table and the bootstrap nodes, filling the table.
-    /// Returns the lookup's figures; [`Node::nodes`] then gives the table.
+    /// Joins the DHT (Kademlia's join): a lookup of our own id through the table and the bootstrap nodes, then a
+    /// lookup of a random id in the range of each bucket farther than our own (at most [`MAX_REFRESH_LOOKUPS`] at
+    /// once), so that the table knows every part of the id space and not only our neighbourhood. Returns the
+    /// figures of all these lookups together (hops: the most of any; elapsed: the whole); [`Node::nodes`] then
+    /// gives the table.
     pub async fn bootstrap(&self) -> LookupStats {
-        self.lookup(self.shared.id, Kind::FindNode).await.stats
+        let start = Instant::now();
+        let mut stats = run(&self.shared, self.shared.id, Kind::FindNode).await.stats;
+        let mut targets = {
+            let state = self.shared.lock();
+            let mut targets = state.table.bucket_targets(&mut rand::rng());
+            // The last bucket is our own range: the lookup of our id just covered it.
+            targets.pop();
+            targets.into_iter()
+        };
+        let mut running = JoinSet::new();
+        loop {
+            while running.len() < MAX_REFRESH_LOOKUPS
+                && let Some(target) = targets.next()
+            {
+                let shared = Arc::clone(&self.shared);
+                running.spawn(async move { run(&shared, target, Kind::FindNode).await.stats });
+            }
+            match running.join_next().await {
+                Some(Ok(refresh)) => {
+                    stats.queries += refresh.queries;
+                    stats.responses += refresh.responses;
+                    stats.failures += refresh.failures;
+                    stats.hops = stats.hops.max(refresh.hops);
+                }
+                Some(Err(_)) => {}
+                None => break,
+            }
+        }
+        stats.elapsed = start.elapsed();
+        stats
     }
 
     /// The peers of `info_hash` that the DHT knows.
@@ -96,7 +130,7 @@ impl Node {
 
     /// A get_peers lookup of `info_hash`, with the closest nodes reached and their tokens.
     pub async fn get_peers_lookup(&self, info_hash: InfoHash) -> PeerLookup {
-        self.lookup(NodeId(info_hash), Kind::GetPeers).await
+        run(&self.shared, NodeId(info_hash), Kind::GetPeers).await
     }
 
     /// Announces that we are in the swarm of `info_hash` on TCP/uTP `port`: a get_peers lookup, then an
@@ -125,120 +159,120 @@ impl Node {
         }
         Announced { accepted, lookup }
     }
+}
 
-    async fn lookup(&self, target: NodeId, kind: Kind) -> PeerLookup {
-        let start = Instant::now();
-        let config = &self.shared.config;
-        let deadline = tokio::time::Instant::now() + config.lookup_timeout;
-        let mut candidates: Vec<Candidate> = Vec::new();
-        let seeds = self.shared.lock().table.closest(&target, K);
-        for node in seeds {
-            if let SocketAddr::V4(addr) = node.addr {
-                candidates.push(Candidate { id: Some(node.id), addr, status: Status::New, token: None, depth: 1 });
+/// One iterative lookup of `target` through `shared`'s table and bootstrap nodes.
+pub(super) async fn run(shared: &Shared, target: NodeId, kind: Kind) -> PeerLookup {
+    let start = Instant::now();
+    let config = &shared.config;
+    let deadline = tokio::time::Instant::now() + config.lookup_timeout;
+    let mut candidates: Vec<Candidate> = Vec::new();
+    let seeds = shared.lock().table.closest(&target, K);
+    for node in seeds {
+        if let SocketAddr::V4(addr) = node.addr {
+            candidates.push(Candidate { id: Some(node.id), addr, status: Status::New, token: None, depth: 1 });
+        }
+    }
+    if candidates.len() < K {
+        for addr in &config.bootstrap {
+            if let SocketAddr::V4(addr) = *addr
+                && !candidates.iter().any(|candidate| candidate.addr == addr)
+            {
+                candidates.push(Candidate { id: None, addr, status: Status::New, token: None, depth: 1 });
             }
         }
-        if candidates.len() < K {
-            for addr in &config.bootstrap {
-                if let SocketAddr::V4(addr) = *addr
-                    && !candidates.iter().any(|candidate| candidate.addr == addr)
-                {
-                    candidates.push(Candidate { id: None, addr, status: Status::New, token: None, depth: 1 });
-                }
-            }
+    }
+    let mut seen: HashSet<SocketAddrV4> = candidates.iter().map(|candidate| candidate.addr).collect();
+    let mut peers: Vec<SocketAddrV4> = Vec::new();
+    let mut stats = LookupStats::default();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut in_flight = 0;
+    loop {
+        candidates.sort_by_key(|candidate| candidate.distance(&target));
+        prune(&mut candidates);
+        let top: Vec<usize> =
+            (0..candidates.len()).filter(|&i| candidates[i].status != Status::Failed).take(K).collect();
+        if !top.is_empty() && top.iter().all(|&i| candidates[i].status == Status::Answered) {
+            break;
         }
-        let mut seen: HashSet<SocketAddrV4> = candidates.iter().map(|candidate| candidate.addr).collect();
-        let mut peers: Vec<SocketAddrV4> = Vec::new();
-        let mut stats = LookupStats::default();
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut in_flight = 0;
-        loop {
-            candidates.sort_by_key(|candidate| candidate.distance(&target));
-            prune(&mut candidates);
-            let top: Vec<usize> =
-                (0..candidates.len()).filter(|&i| candidates[i].status != Status::Failed).take(K).collect();
-            if !top.is_empty() && top.iter().all(|&i| candidates[i].status == Status::Answered) {
+        for &i in &top {
+            if in_flight >= ALPHA || stats.queries >= config.lookup_max_queries {
                 break;
             }
-            for &i in &top {
-                if in_flight >= ALPHA || stats.queries >= config.lookup_max_queries {
-                    break;
-                }
-                if candidates[i].status != Status::New {
-                    continue;
-                }
-                let candidate = &mut candidates[i];
-                let method = match kind {
-                    Kind::FindNode => Method::FindNode { target, bootstrap: false },
-                    Kind::GetPeers => Method::GetPeers { info_hash: target.0, bootstrap: false },
-                };
-                stats.queries += 1;
-                if self.shared.send_query(candidate.addr, candidate.id, method, Some(tx.clone())).await {
-                    candidate.status = Status::InFlight;
-                    in_flight += 1;
-                } else {
-                    candidate.status = Status::Failed;
-                    stats.failures += 1;
-                }
-            }
-            if in_flight == 0 {
-                if top.iter().any(|&i| candidates[i].status == Status::New) && stats.queries < config.lookup_max_queries
-                {
-                    continue;
-                }
-                break;
-            }
-            let (addr, outcome) = match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(reply)) => reply,
-                Ok(None) | Err(_) => break,
-            };
-            let Some(candidate) =
-                candidates.iter_mut().find(|candidate| candidate.addr == addr && candidate.status == Status::InFlight)
-            else {
+            if candidates[i].status != Status::New {
                 continue;
+            }
+            let candidate = &mut candidates[i];
+            let method = match kind {
+                Kind::FindNode => Method::FindNode { target, bootstrap: false },
+                Kind::GetPeers => Method::GetPeers { info_hash: target.0, bootstrap: false },
             };
-            in_flight -= 1;
-            let Outcome::Response(response) = outcome else {
+            stats.queries += 1;
+            if shared.send_query(candidate.addr, candidate.id, method, Some(tx.clone())).await {
+                candidate.status = Status::InFlight;
+                in_flight += 1;
+            } else {
                 candidate.status = Status::Failed;
                 stats.failures += 1;
-                continue;
-            };
-            stats.responses += 1;
-            stats.hops = stats.hops.max(candidate.depth);
-            candidate.status = Status::Answered;
-            candidate.id = Some(response.id);
-            candidate.token = response.token;
-            let depth = candidate.depth + 1;
-            for peer in response.values.unwrap_or_default() {
-                if let SocketAddr::V4(peer) = peer
-                    && peer.port() != 0
-                    && !peers.contains(&peer)
-                {
-                    peers.push(peer);
-                }
-            }
-            for node in response.nodes.unwrap_or_default() {
-                let usable = node.id != self.shared.id && node.addr.port() != 0 && !node.addr.ip().is_unspecified();
-                if usable && seen.insert(node.addr) {
-                    candidates.push(Candidate {
-                        id: Some(node.id),
-                        addr: node.addr,
-                        status: Status::New,
-                        token: None,
-                        depth,
-                    });
-                }
             }
         }
-        candidates.sort_by_key(|candidate| candidate.distance(&target));
-        let closest = candidates
-            .into_iter()
-            .filter(|candidate| candidate.status == Status::Answered)
-            .filter_map(|candidate| Some((NodeInfo { id: candidate.id?, addr: candidate.addr }, candidate.token)))
-            .take(K)
-            .collect();
-        stats.elapsed = start.elapsed();
-        PeerLookup { peers, closest, stats }
+        if in_flight == 0 {
+            if top.iter().any(|&i| candidates[i].status == Status::New) && stats.queries < config.lookup_max_queries {
+                continue;
+            }
+            break;
+        }
+        let (addr, outcome) = match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(reply)) => reply,
+            Ok(None) | Err(_) => break,
+        };
+        let Some(candidate) =
+            candidates.iter_mut().find(|candidate| candidate.addr == addr && candidate.status == Status::InFlight)
+        else {
+            continue;
+        };
+        in_flight -= 1;
+        let Outcome::Response(response) = outcome else {
+            candidate.status = Status::Failed;
+            stats.failures += 1;
+            continue;
+        };
+        stats.responses += 1;
+        stats.hops = stats.hops.max(candidate.depth);
+        candidate.status = Status::Answered;
+        candidate.id = Some(response.id);
+        candidate.token = response.token;
+        let depth = candidate.depth + 1;
+        for peer in response.values.unwrap_or_default() {
+            if let SocketAddr::V4(peer) = peer
+                && peer.port() != 0
+                && !peers.contains(&peer)
+            {
+                peers.push(peer);
+            }
+        }
+        for node in response.nodes.unwrap_or_default() {
+            let usable = node.id != shared.id && node.addr.port() != 0 && !node.addr.ip().is_unspecified();
+            if usable && seen.insert(node.addr) {
+                candidates.push(Candidate {
+                    id: Some(node.id),
+                    addr: node.addr,
+                    status: Status::New,
+                    token: None,
+                    depth,
+                });
+            }
+        }
     }
+    candidates.sort_by_key(|candidate| candidate.distance(&target));
+    let closest = candidates
+        .into_iter()
+        .filter(|candidate| candidate.status == Status::Answered)
+        .filter_map(|candidate| Some((NodeInfo { id: candidate.id?, addr: candidate.addr }, candidate.token)))
+        .take(K)
+        .collect();
+    stats.elapsed = start.elapsed();
+    PeerLookup { peers, closest, stats }
 }
 
 /// Drops the farthest candidates not yet asked past [`MAX_CANDIDATES`] (`candidates` is sorted closest first).

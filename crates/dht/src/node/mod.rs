@@ -3,20 +3,25 @@
 //!
 //! The background task owns the receiving side. Queries are answered from the routing table, the peer store and
 //! the token secret, after two token buckets ([`RateLimits`]: one per source IP address, one for all sources).
-//! Replies to a sender not in our table are kept within [`AMPLIFICATION`] times the size of its query (get_peers
-//! values are dropped first), so a spoofed query cannot turn us into an amplifier. Replies to our own queries
+//! Replies to a sender not in our table are kept within [`AMPLIFICATION`] times the size of its query (nodes are
+//! dropped first, then get_peers values), so a spoofed query cannot turn us into an amplifier. Replies to our own queries
 //! are matched by transaction id *and* source address in a map of outstanding queries, capped at
 //! [`NodeConfig::max_outstanding`]; entries older than [`NodeConfig::query_timeout`] are swept every
 //! [`SWEEP_EVERY`] and reported to the routing table as timeouts. A node that answers one of our queries enters
 //! the table ([`RoutingTable::responded`]); one that queries us and would fit is pinged first
 //! ([`RoutingTable::queried_by`]). Nothing here unwraps or indexes into data from the network.
 //!
+//! Table maintenance (BEP 5) runs every [`NodeConfig::refresh_every`] in the same task: each bucket unchanged for
+//! [`NodeConfig::bucket_refresh_after`] gets a find_node lookup of a random id in its range (at most
+//! [`MAX_REFRESH_LOOKUPS`] at once, the rest queued), and the longest silent questionable nodes (at most
+//! [`MAX_MAINTENANCE_PINGS`] a pass) are pinged, so that dead ones turn bad and give way to replacements.
+//!
 //! Dropping the [`Node`] aborts the background task and closes the socket.
 
 mod lookup;
 mod rate_limit;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -25,7 +30,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 pub use lookup::{Announced, LookupStats, PeerLookup};
 pub use rate_limit::RateLimits;
@@ -42,6 +47,12 @@ pub const SWEEP_EVERY: Duration = Duration::from_millis(100);
 const EXPIRE_EVERY: Duration = Duration::from_secs(60);
 /// Peers in one get_peers reply at most (what fits in a datagram with room to spare, as libtorrent).
 const MAX_REPLY_VALUES: usize = 100;
+/// Bucket refresh lookups run at once at most; further stale buckets wait their turn.
+pub const MAX_REFRESH_LOOKUPS: usize = 3;
+/// Questionable nodes pinged per maintenance pass at most.
+pub const MAX_MAINTENANCE_PINGS: usize = 8;
+/// The shortest [`NodeConfig::refresh_every`] honoured.
+const MIN_REFRESH_EVERY: Duration = Duration::from_millis(10);
 
 /// How a [`Node`] runs.
 #[derive(Debug, Clone)]
@@ -64,6 +75,12 @@ pub struct NodeConfig {
     pub lookup_max_queries: usize,
     /// Caps of the store of peers announced to us.
     pub peer_store: PeerStoreLimits,
+    /// How often the table is maintained: stale buckets refreshed, questionable nodes pinged (default 60 s;
+    /// at least 10 ms).
+    pub refresh_every: Duration,
+    /// A bucket unchanged for this long is refreshed by a lookup of a random id in its range (BEP 5: 15 minutes,
+    /// [`routing::REFRESH_AFTER`]).
+    pub bucket_refresh_after: Duration,
 }
 
 impl Default for NodeConfig {
@@ -78,6 +95,8 @@ impl Default for NodeConfig {
             lookup_timeout: Duration::from_secs(10),
             lookup_max_queries: 128,
             peer_store: PeerStoreLimits::default(),
+            refresh_every: Duration::from_secs(60),
+            bucket_refresh_after: routing::REFRESH_AFTER,
         }
     }
 }
@@ -101,6 +120,10 @@ pub struct NodeStats {
     pub timeouts: u64,
     /// Queries not sent because [`NodeConfig::max_outstanding`] were awaiting replies.
     pub outstanding_full: u64,
+    /// Bucket refresh lookups started.
+    pub refresh_lookups: u64,
+    /// Pings sent to questionable nodes by table maintenance.
+    pub maintenance_pings: u64,
 }
 
 /// What became of one query of ours.
@@ -281,11 +304,17 @@ impl Drop for Node {
     }
 }
 
-/// The background task: receives datagrams and sweeps timeouts until aborted.
+/// The background task: receives datagrams, sweeps timeouts and maintains the table until aborted. Refresh
+/// lookups run as tasks of a [`JoinSet`] owned here, so that aborting this task ends them too.
 async fn run(shared: Arc<Shared>) {
     let mut buf = vec![0u8; MAX_DATAGRAM_LEN + 1];
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let every = shared.config.refresh_every.max(MIN_REFRESH_EVERY);
+    let mut maintenance = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut refreshes: JoinSet<()> = JoinSet::new();
+    let mut pending: VecDeque<NodeId> = VecDeque::new();
     loop {
         tokio::select! {
             received = shared.socket.recv_from(&mut buf) => match received {
@@ -301,7 +330,56 @@ async fn run(shared: Arc<Shared>) {
                 }
             },
             _ = sweep.tick() => sweep_timeouts(&shared),
+            _ = maintenance.tick() => {
+                for node in maintain(&shared, &mut pending) {
+                    shared.send_query(node.addr, Some(node.id), Method::Ping, None).await;
+                }
+                start_refreshes(&shared, &mut refreshes, &mut pending);
+            }
+            Some(_) = refreshes.join_next(), if !refreshes.is_empty() => {
+                start_refreshes(&shared, &mut refreshes, &mut pending);
+            }
         }
+    }
+}
+
+/// One maintenance pass: queues a refresh target for each stale bucket, and returns the questionable nodes to
+/// ping (those not already awaiting a reply of ours).
+fn maintain(shared: &Shared, pending: &mut VecDeque<NodeId>) -> Vec<NodeInfo<SocketAddrV4>> {
+    let now = Instant::now();
+    let mut state = shared.lock();
+    let targets = state.table.refresh_targets_after(now, shared.config.bucket_refresh_after, &mut rand::rng());
+    for target in targets {
+        // At most one target per bucket is ever queued.
+        if pending.len() < routing::MAX_BUCKETS {
+            pending.push_back(target);
+        }
+    }
+    let busy: HashSet<SocketAddrV4> = state.outstanding.values().map(|outstanding| outstanding.addr).collect();
+    let pings: Vec<NodeInfo<SocketAddrV4>> = state
+        .table
+        .questionable(now, MAX_MAINTENANCE_PINGS)
+        .into_iter()
+        .filter_map(|node| match node.addr {
+            SocketAddr::V4(addr) if !busy.contains(&addr) => Some(NodeInfo { id: node.id, addr }),
+            _ => None,
+        })
+        .collect();
+    state.stats.maintenance_pings += pings.len() as u64;
+    pings
+}
+
+/// Starts queued refresh lookups while fewer than [`MAX_REFRESH_LOOKUPS`] run.
+fn start_refreshes(shared: &Arc<Shared>, running: &mut JoinSet<()>, pending: &mut VecDeque<NodeId>) {
+    while running.len() < MAX_REFRESH_LOOKUPS
+        && let Some(target) = pending.pop_front()
+    {
+        shared.lock().stats.refresh_lookups += 1;
+        let shared = Arc::clone(shared);
+        running.spawn(async move {
+            let lookup = lookup::run(&shared, target, lookup::Kind::FindNode).await;
+            tracing::debug!(stats = ?lookup.stats, "dht: bucket refreshed");
+        });
     }
 }
 
@@ -389,7 +467,14 @@ async fn handle_datagram(shared: &Shared, datagram: &[u8], src: SocketAddrV4) {
             Err(error) => match krpc::query_transaction_id(datagram) {
                 Some(tid) if state.limiter.allow(IpAddr::V4(*src.ip()), now) => {
                     state.stats.answered += 1;
-                    Some(Message::error(tid, krpc::PROTOCOL_ERROR, &error.to_string()).to_bytes())
+                    let reply = Message::error(tid, krpc::PROTOCOL_ERROR, &error.to_string()).to_bytes();
+                    // The error's text names the fault; a tiny query gets a terse one, within the amplification
+                    // bound like every reply.
+                    if reply.len() <= datagram.len() * AMPLIFICATION {
+                        Some(reply)
+                    } else {
+                        Some(Message::error(tid, krpc::PROTOCOL_ERROR, "malformed").to_bytes())
+                    }
                 }
                 Some(_) => {
                     state.stats.rate_limited += 1;
@@ -443,9 +528,10 @@ fn answer(
                 .into_iter()
                 .filter(SocketAddr::is_ipv4)
                 .collect();
-            if values.is_empty() {
-                response.nodes = Some(closest_v4(&state.table, &NodeId(info_hash)));
-            } else {
+            // Nodes even beside values, as libtorrent: they let the querier's lookup go on to the closest nodes,
+            // which are the ones an announce reached.
+            response.nodes = Some(closest_v4(&state.table, &NodeId(info_hash)));
+            if !values.is_empty() {
                 response.values = Some(values);
             }
         }
@@ -468,7 +554,8 @@ fn answer(
     fit(message, budget)
 }
 
-/// Encodes `message`, dropping values, then nodes, until it fits in `budget` bytes.
+/// Encodes `message`, dropping entries until it fits in `budget` bytes: nodes first (beside values, the peers are
+/// what a get_peers asks for), then values.
 fn fit(mut message: Message, budget: usize) -> Vec<u8> {
     loop {
         let bytes = message.to_bytes();
@@ -477,14 +564,16 @@ fn fit(mut message: Message, budget: usize) -> Vec<u8> {
             return bytes;
         }
         let excess = bytes.len() - budget;
-        if let Some(values) = response.values.as_mut().filter(|values| !values.is_empty()) {
-            // Each IPv4 value is "6:" and 6 bytes.
-            values.truncate(values.len().saturating_sub(excess.div_ceil(8)));
-        } else if let Some(nodes) = response.nodes.as_mut().filter(|nodes| !nodes.is_empty()) {
+        let values = response.values.as_mut().filter(|values| !values.is_empty());
+        let nodes = response.nodes.as_mut().filter(|nodes| !nodes.is_empty());
+        match (values, nodes) {
             // Each node is 26 bytes of one string.
-            nodes.truncate(nodes.len().saturating_sub(excess.div_ceil(26)));
-        } else {
-            return bytes;
+            (_, Some(nodes)) => {
+                nodes.truncate(nodes.len().saturating_sub(excess.div_ceil(26)));
+            }
+            // Each IPv4 value is "6:" and 6 bytes.
+            (Some(values), None) => values.truncate(values.len().saturating_sub(excess.div_ceil(8))),
+            (None, None) => return bytes,
         }
     }
 }
@@ -528,5 +617,23 @@ mod tests {
         let values = response.values.map_or(0, |values| values.len());
         assert!(values > 20, "only {values} values kept");
         assert!(fit(Message::response(TransactionId::from(1), Response::new(NodeId([3; 20]))), 10).len() > 10);
+    }
+
+    #[test]
+    fn nodes_go_before_values() {
+        let mut response = Response::new(NodeId([3; 20]));
+        response.token = Some(vec![0; 8]);
+        response.values = Some((0..30).map(|i| SocketAddr::from((Ipv4Addr::new(10, 0, 0, i), 6881))).collect());
+        let node = |i: u8| NodeInfo { id: NodeId([i; 20]), addr: SocketAddrV4::new(Ipv4Addr::new(10, 1, 0, i), 1) };
+        response.nodes = Some((0..8).map(node).collect());
+        let message = Message::response(TransactionId::from(1), response);
+        let full = message.to_bytes().len();
+        let bytes = fit(message, full - 100);
+        assert!(bytes.len() <= full - 100);
+        let Ok((Message { body: Body::Response(response), .. }, _)) = Message::decode(&bytes) else {
+            panic!("the trimmed reply decodes")
+        };
+        assert_eq!(response.values.map(|values| values.len()), Some(30));
+        assert_eq!(response.nodes.map(|nodes| nodes.len()), Some(4));
     }
 }
