@@ -134,7 +134,7 @@ def run_lt(args):
 def run_ours(args):
     t0 = time.monotonic()
     child = subprocess.Popen(
-        [args.peer, "--no-dht", "0", args.magnet, "--dir", args.dir, "--json", "--exit-on-complete", "--bind", "127.0.0.1"],
+        [args.peer, "--no-dht", "--no-lsd", "0", args.magnet, "--dir", args.dir, "--json", "--exit-on-complete", "--bind", "127.0.0.1"],
         stdout=subprocess.PIPE, stderr=open(args.log, "w") if args.log else subprocess.DEVNULL)
     # magnet.sh's cleanup (or `timeout`) stops this helper with TERM: our peer must not outlive it.
     signal.signal(signal.SIGTERM, lambda *_: (child.kill(), sys.exit(143)))

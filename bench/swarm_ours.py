@@ -84,7 +84,7 @@ def run_once(args, run):
     os.makedirs(work)
     peer = os.path.join(args.bin, "peer")
     seed_dir = os.path.dirname(os.path.abspath(args.data))
-    seeder = Peer([peer, "--no-dht", "0", args.torrent, "--dir", seed_dir, "--bind", "127.0.0.1", "--json",
+    seeder = Peer([peer, "--no-dht", "--no-lsd", "0", args.torrent, "--dir", seed_dir, "--bind", "127.0.0.1", "--json",
                    "--upload-limit", str(args.seed_up), "--max-peers-per-ip", "1000"])
     if seeder.wait_for("seeding", 120) is None:
         seeder.stop()
@@ -93,7 +93,7 @@ def run_once(args, run):
     started = time.monotonic()
     for i in range(args.leechers):
         folder = os.path.join(work, "l%d" % i)
-        leechers.append(Peer([peer, "--no-dht", "0", args.torrent, "--dir", folder, "--bind", "127.0.0.%d" % (21 + i),
+        leechers.append(Peer([peer, "--no-dht", "--no-lsd", "0", args.torrent, "--dir", folder, "--bind", "127.0.0.%d" % (21 + i),
                               "--json", "--max-peers", "200"]))
     left_half_way = None
     deadline = started + args.timeout

@@ -23,7 +23,7 @@ fi
 command -v rqbit >/dev/null || cargo install --locked rqbit
 cargo build --release --bin peer --bin tracker
 
-OURS_PEER="$PWD/target/release/peer --no-dht" \
+OURS_PEER="$PWD/target/release/peer --no-dht --no-lsd" \
 OURS_TRACKER="$PWD/target/release/tracker --open --bind 127.0.0.1:{port}" \
 PAIRS=${PAIRS:-"lt:ours lt:rqbit ours:ours lt:lt ours:lt lt:aria2"} RUNS=$runs SIZE_MIB=$size \
 WORK=${WORK:-/tmp/bt-bench-transfer} TIMEOUT=${TIMEOUT:-240} \

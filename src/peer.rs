@@ -21,14 +21,15 @@ use crate::cli;
 
 #[path = "peer_magnet.rs"]
 mod magnet;
-use crate::mktorrent::read_torrent;
+use crate::mktorrent::{read_torrent, read_torrent_any};
 use magnet::{fetch_metadata, saved_torrent};
 
-/// BitTorrent peer: downloads TORRENT's data from its swarm over TCP, checking every piece's SHA-1, then seeds.
+/// BitTorrent peer: downloads TORRENT's data from its swarm over TCP, checking every piece (its SHA-1, or for a
+/// v2-only torrent its file's SHA-256 merkle tree), then seeds.
 ///
 /// Existing data in DIR is checked first: a complete copy seeds at once, a partial one resumes. Peers come from
-/// the torrent's udp://, http:// and https:// trackers (BEP 12 tiers), from --peer and from peer exchange (BEP 11,
-/// public torrents). A magnet link's metadata is fetched from peers first (BEP 9) and saved as DIR/NAME.torrent.
+/// the torrent's udp://, http:// and https:// trackers (BEP 12 tiers), from --peer, and for public torrents from
+/// peer exchange (BEP 11), the Mainline DHT (BEP 5) and local service discovery (BEP 14). A magnet link's metadata is fetched from peers first (BEP 9) and saved as DIR/NAME.torrent.
 /// HTTPS trackers with a private CA are trusted through SSL_CERT_FILE or SSL_CERT_DIR. Ctrl-C announces `stopped` and exits:
 /// with status 0 only if the data is complete and verified. `listening on ADDR`, `complete` and `seeding` lines go
 /// to stdout (one JSON object per event with --json); progress goes to stderr, as a bar on a terminal.
@@ -97,6 +98,12 @@ pub struct Args {
     /// announce us there (never private torrents, BEP 27); the nodes known at exit are kept in DIR/.dht-nodes.
     #[arg(long)]
     pub no_dht: bool,
+
+    /// Stay silent on the local network. Without it, public torrents and magnet links are announced by
+    /// multicast to 239.192.152.143:6771 on the --bind interface (local service discovery, BEP 14; not on
+    /// loopback, never for private torrents), and the neighbours that announce the same torrent are dialled.
+    #[arg(long)]
+    pub no_lsd: bool,
 
     /// UDP port of our DHT node. [default: the peer's TCP port; 0: any free port]
     #[arg(long, value_name = "PORT")]
@@ -167,14 +174,15 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let listener =
         runtime.block_on(tokio::net::TcpListener::bind(listen)).with_context(|| format!("listening on {listen}"))?;
     let torrent_file = match &magnet {
-        None => Some(read_torrent(&args.torrent)?.0),
+        None => Some(read_torrent_any(&args.torrent)?.0),
         Some(_) => None,
     };
     let tcp_port = listener.local_addr().context("reading the listening address")?.port();
     let dht = if args.no_dht || torrent_file.as_ref().is_some_and(|torrent| torrent.info.private) {
         None
     } else {
-        start_dht(args, &runtime, tcp_port)?
+        let torrent_nodes = torrent_file.as_ref().map_or(&[][..], |torrent| &torrent.nodes[..]);
+        start_dht(args, &runtime, tcp_port, torrent_nodes)?
     };
     let torrent = match (torrent_file, &magnet) {
         (Some(torrent), _) => torrent,
@@ -197,6 +205,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                         peers: peers.clone(),
                         tracker_timeouts,
                         dht: dht.clone(),
+                        lsd: !args.no_lsd,
                     };
                     let Some((torrent, found)) = runtime.block_on(fetch_metadata(args, magnet, fetch))? else {
                         eprintln!("peer: stopped before the metadata arrived");
@@ -221,6 +230,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         tracker_timeouts,
         trace,
         dht: dht.clone(),
+        lsd: !args.no_lsd,
     };
     let dht_node = dht;
     let outcome = runtime.block_on(async {
@@ -289,20 +299,29 @@ const PUBLIC_DHT_ROUTERS: [&str; 4] = [
 ];
 
 /// Starts our DHT node on `--dht-port` (default: the TCP port), bootstrapped from `--dht-bootstrap` or the public
-/// routers, then the nodes saved by the last run. A node that cannot start (the UDP port is taken, an IPv6
+/// routers, and the torrent's own `nodes`, then the nodes saved by the last run. A node that cannot start (the UDP port is taken, an IPv6
 /// `--bind`) leaves the DHT off with a warning: trackers and peers still work without it.
 fn start_dht(
     args: &Args,
     runtime: &tokio::runtime::Runtime,
     tcp_port: u16,
+    torrent_nodes: &[(String, u16)],
 ) -> anyhow::Result<Option<std::sync::Arc<dht::Node>>> {
     let mut bootstrap = Vec::new();
     for text in &args.dht_bootstrap {
         bootstrap.push(resolve_peer(text).with_context(|| format!("--dht-bootstrap {text}"))?);
     }
+    // A name that does not resolve (offline, no DNS) is skipped: other nodes may still work.
+    let mut names: Vec<String> = torrent_nodes
+        .iter()
+        .map(|(host, port)| if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") })
+        .collect();
     if args.dht_bootstrap.is_empty() {
-        // A router whose name does not resolve (offline, no DNS) is skipped: saved nodes may still work.
-        bootstrap.extend(runtime.block_on(peer::dht_peers::resolve(&PUBLIC_DHT_ROUTERS, ROUTER_LOOKUP_LIMIT)));
+        names.extend(PUBLIC_DHT_ROUTERS.iter().map(|&router| router.to_owned()));
+    }
+    if !names.is_empty() {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        bootstrap.extend(runtime.block_on(peer::dht_peers::resolve(&names, ROUTER_LOOKUP_LIMIT)));
     }
     // Nodes known from the last run come after the ones given: a restart rejoins even if those are gone.
     bootstrap.extend(peer::dht_peers::load_nodes(&args.dir.join(DHT_NODES_FILE)));

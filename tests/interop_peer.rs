@@ -73,7 +73,7 @@ fn assert_same_album(original: &Path, copy: &Path) {
 /// Our peer on 127.0.0.1, printing JSON events; tracker retries start at 0.5 s instead of 15.
 fn our_peer(torrent: &Path, dir: &Path) -> Command {
     let mut command = Command::new(bin("peer"));
-    command.arg("--no-dht");
+    command.args(["--no-dht", "--no-lsd"]);
     command.arg("0").arg(torrent).arg("--dir").arg(dir).args(["--bind", "127.0.0.1", "--json"]);
     command.args(["--tracker-timeout", "0.5"]);
     command

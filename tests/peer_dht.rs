@@ -84,3 +84,56 @@ fn a_magnet_link_with_no_tracker_and_no_peer_downloads_through_the_dht() {
     assert_eq!(std::fs::read(&data).expect("original"), std::fs::read(again.join("dht.bin")).expect("copy"));
     seeder.interrupt(Duration::from_secs(10));
 }
+
+/// A trackerless torrent made with `mktorrent --no-announce --dht-node HOST:PORT` carries its way into the DHT:
+/// the leecher's only given bootstrap node is dead, and it joins through the node the torrent names.
+#[test]
+fn a_trackerless_torrent_joins_the_dht_through_its_own_nodes() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let bootstrap = BootstrapNode::start();
+    let via = bootstrap.address.to_string();
+    let data = work.path().join("src").join("nodes.bin");
+    write_pseudo_random(&data, 1_000_000, 23);
+    let torrent = work.path().join("nodes.torrent");
+    let made = Command::new(bin("mktorrent"))
+        .args(["-q", "--no-announce", "--dht-node", &via, "-l", "16", "-o"])
+        .arg(&torrent)
+        .arg(&data)
+        .status()
+        .expect("mktorrent");
+    assert!(made.success());
+    let show = Command::new(bin("mktorrent")).arg("--show").arg(&torrent).arg("--json").output().expect("show");
+    let shown: serde_json::Value = serde_json::from_slice(&show.stdout).expect("JSON");
+    assert_eq!(shown["trackers"], serde_json::json!([]), "{shown}");
+
+    let mut seeder_command = Command::new(bin("peer"));
+    seeder_command.arg("0").arg(&torrent).arg("--dir").arg(work.path().join("src")).args([
+        "--bind",
+        "127.0.0.1",
+        "--dht-bootstrap",
+        &via,
+    ]);
+    let (mut seeder, _) = Running::start_listening(&mut seeder_command);
+    assert!(seeder.wait_for_line(|line| line.starts_with("seeding"), Duration::from_secs(30)).is_some());
+
+    let into = work.path().join("leech");
+    let mut leecher = Running::start(Command::new(bin("peer")).arg("0").arg(&torrent).arg("--dir").arg(&into).args([
+        "--bind",
+        "127.0.0.1",
+        "--json",
+        "--exit-on-complete",
+        // Given instead of the public routers, and dead: only the torrent's node leads anywhere.
+        "--dht-bootstrap",
+        "127.0.0.1:9",
+    ]));
+    let status = leecher.wait(Duration::from_secs(60));
+    let lines = leecher.rest_of_stdout(Duration::from_secs(2));
+    assert!(
+        status.is_some_and(|status| status.success()),
+        "the leecher did not complete through the torrent's DHT node ({status:?}); stderr:\n{}",
+        leecher.stderr()
+    );
+    assert_eq!(std::fs::read(&data).expect("original"), std::fs::read(into.join("nodes.bin")).expect("copy"));
+    assert!(lines.iter().any(|line| line.contains(r#""source":"dht""#)), "{lines:?}");
+    seeder.interrupt(Duration::from_secs(10));
+}

@@ -66,7 +66,7 @@ fn expect_event(peer: &mut Running, kind: &str, timeout: Duration) -> serde_json
 
 fn peer(torrent: &Path, dir: &Path) -> Command {
     let mut command = Command::new(bin("peer"));
-    command.arg("--no-dht");
+    command.args(["--no-dht", "--no-lsd"]);
     command.arg("0").arg(torrent).arg("--dir").arg(dir).args(["--bind", "127.0.0.1", "--json"]);
     command.args(["--tracker-timeout", "0.5"]);
     command

@@ -46,7 +46,7 @@ fn event(line: &str) -> Option<serde_json::Value> {
 /// Our peer, printing JSON events, on 127.0.0.1 (so hostile peers on other loopback addresses are other hosts).
 fn our_peer(torrent: &Path, dir: &Path) -> Command {
     let mut command = Command::new(bin("peer"));
-    command.arg("--no-dht");
+    command.args(["--no-dht", "--no-lsd"]);
     command.arg("0").arg(torrent).arg("--dir").arg(dir).args(["--bind", "127.0.0.1", "--json"]);
     command.args(["--tracker-timeout", "0.5"]);
     command

@@ -26,7 +26,7 @@ fn start_tracker() -> (Running, String, SocketAddr) {
 
 fn peer_command(torrent: &Path, dir: &Path) -> Command {
     let mut command = Command::new(bin("peer"));
-    command.arg("--no-dht");
+    command.args(["--no-dht", "--no-lsd"]);
     command.arg("0").arg(torrent).arg("--dir").arg(dir).args(["--tracker-timeout", "0.5"]);
     command
 }

@@ -21,7 +21,7 @@ const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(60);
 /// roots when `None`. SSL_CERT_DIR is cleared so that the caller's environment cannot change the outcome.
 fn our_peer(torrent: &Path, dir: &Path, ca: Option<&Path>) -> Command {
     let mut command = Command::new(bin("peer"));
-    command.arg("--no-dht");
+    command.args(["--no-dht", "--no-lsd"]);
     command.arg("0").arg(torrent).arg("--dir").arg(dir).args(["--bind", "127.0.0.1", "--json"]);
     command.args(["--tracker-timeout", "0.5"]).env_remove("SSL_CERT_DIR");
     match ca {

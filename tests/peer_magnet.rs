@@ -25,14 +25,14 @@ fn start_tracker() -> (Running, String) {
 
 fn peer_command(torrent: &str, dir: &Path) -> Command {
     let mut command = Command::new(bin("peer"));
-    command.arg("--no-dht");
+    command.args(["--no-dht", "--no-lsd"]);
     command.arg("0").arg(torrent).arg("--dir").arg(dir).args(["--tracker-timeout", "0.5", "--json"]);
     command
 }
 
 fn start_seeder(torrent: &Path, dir: &Path) -> (Running, SocketAddr) {
     let mut command = Command::new(bin("peer"));
-    command.arg("--no-dht");
+    command.args(["--no-dht", "--no-lsd"]);
     command.arg("0").arg(torrent).arg("--dir").arg(dir).args(["--tracker-timeout", "0.5"]);
     let (mut seeder, addr) = Running::start_listening(&mut command);
     let line = seeder.wait_for_line(|line| line.starts_with("seeding"), Duration::from_secs(30));

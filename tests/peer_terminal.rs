@@ -58,7 +58,7 @@ fn the_progress_bar_stays_on_one_line_and_becomes_a_seeding_line() {
     // A seeder slow enough (4 MB/s) that the leecher's bar is seen moving for a few seconds.
     let (mut seeder, _) = Running::start_listening(
         Command::new(bin("peer"))
-            .arg("--no-dht")
+            .args(["--no-dht", "--no-lsd"])
             .arg("0")
             .arg(&torrent)
             .arg("--dir")
@@ -69,7 +69,7 @@ fn the_progress_bar_stays_on_one_line_and_becomes_a_seeding_line() {
 
     let tmux = Tmux { socket: format!("bt-test-{}", std::process::id()) };
     let leecher = format!(
-        "{} 0 {} --dir {} --tracker-timeout 0.5 --no-dht",
+        "{} 0 {} --dir {} --tracker-timeout 0.5 --no-dht --no-lsd",
         shell_quote(Path::new(bin("peer"))),
         shell_quote(&torrent),
         shell_quote(&work.path().join("leech"))

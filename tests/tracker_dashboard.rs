@@ -60,7 +60,7 @@ fn the_dashboard_shows_the_swarm_and_its_matches_in_a_real_browser() {
 
     let peer = |dir: &Path| {
         let mut command = Command::new(bin("peer"));
-        command.arg("--no-dht");
+        command.args(["--no-dht", "--no-lsd"]);
         command.arg("0").arg(&torrent).arg("--dir").arg(dir).args(["--tracker-timeout", "0.5"]);
         command
     };

@@ -126,7 +126,12 @@ impl Harness {
         let named = NAMED
             .iter()
             .enumerate()
-            .map(|(n, hash)| NamedTorrent { info_hash: *hash, name: format!("named-{n}"), total_length: 1 << 20 })
+            .map(|(n, hash)| NamedTorrent {
+                info_hash: *hash,
+                v2_info_hash: None,
+                name: format!("named-{n}"),
+                total_length: 1 << 20,
+            })
             .collect();
         Harness {
             tracker: Tracker::with_key(config.clone(), named, open, KEY, 7),

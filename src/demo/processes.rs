@@ -49,8 +49,9 @@ impl PeerProcess {
         let exe = std::env::current_exe().context("finding the demo's own executable")?;
         let mut child = Command::new(&exe)
             .arg(PEER_ROLE)
-            // The demo's swarm is on loopback and must stay there: the public DHT routers are not asked.
-            .arg("--no-dht")
+            // The demo's swarm is on loopback and must stay there: the public DHT routers are not asked, and
+            // nothing is announced to the local network.
+            .args(["--no-dht", "--no-lsd"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

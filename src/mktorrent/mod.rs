@@ -155,7 +155,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(torrent_path) = &args.verify {
-        let (torrent, _) = read_torrent(torrent_path)?;
+        let (torrent, _) = read_torrent_any(torrent_path)?;
         return verify::run(&torrent, &args.dir, threads(args), args);
     }
     let Some(input) = &args.path else { bail!("no file or folder given") };

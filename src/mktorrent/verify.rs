@@ -1,14 +1,16 @@
 //! `mktorrent --verify FILE.torrent --dir DIR`: hash the data on disk and report file by file, like
 //! `imdl torrent verify`. A file is bad when it is missing, has the wrong size, or any piece that
-//! covers part of it fails its hash (a piece spanning two files blames both).
+//! covers part of it fails its hash (a piece spanning two files blames both). A v2-only torrent's pieces are
+//! checked against each file's merkle tree (the peer's own check, so both agree on what is good), each file
+//! followed by the zeros that align the next one to a piece.
 
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use metainfo::Torrent;
 use metainfo::hashing::{DataFile, OnReadError, hash_pieces};
+use metainfo::{FileEntry, Torrent};
 use serde_json::json;
 
 use super::Args;
@@ -35,15 +37,21 @@ impl FileStatus {
 
 pub fn run(torrent: &Torrent, dir: &Path, threads: usize, args: &Args) -> anyhow::Result<ExitCode> {
     let info = &torrent.info;
-    // A hybrid's pad files (BEP 47) are zeros that are never stored: /dev/zero reads as them.
-    let files: Vec<DataFile> = (0..info.files.len())
-        .map(|index| DataFile {
-            path: if info.files[index].pad {
+    // A v2-only torrent's files with the zeros v2 puts after each; a v1 or hybrid torrent's own list.
+    let v2_layout = if torrent.has_v1() { None } else { peer::v2::layout(torrent) };
+    let entries: &[FileEntry] = v2_layout.as_ref().map_or(&info.files, |(entries, _)| entries);
+    // Pad files (a hybrid's BEP 47 ones, v2's implicit ones) are zeros that are never stored: /dev/zero reads as them.
+    let files: Vec<DataFile> = entries
+        .iter()
+        .map(|entry| DataFile {
+            path: if entry.pad {
                 Path::new("/dev/zero").to_owned()
             } else {
-                dir.join(info.relative_path(index).unwrap_or_default())
+                let mut path = dir.join(&info.name);
+                path.extend(&entry.path);
+                path
             },
-            length: info.files[index].length,
+            length: entry.length,
         })
         .collect();
 
@@ -59,17 +67,27 @@ pub fn run(torrent: &Torrent, dir: &Path, threads: usize, args: &Args) -> anyhow
         bar
     };
     let threads = if threads == 0 { std::thread::available_parallelism().map_or(1, usize::from) } else { threads };
-    let results = hash_pieces(&files, info.piece_length, threads, OnReadError::Continue, &|bytes| bar.inc(bytes));
+    let piece_ok: Vec<bool> = if v2_layout.is_some() {
+        let storage = peer::storage::Storage::new(torrent, dir)?;
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let have = storage.check(threads, |total| {
+            let before = done.swap(total, std::sync::atomic::Ordering::Relaxed);
+            bar.inc(total.saturating_sub(before));
+        });
+        (0..storage.num_pieces()).map(|index| have.has(index)).collect()
+    } else {
+        let results = hash_pieces(&files, info.piece_length, threads, OnReadError::Continue, &|bytes| bar.inc(bytes));
+        results
+            .iter()
+            .zip(&info.pieces)
+            .map(|(result, expected)| matches!(result, Ok(hash) if hash == expected))
+            .collect()
+    };
     bar.finish_and_clear();
-    let piece_ok: Vec<bool> = results
-        .iter()
-        .zip(&info.pieces)
-        .map(|(result, expected)| matches!(result, Ok(hash) if hash == expected))
-        .collect();
 
     let mut offset = 0u64;
     let mut statuses = Vec::with_capacity(files.len());
-    for (file, entry) in files.iter().zip(&info.files) {
+    for (file, entry) in files.iter().zip(entries) {
         let status = match std::fs::metadata(&file.path) {
             _ if entry.pad => FileStatus::Ok,
             Err(_) => FileStatus::Missing,
@@ -89,7 +107,7 @@ pub fn run(torrent: &Torrent, dir: &Path, threads: usize, args: &Args) -> anyhow
 
     // Pad files are not reported: nothing of them is on disk.
     let (files, statuses): (Vec<DataFile>, Vec<FileStatus>) =
-        files.into_iter().zip(statuses).zip(&info.files).filter(|(_, entry)| !entry.pad).map(|(pair, _)| pair).unzip();
+        files.into_iter().zip(statuses).zip(entries).filter(|(_, entry)| !entry.pad).map(|(pair, _)| pair).unzip();
     let good_pieces = piece_ok.iter().filter(|ok| **ok).count();
     let bad_files = statuses.iter().filter(|status| **status != FileStatus::Ok).count();
     let mut out = std::io::stdout().lock();

@@ -5,8 +5,11 @@
   lt_peer.py leech TORRENT DIR --port N [--peer HOST:PORT ...] [--timeout S]
 
 --dht-bootstrap HOST:PORT turns libtorrent's DHT on (off otherwise), bootstrapped there, with the settings a
-loopback DHT needs. Either mode also takes --no-pex (no peer exchange for this torrent: it neither tells nor learns peers) and
---download-limit BYTES_PER_SECOND. A `seed` over an empty DIR downloads first and keeps running when complete.
+loopback DHT needs. --lsd IP turns local service discovery (BEP 14) on (off otherwise): libtorrent listens and
+connects on IP (a LAN address, as in the tests' network namespaces) instead of 127.0.0.1, multicasts its announces
+there, and (leech) prints `LSD HEARD N` before COMPLETE: the announces of other hosts it took peers from. Either mode also takes
+--no-pex (no peer exchange for this torrent: it neither tells nor learns peers) and --download-limit
+BYTES_PER_SECOND. A `seed` over an empty DIR downloads first and keeps running when complete.
 
 TORRENT may be a magnet link (leech only): libtorrent then fetches the metadata from its peers.
 
@@ -27,6 +30,18 @@ def say(line):
     print(line, flush=True)
 
 
+def lsd_heard(session):
+    """libtorrent's count of local service discovery announces taken from other hosts (net.on_lsd_peer_counter)."""
+    session.post_session_stats()
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        for alert in session.pop_alerts():
+            if isinstance(alert, lt.session_stats_alert):
+                return alert.values.get("net.on_lsd_peer_counter", 0)
+        time.sleep(0.05)
+    return -1
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("mode", choices=["seed", "leech"])
@@ -38,6 +53,7 @@ def main():
     parser.add_argument("--no-pex", action="store_true")
     parser.add_argument("--download-limit", type=int, default=0)
     parser.add_argument("--dht-bootstrap", default=None)
+    parser.add_argument("--lsd", metavar="IP", default=None)
     args = parser.parse_args()
 
     settings = {
@@ -51,6 +67,12 @@ def main():
         "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,
         "download_rate_limit": args.download_limit,
     }
+    if args.lsd:
+        settings.update({
+            "listen_interfaces": "%s:%d" % (args.lsd, args.port),
+            "outgoing_interfaces": args.lsd,
+            "enable_lsd": True,
+        })
     if args.dht_bootstrap:
         # The DHT on loopback: libtorrent keeps out loopback nodes, unverified node ids and bursts from one address
         # (every node here is 127.0.0.1) unless told otherwise.
@@ -105,6 +127,8 @@ def main():
             say("SEEDING")
             announced_seeding = True
         if args.mode == "leech" and status.is_seeding:
+            if args.lsd:
+                say("LSD HEARD %d" % lsd_heard(session))
             say("COMPLETE")
             return 0
         sys.stderr.write("%s state=%s progress=%.3f peers=%d down=%d up=%d\n" % (

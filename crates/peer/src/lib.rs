@@ -13,6 +13,7 @@ pub mod dht_peers;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http_tracker;
+pub mod lsd;
 pub mod magnet;
 pub mod metadata;
 mod offers;
@@ -27,3 +28,4 @@ mod swarm;
 pub mod trace;
 pub mod tracker_client;
 pub mod trackers;
+pub mod v2;

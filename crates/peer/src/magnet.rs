@@ -49,6 +49,9 @@ pub struct FetchConfig {
     pub tracker_timeouts: Timeouts,
     /// A DHT node to look the info-hash up on.
     pub dht: Option<Arc<dht::Node>>,
+    /// Local service discovery (BEP 14): announce the info-hash on the local network and ask the neighbours that
+    /// announce it.
+    pub lsd: bool,
 }
 
 /// The verified info dictionary and the peers known so far.
@@ -63,7 +66,8 @@ pub struct Fetched {
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error(
-        "the magnet link names no tracker (tr=) and no peer (x.pe=), none was given with --peer, and the DHT is off"
+        "the magnet link names no tracker (tr=) and no peer (x.pe=), none was given with --peer, and the DHT and \
+         local service discovery are off"
     )]
     NowhereToLook,
 }
@@ -122,7 +126,8 @@ pub async fn fetch(
     for url in config.trackers.iter().filter(|url| !Tracker::supports(url)) {
         tracing::warn!("skipping tracker {url}: only udp://, http:// and https:// trackers are supported");
     }
-    if trackers.is_empty() && config.peers.is_empty() && config.dht.is_none() {
+    let lsd = if config.lsd { start_lsd(config.local_ip) } else { None };
+    if trackers.is_empty() && config.peers.is_empty() && config.dht.is_none() && lsd.is_none() {
         return Err(FetchError::NowhereToLook);
     }
     let shared = Arc::new(Shared {
@@ -161,6 +166,11 @@ pub async fn fetch(
             crate::dht_peers::look_up(node, info_hash, None, found).await;
         });
     }
+    if let Some(lsd) = lsd {
+        // Announced with our port all the same: neighbours that have the torrent answer with their own announce.
+        let (shared, port) = (shared.clone(), config.port);
+        tasks.spawn(lsd.run(info_hash, port, move |addr| shared.add_candidate(addr, Source::Lsd)));
+    }
     let mut done = shared.done.subscribe();
     loop {
         if shared.lock().result.is_some() {
@@ -191,6 +201,16 @@ pub async fn fetch(
     let banned = &state.fetch;
     let peers = state.known.iter().copied().filter(|&(addr, _)| !banned.is_banned(addr)).collect();
     Ok(Fetched { info_bytes, peers })
+}
+
+/// Local service discovery on `local_ip` (any when `None`), if it applies there and starts; a failure is a
+/// warning.
+fn start_lsd(local_ip: Option<IpAddr>) -> Option<crate::lsd::Lsd> {
+    let ip = local_ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    crate::lsd::Lsd::start(ip).unwrap_or_else(|err| {
+        tracing::warn!("local service discovery is off: {err}");
+        None
+    })
 }
 
 async fn announce_while_fetching(shared: Arc<Shared>, url: String, timeouts: Timeouts) {

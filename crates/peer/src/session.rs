@@ -51,6 +51,9 @@ pub struct Config {
     pub trace: Option<Arc<crate::trace::Trace>>,
     /// A DHT node to find peers through and announce to (never used for a private torrent).
     pub dht: Option<Arc<dht::Node>>,
+    /// Local service discovery (BEP 14) on the listening interface: announce the torrent to the local network
+    /// and dial the neighbours that announce it (never for a private torrent; never fatal).
+    pub lsd: bool,
 }
 
 /// Transfer totals and rates, once a second.
@@ -268,6 +271,9 @@ pub async fn run_with_listener(
             crate::dht_peers::look_up(node, info_hash, Some(port), found).await;
         });
     }
+    if config.lsd && !torrent.info.private {
+        spawn_lsd(&mut tasks, swarm.clone(), listen_addr, info_hash);
+    }
 
     let tiers = announcer::tiers(torrent);
     let seeding = Arc::new(SeedingNotice::new(tiers.len()));
@@ -326,6 +332,18 @@ pub async fn run_with_listener(
     let complete = swarm.is_complete();
     let (have, total) = swarm.have_count();
     Ok(Outcome { complete, have, total, downloaded, uploaded, peers })
+}
+
+/// Starts local service discovery for the torrent, handing the neighbours found to the swarm; a failure to
+/// start (no multicast route, the port held without SO_REUSEADDR) is a warning, the session goes on without it.
+fn spawn_lsd(tasks: &mut tokio::task::JoinSet<()>, swarm: Arc<Swarm>, listen: SocketAddr, info_hash: [u8; 20]) {
+    match crate::lsd::Lsd::start(listen.ip()) {
+        Ok(Some(lsd)) => {
+            tasks.spawn(lsd.run(info_hash, listen.port(), move |addr| swarm.add_candidate(addr, Source::Lsd)));
+        }
+        Ok(None) => {}
+        Err(err) => tracing::warn!("local service discovery is off: {err}"),
+    }
 }
 
 async fn check(

@@ -28,7 +28,8 @@ use metainfo::Torrent;
 use metainfo::hashing::{DataFile, OnReadError, hash_pieces};
 use metainfo::path::check_component;
 use peer_wire::Bitfield;
-use sha1::{Digest, Sha1};
+
+use crate::v2::PieceHashes;
 
 /// Files kept open at once. libtorrent's file pool holds a few hundred; far below the usual soft limit of 1,024
 /// descriptors, which the sockets of the swarm need too.
@@ -90,7 +91,7 @@ pub struct Storage {
     piece_length: u32,
     num_pieces: u32,
     total_length: u64,
-    hashes: Vec<[u8; 20]>,
+    hashes: PieceHashes,
     handles: Mutex<Handles>,
 }
 
@@ -134,11 +135,21 @@ impl Storage {
         let layout = |path: &Path, reason: String| StorageError::Layout { path: path.to_path_buf(), reason };
         check_component(&info.name).map_err(|reason| layout(dir, format!("torrent name {:?}: {reason}", info.name)))?;
         let root = dir.join(&info.name);
+        // A v2-only torrent has no SHA-1 pieces: its files get the pad files v2 implies, its pieces merkle hashes.
+        let (entries, hashes) = match (torrent.has_v1(), &torrent.v2) {
+            (false, Some(_)) => {
+                let (entries, pieces) = crate::v2::layout(torrent)
+                    .ok_or_else(|| layout(&root, "the v2 file tree and piece layers do not add up".into()))?;
+                (std::borrow::Cow::Owned(entries), PieceHashes::V2(pieces))
+            }
+            _ => (std::borrow::Cow::Borrowed(&info.files), PieceHashes::V1(info.pieces.clone())),
+        };
 
-        let mut files = Vec::with_capacity(info.files.len());
+        let mut files = Vec::with_capacity(entries.len());
         let mut start = 0u64;
-        for entry in &info.files {
-            if entry.path.is_empty() != info.is_single_file() {
+        for entry in entries.iter() {
+            // A pad file is never opened: the implicit one after a single v2 file has a path of its own.
+            if !entry.pad && entry.path.is_empty() != info.is_single_file() {
                 return Err(layout(&root, "a file has no path below the torrent's folder".into()));
             }
             let mut path = root.clone();
@@ -156,8 +167,8 @@ impl Storage {
             .filter(|&length| length > 0)
             .ok_or_else(|| layout(&root, format!("piece length {} is not between 1 and 2^32", info.piece_length)))?;
         let expected = total_length.div_ceil(u64::from(piece_length));
-        if expected != info.pieces.len() as u64 {
-            return Err(layout(&root, format!("{} piece hashes for {expected} pieces", info.pieces.len())));
+        if expected != hashes.len() as u64 {
+            return Err(layout(&root, format!("{} piece hashes for {expected} pieces", hashes.len())));
         }
         let num_pieces =
             u32::try_from(expected).map_err(|_| layout(&root, format!("{expected} pieces do not fit in 32 bits")))?;
@@ -170,7 +181,7 @@ impl Storage {
             piece_length,
             num_pieces,
             total_length,
-            hashes: info.pieces.clone(),
+            hashes,
             handles: Mutex::new(handles),
         })
     }
@@ -212,6 +223,14 @@ impl Storage {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
         };
+        let hashes = match &self.hashes {
+            PieceHashes::V1(hashes) => hashes,
+            PieceHashes::V2(_) => {
+                self.check_each_piece(threads, &mut have, progress);
+                self.forget_linked_files(&mut have);
+                return have;
+            }
+        };
         // Pad files are zeros by definition: the hasher reads them from /dev/zero.
         let data: Vec<DataFile> = self
             .files
@@ -229,7 +248,7 @@ impl Storage {
             progress(*done);
         };
         let results = hash_pieces(&data, u64::from(self.piece_length), threads, OnReadError::Continue, &report);
-        for (index, (result, expected)) in (0u32..).zip(results.iter().zip(&self.hashes)) {
+        for (index, (result, expected)) in (0u32..).zip(results.iter().zip(hashes)) {
             if matches!(result, Ok(hash) if hash == expected) {
                 // In range: one result per piece.
                 let _ = have.set(index);
@@ -239,12 +258,45 @@ impl Storage {
         have
     }
 
-    /// SHA-1 of `data` equals the torrent's hash for piece `index` (false if `data` is not exactly that piece's size).
+    /// The start-up check of a v2-only torrent: each piece read whole (pad bytes as zeros) and checked against its
+    /// file's tree, `threads` pieces at a time. A piece that cannot be read is missing.
+    fn check_each_piece(&self, threads: usize, have: &mut Bitfield, progress: impl Fn(u64) + Sync) {
+        let next = std::sync::atomic::AtomicU32::new(0);
+        let done = Mutex::new(0u64);
+        let found = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for _ in 0..threads.clamp(1, 64) {
+                scope.spawn(|| {
+                    let mut buffer = Vec::with_capacity(self.piece_length as usize);
+                    let mut matched = Vec::new();
+                    loop {
+                        let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if index >= self.num_pieces {
+                            break;
+                        }
+                        buffer.clear();
+                        let size = self.piece_size(index);
+                        if self.read_block(index, 0, size, &mut buffer).is_ok() && self.piece_matches(index, &buffer) {
+                            matched.push(index);
+                        }
+                        let mut done = done.lock().unwrap_or_else(PoisonError::into_inner);
+                        *done += u64::from(size);
+                        progress(*done);
+                    }
+                    found.lock().unwrap_or_else(PoisonError::into_inner).extend(matched);
+                });
+            }
+        });
+        for index in found.into_inner().unwrap_or_else(PoisonError::into_inner) {
+            // In range: only indices below num_pieces were checked.
+            let _ = have.set(index);
+        }
+    }
+
+    /// `data` is piece `index`: its SHA-1, or for a v2-only torrent its merkle hash, is the torrent's (false if
+    /// `data` is not exactly that piece's size).
     pub fn piece_matches(&self, index: u32, data: &[u8]) -> bool {
-        let Some(expected) = self.hashes.get(index as usize) else {
-            return false;
-        };
-        data.len() == self.piece_size(index) as usize && Sha1::digest(data).as_slice() == expected
+        data.len() == self.piece_size(index) as usize && self.hashes.piece_matches(index, data)
     }
 
     /// Writes a whole, already verified piece with positional writes, creating folders and files as needed (each

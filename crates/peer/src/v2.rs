@@ -1,0 +1,212 @@
+//! BitTorrent v2 pieces (BEP 52) for a v2-only torrent, as the rest of the peer sees pieces: one byte stream.
+//!
+//! In v2 every file starts on a piece boundary. Laid end to end, as libtorrent lays them out, each non-empty file
+//! is followed by zeros up to the next boundary (an implicit pad file, never written to disk; after the last file
+//! too, so the last piece is a whole one, and libtorrent asks for its blocks as such), so the piece indices of the
+//! wire protocol are the pieces of that stream and every piece holds bytes of one file only.
+//! A piece is checked against its file's merkle tree instead of a SHA-1: the SHA-256 leaves of its 16 KiB blocks
+//! (the file's last block hashed as it is, short), padded with zero leaves to a whole piece for a file of several
+//! pieces (its `piece layers` entry) or to a power of two of its own blocks for a file of one piece (its `pieces
+//! root`). A hybrid torrent has SHA-1 pieces and pad files of its own and is checked as v1.
+
+use metainfo::merkle::{self, BLOCK_SIZE, Hash32};
+use metainfo::{FileEntry, Torrent};
+use sha1::{Digest, Sha1};
+
+/// What each piece of a torrent must hash to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PieceHashes {
+    /// The SHA-1 of each piece (v1 and hybrid torrents).
+    V1(Vec<[u8; 20]>),
+    /// A v2-only torrent's pieces, checked against their files' merkle trees.
+    V2(Vec<V2Piece>),
+}
+
+impl PieceHashes {
+    /// How many pieces there are.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        match self {
+            PieceHashes::V1(hashes) => hashes.len(),
+            PieceHashes::V2(pieces) => pieces.len(),
+        }
+    }
+
+    /// Whether there are none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether `data` (the whole piece) is piece `index`; false for an index out of range.
+    #[must_use]
+    pub fn piece_matches(&self, index: u32, data: &[u8]) -> bool {
+        match self {
+            PieceHashes::V1(hashes) => {
+                hashes.get(index as usize).is_some_and(|expected| Sha1::digest(data).as_slice() == expected)
+            }
+            PieceHashes::V2(pieces) => pieces.get(index as usize).is_some_and(|piece| piece.matches(data)),
+        }
+    }
+}
+
+/// One piece of a v2-only torrent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct V2Piece {
+    /// The merkle hash its file's bytes must give.
+    pub hash: Hash32,
+    /// Bytes of the piece that belong to its file; the rest of the piece are the zeros before the next file.
+    pub file_bytes: u32,
+    /// Leaves the hash covers, a power of two: a whole piece's for a file of several pieces, else the file's own
+    /// block count rounded up.
+    pub leaves: u32,
+}
+
+impl V2Piece {
+    /// Whether `data`, the whole piece, holds this piece's file bytes followed by zeros only.
+    #[must_use]
+    pub fn matches(&self, data: &[u8]) -> bool {
+        let Some((file_part, padding)) = data.split_at_checked(self.file_bytes as usize) else { return false };
+        if padding.iter().any(|&byte| byte != 0) {
+            return false;
+        }
+        let leaves: Vec<Hash32> = file_part.chunks(BLOCK_SIZE as usize).map(merkle::leaf).collect();
+        leaves.len() <= self.leaves as usize && merkle::root_of_layer(&leaves, 0, self.leaves as usize) == self.hash
+    }
+}
+
+/// A v2-only torrent's files with the implicit pad files between them, and what each piece must hash to; `None`
+/// for a torrent with v1 pieces (v1 or hybrid), or a v2 part that does not add up (a parsed torrent always does).
+#[must_use]
+pub fn layout(torrent: &Torrent) -> Option<(Vec<FileEntry>, Vec<V2Piece>)> {
+    let v2 = torrent.v2.as_ref().filter(|_| !torrent.has_v1())?;
+    let piece_length = torrent.info.piece_length;
+    if piece_length < BLOCK_SIZE || !piece_length.is_power_of_two() {
+        return None;
+    }
+    let mut files = Vec::with_capacity(v2.files.len() * 2);
+    let mut pieces = Vec::new();
+    for file in &v2.files {
+        files.push(FileEntry { path: file.path.clone(), length: file.length, pad: false });
+        if file.length == 0 {
+            continue;
+        }
+        let root = file.pieces_root?;
+        let count = file.length.div_ceil(piece_length);
+        for piece in 0..count {
+            let file_bytes = u32::try_from((file.length - piece * piece_length).min(piece_length)).ok()?;
+            let (hash, leaves) = if count == 1 {
+                (root, file.length.div_ceil(BLOCK_SIZE).next_power_of_two())
+            } else {
+                let hash = *file.piece_layer.get(usize::try_from(piece).ok()?)?;
+                (hash, piece_length / BLOCK_SIZE)
+            };
+            pieces.push(V2Piece { hash, file_bytes, leaves: u32::try_from(leaves).ok()? });
+        }
+        let tail = file.length % piece_length;
+        if tail != 0 {
+            // Never on disk; named like a hybrid's pad files so the layout checks treat it as one.
+            let path = vec![".pad".to_owned(), (piece_length - tail).to_string()];
+            files.push(FileEntry { path, length: piece_length - tail, pad: true });
+        }
+    }
+    Some((files, pieces))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pseudo_random(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u32).wrapping_mul(2_654_435_761).wrapping_add(u32::from(seed)).to_le_bytes()[2])
+            .collect()
+    }
+
+    /// A v2-only torrent made by our creator from `input`, parsed.
+    fn v2_torrent(input: &std::path::Path, piece_length: u64) -> Torrent {
+        let options = metainfo::CreateOptions {
+            piece_length: Some(piece_length),
+            meta_version: metainfo::MetaVersion::V2,
+            ..metainfo::CreateOptions::default()
+        };
+        let created = metainfo::create_from_path(input, &options, &|_| {}).expect("create");
+        Torrent::from_bytes_any(&created.bytes).expect("parse")
+    }
+
+    #[test]
+    fn pieces_of_each_file_check_against_its_tree_with_zeros_after_each_file_of_a_folder() {
+        let piece = 32 * 1024;
+        // A file of several pieces ending mid-block, one of a single short piece, one ending a byte past a piece
+        // boundary, and an empty one.
+        let files = [
+            ("a", pseudo_random(2 * piece + 16_385, 1)),
+            ("b", pseudo_random(1000, 2)),
+            ("c", pseudo_random(piece + 1, 3)),
+            ("e", Vec::new()),
+        ];
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, data) in &files {
+            std::fs::create_dir_all(dir.path().join("t")).expect("mkdir");
+            std::fs::write(dir.path().join("t").join(name), data).expect("write");
+        }
+        let torrent = v2_torrent(&dir.path().join("t"), piece as u64);
+        let (entries, pieces) = layout(&torrent).expect("a v2-only layout");
+
+        // The stream: each file then zeros to the next piece boundary, the last file's too.
+        let mut stream = Vec::new();
+        let mut expected = Vec::new();
+        for (_, data) in &files {
+            stream.extend_from_slice(data);
+            expected.push((data.len() as u64, false));
+            let tail = data.len() % piece;
+            if tail != 0 {
+                stream.resize(stream.len() + piece - tail, 0);
+                expected.push(((piece - tail) as u64, true));
+            }
+        }
+        let lengths: Vec<(u64, bool)> = entries.iter().map(|file| (file.length, file.pad)).collect();
+        assert_eq!(lengths, expected);
+        assert_eq!(pieces.len(), 3 + 1 + 2);
+        assert_eq!(stream.len(), 6 * piece);
+
+        let copy = pieces.clone();
+        let hashes = PieceHashes::V2(pieces);
+        for (index, data) in (0u32..).zip(stream.chunks(piece)) {
+            assert!(hashes.piece_matches(index, data), "piece {index}");
+            let file_bytes = copy[index as usize].file_bytes as usize;
+            let mut bad = data.to_vec();
+            bad[file_bytes - 1] ^= 1;
+            assert!(!hashes.piece_matches(index, &bad), "piece {index} with its file's last byte flipped");
+            if file_bytes < data.len() {
+                let mut bad = data.to_vec();
+                bad[file_bytes] = 1;
+                assert!(!hashes.piece_matches(index, &bad), "piece {index} with a byte in its padding");
+            }
+            assert!(!hashes.piece_matches(index, &data[..file_bytes - 1]), "piece {index} cut short");
+        }
+        assert!(!hashes.piece_matches(6, &stream[..piece]), "no piece 6");
+    }
+
+    #[test]
+    fn a_single_file_is_padded_too_and_a_v1_torrent_has_no_v2_layout() {
+        let piece = 16 * 1024;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("only");
+        let data = pseudo_random(3 * piece + 1, 4);
+        std::fs::write(&path, &data).expect("write");
+        let torrent = v2_torrent(&path, piece as u64);
+        assert!(torrent.info.is_single_file());
+        let (entries, pieces) = layout(&torrent).expect("v2 layout");
+        let lengths: Vec<(u64, bool)> = entries.iter().map(|file| (file.length, file.pad)).collect();
+        assert_eq!(lengths, [(data.len() as u64, false), ((piece - 1) as u64, true)]);
+        let mut stream = data.clone();
+        stream.resize(4 * piece, 0);
+        let hashes = PieceHashes::V2(pieces);
+        for (index, chunk) in (0u32..).zip(stream.chunks(piece)) {
+            assert!(hashes.piece_matches(index, chunk), "piece {index}");
+        }
+        let v1 = metainfo::create_from_path(&path, &metainfo::CreateOptions::default(), &|_| {}).expect("create v1");
+        assert!(layout(&v1.torrent).is_none());
+    }
+}
