@@ -71,6 +71,11 @@ bench-swarm runs="3" +leechers="4":
 bench-magnet runs="5" size_mib="64":
     ./bench/magnet.sh {{runs}} {{size_mib}}
 
+# v2 and hybrid creation: our mktorrent --v2/--hybrid against libtorrent's create_torrent on a 2 GiB file and 10,000
+# files, then this CPU's SHA-256 and SHA-1 rates and our SHA-1 paths (pairs, one stream, calibrated).
+bench-create-v2 runs="5" size_mib="2048" files="10000":
+    ./bench/create_v2.sh {{runs}} {{size_mib}} {{files}}
+
 # Time to the first peer found through a loopback DHT (20 of our nodes, one libtorrent seeder announced in it) for a
 # bare magnet link, our peer against libtorrent; then the memory of one of our nodes with a full routing table.
 bench-dht runs="5":

@@ -56,6 +56,11 @@ pub enum OnReadError {
     Continue,
 }
 
+/// Whether SHA-1 pieces are hashed two at a time on this CPU (measured once: see `sha1_pair::preferred`).
+pub fn sha1_in_pairs() -> bool {
+    sha1_pair::preferred()
+}
+
 /// Hashes every piece of the stream formed by `files`, on `threads` threads, calling `progress` with the
 /// number of bytes finished after each batch. The result has one entry per piece; with
 /// [`OnReadError::Stop`] pieces after the first failure may be left as that failure's kind of error.
@@ -100,7 +105,7 @@ pub(crate) fn hash_feed(
         // its own reader and buffer, since they read different parts of the stream.
         let mut pair = [Reader { feed, current: None }, Reader { feed, current: None }];
         let mut buffers = [vec![0u8; chunk], vec![0u8; chunk]];
-        let pairs = piece_length.is_multiple_of(64) && sha1_pair::available();
+        let pairs = piece_length.is_multiple_of(64) && sha1_pair::preferred();
         let mut done = Vec::new();
         while let Some((start, end)) = feed.claim(batch_bytes) {
             let mut hashes = Vec::new();
