@@ -38,8 +38,8 @@ lint:
     ! grep -rnE 'dbg!|todo!|FIXME' --include '*.rs' src crates tests
 
 # Run one fuzz target for SECONDS (targets: the files in fuzz/fuzz_targets: bencode_decode extension_decode http_tracker_parse
-# krpc_decode lsd_message magnet_parse metainfo_parse metainfo_v2_parse swarm_messages tracker_handle tracker_http
-# udp_request_parse udp_response_parse wire_decode).
+# krpc_decode lsd_message magnet_parse merkle_proof_verify metainfo_parse metainfo_v2_parse swarm_messages tracker_handle
+# tracker_http udp_request_parse udp_response_parse wire_decode).
 fuzz target seconds="60":
     cargo install --locked cargo-fuzz --quiet || true
     cd fuzz && cargo fuzz run -s none {{target}} -- -max_total_time={{seconds}}

@@ -485,3 +485,46 @@ fn a_hybrid_swarm_mixes_a_v1_path_peer_and_v2_clients() {
     assert_eq!(page["torrents"].as_array().map(Vec::len), Some(1), "{page}");
     assert!(tracker.interrupt(Duration::from_secs(10)).is_some());
 }
+
+/// libtorrent given only a v2 magnet link (`xt=urn:btmh:1220…`, no tracker) and our seeder's address fetches the
+/// info dictionary from us (BEP 9), then every file's piece layer with BEP 52 hash requests, which we answer from
+/// the torrent's layers with their proofs, and downloads an identical copy of a folder.
+#[test]
+fn libtorrent_downloads_a_v2_magnet_link_from_our_seeder_asking_us_for_the_piece_layers() {
+    if !have_libtorrent() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tree = dir.path().join("seed").join("tree");
+    folder(&tree);
+    // A file of more than 512 pieces of 16 KiB, so its layer takes two requests.
+    write_pseudo_random(&tree.join("big.bin"), 600 * 16 * 1024 + 5, 9);
+    let torrent = dir.path().join("tree.torrent");
+    make_ours("v2", &tree, 14, &torrent);
+    let (hashes, _) = our_show(&torrent);
+    let magnet = format!("magnet:?xt=urn:btmh:1220{}&dn=tree", hashes.1.expect("a v2 hash"));
+
+    let (mut ours, our_address) = Running::start_listening(
+        our_peer(&torrent, &dir.path().join("seed"))
+            .args(["--bind", "127.0.0.1", "--trace-file"])
+            .arg(dir.path().join("trace")),
+    );
+    assert!(ours.wait_for_line(|line| line.starts_with("seeding"), Duration::from_secs(30)).is_some());
+    let lt_into = dir.path().join("libtorrent");
+    let mut lt = Running::start(lt_peer().arg("leech").arg(&magnet).arg(&lt_into).args([
+        "--port",
+        &free_tcp_port().to_string(),
+        "--peer",
+        &format!("127.0.0.1:{}", our_address.port()),
+        "--timeout",
+        "60",
+    ]));
+    let complete = lt.wait_for_line(|line| line == "COMPLETE", Duration::from_secs(60));
+    assert!(complete.is_some(), "libtorrent did not download; stderr:\n{}\nours:\n{}", lt.stderr(), ours.stderr());
+    assert_same_tree(&tree, &lt_into.join("tree"));
+    assert!(ours.interrupt(Duration::from_secs(10)).is_some());
+    let trace = std::fs::read_to_string(dir.path().join("trace")).expect("the trace");
+    let requests = trace.lines().filter(|line| line.contains("<-  hash request")).count();
+    let answers = trace.lines().filter(|line| line.contains("->  hashes")).count();
+    assert!(requests >= 2 && answers == requests, "{requests} hash requests, {answers} answered:\n{trace}");
+}

@@ -12,6 +12,7 @@ pub mod hashing;
 mod infohash;
 mod magnet;
 pub mod merkle;
+pub mod merkle_proof;
 pub mod nodes;
 pub mod path;
 mod sha1_pair;

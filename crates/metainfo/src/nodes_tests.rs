@@ -21,7 +21,8 @@ fn with_nodes(value: &str) -> Vec<u8> {
 }
 
 fn nodes_of(value: &str) -> Vec<(String, u16)> {
-    let torrent = Torrent::from_bytes(&with_nodes(value)).unwrap_or_else(|err| panic!("{}: {err}", value.get(..200).unwrap_or(value)));
+    let torrent = Torrent::from_bytes(&with_nodes(value))
+        .unwrap_or_else(|err| panic!("{}: {err}", value.get(..200).unwrap_or(value)));
     assert_eq!(torrent.url_list, ["http://u"], "the keys after `nodes` must still be read");
     torrent.nodes
 }

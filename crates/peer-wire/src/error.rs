@@ -78,6 +78,9 @@ fn message_name(id: &u8) -> &'static str {
         8 => "cancel",
         9 => "port",
         20 => "extended",
+        21 => "hash request",
+        22 => "hashes",
+        23 => "hash reject",
         _ => "unknown",
     }
 }
@@ -91,6 +94,8 @@ fn expected_len(id: &u8) -> &'static str {
         7 => "at least 9",
         9 => "3",
         20 => "at least 2",
+        21 | 23 => "49",
+        22 => "49 plus a multiple of 32",
         _ => "at least 1",
     }
 }

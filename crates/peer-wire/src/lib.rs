@@ -1,5 +1,6 @@
-//! BitTorrent peer wire protocol codec (BEP 3): the handshake, the length-prefixed messages and piece bitfields;
-//! and the BEP 10 extension protocol with BEP 9 `ut_metadata` and BEP 11 `ut_pex` ([`extension`]).
+//! BitTorrent peer wire protocol codec (BEP 3): the handshake, the length-prefixed messages (with BEP 52's merkle
+//! hash messages) and piece bitfields; and the BEP 10 extension protocol with BEP 9 `ut_metadata` and BEP 11
+//! `ut_pex` ([`extension`]).
 //!
 //! Pure: no sockets, no async runtime, no clocks. A connection task owns a receive buffer, appends what the socket
 //! gives it, and calls [`Handshake::decode`] once, then [`decode`] in a loop; both return `Ok(None)` while more
@@ -11,7 +12,8 @@
 //! ```text
 //! length   4 bytes   bytes that follow (id + payload); 0 means keep-alive and nothing follows
 //! id       1 byte    0 choke, 1 unchoke, 2 interested, 3 not interested, 4 have, 5 bitfield,
-//!                    6 request, 7 piece, 8 cancel, 9 port (BEP 5), 20 extended (BEP 10)
+//!                    6 request, 7 piece, 8 cancel, 9 port (BEP 5), 20 extended (BEP 10),
+//!                    21 hash request, 22 hashes, 23 hash reject (BEP 52 merkle hashes)
 //! payload  length-1  depends on the id
 //! ```
 //!
@@ -33,7 +35,7 @@ pub use extension::{
     PexMessage, PexPeer, UT_METADATA, UT_PEX,
 };
 pub use handshake::{HANDSHAKE_LEN, Handshake, PROTOCOL, ReservedBit};
-pub use message::{Message, PIECE_HEADER_LEN, decode, encode_piece_header};
+pub use message::{HASH_LEN, HASH_REQUEST_LEN, Message, PIECE_HEADER_LEN, decode, encode_piece_header};
 
 /// Size of a block, the unit of `request` and `piece` messages. BEP 3: implementations close connections that
 /// request more, and so should we.

@@ -11,7 +11,14 @@
 //! 8   cancel    index 4, begin 4, length 4                                        length 13
 //! 9   port      DHT port 2 (BEP 5)                                                length 3
 //! 20  extended  extended id 1, payload (BEP 10; see [`crate::extension`])          length >= 2
+//! 21  hash req  pieces root 32, base layer 4, index 4, length 4, proof layers 4  length 49
+//! 22  hashes    the same 48 bytes, then n hashes of 32 bytes each                 length 49 + 32 n
+//! 23  hash rej  the same 48 bytes as the hash request it refuses                  length 49
 //! ```
+//!
+//! Ids 21-23 are BEP 52's merkle hash messages; their rules (which ranges are valid, how many hashes a `hashes`
+//! message carries, how they prove a file's `pieces root`) live in `metainfo::merkle_proof`. This layer checks only
+//! the framing: exact length for a request or reject, whole 32-byte hashes after the header of a `hashes`.
 
 use crate::WireError;
 
@@ -30,6 +37,19 @@ const CANCEL: u8 = 8;
 const PORT: u8 = 9;
 /// BEP 10: every extension message travels under this one id, told apart by the extended id byte after it.
 pub(crate) const EXTENDED: u8 = 20;
+/// BEP 52: asks for a range of one layer of a file's merkle tree, with the proof of it.
+const HASH_REQUEST: u8 = 21;
+/// BEP 52: answers a hash request with the hashes it asked for and their proof.
+const HASHES: u8 = 22;
+/// BEP 52: refuses a hash request; same payload as the request.
+const HASH_REJECT: u8 = 23;
+
+/// Bytes of a SHA-256 hash: a `pieces root`, and each hash a `hashes` message carries.
+pub const HASH_LEN: usize = 32;
+
+/// Length prefix of a `hash request` or `hash reject` (id, pieces root, four u32 fields), and the smallest of a
+/// `hashes` message, which adds its hashes after these bytes.
+pub const HASH_REQUEST_LEN: u32 = 1 + 32 + 4 * 4;
 
 /// One peer wire message. Variable-size payloads borrow from the buffer they were decoded from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -99,10 +119,59 @@ pub enum Message<'a> {
         /// [`crate::PexMessage`]).
         payload: &'a [u8],
     },
+    /// BEP 52 `hash request` (id 21): asks for `length` hashes of layer `base_layer` (0 = the 16 KiB block hashes)
+    /// of the merkle tree whose root is `pieces_root`, starting at node `index` of that layer, plus the uncle
+    /// hashes that prove them up to `proof_layers` layers above the base. Must be answered with
+    /// [`Message::Hashes`] or [`Message::HashReject`] carrying the same five fields.
+    HashRequest {
+        /// The `pieces root` of the file whose tree is meant.
+        pieces_root: [u8; 32],
+        /// Layer of the requested hashes, counted from the leaves (0); the piece layer is
+        /// log2(piece length / 16 KiB).
+        base_layer: u32,
+        /// First requested node of the base layer; BEP 52: a multiple of `length`.
+        index: u32,
+        /// Number of base-layer hashes; BEP 52: a power of two.
+        length: u32,
+        /// Layers above the base layer the proof covers, counting the log2(`length`) - 1 that the base hashes
+        /// themselves already prove.
+        proof_layers: u32,
+    },
+    /// BEP 52 `hashes` (id 22): the answer to a [`Message::HashRequest`] with the same fields.
+    Hashes {
+        /// The `pieces root` of the file.
+        pieces_root: [u8; 32],
+        /// Layer of the base hashes.
+        base_layer: u32,
+        /// First base-layer node carried.
+        index: u32,
+        /// Number of base-layer hashes carried.
+        length: u32,
+        /// Proof layers asked for.
+        proof_layers: u32,
+        /// The hashes, 32 bytes each (checked by [`decode`]; the count is not): first the `length` base-layer
+        /// hashes from `index` on, then the uncle hashes of the proof, lowest layer first. Borrowed from the
+        /// receive buffer; check them with `metainfo::merkle_proof::verify_hashes`.
+        hashes: &'a [u8],
+    },
+    /// BEP 52 `hash reject` (id 23): the sender will not answer the [`Message::HashRequest`] with these fields.
+    HashReject {
+        /// The `pieces root` of the file.
+        pieces_root: [u8; 32],
+        /// Layer of the refused hashes.
+        base_layer: u32,
+        /// First refused base-layer node.
+        index: u32,
+        /// Number of refused base-layer hashes.
+        length: u32,
+        /// Proof layers asked for.
+        proof_layers: u32,
+    },
     /// A message id we do not speak (e.g. BEP 6 ids), kept so the connection can ignore it.
     ///
-    /// Holds ids 10 and up, except 20 ([`Message::Extended`]), when produced by [`decode`]. Encoding one with a
-    /// known id (0-9, 20) writes bytes that decode as that known message, or fail to.
+    /// Holds ids 10 and up, except 20 ([`Message::Extended`]) and 21-23 (BEP 52 hash messages), when produced by
+    /// [`decode`]. Encoding one with a known id (0-9, 20-23) writes bytes that decode as that known message, or
+    /// fail to.
     Unknown {
         /// Message id.
         id: u8,
@@ -128,6 +197,9 @@ impl Message<'_> {
             Message::Cancel { .. } => CANCEL,
             Message::Port { .. } => PORT,
             Message::Extended { .. } => EXTENDED,
+            Message::HashRequest { .. } => HASH_REQUEST,
+            Message::Hashes { .. } => HASHES,
+            Message::HashReject { .. } => HASH_REJECT,
             Message::Unknown { id, .. } => *id,
         })
     }
@@ -142,6 +214,8 @@ impl Message<'_> {
             Message::Piece { block, .. } => 8 + block.len(),
             Message::Port { .. } => 2,
             Message::Extended { payload, .. } => 1 + payload.len(),
+            Message::HashRequest { .. } | Message::HashReject { .. } => HASH_HEADER_LEN,
+            Message::Hashes { hashes, .. } => HASH_HEADER_LEN + hashes.len(),
             Message::Unknown { payload, .. } => payload.len(),
         }
     }
@@ -162,6 +236,8 @@ impl Message<'_> {
     /// # Panics
     ///
     /// If the payload is longer than a length prefix can state (about 4 GiB); no decoded message is.
+    ///
+    /// A [`Message::Hashes`] whose `hashes` are not whole 32-byte hashes encodes to bytes that fail to decode.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.reserve(self.encoded_len());
         let Some(id) = self.id() else {
@@ -190,8 +266,26 @@ impl Message<'_> {
                 out.push(*id);
                 out.extend_from_slice(payload);
             }
+            Message::HashRequest { pieces_root, base_layer, index, length, proof_layers }
+            | Message::HashReject { pieces_root, base_layer, index, length, proof_layers } => {
+                encode_hash_header(pieces_root, [*base_layer, *index, *length, *proof_layers], out);
+            }
+            Message::Hashes { pieces_root, base_layer, index, length, proof_layers, hashes } => {
+                encode_hash_header(pieces_root, [*base_layer, *index, *length, *proof_layers], out);
+                out.extend_from_slice(hashes);
+            }
             Message::Unknown { payload, .. } => out.extend_from_slice(payload),
         }
+    }
+}
+
+/// Payload bytes shared by the three BEP 52 messages: pieces root, base layer, index, length, proof layers.
+const HASH_HEADER_LEN: usize = HASH_LEN + 4 * 4;
+
+fn encode_hash_header(pieces_root: &[u8; 32], fields: [u32; 4], out: &mut Vec<u8>) {
+    out.extend_from_slice(pieces_root);
+    for field in fields {
+        out.extend_from_slice(&field.to_be_bytes());
     }
 }
 
@@ -220,7 +314,8 @@ pub fn encode_piece_header(index: u32, begin: u32, block_len: u32, out: &mut Vec
 /// # Errors
 ///
 /// [`WireError::TooLong`] for a length prefix over `max_len`, [`WireError::BadLength`] for a length that does not
-/// fit the id (fixed-size messages must have exactly their size; `piece` needs at least 9, `extended` at least 2).
+/// fit the id (fixed-size messages must have exactly their size; `piece` needs at least 9, `extended` at least 2;
+/// `hash request` and `hash reject` exactly 49, `hashes` 49 plus a multiple of 32).
 pub fn decode(buf: &[u8], max_len: u32) -> Result<Option<(Message<'_>, usize)>, WireError> {
     let Some((prefix, rest)) = buf.split_first_chunk::<4>() else {
         return Ok(None);
@@ -257,6 +352,9 @@ fn check_length(id: u8, len: u32) -> Result<(), WireError> {
         PORT => len == 3,
         // The id byte and the extended id; libtorrent drops a peer that sends less.
         EXTENDED => len >= 2,
+        // libtorrent drops a peer whose hash request or reject is not exactly this long.
+        HASH_REQUEST | HASH_REJECT => len == HASH_REQUEST_LEN,
+        HASHES => len >= HASH_REQUEST_LEN && (len - HASH_REQUEST_LEN).is_multiple_of(32),
         // Bitfield sizes depend on the torrent (checked by `Bitfield::from_bytes`); unknown ids are opaque.
         _ => true,
     };
@@ -280,6 +378,28 @@ fn parse_body(body: &[u8]) -> Option<Message<'_>> {
         CANCEL => Message::Cancel { index: r.u32()?, begin: r.u32()?, length: r.u32()? },
         PORT => Message::Port { port: u16::from_be_bytes(*r.take::<2>()?) },
         EXTENDED => Message::Extended { id: u8::from_be_bytes(*r.take::<1>()?), payload: r.rest() },
+        HASH_REQUEST => Message::HashRequest {
+            pieces_root: *r.take::<32>()?,
+            base_layer: r.u32()?,
+            index: r.u32()?,
+            length: r.u32()?,
+            proof_layers: r.u32()?,
+        },
+        HASH_REJECT => Message::HashReject {
+            pieces_root: *r.take::<32>()?,
+            base_layer: r.u32()?,
+            index: r.u32()?,
+            length: r.u32()?,
+            proof_layers: r.u32()?,
+        },
+        HASHES => Message::Hashes {
+            pieces_root: *r.take::<32>()?,
+            base_layer: r.u32()?,
+            index: r.u32()?,
+            length: r.u32()?,
+            proof_layers: r.u32()?,
+            hashes: r.hashes()?,
+        },
         _ => Message::Unknown { id, payload: r.rest() },
     };
     // Fixed-size payloads must be used up exactly.
@@ -302,5 +422,10 @@ impl<'a> Reader<'a> {
 
     fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.0)
+    }
+
+    /// The rest, if it is whole 32-byte hashes.
+    fn hashes(&mut self) -> Option<&'a [u8]> {
+        self.0.len().is_multiple_of(HASH_LEN).then(|| self.rest())
     }
 }

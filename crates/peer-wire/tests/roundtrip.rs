@@ -22,8 +22,8 @@ fn parts() -> impl Strategy<Value = Parts> {
         any::<u32>(),
         any::<u32>(),
         any::<u16>(),
-        // Id 20 is `Extended`, not `Unknown`.
-        (10u8..=255).prop_filter("extended id", |&id| id != 20),
+        // Id 20 is `Extended` and 21-23 the BEP 52 hash messages, not `Unknown` (see hash_messages.rs).
+        (10u8..=255).prop_filter("known id", |&id| !(20..=23).contains(&id)),
         proptest::collection::vec(any::<u8>(), 0..300),
     )
         .prop_map(|(kind, a, b, c, port, unknown_id, bytes)| Parts { kind, a, b, c, port, unknown_id, bytes })

@@ -104,6 +104,7 @@ impl Harness {
             local_ip: None,
             trace: None,
             dht: None,
+            hash_trees: Arc::new(crate::v2::HashTrees::of(&torrent)),
         };
         let (events, receiver) = mpsc::unbounded_channel();
         let metadata = torrent.info_bytes.clone();

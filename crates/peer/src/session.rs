@@ -247,6 +247,7 @@ pub async fn run_with_listener(
         local_ip: Some(config.listen.ip()).filter(|ip| !ip.is_unspecified()),
         trace: config.trace.clone(),
         dht: config.dht.clone().filter(|_| !torrent.info.private),
+        hash_trees: Arc::new(crate::v2::HashTrees::of(torrent)),
     };
     let info_hash = torrent.info_hash.0;
     let metadata = torrent.info_bytes.clone();

@@ -209,6 +209,8 @@ pub struct SwarmConfig {
     /// Our DHT node, if the DHT is on for this torrent: peers that set the DHT bit are told its port (PORT, BEP 5)
     /// and the nodes they tell us of are pinged into its table.
     pub dht: Option<Arc<dht::Node>>,
+    /// The files' merkle trees a v2 or hybrid torrent's peers may ask for (BEP 52 hash requests).
+    pub hash_trees: Arc<crate::v2::HashTrees>,
 }
 
 /// A complete piece waiting for its hash check.
@@ -229,6 +231,8 @@ pub struct Swarm {
     pub trace: Option<Arc<crate::trace::Trace>>,
     /// See [`SwarmConfig::dht`].
     pub dht: Option<Arc<dht::Node>>,
+    /// See [`SwarmConfig::hash_trees`].
+    hash_trees: Arc<crate::v2::HashTrees>,
     pub limiter: Option<UploadLimiter>,
     pub uploaded: AtomicU64,
     pub events: mpsc::UnboundedSender<Event>,
@@ -272,6 +276,7 @@ impl Swarm {
             message_limit: peer_wire::message_limit(storage.num_pieces()),
             trace: config.trace.clone(),
             dht: config.dht.clone(),
+            hash_trees: config.hash_trees.clone(),
             storage,
             info_hash,
             peer_id,
@@ -579,6 +584,28 @@ impl Swarm {
         peer.spoke = true;
         match message {
             Message::KeepAlive | Message::Unknown { .. } => {}
+            Message::HashRequest { pieces_root, base_layer, index, length, proof_layers } => {
+                // BEP 52: the hashes with their proof, from the torrent's piece layers; anything else is refused.
+                let range = metainfo::merkle_proof::HashRange { base_layer, index, length, proof_layers };
+                match self.hash_trees.serve(&pieces_root, &range) {
+                    Some(hashes) => {
+                        let hashes = hashes.concat();
+                        peer.outbox.push(&Message::Hashes {
+                            pieces_root,
+                            base_layer,
+                            index,
+                            length,
+                            proof_layers,
+                            hashes: &hashes,
+                        });
+                    }
+                    None => {
+                        peer.outbox.push(&Message::HashReject { pieces_root, base_layer, index, length, proof_layers })
+                    }
+                }
+            }
+            // We never ask for hashes (a v2 magnet link is not downloaded yet), so any answer is unasked for.
+            Message::Hashes { .. } | Message::HashReject { .. } => {}
             Message::Port { port } => {
                 if let (Some(node), false, IpAddr::V4(ip)) = (&self.dht, peer.dht_port_seen, peer.addr.ip()) {
                     peer.dht_port_seen = true;

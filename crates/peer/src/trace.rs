@@ -85,6 +85,18 @@ pub fn describe(message: &Message<'_>, num_pieces: u32) -> String {
         Message::Port { port } => format!("port {port}"),
         Message::Extended { id: 0, payload } => format!("extended handshake ({} bytes)", payload.len()),
         Message::Extended { id, payload } => format!("extended {id} ({} bytes)", payload.len()),
+        Message::HashRequest { pieces_root, base_layer, index, length, proof_layers } => format!(
+            "hash request {}… layer {base_layer} +{index} {length} proof {proof_layers}",
+            hex_prefix(pieces_root)
+        ),
+        Message::Hashes { pieces_root, base_layer, index, length, hashes, .. } => format!(
+            "hashes {}… layer {base_layer} +{index} {length} ({} hashes)",
+            hex_prefix(pieces_root),
+            hashes.len() / 32
+        ),
+        Message::HashReject { pieces_root, base_layer, index, length, .. } => {
+            format!("hash reject {}… layer {base_layer} +{index} {length}", hex_prefix(pieces_root))
+        }
         Message::Unknown { id, payload } => format!("unknown message {id} ({} bytes)", payload.len()),
     }
 }

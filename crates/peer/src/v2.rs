@@ -9,7 +9,10 @@
 //! pieces (its `piece layers` entry) or to a power of two of its own blocks for a file of one piece (its `pieces
 //! root`). A hybrid torrent has SHA-1 pieces and pad files of its own and is checked as v1.
 
+use std::collections::HashMap;
+
 use metainfo::merkle::{self, BLOCK_SIZE, Hash32};
+use metainfo::merkle_proof::{HashRange, HashTree};
 use metainfo::{FileEntry, Torrent};
 use sha1::{Digest, Sha1};
 
@@ -72,6 +75,48 @@ impl V2Piece {
         }
         let leaves: Vec<Hash32> = file_part.chunks(BLOCK_SIZE as usize).map(merkle::leaf).collect();
         leaves.len() <= self.leaves as usize && merkle::root_of_layer(&leaves, 0, self.leaves as usize) == self.hash
+    }
+}
+
+/// The merkle trees of a v2 or hybrid torrent's files, from their piece layers down to nothing below: what BEP 52's
+/// hash requests ask for (a peer that got the info dictionary from a magnet link has no piece layers). Files of
+/// one piece have no layer to serve: their root is their only piece's hash.
+#[derive(Debug, Default)]
+pub struct HashTrees {
+    trees: HashMap<Hash32, HashTree>,
+}
+
+impl HashTrees {
+    /// The trees of `torrent`'s files (none for a v1 torrent).
+    #[must_use]
+    pub fn of(torrent: &Torrent) -> HashTrees {
+        let Some(v2) = &torrent.v2 else { return HashTrees::default() };
+        let piece_length = torrent.info.piece_length;
+        let trees = v2
+            .files
+            .iter()
+            .filter(|file| !file.piece_layer.is_empty())
+            .filter_map(|file| {
+                let root = file.pieces_root?;
+                let tree = HashTree::from_piece_layer(&file.piece_layer, piece_length, file.length).ok()?;
+                // A parsed torrent's layers always give their roots; a tree that does not is never served.
+                (tree.root() == root).then_some((root, tree))
+            })
+            .collect();
+        HashTrees { trees }
+    }
+
+    /// The hashes and proof a `hash request` for the file with `pieces_root` asks for; `None` (answer with a `hash
+    /// reject`) for a file not among ours or without a piece layer, or a request its tree cannot answer.
+    #[must_use]
+    pub fn serve(&self, pieces_root: &Hash32, range: &HashRange) -> Option<Vec<Hash32>> {
+        self.trees.get(pieces_root)?.serve(range).ok()
+    }
+
+    /// Whether there is any tree to serve.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.trees.is_empty()
     }
 }
 
