@@ -1,13 +1,15 @@
 //! Local service discovery (BEP 14): peers on one network find each other by multicast alone, with no tracker (the
 //! torrent's is dead) and no DHT. Each test builds its own network: two network namespaces joined by a veth pair
-//! (10.77.0.1/24 and 10.77.0.2/24, multicast routed on the link), removed at the end even when the test fails; the
-//! peers run in them through `ip netns exec`. Where namespaces cannot be made (not root, no `ip`), the tests skip
-//! loudly, or fail under CI.
+//! (10.77.0.1/24 and 10.77.0.2/24, multicast routed on the link; or IPv6 only, with no IPv4 address on the link, so
+//! that only the IPv6 group can carry an announce), removed at the end even when the test fails; the peers run in
+//! them through `ip netns exec`. Where namespaces cannot be made (not root, no `ip`), the tests skip loudly, or
+//! fail under CI.
 //!
 //! In each test the side that has to hear the other starts first, and the other's first announce finds it.
 
 mod common;
 
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -19,9 +21,21 @@ use common::{assert_same_file, bin, free_tcp_port, have_libtorrent, in_ci, make_
 const SEEDER_SIDE: &str = "10.77.0.1";
 const LEECHER_SIDE: &str = "10.77.0.2";
 
+/// How the two ends of the link are addressed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Addressing {
+    /// 10.77.0.1/24 and 10.77.0.2/24, with 224.0.0.0/4 routed on the link (and the kernel's IPv6 link-local
+    /// addresses).
+    V4,
+    /// fd77::1/64 and fd77::2/64 (unique local), plus the kernel's link-local addresses; no IPv4 address.
+    V6UniqueLocal,
+    /// fe80::1/64 and fe80::2/64 alone: no IPv4 address, no other IPv6 one.
+    V6LinkLocal,
+}
+
 /// Two network namespaces joined by a veth pair; both are deleted when dropped (their veth ends go with them).
 struct Network {
-    /// The namespaces of 10.77.0.1 and 10.77.0.2.
+    /// The namespaces of side 0 (10.77.0.1, fd77::1 or fe80::1) and side 1 (10.77.0.2, fd77::2 or fe80::2).
     names: [String; 2],
 }
 
@@ -30,7 +44,7 @@ static NETWORKS: AtomicU32 = AtomicU32::new(0);
 impl Network {
     /// A new network, named after this process and a counter; `None` (after a loud notice) where namespaces
     /// cannot be made and CI is unset.
-    fn create() -> Option<Network> {
+    fn create(addressing: Addressing) -> Option<Network> {
         let tag = format!("btlsd{}-{}", std::process::id(), NETWORKS.fetch_add(1, Ordering::Relaxed));
         let names = [format!("{tag}a"), format!("{tag}b")];
         let made = ip(&["netns", "add", &names[0]]);
@@ -42,28 +56,44 @@ impl Network {
         // From here on, dropping the network removes what was made.
         let network = Network { names };
         let [a, b] = &network.names;
-        let steps: [&[&str]; 11] = [
-            &["netns", "add", b],
-            &["-n", a, "link", "add", "lsd0", "type", "veth", "peer", "name", "lsd1", "netns", b],
-            &["-n", a, "addr", "add", "10.77.0.1/24", "dev", "lsd0"],
-            &["-n", b, "addr", "add", "10.77.0.2/24", "dev", "lsd1"],
-            &["-n", a, "link", "set", "lo", "up"],
-            &["-n", b, "link", "set", "lo", "up"],
-            &["-n", a, "link", "set", "lsd0", "up"],
-            &["-n", b, "link", "set", "lsd1", "up"],
-            &["-n", a, "route", "add", "224.0.0.0/4", "dev", "lsd0"],
-            &["-n", b, "route", "add", "224.0.0.0/4", "dev", "lsd1"],
-            &["-n", a, "link", "show", "lsd0"],
+        let mut steps: Vec<Vec<&str>> = vec![
+            vec!["netns", "add", b],
+            vec!["-n", a, "link", "add", "lsd0", "type", "veth", "peer", "name", "lsd1", "netns", b],
         ];
-        for step in steps {
+        let addresses = match addressing {
+            Addressing::V4 => ["10.77.0.1/24", "10.77.0.2/24"],
+            Addressing::V6UniqueLocal => ["fd77::1/64", "fd77::2/64"],
+            Addressing::V6LinkLocal => ["fe80::1/64", "fe80::2/64"],
+        };
+        let ends = [(a.as_str(), "lsd0", addresses[0]), (b.as_str(), "lsd1", addresses[1])];
+        for (namespace, link, address) in ends {
+            if addressing == Addressing::V6LinkLocal {
+                // No link-local address of the kernel's making beside ours.
+                steps.push(vec!["-n", namespace, "link", "set", link, "addrgenmode", "none"]);
+            }
+            // IPv6 addresses without duplicate detection, usable at once.
+            let nodad: &[&str] = if addressing == Addressing::V4 { &[] } else { &["nodad"] };
+            steps.push([&["-n", namespace, "addr", "add", address, "dev", link][..], nodad].concat());
+            steps.push(vec!["-n", namespace, "link", "set", "lo", "up"]);
+            steps.push(vec!["-n", namespace, "link", "set", link, "up"]);
+            if addressing == Addressing::V4 {
+                steps.push(vec!["-n", namespace, "route", "add", "224.0.0.0/4", "dev", link]);
+            }
+        }
+        for step in &steps {
             if let Err(why) = ip(step) {
                 panic!("setting up the test network: {why}");
+            }
+        }
+        if addressing != Addressing::V4 {
+            for (namespace, link, _) in ends {
+                wait_for_ipv6_multicast(namespace, link);
             }
         }
         Some(network)
     }
 
-    /// `program` run inside the namespace of `side` (0: 10.77.0.1, 1: 10.77.0.2).
+    /// `program` run inside the namespace of `side` (0 or 1).
     fn command(&self, side: usize, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut command = Command::new("ip");
         command.args(["netns", "exec", &self.names[side]]).arg(program);
@@ -79,10 +109,30 @@ impl Drop for Network {
     }
 }
 
+/// Waits until `link` in `namespace` routes IPv6 multicast: the kernel adds its `ff00::/8` route once the link
+/// has come up with its carrier, a moment (its link watch) after `ip link set up`; until then, joining a group on
+/// the routing table's choice of interface fails (ENODEV), as it would on a host whose network is not up yet.
+fn wait_for_ipv6_multicast(namespace: &str, link: &str) {
+    let args = ["-n", namespace, "-6", "route", "show", "table", "local", "type", "multicast", "dev", link];
+    for _ in 0..100 {
+        match ip_output(&args) {
+            Ok(routes) if routes.contains("ff00::/8") => return,
+            Ok(_) => std::thread::sleep(Duration::from_millis(50)),
+            Err(why) => panic!("setting up the test network: {why}"),
+        }
+    }
+    panic!("setting up the test network: {link} in {namespace} routes no IPv6 multicast after 5 s");
+}
+
 /// Runs `ip ARGS`; the error names the command and its stderr.
 fn ip(args: &[&str]) -> Result<(), String> {
+    ip_output(args).map(drop)
+}
+
+/// Runs `ip ARGS` and returns its stdout; the error names the command and its stderr.
+fn ip_output(args: &[&str]) -> Result<String, String> {
     match Command::new("ip").args(args).output() {
-        Ok(output) if output.status.success() => Ok(()),
+        Ok(output) if output.status.success() => Ok(String::from_utf8_lossy(&output.stdout).into_owned()),
         Ok(output) => Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim())),
         Err(err) => Err(format!("ip {}: {err}", args.join(" "))),
     }
@@ -118,8 +168,9 @@ fn wait_for_event(peer: &mut Running, name: &str) {
     assert!(seen.is_some(), "no {name} event; stderr:\n{}", peer.stderr());
 }
 
-/// Waits for our leecher to finish, then checks its copy and that a peer came through local discovery.
-fn assert_downloaded_through_lsd(leecher: &mut Running, data: &Path, copy: &Path, seeder_stderr: &str) {
+/// Waits for our leecher to finish, then checks its copy and that a peer came through local discovery; returns
+/// the addresses of the peers that did.
+fn assert_downloaded_through_lsd(leecher: &mut Running, data: &Path, copy: &Path, seeder_stderr: &str) -> Vec<String> {
     let status = leecher.wait(Duration::from_secs(60));
     let lines = leecher.rest_of_stdout(Duration::from_secs(2));
     assert!(
@@ -128,14 +179,39 @@ fn assert_downloaded_through_lsd(leecher: &mut Running, data: &Path, copy: &Path
         leecher.stderr(),
     );
     assert_same_file(data, copy);
-    let from_lsd =
-        lines.iter().any(|line| line.contains(r#""event":"peer_connected""#) && line.contains(r#""source":"lsd""#));
-    assert!(from_lsd, "no peer came through local service discovery: {lines:?}");
+    let from_lsd: Vec<String> = lines
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["event"] == "peer_connected" && event["source"] == "lsd")
+        .filter_map(|event| event["address"].as_str().map(str::to_owned))
+        .collect();
+    assert!(!from_lsd.is_empty(), "no peer came through local service discovery: {lines:?}");
+    from_lsd
+}
+
+/// Our leecher and seeder, both on `--bind ::`, on a network where only IPv6 carries announces: the leecher
+/// completes through a neighbour found by local discovery at an IPv6 address; returns that address.
+fn download_over_ipv6_alone(addressing: Addressing, name: &str, seed: u64) -> Option<SocketAddr> {
+    let network = Network::create(addressing)?;
+    let work = tempfile::tempdir().expect("tempdir");
+    let (data, torrent, _) = torrent(work.path(), name, seed);
+    let into = work.path().join("leech");
+
+    let mut leecher =
+        Running::start(our_peer(&network, 1, &torrent, &into).args(["--exit-on-complete", "--bind", "::"]));
+    wait_for_event(&mut leecher, "checked");
+    let mut seeder = Running::start(our_peer(&network, 0, &torrent, &work.path().join("src")).args(["--bind", "::"]));
+    let found = assert_downloaded_through_lsd(&mut leecher, &data, &into.join(name), &seeder.stderr());
+    seeder.kill();
+    let addresses: Vec<SocketAddr> = found.iter().filter_map(|address| address.parse().ok()).collect();
+    let v6 = addresses.iter().copied().find(SocketAddr::is_ipv6);
+    assert!(v6.is_some(), "no neighbour at an IPv6 address came through local service discovery: {found:?}");
+    v6
 }
 
 #[test]
 fn two_of_our_peers_find_each_other_on_the_local_network_alone() {
-    let Some(network) = Network::create() else { return };
+    let Some(network) = Network::create(Addressing::V4) else { return };
     let work = tempfile::tempdir().expect("tempdir");
     let (data, torrent, _) = torrent(work.path(), "lsd.bin", 31);
     let into = work.path().join("leech");
@@ -152,7 +228,7 @@ fn two_of_our_peers_find_each_other_on_the_local_network_alone() {
 
 #[test]
 fn a_magnet_link_alone_finds_its_seeder_on_the_local_network() {
-    let Some(network) = Network::create() else { return };
+    let Some(network) = Network::create(Addressing::V4) else { return };
     let work = tempfile::tempdir().expect("tempdir");
     let (data, torrent, info_hash) = torrent(work.path(), "magnet.bin", 34);
     let into = work.path().join("leech");
@@ -169,37 +245,82 @@ fn a_magnet_link_alone_finds_its_seeder_on_the_local_network() {
 }
 
 #[test]
+fn two_of_our_peers_find_each_other_over_ipv6_alone() {
+    let Some(found) = download_over_ipv6_alone(Addressing::V6UniqueLocal, "lsd6.bin", 35) else { return };
+    assert_eq!(found.ip(), IpAddr::V6(Ipv6Addr::new(0xfd77, 0, 0, 0, 0, 0, 0, 1)), "the seeder's address: {found}");
+}
+
+#[test]
+fn a_link_local_neighbour_is_dialled_on_the_interface_it_was_heard_on() {
+    let Some(found) = download_over_ipv6_alone(Addressing::V6LinkLocal, "lsd6ll.bin", 36) else { return };
+    let SocketAddr::V6(found) = found else { unreachable!("an IPv6 address") };
+    assert_eq!(*found.ip(), Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1), "the seeder's address: {found}");
+    assert_ne!(found.scope_id(), 0, "the seeder's address has its scope: {found}");
+}
+
+#[test]
 fn our_leecher_finds_a_libtorrent_seeder_on_the_local_network() {
+    our_leecher_finds_a_libtorrent_seeder(Addressing::V4, "from-lt.bin", 32);
+}
+
+#[test]
+fn our_leecher_finds_a_libtorrent_seeder_over_ipv6() {
+    our_leecher_finds_a_libtorrent_seeder(Addressing::V6UniqueLocal, "from-lt6.bin", 37);
+}
+
+#[test]
+fn a_libtorrent_leecher_finds_our_seeder_on_the_local_network() {
+    a_libtorrent_leecher_finds_our_seeder(Addressing::V4, "to-lt.bin", 33);
+}
+
+#[test]
+fn a_libtorrent_leecher_finds_our_seeder_over_ipv6() {
+    a_libtorrent_leecher_finds_our_seeder(Addressing::V6UniqueLocal, "to-lt6.bin", 38);
+}
+
+/// The addresses of side 0 and side 1, each peer's `--bind` (a peer on the address finds its interface by it).
+fn sides(addressing: Addressing) -> [&'static str; 2] {
+    match addressing {
+        Addressing::V4 => [SEEDER_SIDE, LEECHER_SIDE],
+        Addressing::V6UniqueLocal => ["fd77::1", "fd77::2"],
+        Addressing::V6LinkLocal => unreachable!("libtorrent is not bound to a link-local address here"),
+    }
+}
+
+fn our_leecher_finds_a_libtorrent_seeder(addressing: Addressing, name: &str, seed: u64) {
     if !have_libtorrent() {
         return;
     }
-    let Some(network) = Network::create() else { return };
+    let Some(network) = Network::create(addressing) else { return };
+    let [seeder_side, leecher_side] = sides(addressing);
     let work = tempfile::tempdir().expect("tempdir");
-    let (data, torrent, _) = torrent(work.path(), "from-lt.bin", 32);
+    let (data, torrent, _) = torrent(work.path(), name, seed);
     let into = work.path().join("leech");
 
     let mut leecher =
-        Running::start(our_peer(&network, 1, &torrent, &into).args(["--exit-on-complete", "--bind", LEECHER_SIDE]));
+        Running::start(our_peer(&network, 1, &torrent, &into).args(["--exit-on-complete", "--bind", leecher_side]));
     wait_for_event(&mut leecher, "checked");
     let port = free_tcp_port().to_string();
     let mut seeder = Running::start(libtorrent(&network, 0, "seed", &torrent, &work.path().join("src")).args([
         "--port",
         &port,
         "--lsd",
-        SEEDER_SIDE,
+        seeder_side,
     ]));
-    assert_downloaded_through_lsd(&mut leecher, &data, &into.join("from-lt.bin"), &seeder.stderr());
+    let found = assert_downloaded_through_lsd(&mut leecher, &data, &into.join(name), &seeder.stderr());
+    let wanted = SocketAddr::new(seeder_side.parse().expect("an IP"), port.parse().expect("a port"));
+    assert!(found.contains(&wanted.to_string()), "libtorrent's listen address {wanted} was not found: {found:?}");
     seeder.kill();
 }
 
-#[test]
-fn a_libtorrent_leecher_finds_our_seeder_on_the_local_network() {
+fn a_libtorrent_leecher_finds_our_seeder(addressing: Addressing, name: &str, seed: u64) {
     if !have_libtorrent() {
         return;
     }
-    let Some(network) = Network::create() else { return };
+    let Some(network) = Network::create(addressing) else { return };
+    let [seeder_side, leecher_side] = sides(addressing);
     let work = tempfile::tempdir().expect("tempdir");
-    let (data, torrent, _) = torrent(work.path(), "to-lt.bin", 33);
+    let (data, torrent, _) = torrent(work.path(), name, seed);
     let into = work.path().join("lt");
 
     let port = free_tcp_port().to_string();
@@ -207,13 +328,13 @@ fn a_libtorrent_leecher_finds_our_seeder_on_the_local_network() {
         "--port",
         &port,
         "--lsd",
-        LEECHER_SIDE,
+        leecher_side,
     ]));
     let listening = leecher.wait_for_line(|line| line.starts_with("LISTENING"), Duration::from_secs(20));
     assert!(listening.is_some(), "libtorrent did not start; stderr:\n{}", leecher.stderr());
     // libtorrent counts the announces it takes peers from: ours are the only others on this network.
     let mut seeder =
-        Running::start(our_peer(&network, 0, &torrent, &work.path().join("src")).args(["--bind", SEEDER_SIDE]));
+        Running::start(our_peer(&network, 0, &torrent, &work.path().join("src")).args(["--bind", seeder_side]));
 
     let status = leecher.wait(Duration::from_secs(60));
     let lines = leecher.rest_of_stdout(Duration::from_secs(2));
@@ -225,7 +346,7 @@ fn a_libtorrent_leecher_finds_our_seeder_on_the_local_network() {
     );
     let heard = lines.iter().find_map(|line| line.strip_prefix("LSD HEARD ")).and_then(|n| n.parse::<i64>().ok());
     assert!(heard.is_some_and(|n| n >= 1), "libtorrent took no peer from our announces: {lines:?}");
-    assert_same_file(&data, &into.join("to-lt.bin"));
+    assert_same_file(&data, &into.join(name));
     seeder.kill();
 }
 

@@ -6,7 +6,7 @@
 
 --dht-bootstrap HOST:PORT turns libtorrent's DHT on (off otherwise), bootstrapped there, with the settings a
 loopback DHT needs. --lsd IP turns local service discovery (BEP 14) on (off otherwise): libtorrent listens and
-connects on IP (a LAN address, as in the tests' network namespaces) instead of 127.0.0.1, multicasts its announces
+connects on IP (a LAN address, IPv4 or IPv6, as in the tests' network namespaces) instead of 127.0.0.1, multicasts its announces
 there, and (leech) prints `LSD HEARD N` before COMPLETE: the announces of other hosts it took peers from. Either mode also takes
 --no-pex (no peer exchange for this torrent: it neither tells nor learns peers) and --download-limit
 BYTES_PER_SECOND. A `seed` over an empty DIR downloads first and keeps running when complete.
@@ -69,7 +69,8 @@ def main():
     }
     if args.lsd:
         settings.update({
-            "listen_interfaces": "%s:%d" % (args.lsd, args.port),
+            # An IPv6 address is written in brackets, as in a URL.
+            "listen_interfaces": "%s:%d" % ("[%s]" % args.lsd if ":" in args.lsd else args.lsd, args.port),
             "outgoing_interfaces": args.lsd,
             "enable_lsd": True,
         })

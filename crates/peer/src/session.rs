@@ -335,8 +335,10 @@ pub async fn run_with_listener(
     Ok(Outcome { complete, have, total, downloaded, uploaded, peers })
 }
 
-/// Starts local service discovery for the torrent, handing the neighbours found to the swarm; a failure to
-/// start (no multicast route, the port held without SO_REUSEADDR) is a warning, the session goes on without it.
+/// Starts local service discovery for the torrent, on IPv4, IPv6 or both as `listen` allows (see
+/// [`crate::lsd::families`]), handing the neighbours found to the swarm (link-local ones with their scope). One
+/// family failing to start beside another is a debug line; none starting (no multicast route, no IPv6, the port
+/// held without SO_REUSEADDR) is a warning, and the session goes on without it.
 fn spawn_lsd(tasks: &mut tokio::task::JoinSet<()>, swarm: Arc<Swarm>, listen: SocketAddr, info_hash: [u8; 20]) {
     match crate::lsd::Lsd::start(listen.ip()) {
         Ok(Some(lsd)) => {

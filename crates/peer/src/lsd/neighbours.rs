@@ -7,10 +7,15 @@
 //! announce, at most one a [`REPLY_GAP`], so that a newcomer (a magnet link fetching metadata, which accepts no
 //! connections) learns of us without waiting for our next round.
 //!
-//! Pure: the caller passes the clock and does the I/O.
+//! A sender is handed on at its IP (IPv4-mapped ones as IPv4) and the announced port, a link-local IPv6 one with
+//! the scope (interface index) it came in on, without which it could not be dialled. Loopback, unspecified and
+//! multicast senders, and link-local ones without a scope, are never handed on: nothing on the network sends
+//! from them, and dialling one reaches this host (or nothing).
+//!
+//! Pure but for the random cookie: the caller passes the clock and does the I/O.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::time::{Duration, Instant};
 
 use super::message::{Announce, ParseError};
@@ -43,6 +48,30 @@ pub enum Ignored {
     TooManyPorts,
     #[error("too many neighbours")]
     TooManyNeighbours,
+    #[error("the sender's address cannot be dialled (loopback, unspecified, multicast, or link-local without scope)")]
+    BadSender,
+}
+
+/// A fresh random cookie, by which our announces are recognised when they come back.
+#[must_use]
+pub fn random_cookie() -> String {
+    format!("{:x}", rand::random::<u32>())
+}
+
+/// The address to dial a peer announcing TCP `port` from `from`: `from`'s IP (IPv4-mapped ones as IPv4), with
+/// its scope when it is a link-local IPv6 address; `None` when the sender cannot be dialled (see the module).
+#[must_use]
+pub fn peer_address(from: SocketAddr, port: u16) -> Option<SocketAddr> {
+    let ip = from.ip().to_canonical();
+    if ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() {
+        return None;
+    }
+    match (ip, from) {
+        (IpAddr::V6(ip), SocketAddr::V6(from)) if ip.is_unicast_link_local() => {
+            (from.scope_id() != 0).then(|| SocketAddr::V6(SocketAddrV6::new(ip, port, 0, from.scope_id())))
+        }
+        _ => Some(SocketAddr::new(ip, port)),
+    }
 }
 
 /// One torrent's view of the local network.
@@ -68,7 +97,7 @@ impl Neighbours {
     /// A fresh view for `info_hash`, with a random cookie.
     #[must_use]
     pub fn new(info_hash: [u8; 20], own: Option<SocketAddr>, now: Instant) -> Neighbours {
-        Neighbours::with_cookie(info_hash, format!("{:x}", rand::random::<u32>()), own, now)
+        Neighbours::with_cookie(info_hash, random_cookie(), own, now)
     }
 
     /// As [`Neighbours::new`], with a given cookie (tests).
@@ -139,8 +168,9 @@ impl Neighbours {
         Ok(())
     }
 
-    /// Reads a datagram that came from `from` at `now`: the peer to hand on, if it announces our torrent and is
-    /// not us. A peer heard for the first time is answered (see [`Neighbours::next_announce`]).
+    /// Reads a datagram that came from `from` at `now`: the peer to hand on (see [`peer_address`]), if it
+    /// announces our torrent and is not us. A peer heard for the first time is answered (see
+    /// [`Neighbours::next_announce`]).
     ///
     /// # Errors
     ///
@@ -153,7 +183,7 @@ impl Neighbours {
         if !announce.info_hashes.contains(&self.info_hash) {
             return Err(Ignored::OtherTorrent);
         }
-        let peer = SocketAddr::new(from.ip().to_canonical(), announce.port);
+        let peer = peer_address(from, announce.port).ok_or(Ignored::BadSender)?;
         if Some(peer) == self.own {
             return Err(Ignored::Ours);
         }

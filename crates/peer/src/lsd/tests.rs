@@ -1,4 +1,4 @@
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
@@ -6,9 +6,9 @@ use proptest::prelude::*;
 use super::message::{Announce, EncodeError, MAX_ANNOUNCE_LEN, MAX_DATAGRAM_LEN, MAX_INFO_HASHES, ParseError};
 use super::neighbours::{
     ANNOUNCE_INTERVAL, DATAGRAM_BURST, Ignored, MAX_NEIGHBOUR_IPS, MAX_PORTS_PER_IP, Neighbours, REPEAT_AFTER,
-    REPLY_GAP,
+    REPLY_GAP, peer_address,
 };
-use super::{GROUP_V4, Lsd};
+use super::{Family, GROUP_V4, GROUP_V6, Lsd, families, interfaces};
 
 /// A datagram libtorrent 2.0.8 (Debian's python3-libtorrent) multicast, captured byte for byte: port 6881, one
 /// info-hash, its cookie (`%x` of a random number).
@@ -256,12 +256,136 @@ fn reads_are_rate_limited_by_a_token_bucket() {
     assert_eq!(admitted, DATAGRAM_BURST as usize);
 }
 
+#[test]
+fn the_ipv6_announce_names_the_ipv6_group_as_libtorrent_does_and_reads_back() {
+    // libtorrent's lsd.cpp writes `Host: [ff15::efc0:988f]:6771` over IPv6; all else is as over IPv4.
+    let announce = Announce { port: 6881, info_hashes: vec![LIBTORRENT_HASH], cookie: Some("359c9421") };
+    let bytes = announce.encode(GROUP_V6.into()).expect("encodes");
+    let expected = String::from_utf8_lossy(LIBTORRENT_ANNOUNCE)
+        .replace("Host: 239.192.152.143:6771", "Host: [ff15::efc0:988f]:6771")
+        .into_bytes();
+    assert_eq!(bytes, expected);
+    assert_eq!(Announce::parse(&bytes), Ok(announce));
+    let full: Vec<[u8; 20]> = (1..=MAX_INFO_HASHES as u8).map(hash).collect();
+    let fits = Announce { port: 65535, info_hashes: full, cookie: Some("ffffffff") };
+    assert!(fits.encode(GROUP_V6.into()).expect("fits").len() <= MAX_ANNOUNCE_LEN);
+}
+
+fn v6(text: &str, port: u16, scope: u32) -> SocketAddr {
+    SocketAddr::V6(SocketAddrV6::new(text.parse().expect("IPv6 literal"), port, 0, scope))
+}
+
+#[test]
+fn a_sender_is_handed_on_at_its_ip_with_its_scope_only_when_link_local() {
+    assert_eq!(peer_address(from(2), 6881), Some(SocketAddr::from(([10, 77, 0, 2], 6881))));
+    assert_eq!(peer_address(v6("fd77::2", 6771, 0), 6881), Some(v6("fd77::2", 6881, 0)));
+    assert_eq!(peer_address(v6("2001:db8::2", 6771, 3), 6881), Some(v6("2001:db8::2", 6881, 0)), "no scope kept");
+    assert_eq!(peer_address(v6("fe80::2", 6771, 3), 6881), Some(v6("fe80::2", 6881, 3)), "scope kept");
+    assert_eq!(peer_address(v6("::ffff:10.77.0.2", 6771, 0), 1), Some(SocketAddr::from(([10, 77, 0, 2], 1))));
+    for bad in [
+        SocketAddr::from(([127, 0, 0, 1], 6771)),
+        SocketAddr::from(([127, 1, 2, 3], 6771)),
+        SocketAddr::from(([0, 0, 0, 0], 6771)),
+        SocketAddr::from(([239, 192, 152, 143], 6771)),
+        v6("::1", 6771, 0),
+        v6("::", 6771, 0),
+        v6("::ffff:127.0.0.1", 6771, 0),
+        v6("ff15::efc0:988f", 6771, 0),
+        v6("fe80::2", 6771, 0),
+    ] {
+        assert_eq!(peer_address(bad, 6881), None, "{bad}");
+    }
+}
+
+#[test]
+fn ipv6_neighbours_are_handed_on_with_scope_and_loopback_ones_never() {
+    let now = Instant::now();
+    let own = v6("fd77::1", 6881, 0);
+    let mut neighbours = Neighbours::with_cookie(HASH, "ours".into(), Some(own), now);
+    let theirs = Announce { port: 6881, info_hashes: vec![HASH], cookie: Some("theirs") };
+    let bytes = theirs.encode(GROUP_V6.into()).expect("encodes");
+    assert_eq!(neighbours.receive(&bytes, v6("fe80::2", 6771, 4), now), Ok(v6("fe80::2", 6881, 4)));
+    assert_eq!(neighbours.receive(&bytes, v6("fd77::2", 6771, 0), now), Ok(v6("fd77::2", 6881, 0)));
+    assert_eq!(neighbours.receive(&bytes, v6("::1", 6771, 0), now), Err(Ignored::BadSender));
+    assert_eq!(neighbours.receive(&bytes, SocketAddr::from(([127, 0, 0, 1], 6771)), now), Err(Ignored::BadSender));
+    assert_eq!(neighbours.receive(&bytes, v6("fe80::2", 6771, 0), now), Err(Ignored::BadSender));
+    let no_cookie = Announce { port: 6881, info_hashes: vec![HASH], cookie: None }.encode(GROUP_V6.into());
+    let no_cookie = no_cookie.expect("encodes");
+    assert_eq!(neighbours.receive(&no_cookie, v6("fd77::1", 6771, 0), now), Err(Ignored::Ours), "our own address");
+    let ours = neighbours.announce(6881, GROUP_V6.into()).expect("encodes");
+    assert_eq!(neighbours.receive(&ours, v6("fd77::9", 6771, 0), now), Err(Ignored::Ours), "our cookie");
+    assert_eq!(neighbours.receive(&ours, v6("::1", 6771, 0), now), Err(Ignored::Ours), "ours first");
+}
+
+#[test]
+fn caps_count_ipv6_senders_like_ipv4_ones() {
+    let now = Instant::now();
+    let mut neighbours = Neighbours::with_cookie(HASH, "ours".into(), None, now);
+    let announce =
+        |port: u16| Announce { port, info_hashes: vec![HASH], cookie: None }.encode(GROUP_V6.into()).expect("ok");
+    for port in 1..=MAX_PORTS_PER_IP as u16 {
+        assert!(neighbours.receive(&announce(port), v6("fe80::2", 6771, 1), now).is_ok());
+    }
+    // The same link-local address on another interface is the same sender IP.
+    assert_eq!(neighbours.receive(&announce(1000), v6("fe80::2", 6771, 2), now), Err(Ignored::TooManyPorts));
+    for n in 1..MAX_NEIGHBOUR_IPS {
+        let ip = Ipv6Addr::from(0xfd77_u128 << 112 | u128::try_from(n).expect("small"));
+        let sender = SocketAddr::V6(SocketAddrV6::new(ip, 6771, 0, 0));
+        assert!(neighbours.receive(&announce(1), sender, now).is_ok(), "{ip}");
+    }
+    assert_eq!(neighbours.receive(&announce(1), v6("fd77:1::1", 6771, 0), now), Err(Ignored::TooManyNeighbours));
+}
+
+#[test]
+fn families_follow_the_listen_address() {
+    let cases: [(&str, &[Family]); 12] = [
+        ("0.0.0.0", &[Family::V4(None)]),
+        ("10.77.0.1", &[Family::V4(Some(Ipv4Addr::new(10, 77, 0, 1)))]),
+        ("::ffff:10.77.0.1", &[Family::V4(Some(Ipv4Addr::new(10, 77, 0, 1)))]),
+        ("::", &[Family::V4(None), Family::V6(None)]),
+        ("fd77::1", &[Family::V6(Some("fd77::1".parse().expect("ip")))]),
+        ("2001:db8::1", &[Family::V6(Some("2001:db8::1".parse().expect("ip")))]),
+        ("127.0.0.1", &[]),
+        ("127.0.0.2", &[]),
+        ("::1", &[]),
+        ("::ffff:127.0.0.1", &[]),
+        ("fe80::1", &[]),
+        ("ff15::efc0:988f", &[]),
+    ];
+    for (listen, expected) in cases {
+        assert_eq!(families(listen.parse().expect("ip")), expected, "{listen}");
+    }
+}
+
 #[tokio::test]
-async fn discovery_does_not_apply_on_loopback_or_to_an_ipv6_address() {
-    for ip in ["127.0.0.1", "::1", "fe80::1", "2001:db8::1"] {
+async fn discovery_does_not_apply_on_loopback_or_a_link_local_address() {
+    for ip in ["127.0.0.1", "::1", "fe80::1"] {
         let ip: IpAddr = ip.parse().expect("ip");
         assert!(Lsd::start(ip).expect("nothing bound").is_none(), "{ip}");
     }
+}
+
+#[test]
+fn an_interface_is_found_by_its_address_in_the_kernels_table() {
+    let table = "\
+fd000000000000000000000000000002 04 40 00 82     eth0
+00000000000000000000000000000001 01 80 10 80       lo
+fe8000000000000000fc00fffe000001 04 40 20 80     eth0
+fd770000000000000000000000000001 1a 40 00 80     lsd0
+short 02 40 00 80 bad0
+fd770000000000000000000000000009 zz 40 00 80 bad1
+fd77000000000000000000000000000a 00 40 00 80 bad2
+";
+    let ip = |text: &str| text.parse::<Ipv6Addr>().expect("ip");
+    assert_eq!(interfaces::index_in(table, ip("fd00::2")), Some(4));
+    assert_eq!(interfaces::index_in(table, ip("::1")), Some(1));
+    assert_eq!(interfaces::index_in(table, ip("fe80::fc:ff:fe00:1")), Some(4));
+    assert_eq!(interfaces::index_in(table, ip("fd77::1")), Some(26));
+    for absent in ["fd77::2", "fd77::9", "fd77::a", "::"] {
+        assert_eq!(interfaces::index_in(table, ip(absent)), None, "{absent}");
+    }
+    assert_eq!(interfaces::index_in("", ip("::1")), None);
+    assert_eq!(interfaces::index_in("\u{0}\u{ff}garbage\n\n", ip("::1")), None);
 }
 
 fn announce_strategy() -> impl Strategy<Value = (u16, Vec<[u8; 20]>, Option<String>)> {
@@ -273,6 +397,11 @@ fn announce_strategy() -> impl Strategy<Value = (u16, Vec<[u8; 20]>, Option<Stri
 }
 
 proptest! {
+    #[test]
+    fn reading_any_interface_table_never_panics(text in "[0-9a-fA-F :\n]{0,200}|\\PC{0,200}", bits in any::<u128>()) {
+        let _ = interfaces::index_in(&text, Ipv6Addr::from(bits));
+    }
+
     #[test]
     fn parsing_any_bytes_never_panics_and_keeps_the_caps(bytes in prop::collection::vec(any::<u8>(), 0..1600)) {
         if let Ok(announce) = Announce::parse(&bytes) {
