@@ -375,3 +375,46 @@ fn a_config_file_sets_the_tracker_up_and_sighup_reloads_its_torrents_without_dro
     let bad = run(Command::new(bin("tracker")).arg("--config").arg(&config));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown field `intervall`"));
 }
+
+/// A burst of requests from several sockets, sent without waiting, arrives at a worker in batches (one
+/// `recvmmsg`, one `sendmmsg`): every valid request is answered exactly once, at the address it came from, with its
+/// own transaction ID, and the garbage mixed in is not answered.
+#[test]
+fn a_burst_of_requests_is_answered_once_each_at_its_own_address() {
+    use tracker_protocol::{ConnectRequest, Response, TransactionId};
+    let (_tracker, address) = start_open(&["--workers", "1"]);
+    let sockets: Vec<std::net::UdpSocket> = (0..4)
+        .map(|_| {
+            let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+            socket.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+            socket
+        })
+        .collect();
+    // 4 x 40 requests and 16 pieces of garbage fit the tracker socket's default receive buffer (about 270 small
+    // datagrams in 208 KiB); a larger burst is dropped by the kernel before any tracker sees it.
+    const PER_SOCKET: u32 = 40;
+    for n in 0..PER_SOCKET {
+        for (index, socket) in sockets.iter().enumerate() {
+            let mut packet = Vec::new();
+            let transaction = u32::try_from(index).expect("small") << 16 | n;
+            ConnectRequest { transaction_id: TransactionId(transaction) }.write(&mut packet);
+            socket.send_to(&packet, address).expect("send");
+            if n % 10 == 0 {
+                socket.send_to(b"garbage that is no request", address).expect("send");
+            }
+        }
+    }
+    for (index, socket) in sockets.iter().enumerate() {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut buffer = [0u8; 2048];
+        while let Ok(len) = socket.recv(&mut buffer) {
+            let Ok(Response::<SocketAddrV4>::Connect(reply)) = Response::parse(&buffer[..len]) else {
+                panic!("not a connect reply: {:?}", &buffer[..len]);
+            };
+            let transaction = reply.transaction_id.0;
+            assert_eq!(transaction >> 16, u32::try_from(index).expect("small"), "a reply reached the wrong socket");
+            assert!(seen.insert(transaction & 0xffff), "transaction {transaction} answered twice");
+        }
+        assert_eq!(seen.len(), PER_SOCKET as usize, "socket {index}: {} of {PER_SOCKET} answered", seen.len());
+    }
+}

@@ -27,6 +27,8 @@ use tracker_protocol::{
 use crate::connection_id::ConnectionIds;
 use crate::metrics::{Requests, Snapshot};
 
+#[path = "batch.rs"]
+mod batch;
 #[path = "dashboard.rs"]
 mod dashboard;
 #[path = "server_http.rs"]
@@ -500,18 +502,19 @@ impl Tracker {
         let cleanup_every = (self.shared.config.peer_timeout / 2).clamp(1, 30);
         let mut next_cleanup = cleanup_every;
         let mut next_status = self.shared.config.status_interval;
-        let mut buffer = [0u8; RECEIVE_BUFFER];
+        let (mut incoming, mut outgoing) = (batch::Incoming::new(), batch::Outgoing::new());
         while !shutdown.load(Ordering::Relaxed) {
-            let received = socket.recv_from(&mut buffer);
+            let received = incoming.receive(socket);
             let elapsed = self.shared.started.elapsed();
             let now = u32::try_from(elapsed.as_secs()).unwrap_or(u32::MAX);
             match received {
-                Ok((len, source)) => {
-                    if let Some(reply) = self.handle(&buffer[..len], source, now)
-                        && let Err(err) = socket.send_to(reply, source)
-                    {
-                        tracing::debug!(%source, "reply not sent: {err}");
+                Ok(()) => {
+                    for (packet, source) in incoming.requests() {
+                        if let Some(reply) = self.handle(packet, source, now) {
+                            outgoing.push(reply, source);
+                        }
                     }
+                    outgoing.send(socket);
                 }
                 Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
