@@ -146,9 +146,17 @@ pub(crate) async fn run<S: Transport>(
         }
         trace.handshake(addr, false, &handshake);
     }
-    if handshake.info_hash != swarm.info_hash {
+    // A hybrid torrent's v2 peers may knock with its v2 info-hash (truncated): they are answered with it.
+    let (our_handshake, ours) = if handshake.info_hash == swarm.info_hash {
+        (our_handshake, ours)
+    } else if direction == Direction::Incoming && Some(handshake.info_hash) == swarm.info_hash_v2 {
+        let mut hybrid = our_handshake;
+        hybrid.info_hash = handshake.info_hash;
+        let bytes = hybrid.encode();
+        (hybrid, bytes)
+    } else {
         return Err("handshake for another torrent".into());
-    }
+    };
     if direction == Direction::Incoming {
         let reply = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.write_all(&ours));
         reply.await.map_err(|_| "handshake timed out".to_owned())?.map_err(|err| format!("handshake: {err}"))?;
@@ -355,6 +363,35 @@ mod tests {
         buf.resize(u32::from_be_bytes(len) as usize, 0);
         stream.read_exact(buf).await.expect("message");
         buf.clone()
+    }
+
+    /// A hybrid's v2 peer knocks with the truncated v2 info-hash and is answered with it; any other hash is refused.
+    #[tokio::test]
+    async fn a_hybrids_v2_hash_is_answered_with_itself_and_a_stranger_refused() {
+        let harness = crate::fuzzing::Harness::new(true);
+        let swarm = harness.swarm();
+        let addr = SocketAddr::from(([10, 9, 8, 7], 6881));
+        for (hash, accepted) in [(crate::fuzzing::HARNESS_V2_HASH, true), ([0x77; 20], false)] {
+            let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
+            let task = {
+                let swarm = swarm.clone();
+                tokio::spawn(async move { run(&swarm, ours, addr, Direction::Incoming, None).await })
+            };
+            theirs.write_all(&Handshake::new(hash, *b"-XX0001-hybrid000000").encode()).await.expect("write");
+            let mut reply = [0u8; HANDSHAKE_LEN];
+            let read = theirs.read_exact(&mut reply).await;
+            if accepted {
+                read.expect("a reply");
+                let (handshake, _) = Handshake::decode(&reply).expect("valid").expect("whole");
+                assert_eq!(handshake.info_hash, hash, "answered with the hash it was asked for");
+                drop(theirs);
+                assert!(task.await.expect("the connection task").is_ok());
+            } else {
+                assert!(read.is_err(), "a stranger's hash gets no handshake");
+                let ended = task.await.expect("the connection task");
+                assert!(ended.is_err_and(|reason| reason.to_string().contains("another torrent")));
+            }
+        }
     }
 
     #[tokio::test]

@@ -51,6 +51,9 @@ pub struct Harness {
 
 static HARNESSES: AtomicU64 = AtomicU64::new(0);
 
+/// The second info-hash the harness's swarm answers to, as a hybrid torrent's truncated v2 hash.
+pub const HARNESS_V2_HASH: [u8; 20] = [0x32; 20];
+
 impl Harness {
     /// A leecher with nothing yet (`seeding`: false) or a super-seeder with everything.
     ///
@@ -105,6 +108,8 @@ impl Harness {
             trace: None,
             dht: None,
             hash_trees: Arc::new(crate::v2::HashTrees::of(&torrent)),
+            // As if the torrent were a hybrid, so that a connection may knock with its v2 hash.
+            info_hash_v2: Some(HARNESS_V2_HASH),
         };
         let (events, receiver) = mpsc::unbounded_channel();
         let metadata = torrent.info_bytes.clone();

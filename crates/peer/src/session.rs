@@ -248,6 +248,7 @@ pub async fn run_with_listener(
         trace: config.trace.clone(),
         dht: config.dht.clone().filter(|_| !torrent.info.private),
         hash_trees: Arc::new(crate::v2::HashTrees::of(torrent)),
+        info_hash_v2: torrent.info_hash_v2().map(|hash| hash.truncated().0).filter(|hash| *hash != torrent.info_hash.0),
     };
     let info_hash = torrent.info_hash.0;
     let metadata = torrent.info_bytes.clone();

@@ -211,6 +211,9 @@ pub struct SwarmConfig {
     pub dht: Option<Arc<dht::Node>>,
     /// The files' merkle trees a v2 or hybrid torrent's peers may ask for (BEP 52 hash requests).
     pub hash_trees: Arc<crate::v2::HashTrees>,
+    /// A hybrid torrent's v2 info-hash truncated to 20 bytes: incoming handshakes with it are accepted too (and
+    /// answered with it), as libtorrent's v2 peers send them.
+    pub info_hash_v2: Option<[u8; 20]>,
 }
 
 /// A complete piece waiting for its hash check.
@@ -233,6 +236,8 @@ pub struct Swarm {
     pub dht: Option<Arc<dht::Node>>,
     /// See [`SwarmConfig::hash_trees`].
     hash_trees: Arc<crate::v2::HashTrees>,
+    /// See [`SwarmConfig::info_hash_v2`].
+    pub info_hash_v2: Option<[u8; 20]>,
     pub limiter: Option<UploadLimiter>,
     pub uploaded: AtomicU64,
     pub events: mpsc::UnboundedSender<Event>,
@@ -277,6 +282,7 @@ impl Swarm {
             trace: config.trace.clone(),
             dht: config.dht.clone(),
             hash_trees: config.hash_trees.clone(),
+            info_hash_v2: config.info_hash_v2,
             storage,
             info_hash,
             peer_id,
