@@ -21,7 +21,7 @@ use crate::cli;
 
 #[path = "peer_magnet.rs"]
 mod magnet;
-use crate::mktorrent::{read_torrent, read_torrent_any};
+use crate::mktorrent::read_torrent_any;
 use magnet::{fetch_metadata, saved_torrent};
 
 /// BitTorrent peer: downloads TORRENT's data from its swarm over TCP, checking every piece (its SHA-1, or for a

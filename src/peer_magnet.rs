@@ -15,7 +15,12 @@ pub(super) async fn fetch_metadata(
     let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
     let shutdown = shutdown_signal()?;
     tokio::pin!(shutdown);
-    let fetch = peer::magnet::fetch(magnet.info_hash.0, session::new_peer_id(), config, events_tx);
+    // Checked by SHA-1 against a v1 hash, by SHA-256 against a v2 one, by both for a hybrid link.
+    let check = peer::metadata::InfoCheck {
+        v1: magnet.info_hash_v1().map(|hash| hash.0),
+        v2: magnet.info_hash_v2.map(|hash| hash.0),
+    };
+    let fetch = peer::magnet::fetch_checked(magnet.info_hash.0, check, session::new_peer_id(), config, events_tx);
     tokio::pin!(fetch);
     let fetched = loop {
         tokio::select! {
@@ -28,8 +33,9 @@ pub(super) async fn fetch_metadata(
     while let Ok(event) = events_rx.try_recv() {
         view.show(&event);
     }
-    let file = metainfo::torrent_file_from_metadata(&fetched.info_bytes, &magnet.trackers);
-    let torrent = Torrent::from_bytes(&file)
+    // A v2 or hybrid dictionary comes with the piece layers fetched after it (BEP 52 `piece layers`).
+    let file = metainfo::torrent_file_with_layers(&fetched.info_bytes, &magnet.trackers, &fetched.piece_layers);
+    let torrent = Torrent::from_bytes_any(&file)
         .with_context(|| format!("the metadata of {} is not a valid info dictionary", magnet.info_hash))?;
     let path = save_torrent(&args.dir, &torrent, &file)?;
     if args.json {
@@ -62,8 +68,9 @@ pub(super) fn saved_torrent(dir: &Path, magnet: &Magnet) -> anyhow::Result<Optio
             continue;
         }
         // Someone else's file that does not parse is not ours to complain about.
-        if let Ok((torrent, _)) = read_torrent(&path)
+        if let Ok((torrent, _)) = read_torrent_any(&path)
             && torrent.info_hash == magnet.info_hash
+            && magnet.info_hash_v2.is_none_or(|v2| torrent.info_hash_v2() == Some(v2))
         {
             tracing::info!("using the metadata saved in {}", path.display());
             return Ok(Some(torrent));
@@ -86,7 +93,7 @@ fn save_torrent(dir: &Path, torrent: &Torrent, file: &[u8]) -> anyhow::Result<Pa
                 return Ok(path);
             }
             Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-                if read_torrent(&path).is_ok_and(|(saved, _)| saved.info_hash == torrent.info_hash) {
+                if read_torrent_any(&path).is_ok_and(|(saved, _)| saved.info_hash == torrent.info_hash) {
                     return Ok(path);
                 }
             }

@@ -367,14 +367,7 @@ fn v2_only_torrents_travel_between_our_peer_and_libtorrent_both_ways() {
         ours.stderr()
     );
     let lt_into = dir.path().join("libtorrent");
-    let mut lt = Running::start(lt_peer().arg("leech").arg(&torrent).arg(&lt_into).args([
-        "--port",
-        &free_tcp_port().to_string(),
-        "--peer",
-        &format!("127.0.0.1:{}", our_address.port()),
-        "--timeout",
-        "60",
-    ]));
+    let mut lt = libtorrent_leech_from_us(torrent.as_os_str(), &lt_into, our_address.port());
     let complete = lt.wait_for_line(|line| line == "COMPLETE", Duration::from_secs(60));
     assert!(
         complete.is_some(),
@@ -403,14 +396,7 @@ fn a_single_file_v2_torrent_goes_both_ways_with_its_padded_last_piece() {
         Running::start_listening(our_peer(&torrent, &dir.path().join("seed")).arg("--bind").arg("127.0.0.1"));
     assert!(ours.wait_for_line(|line| line.starts_with("seeding"), Duration::from_secs(30)).is_some());
     let lt_into = dir.path().join("libtorrent");
-    let mut lt = Running::start(lt_peer().arg("leech").arg(&torrent).arg(&lt_into).args([
-        "--port",
-        &free_tcp_port().to_string(),
-        "--peer",
-        &format!("127.0.0.1:{}", our_address.port()),
-        "--timeout",
-        "60",
-    ]));
+    let mut lt = libtorrent_leech_from_us(torrent.as_os_str(), &lt_into, our_address.port());
     let complete = lt.wait_for_line(|line| line == "COMPLETE", Duration::from_secs(60));
     assert!(complete.is_some(), "libtorrent did not download; stderr:\n{}\nours:\n{}", lt.stderr(), ours.stderr());
     assert_same_file(&data, &lt_into.join("one.bin"));
@@ -486,24 +472,37 @@ fn a_hybrid_swarm_mixes_a_v1_path_peer_and_v2_clients() {
     assert!(tracker.interrupt(Duration::from_secs(10)).is_some());
 }
 
-/// libtorrent given only a v2 magnet link (`xt=urn:btmh:1220…`, no tracker) and our seeder's address fetches the
-/// info dictionary from us (BEP 9), then every file's piece layer with BEP 52 hash requests, which we answer from
-/// the torrent's layers with their proofs, and downloads an identical copy of a folder.
-#[test]
-fn libtorrent_downloads_a_v2_magnet_link_from_our_seeder_asking_us_for_the_piece_layers() {
-    if !have_libtorrent() {
-        return;
-    }
+/// A libtorrent leecher of `what` (a .torrent or a magnet link) told to connect to our peer on `port` only.
+fn libtorrent_leech_from_us(what: &std::ffi::OsStr, into: &Path, port: u16) -> Running {
+    Running::start(lt_peer().arg("leech").arg(what).arg(into).args([
+        "--port",
+        &free_tcp_port().to_string(),
+        "--peer",
+        &format!("127.0.0.1:{port}"),
+        "--timeout",
+        "60",
+    ]))
+}
+
+/// Our seeder of a `mode` (v2 or hybrid) folder torrent, with a file of more than 512 pieces of 16 KiB (its layer
+/// takes two hash requests), and libtorrent downloading it from us alone, given `what`: the .torrent, or only a
+/// magnet link with no tracker, when it fetches the info dictionary from us (BEP 9) and then every file's piece
+/// layer with BEP 52 hash requests, which we answer from the torrent's layers with their proofs. Returns our
+/// `--trace` lines.
+fn libtorrent_downloads_from_our_seeder(mode: &str, what: &str) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let tree = dir.path().join("seed").join("tree");
     folder(&tree);
-    // A file of more than 512 pieces of 16 KiB, so its layer takes two requests.
     write_pseudo_random(&tree.join("big.bin"), 600 * 16 * 1024 + 5, 9);
     let torrent = dir.path().join("tree.torrent");
-    make_ours("v2", &tree, 14, &torrent);
+    make_ours(mode, &tree, 14, &torrent);
     let (hashes, _) = our_show(&torrent);
-    let magnet = format!("magnet:?xt=urn:btmh:1220{}&dn=tree", hashes.1.expect("a v2 hash"));
-
+    let v2 = hashes.1.expect("a v2 hash");
+    let link = match (what, hashes.0) {
+        ("torrent", _) => torrent.clone().into_os_string(),
+        (_, Some(v1)) => format!("magnet:?xt=urn:btih:{v1}&xt=urn:btmh:1220{v2}&dn=tree").into(),
+        (_, None) => format!("magnet:?xt=urn:btmh:1220{v2}&dn=tree").into(),
+    };
     let (mut ours, our_address) = Running::start_listening(
         our_peer(&torrent, &dir.path().join("seed"))
             .args(["--bind", "127.0.0.1", "--trace-file"])
@@ -511,20 +510,111 @@ fn libtorrent_downloads_a_v2_magnet_link_from_our_seeder_asking_us_for_the_piece
     );
     assert!(ours.wait_for_line(|line| line.starts_with("seeding"), Duration::from_secs(30)).is_some());
     let lt_into = dir.path().join("libtorrent");
-    let mut lt = Running::start(lt_peer().arg("leech").arg(&magnet).arg(&lt_into).args([
-        "--port",
-        &free_tcp_port().to_string(),
-        "--peer",
-        &format!("127.0.0.1:{}", our_address.port()),
-        "--timeout",
-        "60",
-    ]));
+    let mut lt = libtorrent_leech_from_us(&link, &lt_into, our_address.port());
     let complete = lt.wait_for_line(|line| line == "COMPLETE", Duration::from_secs(60));
-    assert!(complete.is_some(), "libtorrent did not download; stderr:\n{}\nours:\n{}", lt.stderr(), ours.stderr());
+    assert!(
+        complete.is_some(),
+        "{mode} {what}: libtorrent did not download; stderr:\n{}\nours:\n{}",
+        lt.stderr(),
+        ours.stderr()
+    );
     assert_same_tree(&tree, &lt_into.join("tree"));
     assert!(ours.interrupt(Duration::from_secs(10)).is_some());
-    let trace = std::fs::read_to_string(dir.path().join("trace")).expect("the trace");
+    std::fs::read_to_string(dir.path().join("trace")).expect("the trace")
+}
+
+#[test]
+fn libtorrent_downloads_a_v2_magnet_link_from_our_seeder_asking_us_for_the_piece_layers() {
+    if !have_libtorrent() {
+        return;
+    }
+    let trace = libtorrent_downloads_from_our_seeder("v2", "magnet");
     let requests = trace.lines().filter(|line| line.contains("<-  hash request")).count();
     let answers = trace.lines().filter(|line| line.contains("->  hashes")).count();
     assert!(requests >= 2 && answers == requests, "{requests} hash requests, {answers} answered:\n{trace}");
+}
+
+/// A hybrid (pad files after every file) from our seeder: libtorrent given the .torrent, and given only the
+/// magnet link with both hashes.
+#[test]
+fn libtorrent_downloads_a_hybrid_from_our_seeder_by_torrent_and_by_magnet_link() {
+    if !have_libtorrent() {
+        return;
+    }
+    libtorrent_downloads_from_our_seeder("hybrid", "torrent");
+    libtorrent_downloads_from_our_seeder("hybrid", "magnet");
+}
+
+/// Our `peer`, given only the v2 magnet link (`xt=urn:btmh:`) of a v2-only folder torrent with a file of more than
+/// 512 pieces of 16 KiB (its layer takes two hash requests) and `--peer` a seeder, fetches the info dictionary
+/// (checked by SHA-256), then every long file's piece layer with BEP 52 hash requests (each proven up to the
+/// file's root), downloads an identical tree and saves DIR/tree.torrent with the same v2 hash; a restart with the
+/// same link and no peer at all starts from that saved torrent.
+fn our_peer_downloads_a_v2_magnet_link(from_libtorrent: bool, mode: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tree = dir.path().join("seed").join("tree");
+    folder(&tree);
+    write_pseudo_random(&tree.join("big.bin"), 600 * 16 * 1024 + 5, 9);
+    let torrent = dir.path().join("tree.torrent");
+    make_ours(mode, &tree, 14, &torrent);
+    let (hashes, _) = our_show(&torrent);
+    let v2 = hashes.1.clone().expect("a v2 hash");
+    // A hybrid's link carries both hashes, as libtorrent writes it; both must match the info dictionary.
+    let v1 = hashes.0.as_ref().map_or(String::new(), |v1| format!("xt=urn:btih:{v1}&"));
+    let magnet = format!("magnet:?{v1}xt=urn:btmh:1220{v2}&dn=tree");
+
+    let (mut seeder, address) = if from_libtorrent {
+        let (seeder, port) = start_libtorrent_seeder(&torrent, &dir.path().join("seed"));
+        (seeder, format!("127.0.0.1:{port}"))
+    } else {
+        let (mut ours, address) =
+            Running::start_listening(our_peer(&torrent, &dir.path().join("seed")).args(["--bind", "127.0.0.1"]));
+        assert!(ours.wait_for_line(|line| line.starts_with("seeding"), Duration::from_secs(30)).is_some());
+        (ours, address.to_string())
+    };
+    let into = dir.path().join("ours");
+    let mut leecher =
+        Running::start(our_peer(Path::new(&magnet), &into).args(["--json", "--exit-on-complete", "--peer", &address]));
+    let status = leecher.wait(Duration::from_secs(90));
+    assert!(
+        status.is_some_and(|status| status.success()),
+        "our peer did not download the v2 magnet link ({status:?}); stderr:\n{}\nseeder:\n{}",
+        leecher.stderr(),
+        seeder.stderr()
+    );
+    assert_same_tree(&tree, &into.join("tree"));
+    // Seven long files with six roots (same1 and same2 share one); big.bin's layer takes two requests.
+    let stderr = leecher.stderr();
+    assert!(stderr.contains("the piece layers of 6 files are in and proven"), "{stderr}");
+    let (saved, shown) = our_show(&into.join("tree.torrent"));
+    assert_eq!(saved, hashes, "{shown}");
+    seeder.interrupt(Duration::from_secs(10));
+
+    let mut again = Running::start(our_peer(Path::new(&magnet), &into).args(["--json", "--exit-on-complete"]));
+    let status = again.wait(Duration::from_secs(60));
+    assert!(
+        status.is_some_and(|status| status.success()),
+        "a restart did not start from the saved torrent ({status:?}); stderr:\n{}",
+        again.stderr()
+    );
+    assert!(again.stderr().contains("using the metadata saved in"), "{}", again.stderr());
+}
+
+#[test]
+fn our_peer_downloads_a_v2_magnet_link_from_libtorrent_asking_it_for_the_piece_layers() {
+    if have_libtorrent() {
+        our_peer_downloads_a_v2_magnet_link(true, "v2");
+    }
+}
+
+#[test]
+fn our_peer_downloads_a_v2_magnet_link_from_our_own_seeder() {
+    our_peer_downloads_a_v2_magnet_link(false, "v2");
+}
+
+/// A hybrid's link (`xt=urn:btih:` and `xt=urn:btmh:`): both hashes checked, the layers fetched too (the saved
+/// torrent is whole, so our seeder can answer v2 peers' hash requests).
+#[test]
+fn our_peer_downloads_a_hybrid_magnet_link_with_both_hashes_from_our_own_seeder() {
+    our_peer_downloads_a_v2_magnet_link(false, "hybrid");
 }

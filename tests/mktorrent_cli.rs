@@ -226,10 +226,15 @@ fn show_reads_back_the_magnet_link_it_prints_and_refuses_bad_ones() {
     assert_eq!(read["name"], "clip.bin");
     assert_eq!(read["trackers"], serde_json::json!(["udp://t.example:6969/announce", "http://u.example/a"]));
 
+    // A v2 link: its swarm is named by the truncated hash.
+    let v2 = "0123456789abcdef".repeat(4);
+    let read =
+        json(&run_ok(mktorrent(work.path()).args(["--show", &format!("magnet:?xt=urn:btmh:1220{v2}"), "--json"])));
+    assert_eq!((read["info_hash"].as_str(), read["info_hash_v2"].as_str()), (Some(&v2[..40]), Some(&v2[..])));
     for (bad, why) in [
         ("magnet:?xt=urn:btih:0123", "neither 40 hex digits nor 32 base32"),
         ("magnet:?dn=x", "no `xt=urn:btih:`"),
-        ("magnet:?xt=urn:btmh:1220aa", "v2"),
+        ("magnet:?xt=urn:btmh:1220aa", "not a sha2-256 multihash"),
     ] {
         let stderr = run_err(mktorrent(work.path()).args(["--show", bad]));
         assert!(stderr.contains(why), "{bad}: {stderr}");

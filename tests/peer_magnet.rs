@@ -133,6 +133,11 @@ fn malformed_magnet_links_are_refused_with_the_reason() {
         ("magnet:?xt=urn:btih:zz2fe1c06bba254a9dc9f519b335aa7c1367a88a", "neither 40 hex digits"),
         ("magnet:?dn=nothing", "no `xt=urn:btih:` info-hash"),
         ("magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a", "no tracker (tr=) and no peer"),
+        ("magnet:?xt=urn:btmh:1114c12fe1c06bba254a9dc9f519b335aa7c1367a88a", "not a sha2-256 multihash"),
+        (
+            "magnet:?xt=urn:btmh:1220c12fe1c06bba254a9dc9f519b335aa7c1367a88ac12fe1c06bba254a9dc9f519",
+            "no tracker (tr=) and no peer",
+        ),
     ] {
         let out = common::run(&mut peer_command(link, dir.path()));
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -172,6 +177,43 @@ fn metadata_that_fails_the_info_hash_bans_its_sender_and_the_honest_seeder_is_us
     assert_eq!(std::fs::read(&data).expect("original"), std::fs::read(downloads.join("song.bin")).expect("copy"));
 }
 
+/// A v2 magnet link (`xt=urn:btmh:`): a peer that serves the right info dictionary but forged piece-layer hashes is
+/// banned (not dialled again, nothing written); with an honest seeder beside it, the layers come from the seeder.
+#[test]
+fn piece_layer_hashes_that_do_not_prove_the_root_ban_their_sender_and_the_honest_seeder_is_used() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("src").join("film.bin");
+    write_pseudo_random(&data, 300 << 14, 7);
+    let torrent = dir.path().join("film.torrent");
+    common::run_ok(
+        Command::new(bin("mktorrent"))
+            .args(["--v2", "-q", "-d", "--no-created-by", "-l", "14", "-o"])
+            .arg(&torrent)
+            .arg(&data),
+    );
+    let parsed = metainfo::Torrent::from_bytes_any(&std::fs::read(&torrent).expect("torrent")).expect("valid");
+    let v2 = parsed.info_hash_v2().expect("a v2 torrent");
+    let liar = MetadataServer::start(v2.truncated().0, parsed.info_bytes.len() as u64, parsed.info_bytes.to_vec());
+    let downloads = dir.path().join("downloads");
+
+    let link = format!("magnet:?xt=urn:btmh:1220{v2}&dn=film.bin&x.pe={}", liar.addr);
+    let mut leecher = Running::start(&mut peer_command(&link, &downloads));
+    let dropped = leecher.wait_for_line(|line| line.contains("peer_disconnected"), Duration::from_secs(20));
+    assert!(dropped.is_some_and(|line| line.contains("do not prove")), "{}", leecher.stderr());
+    let served = liar.connections();
+    assert!(leecher.wait_for_line(|line| line.contains("peer_connected"), Duration::from_secs(5)).is_none());
+    leecher.interrupt(Duration::from_secs(10));
+    assert_eq!(served, liar.connections(), "the banned liar was dialled again");
+    assert!(listing(&downloads).is_empty(), "written: {:?}", listing(&downloads));
+
+    let (_seeder, seeder_addr) = start_seeder(&torrent, data.parent().expect("src"));
+    let link = format!("{link}&x.pe={seeder_addr}");
+    let mut leecher = Running::start(peer_command(&link, &downloads).arg("--exit-on-complete"));
+    expect_complete(&mut leecher, Duration::from_secs(60));
+    assert_eq!(std::fs::read(&data).expect("original"), std::fs::read(downloads.join("film.bin")).expect("copy"));
+    assert_eq!(listing(&downloads), ["film.bin", "film.bin.torrent"]);
+}
+
 #[test]
 fn a_peer_claiming_four_gib_of_metadata_is_refused_before_anything_is_allocated() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -198,7 +240,8 @@ fn metainfo_len(torrent: &Path) -> usize {
 }
 
 /// A peer that speaks BEP 10 and answers every ut_metadata request from `metadata`, which it claims is
-/// `claimed_size` bytes: a liar of our choosing.
+/// `claimed_size` bytes: a liar of our choosing. It answers every BEP 52 hash request with hashes of zeros, the
+/// right count but no proof of anything.
 struct MetadataServer {
     addr: SocketAddr,
     connections: Arc<AtomicUsize>,
@@ -264,6 +307,13 @@ fn serve(mut stream: TcpStream, info_hash: [u8; 20], claimed_size: u64, metadata
         let mut replies = Vec::new();
         while let Ok(Some((message, used))) = peer_wire::decode(&buf[used_total..], peer_wire::MAX_MESSAGE_LEN) {
             used_total += used;
+            if let Message::HashRequest { pieces_root, base_layer, index, length, proof_layers } = message {
+                let range = metainfo::merkle_proof::HashRange { base_layer, index, length, proof_layers };
+                let zeros = vec![0u8; usize::try_from(range.hash_count()).unwrap_or(0).min(1 << 16) * 32];
+                let forged = Message::Hashes { pieces_root, base_layer, index, length, proof_layers, hashes: &zeros };
+                forged.encode(&mut replies);
+                continue;
+            }
             let Message::Extended { id, payload } = message else { continue };
             if id == 0 {
                 their_id = ExtendedHandshake::decode(payload)

@@ -65,6 +65,7 @@ pub fn print_magnet(magnet: &Magnet, as_json: bool) -> anyhow::Result<()> {
     if as_json {
         let value = json!({
             "info_hash": magnet.info_hash.to_string(),
+            "info_hash_v2": magnet.info_hash_v2.map(|hash| hash.to_string()),
             "name": magnet.name,
             "trackers": magnet.trackers,
             "peers": magnet.peers,
@@ -73,6 +74,9 @@ pub fn print_magnet(magnet: &Magnet, as_json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut lines = vec![("Info hash", magnet.info_hash.to_string())];
+    if let Some(v2) = magnet.info_hash_v2 {
+        lines.push(("Info hash v2", v2.to_string()));
+    }
     if let Some(name) = &magnet.name {
         lines.push(("Name", name.clone()));
     }

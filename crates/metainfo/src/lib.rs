@@ -28,7 +28,8 @@ pub use create_v2::MetaVersion;
 pub use error::{CreateError, MetainfoError};
 pub use infohash::{InfoHash, InfoHashV2};
 pub use magnet::{
-    MAX_MAGNET_ENTRIES, MAX_MAGNET_LEN, Magnet, MagnetError, magnet_link, parse_magnet, torrent_file_from_metadata,
+    LayersWanted, MAX_MAGNET_ENTRIES, MAX_MAGNET_LEN, Magnet, MagnetError, magnet_link, parse_magnet,
+    piece_layers_wanted, torrent_file_from_metadata, torrent_file_with_layers,
 };
 pub use nodes::{MAX_NODE_HOST_LEN, MAX_NODES, check_node};
 pub use torrent::{FileEntry, Info, Torrent};

@@ -1,11 +1,14 @@
 //! Starting from an info-hash alone (a magnet link): announce, dial peers and fetch the info dictionary over
-//! ut_metadata (BEP 9) from several of them at once, checked against the info-hash. The session proper starts
-//! once this returns; the peers found here are handed to it.
+//! ut_metadata (BEP 9) from several of them at once, checked against the info-hash (SHA-1 for v1, SHA-256 for a
+//! v2 link's hash, both for a hybrid link). A v2 or hybrid dictionary (BEP 52) is not a whole torrent yet: the
+//! piece layers of its files longer than one piece are then asked of the same connections with hash requests,
+//! each answer proven up to the file's `pieces root`. The session proper starts once this returns; the peers
+//! found here are handed to it.
 //!
 //! The decisions (who is asked for which piece, who is banned) are in [`crate::metadata`]; this module is the
 //! I/O around them.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,7 +20,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Notify, mpsc, watch};
 use tracker_protocol::AnnounceEvent;
 
-use crate::metadata::{MAX_METADATA_SIZE, MetadataFetch, Received};
+use metainfo::merkle::Hash32;
+use metainfo::merkle_proof::HashRange;
+
+use crate::metadata::{InfoCheck, LayerFetch, LayerProgress, MAX_METADATA_SIZE, MetadataFetch, Received};
 use crate::session::Event;
 use crate::sources::{Candidates, Source};
 use crate::tracker_client::{Announce, Timeouts};
@@ -54,10 +60,16 @@ pub struct FetchConfig {
     pub lsd: bool,
 }
 
+/// Piece layers keyed by their file's `pieces root`, as BEP 52's `piece layers` dictionary holds them.
+pub type PieceLayers = BTreeMap<Hash32, Vec<Hash32>>;
+
 /// The verified info dictionary and the peers known so far.
 #[derive(Debug, Clone)]
 pub struct Fetched {
     pub info_bytes: Vec<u8>,
+    /// For a v2 or hybrid dictionary: the verified piece layer of each file longer than one piece, keyed by its
+    /// `pieces root` (BEP 52's `piece layers`); empty for a v1 one.
+    pub piece_layers: PieceLayers,
     /// Every candidate found while fetching, with its source, to be dialled by the session.
     pub peers: Vec<(SocketAddr, Source)>,
 }
@@ -83,6 +95,9 @@ struct Shared {
     wake: Notify,
     /// Set once, when the metadata is complete: every connection ends.
     done: watch::Sender<bool>,
+    /// Bumped when a v2 dictionary is in and its piece layers are to be fetched, and whenever a hash request goes
+    /// back to the others (rejected, or its peer gone): connections look for requests to send.
+    layers_turn: watch::Sender<u64>,
 }
 
 struct State {
@@ -91,7 +106,44 @@ struct State {
     known: Vec<(SocketAddr, Source)>,
     seen: HashSet<SocketAddr>,
     connections: usize,
-    result: Option<Vec<u8>>,
+    /// A verified v2 info dictionary whose piece layers are being fetched.
+    info: Option<Vec<u8>>,
+    layers: Option<LayerFetch>,
+    result: Option<(Vec<u8>, PieceLayers)>,
+}
+
+impl State {
+    /// Whether `addr` is not to be dialled again: bad metadata, or a bad proof of a piece layer.
+    fn is_banned(&self, addr: SocketAddr) -> bool {
+        self.fetch.is_banned(addr) || self.layers.as_ref().is_some_and(|layers| layers.is_banned(addr))
+    }
+
+    /// The info dictionary `metadata` checked out: done, unless it is a v2 one with layers to fetch. `true` when
+    /// the fetch is complete.
+    fn metadata_complete(&mut self, metadata: Vec<u8>) -> bool {
+        match metainfo::piece_layers_wanted(&metadata) {
+            Ok(Some(wanted)) if !wanted.files.is_empty() => {
+                tracing::info!(
+                    "fetching the piece layers of {} files ({} hashes) with hash requests",
+                    wanted.files.len(),
+                    wanted.hash_count()
+                );
+                self.layers = Some(LayerFetch::new(&wanted));
+                self.info = Some(metadata);
+                false
+            }
+            Ok(_) => {
+                self.result = Some((metadata, BTreeMap::new()));
+                true
+            }
+            Err(err) => {
+                // Checked by its hash, so no peer is to blame: the caller reports it when it reads the torrent.
+                tracing::warn!("the fetched info dictionary is not a usable v2 one: {err}");
+                self.result = Some((metadata, BTreeMap::new()));
+                true
+            }
+        }
+    }
 }
 
 impl Shared {
@@ -122,6 +174,22 @@ pub async fn fetch(
     config: FetchConfig,
     events: mpsc::UnboundedSender<Event>,
 ) -> Result<Fetched, FetchError> {
+    fetch_checked(info_hash, InfoCheck { v1: Some(info_hash), v2: None }, peer_id, config, events).await
+}
+
+/// As [`fetch`], in the swarm named `info_hash`, the info dictionary checked by `check`: the SHA-256 of a v2
+/// link's hash (whose first 20 bytes name the swarm), or both hashes of a hybrid link.
+///
+/// # Errors
+///
+/// [`FetchError::NowhereToLook`] when there is neither a tracker nor a peer to ask.
+pub async fn fetch_checked(
+    info_hash: [u8; 20],
+    check: InfoCheck,
+    peer_id: [u8; 20],
+    config: FetchConfig,
+    events: mpsc::UnboundedSender<Event>,
+) -> Result<Fetched, FetchError> {
     let trackers: Vec<String> = config.trackers.iter().filter(|url| Tracker::supports(url)).cloned().collect();
     for url in config.trackers.iter().filter(|url| !Tracker::supports(url)) {
         tracing::warn!("skipping tracker {url}: only udp://, http:// and https:// trackers are supported");
@@ -137,15 +205,18 @@ pub async fn fetch(
         local_ip: config.local_ip,
         events,
         state: Mutex::new(State {
-            fetch: MetadataFetch::new(info_hash),
+            fetch: MetadataFetch::with_check(check),
             candidates: Candidates::default(),
             known: Vec::new(),
             seen: HashSet::new(),
             connections: 0,
+            info: None,
+            layers: None,
             result: None,
         }),
         wake: Notify::new(),
         done: watch::Sender::new(false),
+        layers_turn: watch::Sender::new(0),
     });
     for &(addr, source) in &config.peers {
         shared.add_candidate(addr, source);
@@ -197,10 +268,9 @@ pub async fn fetch(
     }
     tasks.abort_all();
     let mut state = shared.lock();
-    let info_bytes = state.result.take().unwrap_or_default();
-    let banned = &state.fetch;
-    let peers = state.known.iter().copied().filter(|&(addr, _)| !banned.is_banned(addr)).collect();
-    Ok(Fetched { info_bytes, peers })
+    let (info_bytes, piece_layers) = state.result.take().unwrap_or_default();
+    let peers = state.known.iter().copied().filter(|&(addr, _)| !state.is_banned(addr)).collect();
+    Ok(Fetched { info_bytes, piece_layers, peers })
 }
 
 /// Local service discovery on `local_ip` (any when `None`), if it applies there and starts; a failure is a
@@ -282,7 +352,11 @@ async fn connect(shared: Arc<Shared>, addr: SocketAddr, source: Source) {
         let mut state = shared.lock();
         state.connections -= 1;
         state.fetch.leave(addr);
-        if !state.fetch.is_banned(addr) && state.result.is_none() {
+        if let Some(layers) = state.layers.as_mut() {
+            layers.leave(addr);
+            shared.layers_turn.send_modify(|turn| *turn += 1);
+        }
+        if !state.is_banned(addr) && state.result.is_none() {
             state.candidates.ended(addr, Instant::now());
         }
     }
@@ -344,6 +418,8 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     let (mut start, mut end) = (0, 0);
     let mut deadline = tokio::time::Instant::now() + PATIENCE;
     let mut done = shared.done.subscribe();
+    let mut layers_turn = shared.layers_turn.subscribe();
+    let mut asking_layers = false;
     loop {
         out.clear();
         let mut consumed = start;
@@ -354,58 +430,61 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                 Err(err) => return Err(err.to_string()),
             };
             consumed += used;
-            let Message::Extended { id, payload } = message else { continue };
+            let (root, range, answer) = match message {
+                Message::Hashes { pieces_root, base_layer, index, length, proof_layers, hashes } => {
+                    (pieces_root, HashRange { base_layer, index, length, proof_layers }, Some(hashes))
+                }
+                Message::HashReject { pieces_root, base_layer, index, length, proof_layers } => {
+                    (pieces_root, HashRange { base_layer, index, length, proof_layers }, None)
+                }
+                Message::Extended { id, payload } => {
+                    if extended(shared, addr, id, payload, &mut their_id, &mut deadline)? {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
             let mut state = shared.lock();
-            if id == 0 {
-                let handshake =
-                    ExtendedHandshake::decode(payload).map_err(|err| format!("extended handshake: {err}"))?;
-                their_id = handshake.extension_id(UT_METADATA).map(std::num::NonZeroU8::get);
-                if their_id.is_none() {
-                    return Err("it does not serve metadata (no ut_metadata in its extended handshake)".into());
+            let Some(layers) = state.layers.as_mut() else { continue };
+            let Some(hashes) = answer else {
+                layers.rejected(addr, &root, &range);
+                let has_work = layers.has_work_for(addr);
+                drop(state);
+                shared.layers_turn.send_modify(|turn| *turn += 1);
+                if !has_work {
+                    return Err("it refused to send the piece layers (hash reject)".into());
                 }
-                let size = handshake.metadata_size.ok_or("it has no metadata to share (no metadata_size)")?;
-                state.fetch.join(addr, size).map_err(|refusal| refusal.to_string())?;
-            } else if id == UT_METADATA_ID {
-                match MetadataMessage::decode(payload, MAX_METADATA_SIZE) {
-                    Ok(MetadataMessage::Data { piece, total_size, block }) => {
-                        match state.fetch.data(addr, piece, total_size, block).map_err(|err| err.to_string())? {
-                            Received::Stored => deadline = tokio::time::Instant::now() + PATIENCE,
-                            Received::Complete(metadata) => {
-                                let size = metadata.len();
-                                state.result = Some(metadata);
-                                drop(state);
-                                let _ = shared.events.send(Event::MetadataReceived { size });
-                                shared.done.send_replace(true);
-                                return Ok(());
-                            }
-                            Received::Failed { senders } => {
-                                let _ = shared.events.send(Event::MetadataFailed { senders });
-                            }
-                        }
-                    }
-                    Ok(MetadataMessage::Reject { piece }) => {
-                        state.fetch.rejected(addr, piece);
-                        if !state.fetch.is_waiting_on(addr) {
-                            return Err("it refused to send the metadata".into());
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(err) => return Err(format!("ut_metadata: {err}")),
+                continue;
+            };
+            match layers.hashes(addr, &root, &range, hashes) {
+                Ok(LayerProgress::Ignored) => {}
+                Ok(LayerProgress::Stored) => deadline = tokio::time::Instant::now() + PATIENCE,
+                Ok(LayerProgress::Complete) => {
+                    let piece_layers = layers.layers().unwrap_or_default();
+                    let info = state.info.take().unwrap_or_default();
+                    tracing::info!("the piece layers of {} files are in and proven", piece_layers.len());
+                    state.result = Some((info, piece_layers));
+                    drop(state);
+                    shared.done.send_replace(true);
+                    return Ok(());
                 }
-            }
-            if state.fetch.is_banned(addr) {
-                return Err(refusal_of_banned());
-            }
-            if state.result.is_some() {
-                return Ok(());
+                Err(err) => return Err(format!("banned: its hashes do not prove the file's pieces root: {err}")),
             }
         }
         if let Some(their_id) = their_id {
-            let requests = shared.lock().fetch.next_requests(addr);
+            let mut state = shared.lock();
+            let requests = state.fetch.next_requests(addr);
             for piece in requests {
                 payload.clear();
                 MetadataMessage::Request { piece }.encode(&mut payload);
                 Message::Extended { id: their_id, payload: &payload }.encode(&mut out);
+            }
+            if let Some(layers) = state.layers.as_mut() {
+                for (pieces_root, range) in layers.next_requests(addr) {
+                    let HashRange { base_layer, index, length, proof_layers } = range;
+                    Message::HashRequest { pieces_root, base_layer, index, length, proof_layers }.encode(&mut out);
+                }
             }
         }
         if !out.is_empty() {
@@ -421,14 +500,79 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         let read = tokio::select! {
             read = tokio::time::timeout_at(deadline, stream.read(&mut buf[end..])) => read,
             _ = done.wait_for(|done| *done) => return Ok(()),
+            Ok(()) = layers_turn.changed() => {
+                if !asking_layers {
+                    asking_layers = true;
+                    deadline = tokio::time::Instant::now() + PATIENCE;
+                }
+                continue;
+            }
         };
         match read {
-            Err(_) => return Err("no metadata from it for 20 s".into()),
+            Err(_) => return Err("no metadata or hashes from it for 20 s".into()),
             Ok(Err(err)) => return Err(format!("read: {err}")),
             Ok(Ok(0)) => return Err("it closed the connection".into()),
             Ok(Ok(n)) => end += n,
         }
     }
+}
+
+/// An extended message: the extended handshake (which says whether and how much metadata `addr` has) or a
+/// ut_metadata one. `Ok(true)` when the fetch is complete.
+fn extended(
+    shared: &Shared,
+    addr: SocketAddr,
+    id: u8,
+    payload: &[u8],
+    their_id: &mut Option<u8>,
+    deadline: &mut tokio::time::Instant,
+) -> Result<bool, String> {
+    let mut state = shared.lock();
+    if id == 0 {
+        let handshake = ExtendedHandshake::decode(payload).map_err(|err| format!("extended handshake: {err}"))?;
+        *their_id = handshake.extension_id(UT_METADATA).map(std::num::NonZeroU8::get);
+        if their_id.is_none() {
+            return Err("it does not serve metadata (no ut_metadata in its extended handshake)".into());
+        }
+        let size = handshake.metadata_size.ok_or("it has no metadata to share (no metadata_size)")?;
+        state.fetch.join(addr, size).map_err(|refusal| refusal.to_string())?;
+    } else if id == UT_METADATA_ID {
+        match MetadataMessage::decode(payload, MAX_METADATA_SIZE) {
+            Ok(MetadataMessage::Data { piece, total_size, block }) => {
+                match state.fetch.data(addr, piece, total_size, block).map_err(|err| err.to_string())? {
+                    Received::Stored => *deadline = tokio::time::Instant::now() + PATIENCE,
+                    Received::Complete(metadata) => {
+                        let size = metadata.len();
+                        let complete = state.metadata_complete(metadata);
+                        drop(state);
+                        let _ = shared.events.send(Event::MetadataReceived { size });
+                        if complete {
+                            shared.done.send_replace(true);
+                            return Ok(true);
+                        }
+                        *deadline = tokio::time::Instant::now() + PATIENCE;
+                        shared.layers_turn.send_modify(|turn| *turn += 1);
+                        return Ok(false);
+                    }
+                    Received::Failed { senders } => {
+                        let _ = shared.events.send(Event::MetadataFailed { senders });
+                    }
+                }
+            }
+            Ok(MetadataMessage::Reject { piece }) => {
+                state.fetch.rejected(addr, piece);
+                if !state.fetch.is_waiting_on(addr) && state.layers.is_none() {
+                    return Err("it refused to send the metadata".into());
+                }
+            }
+            Ok(_) => {}
+            Err(err) => return Err(format!("ut_metadata: {err}")),
+        }
+    }
+    if state.fetch.is_banned(addr) {
+        return Err(refusal_of_banned());
+    }
+    Ok(state.result.is_some())
 }
 
 fn refusal_of_banned() -> String {

@@ -3,14 +3,22 @@
 //!
 //! Peers can disagree on the size (a liar, or a peer of another torrent under a forged hash), so each size
 //! offered gets an assembler of its own, a few at most. Pieces are spread over the peers, one peer per piece until
-//! every piece is asked for, then the missing ones are asked of a second peer too. When the assembled whole fails
-//! its SHA-1 check, a lone sender is struck off; several senders cannot be told apart, so from then on each
-//! attempt is fetched from one peer alone, which pins the next failure on its sender.
+//! every piece is asked for, then the missing ones are asked of a second peer too. The whole is checked by SHA-1
+//! against a v1 info-hash, by SHA-256 against a v2 one (BEP 52), by both for a hybrid link. When it fails its
+//! check, a lone sender is struck off; several senders cannot be told apart, so from then on each attempt is
+//! fetched from one peer alone, which pins the next failure on its sender.
+//!
+//! A v2 or hybrid dictionary (BEP 52) then needs the piece layers of its files longer than one piece:
+//! [`LayerFetch`] spreads their hash requests over the peers and checks each answer's proof up to the file's root.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 
-use peer_wire::{ExtensionError, MetadataAssembler, MetadataProgress};
+use metainfo::LayersWanted;
+use metainfo::merkle::Hash32;
+use metainfo::merkle_proof::{HashRange, ProofError, piece_layer_requests, verify_hashes};
+use peer_wire::{ExtensionError, METADATA_PIECE_LEN, MetadataProgress};
+use sha1::{Digest, Sha1};
 
 /// Largest metadata we fetch: 32 MiB. The info dictionary of a torrent of millions of pieces fits; a peer that
 /// claims more is refused before anything is allocated.
@@ -48,9 +56,96 @@ pub enum Received {
     Failed { senders: Vec<SocketAddr> },
 }
 
+/// What the assembled info dictionary must hash to: every hash given must match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InfoCheck {
+    /// The v1 info-hash: the SHA-1 of the info dictionary.
+    pub v1: Option<[u8; 20]>,
+    /// The v2 info-hash (BEP 52): its SHA-256.
+    pub v2: Option<[u8; 32]>,
+}
+
+impl InfoCheck {
+    /// Whether `info` matches every hash given (never when none is).
+    #[must_use]
+    pub fn matches(&self, info: &[u8]) -> bool {
+        (self.v1.is_some() || self.v2.is_some())
+            && self.v1.is_none_or(|hash| Sha1::digest(info)[..] == hash)
+            && self.v2.is_none_or(|hash| metainfo::merkle::leaf(info) == hash)
+    }
+}
+
+/// The metadata of one size, piece by piece (as [`peer_wire::MetadataAssembler`], with the check of
+/// [`InfoCheck`]).
+#[derive(Debug)]
+struct Assembler {
+    check: InfoCheck,
+    data: Vec<u8>,
+    received: Vec<bool>,
+    missing: u32,
+}
+
+impl Assembler {
+    /// `size` is checked against [`MAX_METADATA_SIZE`] by the caller: the buffer is allocated here.
+    fn new(check: InfoCheck, size: u32) -> Self {
+        let pieces = size.div_ceil(METADATA_PIECE_LEN as u32);
+        Self { check, data: vec![0; size as usize], received: vec![false; pieces as usize], missing: pieces }
+    }
+
+    fn size(&self) -> u32 {
+        u32::try_from(self.data.len()).unwrap_or(u32::MAX)
+    }
+
+    fn piece_count(&self) -> u32 {
+        u32::try_from(self.received.len()).unwrap_or(u32::MAX)
+    }
+
+    fn missing(&self) -> impl Iterator<Item = u32> + '_ {
+        (0u32..).zip(&self.received).filter(|&(_, &have)| !have).map(|(piece, _)| piece)
+    }
+
+    fn metadata(&self) -> Option<&[u8]> {
+        (self.missing == 0).then_some(&self.data[..])
+    }
+
+    /// As [`peer_wire::MetadataAssembler::add`]: a mismatch drops every piece.
+    fn add(&mut self, piece: u32, total_size: u32, block: &[u8]) -> Result<MetadataProgress, ExtensionError> {
+        if total_size != self.size() {
+            return Err(ExtensionError::TotalSizeMismatch { got: total_size, expected: self.size() });
+        }
+        let count = self.piece_count();
+        let start = (piece as usize).saturating_mul(METADATA_PIECE_LEN);
+        let expected = self.data.len().saturating_sub(start).min(METADATA_PIECE_LEN);
+        let Some(have) = self.received.get_mut(piece as usize).filter(|_| expected > 0) else {
+            return Err(ExtensionError::MetadataPieceOutOfRange { piece, count });
+        };
+        if block.len() != expected {
+            return Err(ExtensionError::MetadataPieceLength { piece, got: block.len(), expected });
+        }
+        if *have {
+            return Ok(MetadataProgress::Duplicate);
+        }
+        *have = true;
+        if let Some(slot) = self.data.get_mut(start..start + expected) {
+            slot.copy_from_slice(block);
+        }
+        self.missing -= 1;
+        if self.missing > 0 {
+            return Ok(MetadataProgress::Stored);
+        }
+        if self.check.matches(&self.data) {
+            Ok(MetadataProgress::Complete)
+        } else {
+            self.received.fill(false);
+            self.missing = count;
+            Err(ExtensionError::MetadataHashMismatch)
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Attempt {
-    assembler: MetadataAssembler,
+    assembler: Assembler,
     /// Peers each missing piece is asked of right now.
     asked: Vec<u8>,
     /// Who sent each piece in hand.
@@ -68,7 +163,7 @@ struct Fetcher {
 /// One torrent's metadata fetch.
 #[derive(Debug)]
 pub struct MetadataFetch {
-    info_hash: [u8; 20],
+    check: InfoCheck,
     attempts: Vec<Attempt>,
     peers: HashMap<SocketAddr, Fetcher>,
     banned: HashSet<SocketAddr>,
@@ -78,10 +173,17 @@ pub struct MetadataFetch {
 }
 
 impl MetadataFetch {
+    /// A fetch checked by SHA-1 against a v1 info-hash.
     #[must_use]
     pub fn new(info_hash: [u8; 20]) -> Self {
+        Self::with_check(InfoCheck { v1: Some(info_hash), v2: None })
+    }
+
+    /// A fetch checked by `check` (a v2 hash, or both of a hybrid).
+    #[must_use]
+    pub fn with_check(check: InfoCheck) -> Self {
         Self {
-            info_hash,
+            check,
             attempts: Vec::new(),
             peers: HashMap::new(),
             banned: HashSet::new(),
@@ -119,8 +221,7 @@ impl MetadataFetch {
             if self.attempts.len() >= MAX_SIZES {
                 return Err(Refusal::TooManySizes { size });
             }
-            let assembler = MetadataAssembler::new(self.info_hash, size, MAX_METADATA_SIZE)
-                .map_err(|_| Refusal::TooLarge { size: size.into() })?;
+            let assembler = Assembler::new(self.check, size);
             let pieces = assembler.piece_count() as usize;
             self.attempts.push(Attempt { assembler, asked: vec![0; pieces], senders: vec![None; pieces], owner: None });
         }
@@ -243,6 +344,179 @@ impl MetadataFetch {
     #[must_use]
     pub fn is_waiting_on(&self, addr: SocketAddr) -> bool {
         self.peers.get(&addr).is_some_and(|peer| !peer.asked.is_empty())
+    }
+}
+
+/// Hash requests in flight to one peer at a time, while fetching piece layers.
+pub const HASH_REQUESTS_PER_PEER: usize = 8;
+
+/// What a `hashes` message did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerProgress {
+    /// Not asked of this peer (or already answered): ignored.
+    Ignored,
+    /// Verified and kept.
+    Stored,
+    /// That was the last one: [`LayerFetch::layers`] has every layer.
+    Complete,
+}
+
+/// One request of a file's layer and its verified answer.
+#[derive(Debug)]
+struct Chunk {
+    root: Hash32,
+    file_length: u64,
+    range: HashRange,
+    hashes: Option<Vec<Hash32>>,
+    asked: Option<SocketAddr>,
+    /// Peers that sent a `hash reject` for it: not asked again.
+    refused_by: Vec<SocketAddr>,
+}
+
+/// The piece layers of a v2 info dictionary (BEP 52), fetched with hash requests once the dictionary checks out:
+/// each file longer than one piece, in the requests of [`piece_layer_requests`] (proofs up to the file's root, so
+/// each answer is checked alone by [`verify_hashes`]). One peer per request at a time; a peer whose proof fails is
+/// banned from the fetch; one that rejects a request is not asked it again. What is asked is fixed by the verified
+/// dictionary, so the whole is bounded by its files' piece counts.
+#[derive(Debug)]
+pub struct LayerFetch {
+    chunks: Vec<Chunk>,
+    missing: usize,
+    in_flight: HashMap<SocketAddr, usize>,
+    banned: HashSet<SocketAddr>,
+}
+
+impl LayerFetch {
+    #[must_use]
+    pub fn new(wanted: &LayersWanted) -> Self {
+        let chunks: Vec<Chunk> = wanted
+            .files
+            .iter()
+            .flat_map(|&(root, file_length)| {
+                piece_layer_requests(file_length, wanted.piece_length).into_iter().map(move |range| Chunk {
+                    root,
+                    file_length,
+                    range,
+                    hashes: None,
+                    asked: None,
+                    refused_by: Vec::new(),
+                })
+            })
+            .collect();
+        Self { missing: chunks.len(), chunks, in_flight: HashMap::new(), banned: HashSet::new() }
+    }
+
+    #[must_use]
+    pub fn is_done(&self) -> bool {
+        self.missing == 0
+    }
+
+    /// Whether `addr` sent a bad proof: it is not asked for hashes again.
+    #[must_use]
+    pub fn is_banned(&self, addr: SocketAddr) -> bool {
+        self.banned.contains(&addr)
+    }
+
+    /// Requests to send `addr` now: up to [`HASH_REQUESTS_PER_PEER`] in flight, each asked of one peer at a time.
+    pub fn next_requests(&mut self, addr: SocketAddr) -> Vec<(Hash32, HashRange)> {
+        if self.banned.contains(&addr) {
+            return Vec::new();
+        }
+        let in_flight = self.in_flight.entry(addr).or_default();
+        let mut picked = Vec::new();
+        for chunk in &mut self.chunks {
+            if *in_flight >= HASH_REQUESTS_PER_PEER {
+                break;
+            }
+            if chunk.hashes.is_none() && chunk.asked.is_none() && !chunk.refused_by.contains(&addr) {
+                chunk.asked = Some(addr);
+                *in_flight += 1;
+                picked.push((chunk.root, chunk.range));
+            }
+        }
+        picked
+    }
+
+    /// Whether `addr` has requests unanswered, or some it could still be asked.
+    #[must_use]
+    pub fn has_work_for(&self, addr: SocketAddr) -> bool {
+        !self.banned.contains(&addr)
+            && self.chunks.iter().any(|chunk| {
+                chunk.asked == Some(addr)
+                    || (chunk.hashes.is_none() && chunk.asked.is_none() && !chunk.refused_by.contains(&addr))
+            })
+    }
+
+    /// `addr` sent `hashes` for `range` of the file whose root is `root`.
+    ///
+    /// # Errors
+    ///
+    /// The proof does not check out against the root (or the count is wrong): `addr` is banned and what it was
+    /// asked goes back to the others.
+    pub fn hashes(
+        &mut self,
+        addr: SocketAddr,
+        root: &Hash32,
+        range: &HashRange,
+        hashes: &[u8],
+    ) -> Result<LayerProgress, ProofError> {
+        let Some(chunk) = self.chunks.iter_mut().find(|chunk| {
+            chunk.asked == Some(addr) && chunk.root == *root && chunk.range == *range && chunk.hashes.is_none()
+        }) else {
+            return Ok(LayerProgress::Ignored);
+        };
+        match verify_hashes(root, chunk.file_length, range, hashes) {
+            Ok(verified) => {
+                chunk.hashes = Some(verified);
+                chunk.asked = None;
+                if let Some(in_flight) = self.in_flight.get_mut(&addr) {
+                    *in_flight = in_flight.saturating_sub(1);
+                }
+                self.missing -= 1;
+                Ok(if self.missing == 0 { LayerProgress::Complete } else { LayerProgress::Stored })
+            }
+            Err(err) => {
+                self.banned.insert(addr);
+                self.leave(addr);
+                Err(err)
+            }
+        }
+    }
+
+    /// `addr` sent a `hash reject` for `range` of `root`: another peer is asked.
+    pub fn rejected(&mut self, addr: SocketAddr, root: &Hash32, range: &HashRange) {
+        if let Some(chunk) = self
+            .chunks
+            .iter_mut()
+            .find(|chunk| chunk.asked == Some(addr) && chunk.root == *root && chunk.range == *range)
+        {
+            chunk.asked = None;
+            chunk.refused_by.push(addr);
+            if let Some(in_flight) = self.in_flight.get_mut(&addr) {
+                *in_flight = in_flight.saturating_sub(1);
+            }
+        }
+    }
+
+    /// `addr` is gone: what it was asked goes back to the others.
+    pub fn leave(&mut self, addr: SocketAddr) {
+        for chunk in self.chunks.iter_mut().filter(|chunk| chunk.asked == Some(addr)) {
+            chunk.asked = None;
+        }
+        self.in_flight.remove(&addr);
+    }
+
+    /// Every file's piece layer keyed by its root, once all are in.
+    #[must_use]
+    pub fn layers(&self) -> Option<BTreeMap<Hash32, Vec<Hash32>>> {
+        if !self.is_done() {
+            return None;
+        }
+        let mut layers: BTreeMap<Hash32, Vec<Hash32>> = BTreeMap::new();
+        for chunk in &self.chunks {
+            layers.entry(chunk.root).or_default().extend(chunk.hashes.iter().flatten());
+        }
+        Some(layers)
     }
 }
 

@@ -3,6 +3,7 @@ use std::net::SocketAddr;
 use sha1::{Digest, Sha1};
 
 use super::*;
+use metainfo::merkle::Hash32;
 
 const PIECE: usize = peer_wire::METADATA_PIECE_LEN;
 
@@ -158,4 +159,98 @@ fn wrong_lengths_drop_the_peer() {
     fetch.next_requests(addr(1));
     assert!(matches!(fetch.data(addr(1), 0, size, &data[..10]), Err(Refusal::BadData(_))));
     assert!(matches!(fetch.data(addr(1), 1, size + 1, piece(&data, 1)), Err(Refusal::BadData(_))));
+}
+
+/// Fetches `data` from one peer under `check`: what the last piece gave.
+fn fetch_all(check: InfoCheck, data: &[u8]) -> Received {
+    let mut fetch = MetadataFetch::with_check(check);
+    let size = data.len() as u32;
+    fetch.join(addr(1), size.into()).expect("accepted");
+    let mut last = Received::Stored;
+    for index in fetch.next_requests(addr(1)) {
+        last = fetch.data(addr(1), index, size, piece(data, index)).expect("accepted");
+    }
+    last
+}
+
+#[test]
+fn a_v2_link_checks_the_sha256_and_a_hybrid_link_both_hashes() {
+    let (data, sha1) = metadata(2 * PIECE + 5);
+    let sha256 = metainfo::merkle::leaf(&data);
+    let complete = Received::Complete(data.clone());
+    assert_eq!(fetch_all(InfoCheck { v1: None, v2: Some(sha256) }, &data), complete);
+    assert_eq!(fetch_all(InfoCheck { v1: Some(sha1), v2: Some(sha256) }, &data), complete);
+    let mut other = sha256;
+    other[31] ^= 1;
+    let failed = Received::Failed { senders: vec![addr(1)] };
+    assert_eq!(fetch_all(InfoCheck { v1: None, v2: Some(other) }, &data), failed);
+    // A hybrid link whose two hashes name different torrents: one match is not enough.
+    assert_eq!(fetch_all(InfoCheck { v1: Some(sha1), v2: Some(other) }, &data), failed);
+    let mut wrong_v1 = sha1;
+    wrong_v1[0] ^= 1;
+    assert_eq!(fetch_all(InfoCheck { v1: Some(wrong_v1), v2: Some(sha256) }, &data), failed);
+    assert!(!InfoCheck { v1: None, v2: None }.matches(&data), "no hash: nothing matches");
+}
+
+/// A file of `pieces` pieces of 16 KiB with a made-up piece layer: its tree (to answer requests) and what to ask.
+fn layer_file(pieces: u32) -> (metainfo::merkle_proof::HashTree, Vec<Hash32>, LayersWanted) {
+    let length = u64::from(pieces) * 16_384 - 100;
+    let layer: Vec<Hash32> = (0..pieces).map(|i| metainfo::merkle::leaf(&i.to_le_bytes())).collect();
+    let tree = metainfo::merkle_proof::HashTree::from_piece_layer(&layer, 16_384, length).expect("a tree");
+    let wanted = LayersWanted { piece_length: 16_384, files: vec![(tree.root(), length)] };
+    (tree, layer, wanted)
+}
+
+fn answer(tree: &metainfo::merkle_proof::HashTree, range: &HashRange) -> Vec<u8> {
+    tree.serve(range).expect("served").concat()
+}
+
+#[test]
+fn a_layer_of_more_than_512_pieces_takes_two_verified_requests() {
+    let (tree, layer, wanted) = layer_file(600);
+    let mut fetch = LayerFetch::new(&wanted);
+    assert!(!fetch.is_done());
+    let asked = fetch.next_requests(addr(1));
+    assert_eq!(asked.len(), 2);
+    assert!(fetch.next_requests(addr(2)).is_empty(), "each request is asked of one peer at a time");
+    // Unasked: ignored, whatever it holds.
+    assert_eq!(
+        fetch.hashes(addr(2), &asked[0].0, &asked[0].1, &answer(&tree, &asked[0].1)),
+        Ok(LayerProgress::Ignored)
+    );
+    assert_eq!(fetch.hashes(addr(1), &asked[1].0, &asked[1].1, &answer(&tree, &asked[1].1)), Ok(LayerProgress::Stored));
+    assert_eq!(fetch.layers(), None);
+    assert_eq!(
+        fetch.hashes(addr(1), &asked[0].0, &asked[0].1, &answer(&tree, &asked[0].1)),
+        Ok(LayerProgress::Complete)
+    );
+    assert_eq!(fetch.layers(), Some(BTreeMap::from([(tree.root(), layer)])));
+}
+
+#[test]
+fn a_bad_proof_bans_its_sender_and_a_reject_goes_to_another_peer() {
+    let (tree, layer, wanted) = layer_file(600);
+    let mut fetch = LayerFetch::new(&wanted);
+    let asked = fetch.next_requests(addr(1));
+    let mut forged = answer(&tree, &asked[0].1);
+    forged[5] ^= 1;
+    assert!(fetch.hashes(addr(1), &asked[0].0, &asked[0].1, &forged).is_err());
+    assert!(fetch.is_banned(addr(1)));
+    assert!(fetch.next_requests(addr(1)).is_empty(), "not asked for hashes again");
+    assert!(!fetch.has_work_for(addr(1)));
+    // Its requests went back: peer 2 gets both, rejects one, which goes to peer 3.
+    let second = fetch.next_requests(addr(2));
+    assert_eq!(second, asked);
+    fetch.rejected(addr(2), &second[0].0, &second[0].1);
+    assert!(fetch.next_requests(addr(2)).is_empty(), "a refused request is not asked again of the same peer");
+    assert_eq!(fetch.next_requests(addr(3)), vec![second[0]]);
+    // A short answer is a bad proof too.
+    assert!(fetch.hashes(addr(3), &second[0].0, &second[0].1, &answer(&tree, &second[0].1)[32..]).is_err());
+    fetch.leave(addr(2));
+    let fourth = fetch.next_requests(addr(4));
+    assert_eq!(fourth.len(), 2);
+    for (root, range) in &fourth {
+        fetch.hashes(addr(4), root, range, &answer(&tree, range)).expect("verified");
+    }
+    assert_eq!(fetch.layers(), Some(BTreeMap::from([(tree.root(), layer)])));
 }
