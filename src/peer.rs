@@ -39,7 +39,8 @@ pub struct Args {
     /// TCP port to listen on for peers (0: any free port).
     pub port: u16,
 
-    /// The .torrent file, or a magnet link (`magnet:?xt=urn:btih:...`): its metadata is fetched from the peers
+    /// The .torrent file, or a magnet link (`magnet:?xt=urn:btih:...`, or `xt=urn:btmh:1220...` for a v2
+    /// torrent, whose piece layers are then fetched too): its metadata is fetched from the peers
     /// its trackers (tr=) and peers (x.pe=, --peer) lead to, checked against the info-hash and saved as
     /// DIR/NAME.torrent, which a restart with the same link uses.
     #[arg(value_name = "TORRENT|MAGNET")]
@@ -100,8 +101,9 @@ pub struct Args {
     pub no_dht: bool,
 
     /// Stay silent on the local network. Without it, public torrents and magnet links are announced by
-    /// multicast to 239.192.152.143:6771 on the --bind interface (local service discovery, BEP 14; not on
-    /// loopback, never for private torrents), and the neighbours that announce the same torrent are dialled.
+    /// multicast to 239.192.152.143:6771 (IPv4) and [ff15::efc0:988f]:6771 (IPv6) on the --bind interface
+    /// (local service discovery, BEP 14; not on loopback, never for private torrents), and the neighbours that
+    /// announce the same torrent are dialled.
     #[arg(long)]
     pub no_lsd: bool,
 
