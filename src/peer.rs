@@ -441,6 +441,9 @@ impl View {
                 tracing::warn!("{} free on disk again: downloading resumes", indicatif::HumanBytes(*free));
             }
             Event::MetadataReceived { size } => self.line(&format!("metadata received: {size} bytes")),
+            Event::PieceLayersReceived { files, hashes } => {
+                self.line(&format!("piece layers received: {files} files, {hashes} hashes, proven"));
+            }
             Event::MetadataFailed { senders } => {
                 tracing::warn!(from = ?senders, "the metadata did not match the info-hash; fetching it again");
             }
@@ -590,6 +593,9 @@ fn event_json(event: &Event) -> serde_json::Value {
         }),
         Event::DiskRoom { free } => json!({"event": "disk_room", "free": free}),
         Event::MetadataReceived { size } => json!({"event": "metadata_received", "size": size}),
+        Event::PieceLayersReceived { files, hashes } => {
+            json!({"event": "piece_layers_received", "files": files, "hashes": hashes})
+        }
         Event::MetadataFailed { senders } => {
             let senders: Vec<String> = senders.iter().map(ToString::to_string).collect();
             json!({"event": "metadata_failed", "senders": senders})

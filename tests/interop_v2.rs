@@ -586,6 +586,14 @@ fn our_peer_downloads_a_v2_magnet_link(from_libtorrent: bool, mode: &str) {
     // Seven long files with six roots (same1 and same2 share one); big.bin's layer takes two requests.
     let stderr = leecher.stderr();
     assert!(stderr.contains("the piece layers of 6 files are in and proven"), "{stderr}");
+    let lines = leecher.rest_of_stdout(Duration::from_secs(2));
+    let layers = lines
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|event| event["event"] == "piece_layers_received")
+        .unwrap_or_else(|| panic!("no piece_layers_received event: {lines:?}"));
+    assert_eq!(layers["files"], 6, "{layers}");
+    assert!(layers["hashes"].as_u64().is_some_and(|hashes| hashes > 600), "{layers}");
     let (saved, shown) = our_show(&into.join("tree.torrent"));
     assert_eq!(saved, hashes, "{shown}");
     seeder.interrupt(Duration::from_secs(10));

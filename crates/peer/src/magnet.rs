@@ -464,6 +464,8 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                     let piece_layers = layers.layers().unwrap_or_default();
                     let info = state.info.take().unwrap_or_default();
                     tracing::info!("the piece layers of {} files are in and proven", piece_layers.len());
+                    let hashes = piece_layers.values().map(Vec::len).sum();
+                    let _ = shared.events.send(Event::PieceLayersReceived { files: piece_layers.len(), hashes });
                     state.result = Some((info, piece_layers));
                     drop(state);
                     shared.done.send_replace(true);

@@ -151,6 +151,12 @@ pub enum Event {
     MetadataReceived {
         size: usize,
     },
+    /// Starting from a v2 or hybrid magnet link: the piece layers of `files` files (`hashes` hashes in all) arrived
+    /// from peers and were proven against their pieces roots (BEP 52).
+    PieceLayersReceived {
+        files: usize,
+        hashes: usize,
+    },
     /// Starting from a magnet link: the assembled info dictionary did not match the info-hash; these peers sent
     /// it (one alone is banned) and the fetch starts over.
     MetadataFailed {
