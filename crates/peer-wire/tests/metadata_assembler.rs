@@ -180,3 +180,29 @@ proptest! {
         prop_assert_eq!(a.metadata(), Some(&data[..]));
     }
 }
+
+#[test]
+fn a_v2_or_hybrid_fetch_checks_the_sha256_and_every_hash_given() {
+    use sha2::Digest as _;
+    let data: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+    let sha256: [u8; 32] = sha2::Sha256::digest(&data).into();
+    let fill = |mut assembler: MetadataAssembler| {
+        let mut last = None;
+        for piece in 0..assembler.piece_count() {
+            let start = piece as usize * METADATA_PIECE_LEN;
+            let end = (start + METADATA_PIECE_LEN).min(data.len());
+            last = Some(assembler.add(piece, 20_000, &data[start..end]));
+        }
+        last.expect("two pieces")
+    };
+    let v2 = MetadataAssembler::with_hashes(None, Some(sha256), 20_000, CAP).expect("valid");
+    assert_eq!(fill(v2), Ok(MetadataProgress::Complete));
+    let both = MetadataAssembler::with_hashes(Some(sha1(&data)), Some(sha256), 20_000, CAP).expect("valid");
+    assert_eq!(fill(both), Ok(MetadataProgress::Complete));
+    let mut other = sha256;
+    other[0] ^= 1;
+    let half = MetadataAssembler::with_hashes(Some(sha1(&data)), Some(other), 20_000, CAP).expect("valid");
+    assert_eq!(fill(half), Err(ExtensionError::MetadataHashMismatch), "one hash of two matching is not enough");
+    let none = MetadataAssembler::with_hashes(None, None, 20_000, CAP).expect("valid");
+    assert_eq!(fill(none), Err(ExtensionError::MetadataHashMismatch), "with no hash nothing matches");
+}

@@ -17,8 +17,7 @@ use std::net::SocketAddr;
 use metainfo::LayersWanted;
 use metainfo::merkle::Hash32;
 use metainfo::merkle_proof::{HashRange, ProofError, piece_layer_requests, verify_hashes};
-use peer_wire::{ExtensionError, METADATA_PIECE_LEN, MetadataProgress};
-use sha1::{Digest, Sha1};
+use peer_wire::{ExtensionError, MetadataAssembler, MetadataProgress};
 
 /// Largest metadata we fetch: 32 MiB. The info dictionary of a torrent of millions of pieces fits; a peer that
 /// claims more is refused before anything is allocated.
@@ -65,87 +64,9 @@ pub struct InfoCheck {
     pub v2: Option<[u8; 32]>,
 }
 
-impl InfoCheck {
-    /// Whether `info` matches every hash given (never when none is).
-    #[must_use]
-    pub fn matches(&self, info: &[u8]) -> bool {
-        (self.v1.is_some() || self.v2.is_some())
-            && self.v1.is_none_or(|hash| Sha1::digest(info)[..] == hash)
-            && self.v2.is_none_or(|hash| metainfo::merkle::leaf(info) == hash)
-    }
-}
-
-/// The metadata of one size, piece by piece (as [`peer_wire::MetadataAssembler`], with the check of
-/// [`InfoCheck`]).
-#[derive(Debug)]
-struct Assembler {
-    check: InfoCheck,
-    data: Vec<u8>,
-    received: Vec<bool>,
-    missing: u32,
-}
-
-impl Assembler {
-    /// `size` is checked against [`MAX_METADATA_SIZE`] by the caller: the buffer is allocated here.
-    fn new(check: InfoCheck, size: u32) -> Self {
-        let pieces = size.div_ceil(METADATA_PIECE_LEN as u32);
-        Self { check, data: vec![0; size as usize], received: vec![false; pieces as usize], missing: pieces }
-    }
-
-    fn size(&self) -> u32 {
-        u32::try_from(self.data.len()).unwrap_or(u32::MAX)
-    }
-
-    fn piece_count(&self) -> u32 {
-        u32::try_from(self.received.len()).unwrap_or(u32::MAX)
-    }
-
-    fn missing(&self) -> impl Iterator<Item = u32> + '_ {
-        (0u32..).zip(&self.received).filter(|&(_, &have)| !have).map(|(piece, _)| piece)
-    }
-
-    fn metadata(&self) -> Option<&[u8]> {
-        (self.missing == 0).then_some(&self.data[..])
-    }
-
-    /// As [`peer_wire::MetadataAssembler::add`]: a mismatch drops every piece.
-    fn add(&mut self, piece: u32, total_size: u32, block: &[u8]) -> Result<MetadataProgress, ExtensionError> {
-        if total_size != self.size() {
-            return Err(ExtensionError::TotalSizeMismatch { got: total_size, expected: self.size() });
-        }
-        let count = self.piece_count();
-        let start = (piece as usize).saturating_mul(METADATA_PIECE_LEN);
-        let expected = self.data.len().saturating_sub(start).min(METADATA_PIECE_LEN);
-        let Some(have) = self.received.get_mut(piece as usize).filter(|_| expected > 0) else {
-            return Err(ExtensionError::MetadataPieceOutOfRange { piece, count });
-        };
-        if block.len() != expected {
-            return Err(ExtensionError::MetadataPieceLength { piece, got: block.len(), expected });
-        }
-        if *have {
-            return Ok(MetadataProgress::Duplicate);
-        }
-        *have = true;
-        if let Some(slot) = self.data.get_mut(start..start + expected) {
-            slot.copy_from_slice(block);
-        }
-        self.missing -= 1;
-        if self.missing > 0 {
-            return Ok(MetadataProgress::Stored);
-        }
-        if self.check.matches(&self.data) {
-            Ok(MetadataProgress::Complete)
-        } else {
-            self.received.fill(false);
-            self.missing = count;
-            Err(ExtensionError::MetadataHashMismatch)
-        }
-    }
-}
-
 #[derive(Debug)]
 struct Attempt {
-    assembler: Assembler,
+    assembler: MetadataAssembler,
     /// Peers each missing piece is asked of right now.
     asked: Vec<u8>,
     /// Who sent each piece in hand.
@@ -221,7 +142,10 @@ impl MetadataFetch {
             if self.attempts.len() >= MAX_SIZES {
                 return Err(Refusal::TooManySizes { size });
             }
-            let assembler = Assembler::new(self.check, size);
+            let Ok(assembler) = MetadataAssembler::with_hashes(self.check.v1, self.check.v2, size, MAX_METADATA_SIZE)
+            else {
+                return Err(Refusal::TooLarge { size: size.into() });
+            };
             let pieces = assembler.piece_count() as usize;
             self.attempts.push(Attempt { assembler, asked: vec![0; pieces], senders: vec![None; pieces], owner: None });
         }

@@ -2,11 +2,12 @@
 //!
 //! Pure bookkeeping for one torrent's metadata fetch, whichever peers the pieces come from: which pieces are still
 //! missing, each piece accepted once and only at its exact length (16 KiB, the last one the rest), every piece's
-//! `total_size` equal to the size the fetch started with, and the SHA-1 of the whole compared with the info-hash
-//! once the last piece is in. Only metadata that matched is ever handed out, so a peer cannot slip us a different
-//! torrent under a known info-hash.
+//! `total_size` equal to the size the fetch started with, and the whole compared with the info-hash once the last
+//! piece is in: its SHA-1 with a v1 info-hash, its SHA-256 with a v2 one (BEP 52), both for a hybrid's link. Only
+//! metadata that matched is ever handed out, so a peer cannot slip us a different torrent under a known info-hash.
 
 use sha1::{Digest, Sha1};
+use sha2::Sha256;
 
 use super::{ExtensionError, METADATA_PIECE_LEN};
 
@@ -24,7 +25,10 @@ pub enum MetadataProgress {
 /// The metadata of one torrent, piece by piece.
 #[derive(Debug, Clone)]
 pub struct MetadataAssembler {
-    info_hash: [u8; 20],
+    /// The SHA-1 the whole must have, if any.
+    v1: Option<[u8; 20]>,
+    /// The SHA-256 the whole must have, if any.
+    v2: Option<[u8; 32]>,
     data: Vec<u8>,
     received: Vec<bool>,
     missing: u32,
@@ -39,13 +43,29 @@ impl MetadataAssembler {
     ///
     /// [`ExtensionError::MetadataSize`] when `metadata_size` is 0 or over `max_size`.
     pub fn new(info_hash: [u8; 20], metadata_size: u32, max_size: u32) -> Result<Self, ExtensionError> {
+        Self::with_hashes(Some(info_hash), None, metadata_size, max_size)
+    }
+
+    /// As [`MetadataAssembler::new`], for metadata whose SHA-1 must be `v1` and whose SHA-256 must be `v2` (each
+    /// checked when given). With neither, nothing ever matches.
+    ///
+    /// # Errors
+    ///
+    /// [`ExtensionError::MetadataSize`] when `metadata_size` is 0 or over `max_size`.
+    pub fn with_hashes(
+        v1: Option<[u8; 20]>,
+        v2: Option<[u8; 32]>,
+        metadata_size: u32,
+        max_size: u32,
+    ) -> Result<Self, ExtensionError> {
         if metadata_size == 0 || metadata_size > max_size {
             return Err(ExtensionError::MetadataSize { size: metadata_size.into(), max: max_size });
         }
         let pieces = metadata_size.div_ceil(METADATA_PIECE_LEN as u32);
         // u32 -> usize is lossless on the 32- and 64-bit targets we build for.
         Ok(Self {
-            info_hash,
+            v1,
+            v2,
             data: vec![0; metadata_size as usize],
             received: vec![false; pieces as usize],
             missing: pieces,
@@ -118,13 +138,20 @@ impl MetadataAssembler {
         if self.missing > 0 {
             return Ok(MetadataProgress::Stored);
         }
-        if Sha1::digest(&self.data)[..] == self.info_hash {
+        if self.matches() {
             Ok(MetadataProgress::Complete)
         } else {
             self.received.fill(false);
             self.missing = count;
             Err(ExtensionError::MetadataHashMismatch)
         }
+    }
+
+    /// Whether the whole has every hash given.
+    fn matches(&self) -> bool {
+        (self.v1.is_some() || self.v2.is_some())
+            && self.v1.is_none_or(|hash| Sha1::digest(&self.data)[..] == hash)
+            && self.v2.is_none_or(|hash| Sha256::digest(&self.data)[..] == hash)
     }
 
     /// The verified metadata (the bencoded info dictionary), once complete.
