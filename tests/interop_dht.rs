@@ -5,12 +5,11 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
-use common::dht_node::BootstrapNode;
+use common::dht_node::{BootstrapNode, dht_peer, start_dht_seeder};
 use common::process::Running;
-use common::{bin, free_tcp_port, have_libtorrent, lt_peer, make_torrent, write_pseudo_random};
+use common::{free_tcp_port, have_libtorrent, lt_peer, make_torrent, write_pseudo_random};
 
 /// How long a peer may take to find the other through the DHT and download 2 MB.
 const TIMEOUT: Duration = Duration::from_secs(90);
@@ -38,14 +37,8 @@ fn our_peer_finds_a_libtorrent_seeder_through_the_dht_from_a_bare_magnet_link() 
 
     let into = work.path().join("leech");
     let magnet = format!("magnet:?xt=urn:btih:{}", hex::encode(info_hash));
-    let mut leecher = Running::start(Command::new(bin("peer")).arg("0").arg(&magnet).arg("--dir").arg(&into).args([
-        "--bind",
-        "127.0.0.1",
-        "--json",
-        "--exit-on-complete",
-        "--dht-bootstrap",
-        &bootstrap.address.to_string(),
-    ]));
+    let mut leecher =
+        Running::start(dht_peer(&magnet, &into, &bootstrap.address.to_string()).args(["--json", "--exit-on-complete"]));
     let status = leecher.wait(TIMEOUT);
     let lines = leecher.rest_of_stdout(Duration::from_secs(2));
     assert!(
@@ -71,17 +64,7 @@ fn libtorrent_finds_our_seeder_through_the_dht_from_a_bare_magnet_link() {
     let data = work.path().join("src").join("ours-dht.bin");
     write_pseudo_random(&data, 2_000_000, 52);
     let (torrent, info_hash) = make_torrent(&data, "udp://127.0.0.1:1/announce", 15);
-    let mut seeder_command = Command::new(bin("peer"));
-    seeder_command.arg("0").arg(&torrent).arg("--dir").arg(work.path().join("src")).args([
-        "--bind",
-        "127.0.0.1",
-        "--tracker-timeout",
-        "0.5",
-        "--dht-bootstrap",
-        &bootstrap.address.to_string(),
-    ]);
-    let (mut seeder, _) = Running::start_listening(&mut seeder_command);
-    assert!(seeder.wait_for_line(|line| line.starts_with("seeding"), Duration::from_secs(30)).is_some());
+    let mut seeder = start_dht_seeder(&torrent, &work.path().join("src"), &bootstrap.address.to_string());
 
     let into = work.path().join("leech");
     std::fs::create_dir_all(&into).expect("mkdir");

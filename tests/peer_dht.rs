@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::dht_node::BootstrapNode;
+use common::dht_node::{BootstrapNode, dht_peer, start_dht_seeder};
 use common::process::Running;
 use common::{bin, make_torrent, write_pseudo_random};
 
@@ -20,27 +20,13 @@ fn a_magnet_link_with_no_tracker_and_no_peer_downloads_through_the_dht() {
     // A tracker nobody answers at: the DHT is the only way to meet.
     let (torrent, info_hash) = make_torrent(&data, "udp://127.0.0.1:1/announce", 16);
     let via = bootstrap.address.to_string();
-    let mut seeder_command = Command::new(bin("peer"));
-    seeder_command.arg("0").arg(&torrent).arg("--dir").arg(work.path().join("src")).args([
-        "--bind",
-        "127.0.0.1",
-        "--tracker-timeout",
-        "0.5",
-        "--dht-bootstrap",
-        &via,
-    ]);
-    let (mut seeder, _) = Running::start_listening(&mut seeder_command);
-    assert!(seeder.wait_for_line(|line| line.starts_with("seeding"), Duration::from_secs(30)).is_some());
+    let mut seeder = start_dht_seeder(&torrent, &work.path().join("src"), &via);
 
     let into = work.path().join("leech");
     let magnet = format!("magnet:?xt=urn:btih:{}", hex::encode(info_hash));
-    let mut leecher = Running::start(Command::new(bin("peer")).arg("0").arg(&magnet).arg("--dir").arg(&into).args([
-        "--bind",
-        "127.0.0.1",
+    let mut leecher = Running::start(dht_peer(&magnet, &into, &via).args([
         "--json",
         "--exit-on-complete",
-        "--dht-bootstrap",
-        &via,
         "--trace-file",
         work.path().join("trace.txt").to_str().expect("utf-8"),
     ]));
@@ -71,14 +57,7 @@ fn a_magnet_link_with_no_tracker_and_no_peer_downloads_through_the_dht() {
     let again = work.path().join("again");
     std::fs::create_dir_all(&again).expect("mkdir");
     std::fs::write(again.join(".dht-nodes"), &saved).expect("copy the saved nodes");
-    let mut newcomer = Running::start(Command::new(bin("peer")).arg("0").arg(&magnet).arg("--dir").arg(&again).args([
-        "--bind",
-        "127.0.0.1",
-        "--json",
-        "--exit-on-complete",
-        "--dht-bootstrap",
-        "127.0.0.1:9",
-    ]));
+    let mut newcomer = Running::start(dht_peer(&magnet, &again, "127.0.0.1:9").args(["--json", "--exit-on-complete"]));
     let status = newcomer.wait(Duration::from_secs(60));
     assert!(status.is_some_and(|status| status.success()), "{}", newcomer.stderr());
     assert_eq!(std::fs::read(&data).expect("original"), std::fs::read(again.join("dht.bin")).expect("copy"));
@@ -106,26 +85,13 @@ fn a_trackerless_torrent_joins_the_dht_through_its_own_nodes() {
     let shown: serde_json::Value = serde_json::from_slice(&show.stdout).expect("JSON");
     assert_eq!(shown["trackers"], serde_json::json!([]), "{shown}");
 
-    let mut seeder_command = Command::new(bin("peer"));
-    seeder_command.arg("0").arg(&torrent).arg("--dir").arg(work.path().join("src")).args([
-        "--bind",
-        "127.0.0.1",
-        "--dht-bootstrap",
-        &via,
-    ]);
-    let (mut seeder, _) = Running::start_listening(&mut seeder_command);
-    assert!(seeder.wait_for_line(|line| line.starts_with("seeding"), Duration::from_secs(30)).is_some());
+    let mut seeder = start_dht_seeder(&torrent, &work.path().join("src"), &via);
 
     let into = work.path().join("leech");
-    let mut leecher = Running::start(Command::new(bin("peer")).arg("0").arg(&torrent).arg("--dir").arg(&into).args([
-        "--bind",
-        "127.0.0.1",
-        "--json",
-        "--exit-on-complete",
+    let mut leecher = Running::start(
         // Given instead of the public routers, and dead: only the torrent's node leads anywhere.
-        "--dht-bootstrap",
-        "127.0.0.1:9",
-    ]));
+        dht_peer(&torrent, &into, "127.0.0.1:9").args(["--json", "--exit-on-complete"]),
+    );
     let status = leecher.wait(Duration::from_secs(60));
     let lines = leecher.rest_of_stdout(Duration::from_secs(2));
     assert!(
