@@ -1,10 +1,11 @@
 //! Fuzz BEP 52 hash checking: a `hashes` message's fields and hashes, all from the wire, checked against a file's
 //! root must never panic, and what passes must be exactly the base hashes asked for. A tree built from arbitrary
-//! piece-layer hashes must serve proofs that its own root accepts.
+//! piece-layer hashes must serve proofs that its own root accepts; a tree held from 64 KiB pieces, asked below them
+//! with the right leaves of one piece, answers exactly as the whole tree does.
 
 #![no_main]
 
-use metainfo::merkle::Hash32;
+use metainfo::merkle::{self, Hash32};
 use metainfo::merkle_proof::{HashRange, HashTree, verify_hashes};
 
 fn word(data: &[u8], at: usize) -> u32 {
@@ -41,5 +42,16 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         let reaches_root = range.base_layer + range.length.trailing_zeros() + range.uncle_count() == tree.height();
         let checked = verify_hashes(&tree.root(), length, &range, &served.concat());
         assert!(!reaches_root || checked.is_ok(), "our own proof must verify: {checked:?} for {range:?}");
+    }
+
+    // The same hashes as a file's leaves: the whole tree, and the tree a seeder holds from its 64 KiB pieces.
+    let Ok(whole) = HashTree::from_leaves(&layer, length) else { return };
+    let pieces: Vec<Hash32> = layer.chunks(4).map(|leaves| merkle::piece_hash(leaves, 64 * 1024)).collect();
+    let Ok(held) = HashTree::from_piece_layer(&pieces, 64 * 1024, length) else { return };
+    let below = 2u32.saturating_sub(range.base_layer);
+    let piece = if below == 0 { 0 } else { (range.index >> below) as usize };
+    let leaves = layer.chunks(4).nth(piece).unwrap_or_default();
+    if let Ok(served) = held.serve_below(&range, leaves) {
+        assert_eq!(Ok(served), whole.serve(&range), "{range:?}");
     }
 });

@@ -151,6 +151,28 @@ pub enum ProofError {
     /// The hashes and their proof do not lead to the `pieces root`.
     #[error("the hashes and their proof do not lead to the pieces root")]
     RootMismatch,
+    /// A request below the layer held spans more than one node of that layer, so the leaves of one piece cannot
+    /// answer it.
+    #[error("hashes {index}..{index}+{length} of layer {base_layer} lie under more than one node of layer {held}")]
+    AcrossNodes {
+        /// The requested layer.
+        base_layer: u32,
+        /// The requested first node.
+        index: u32,
+        /// The requested count.
+        length: u32,
+        /// The lowest layer held.
+        held: u32,
+    },
+    /// Leaves given to [`HashTree::serve_below`] do not hash to the node of the layer held they lie under: the
+    /// bytes they were hashed from are not the torrent's.
+    #[error("the leaves do not hash to node {node} of layer {held}")]
+    LeavesMismatch {
+        /// The node of the layer held.
+        node: u64,
+        /// The lowest layer held.
+        held: u32,
+    },
 }
 
 /// Leaves of a file of `file_length` bytes: one per 16 KiB block, the last maybe shorter.
@@ -308,6 +330,63 @@ impl HashTree {
         for h in base_layer + k..=base_layer + proof_layers {
             let position = index >> (h - base_layer);
             out.push(self.node(h, position ^ 1));
+        }
+        Ok(out)
+    }
+}
+
+impl HashTree {
+    /// Answers a request below the layer held, as [`HashTree::serve`] would with the whole tree, from the leaves
+    /// under the one node of the layer held that the range lies under. For a tree held from its piece layer that
+    /// is one piece's 16 KiB block hashes, which the caller reads from disk and hashes: what a peer asks for to find
+    /// the bad blocks of a piece that failed its check. `leaves` are that node's data leaves in order, `2^held` of
+    /// them, or fewer under the file's last node; they must hash to the node, so that bytes that are not the
+    /// torrent's (a disk gone bad) are never vouched for.
+    ///
+    /// # Errors
+    ///
+    /// Whatever [`check_request`] finds; [`ProofError::AcrossNodes`] for a range under more than one node;
+    /// [`ProofError::BadLayer`] for the wrong number of leaves; [`ProofError::LeavesMismatch`] when they do not hash
+    /// to the node. A request at or above the layer held is answered as [`HashTree::serve`] answers it.
+    pub fn serve_below(&self, range: &HashRange, leaves: &[Hash32]) -> Result<Vec<Hash32>, ProofError> {
+        check_request(self.file_length, range)?;
+        let &HashRange { base_layer, index, length, proof_layers } = range;
+        let held = self.held;
+        if base_layer >= held {
+            return self.serve(range);
+        }
+        let span = held - base_layer;
+        let node = u64::from(index) >> span;
+        if (u64::from(index) + u64::from(length) - 1) >> span != node {
+            return Err(ProofError::AcrossNodes { base_layer, index, length, held });
+        }
+        let width = 1usize << held;
+        let expected = num_blocks(self.file_length).saturating_sub(node << held).min(width as u64);
+        if leaves.len() as u64 != expected {
+            return Err(ProofError::BadLayer { got: leaves.len(), height: 0, file_length: self.file_length });
+        }
+        // The subtree under `node`, from the leaves (zero leaves past the file's end) up to the layer held.
+        let mut below = vec![leaves.to_vec()];
+        below[0].resize(width, pad_hash(0));
+        for _ in 0..held {
+            let layer = below.last().map(Vec::as_slice).unwrap_or_default();
+            let above = layer.chunks_exact(2).map(|pair| parent(&pair[0], &pair[1])).collect();
+            below.push(above);
+        }
+        if below[held as usize][0] != self.node(held, node) {
+            return Err(ProofError::LeavesMismatch { node, held });
+        }
+        let first = (u64::from(index) - (node << span)) as usize;
+        let mut out = Vec::with_capacity(length as usize + proof_layers as usize + 1);
+        out.extend_from_slice(&below[base_layer as usize][first..first + length as usize]);
+        for h in base_layer + length.trailing_zeros()..=base_layer + proof_layers {
+            let sibling = (u64::from(index) >> (h - base_layer)) ^ 1;
+            let hash = if h < held {
+                below[h as usize][(sibling - (node << (held - h))) as usize]
+            } else {
+                self.node(h, sibling)
+            };
+            out.push(hash);
         }
         Ok(out)
     }

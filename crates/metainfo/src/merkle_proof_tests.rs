@@ -413,6 +413,54 @@ proptest! {
     }
 
     #[test]
+    fn a_tree_held_from_its_pieces_serves_block_hashes_from_one_pieces_leaves(
+        piece_exp in 1u32..=6,
+        raw in any::<u64>(),
+        seed in any::<u64>(),
+        picks in any::<[u32; 5]>(),
+    ) {
+        // A file of several pieces (2 to 64 blocks each), its leaves, and the two trees: the whole one, and the
+        // one a seeder holds from the torrent's piece layer.
+        let piece_length = K << piece_exp;
+        let length = piece_length + 1 + raw % (40 * piece_length);
+        let leaves = fake_hashes(length.div_ceil(K), seed);
+        let per_piece = blocks_per_piece(piece_length);
+        let layer: Vec<Hash32> = leaves.chunks(per_piece).map(|c| piece_hash(c, piece_length)).collect();
+        let whole = HashTree::from_leaves(&leaves, length).expect("tree from leaves");
+        let held = HashTree::from_piece_layer(&layer, piece_length, length).expect("tree from pieces");
+        prop_assert_eq!(whole.root(), held.root());
+        let top = tree_height(length);
+        let pieces = layer.len() as u64;
+        // A random request below the piece layer that lies under one piece.
+        let piece = u64::from(picks[0]) % pieces;
+        let base = picks[1] % piece_exp;
+        let k = picks[2] % (piece_exp - base + 1);
+        let within = (u64::from(picks[3]) % (1 << (piece_exp - base - k))) << k;
+        let index = u32::try_from((piece << (piece_exp - base)) + within).expect("small");
+        let request = range(base, index, 1 << k, picks[4] % (top - base));
+        let piece_leaves = &leaves[(piece as usize * per_piece)..((piece as usize + 1) * per_piece).min(leaves.len())];
+        prop_assert_eq!(held.serve_below(&request, piece_leaves), whole.serve(&request));
+        // The proof up to the root verifies; other leaves, too few leaves or a range across pieces do not serve.
+        let full = HashRange { proof_layers: top - base - 1, ..request };
+        let answer = flat(&held.serve_below(&full, piece_leaves).expect("served"));
+        prop_assert!(verify_hashes(&held.root(), length, &full, &answer).is_ok());
+        let mut wrong = piece_leaves.to_vec();
+        let flipped = picks[4] as usize % wrong.len();
+        wrong[flipped][0] ^= 1;
+        prop_assert_eq!(
+            held.serve_below(&full, &wrong),
+            Err(ProofError::LeavesMismatch { node: piece, held: piece_exp })
+        );
+        let short = held.serve_below(&full, &piece_leaves[1..]);
+        prop_assert!(matches!(short, Err(ProofError::BadLayer { .. })), "{:?}", short);
+        if pieces > 1 {
+            let both = range(0, 0, (2 * per_piece) as u32, top - 1);
+            let refused = held.serve_below(&both, &leaves[..per_piece]);
+            prop_assert!(matches!(refused, Err(ProofError::AcrossNodes { .. })), "{:?}", refused);
+        }
+    }
+
+    #[test]
     fn piece_layer_requests_fetch_the_whole_layer(f in file()) {
         let requests = piece_layer_requests(f.length, f.piece_length);
         let pieces = f.length.div_ceil(f.piece_length);
@@ -469,6 +517,13 @@ proptest! {
         if (1..=64 * K).contains(&length_pick) {
             let tree = HashTree::from_leaves(&fake_hashes(length_pick.div_ceil(K), 9), length_pick).expect("tree");
             if let Ok(answer) = tree.serve(&request) {
+                prop_assert_eq!(answer.len() as u64, request.hash_count());
+            }
+            // A seeder's tree held from 64 KiB pieces, asked below them with any leaves.
+            let layer = fake_hashes(length_pick.div_ceil(4 * K), 3);
+            if let Ok(held) = HashTree::from_piece_layer(&layer, 4 * K, length_pick)
+                && let Ok(answer) = held.serve_below(&request, &fake_hashes(count as u64 % 5, 4))
+            {
                 prop_assert_eq!(answer.len() as u64, request.hash_count());
             }
         }
