@@ -427,6 +427,13 @@ impl View {
                 tracing::warn!(piece = index, from = ?senders, "piece failed its hash check; fetching it again");
             }
             Event::PeerBanned { addr } => tracing::warn!(%addr, "peer banned for sending bad data"),
+            Event::BlocksChecked { index, bad_blocks, liars, by } => tracing::warn!(
+                piece = index,
+                bad_blocks = ?bad_blocks,
+                from = ?liars,
+                hashes_from = %by,
+                "the failed piece's block hashes name the senders of its bad blocks"
+            ),
             Event::AddressBanned { ip } => {
                 tracing::warn!(%ip, "address banned: several of its peers sent bad data");
             }
@@ -583,6 +590,16 @@ fn event_json(event: &Event) -> serde_json::Value {
             json!({"event": "piece_failed", "piece": index, "senders": senders})
         }
         Event::PeerBanned { addr } => json!({"event": "peer_banned", "address": addr.to_string()}),
+        Event::BlocksChecked { index, bad_blocks, liars, by } => {
+            let liars: Vec<String> = liars.iter().map(ToString::to_string).collect();
+            json!({
+                "event": "piece_blocks_checked",
+                "piece": index,
+                "bad_blocks": bad_blocks,
+                "liars": liars,
+                "hashes_from": by.to_string(),
+            })
+        }
         Event::AddressBanned { ip } => json!({"event": "address_banned", "ip": ip.to_string()}),
         Event::DiskFull { path, piece, free, needed } => json!({
             "event": "disk_full",

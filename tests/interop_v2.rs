@@ -420,10 +420,10 @@ fn a_single_file_v2_torrent_goes_both_ways_with_its_padded_last_piece() {
 }
 
 /// A hybrid swarm: our tracker names the torrent, a libtorrent seeder (v2-capable: it announces both info-hashes)
-/// and two leechers find each other through the tracker alone: libtorrent, and our peer, which trades over the v1
-/// pieces with SHA-1 as a v1-only client does. aria2 1.37 and Transmission 3.00, the v1-only clients in Debian,
-/// cannot join any hybrid swarm, libtorrent's own torrents included: aria2 computes a wrong v1 info-hash (it
-/// re-encodes the info dictionary) and transmission-show refuses to parse the file; so our peer plays that part.
+/// and two leechers find each other through the tracker alone: libtorrent, and our peer, which checks the v1 pieces
+/// with SHA-1 (its connections to libtorrent are upgraded to v2, as libtorrent's own are). A real v1-only client
+/// in a hybrid swarm is rtorrent, in tests/interop_hybrid_v1.rs: aria2 1.37 computes a wrong v1 info-hash for any
+/// hybrid (it re-encodes the info dictionary) and Transmission 3.00 refuses the file.
 #[test]
 fn a_hybrid_swarm_mixes_a_v1_path_peer_and_v2_clients() {
     if !have_libtorrent() {

@@ -602,3 +602,72 @@ fn a_hybrid_torrent_downloads_over_v1_without_writing_its_pad_files() {
     assert!(!into.join("hybrid").join(".pad").exists(), "pad files were written");
     assert!(!work.path().join("src").join("hybrid").join(".pad").exists());
 }
+
+/// A v2 liar behind the honest seeder's address sends the first half of each piece, corrupted, then chokes, so the
+/// seeder sends the second half: every piece the liar touches fails with two senders. Its block hashes (BEP 52),
+/// which the seeder reads off its disk and proves up to the file's root, name the liar at the first such failure,
+/// with no good copy needed; the seeder is never banned, and the download completes.
+#[test]
+fn a_v2_liar_sharing_pieces_with_the_seeder_is_named_by_the_pieces_block_hashes() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (_tracker, announce, _) = start_tracker();
+    let len = 2 * 1024 * 1024 + 5000;
+    let data = single_file(work.path(), "v2.bin", len, 12);
+    let torrent = work.path().join("v2.torrent");
+    common::run_ok(
+        Command::new(bin("mktorrent")).args(["--v2", "-q", "-l", "16", "-a", &announce, "-o"]).arg(&torrent).arg(&data),
+    );
+    let shown = common::run_ok(Command::new(bin("mktorrent")).arg("--show").arg(&torrent).arg("--json"));
+    let shown: serde_json::Value = serde_json::from_str(shown.trim()).expect("JSON");
+    let v2_hash = shown["info_hash_v2"].as_str().expect("a v2 info-hash");
+    let info_hash: [u8; 20] =
+        hex::decode(&v2_hash[..40]).expect("hex").try_into().expect("the truncated v2 hash names the swarm");
+    // The liar serves the v2 piece stream: the file, then zeros to the end of its last piece.
+    let piece_len = 1 << 16;
+    let mut bytes = std::fs::read(&data).expect("data");
+    bytes.resize(len.div_ceil(piece_len) * piece_len, 0);
+    let liar = HostilePeer::start_with("127.0.0.1", bytes, piece_len, info_hash, |_| true, true);
+    let (_seeder, seeder_addr) = start_seeder(&torrent, &work.path().join("src"), &["--upload-limit", "4M"]);
+
+    let into = work.path().join("leech");
+    let mut leecher = Running::start(
+        peer_command(&torrent, &into).args(["--exit-on-complete", "--json", "--peer"]).arg(liar.addr.to_string()),
+    );
+    let rest = expect_complete(&mut leecher, Duration::from_secs(60));
+    assert_same_file(&data, &into.join("v2.bin"));
+    assert!(liar.bad_blocks() > 0, "the liar was never asked for a block");
+    let checked = json_events(&rest, "piece_blocks_checked");
+    assert!(
+        !checked.is_empty(),
+        "no failed piece was settled by block hashes: {:?}",
+        json_events(&rest, "piece_failed")
+    );
+    for event in &checked {
+        assert_eq!(event["liars"], serde_json::json!([liar.addr.to_string()]), "{event}");
+        assert_eq!(event["hashes_from"], seeder_addr.to_string(), "only the seeder can prove hashes: {event}");
+        // The liar only ever sends the first two of a piece's four blocks.
+        let bad = event["bad_blocks"].as_array().expect("bad blocks");
+        assert!(!bad.is_empty() && bad.iter().all(|block| block.as_u64() < Some(2)), "{event}");
+    }
+    let banned: Vec<String> = json_events(&rest, "peer_banned")
+        .iter()
+        .filter_map(|event| Some(event["address"].as_str()?.to_owned()))
+        .collect();
+    assert_eq!(banned, vec![liar.addr.to_string()], "exactly the liar is banned");
+    assert!(json_events(&rest, "address_banned").is_empty(), "one liar is no reason to ban the whole address");
+    // The ban came from the block hashes, not from a good copy compared later: it follows the first settlement.
+    let position = |kind: &str| {
+        rest.iter()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .position(|event| event["event"] == kind)
+    };
+    let (first_checked, ban) = (position("piece_blocks_checked"), position("peer_banned"));
+    assert!(first_checked < ban, "the liar was banned before any block hashes came");
+    let failed = json_events(&rest, "piece_failed");
+    eprintln!(
+        "v2 liar: {} bad blocks sent, {} pieces failed, {} settled by block hashes",
+        liar.bad_blocks(),
+        failed.len(),
+        checked.len()
+    );
+}

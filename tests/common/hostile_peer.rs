@@ -23,6 +23,7 @@ struct Torrent {
     piece_length: usize,
     info_hash: [u8; 20],
     corrupt: Box<dyn Fn(u32) -> bool + Send + Sync>,
+    half_then_choke: bool,
 }
 
 impl HostilePeer {
@@ -35,10 +36,24 @@ impl HostilePeer {
         info_hash: [u8; 20],
         corrupt: impl Fn(u32) -> bool + Send + Sync + 'static,
     ) -> HostilePeer {
+        Self::start_with(ip, data, piece_length, info_hash, corrupt, false)
+    }
+
+    /// As [`HostilePeer::start`]; with `half_then_choke`, only the blocks in the first half of each piece are
+    /// answered: a request for the second half is met with a choke and an unchoke at once, so the downloader
+    /// asks someone else for it and the piece ends up sent by two peers. Hash requests (BEP 52) are rejected.
+    pub fn start_with(
+        ip: &str,
+        data: Vec<u8>,
+        piece_length: usize,
+        info_hash: [u8; 20],
+        corrupt: impl Fn(u32) -> bool + Send + Sync + 'static,
+        half_then_choke: bool,
+    ) -> HostilePeer {
         let listener = TcpListener::bind((ip, 0)).expect("bind the hostile peer");
         listener.set_nonblocking(true).expect("nonblocking listener");
         let addr = listener.local_addr().expect("local address");
-        let torrent = Arc::new(Torrent { data, piece_length, info_hash, corrupt: Box::new(corrupt) });
+        let torrent = Arc::new(Torrent { data, piece_length, info_hash, corrupt: Box::new(corrupt), half_then_choke });
         let (connections, bad_blocks, stop) = Default::default();
         let (c, b, s): (Arc<AtomicUsize>, Arc<AtomicUsize>, Arc<AtomicBool>) =
             (Arc::clone(&connections), Arc::clone(&bad_blocks), Arc::clone(&stop));
@@ -106,18 +121,34 @@ fn serve(mut stream: TcpStream, torrent: &Torrent, connections: &AtomicUsize, ba
         buf.extend_from_slice(&chunk[..n]);
         let mut out = Vec::new();
         let mut used = 0;
+        let mut skipped = false;
         while let Ok(Some((message, len))) = peer_wire::decode(&buf[used..], peer_wire::MAX_MESSAGE_LEN) {
             used += len;
-            if let Message::Request { index, begin, length } = message {
-                let start = index as usize * torrent.piece_length + begin as usize;
-                let Some(bytes) = torrent.data.get(start..start + length as usize) else { return };
-                let mut block = bytes.to_vec();
-                if (torrent.corrupt)(index) {
-                    block.iter_mut().for_each(|byte| *byte = !*byte);
-                    bad.fetch_add(1, Ordering::SeqCst);
+            match message {
+                Message::Request { begin, .. }
+                    if torrent.half_then_choke && begin as usize >= torrent.piece_length / 2 =>
+                {
+                    skipped = true;
                 }
-                Message::Piece { index, begin, block: &block }.encode(&mut out);
+                Message::Request { index, begin, length } => {
+                    let start = index as usize * torrent.piece_length + begin as usize;
+                    let Some(bytes) = torrent.data.get(start..start + length as usize) else { return };
+                    let mut block = bytes.to_vec();
+                    if (torrent.corrupt)(index) {
+                        block.iter_mut().for_each(|byte| *byte = !*byte);
+                        bad.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Message::Piece { index, begin, block: &block }.encode(&mut out);
+                }
+                Message::HashRequest { pieces_root, base_layer, index, length, proof_layers } => {
+                    Message::HashReject { pieces_root, base_layer, index, length, proof_layers }.encode(&mut out);
+                }
+                _ => {}
             }
+        }
+        if skipped {
+            Message::Choke.encode(&mut out);
+            Message::Unchoke.encode(&mut out);
         }
         buf.drain(..used);
         if stream.write_all(&out).is_err() {

@@ -38,6 +38,9 @@ impl ReservedBit {
     pub const FAST: Self = Self::new(7, 0x04);
     /// BEP 10 extension protocol (extended messages, id 20).
     pub const EXTENSION_PROTOCOL: Self = Self::new(5, 0x10);
+    /// BEP 52 v2: on a connection of a hybrid torrent made with its v1 info-hash, the sender also speaks v2 (hash
+    /// requests). libtorrent 2.0 sets it there and reads it so.
+    pub const V2: Self = Self::new(7, 0x10);
 
     /// A flag at `byte` (0 is the first reserved byte) with `mask`. A byte past 7 names no bit: it reads as unset
     /// and setting it does nothing.

@@ -62,6 +62,8 @@ fn our_handshake(swarm: &Swarm) -> Handshake {
     let mut ours = Handshake::new(swarm.info_hash, swarm.peer_id);
     ours.set(ReservedBit::EXTENSION_PROTOCOL, true);
     ours.set(ReservedBit::DHT, swarm.dht.is_some());
+    // As libtorrent does on a hybrid torrent's v1 connections: we speak v2 too (hash requests).
+    ours.set(ReservedBit::V2, swarm.info_hash_v2.is_some());
     ours
 }
 
@@ -146,16 +148,27 @@ pub(crate) async fn run<S: Transport>(
         }
         trace.handshake(addr, false, &handshake);
     }
-    // A hybrid torrent's v2 peers may knock with its v2 info-hash (truncated): they are answered with it.
-    let (our_handshake, ours) = if handshake.info_hash == swarm.info_hash {
-        (our_handshake, ours)
-    } else if direction == Direction::Incoming && Some(handshake.info_hash) == swarm.info_hash_v2 {
-        let mut hybrid = our_handshake;
-        hybrid.info_hash = handshake.info_hash;
-        let bytes = hybrid.encode();
-        (hybrid, bytes)
+    // A hybrid torrent's swarm speaks both: a v2 peer may knock with its v2 info-hash (truncated), and a v1
+    // handshake with the v2 bit set asks to upgrade the connection to v2 (libtorrent 2.0's way, BEP 52), which the
+    // side that answers grants by answering with the v2 hash. We ask when we dial, and grant when asked.
+    let hybrid_v2 = swarm.info_hash_v2;
+    let peer_v2 = if handshake.info_hash == swarm.info_hash {
+        let upgrade = direction == Direction::Incoming && hybrid_v2.is_some() && handshake.has(ReservedBit::V2);
+        upgrade || swarm.storage.is_v2_only()
+    } else if hybrid_v2 == Some(handshake.info_hash) {
+        true
     } else {
         return Err("handshake for another torrent".into());
+    };
+    let (our_handshake, ours) = match hybrid_v2 {
+        Some(v2_hash) if peer_v2 && direction == Direction::Incoming => {
+            let mut upgraded = our_handshake;
+            upgraded.info_hash = v2_hash;
+            upgraded.set(ReservedBit::V2, false);
+            let bytes = upgraded.encode();
+            (upgraded, bytes)
+        }
+        _ => (our_handshake, ours),
     };
     if direction == Direction::Incoming {
         let reply = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.write_all(&ours));
@@ -168,7 +181,7 @@ pub(crate) async fn run<S: Transport>(
     drop(ticket);
     let extensions = handshake.has(ReservedBit::EXTENSION_PROTOCOL);
     let peer_dht = handshake.has(ReservedBit::DHT);
-    let admitted = swarm.admit(addr, handshake.peer_id, direction, extensions, peer_dht)?;
+    let admitted = swarm.admit(addr, handshake.peer_id, direction, extensions, peer_dht, peer_v2)?;
     let key = admitted.key;
     let outbox = admitted.outbox;
     let (reader, writer) = stream.split();
@@ -391,6 +404,32 @@ mod tests {
                 let ended = task.await.expect("the connection task");
                 assert!(ended.is_err_and(|reason| reason.to_string().contains("another torrent")));
             }
+        }
+    }
+
+    /// libtorrent's upgrade (BEP 52): a v1 handshake with the v2 bit is answered with the v2 hash, which makes the
+    /// connection v2; without the bit it stays v1. Our own handshake asks for the upgrade, as libtorrent's does.
+    #[tokio::test]
+    async fn a_hybrids_v1_handshake_with_the_v2_bit_is_upgraded_to_v2() {
+        let harness = crate::fuzzing::Harness::new(true);
+        let swarm = harness.swarm();
+        assert!(our_handshake(&swarm).has(ReservedBit::V2), "we ask to upgrade when we dial");
+        for (upgrade, expected) in [(true, crate::fuzzing::HARNESS_V2_HASH), (false, swarm.info_hash)] {
+            let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
+            let addr = SocketAddr::from(([10, 9, 8, 7], 6881));
+            let task = {
+                let swarm = swarm.clone();
+                tokio::spawn(async move { run(&swarm, ours, addr, Direction::Incoming, None).await })
+            };
+            let mut hello = Handshake::new(swarm.info_hash, *b"-XX0001-upgrade00000");
+            hello.set(ReservedBit::V2, upgrade);
+            theirs.write_all(&hello.encode()).await.expect("write");
+            let mut reply = [0u8; HANDSHAKE_LEN];
+            theirs.read_exact(&mut reply).await.expect("a reply");
+            let (handshake, _) = Handshake::decode(&reply).expect("valid").expect("whole");
+            assert_eq!(handshake.info_hash, expected, "upgrade asked: {upgrade}");
+            drop(theirs);
+            assert!(task.await.expect("the connection task").is_ok());
         }
     }
 

@@ -188,7 +188,9 @@ impl Harness {
         peer_id[19] = b'a' + (arg % 16);
         peer_id[18] = b'a' + slot as u8;
         let direction = if arg & 0x80 == 0 { Direction::Incoming } else { Direction::Outgoing };
-        if let Ok(admitted) = self.swarm.admit(addr, peer_id, direction, arg & 0x40 != 0, arg & 0x20 != 0) {
+        if let Ok(admitted) =
+            self.swarm.admit(addr, peer_id, direction, arg & 0x40 != 0, arg & 0x20 != 0, arg & 0x10 != 0)
+        {
             self.connections[slot] =
                 Some(Connection { key: admitted.key, outbox: admitted.outbox, requests: VecDeque::new() });
         }

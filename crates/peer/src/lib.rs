@@ -7,6 +7,7 @@
 
 mod admission;
 mod announcer;
+pub mod block_proof;
 pub mod choker;
 mod connection;
 pub mod dht_peers;

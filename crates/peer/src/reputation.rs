@@ -228,6 +228,32 @@ impl Reputation {
         verdict
     }
 
+    /// A failed piece's block hashes, proven against its file's merkle root (BEP 52), showed which blocks were bad:
+    /// their senders (`liars`) are banned, that being proof, and the senders of its good blocks only (`honest`)
+    /// are cleared. The piece's kept blocks are not needed any more.
+    pub fn blocks_proven(&mut self, piece: u32, liars: &[Sender], honest: &[Sender]) -> Verdict {
+        let mut verdict = Verdict::default();
+        if self.suspects.remove(&piece).is_some() {
+            self.suspect_order.retain(|&index| index != piece);
+        }
+        for liar in liars {
+            self.ban(*liar, &mut verdict);
+        }
+        for sender in honest {
+            if !liars.contains(sender) {
+                self.clear(*sender, &mut verdict);
+            }
+        }
+        verdict
+    }
+
+    /// A peer sent something provably false other than a block (hashes whose proof fails): it is banned.
+    pub fn proven_liar(&mut self, sender: Sender) -> Verdict {
+        let mut verdict = Verdict::default();
+        self.ban(sender, &mut verdict);
+        verdict
+    }
+
     fn clear(&mut self, sender: Sender, verdict: &mut Verdict) {
         if self.parole.contains(&sender) {
             self.parole.remove(&sender);

@@ -113,3 +113,23 @@ fn ban_lists_and_records_stay_bounded() {
     assert!(rep.suspects.len() <= MAX_SUSPECT_PIECES);
     assert_eq!(rep.suspects.len(), rep.suspect_order.len());
 }
+
+#[test]
+fn proven_block_hashes_ban_the_liar_at_once_and_clear_the_honest() {
+    let mut rep = Reputation::new();
+    let honest = sender([127, 0, 0, 1], 6881, 1);
+    let liar = sender([127, 0, 0, 1], 6882, 2);
+    let verdict = rep.piece_failed(4, &[honest, liar], &[digest(1), digest(2)]);
+    assert_eq!(verdict.paroled.len(), 2);
+    assert!(rep.has_suspects(4));
+    // The block hashes came before any good copy: no need to wait for one.
+    let verdict = rep.blocks_proven(4, &[liar], &[honest]);
+    assert_eq!(verdict.banned, vec![liar]);
+    assert_eq!(verdict.cleared, vec![honest]);
+    assert!(rep.is_banned(&liar) && !rep.is_banned(&honest) && !rep.on_parole(&honest));
+    assert!(!rep.has_suspects(4), "the kept blocks are settled");
+    // A forged hash answer is proof too.
+    let forger = sender([127, 0, 0, 2], 7000, 3);
+    assert_eq!(rep.proven_liar(forger).banned, vec![forger]);
+    assert!(rep.is_banned(&forger));
+}

@@ -131,6 +131,14 @@ pub enum Event {
     PeerBanned {
         addr: SocketAddr,
     },
+    /// A failed piece of a v2 file was settled by its block hashes (BEP 52), which `by` sent and which proved out
+    /// against the file's root: `bad_blocks` (indices within the piece) did not match, and `liars` sent them.
+    BlocksChecked {
+        index: u32,
+        bad_blocks: Vec<u32>,
+        liars: Vec<SocketAddr>,
+        by: SocketAddr,
+    },
     /// Several peers at this address were banned: the address itself is, from now on.
     AddressBanned {
         ip: IpAddr,

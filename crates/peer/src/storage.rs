@@ -293,6 +293,12 @@ impl Storage {
         }
     }
 
+    /// Whether the torrent is v2-only: its pieces are checked against its files' merkle trees.
+    #[must_use]
+    pub fn is_v2_only(&self) -> bool {
+        matches!(self.hashes, PieceHashes::V2(_))
+    }
+
     /// `data` is piece `index`: its SHA-1, or for a v2-only torrent its merkle hash, is the torrent's (false if
     /// `data` is not exactly that piece's size).
     pub fn piece_matches(&self, index: u32, data: &[u8]) -> bool {

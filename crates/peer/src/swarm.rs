@@ -59,6 +59,7 @@ const METADATA_REQUESTS_SPARE: u32 = 8;
 /// one small write per block received.
 const REFILL_DIVISOR: usize = 4;
 
+mod block_hashes;
 mod choking;
 mod disk;
 mod extensions;
@@ -111,6 +112,10 @@ struct Peer {
     parole: bool,
     /// It set the extension protocol bit (BEP 10) in its handshake.
     extensions: bool,
+    /// It speaks v2 (BEP 52): the torrent is v2-only, it knocked with a hybrid's v2 hash, or it set the v2 bit.
+    v2: bool,
+    /// Block-hash requests answered from disk so far.
+    block_hashes_served: u32,
     /// The id it receives ut_metadata messages under, from its extended handshake.
     ut_metadata: Option<u8>,
     /// Metadata requests answered so far.
@@ -165,6 +170,8 @@ struct State {
     /// Addresses being connected to or connected, so one announce does not open a second connection.
     addresses: HashSet<SocketAddr>,
     reputation: Reputation,
+    /// Failed v2 pieces waiting for their block hashes.
+    block_proofs: crate::block_proof::BlockProofs,
     downloaded: u64,
     download_rate: RateMeter,
     upload_rate: RateMeter,
@@ -222,6 +229,9 @@ struct VerifyJob {
     data: Vec<u8>,
     senders: Vec<Sender>,
     suspect: bool,
+    /// For a piece of a v2 file: how many of its bytes are the file's, so a failed copy's blocks can be judged by
+    /// their block hashes.
+    file_bytes: Option<u32>,
 }
 
 /// The shared core of a session; connection tasks and timers hold it in an `Arc`.
@@ -311,6 +321,7 @@ impl Swarm {
                 hashing_bytes: 0,
                 addresses: HashSet::new(),
                 reputation: Reputation::new(),
+                block_proofs: crate::block_proof::BlockProofs::default(),
                 downloaded: 0,
                 download_rate: RateMeter::default(),
                 upload_rate: RateMeter::default(),
@@ -440,6 +451,7 @@ impl Swarm {
         direction: Direction,
         extensions: bool,
         peer_dht: bool,
+        v2: bool,
     ) -> Result<Admitted, CloseReason> {
         // Read before the state's lock: the candidates' lock is never held with it.
         let source = match direction {
@@ -525,6 +537,8 @@ impl Swarm {
                 queue_depth: MIN_QUEUE,
                 parole,
                 extensions,
+                v2,
+                block_hashes_served: 0,
                 ut_metadata: None,
                 metadata_served: 0,
                 dht_port_seen: false,
@@ -558,6 +572,8 @@ impl Swarm {
             self.rechoke(&mut state, true);
         }
         self.refill_all(&mut state);
+        state.block_proofs.peer_left(key);
+        self.ask_block_hashes(&mut state);
         drop(state);
         self.emit(Event::PeerDisconnected { addr, reason: reason.to_owned() });
     }
@@ -591,27 +607,17 @@ impl Swarm {
         match message {
             Message::KeepAlive | Message::Unknown { .. } => {}
             Message::HashRequest { pieces_root, base_layer, index, length, proof_layers } => {
-                // BEP 52: the hashes with their proof, from the torrent's piece layers; anything else is refused.
                 let range = metainfo::merkle_proof::HashRange { base_layer, index, length, proof_layers };
-                match self.hash_trees.serve(&pieces_root, &range) {
-                    Some(hashes) => {
-                        let hashes = hashes.concat();
-                        peer.outbox.push(&Message::Hashes {
-                            pieces_root,
-                            base_layer,
-                            index,
-                            length,
-                            proof_layers,
-                            hashes: &hashes,
-                        });
-                    }
-                    None => {
-                        peer.outbox.push(&Message::HashReject { pieces_root, base_layer, index, length, proof_layers })
-                    }
-                }
+                self.on_hash_request(state, key, pieces_root, range);
             }
-            // We never ask for hashes (a v2 magnet link is not downloaded yet), so any answer is unasked for.
-            Message::Hashes { .. } | Message::HashReject { .. } => {}
+            Message::Hashes { pieces_root, base_layer, index, length, proof_layers, hashes } => {
+                let range = metainfo::merkle_proof::HashRange { base_layer, index, length, proof_layers };
+                self.on_hashes(state, key, pieces_root, range, hashes);
+            }
+            Message::HashReject { pieces_root, base_layer, index, length, proof_layers } => {
+                let range = metainfo::merkle_proof::HashRange { base_layer, index, length, proof_layers };
+                self.on_hash_reject(state, key, pieces_root, range);
+            }
             Message::Port { port } => {
                 if let (Some(node), false, IpAddr::V4(ip)) = (&self.dht, peer.dht_port_seen, peer.addr.ip()) {
                     peer.dht_port_seen = true;
@@ -894,6 +900,8 @@ impl Swarm {
         state.upload_rate.tick(self.uploaded.load(Ordering::Relaxed), elapsed);
         self.drop_abandoned_pieces(&mut state, now);
         self.send_pex(&mut state, now);
+        state.block_proofs.expire(now);
+        self.ask_block_hashes(&mut state);
         if refill {
             self.refill_all(&mut state);
         }

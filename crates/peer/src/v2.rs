@@ -80,10 +80,83 @@ impl V2Piece {
 
 /// The merkle trees of a v2 or hybrid torrent's files, from their piece layers down to nothing below: what BEP 52's
 /// hash requests ask for (a peer that got the info dictionary from a magnet link has no piece layers). Files of
-/// one piece have no layer to serve: their root is their only piece's hash.
+/// one piece have no layer to serve: their root is their only piece's hash. Below the piece layer, block hashes
+/// are served from a piece read from disk ([`HashTrees::piece_for`], [`HashTrees::serve_from_piece`]), and asked
+/// for when a piece fails its check ([`HashTrees::block_request`]).
 #[derive(Debug, Default)]
 pub struct HashTrees {
     trees: HashMap<Hash32, HashTree>,
+    /// Each non-empty file's place among the pieces, in piece order; empty when the pieces do not map onto the
+    /// files one to one (a v1 torrent, or a hybrid whose v1 files do not start on piece boundaries).
+    spans: Vec<FileSpan>,
+    piece_length: u64,
+}
+
+/// Where a non-empty file of a v2 or hybrid torrent lies among the torrent's pieces: every such file starts on a
+/// piece boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileSpan {
+    first_piece: u32,
+    pieces: u32,
+    root: Hash32,
+    length: u64,
+}
+
+/// The block hashes of one piece, as we ask a peer for them (BEP 52 `hash request`, base layer 0), with a proof up
+/// to the file's root so the answer is checked against the torrent alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockHashRequest {
+    /// The file's `pieces root`, which names the file in the request.
+    pub pieces_root: Hash32,
+    /// The file's length, which gives its tree's shape.
+    pub file_length: u64,
+    pub range: HashRange,
+    /// Bytes of the piece that belong to the file; the rest are zeros (padding).
+    pub file_bytes: u32,
+}
+
+/// What one 16 KiB block of a failed piece held, to compare with its proven block hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockClaim {
+    /// The SHA-256 leaf of its file bytes (the padding after them, if any, was zeros).
+    Leaf(Hash32),
+    /// It lies wholly in the padding after the file, and is zeros.
+    Padding,
+    /// Padding that is not zeros: bad whatever the hashes say.
+    BadPadding,
+}
+
+impl BlockClaim {
+    /// Whether the block is the torrent's, given the proven leaf hash at its place (`None` past the file's end).
+    #[must_use]
+    pub fn is_good(&self, proven: Option<&Hash32>) -> bool {
+        match (self, proven) {
+            (BlockClaim::Leaf(leaf), Some(proven)) => leaf == proven,
+            (BlockClaim::Padding, None) => true,
+            _ => false,
+        }
+    }
+}
+
+/// What each 16 KiB block of `data` (a whole piece) holds, the first `file_bytes` of it being file bytes.
+#[must_use]
+pub fn block_claims(data: &[u8], file_bytes: u32) -> Vec<BlockClaim> {
+    let file_bytes = (file_bytes as usize).min(data.len());
+    data.chunks(BLOCK_SIZE as usize)
+        .enumerate()
+        .map(|(i, block)| {
+            let start = i * BLOCK_SIZE as usize;
+            let in_file = file_bytes.saturating_sub(start).min(block.len());
+            let (file_part, padding) = block.split_at(in_file);
+            if padding.iter().any(|&byte| byte != 0) {
+                BlockClaim::BadPadding
+            } else if in_file == 0 {
+                BlockClaim::Padding
+            } else {
+                BlockClaim::Leaf(merkle::leaf(file_part))
+            }
+        })
+        .collect()
 }
 
 impl HashTrees {
@@ -103,14 +176,80 @@ impl HashTrees {
                 (tree.root() == root).then_some((root, tree))
             })
             .collect();
-        HashTrees { trees }
+        HashTrees { trees, spans: file_spans(torrent).unwrap_or_default(), piece_length }
     }
 
     /// The hashes and proof a `hash request` for the file with `pieces_root` asks for; `None` (answer with a `hash
-    /// reject`) for a file not among ours or without a piece layer, or a request its tree cannot answer.
+    /// reject`) for a file not among ours or without a piece layer, or a request its tree cannot answer. Block
+    /// hashes below the piece layer need the piece's bytes: see [`HashTrees::piece_for`].
     #[must_use]
     pub fn serve(&self, pieces_root: &Hash32, range: &HashRange) -> Option<Vec<Hash32>> {
         self.trees.get(pieces_root)?.serve(range).ok()
+    }
+
+    /// The piece whose bytes answer a request for hashes below the piece layer (block hashes, as a peer asks for
+    /// them when a piece failed): the range must lie within one piece of a file of ours. `None` for a request
+    /// [`HashTrees::serve`] answers from memory, or none can.
+    #[must_use]
+    pub fn piece_for(&self, pieces_root: &Hash32, range: &HashRange) -> Option<u32> {
+        let span = self.spans.iter().find(|span| span.root == *pieces_root)?;
+        metainfo::merkle_proof::check_request(span.length, range).ok()?;
+        if span.pieces == 1 {
+            // No layer is kept for a file of one piece: any of its hashes come from its bytes.
+            return Some(span.first_piece);
+        }
+        let below = merkle::piece_height(self.piece_length).checked_sub(range.base_layer).filter(|&b| b > 0)?;
+        let first = u64::from(range.index) >> below;
+        let last = (u64::from(range.index) + u64::from(range.length) - 1) >> below;
+        let first = u32::try_from(first).ok().filter(|&first| u64::from(first) == last && first < span.pieces)?;
+        Some(span.first_piece + first)
+    }
+
+    /// Answers a request [`HashTrees::piece_for`] named `piece` for, from that piece's bytes (the whole piece):
+    /// the hashes and proof, or `None` when the bytes are not the torrent's or the request does not fit.
+    #[must_use]
+    pub fn serve_from_piece(
+        &self,
+        pieces_root: &Hash32,
+        range: &HashRange,
+        piece: u32,
+        data: &[u8],
+    ) -> Option<Vec<Hash32>> {
+        let span = self.spans.iter().find(|span| span.root == *pieces_root && span.contains(piece))?;
+        let file_bytes = span.file_bytes(piece, self.piece_length)?;
+        let leaves: Vec<Hash32> =
+            data.get(..file_bytes as usize)?.chunks(BLOCK_SIZE as usize).map(merkle::leaf).collect();
+        if span.pieces > 1 {
+            self.trees.get(pieces_root)?.serve_below(range, &leaves).ok()
+        } else {
+            let tree = HashTree::from_leaves(&leaves, span.length).ok()?;
+            (tree.root() == span.root).then(|| tree.serve(range).ok()).flatten()
+        }
+    }
+
+    /// What to ask for to learn piece `index`'s block hashes: its 16 KiB blocks' leaves with a proof up to its
+    /// file's root. `None` for a torrent without v2 files, and for a piece of one block (its piece hash already is
+    /// its block hash).
+    #[must_use]
+    pub fn block_request(&self, index: u32) -> Option<BlockHashRequest> {
+        let at = self.spans.partition_point(|span| span.first_piece + span.pieces <= index);
+        let span = self.spans.get(at).filter(|span| span.contains(index))?;
+        let height = metainfo::merkle_proof::tree_height(span.length);
+        if height == 0 {
+            return None;
+        }
+        let per_piece = u32::try_from(self.piece_length / BLOCK_SIZE).ok()?;
+        let (first, length) = if span.pieces > 1 {
+            ((index - span.first_piece).checked_mul(per_piece)?, per_piece)
+        } else {
+            (0, 1 << height)
+        };
+        if length < 2 {
+            return None;
+        }
+        let range = HashRange { base_layer: 0, index: first, length, proof_layers: height - 1 };
+        let file_bytes = span.file_bytes(index, self.piece_length)?;
+        Some(BlockHashRequest { pieces_root: span.root, file_length: span.length, range, file_bytes })
     }
 
     /// Whether there is any tree to serve.
@@ -118,6 +257,54 @@ impl HashTrees {
     pub fn is_empty(&self) -> bool {
         self.trees.is_empty()
     }
+}
+
+impl FileSpan {
+    fn contains(&self, piece: u32) -> bool {
+        piece >= self.first_piece && piece - self.first_piece < self.pieces
+    }
+
+    /// Bytes of `piece` (one of this file's) that are the file's.
+    fn file_bytes(&self, piece: u32, piece_length: u64) -> Option<u32> {
+        let start = u64::from(piece - self.first_piece) * piece_length;
+        u32::try_from(self.length.checked_sub(start)?.min(piece_length)).ok()
+    }
+}
+
+/// Where each non-empty v2 file lies among the pieces: one after another, each from a piece boundary. For a
+/// hybrid, checked against its v1 file list: the same files in the same order, each starting on a piece boundary
+/// (BEP 47 pad files between them), so both views name the same pieces; `None` if they do not.
+fn file_spans(torrent: &Torrent) -> Option<Vec<FileSpan>> {
+    let v2 = torrent.v2.as_ref()?;
+    let piece_length = torrent.info.piece_length;
+    if piece_length < BLOCK_SIZE || !piece_length.is_power_of_two() {
+        return None;
+    }
+    let mut spans = Vec::new();
+    let mut next = 0u32;
+    for file in v2.files.iter().filter(|file| file.length > 0) {
+        let pieces = u32::try_from(file.length.div_ceil(piece_length)).ok()?;
+        spans.push(FileSpan { first_piece: next, pieces, root: file.pieces_root?, length: file.length });
+        next = next.checked_add(pieces)?;
+    }
+    if torrent.has_v1() {
+        let mut offset = 0u64;
+        let mut v1_files = Vec::new();
+        for file in &torrent.info.files {
+            if !file.pad && file.length > 0 {
+                v1_files.push((offset, file.length));
+            }
+            offset += file.length;
+        }
+        let matches = v1_files.len() == spans.len()
+            && v1_files.iter().zip(&spans).all(|(&(offset, length), span)| {
+                offset == u64::from(span.first_piece) * piece_length && length == span.length
+            });
+        if !matches || torrent.info.pieces.len() != next as usize {
+            return None;
+        }
+    }
+    Some(spans)
 }
 
 /// A v2-only torrent's files with the implicit pad files between them, and what each piece must hash to; `None`

@@ -3,13 +3,15 @@
 //! pieces in progress, and what a passed or failed check does (writing, bans, disk trouble).
 
 use super::*;
+use crate::v2::BlockClaim;
 
 impl Swarm {
     /// Hashes a complete piece off the async threads, writes it if it matches, then reports back. `senders`
     /// sent its blocks, in order. A failed piece, and a good copy of a piece that failed before (`suspect`), is
     /// also cut into block digests, so the liars among the senders can be told from the honest ones.
     pub(super) fn verify_and_write(self: &Arc<Self>, index: u32, data: Vec<u8>, senders: Vec<Sender>, suspect: bool) {
-        let job = VerifyJob { index, data, senders, suspect };
+        let file_bytes = self.hash_trees.block_request(index).map(|request| request.file_bytes);
+        let job = VerifyJob { index, data, senders, suspect, file_bytes };
         if let Some(deferred) = &self.deferred {
             deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(job);
             return;
@@ -19,7 +21,7 @@ impl Swarm {
             let storage = swarm.storage.clone();
             let (index, senders) = (job.index, job.senders.clone());
             match tokio::task::spawn_blocking(move || check_piece(&storage, job)).await {
-                Ok((result, digests, data)) => swarm.checked(index, &senders, result, digests, data),
+                Ok(checked) => swarm.checked(index, &senders, checked),
                 Err(join) => swarm.storage_failed_with(format!("hashing piece {index} failed: {join}")),
             }
         });
@@ -32,24 +34,18 @@ impl Swarm {
         let jobs = std::mem::take(&mut *deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         for job in jobs {
             let (index, senders) = (job.index, job.senders.clone());
-            let (result, digests, data) = check_piece(&self.storage, job);
-            self.checked(index, &senders, result, digests, data);
+            let checked = check_piece(&self.storage, job);
+            self.checked(index, &senders, checked);
         }
     }
 
     /// What a hash check found: the piece is ours, fetched again, or the disk is in trouble.
-    pub(super) fn checked(
-        self: &Arc<Self>,
-        index: u32,
-        senders: &[Sender],
-        result: Result<bool, StorageError>,
-        digests: Option<Vec<Digest>>,
-        data: Vec<u8>,
-    ) {
+    pub(super) fn checked(self: &Arc<Self>, index: u32, senders: &[Sender], checked: CheckedPiece) {
+        let CheckedPiece { result, digests, claims, data } = checked;
         self.hashed(data);
         match result {
             Ok(true) => self.piece_verified(index, senders, digests.as_deref()),
-            Ok(false) => self.piece_failed(index, senders, &digests.unwrap_or_default()),
+            Ok(false) => self.piece_failed(index, senders, &digests.unwrap_or_default(), claims),
             Err(err) if is_transient(&err) => self.piece_not_written(index, &err),
             Err(err) if err.full_disk_path().is_some() => self.disk_is_full(index, &err),
             Err(err) => self.storage_failed(index, &err),
@@ -119,6 +115,7 @@ impl Swarm {
         if !state.picker.piece_verified(index) {
             return;
         }
+        state.block_proofs.piece_verified(index);
         let verdict = state.reputation.piece_passed(index, senders, digests);
         let banned = self.apply_verdict(&mut state, &verdict);
         let have = Message::Have { index };
@@ -157,12 +154,19 @@ impl Swarm {
         }
     }
 
-    pub(super) fn piece_failed(self: &Arc<Self>, index: u32, senders: &[Sender], digests: &[Digest]) {
+    pub(super) fn piece_failed(
+        self: &Arc<Self>,
+        index: u32,
+        senders: &[Sender],
+        digests: &[Digest],
+        claims: Option<Vec<BlockClaim>>,
+    ) {
         let mut state = self.lock();
         state.picker.piece_failed(index);
         let verdict = state.reputation.piece_failed(index, senders, digests);
         let banned = self.apply_verdict(&mut state, &verdict);
         self.refill_all(&mut state);
+        self.wait_for_block_hashes(&mut state, index, senders, claims);
         drop(state);
         let mut addrs: Vec<SocketAddr> = senders.iter().map(|sender| sender.addr).collect();
         addrs.sort_unstable();
@@ -242,16 +246,25 @@ impl Swarm {
     }
 }
 
+/// What the hash check of a piece found, and its buffer back.
+pub(super) struct CheckedPiece {
+    /// Whether it matched and was written, or why it could not be written.
+    result: Result<bool, StorageError>,
+    /// SHA-1 of each block, of a failed piece and of a good copy of one that failed before.
+    digests: Option<Vec<Digest>>,
+    /// What each block of a failed v2 piece held, for its block hashes to judge.
+    claims: Option<Vec<BlockClaim>>,
+    data: Vec<u8>,
+}
+
 /// Hashes a complete piece and writes it if it matches (blocking I/O). A failed piece, and a good copy of a piece
-/// that failed before, is also cut into block digests.
-pub(super) fn check_piece(
-    storage: &Storage,
-    job: VerifyJob,
-) -> (Result<bool, StorageError>, Option<Vec<Digest>>, Vec<u8>) {
+/// that failed before, is also cut into block digests; a failed piece of a v2 file into block leaves too.
+pub(super) fn check_piece(storage: &Storage, job: VerifyJob) -> CheckedPiece {
     let matches = storage.piece_matches(job.index, &job.data);
     let digests = (!matches || job.suspect).then(|| block_digests(&job.data));
+    let claims = job.file_bytes.filter(|_| !matches).map(|file_bytes| crate::v2::block_claims(&job.data, file_bytes));
     let result = if matches { storage.write_piece(job.index, &job.data).map(|()| true) } else { Ok(false) };
-    (result, digests, job.data)
+    CheckedPiece { result, digests, claims, data: job.data }
 }
 
 /// SHA-1 of each 16 KiB block of a piece, for comparing copies block by block.
