@@ -10,8 +10,9 @@
 //! hybrid has no pad file.
 //!
 //! Every piece then lies inside one file, so one read of the data hashes both versions: each worker takes a run
-//! of pieces of one file, reads them in 64 KiB chunks, and hashes each 16 KiB block with SHA-256 (the merkle
-//! leaves) and, for a hybrid, the same bytes with SHA-1 (plus the pad's zeros at the end of a file).
+//! of pieces of one file, maps it (`mapped`: no copy out of the page cache; read in 64 KiB chunks where it cannot
+//! be mapped), and hashes each 16 KiB block with SHA-256 (the merkle leaves) and, for a hybrid, the same 64 KiB
+//! chunk with SHA-1 (plus the pad's zeros at the end of a file).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -24,6 +25,7 @@ use sha1::{Digest, Sha1};
 use crate::create::{Created, Encoder, SourceTree, top_level_head, top_level_nodes, top_level_tail};
 use crate::error::CreateError;
 use crate::hashing::DataFile;
+use crate::mapped::MappedRange;
 use crate::merkle::{self, BLOCK_SIZE, FileHashes, Hash32};
 use crate::torrent::Torrent;
 
@@ -41,6 +43,9 @@ pub enum MetaVersion {
 
 /// Bytes read and hashed per read call: four leaf blocks.
 const READ_CHUNK: u64 = 64 * 1024;
+/// Files smaller than this are read, not mapped: making and dropping a map and its page tables costs about what
+/// copying 200 KB does, so a tree of small files was slower mapped (0.88 s against 0.53 s for 10,000 files).
+const MIN_MAPPED: u64 = 1024 * 1024;
 /// Bytes of consecutive pieces of one file a worker claims at a time.
 const BATCH_BYTES: u64 = 8 * 1024 * 1024;
 
@@ -89,6 +94,12 @@ pub(crate) fn hash_files(
     }
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
+    // Each file is mapped once, by the first worker to reach it, and unmapped after its last run of pieces.
+    let maps: Vec<Mutex<FileMap>> = files.iter().map(|_| Mutex::new(FileMap::Untried)).collect();
+    let units_left: Vec<AtomicUsize> = files.iter().map(|_| AtomicUsize::new(0)).collect();
+    for &(index, _, _) in &units {
+        units_left[index].fetch_add(1, Ordering::Relaxed);
+    }
     let failure: Mutex<Option<CreateError>> = Mutex::new(None);
     type Done = Vec<(usize, u64, Vec<(Hash32, [u8; 20])>)>;
     let worker = || -> Done {
@@ -110,14 +121,38 @@ pub(crate) fn hash_files(
             };
             let pad_after = pad.map(|pads| pads[index]);
             let mut hashes = Vec::with_capacity(count as usize);
+            let start = first * piece_length;
+            let end = ((first + count) * piece_length).min(file.length);
+            let mapped = file_map(&maps[index], &handle.1, file.length);
+            let mut source = match &mapped {
+                Some(map) => {
+                    let (from, to) = (start as usize, end as usize);
+                    map.populate(from, to - from);
+                    Source::Mapped { bytes: &map.bytes()[from..to], start }
+                }
+                None => Source::Read { handle: &handle.1, buffer: &mut buffer },
+            };
             for piece in first..first + count {
-                match hash_piece(&handle.1, file, piece, piece_length, pad_after, &mut buffer) {
+                match hash_piece(&mut source, file, piece, piece_length, pad_after) {
                     Ok(hash) => hashes.push(hash),
                     Err(err) => {
                         fail(&failure, &stop, err);
                         return done;
                     }
                 }
+            }
+            // A map reads a page that ends past the file's end as zeros, and a page the file no longer has (it
+            // shrank while mapped) as zeros too: either way the file is shorter than listed, as a read would say.
+            let shrank = || handle.1.metadata().map_or(true, |now| now.len() < end);
+            if let Some(map) = &mapped {
+                map.release(start as usize, (end - start) as usize);
+            }
+            if mapped.is_some_and(|map| map.lost_pages() || shrank()) {
+                fail(&failure, &stop, CreateError::Io { path: file.path.clone(), source: changed_while_reading(file) });
+                return done;
+            }
+            if units_left[index].fetch_sub(1, Ordering::AcqRel) == 1 {
+                *maps[index].lock().unwrap_or_else(std::sync::PoisonError::into_inner) = FileMap::Done;
             }
             let start = first * piece_length;
             progress((start + count * piece_length).min(file.length) - start);
@@ -162,44 +197,112 @@ pub(crate) fn hash_files(
     Ok(Hashed { files: hashes, v1_pieces })
 }
 
+/// A file's map, shared by the workers hashing its runs of pieces.
+enum FileMap {
+    Untried,
+    Mapped(std::sync::Arc<MappedRange>),
+    /// It could not be mapped (it is read instead), or all of it is hashed.
+    Done,
+}
+
+/// The map of a file of `length` bytes open as `handle`, made by the first caller; `None` if it cannot be mapped,
+/// or is smaller than [`MIN_MAPPED`].
+fn file_map(slot: &Mutex<FileMap>, handle: &File, length: u64) -> Option<std::sync::Arc<MappedRange>> {
+    let mut slot = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let FileMap::Untried = *slot {
+        let map = usize::try_from(length)
+            .ok()
+            .filter(|&len| len as u64 >= MIN_MAPPED)
+            .and_then(|len| MappedRange::new(handle, 0, len));
+        *slot = map.map_or(FileMap::Done, |map| FileMap::Mapped(std::sync::Arc::new(map)));
+    }
+    match &*slot {
+        FileMap::Mapped(map) => Some(map.clone()),
+        _ => None,
+    }
+}
+
 fn fail(failure: &Mutex<Option<CreateError>>, stop: &AtomicBool, err: CreateError) {
     stop.store(true, Ordering::Relaxed);
     let mut slot = failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     slot.get_or_insert(err);
 }
 
+/// Where a worker's pieces come from: a map of its run of pieces (no copy), or reads into its buffer.
+enum Source<'a> {
+    /// The bytes of the file from `start` on.
+    Mapped {
+        bytes: &'a [u8],
+        start: u64,
+    },
+    Read {
+        handle: &'a File,
+        buffer: &'a mut [u8],
+    },
+}
+
+impl Source<'_> {
+    /// `len` bytes of the file from `offset` (at most [`READ_CHUNK`] of them when read).
+    fn chunk(&mut self, offset: u64, len: usize, file: &DataFile) -> Result<&[u8], CreateError> {
+        match self {
+            Source::Mapped { bytes, start } => {
+                let from = usize::try_from(offset - *start).unwrap_or(usize::MAX);
+                let short = || CreateError::Io { path: file.path.clone(), source: changed_while_reading(file) };
+                bytes.get(from..from.saturating_add(len)).ok_or_else(short)
+            }
+            Source::Read { handle, buffer } => {
+                let chunk = &mut buffer[..len];
+                handle.read_exact_at(chunk, offset).map_err(|source| {
+                    let source = if source.kind() == std::io::ErrorKind::UnexpectedEof {
+                        changed_while_reading(file)
+                    } else {
+                        source
+                    };
+                    CreateError::Io { path: file.path.clone(), source }
+                })?;
+                Ok(chunk)
+            }
+        }
+    }
+
+    fn chunk_len(&self) -> u64 {
+        match self {
+            Source::Mapped { .. } => READ_CHUNK,
+            Source::Read { buffer, .. } => buffer.len() as u64,
+        }
+    }
+}
+
+/// The error for a file that is shorter than when it was listed.
+fn changed_while_reading(file: &DataFile) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        format!("shorter than its listed {} bytes (changed while reading?)", file.length),
+    )
+}
+
 /// Hashes piece `piece` of `file`: its v2 hash (the piece's subtree root, or the whole file's root for a file of
 /// one piece) and, when `pad_after` is given, its v1 SHA-1 with the pad's zeros after the file's last byte.
 fn hash_piece(
-    handle: &File,
+    source: &mut Source<'_>,
     file: &DataFile,
     piece: u64,
     piece_length: u64,
     pad_after: Option<u64>,
-    buffer: &mut [u8],
 ) -> Result<(Hash32, [u8; 20]), CreateError> {
     let start = piece * piece_length;
     let end = (start + piece_length).min(file.length);
     let mut sha1 = pad_after.map(|_| Sha1::new());
     let mut leaves = Vec::with_capacity(merkle::blocks_per_piece(piece_length));
     let mut offset = start;
+    // A chunk at a time, so both hashes of a hybrid run over bytes still in the cache.
+    let step = source.chunk_len();
     while offset < end {
-        let len = (end - offset).min(buffer.len() as u64) as usize;
-        let chunk = &mut buffer[..len];
-        handle.read_exact_at(chunk, offset).map_err(|source| {
-            let source = if source.kind() == std::io::ErrorKind::UnexpectedEof {
-                std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    format!("shorter than its listed {} bytes (changed while reading?)", file.length),
-                )
-            } else {
-                source
-            };
-            CreateError::Io { path: file.path.clone(), source }
-        })?;
+        let len = (end - offset).min(step) as usize;
+        let chunk = source.chunk(offset, len, file)?;
         leaves.extend(chunk.chunks(BLOCK_SIZE as usize).map(merkle::leaf));
         if let Some(sha1) = &mut sha1 {
-            sha1.update(&*chunk);
+            sha1.update(chunk);
         }
         offset += len as u64;
     }

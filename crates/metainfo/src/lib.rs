@@ -11,6 +11,7 @@ mod feed;
 pub mod hashing;
 mod infohash;
 mod magnet;
+mod mapped;
 pub mod merkle;
 pub mod merkle_proof;
 pub mod nodes;
