@@ -45,8 +45,9 @@ fn assert_same_files(original: &Path, copy: &Path) {
 }
 
 /// rtorrent in daemon mode (no terminal needed), set up by an rc file: listening on 127.0.0.1:`port`, no DHT, no
-/// peer exchange, saving into `dir`, logging to `state/log`, and touching `state/COMPLETE` when a download
-/// finishes (its own check of every piece done). It loads and starts `torrent` at once.
+/// peer exchange, saving into `dir`, logging to `state/log`, touching `state/HASHED` when its check of the data
+/// on disk at start is done, and `state/COMPLETE` when a download finishes (its own check of every piece done).
+/// It loads and starts `torrent` at once.
 struct Rtorrent {
     running: Running,
     state: PathBuf,
@@ -69,11 +70,13 @@ impl Rtorrent {
              system.daemon.set = true\n\
              log.open_file = \"log\", {log}\n\
              log.add_output = \"info\", \"log\"\n\
+             method.set_key = event.download.hash_done, test_hashed, \"execute.nothrow = touch, {hashed}\"\n\
              method.set_key = event.download.finished, test_complete, \"execute.nothrow = touch, {complete}\"\n\
              load.start_verbose = {torrent}\n",
             dir = quoted(dir),
             session = quoted(&session),
             log = quoted(&state.join("log")),
+            hashed = state.join("HASHED").display(),
             complete = state.join("COMPLETE").display(),
             torrent = quoted(torrent),
         );
@@ -91,9 +94,18 @@ impl Rtorrent {
 
     /// Waits up to `timeout` for rtorrent to finish its download (its `event.download.finished`).
     fn wait_complete(&mut self, timeout: Duration) -> bool {
+        self.wait_for_file("COMPLETE", timeout)
+    }
+
+    /// Waits up to `timeout` for rtorrent to have checked the data it was given (its `event.download.hash_done`).
+    fn wait_hashed(&mut self, timeout: Duration) -> bool {
+        self.wait_for_file("HASHED", timeout)
+    }
+
+    fn wait_for_file(&mut self, name: &str, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            if self.state.join("COMPLETE").exists() {
+            if self.state.join(name).exists() {
                 return true;
             }
             if self.running.wait(Duration::ZERO).is_some() {
@@ -101,7 +113,7 @@ impl Rtorrent {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        self.state.join("COMPLETE").exists()
+        self.state.join(name).exists()
     }
 
     /// Its log and its output, for failure messages.
@@ -236,4 +248,112 @@ fn rtorrent_a_v1_only_client_trades_a_hybrid_with_our_peer_and_libtorrent() {
     assert!(log.lines().any(|line| line.contains("torrent=tree") && line.contains(&announced)), "{log}");
     rtorrent.running.interrupt(Duration::from_secs(10));
     assert!(tracker.interrupt(Duration::from_secs(10)).is_some());
+}
+
+/// Lines of `lines` that are JSON events of `kind`.
+fn events(lines: &[String], kind: &str) -> Vec<serde_json::Value> {
+    lines
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["event"] == kind)
+        .collect()
+}
+
+/// A hybrid magnet link (both hashes) whose only peer is rtorrent, a v1-only client: it serves the info dictionary
+/// (ut_metadata) but knows nothing of BEP 52 hash requests, so the piece layers never come. Our peer asks nothing
+/// of it over its v1 connection (rtorrent answers our upgrade bit with the v1 hash), gives the layers up after
+/// peer::magnet::LAYER_PATIENCE (10 s), saves the torrent without them and downloads over v1, checking every piece
+/// by SHA-1; a restart with the same link and no peer at all starts from the saved torrent and finds the data whole.
+#[test]
+fn a_hybrid_magnet_link_with_only_rtorrent_to_ask_downloads_over_v1_without_the_piece_layers() {
+    if !have_rtorrent() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tree = dir.path().join("original").join("tree");
+    folder(&tree);
+    let http_port = free_tcp_port();
+    let torrent = dir.path().join("tree.torrent");
+    run_ok(
+        Command::new(bin("mktorrent"))
+            .args(["--hybrid", "-q", "-l", "16", "-a", &format!("http://127.0.0.1:{http_port}/announce"), "-o"])
+            .arg(&torrent)
+            .arg(&tree),
+    );
+    let parsed = metainfo::Torrent::from_bytes(&std::fs::read(&torrent).expect("the torrent")).expect("a hybrid");
+    let long_files = parsed.v2.as_ref().expect("v2").files.iter().filter(|file| !file.piece_layer.is_empty()).count();
+    assert_eq!(long_files, 3, "a.bin, b.bin and sub/exact.bin have piece layers");
+    let shown = run_ok(Command::new(bin("mktorrent")).arg("--show").arg(&torrent).arg("--json"));
+    let shown: serde_json::Value = serde_json::from_str(shown.trim()).expect("our JSON");
+    let magnet = shown["magnet"].as_str().expect("a magnet link").to_owned();
+    assert!(
+        magnet.contains("xt=urn:btih:") && magnet.contains("xt=urn:btmh:1220") && magnet.contains("&tr="),
+        "{magnet}"
+    );
+
+    // rtorrent seeds from a copy that has the pad files, as it wrote them itself in the test above.
+    let rt_seed = dir.path().join("rtorrent");
+    folder(&rt_seed.join("tree"));
+    for pad in parsed.info.files.iter().filter(|file| file.pad) {
+        let path = pad.path.iter().fold(rt_seed.join("tree"), |path, part| path.join(part));
+        std::fs::create_dir_all(path.parent().expect("a folder")).expect("the pad folder");
+        std::fs::write(&path, vec![0u8; usize::try_from(pad.length).expect("small")]).expect("a pad file");
+    }
+    let mut tracker_command = Command::new(bin("tracker"));
+    tracker_command.arg(&torrent).args(["--bind", "127.0.0.1:0", "--http", &format!("127.0.0.1:{http_port}")]);
+    tracker_command.args(["--interval", "2", "--peer-timeout", "600"]).env("RUST_LOG", "debug");
+    let (mut tracker, _) = Running::start_listening(&mut tracker_command);
+    assert!(tracker.wait_for_line(|line| line.starts_with("http on "), Duration::from_secs(10)).is_some());
+    let rt_port = free_tcp_port();
+    let mut rtorrent = Rtorrent::start(&torrent, &rt_seed, &dir.path().join("rtorrent-state"), rt_port);
+    assert!(rtorrent.wait_hashed(Duration::from_secs(30)), "rtorrent did not check its data;\n{}", rtorrent.report());
+    let rt_address = format!("127.0.0.1:{rt_port}");
+    assert!(
+        tracker.wait_for_stderr(&format!("peer={rt_address}"), Duration::from_secs(30)),
+        "rtorrent never announced;\n{}\ntracker:\n{}",
+        rtorrent.report(),
+        tracker.stderr()
+    );
+
+    let into = dir.path().join("ours");
+    let mut ours = our_leecher(Path::new(&magnet), &into);
+    assert_our_leecher_completes(&mut ours, "a hybrid magnet link from rtorrent", &rtorrent, &tracker);
+    let lines = ours.rest_of_stdout(Duration::from_secs(2));
+    let stderr = ours.stderr();
+    assert_eq!(events(&lines, "metadata_received").len(), 1, "{lines:?}");
+    assert!(events(&lines, "piece_layers_received").is_empty(), "no peer sent layers: {lines:?}");
+    assert!(
+        stderr.contains("no peer sent the piece layers of 3 files within 10 s; downloading over v1 (SHA-1) only"),
+        "{stderr}"
+    );
+    // The metadata connection to rtorrent lasted the whole fetch: no hash request made it hang up.
+    let saved_at = lines.iter().position(|line| line.contains(r#""event":"torrent_saved""#)).expect("torrent_saved");
+    let met_before =
+        lines[..saved_at].iter().any(|line| line.contains(r#""event":"peer_connected""#) && line.contains(&rt_address));
+    let dropped_before = lines[..saved_at]
+        .iter()
+        .any(|line| line.contains(r#""event":"peer_disconnected""#) && line.contains(&rt_address));
+    assert!(met_before && !dropped_before, "{lines:?}\n{stderr}");
+    assert_same_files(&tree, &into.join("tree"));
+    assert!(!into.join("tree").join(".pad").exists(), "our peer wrote pad files");
+    // The saved torrent has both hashes and no piece layers: the v1 pieces check the data.
+    let saved = metainfo::Torrent::from_bytes_any(&std::fs::read(into.join("tree.torrent")).expect("saved"))
+        .expect("a hybrid saved without its layers reads");
+    assert_eq!((saved.info_hash, saved.info_hash_v2()), (parsed.info_hash, parsed.info_hash_v2()));
+    assert!(saved.v2.iter().flat_map(|v2| &v2.files).all(|file| file.piece_layer.is_empty()));
+
+    // No tracker, no rtorrent: the same link starts from the saved torrent, and the data checks out whole.
+    rtorrent.running.interrupt(Duration::from_secs(10));
+    assert!(tracker.interrupt(Duration::from_secs(10)).is_some());
+    let mut again = our_leecher(Path::new(&magnet), &into);
+    let status = again.wait(Duration::from_secs(30));
+    let lines = again.rest_of_stdout(Duration::from_secs(2));
+    assert!(
+        status.is_some_and(|status| status.success()),
+        "a restart did not start from the saved torrent ({status:?}); stderr:\n{}",
+        again.stderr()
+    );
+    assert!(again.stderr().contains("using the metadata saved in"), "{}", again.stderr());
+    let checked = events(&lines, "checked");
+    assert_eq!(checked.first().map(|event| event["have"] == event["total"]), Some(true), "{lines:?}");
 }

@@ -626,3 +626,13 @@ fn our_peer_downloads_a_v2_magnet_link_from_our_own_seeder() {
 fn our_peer_downloads_a_hybrid_magnet_link_with_both_hashes_from_our_own_seeder() {
     our_peer_downloads_a_v2_magnet_link(false, "hybrid");
 }
+
+/// A hybrid's link with a libtorrent 2.0 seeder: libtorrent drops a peer that sends a hash request on a connection
+/// it deems v1, so our metadata connection asks to upgrade (the v2 bit beside the v1 hash), libtorrent answers with
+/// the truncated v2 hash, and the piece layers come over that v2 connection (the piece_layers_received event).
+#[test]
+fn our_peer_gets_a_hybrid_magnet_links_piece_layers_from_libtorrent_over_an_upgraded_connection() {
+    if have_libtorrent() {
+        our_peer_downloads_a_v2_magnet_link(true, "hybrid");
+    }
+}

@@ -214,6 +214,50 @@ fn piece_layer_hashes_that_do_not_prove_the_root_ban_their_sender_and_the_honest
     assert_eq!(listing(&downloads), ["film.bin", "film.bin.torrent"]);
 }
 
+/// A hybrid's link (both hashes) whose only peer serves the info dictionary over a v1 connection (it answers our
+/// upgrade bit with the v1 hash) and so is never asked for the piece layers: after peer::magnet::LAYER_PATIENCE
+/// (10 s) without them, the torrent is saved without its layers, both hashes intact, for the v1 pieces to check.
+#[test]
+fn a_hybrid_link_whose_peers_send_no_piece_layers_is_saved_without_them_after_ten_seconds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("src").join("film.bin");
+    write_pseudo_random(&data, 300 << 14, 7);
+    let torrent = dir.path().join("film.torrent");
+    common::run_ok(
+        Command::new(bin("mktorrent"))
+            .args(["--hybrid", "-q", "-d", "--no-created-by", "-l", "14", "-o"])
+            .arg(&torrent)
+            .arg(&data),
+    );
+    let parsed = metainfo::Torrent::from_bytes(&std::fs::read(&torrent).expect("torrent")).expect("a hybrid");
+    let v2 = parsed.info_hash_v2().expect("a hybrid");
+    let server = MetadataServer::start(parsed.info_hash.0, parsed.info_bytes.len() as u64, parsed.info_bytes.to_vec());
+    let downloads = dir.path().join("downloads");
+    let link =
+        format!("magnet:?xt=urn:btih:{}&xt=urn:btmh:1220{v2}&dn=film.bin&x.pe={}", parsed.info_hash, server.addr);
+    let mut leecher = Running::start(&mut peer_command(&link, &downloads));
+    let received = leecher.wait_for_line(|line| line.contains("metadata_received"), Duration::from_secs(20));
+    assert!(received.is_some(), "no metadata; stderr:\n{}", leecher.stderr());
+    let since = std::time::Instant::now();
+    let saved = leecher.wait_for_line(|line| line.contains("torrent_saved"), Duration::from_secs(30));
+    let waited = since.elapsed();
+    assert!(saved.is_some(), "the torrent was never saved; stderr:\n{}", leecher.stderr());
+    // 10 s from the metadata, give or take the fetch loop's half-second tick.
+    assert!(waited >= Duration::from_secs(9), "gave up on the layers after {waited:?}");
+    let stderr = leecher.stderr();
+    assert!(
+        stderr.contains("no peer sent the piece layers of 1 file within 10 s; downloading over v1 (SHA-1) only"),
+        "{stderr}"
+    );
+    leecher.interrupt(Duration::from_secs(10));
+    assert!(server.upgrades_asked() >= 1, "our handshake did not ask to upgrade to v2");
+    assert_eq!(server.hash_requests(), 0, "hash requests went over a v1 connection");
+    let saved = metainfo::Torrent::from_bytes_any(&std::fs::read(downloads.join("film.bin.torrent")).expect("saved"))
+        .expect("a hybrid without its layers reads");
+    assert_eq!((saved.info_hash, saved.info_hash_v2()), (parsed.info_hash, Some(v2)));
+    assert!(saved.v2.iter().flat_map(|v2| &v2.files).all(|file| file.piece_layer.is_empty()));
+}
+
 #[test]
 fn a_peer_claiming_four_gib_of_metadata_is_refused_before_anything_is_allocated() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -241,10 +285,14 @@ fn metainfo_len(torrent: &Path) -> usize {
 
 /// A peer that speaks BEP 10 and answers every ut_metadata request from `metadata`, which it claims is
 /// `claimed_size` bytes: a liar of our choosing. It answers every BEP 52 hash request with hashes of zeros, the
-/// right count but no proof of anything.
+/// right count but no proof of anything, and counts them. It answers every handshake with `info_hash`, whatever
+/// was asked, so a hybrid's connection to it stays v1.
 struct MetadataServer {
     addr: SocketAddr,
     connections: Arc<AtomicUsize>,
+    /// Hash requests received, and handshakes received with the v2 upgrade bit, over all connections.
+    hash_requests: Arc<AtomicUsize>,
+    upgrades_asked: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 }
 
@@ -254,26 +302,42 @@ impl MetadataServer {
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("address");
         let (connections, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+        let (hash_requests, upgrades_asked) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let (count, stopped) = (connections.clone(), stop.clone());
+        let counters = Counters { hash_requests: hash_requests.clone(), upgrades_asked: upgrades_asked.clone() };
         let metadata = Arc::new(metadata);
         std::thread::spawn(move || {
             while !stopped.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, _)) => {
                         count.fetch_add(1, Ordering::Relaxed);
-                        let metadata = metadata.clone();
-                        std::thread::spawn(move || serve(stream, info_hash, claimed_size, &metadata));
+                        let (metadata, counters) = (metadata.clone(), counters.clone());
+                        std::thread::spawn(move || serve(stream, info_hash, claimed_size, &metadata, &counters));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(20)),
                 }
             }
         });
-        MetadataServer { addr, connections, stop }
+        MetadataServer { addr, connections, hash_requests, upgrades_asked, stop }
+    }
+
+    fn hash_requests(&self) -> usize {
+        self.hash_requests.load(Ordering::Relaxed)
+    }
+
+    fn upgrades_asked(&self) -> usize {
+        self.upgrades_asked.load(Ordering::Relaxed)
     }
 
     fn connections(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
     }
+}
+
+#[derive(Clone)]
+struct Counters {
+    hash_requests: Arc<AtomicUsize>,
+    upgrades_asked: Arc<AtomicUsize>,
 }
 
 impl Drop for MetadataServer {
@@ -282,10 +346,21 @@ impl Drop for MetadataServer {
     }
 }
 
-fn serve(mut stream: TcpStream, info_hash: [u8; 20], claimed_size: u64, metadata: &[u8]) -> std::io::Result<()> {
+fn serve(
+    mut stream: TcpStream,
+    info_hash: [u8; 20],
+    claimed_size: u64,
+    metadata: &[u8],
+    counters: &Counters,
+) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut theirs = [0u8; peer_wire::HANDSHAKE_LEN];
     stream.read_exact(&mut theirs)?;
+    if let Ok(Some((handshake, _))) = Handshake::decode(&theirs)
+        && handshake.has(ReservedBit::V2)
+    {
+        counters.upgrades_asked.fetch_add(1, Ordering::Relaxed);
+    }
     let mut ours = Handshake::new(info_hash, *b"-XX0001-liarliarliar");
     ours.set(ReservedBit::EXTENSION_PROTOCOL, true);
     stream.write_all(&ours.encode())?;
@@ -308,6 +383,7 @@ fn serve(mut stream: TcpStream, info_hash: [u8; 20], claimed_size: u64, metadata
         while let Ok(Some((message, used))) = peer_wire::decode(&buf[used_total..], peer_wire::MAX_MESSAGE_LEN) {
             used_total += used;
             if let Message::HashRequest { pieces_root, base_layer, index, length, proof_layers } = message {
+                counters.hash_requests.fetch_add(1, Ordering::Relaxed);
                 let range = metainfo::merkle_proof::HashRange { base_layer, index, length, proof_layers };
                 let zeros = vec![0u8; usize::try_from(range.hash_count()).unwrap_or(0).min(1 << 16) * 32];
                 let forged = Message::Hashes { pieces_root, base_layer, index, length, proof_layers, hashes: &zeros };

@@ -215,12 +215,15 @@ pub fn torrent_file_from_metadata(info: &[u8], trackers: &[String]) -> Vec<u8> {
 }
 
 /// The piece layers a v2 or hybrid info dictionary (BEP 52) needs before it makes a whole .torrent: those of its
-/// files longer than one piece, which a magnet link's fetch asks peers for with hash requests.
+/// files longer than one piece, which a magnet link's fetch asks peers for with hash requests. A hybrid's are
+/// optional: its v1 `pieces` check every piece, and a .torrent without some of its layers still reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayersWanted {
     pub piece_length: u64,
     /// Each file's `pieces root` and length, once per root (identical files share one layer), in root order.
     pub files: Vec<(Hash32, u64)>,
+    /// Whether the dictionary has v1 `pieces` too (a hybrid): then it can do without the layers.
+    pub hybrid: bool,
 }
 
 impl LayersWanted {
@@ -274,7 +277,8 @@ pub fn piece_layers_wanted(info: &[u8]) -> Result<Option<LayersWanted>, Metainfo
             }
         }
     }
-    let wanted = LayersWanted { piece_length, files: roots.into_iter().collect() };
+    let hybrid = dict.get(b"pieces").and_then(Value::as_bytes).is_some_and(|pieces| !pieces.is_empty());
+    let wanted = LayersWanted { piece_length, files: roots.into_iter().collect(), hybrid };
     if wanted.hash_count().saturating_mul(32).saturating_add(info.len() as u64) > MAX_TORRENT_FILE_BYTES {
         return Err(MetainfoError::invalid(
             "piece layers",
@@ -442,13 +446,22 @@ mod tests {
             let v2 = full.v2.as_ref().expect("v2");
             let long = v2.files.iter().find(|file| file.length == 100_000).expect("big");
             // The two identical files share one layer; the small one needs none.
+            let hybrid = version == crate::MetaVersion::Hybrid;
             assert_eq!(
                 wanted,
-                LayersWanted { piece_length: 16_384, files: vec![(long.pieces_root.expect("root"), 100_000)] }
+                LayersWanted { piece_length: 16_384, files: vec![(long.pieces_root.expect("root"), 100_000)], hybrid }
             );
             assert_eq!(wanted.hash_count(), 7);
             let bare = torrent_file_from_metadata(&full.info_bytes, &[]);
-            assert!(Torrent::from_bytes_any(&bare).is_err(), "a long file needs its layer");
+            // A v2-only torrent needs every long file's layer; a hybrid's v1 pieces do without.
+            match Torrent::from_bytes_any(&bare) {
+                Ok(torrent) => {
+                    assert!(hybrid, "a v2-only torrent without its layer was read");
+                    assert_eq!((torrent.info_hash_v2(), torrent.info_hash), (full.info_hash_v2(), full.info_hash));
+                    assert!(torrent.v2.iter().flat_map(|v2| &v2.files).all(|file| file.piece_layer.is_empty()));
+                }
+                Err(err) => assert!(!hybrid && err.to_string().contains("piece layers"), "{err}"),
+            }
             let layers = BTreeMap::from([(long.pieces_root.expect("root"), long.piece_layer.clone())]);
             let file = torrent_file_with_layers(&full.info_bytes, &["udp://t.example:1".into()], &layers);
             let parsed = Torrent::from_bytes_any(&file).expect("a whole torrent");

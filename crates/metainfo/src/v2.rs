@@ -4,8 +4,9 @@
 //! A file tree is nested dictionaries: each key is one path component, and a file is the dictionary whose only key
 //! is the empty string, mapping to `{length, pieces root}` (no `pieces root` for an empty file). Keys are checked as
 //! path components (no `..`, separators or control characters), nesting is bounded by [`MAX_TREE_DEPTH`] and the
-//! number of nodes by [`MAX_TREE_NODES`]. Every file longer than one piece must have its piece layer, and that
-//! layer must hash up to the file's root.
+//! number of nodes by [`MAX_TREE_NODES`]. Every file longer than one piece must have its piece layer in a v2-only
+//! torrent; a hybrid may lack some (its v1 pieces check every file: a magnet link's fetch saves what peers proved).
+//! A layer that is there must hash up to its file's root.
 
 use std::collections::HashMap;
 
@@ -38,7 +39,8 @@ pub struct V2File {
     pub length: u64,
     /// The root of the file's merkle tree; `None` for an empty file.
     pub pieces_root: Option<Hash32>,
-    /// The file's piece layer (one hash per piece); empty for files of at most one piece.
+    /// The file's piece layer (one hash per piece); empty for files of at most one piece, and for a hybrid's file
+    /// whose layer the torrent lacks (its pieces are then checked by their v1 SHA-1 alone).
     pub piece_layer: Vec<Hash32>,
 }
 
@@ -74,7 +76,9 @@ pub(crate) fn parse(
     if files.len() == 1 && files[0].path.len() == 1 && files[0].path[0] == name {
         files[0].path.clear();
     }
-    attach_layers(&mut files, piece_length, piece_layers)?;
+    // A hybrid's v1 `pieces` check every byte: a layer it lacks costs only the v2 checks of that file.
+    let hybrid = info.get(b"pieces").and_then(Value::as_bytes).is_some_and(|pieces| !pieces.is_empty());
+    attach_layers(&mut files, piece_length, piece_layers, hybrid)?;
     Ok(V2Info { info_hash, files })
 }
 
@@ -168,8 +172,15 @@ fn file_entry(file: &Value<'_>, path: Vec<String>) -> Result<V2File, MetainfoErr
     Ok(V2File { path, length, pieces_root, piece_layer: Vec::new() })
 }
 
-/// Finds each long file's piece layer and checks that it hashes up to the file's root.
-fn attach_layers(files: &mut [V2File], piece_length: u64, layers: Option<&Value<'_>>) -> Result<(), MetainfoError> {
+/// Finds each long file's piece layer and checks that it hashes up to the file's root. A layer missing is refused,
+/// unless the torrent is a `hybrid` (the file's `piece_layer` then stays empty); one that is there is checked all
+/// the same.
+fn attach_layers(
+    files: &mut [V2File],
+    piece_length: u64,
+    layers: Option<&Value<'_>>,
+    hybrid: bool,
+) -> Result<(), MetainfoError> {
     const FIELD: &str = "piece layers";
     let mut by_root: HashMap<&[u8], &[u8]> = HashMap::new();
     if let Some(layers) = layers {
@@ -183,7 +194,12 @@ fn attach_layers(files: &mut [V2File], piece_length: u64, layers: Option<&Value<
         let Some(root) = file.pieces_root else { continue };
         let shown =
             || format!("{FIELD} of {}", if file.path.is_empty() { "the file".into() } else { path_text(&file.path) });
-        let layer = by_root.get(&root[..]).ok_or_else(|| MetainfoError::invalid(shown(), "missing"))?;
+        let Some(layer) = by_root.get(&root[..]) else {
+            if hybrid {
+                continue;
+            }
+            return Err(MetainfoError::invalid(shown(), "missing"));
+        };
         let pieces = file.length.div_ceil(piece_length);
         if layer.len() as u64 != pieces * 32 {
             return Err(MetainfoError::invalid(

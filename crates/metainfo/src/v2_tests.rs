@@ -166,3 +166,107 @@ fn a_hybrid_whose_parts_disagree_is_refused() {
     let renamed = b"ld6:lengthi3e4:pathl1:aeed4:attr1:p6:lengthi16381e4:pathl4:.pad5:16381eed6:lengthi3e4:pathl1:ceee";
     refused(&make(renamed, &piece(data)), "disagree");
 }
+
+/// A folder torrent of `version` at 16 KiB pieces: two files of several pieces (so two piece layers) and a small one.
+fn made(version: crate::MetaVersion) -> (tempfile::TempDir, crate::Torrent) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("top");
+    for (name, len, seed) in [("a.bin", 70_000usize, 1u8), ("b.bin", 50_000, 2), ("c.txt", 10, 3)] {
+        let bytes: Vec<u8> = (0..len).map(|i| ((i * 31) ^ (i >> 10)) as u8 ^ seed).collect();
+        std::fs::create_dir_all(&root).expect("mkdir");
+        std::fs::write(root.join(name), bytes).expect("write");
+    }
+    let options =
+        crate::CreateOptions { piece_length: Some(16_384), threads: 1, meta_version: version, ..Default::default() };
+    let created = crate::create(&crate::collect_files(&root).expect("listed"), &options, &|_| {}).expect("created");
+    (dir, created.torrent)
+}
+
+/// Every long file's layer of `torrent`, keyed by root, less the one of the file named `without`.
+fn layers_without(
+    torrent: &crate::Torrent,
+    without: &str,
+) -> std::collections::BTreeMap<merkle::Hash32, Vec<merkle::Hash32>> {
+    let v2 = torrent.v2.as_ref().expect("v2");
+    v2.files
+        .iter()
+        .filter(|file| !file.piece_layer.is_empty() && file.path.join("/") != without)
+        .map(|file| (file.pieces_root.expect("root"), file.piece_layer.clone()))
+        .collect()
+}
+
+fn with_layers(
+    torrent: &crate::Torrent,
+    layers: &std::collections::BTreeMap<merkle::Hash32, Vec<merkle::Hash32>>,
+) -> Vec<u8> {
+    crate::torrent_file_with_layers(&torrent.info_bytes, &["udp://127.0.0.1:9/announce".to_owned()], layers)
+}
+
+#[test]
+fn a_hybrid_without_a_files_layer_parses_with_that_layer_empty_and_the_same_hashes() {
+    let (_dir, whole) = made(crate::MetaVersion::Hybrid);
+    let full = layers_without(&whole, "");
+    assert_eq!(full.len(), 2, "two files of several pieces");
+    for removed in [vec!["a.bin"], vec!["a.bin", "b.bin"]] {
+        let mut layers = full.clone();
+        let v2 = whole.v2.as_ref().expect("v2");
+        for name in &removed {
+            let file = v2.files.iter().find(|file| file.path.join("/") == *name).expect("the file");
+            layers.remove(&file.pieces_root.expect("root"));
+        }
+        let parsed = Torrent::from_bytes_any(&with_layers(&whole, &layers)).expect("a hybrid needs no layer");
+        assert_eq!(parsed.info_hash, whole.info_hash, "the v1 info-hash is the info dictionary's");
+        assert_eq!(parsed.info_hash_v2(), whole.info_hash_v2());
+        assert!(parsed.has_v1());
+        assert_eq!(parsed.info.pieces, whole.info.pieces);
+        let files = &parsed.v2.as_ref().expect("v2").files;
+        for (file, original) in files.iter().zip(&v2.files) {
+            let name = file.path.join("/");
+            if removed.contains(&name.as_str()) {
+                assert!(file.piece_layer.is_empty(), "{name}: no layer");
+            } else {
+                assert_eq!(file.piece_layer, original.piece_layer, "{name}: the layer that is there is kept");
+            }
+            assert_eq!(file.pieces_root, original.pieces_root);
+        }
+        // The v1 reader takes it too.
+        assert!(Torrent::from_bytes(&with_layers(&whole, &layers)).is_ok());
+    }
+}
+
+#[test]
+fn a_v2_only_torrent_without_a_files_layer_is_still_refused() {
+    let (_dir, whole) = made(crate::MetaVersion::V2);
+    assert!(Torrent::from_bytes_any(&with_layers(&whole, &layers_without(&whole, ""))).is_ok());
+    let bytes = with_layers(&whole, &layers_without(&whole, "b.bin"));
+    let err = Torrent::from_bytes_any(&bytes).expect_err("a v2-only torrent needs every layer");
+    let text = err.to_string();
+    assert!(text.contains("piece layers") && text.contains("b.bin") && text.contains("missing"), "{text}");
+    refused(&with_layers(&whole, &Default::default()), "piece layers");
+}
+
+#[test]
+fn a_hybrids_layer_that_is_there_is_still_checked() {
+    let (_dir, whole) = made(crate::MetaVersion::Hybrid);
+    let full = layers_without(&whole, "");
+    let a_root = whole.v2.as_ref().expect("v2").files[0].pieces_root.expect("root");
+    // One hash too few, one too many, one flipped bit: each refused, naming the layer.
+    let mut short = full.clone();
+    short.get_mut(&a_root).expect("a's layer").pop();
+    refused(&with_layers(&whole, &short), "need 5 hashes");
+    let mut long = full.clone();
+    long.get_mut(&a_root).expect("a's layer").push([0; 32]);
+    refused(&with_layers(&whole, &long), "need 5 hashes");
+    let mut flipped = full.clone();
+    flipped.get_mut(&a_root).expect("a's layer")[2][7] ^= 1;
+    let err = Torrent::from_bytes_any(&with_layers(&whole, &flipped)).expect_err("a wrong layer");
+    let text = err.to_string();
+    assert!(text.contains("piece layers of a.bin") && text.contains("does not hash up"), "{text}");
+    // The other file's layer alone, wrong: refused even though a's is missing (and would be allowed to be).
+    let mut only_b = full.clone();
+    only_b.remove(&a_root);
+    for layer in only_b.values_mut() {
+        layer.swap(0, 1);
+    }
+    refused(&with_layers(&whole, &only_b), "does not hash up");
+}

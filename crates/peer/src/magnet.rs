@@ -5,6 +5,13 @@
 //! each answer proven up to the file's `pieces root`. The session proper starts once this returns; the peers
 //! found here are handed to it.
 //!
+//! Hash requests go only over v2 connections, as libtorrent 2.0 drops a peer that sends one on a connection it
+//! deems v1: for a hybrid link our handshake carries the v1 hash with the v2 "upgrade" bit, and a peer that
+//! answers with the truncated v2 hash makes the connection v2; a v2 link's swarm is named by that hash, so every
+//! connection is v2. A hybrid does not need its layers (its v1 pieces check every byte): when no peer proves a
+//! new part of them for [`LAYER_PATIENCE`] (a swarm of v1-only clients), the fetch ends with the layers proven so
+//! far and the download goes over v1. A v2-only dictionary waits for all of them.
+//!
 //! The decisions (who is asked for which piece, who is banned) are in [`crate::metadata`]; this module is the
 //! I/O around them.
 
@@ -41,6 +48,9 @@ const UNKNOWN_LEFT: u64 = 16 * 1024;
 /// Re-announce at least this often while fetching, whatever interval the tracker asks for.
 const MAX_FETCH_INTERVAL: Duration = Duration::from_secs(60);
 const DIAL_EVERY: Duration = Duration::from_millis(500);
+/// A hybrid's piece layers are given up on when no peer proved a new part of them for this long (since the info
+/// dictionary came in, or since the last part did).
+pub const LAYER_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Where to look for the metadata.
 #[derive(Debug, Clone)]
@@ -84,8 +94,57 @@ pub enum FetchError {
     NowhereToLook,
 }
 
+/// Which connections are v2 (BEP 52), the only ones hash requests may go over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkKind {
+    /// A v1 link (`urn:btih:` alone): no connection is v2.
+    V1,
+    /// A hybrid link (both hashes): our v1 handshake asks to upgrade; an answer with `v2`, the truncated v2 hash,
+    /// makes the connection v2 (libtorrent 2.0's way).
+    Hybrid { v2: [u8; 20] },
+    /// A v2 link: the swarm is named by the truncated v2 hash, and every connection is v2.
+    V2,
+}
+
+impl LinkKind {
+    fn of(check: InfoCheck) -> LinkKind {
+        match (check.v1, check.v2) {
+            (Some(_), Some(v2)) => {
+                let mut truncated = [0u8; 20];
+                truncated.copy_from_slice(&v2[..20]);
+                LinkKind::Hybrid { v2: truncated }
+            }
+            (None, Some(_)) => LinkKind::V2,
+            _ => LinkKind::V1,
+        }
+    }
+
+    /// Whether our handshake, for the swarm `ours`, asks to upgrade to v2 (reserved bit [`ReservedBit::V2`]).
+    fn asks_upgrade(self, ours: &[u8; 20]) -> bool {
+        matches!(self, LinkKind::Hybrid { v2 } if v2 != *ours)
+    }
+
+    /// Whether a connection we opened for `ours` and answered with `theirs` is v2; an error when `theirs` names
+    /// another torrent.
+    fn is_v2(self, ours: &[u8; 20], theirs: &[u8; 20]) -> Result<bool, String> {
+        let v2 = match self {
+            LinkKind::V1 => None,
+            LinkKind::Hybrid { v2 } => Some(v2),
+            LinkKind::V2 => Some(*ours),
+        };
+        if v2.as_ref() == Some(theirs) {
+            Ok(true)
+        } else if theirs == ours {
+            Ok(false)
+        } else {
+            Err("handshake for another torrent".into())
+        }
+    }
+}
+
 struct Shared {
     info_hash: [u8; 20],
+    kind: LinkKind,
     peer_id: [u8; 20],
     port: u16,
     local_ip: Option<IpAddr>,
@@ -109,6 +168,10 @@ struct State {
     /// A verified v2 info dictionary whose piece layers are being fetched.
     info: Option<Vec<u8>>,
     layers: Option<LayerFetch>,
+    /// Whether the dictionary is a hybrid's, which can do without its layers.
+    layers_optional: bool,
+    /// When the layer fetch began, or last proved a part of a layer.
+    layers_progress: Instant,
     result: Option<(Vec<u8>, PieceLayers)>,
 }
 
@@ -129,6 +192,8 @@ impl State {
                     wanted.hash_count()
                 );
                 self.layers = Some(LayerFetch::new(&wanted));
+                self.layers_optional = wanted.hybrid;
+                self.layers_progress = Instant::now();
                 self.info = Some(metadata);
                 false
             }
@@ -143,6 +208,28 @@ impl State {
                 true
             }
         }
+    }
+
+    /// A hybrid's layers made no progress for [`LAYER_PATIENCE`] by `now`: the fetch ends with those proven so far
+    /// (the v1 pieces check the rest). `true` when it did.
+    fn give_up_layers(&mut self, now: Instant) -> bool {
+        let Some(layers) = self.layers.as_ref() else { return false };
+        if self.result.is_some()
+            || !self.layers_optional
+            || now.saturating_duration_since(self.layers_progress) < LAYER_PATIENCE
+        {
+            return false;
+        }
+        let proven = layers.proven_layers();
+        let files = |n: usize| if n == 1 { "1 file".to_owned() } else { format!("{n} files") };
+        tracing::warn!(
+            "no peer sent the piece layers of {} within {} s; downloading over v1 (SHA-1) only{}",
+            files(layers.files_missing()),
+            LAYER_PATIENCE.as_secs(),
+            if proven.is_empty() { String::new() } else { format!(" (the layers of {} are in)", files(proven.len())) }
+        );
+        self.result = Some((self.info.take().unwrap_or_default(), proven));
+        true
     }
 }
 
@@ -200,6 +287,7 @@ pub async fn fetch_checked(
     }
     let shared = Arc::new(Shared {
         info_hash,
+        kind: LinkKind::of(check),
         peer_id,
         port: config.port,
         local_ip: config.local_ip,
@@ -212,6 +300,8 @@ pub async fn fetch_checked(
             connections: 0,
             info: None,
             layers: None,
+            layers_optional: false,
+            layers_progress: Instant::now(),
             result: None,
         }),
         wake: Notify::new(),
@@ -244,8 +334,14 @@ pub async fn fetch_checked(
     }
     let mut done = shared.done.subscribe();
     loop {
-        if shared.lock().result.is_some() {
-            break;
+        {
+            let mut state = shared.lock();
+            if state.give_up_layers(Instant::now()) {
+                shared.done.send_replace(true);
+            }
+            if state.result.is_some() {
+                break;
+            }
         }
         let wake = shared.wake.notified();
         tokio::pin!(wake);
@@ -376,6 +472,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<(), String> {
     let mut ours = Handshake::new(shared.info_hash, shared.peer_id);
     ours.set(ReservedBit::EXTENSION_PROTOCOL, true);
+    ours.set(ReservedBit::V2, shared.kind.asks_upgrade(&shared.info_hash));
     let theirs = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
         stream.write_all(&ours.encode()).await?;
         let mut buf = [0u8; HANDSHAKE_LEN];
@@ -390,9 +487,8 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         Ok(None) => return Err("handshake: short".into()),
         Err(err) => return Err(format!("handshake: {err}")),
     };
-    if handshake.info_hash != shared.info_hash {
-        return Err("handshake for another torrent".into());
-    }
+    // Only a v2 connection is asked for piece layers.
+    let v2 = shared.kind.is_v2(&shared.info_hash, &handshake.info_hash)?;
     if !handshake.has(ReservedBit::EXTENSION_PROTOCOL) {
         return Err("it does not speak the extension protocol (BEP 10), so it cannot send metadata".into());
     }
@@ -445,7 +541,15 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 _ => continue,
             };
+            if !v2 {
+                // Never asked on a v1 connection: nothing to take from it.
+                continue;
+            }
             let mut state = shared.lock();
+            if state.result.is_some() {
+                // Given up on (a hybrid's layers): the fetch is over.
+                continue;
+            }
             let Some(layers) = state.layers.as_mut() else { continue };
             let Some(hashes) = answer else {
                 layers.rejected(addr, &root, &range);
@@ -459,7 +563,10 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             };
             match layers.hashes(addr, &root, &range, hashes) {
                 Ok(LayerProgress::Ignored) => {}
-                Ok(LayerProgress::Stored) => deadline = tokio::time::Instant::now() + PATIENCE,
+                Ok(LayerProgress::Stored) => {
+                    deadline = tokio::time::Instant::now() + PATIENCE;
+                    state.layers_progress = Instant::now();
+                }
                 Ok(LayerProgress::Complete) => {
                     let piece_layers = layers.layers().unwrap_or_default();
                     let info = state.info.take().unwrap_or_default();
@@ -482,7 +589,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                 MetadataMessage::Request { piece }.encode(&mut payload);
                 Message::Extended { id: their_id, payload: &payload }.encode(&mut out);
             }
-            if let Some(layers) = state.layers.as_mut() {
+            if let Some(layers) = state.layers.as_mut().filter(|_| v2) {
                 for (pieces_root, range) in layers.next_requests(addr) {
                     let HashRange { base_layer, index, length, proof_layers } = range;
                     Message::HashRequest { pieces_root, base_layer, index, length, proof_layers }.encode(&mut out);
@@ -579,4 +686,66 @@ fn extended(
 
 fn refusal_of_banned() -> String {
     "banned: it sent metadata that does not match the info-hash".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hybrid_link_asks_to_upgrade_and_a_v2_answer_makes_the_connection_v2() {
+        let (v1, v2) = ([1u8; 20], [2u8; 32]);
+        let truncated = [2u8; 20];
+        let other = [9u8; 20];
+        let hybrid = LinkKind::of(InfoCheck { v1: Some(v1), v2: Some(v2) });
+        assert_eq!(hybrid, LinkKind::Hybrid { v2: truncated });
+        assert!(hybrid.asks_upgrade(&v1));
+        assert_eq!(hybrid.is_v2(&v1, &v1), Ok(false), "answered with the v1 hash: a v1 connection");
+        assert_eq!(hybrid.is_v2(&v1, &truncated), Ok(true), "answered with the v2 hash: upgraded");
+        assert!(hybrid.is_v2(&v1, &other).is_err());
+        // A v2 link: the swarm is the truncated hash, every connection is v2, nothing to upgrade.
+        let v2_only = LinkKind::of(InfoCheck { v1: None, v2: Some(v2) });
+        assert_eq!(v2_only, LinkKind::V2);
+        assert!(!v2_only.asks_upgrade(&truncated));
+        assert_eq!(v2_only.is_v2(&truncated, &truncated), Ok(true));
+        assert!(v2_only.is_v2(&truncated, &v1).is_err());
+        // A v1 link: nothing is v2, whatever the answer.
+        let v1_only = LinkKind::of(InfoCheck { v1: Some(v1), v2: None });
+        assert_eq!(v1_only, LinkKind::V1);
+        assert!(!v1_only.asks_upgrade(&v1));
+        assert_eq!(v1_only.is_v2(&v1, &v1), Ok(false));
+        assert!(v1_only.is_v2(&v1, &truncated).is_err());
+    }
+
+    fn state_fetching_layers(hybrid: bool, since: Instant) -> State {
+        let wanted = metainfo::LayersWanted { piece_length: 16_384, files: vec![([1; 32], 100_000)], hybrid };
+        State {
+            fetch: MetadataFetch::new([0; 20]),
+            candidates: Candidates::default(),
+            known: Vec::new(),
+            seen: HashSet::new(),
+            connections: 0,
+            info: Some(b"the info dictionary".to_vec()),
+            layers: Some(LayerFetch::new(&wanted)),
+            layers_optional: hybrid,
+            layers_progress: since,
+            result: None,
+        }
+    }
+
+    #[test]
+    fn a_hybrid_gives_up_its_layers_after_the_patience_and_a_v2_only_one_never() {
+        let start = Instant::now();
+        let mut hybrid = state_fetching_layers(true, start);
+        assert!(!hybrid.give_up_layers(start + LAYER_PATIENCE - Duration::from_millis(1)));
+        assert!(hybrid.result.is_none());
+        assert!(hybrid.give_up_layers(start + LAYER_PATIENCE));
+        let (info, layers) = hybrid.result.clone().expect("done");
+        assert_eq!((info.as_slice(), layers.len()), (&b"the info dictionary"[..], 0));
+        assert!(!hybrid.give_up_layers(start + 2 * LAYER_PATIENCE), "once");
+
+        let mut v2_only = state_fetching_layers(false, start);
+        assert!(!v2_only.give_up_layers(start + 100 * LAYER_PATIENCE));
+        assert!(v2_only.result.is_none());
+    }
 }

@@ -433,14 +433,31 @@ impl LayerFetch {
     /// Every file's piece layer keyed by its root, once all are in.
     #[must_use]
     pub fn layers(&self) -> Option<BTreeMap<Hash32, Vec<Hash32>>> {
-        if !self.is_done() {
-            return None;
-        }
+        self.is_done().then(|| self.proven_layers())
+    }
+
+    /// The piece layers proven so far, keyed by root: those of the files whose every request is answered (a part
+    /// of a layer is no layer). What a hybrid falls back on when peers will not send the rest.
+    #[must_use]
+    pub fn proven_layers(&self) -> BTreeMap<Hash32, Vec<Hash32>> {
         let mut layers: BTreeMap<Hash32, Vec<Hash32>> = BTreeMap::new();
+        let mut partial = HashSet::new();
         for chunk in &self.chunks {
-            layers.entry(chunk.root).or_default().extend(chunk.hashes.iter().flatten());
+            match &chunk.hashes {
+                Some(hashes) => layers.entry(chunk.root).or_default().extend(hashes),
+                None => {
+                    partial.insert(chunk.root);
+                }
+            }
         }
-        Some(layers)
+        layers.retain(|root, _| !partial.contains(root));
+        layers
+    }
+
+    /// Files (roots) whose layer is not wholly proven yet.
+    #[must_use]
+    pub fn files_missing(&self) -> usize {
+        self.chunks.iter().filter(|chunk| chunk.hashes.is_none()).map(|chunk| chunk.root).collect::<HashSet<_>>().len()
     }
 }
 

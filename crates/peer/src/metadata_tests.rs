@@ -198,7 +198,7 @@ fn layer_file(pieces: u32) -> (metainfo::merkle_proof::HashTree, Vec<Hash32>, La
     let length = u64::from(pieces) * 16_384 - 100;
     let layer: Vec<Hash32> = (0..pieces).map(|i| metainfo::merkle::leaf(&i.to_le_bytes())).collect();
     let tree = metainfo::merkle_proof::HashTree::from_piece_layer(&layer, 16_384, length).expect("a tree");
-    let wanted = LayersWanted { piece_length: 16_384, files: vec![(tree.root(), length)] };
+    let wanted = LayersWanted { piece_length: 16_384, files: vec![(tree.root(), length)], hybrid: false };
     (tree, layer, wanted)
 }
 
@@ -254,4 +254,33 @@ fn a_bad_proof_bans_its_sender_and_a_reject_goes_to_another_peer() {
         fetch.hashes(addr(4), root, range, &answer(&tree, range)).expect("verified");
     }
     assert_eq!(fetch.layers(), Some(BTreeMap::from([(tree.root(), layer)])));
+}
+
+/// What a hybrid falls back on: the layers of files whose every request is answered, none of a file half in.
+#[test]
+fn proven_layers_hold_only_whole_files_and_files_missing_counts_the_rest() {
+    let (big, big_layer, big_wanted) = layer_file(600);
+    let (small, small_layer, small_wanted) = layer_file(3);
+    let files = [big_wanted.files, small_wanted.files].concat();
+    let wanted = LayersWanted { piece_length: 16_384, files, hybrid: true };
+    let mut fetch = LayerFetch::new(&wanted);
+    assert_eq!(fetch.files_missing(), 2);
+    assert!(fetch.proven_layers().is_empty());
+    let asked = fetch.next_requests(addr(1));
+    assert_eq!(asked.len(), 3, "two requests for the big file, one for the small one");
+    let tree_of = |root: &Hash32| if *root == big.root() { &big } else { &small };
+    // The small file and half of the big one.
+    for (root, range) in asked.iter().filter(|(root, _)| *root == small.root()).chain(&asked[..1]) {
+        assert_eq!(fetch.hashes(addr(1), root, range, &answer(tree_of(root), range)), Ok(LayerProgress::Stored));
+    }
+    assert_eq!(fetch.files_missing(), 1);
+    assert_eq!(fetch.proven_layers(), BTreeMap::from([(small.root(), small_layer.clone())]));
+    assert_eq!(fetch.layers(), None, "not all in");
+    let (root, range) =
+        asked.iter().find(|(root, range)| *root == big.root() && *range != asked[0].1).expect("the rest");
+    assert_eq!(fetch.hashes(addr(1), root, range, &answer(&big, range)), Ok(LayerProgress::Complete));
+    assert_eq!(fetch.files_missing(), 0);
+    let all = BTreeMap::from([(small.root(), small_layer), (big.root(), big_layer)]);
+    assert_eq!(fetch.proven_layers(), all);
+    assert_eq!(fetch.layers(), Some(all));
 }
