@@ -17,6 +17,7 @@ pub mod merkle_proof;
 pub mod nodes;
 pub mod path;
 mod sha1_pair;
+mod sha256_lanes;
 mod torrent;
 pub mod v2;
 mod walk;

@@ -120,3 +120,15 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn leaves_into_matches_one_block_at_a_time_at_any_length() {
+    let data: Vec<u8> = (0..1_100_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+    for len in [0, 1, 16_383, 16_384, 16_385, 262_143, 262_144, 262_145, 300_000, 524_288 + 16_384, 1_048_581] {
+        let mut got = vec![[7u8; 32]];
+        leaves_into(&data[..len], &mut got);
+        let expected: Vec<Hash32> =
+            std::iter::once([7u8; 32]).chain(data[..len].chunks(BLOCK_SIZE as usize).map(leaf)).collect();
+        assert_eq!(got, expected, "{len} bytes");
+    }
+}

@@ -73,7 +73,8 @@ impl V2Piece {
         if padding.iter().any(|&byte| byte != 0) {
             return false;
         }
-        let leaves: Vec<Hash32> = file_part.chunks(BLOCK_SIZE as usize).map(merkle::leaf).collect();
+        let mut leaves: Vec<Hash32> = Vec::with_capacity(self.leaves as usize);
+        merkle::leaves_into(file_part, &mut leaves);
         leaves.len() <= self.leaves as usize && merkle::root_of_layer(&leaves, 0, self.leaves as usize) == self.hash
     }
 }
@@ -217,8 +218,8 @@ impl HashTrees {
     ) -> Option<Vec<Hash32>> {
         let span = self.spans.iter().find(|span| span.root == *pieces_root && span.contains(piece))?;
         let file_bytes = span.file_bytes(piece, self.piece_length)?;
-        let leaves: Vec<Hash32> =
-            data.get(..file_bytes as usize)?.chunks(BLOCK_SIZE as usize).map(merkle::leaf).collect();
+        let mut leaves: Vec<Hash32> = Vec::new();
+        merkle::leaves_into(data.get(..file_bytes as usize)?, &mut leaves);
         if span.pieces > 1 {
             self.trees.get(pieces_root)?.serve_below(range, &leaves).ok()
         } else {
