@@ -15,8 +15,8 @@
 //! are registered in a fixed table of atomics ([`SLOTS`] of them); when it is full, or a map cannot be made, the
 //! caller reads with `pread` as before.
 //!
-//! This module and `sha1_pair` are the project's only `unsafe` code: the `mmap`/`munmap` calls, the slice over
-//! the mapping, and installing the handler.
+//! The `unsafe` here is the `mmap`/`munmap`/`madvise` calls, the slice over the mapping, and installing the
+//! handler; with `sha1_pair` and `sha256_lanes` these are the project's only `unsafe` code.
 
 #![allow(unsafe_code)]
 

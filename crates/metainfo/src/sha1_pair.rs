@@ -5,8 +5,9 @@
 //! Two independent pieces interleaved fill those gaps: 2.85 GB/s per core on the same machine. Pieces
 //! are independent by nature, so the hashers feed this two at a time.
 //!
-//! This is the only `unsafe` in the project: calling the `#[target_feature]` functions, which is
-//! sound once the CPU has been checked for those features. The bodies are safe code.
+//! The `unsafe` here is calling the `#[target_feature]` functions, which is sound once the CPU has been checked
+//! for those features; the bodies are safe code. (The project's other `unsafe` is in `sha256_lanes` and
+//! `mapped`, nowhere else.)
 
 #![allow(unsafe_code)]
 
