@@ -5,9 +5,11 @@
 //!
 //! The input is a script of one-byte operations, each followed by its arguments: connect or drop a peer, hand a
 //! peer's decoded message to the swarm (from raw wire bytes, or built from a few argument bytes), answer a
-//! request the swarm sent with the right bytes or with garbage, run the once-a-second tick, or run the pending
-//! hash checks. What the swarm sends each peer is read back and decoded, as the peer would, so answers follow
-//! real requests. The torrent is small (7 pieces of 32 KiB, the last one short) and lives in a temporary folder.
+//! request the swarm sent with the right bytes or with garbage, run the once-a-second tick, run the pending
+//! hash checks, or answer a BEP 52 hash request the swarm sent with the right hashes, forged ones or a reject.
+//! What the swarm sends each peer is read back and decoded, as the peer would, so answers follow real requests.
+//! The torrent is small (7 pieces of 32 KiB, the last one short) and lives in a temporary folder; it is a v1
+//! torrent, or a v2-only one of the same bytes ([`Harness::v2`]), whose failed pieces ask for block hashes.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -15,6 +17,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use metainfo::merkle::{self, BLOCK_SIZE, Hash32};
+use metainfo::merkle_proof::{HashRange, HashTree};
 use peer_wire::{Bitfield, Message};
 use sha1::{Digest as _, Sha1};
 use tokio::sync::mpsc;
@@ -38,6 +42,8 @@ struct Connection {
     outbox: Arc<Outbox>,
     /// Requests the swarm sent this peer, oldest first.
     requests: VecDeque<Block>,
+    /// Hash requests (BEP 52) the swarm sent this peer, oldest first: the file's root and the range.
+    hash_requests: VecDeque<([u8; 32], HashRange)>,
 }
 
 /// A swarm and its make-believe peers.
@@ -47,6 +53,8 @@ pub struct Harness {
     connects: u64,
     dir: PathBuf,
     events: mpsc::UnboundedReceiver<crate::session::Event>,
+    /// For a v2 torrent: the file's whole merkle tree, to answer hash requests from.
+    tree: Option<HashTree>,
 }
 
 static HARNESSES: AtomicU64 = AtomicU64::new(0);
@@ -63,6 +71,36 @@ impl Harness {
     #[must_use]
     pub fn new(seeding: bool) -> Self {
         Self::with_privacy(seeding, false)
+    }
+
+    /// [`Harness::new`] for a v2-only torrent of the same bytes (BEP 52): every peer speaks v2, pieces are checked
+    /// against the file's merkle tree, and a failed piece's block hashes are asked for.
+    ///
+    /// # Panics
+    ///
+    /// When the temporary folder cannot be made or written.
+    #[must_use]
+    pub fn v2(seeding: bool) -> Self {
+        let n = HARNESSES.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("bt-swarm-harness-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let source = dir.join("source");
+        std::fs::create_dir_all(&source).expect("make the harness folder");
+        let data: Vec<u8> = (0..TOTAL_LENGTH).map(content).collect();
+        std::fs::write(source.join("data"), &data).expect("write the harness data");
+        let options = metainfo::CreateOptions {
+            piece_length: Some(u64::from(PIECE_LENGTH)),
+            meta_version: metainfo::MetaVersion::V2,
+            ..metainfo::CreateOptions::default()
+        };
+        let created = metainfo::create_from_path(&source.join("data"), &options, &|_| {}).expect("v2 harness torrent");
+        let torrent = metainfo::Torrent::from_bytes_any(&created.bytes).expect("the v2 harness torrent parses");
+        let into = if seeding { source } else { dir.join("leech") };
+        let leaves: Vec<Hash32> = data.chunks(BLOCK_SIZE as usize).map(merkle::leaf).collect();
+        let tree = HashTree::from_leaves(&leaves, TOTAL_LENGTH).expect("the file's tree");
+        let mut harness = Self::with_torrent(&torrent, &into, seeding, dir);
+        harness.tree = Some(tree);
+        harness
     }
 
     /// [`Harness::new`] for a private torrent (BEP 27) when `private`.
@@ -91,7 +129,12 @@ impl Harness {
         if seeding {
             std::fs::write(dir.join("data"), &data).expect("write the harness data");
         }
-        let storage = Arc::new(Storage::new(&torrent, &dir).expect("harness storage"));
+        Self::with_torrent(&torrent, &dir.clone(), seeding, dir)
+    }
+
+    /// A swarm over `torrent`, its data in `data_dir`; `dir` is removed when the harness is dropped.
+    fn with_torrent(torrent: &metainfo::Torrent, data_dir: &std::path::Path, seeding: bool, dir: PathBuf) -> Self {
+        let storage = Arc::new(Storage::new(torrent, data_dir).expect("harness storage"));
         let mut have = Bitfield::new(storage.num_pieces());
         if seeding {
             have = Bitfield::full(storage.num_pieces());
@@ -107,7 +150,7 @@ impl Harness {
             local_ip: None,
             trace: None,
             dht: None,
-            hash_trees: Arc::new(crate::v2::HashTrees::of(&torrent)),
+            hash_trees: Arc::new(crate::v2::HashTrees::of(torrent)),
             // As if the torrent were a hybrid, so that a connection may knock with its v2 hash.
             info_hash_v2: Some(HARNESS_V2_HASH),
         };
@@ -122,6 +165,7 @@ impl Harness {
             connects: 0,
             dir,
             events: receiver,
+            tree: None,
         }
     }
 
@@ -130,7 +174,7 @@ impl Harness {
         let mut input = script.iter().copied();
         while let Some(op) = input.next() {
             let slot = usize::from(input.next().unwrap_or(0)) % SLOTS;
-            match op % 8 {
+            match op % 10 {
                 0 => self.connect(slot, input.next().unwrap_or(0)),
                 1 => self.disconnect(slot, "dropped"),
                 2 => {
@@ -145,7 +189,8 @@ impl Harness {
                 4 => self.answer(slot, true),
                 5 => self.answer(slot, false),
                 6 => self.swarm.tick(),
-                _ => self.swarm.run_deferred(),
+                7 => self.swarm.run_deferred(),
+                _ => self.answer_hashes(slot, input.next().unwrap_or(0)),
             }
             self.settle();
         }
@@ -162,6 +207,12 @@ impl Harness {
             }
         }
         banned
+    }
+
+    /// Every event since last asked.
+    #[cfg(test)]
+    fn drain_events(&mut self) -> Vec<crate::session::Event> {
+        std::iter::from_fn(|| self.events.try_recv().ok()).collect()
     }
 
     /// Whether every piece is verified.
@@ -188,11 +239,14 @@ impl Harness {
         peer_id[19] = b'a' + (arg % 16);
         peer_id[18] = b'a' + slot as u8;
         let direction = if arg & 0x80 == 0 { Direction::Incoming } else { Direction::Outgoing };
-        if let Ok(admitted) =
-            self.swarm.admit(addr, peer_id, direction, arg & 0x40 != 0, arg & 0x20 != 0, arg & 0x10 != 0)
-        {
-            self.connections[slot] =
-                Some(Connection { key: admitted.key, outbox: admitted.outbox, requests: VecDeque::new() });
+        let v2 = arg & 0x10 != 0 || self.tree.is_some();
+        if let Ok(admitted) = self.swarm.admit(addr, peer_id, direction, arg & 0x40 != 0, arg & 0x20 != 0, v2) {
+            self.connections[slot] = Some(Connection {
+                key: admitted.key,
+                outbox: admitted.outbox,
+                requests: VecDeque::new(),
+                hash_requests: VecDeque::new(),
+            });
         }
     }
 
@@ -244,13 +298,43 @@ impl Harness {
         self.deliver(slot, message);
     }
 
-    /// Answers the peer's oldest request the swarm sent it, with the torrent's bytes or with flipped ones.
+    /// Answers the peer's oldest request the swarm sent it, with the torrent's bytes or with flipped ones (a v2
+    /// torrent's piece stream has zeros after the file, up to the end of its last piece).
     fn answer(&mut self, slot: usize, good: bool) {
         let Some(block) = self.connections[slot].as_mut().and_then(|c| c.requests.pop_front()) else { return };
         let start = u64::from(block.piece) * u64::from(PIECE_LENGTH) + u64::from(block.offset);
+        let byte = |at: u64| if at < TOTAL_LENGTH { content(at) } else { 0 };
         let data: Vec<u8> =
-            (start..start + u64::from(block.length)).map(|at| if good { content(at) } else { !content(at) }).collect();
+            (start..start + u64::from(block.length)).map(|at| if good { byte(at) } else { !byte(at) }).collect();
         self.deliver(slot, Message::Piece { index: block.piece, begin: block.offset, block: &data });
+    }
+
+    /// Answers the peer's oldest hash request: `how` picks the right hashes (0 to 3, and for a v1 torrent, which has
+    /// no tree, hashes of zeros), a forged hash (4), a wrong count (5), or a reject (6 and up).
+    fn answer_hashes(&mut self, slot: usize, how: u8) {
+        let Some((root, range)) = self.connections[slot].as_mut().and_then(|c| c.hash_requests.pop_front()) else {
+            return;
+        };
+        let HashRange { base_layer, index, length, proof_layers } = range;
+        let served = self.tree.as_ref().and_then(|tree| tree.serve(&range).ok());
+        let mut hashes = served.map_or_else(|| vec![0u8; range.hash_count() as usize * 32], |hashes| hashes.concat());
+        match how % 8 {
+            0..=3 => {}
+            4 => {
+                if let Some(byte) = hashes.first_mut() {
+                    *byte ^= 1;
+                }
+            }
+            5 => hashes.truncate(hashes.len().saturating_sub(32)),
+            _ => {
+                let reject = Message::HashReject { pieces_root: root, base_layer, index, length, proof_layers };
+                return self.deliver(slot, reject);
+            }
+        }
+        self.deliver(
+            slot,
+            Message::Hashes { pieces_root: root, base_layer, index, length, proof_layers, hashes: &hashes },
+        );
     }
 
     /// Reads what the swarm queued for each peer, as the peer would; drops peers the swarm hung up on; checks.
@@ -269,6 +353,10 @@ impl Harness {
                     Message::Cancel { index, begin, length } => {
                         let cancelled = Block { piece: index, offset: begin, length };
                         connection.requests.retain(|block| *block != cancelled);
+                    }
+                    Message::HashRequest { pieces_root, base_layer, index, length, proof_layers } => {
+                        let range = HashRange { base_layer, index, length, proof_layers };
+                        connection.hash_requests.push_back((pieces_root, range));
                     }
                     _ => {}
                 }
@@ -363,6 +451,42 @@ mod tests {
         assert!(harness.connections[0].is_some());
     }
 
+    /// A v2 liar and an honest peer share a piece; a third peer, asked for its block hashes, names the liar.
+    #[test]
+    fn a_v2_harness_settles_a_shared_failure_with_block_hashes() {
+        let mut harness = Harness::v2(false);
+        // Slots 0 (liar), 2 (honest) and 4 (a witness that has every piece but never unchokes us).
+        let mut script = Vec::new();
+        for slot in [0, 2, 4] {
+            script.extend([0, slot, 0, 3, slot, 5, 0, 0, 0x7f, 0]);
+        }
+        // The liar is unchoked and sends one bad block of a two-block piece, then chokes us; the honest peer is
+        // unchoked and sends the rest, the other block of that piece first.
+        script.extend([3, 0, 1, 0, 0, 0, 0, 5, 0, 3, 0, 0, 0, 0, 0, 0]);
+        script.extend([3, 2, 1, 0, 0, 0, 0]);
+        for _ in 0..8 {
+            script.extend([4, 2]);
+        }
+        script.extend([7, 0]);
+        harness.run(&script);
+        let events = harness.drain_events();
+        let failed_shared = events
+            .iter()
+            .any(|event| matches!(event, crate::session::Event::PieceFailed { senders, .. } if senders.len() == 2));
+        assert!(failed_shared, "no piece failed with two senders: {events:?}");
+        // The witness answers the block-hash request with the right hashes.
+        harness.run(&[8, 4, 0]);
+        let events = harness.drain_events();
+        let checked = events.iter().find_map(|event| match event {
+            crate::session::Event::BlocksChecked { liars, by, .. } => Some((liars.clone(), *by)),
+            _ => None,
+        });
+        let (liar, witness) = (SocketAddr::from(([10, 0, 0, 1], 6881)), SocketAddr::from(([10, 0, 0, 1], 6885)));
+        assert_eq!(checked, Some((vec![liar], witness)), "{events:?}");
+        assert!(harness.connections[0].is_none(), "the liar is still connected");
+        assert!(harness.connections[2].is_some(), "the honest peer was dropped");
+    }
+
     #[test]
     fn a_super_seeder_survives_its_peers() {
         let mut harness = Harness::new(true);
@@ -377,6 +501,12 @@ mod tests {
         #[test]
         fn any_script_keeps_the_swarm_consistent(script in proptest::collection::vec(any::<u8>(), 0..600), seeding in any::<bool>()) {
             Harness::new(seeding).run(&script);
+        }
+
+        /// The same for a v2 torrent, whose failed pieces ask for block hashes that the script answers.
+        #[test]
+        fn any_script_keeps_a_v2_swarm_consistent(script in proptest::collection::vec(any::<u8>(), 0..600), seeding in any::<bool>()) {
+            Harness::v2(seeding).run(&script);
         }
     }
 }
