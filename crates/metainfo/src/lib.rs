@@ -16,6 +16,7 @@ pub mod merkle;
 pub mod merkle_proof;
 pub mod nodes;
 pub mod path;
+mod sha1_lanes;
 mod sha1_pair;
 mod sha256_lanes;
 mod torrent;

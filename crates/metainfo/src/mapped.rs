@@ -16,7 +16,8 @@
 //! caller reads with `pread` as before.
 //!
 //! The `unsafe` here is the `mmap`/`munmap`/`madvise` calls, the slice over the mapping, and installing the
-//! handler; with `sha1_pair` and `sha256_lanes` these are the project's only `unsafe` code.
+//! handler; with `sha1_pair`, `sha1_lanes` and `sha256_lanes` these are the project's only
+//! `unsafe` code.
 
 #![allow(unsafe_code)]
 

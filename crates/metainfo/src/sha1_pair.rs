@@ -6,8 +6,8 @@
 //! are independent by nature, so the hashers feed this two at a time.
 //!
 //! The `unsafe` here is calling the `#[target_feature]` functions, which is sound once the CPU has been checked
-//! for those features; the bodies are safe code. (The project's other `unsafe` is in `sha256_lanes` and
-//! `mapped`, nowhere else.)
+//! for those features; the bodies are safe code. (The project's other `unsafe` is in `sha1_lanes`,
+//! `sha256_lanes` and `mapped`, nowhere else.)
 
 #![allow(unsafe_code)]
 

@@ -1,0 +1,241 @@
+//! SHA-1 of sixteen pieces at once, one per 32-bit lane of AVX-512 registers.
+//!
+//! v1 pieces are independent, as v2's leaves are: where one SHA-1 stream with the SHA extensions is bound by the
+//! latency of `sha1rnds4` (1.37 GB/s per core here, OpenSSL and the `sha1` crate alike), sixteen streams in the
+//! lanes of 512-bit registers do each round with plain vector instructions (a rotate, a three-input logic
+//! function, adds) for sixteen pieces at once. Whether that is faster on the running CPU is measured once
+//! ([`preferred`]), as for the SHA-1 pairs; `BT_SHA1_LANES=1` or `=0` forces either.
+//!
+//! The caller reads the same span of each of the sixteen pieces into one buffer, one after the other at a fixed
+//! stride, and feeds it to [`LaneHasher::update`]; the lanes gather their words from it.
+//!
+//! The `unsafe` here is calling the `#[target_feature]` function once the CPU has been checked for its features,
+//! and its gathers, which read at offsets checked against the buffer first.
+
+#![allow(unsafe_code)]
+
+use std::sync::OnceLock;
+
+/// Pieces hashed together.
+pub(crate) const LANES: usize = 16;
+
+/// SHA-1's initial state (FIPS 180-4, 5.3.1).
+const INITIAL: [u32; 5] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0];
+
+fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bw")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether hashing pieces sixteen at a time is the faster way here: timed once per process against the `sha1`
+/// crate on the same sixteen 64 KiB pieces, best of five each, and used only when at least 10% faster.
+pub(crate) fn preferred() -> bool {
+    static PREFERRED: OnceLock<bool> = OnceLock::new();
+    *PREFERRED.get_or_init(|| match std::env::var("BT_SHA1_LANES").as_deref() {
+        Ok("1") => available(),
+        Ok("0") => false,
+        _ => available() && lanes_are_faster(),
+    })
+}
+
+fn lanes_are_faster() -> bool {
+    use sha1::Digest as _;
+    use std::time::{Duration, Instant};
+    const PIECE: usize = 64 * 1024;
+    let data: Vec<u8> = (0..LANES * PIECE).map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[3]).collect();
+    let (mut best_lanes, mut best_one) = (Duration::MAX, Duration::MAX);
+    for _ in 0..5 {
+        let started = Instant::now();
+        let Some(mut lanes) = LaneHasher::new() else { return false };
+        lanes.update(&data, PIECE);
+        std::hint::black_box(lanes.finish());
+        best_lanes = best_lanes.min(started.elapsed());
+        let started = Instant::now();
+        for piece in data.chunks(PIECE) {
+            std::hint::black_box(sha1::Sha1::digest(piece));
+        }
+        best_one = best_one.min(started.elapsed());
+    }
+    best_lanes.as_nanos() * 100 <= best_one.as_nanos() * 90
+}
+
+/// Sixteen SHA-1 computations fed in step, with equal lengths; made only where the CPU can run them.
+pub(crate) struct LaneHasher {
+    state: [[u32; LANES]; 5],
+    length: u64,
+}
+
+impl LaneHasher {
+    pub(crate) fn new() -> Option<LaneHasher> {
+        available().then_some(LaneHasher { state: INITIAL.map(|word| [word; LANES]), length: 0 })
+    }
+
+    /// Hashes the next `len` bytes of each message: message `i`'s are `spans[i * len..(i + 1) * len]`. `len` is a
+    /// whole number of 64-byte blocks.
+    pub(crate) fn update(&mut self, spans: &[u8], len: usize) {
+        assert!(len.is_multiple_of(64) && spans.len() >= LANES * len, "sixteen spans of whole blocks");
+        assert!(i32::try_from(LANES * len).is_ok(), "spans fit 32-bit offsets");
+        self.length += len as u64;
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a `LaneHasher` exists only after `available()` confirmed every feature `x86::compress` enables.
+        unsafe {
+            x86::compress(&mut self.state, spans, len);
+        }
+    }
+
+    /// The sixteen digests: the padding block (0x80, zeros, the length in bits) goes through the same path.
+    pub(crate) fn finish(mut self) -> [[u8; 20]; LANES] {
+        let mut last = [0u8; 64 * LANES];
+        for lane in last.chunks_exact_mut(64) {
+            lane[0] = 0x80;
+            lane[56..].copy_from_slice(&(self.length * 8).to_be_bytes());
+        }
+        self.update(&last, 64);
+        std::array::from_fn(|lane| {
+            let mut digest = [0u8; 20];
+            for (bytes, word) in digest.chunks_exact_mut(4).zip(&self.state) {
+                bytes.copy_from_slice(&word[lane].to_be_bytes());
+            }
+            digest
+        })
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::{
+        __m512i, _mm_setr_epi8, _mm512_add_epi32, _mm512_broadcast_i32x4, _mm512_i32gather_epi32, _mm512_loadu_si512,
+        _mm512_rol_epi32, _mm512_set1_epi32, _mm512_shuffle_epi8, _mm512_storeu_si512, _mm512_ternarylogic_epi32,
+        _mm512_xor_si512,
+    };
+
+    use super::LANES;
+
+    const XOR3: i32 = 0x96;
+    const CHOOSE: i32 = 0xCA;
+    const MAJORITY: i32 = 0xE8;
+    const K: [u32; 4] = [0x5A82_7999, 0x6ED9_EBA1, 0x8F1B_BCDC, 0xCA62_C1D6];
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn add(a: __m512i, b: __m512i) -> __m512i {
+        _mm512_add_epi32(a, b)
+    }
+
+    /// The 80 rounds of one block of each lane, `w` its 16 message words.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn rounds(state: &mut [__m512i; 5], mut w: [__m512i; 16]) {
+        let [mut a, mut b, mut c, mut d, mut e] = *state;
+        for t in 0..80 {
+            let word = if t < 16 {
+                w[t]
+            } else {
+                // W[t] = rotl1(W[t-3] ^ W[t-8] ^ W[t-14] ^ W[t-16]), in a ring of the last 16.
+                let mixed = _mm512_xor_si512(
+                    _mm512_ternarylogic_epi32::<XOR3>(w[(t + 13) % 16], w[(t + 8) % 16], w[(t + 2) % 16]),
+                    w[t % 16],
+                );
+                let next = _mm512_rol_epi32::<1>(mixed);
+                w[t % 16] = next;
+                next
+            };
+            let f = match t / 20 {
+                0 => _mm512_ternarylogic_epi32::<CHOOSE>(b, c, d),
+                2 => _mm512_ternarylogic_epi32::<MAJORITY>(b, c, d),
+                _ => _mm512_ternarylogic_epi32::<XOR3>(b, c, d),
+            };
+            let temp = add(add(_mm512_rol_epi32::<5>(a), f), add(add(e, _mm512_set1_epi32(K[t / 20] as i32)), word));
+            e = d;
+            d = c;
+            c = _mm512_rol_epi32::<30>(b);
+            b = a;
+            a = temp;
+        }
+        for (word, new) in state.iter_mut().zip([a, b, c, d, e]) {
+            *word = add(*word, new);
+        }
+    }
+
+    /// See [`super::LaneHasher::update`]: `spans` holds at least `LANES * len` bytes, `len` whole blocks.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) fn compress(state: &mut [[u32; LANES]; 5], spans: &[u8], len: usize) {
+        assert!(spans.len() >= LANES * len && len.is_multiple_of(64), "sixteen spans of whole blocks");
+        // SAFETY: each row is 16 u32s, exactly one 512-bit register.
+        let mut vectors: [__m512i; 5] =
+            std::array::from_fn(|i| unsafe { _mm512_loadu_si512(state[i].as_ptr().cast()) });
+        let stride = len as i32;
+        let offsets = std::arch::x86_64::_mm512_setr_epi32(
+            0,
+            stride,
+            2 * stride,
+            3 * stride,
+            4 * stride,
+            5 * stride,
+            6 * stride,
+            7 * stride,
+            8 * stride,
+            9 * stride,
+            10 * stride,
+            11 * stride,
+            12 * stride,
+            13 * stride,
+            14 * stride,
+            15 * stride,
+        );
+        let swap = _mm512_broadcast_i32x4(_mm_setr_epi8(3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12));
+        for block in 0..len / 64 {
+            let w: [__m512i; 16] = std::array::from_fn(|t| {
+                let at = block * 64 + t * 4;
+                // SAFETY: the furthest byte read is `at + 15 * len + 3 < LANES * len <= spans.len()`.
+                let words = unsafe { _mm512_i32gather_epi32::<1>(offsets, spans.as_ptr().add(at).cast::<i32>()) };
+                _mm512_shuffle_epi8(words, swap)
+            });
+            rounds(&mut vectors, w);
+        }
+        for (row, vector) in state.iter_mut().zip(vectors) {
+            // SAFETY: as above.
+            unsafe { _mm512_storeu_si512(row.as_mut_ptr().cast(), vector) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sha1::Digest as _;
+
+    use super::*;
+
+    #[test]
+    fn sixteen_pieces_hash_as_the_sha1_crate_does_one_at_a_time() {
+        let Some(_) = LaneHasher::new() else {
+            eprintln!("SKIP: this CPU has no AVX-512; the lanes are never used here");
+            return;
+        };
+        // Pieces of 64 bytes to 64 KiB, fed in one span or several; the lanes' messages differ.
+        for (piece, span) in [(64usize, 64usize), (16_384, 16_384), (65_536, 16_384), (32_768, 4096)] {
+            let data: Vec<u8> =
+                (0..LANES * piece).map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1]).collect();
+            let mut hasher = LaneHasher::new().expect("available");
+            let mut spans = vec![0u8; LANES * span];
+            for done in (0..piece).step_by(span) {
+                for lane in 0..LANES {
+                    let from = lane * piece + done;
+                    spans[lane * span..(lane + 1) * span].copy_from_slice(&data[from..from + span]);
+                }
+                hasher.update(&spans, span);
+            }
+            let digests = hasher.finish();
+            for (lane, digest) in digests.iter().enumerate() {
+                let expected: [u8; 20] = sha1::Sha1::digest(&data[lane * piece..(lane + 1) * piece]).into();
+                assert_eq!(*digest, expected, "piece {lane} of {piece} bytes in spans of {span}");
+            }
+        }
+    }
+}
