@@ -106,6 +106,39 @@ fn a_hybrid_pads_every_file_to_a_piece_and_its_v1_pieces_cover_the_padded_stream
 }
 
 #[test]
+fn a_large_hybrid_hashes_runs_of_sixteen_pieces_as_one_at_a_time_would() {
+    // Files large enough to be mapped, with runs of sixteen whole pieces (the SHA-1 lanes, where the CPU takes
+    // them) and a last piece cut short and padded: the v1 pieces are the SHA-1 of the padded stream and the v2
+    // layers those of each file alone.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("big");
+    let parts = [("a.bin", body(40 * 32_768 + 1000, 3)), ("b.bin", body(17 * 32_768, 4))];
+    for (name, bytes) in &parts {
+        fs::create_dir_all(&root).expect("mkdir");
+        fs::write(root.join(name), bytes).expect("write");
+    }
+    for (piece_length, threads) in [(32_768u64, 1), (32_768, 2), (65_536, 2)] {
+        let created = make(&root, &options(MetaVersion::Hybrid, piece_length, threads));
+        let mut stream = Vec::new();
+        for (_, bytes) in &parts {
+            stream.extend_from_slice(bytes);
+            let rest = bytes.len() as u64 % piece_length;
+            if rest != 0 {
+                stream.resize(stream.len() + (piece_length - rest) as usize, 0);
+            }
+        }
+        let pieces: Vec<[u8; 20]> =
+            stream.chunks(piece_length as usize).map(|piece| Sha1::digest(piece).into()).collect();
+        assert_eq!(created.torrent.info.pieces, pieces, "piece {piece_length}, {threads} threads");
+        let v2 = created.torrent.v2.as_ref().expect("v2");
+        for ((_, bytes), file) in parts.iter().zip(&v2.files) {
+            let reference = merkle::hash_bytes(bytes, piece_length);
+            assert_eq!((file.pieces_root, &file.piece_layer), (reference.root, &reference.piece_layer));
+        }
+    }
+}
+
+#[test]
 fn identical_files_share_one_piece_layer_entry() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("top");

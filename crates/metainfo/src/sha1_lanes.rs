@@ -79,13 +79,21 @@ impl LaneHasher {
     /// Hashes the next `len` bytes of each message: message `i`'s are `spans[i * len..(i + 1) * len]`. `len` is a
     /// whole number of 64-byte blocks.
     pub(crate) fn update(&mut self, spans: &[u8], len: usize) {
-        assert!(len.is_multiple_of(64) && spans.len() >= LANES * len, "sixteen spans of whole blocks");
-        assert!(i32::try_from(LANES * len).is_ok(), "spans fit 32-bit offsets");
+        self.update_strided(spans, len, len);
+    }
+
+    /// Hashes the next `len` bytes of each message, message `i`'s being `base[i * stride..i * stride + len]`: the
+    /// same span of sixteen consecutive pieces lying in one mapped file, say. `len` is a whole number of 64-byte
+    /// blocks, and the sixteenth span must fit in `base` at an offset below 2^31.
+    pub(crate) fn update_strided(&mut self, base: &[u8], stride: usize, len: usize) {
+        assert!(len.is_multiple_of(64) && stride >= len, "sixteen spans of whole blocks, apart");
+        assert!(i32::try_from((LANES - 1) * stride + len).is_ok(), "spans fit 32-bit offsets");
+        assert!(base.len() >= (LANES - 1) * stride + len, "sixteen spans inside the bytes");
         self.length += len as u64;
         #[cfg(target_arch = "x86_64")]
         // SAFETY: a `LaneHasher` exists only after `available()` confirmed every feature `x86::compress` enables.
         unsafe {
-            x86::compress(&mut self.state, spans, len);
+            x86::compress(&mut self.state, base, stride, len);
         }
     }
 
@@ -163,14 +171,17 @@ mod x86 {
         }
     }
 
-    /// See [`super::LaneHasher::update`]: `spans` holds at least `LANES * len` bytes, `len` whole blocks.
+    /// See [`super::LaneHasher::update_strided`]: span `i` is `spans[i * stride..][..len]`, `len` whole blocks.
     #[target_feature(enable = "avx512f,avx512bw")]
-    pub(super) fn compress(state: &mut [[u32; LANES]; 5], spans: &[u8], len: usize) {
-        assert!(spans.len() >= LANES * len && len.is_multiple_of(64), "sixteen spans of whole blocks");
+    pub(super) fn compress(state: &mut [[u32; LANES]; 5], spans: &[u8], stride: usize, len: usize) {
+        assert!(
+            spans.len() >= (LANES - 1) * stride + len && len.is_multiple_of(64) && i32::try_from(15 * stride).is_ok(),
+            "sixteen spans of whole blocks"
+        );
         // SAFETY: each row is 16 u32s, exactly one 512-bit register.
         let mut vectors: [__m512i; 5] =
             std::array::from_fn(|i| unsafe { _mm512_loadu_si512(state[i].as_ptr().cast()) });
-        let stride = len as i32;
+        let stride = stride as i32;
         let offsets = std::arch::x86_64::_mm512_setr_epi32(
             0,
             stride,
@@ -193,7 +204,7 @@ mod x86 {
         for block in 0..len / 64 {
             let w: [__m512i; 16] = std::array::from_fn(|t| {
                 let at = block * 64 + t * 4;
-                // SAFETY: the furthest byte read is `at + 15 * len + 3 < LANES * len <= spans.len()`.
+                // SAFETY: the furthest byte read is `at + 15 * stride + 3 < 15 * stride + len <= spans.len()`.
                 let words = unsafe { _mm512_i32gather_epi32::<1>(offsets, spans.as_ptr().add(at).cast::<i32>()) };
                 _mm512_shuffle_epi8(words, swap)
             });
