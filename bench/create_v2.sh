@@ -67,9 +67,15 @@ for run in $(seq "$runs"); do
   # v2 on the big file read with pread instead of mapped (crates/metainfo/src/mapped.rs), for the difference.
   t=$(seconds env BT_MMAP=0 "$ours" --v2 -q -f -d -l 20 -t "$threads" -o "$work/ours-v2-read.torrent" "$big")
   times[v2-read]+="$t "
-  # v1 on the big file with each SHA-1 path forced, and as calibrated (see crates/metainfo/src/sha1_pair.rs).
-  for path_choice in 1 0 auto; do
-    t=$(seconds env BT_SHA1_PAIRS="$path_choice" "$ours" -q -f -d -l 20 -t 1 -o "$work/ours-v1.torrent" "$big")
+  # v1 on the big file with each SHA-1 path forced, and as calibrated (crates/metainfo/src/sha1_pair.rs and
+  # sha1_lanes.rs): sixteen pieces in AVX-512 lanes, pairs, one stream.
+  for path_choice in lanes 1 0 auto; do
+    case $path_choice in
+      lanes) choice=(BT_SHA1_LANES=1) ;;
+      auto) choice=() ;;
+      *) choice=(BT_SHA1_LANES=0 BT_SHA1_PAIRS="$path_choice") ;;
+    esac
+    t=$(seconds env "${choice[@]}" "$ours" -q -f -d -l 20 -t 1 -o "$work/ours-v1.torrent" "$big")
     times[v1-$path_choice]+="$t "
   done
   echo "run $run of $runs done"
@@ -107,7 +113,8 @@ if [ -n "$rate_k" ]; then
 fi
 echo
 echo "Our v1 creation of the $size_mib MiB file on one thread, by SHA-1 path (medians):"
-for path_choice in 1 0 auto; do
+for path_choice in lanes 1 0 auto; do
   label="pairs"; [ "$path_choice" = 0 ] && label="one stream"; [ "$path_choice" = auto ] && label="calibrated"
+  [ "$path_choice" = lanes ] && label="sixteen lanes (AVX-512)"
   echo "  $label: $(echo "${times[v1-$path_choice]}" | tr ' ' '\n' | grep . | median) s"
 done
