@@ -40,6 +40,13 @@ struct Slot {
 const FREE: Slot = Slot { start: AtomicUsize::new(0), end: AtomicUsize::new(0), lost: AtomicBool::new(false) };
 static TABLE: [Slot; SLOTS] = [FREE; SLOTS];
 static PAGE_SIZE: AtomicUsize = AtomicUsize::new(4096);
+/// The SIGBUS handling in place before ours, put back for a fault that is not in one of our ranges.
+static PREVIOUS: OnceLock<Previous> = OnceLock::new();
+
+struct Previous(libc::sigaction);
+// SAFETY: a plain C struct, written once before the handler that reads it is installed, never changed after.
+unsafe impl Sync for Previous {}
+unsafe impl Send for Previous {}
 
 /// Bytes of a file, mapped read-only, and released when dropped.
 pub(crate) struct MappedRange {
@@ -157,19 +164,25 @@ fn handler_installed() -> bool {
             PAGE_SIZE.store(page, Ordering::Relaxed);
         }
         // SAFETY: a zeroed sigaction is a valid starting point; the handler is an `extern "C"` function of the
-        // signature SA_SIGINFO calls for.
+        // signature SA_SIGINFO calls for. The handler in place before (Rust's runtime has one) is kept, for the
+        // faults that are not ours.
         unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();
             action.sa_sigaction = on_sigbus as *const () as usize;
             action.sa_flags = libc::SA_SIGINFO;
             libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut()) == 0
+            let mut previous: libc::sigaction = std::mem::zeroed();
+            let installed = libc::sigaction(libc::SIGBUS, &action, &mut previous) == 0;
+            if installed {
+                let _ = PREVIOUS.set(Previous(previous));
+            }
+            installed
         }
     })
 }
 
 /// SIGBUS: a page of one of our maps is gone (the file shrank): map zeros over it and mark the range. Any other
-/// SIGBUS gets the default action back and happens again on return.
+/// SIGBUS gets the handling that was there before ours back (the default if none), and happens again on return.
 extern "C" fn on_sigbus(_signal: libc::c_int, info: *mut libc::siginfo_t, _context: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler; si_addr is the faulting address.
     let addr = unsafe { (*info).si_addr() } as usize;
@@ -189,9 +202,17 @@ extern "C" fn on_sigbus(_signal: libc::c_int, info: *mut libc::siginfo_t, _conte
             break;
         }
     }
-    // SAFETY: restoring the default disposition is always allowed; the fault repeats and ends the process.
+    // SAFETY: putting back the earlier disposition (or the default) is always allowed; the fault then repeats
+    // and goes where it would have gone without us.
     unsafe {
-        libc::signal(libc::SIGBUS, libc::SIG_DFL);
+        match PREVIOUS.get() {
+            Some(Previous(previous)) => {
+                libc::sigaction(libc::SIGBUS, previous, std::ptr::null_mut());
+            }
+            None => {
+                libc::signal(libc::SIGBUS, libc::SIG_DFL);
+            }
+        }
     }
 }
 
