@@ -22,16 +22,7 @@ pub(crate) const LANES: usize = 16;
 /// SHA-1's initial state (FIPS 180-4, 5.3.1).
 const INITIAL: [u32; 5] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0];
 
-fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bw")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
+use crate::sha256_lanes::available;
 
 /// Whether hashing pieces sixteen at a time is the faster way here: timed once per process against the `sha1`
 /// crate on the same sixteen 16 KiB pieces, best of five each (about 2 ms in all), and used only when at least
@@ -119,12 +110,12 @@ impl LaneHasher {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::{
-        __m512i, _mm_setr_epi8, _mm512_add_epi32, _mm512_broadcast_i32x4, _mm512_i32gather_epi32, _mm512_loadu_si512,
-        _mm512_rol_epi32, _mm512_set1_epi32, _mm512_shuffle_epi8, _mm512_storeu_si512, _mm512_ternarylogic_epi32,
-        _mm512_xor_si512,
+        __m512i, _mm512_add_epi32, _mm512_i32gather_epi32, _mm512_loadu_si512, _mm512_rol_epi32, _mm512_set1_epi32,
+        _mm512_shuffle_epi8, _mm512_storeu_si512, _mm512_ternarylogic_epi32, _mm512_xor_si512,
     };
 
     use super::LANES;
+    use crate::sha256_lanes::x86::{big_endian_words, lane_offsets};
 
     const XOR3: i32 = 0x96;
     const CHOOSE: i32 = 0xCA;
@@ -182,26 +173,8 @@ mod x86 {
         // SAFETY: each row is 16 u32s, exactly one 512-bit register.
         let mut vectors: [__m512i; 5] =
             std::array::from_fn(|i| unsafe { _mm512_loadu_si512(state[i].as_ptr().cast()) });
-        let stride = stride as i32;
-        let offsets = std::arch::x86_64::_mm512_setr_epi32(
-            0,
-            stride,
-            2 * stride,
-            3 * stride,
-            4 * stride,
-            5 * stride,
-            6 * stride,
-            7 * stride,
-            8 * stride,
-            9 * stride,
-            10 * stride,
-            11 * stride,
-            12 * stride,
-            13 * stride,
-            14 * stride,
-            15 * stride,
-        );
-        let swap = _mm512_broadcast_i32x4(_mm_setr_epi8(3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12));
+        let offsets = lane_offsets(stride as i32);
+        let swap = big_endian_words();
         for block in 0..len / 64 {
             let w: [__m512i; 16] = std::array::from_fn(|t| {
                 let at = block * 64 + t * 4;

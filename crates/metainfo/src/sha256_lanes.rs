@@ -21,8 +21,8 @@ pub(crate) const LANES: usize = 16;
 /// Bytes of one leaf.
 pub(crate) const LEAF: usize = 16 * 1024;
 
-/// Whether this CPU can run [`leaves16`].
-fn available() -> bool {
+/// Whether this CPU can run [`leaves16`] (and `sha1_lanes`): AVX-512F and AVX-512BW.
+pub(crate) fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bw")
@@ -81,11 +81,11 @@ pub(crate) fn leaves16(data: &[u8], out: &mut [Hash32; LANES]) -> bool {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(crate) mod x86 {
     use std::arch::x86_64::{
-        __m512i, _mm_setr_epi8, _mm512_add_epi32, _mm512_broadcast_i32x4, _mm512_i32gather_epi32, _mm512_ror_epi32,
-        _mm512_set1_epi32, _mm512_setr_epi32, _mm512_shuffle_epi8, _mm512_srli_epi32, _mm512_storeu_si512,
-        _mm512_ternarylogic_epi32,
+        __m512i, _mm_setr_epi8, _mm512_add_epi32, _mm512_broadcast_i32x4, _mm512_i32gather_epi32, _mm512_mullo_epi32,
+        _mm512_ror_epi32, _mm512_set1_epi32, _mm512_setr_epi32, _mm512_shuffle_epi8, _mm512_srli_epi32,
+        _mm512_storeu_si512, _mm512_ternarylogic_epi32,
     };
 
     use super::{LANES, LEAF};
@@ -255,33 +255,29 @@ mod x86 {
         }
     }
 
+    /// Byte offsets `0, stride, 2 * stride, ...`: lane `i` gathers from `i * stride` on.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(crate) fn lane_offsets(stride: i32) -> __m512i {
+        let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        _mm512_mullo_epi32(lanes, _mm512_set1_epi32(stride))
+    }
+
+    /// The `_mm512_shuffle_epi8` mask that turns each 32-bit word around: SHA-1 and SHA-256 read words big-endian.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(crate) fn big_endian_words() -> __m512i {
+        _mm512_broadcast_i32x4(_mm_setr_epi8(3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12))
+    }
+
     /// See [`super::leaves16`]; `data` holds at least `LANES * LEAF` bytes.
     #[target_feature(enable = "avx512f,avx512bw")]
     pub(super) fn leaves16(data: &[u8], out: &mut [Hash32; LANES]) {
         assert!(data.len() >= LANES * LEAF, "sixteen whole leaves");
         let mut state = H0.map(|h| _mm512_set1_epi32(h as i32));
         // Lane i reads leaf i: offsets in bytes from each word's place in the first leaf.
-        let lane = LEAF as i32;
-        let offsets = _mm512_setr_epi32(
-            0,
-            lane,
-            2 * lane,
-            3 * lane,
-            4 * lane,
-            5 * lane,
-            6 * lane,
-            7 * lane,
-            8 * lane,
-            9 * lane,
-            10 * lane,
-            11 * lane,
-            12 * lane,
-            13 * lane,
-            14 * lane,
-            15 * lane,
-        );
-        // SHA-256 reads its words big-endian.
-        let swap = _mm512_broadcast_i32x4(_mm_setr_epi8(3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12));
+        let offsets = lane_offsets(LEAF as i32);
+        let swap = big_endian_words();
         for block in 0..LEAF / 64 {
             let w: [__m512i; 16] = std::array::from_fn(|t| {
                 let at = block * 64 + t * 4;
