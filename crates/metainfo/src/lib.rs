@@ -8,6 +8,7 @@ mod create;
 mod create_v2;
 mod error;
 mod feed;
+mod hash_path;
 pub mod hashing;
 mod infohash;
 mod magnet;

@@ -29,32 +29,23 @@ use crate::sha256_lanes::available;
 /// 10% faster.
 pub(crate) fn preferred() -> bool {
     static PREFERRED: OnceLock<bool> = OnceLock::new();
-    *PREFERRED.get_or_init(|| match std::env::var("BT_SHA1_LANES").as_deref() {
-        Ok("1") => available(),
-        Ok("0") => false,
-        _ => available() && lanes_are_faster(),
+    *PREFERRED.get_or_init(|| {
+        use sha1::Digest as _;
+        const PIECE: usize = 16 * 1024;
+        let data = crate::hash_path::sample(LANES * PIECE);
+        let lanes = || {
+            let Some(mut lanes) = LaneHasher::new() else { return false };
+            lanes.update(&data, PIECE);
+            std::hint::black_box(lanes.finish());
+            true
+        };
+        let one_by_one = || {
+            for piece in data.chunks(PIECE) {
+                std::hint::black_box(sha1::Sha1::digest(piece));
+            }
+        };
+        crate::hash_path::prefer("BT_SHA1_LANES", available(), 10, lanes, one_by_one)
     })
-}
-
-fn lanes_are_faster() -> bool {
-    use sha1::Digest as _;
-    use std::time::{Duration, Instant};
-    const PIECE: usize = 16 * 1024;
-    let data: Vec<u8> = (0..LANES * PIECE).map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[3]).collect();
-    let (mut best_lanes, mut best_one) = (Duration::MAX, Duration::MAX);
-    for _ in 0..5 {
-        let started = Instant::now();
-        let Some(mut lanes) = LaneHasher::new() else { return false };
-        lanes.update(&data, PIECE);
-        std::hint::black_box(lanes.finish());
-        best_lanes = best_lanes.min(started.elapsed());
-        let started = Instant::now();
-        for piece in data.chunks(PIECE) {
-            std::hint::black_box(sha1::Sha1::digest(piece));
-        }
-        best_one = best_one.min(started.elapsed());
-    }
-    best_lanes.as_nanos() * 100 <= best_one.as_nanos() * 90
 }
 
 /// Sixteen SHA-1 computations fed in step, with equal lengths; made only where the CPU can run them.

@@ -38,33 +38,22 @@ pub(crate) fn available() -> bool {
 /// benchmarks).
 pub(crate) fn preferred() -> bool {
     static PREFERRED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *PREFERRED.get_or_init(|| match std::env::var("BT_SHA1_PAIRS").as_deref() {
-        Ok("1") => available(),
-        Ok("0") => false,
-        _ => available() && pair_is_faster(),
+    *PREFERRED.get_or_init(|| {
+        use sha1::Digest as _;
+        // Two 64 KiB pieces.
+        let data = crate::hash_path::sample(128 * 1024);
+        let (first, second) = data.split_at(64 * 1024);
+        let pair = || {
+            let Some(mut pair) = PairHasher::new() else { return false };
+            pair.update(first, second);
+            std::hint::black_box(pair.finish());
+            true
+        };
+        let single = || {
+            std::hint::black_box((sha1::Sha1::digest(first), sha1::Sha1::digest(second)));
+        };
+        crate::hash_path::prefer("BT_SHA1_PAIRS", available(), 5, pair, single)
     })
-}
-
-/// Times [`PairHasher`] against the `sha1` crate's single stream on the same two 64 KiB pieces.
-fn pair_is_faster() -> bool {
-    use sha1::Digest as _;
-    use std::time::{Duration, Instant};
-    const PIECE: usize = 64 * 1024;
-    let data: Vec<u8> = (0..2 * PIECE).map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[3]).collect();
-    let (first, second) = data.split_at(PIECE);
-    let (mut best_pair, mut best_single) = (Duration::MAX, Duration::MAX);
-    for _ in 0..5 {
-        let started = Instant::now();
-        let Some(mut pair) = PairHasher::new() else { return false };
-        pair.update(first, second);
-        std::hint::black_box(pair.finish());
-        best_pair = best_pair.min(started.elapsed());
-
-        let started = Instant::now();
-        std::hint::black_box((sha1::Sha1::digest(first), sha1::Sha1::digest(second)));
-        best_single = best_single.min(started.elapsed());
-    }
-    best_pair.as_nanos() * 100 <= best_single.as_nanos() * 95
 }
 
 /// Two SHA-1 computations fed in step, with equal lengths; only made when [`available`] is true.

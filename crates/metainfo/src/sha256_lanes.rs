@@ -38,32 +38,17 @@ pub(crate) fn available() -> bool {
 /// only when at least 10% faster.
 pub(crate) fn preferred() -> bool {
     static PREFERRED: OnceLock<bool> = OnceLock::new();
-    *PREFERRED.get_or_init(|| match std::env::var("BT_SHA256_LANES").as_deref() {
-        Ok("1") => available(),
-        Ok("0") => false,
-        _ => available() && lanes_are_faster(),
+    *PREFERRED.get_or_init(|| {
+        let data = crate::hash_path::sample(LANES * LEAF);
+        let mut out = [[0u8; 32]; LANES];
+        let lanes = || leaves16(&data, std::hint::black_box(&mut out));
+        let one_by_one = || {
+            for leaf in data.chunks(LEAF) {
+                std::hint::black_box(crate::merkle::leaf(leaf));
+            }
+        };
+        crate::hash_path::prefer("BT_SHA256_LANES", available(), 10, lanes, one_by_one)
     })
-}
-
-fn lanes_are_faster() -> bool {
-    use std::time::{Duration, Instant};
-    let data: Vec<u8> = (0..LANES * LEAF).map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[3]).collect();
-    let mut out = [[0u8; 32]; LANES];
-    let (mut best_lanes, mut best_one) = (Duration::MAX, Duration::MAX);
-    for _ in 0..5 {
-        let started = Instant::now();
-        if !leaves16(&data, &mut out) {
-            return false;
-        }
-        std::hint::black_box(&out);
-        best_lanes = best_lanes.min(started.elapsed());
-        let started = Instant::now();
-        for leaf in data.chunks(LEAF) {
-            std::hint::black_box(crate::merkle::leaf(leaf));
-        }
-        best_one = best_one.min(started.elapsed());
-    }
-    best_lanes.as_nanos() * 100 <= best_one.as_nanos() * 90
 }
 
 /// The SHA-256 of each of the sixteen 16 KiB leaves that `data` (at least 256 KiB) starts with, into `out`.
