@@ -13,7 +13,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::process::Running;
-use common::{assert_same_file, bin, free_tcp_port, have_libtorrent, have_tool, lt_peer, run_ok, write_pseudo_random};
+use common::{
+    assert_same_file, bin, free_tcp_port, have_libtorrent, have_tool, lt_peer, make_hybrid_torrent, run_ok,
+    start_http_tracker, write_pseudo_random,
+};
 
 fn have_rtorrent() -> bool {
     have_tool("rtorrent (apt-get install rtorrent)", Command::new("sh").args(["-c", "command -v rtorrent"]))
@@ -156,23 +159,13 @@ fn rtorrent_a_v1_only_client_trades_a_hybrid_with_our_peer_and_libtorrent() {
     folder(&tree);
     let http_port = free_tcp_port();
     let torrent = dir.path().join("tree.torrent");
-    run_ok(
-        Command::new(bin("mktorrent"))
-            .args(["--hybrid", "-q", "-l", "16", "-a", &format!("http://127.0.0.1:{http_port}/announce"), "-o"])
-            .arg(&torrent)
-            .arg(&tree),
-    );
+    make_hybrid_torrent(&tree, 16, http_port, &torrent);
     let shown = run_ok(Command::new(bin("mktorrent")).arg("--show").arg(&torrent).arg("--json"));
     let shown: serde_json::Value = serde_json::from_str(shown.trim()).expect("our JSON");
     assert_eq!(shown["version"], "hybrid", "{shown}");
 
     // rtorrent does not re-announce every 2 s as told: keep peers that re-announce seldom in the swarm.
-    let mut tracker_command = Command::new(bin("tracker"));
-    tracker_command.arg(&torrent).args(["--bind", "127.0.0.1:0", "--http", &format!("127.0.0.1:{http_port}")]);
-    tracker_command.args(["--interval", "2", "--peer-timeout", "600"]);
-    tracker_command.env("RUST_LOG", "debug");
-    let (mut tracker, _) = Running::start_listening(&mut tracker_command);
-    assert!(tracker.wait_for_line(|line| line.starts_with("http on "), Duration::from_secs(10)).is_some());
+    let mut tracker = start_http_tracker(&torrent, http_port, &["--interval", "2", "--peer-timeout", "600"]);
 
     // 1. Our seeder alone (super-seeding, the default) and rtorrent, which finds it through the tracker and
     // announces the torrent's SHA-1 info-hash, the one the tracker serves it under.
@@ -274,12 +267,7 @@ fn a_hybrid_magnet_link_with_only_rtorrent_to_ask_downloads_over_v1_without_the_
     folder(&tree);
     let http_port = free_tcp_port();
     let torrent = dir.path().join("tree.torrent");
-    run_ok(
-        Command::new(bin("mktorrent"))
-            .args(["--hybrid", "-q", "-l", "16", "-a", &format!("http://127.0.0.1:{http_port}/announce"), "-o"])
-            .arg(&torrent)
-            .arg(&tree),
-    );
+    make_hybrid_torrent(&tree, 16, http_port, &torrent);
     let parsed = metainfo::Torrent::from_bytes(&std::fs::read(&torrent).expect("the torrent")).expect("a hybrid");
     let long_files = parsed.v2.as_ref().expect("v2").files.iter().filter(|file| !file.piece_layer.is_empty()).count();
     assert_eq!(long_files, 3, "a.bin, b.bin and sub/exact.bin have piece layers");
@@ -299,11 +287,7 @@ fn a_hybrid_magnet_link_with_only_rtorrent_to_ask_downloads_over_v1_without_the_
         std::fs::create_dir_all(path.parent().expect("a folder")).expect("the pad folder");
         std::fs::write(&path, vec![0u8; usize::try_from(pad.length).expect("small")]).expect("a pad file");
     }
-    let mut tracker_command = Command::new(bin("tracker"));
-    tracker_command.arg(&torrent).args(["--bind", "127.0.0.1:0", "--http", &format!("127.0.0.1:{http_port}")]);
-    tracker_command.args(["--interval", "2", "--peer-timeout", "600"]).env("RUST_LOG", "debug");
-    let (mut tracker, _) = Running::start_listening(&mut tracker_command);
-    assert!(tracker.wait_for_line(|line| line.starts_with("http on "), Duration::from_secs(10)).is_some());
+    let mut tracker = start_http_tracker(&torrent, http_port, &["--interval", "2", "--peer-timeout", "600"]);
     let rt_port = free_tcp_port();
     let mut rtorrent = Rtorrent::start(&torrent, &rt_seed, &dir.path().join("rtorrent-state"), rt_port);
     assert!(rtorrent.wait_hashed(Duration::from_secs(30)), "rtorrent did not check its data;\n{}", rtorrent.report());

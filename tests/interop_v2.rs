@@ -434,17 +434,8 @@ fn a_hybrid_swarm_mixes_a_v1_path_peer_and_v2_clients() {
     folder(&tree);
     let http_port = free_tcp_port();
     let torrent = dir.path().join("tree.torrent");
-    run_ok(
-        Command::new(bin("mktorrent"))
-            .args(["--hybrid", "-q", "-l", "15", "-a", &format!("http://127.0.0.1:{http_port}/announce"), "-o"])
-            .arg(&torrent)
-            .arg(&tree),
-    );
-    let mut tracker_command = Command::new(bin("tracker"));
-    tracker_command.arg(&torrent).args(["--bind", "127.0.0.1:0", "--http", &format!("127.0.0.1:{http_port}")]);
-    tracker_command.args(["--interval", "2"]);
-    let (mut tracker, _) = Running::start_listening(&mut tracker_command);
-    assert!(tracker.wait_for_line(|line| line.starts_with("http on "), Duration::from_secs(10)).is_some());
+    common::make_hybrid_torrent(&tree, 15, http_port, &torrent);
+    let mut tracker = common::start_http_tracker(&torrent, http_port, &["--interval", "2"]);
     let (seeder, _) = start_libtorrent_seeder(&torrent, &dir.path().join("seed"));
 
     let lt_into = dir.path().join("libtorrent");

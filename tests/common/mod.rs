@@ -214,3 +214,27 @@ pub fn log_tail(log: &Path) -> String {
     let lines: Vec<&str> = text.lines().filter(|line| !line.contains("DHT")).collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
+
+/// A hybrid (v1 + v2) torrent of `input` at `out`, `2^log2`-byte pieces, announcing to our HTTP tracker on
+/// 127.0.0.1:`http_port`.
+pub fn make_hybrid_torrent(input: &Path, log2: u32, http_port: u16, out: &Path) {
+    let announce = format!("http://127.0.0.1:{http_port}/announce");
+    run_ok(
+        Command::new(bin("mktorrent"))
+            .args(["--hybrid", "-q", "-l", &log2.to_string(), "-a", &announce, "-o"])
+            .arg(out)
+            .arg(input),
+    );
+}
+
+/// Our tracker serving `torrent` only, over UDP on a free port and HTTP on 127.0.0.1:`http_port`, with `extra`
+/// flags; returned once its HTTP side listens.
+pub fn start_http_tracker(torrent: &Path, http_port: u16, extra: &[&str]) -> process::Running {
+    let mut command = Command::new(bin("tracker"));
+    command.arg(torrent).args(["--bind", "127.0.0.1:0", "--http", &format!("127.0.0.1:{http_port}")]).args(extra);
+    command.env("RUST_LOG", "debug");
+    let (mut tracker, _) = process::Running::start_listening(&mut command);
+    let listening = tracker.wait_for_line(|line| line.starts_with("http on "), std::time::Duration::from_secs(10));
+    assert!(listening.is_some(), "our tracker's HTTP side did not start; stderr:\n{}", tracker.stderr());
+    tracker
+}
