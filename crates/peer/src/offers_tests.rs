@@ -124,3 +124,30 @@ fn once_all_are_out_the_rarest_piece_is_shown_first() {
     }
     assert_eq!(order, [1, 2, 0]);
 }
+
+#[test]
+fn a_piece_on_its_way_to_one_peer_is_shown_to_another_only_after_pieces_nobody_asked_for() {
+    for seed in 0..32 {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut offers = Offers::new(2, &mut rng);
+        let (a, b, c) = (PeerKey(1), PeerKey(2), PeerKey(3));
+        for peer in [a, b, c] {
+            offers.join(peer);
+        }
+        let none = Bitfield::new(2);
+        let (mut to_a, mut to_c, mut to_b) = (Vec::new(), Vec::new(), Vec::new());
+        offers.top_up(a, &none, 1, |_| 0, &mut rng, &mut to_a);
+        assert!(offers.asked(a, to_a[0]), "a asks for its piece: it is on its way to a");
+        offers.top_up(c, &none, 1, |_| 0, &mut rng, &mut to_c);
+        assert_ne!(to_a, to_c, "the two fresh pieces go to a and c");
+        // Nothing is fresh for b, nobody holds anything: the piece c was shown but has not asked for is the one
+        // b should get, not the one being sent to a.
+        offers.top_up(b, &none, 1, |_| 0, &mut rng, &mut to_b);
+        assert_eq!(to_b, to_c, "seed {seed}");
+        // Once a leaves, its piece is no longer on its way anywhere and ranks as unsent again.
+        offers.leave(a);
+        let mut again = Vec::new();
+        offers.top_up(b, &none, 2, |_| 0, &mut rng, &mut again);
+        assert_eq!(again, to_a, "seed {seed}");
+    }
+}

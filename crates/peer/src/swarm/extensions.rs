@@ -83,7 +83,7 @@ impl Swarm {
         };
         let window = if peers.len() == 1 {
             // Alone, it has nobody to pass pieces to: a window only slows it down (libtorrent fell to half its
-            // speed with 1,024 pieces shown), so it grows to a second of what it takes, at least 64 pieces.
+            // speed with 1,024 pieces shown), so it grows to four seconds of what it takes, at least 256 pieces.
             by_rate(8).max(256)
         } else if peer.am_choking {
             1
