@@ -379,7 +379,10 @@ impl Drop for Harness {
 mod tests {
     use proptest::prelude::*;
 
+    use std::time::{Duration, Instant};
+
     use super::*;
+    use crate::sources::Source;
 
     #[test]
     fn honest_answers_complete_the_download_and_a_liar_is_banned_without_harm() {
@@ -439,6 +442,35 @@ mod tests {
         harness.deliver(2, Message::Extended { id: 2, payload: b"d5:added5:abcdee" });
         assert!(harness.connections[2].is_none());
         assert_eq!(harness.swarm.candidate_count(), 50);
+    }
+
+    #[test]
+    fn a_seeder_does_not_dial_peers_it_knows_are_seeds() {
+        let mut harness = Harness::new(true);
+        harness.connect(0, 0x40);
+        harness.deliver(0, Message::Extended { id: 0, payload: b"d1:md6:ut_pexi1eee" });
+        let (seed, leecher) = (SocketAddr::from(([1, 2, 3, 4], 6881)), SocketAddr::from(([1, 2, 3, 5], 6881)));
+        let added = vec![
+            peer_wire::PexPeer { addr: seed, flags: peer_wire::PexFlags::SEED },
+            peer_wire::PexPeer { addr: leecher, flags: peer_wire::PexFlags(0) },
+        ];
+        let mut payload = Vec::new();
+        peer_wire::PexMessage { added, dropped: Vec::new() }.encode(&mut payload);
+        harness.deliver(0, Message::Extended { id: 2, payload: &payload });
+        assert_eq!(harness.swarm.candidate_count(), 2);
+        assert_eq!(harness.swarm.due_candidates(), [leecher], "peer exchange said the other one is a seed");
+
+        // A peer we dialled (slot 1 is 10.0.0.2:6882) turns out to have everything: we hang up, and do not dial it
+        // again 5 s later.
+        let dialled = SocketAddr::from(([10, 0, 0, 2], 6882));
+        harness.swarm.add_candidate(dialled, Source::Tracker);
+        harness.connect(1, 0x80);
+        let everything = Bitfield::full(harness.swarm.storage.num_pieces());
+        harness.deliver(1, everything.to_message());
+        harness.disconnect(1, "both seeds");
+        harness.swarm.candidate_ended(dialled);
+        let later = harness.swarm.due_candidates_at(Instant::now() + Duration::from_secs(3600));
+        assert!(!later.contains(&dialled) && !later.contains(&seed), "a seed was dialled: {later:?}");
     }
 
     #[test]

@@ -349,7 +349,7 @@ pub async fn fetch_checked(
         let due = {
             let mut state = shared.lock();
             let room = MAX_CONNECTIONS.saturating_sub(state.connections);
-            let due = state.candidates.due(Instant::now(), room);
+            let due = state.candidates.due(Instant::now(), room, false);
             state.connections += due.len();
             due
         };

@@ -91,6 +91,9 @@ struct Candidate {
     next_try: Instant,
     /// Being dialled or connected.
     busy: bool,
+    /// Known to have the whole torrent (it said so in its bitfield, or peer exchange said so): a seeder has
+    /// nothing to trade with it, so it is not dialled while we are complete.
+    seed: bool,
 }
 
 /// The candidate table of one torrent.
@@ -117,15 +120,23 @@ impl Candidates {
         {
             return;
         }
-        self.known.insert(addr, Candidate { source, failures: 0, next_try: now, busy: false });
+        self.known.insert(addr, Candidate { source, failures: 0, next_try: now, busy: false, seed: false });
     }
 
-    /// Addresses to dial now, at most `room`, oldest due first; each is marked busy until [`Candidates::ended`].
-    pub fn due(&mut self, now: Instant, room: usize) -> Vec<(SocketAddr, Source)> {
+    /// `addr` has the whole torrent.
+    pub fn mark_seed(&mut self, addr: SocketAddr) {
+        if let Some(candidate) = self.known.get_mut(&addr) {
+            candidate.seed = true;
+        }
+    }
+
+    /// Addresses to dial now, at most `room`, oldest due first, leaving out known seeds when `complete` (ours is
+    /// too); each is marked busy until [`Candidates::ended`].
+    pub fn due(&mut self, now: Instant, room: usize, complete: bool) -> Vec<(SocketAddr, Source)> {
         let mut ready: Vec<(Instant, SocketAddr)> = self
             .known
             .iter()
-            .filter(|(_, candidate)| !candidate.busy && candidate.next_try <= now)
+            .filter(|(_, candidate)| !candidate.busy && candidate.next_try <= now && !(complete && candidate.seed))
             .map(|(addr, candidate)| (candidate.next_try, *addr))
             .collect();
         ready.sort_unstable();
@@ -208,8 +219,8 @@ mod tests {
         candidates.add(addr(1), Source::Tracker, now);
         candidates.add(addr(1), Source::Tracker, now);
         candidates.add(addr(1), Source::Manual, now);
-        assert_eq!(candidates.due(now, 10), [(addr(1), Source::Manual)]);
-        assert!(candidates.due(now, 10).is_empty(), "busy until it ends");
+        assert_eq!(candidates.due(now, 10, false), [(addr(1), Source::Manual)]);
+        assert!(candidates.due(now, 10, false).is_empty(), "busy until it ends");
     }
 
     #[test]
@@ -220,11 +231,11 @@ mod tests {
         let mut now = start;
         let mut waits = Vec::new();
         for _ in 0..MAX_FAILURES {
-            assert_eq!(candidates.due(now, 1).len(), 1);
+            assert_eq!(candidates.due(now, 1, false).len(), 1);
             candidates.ended(addr(1), now);
             let Some(next) = candidates.known.get(&addr(1)).map(|c| c.next_try) else { break };
             waits.push(next - now);
-            assert!(candidates.due(now, 1).is_empty(), "not before its back-off");
+            assert!(candidates.due(now, 1, false).is_empty(), "not before its back-off");
             now = next;
         }
         assert_eq!(waits[..3], [Duration::from_secs(5), Duration::from_secs(10), Duration::from_secs(20)]);
@@ -238,7 +249,7 @@ mod tests {
         candidates.add(addr(1), Source::Manual, start);
         let mut now = start;
         for _ in 0..20 {
-            assert_eq!(candidates.due(now, 1).len(), 1);
+            assert_eq!(candidates.due(now, 1, false).len(), 1);
             candidates.ended(addr(1), now);
             now += FIRST_BACKOFF;
         }
@@ -246,13 +257,28 @@ mod tests {
     }
 
     #[test]
+    fn a_known_seed_is_not_dialled_while_we_are_complete() {
+        let now = Instant::now();
+        let mut candidates = Candidates::default();
+        candidates.add(addr(1), Source::Pex, now);
+        candidates.add(addr(2), Source::Tracker, now);
+        candidates.mark_seed(addr(1));
+        candidates.mark_seed(addr(3));
+        assert_eq!(candidates.due(now, 10, true), [(addr(2), Source::Tracker)]);
+        candidates.ended(addr(2), now);
+        assert!(candidates.due(now + MAX_BACKOFF, 10, true).iter().all(|(dialled, _)| *dialled != addr(1)));
+        assert!(candidates.due(now + MAX_BACKOFF, 10, false).contains(&(addr(1), Source::Pex)), "a leecher dials it");
+        assert_eq!(candidates.len(), 2, "marking an unknown address adds nothing");
+    }
+
+    #[test]
     fn a_connection_clears_the_failures() {
         let now = Instant::now();
         let mut candidates = Candidates::default();
         candidates.add(addr(1), Source::Tracker, now);
-        candidates.due(now, 1);
+        candidates.due(now, 1, false);
         candidates.ended(addr(1), now);
-        candidates.due(now + MAX_BACKOFF, 1);
+        candidates.due(now + MAX_BACKOFF, 1, false);
         candidates.connected(addr(1));
         candidates.ended(addr(1), now);
         assert_eq!(candidates.known[&addr(1)].next_try, now + FIRST_BACKOFF);
@@ -268,6 +294,6 @@ mod tests {
         assert_eq!(candidates.len(), MAX_CANDIDATES);
         candidates.add(addr(60_000), Source::Manual, now);
         assert_eq!(candidates.len(), MAX_CANDIDATES + 1);
-        assert_eq!(candidates.due(now, 7).len(), 7, "at most the room asked for");
+        assert_eq!(candidates.due(now, 7, false).len(), 7, "at most the room asked for");
     }
 }

@@ -190,7 +190,8 @@ struct State {
     /// Keys only grow, so the first entry is the oldest.
     departed_senders: BTreeMap<PeerKey, Sender>,
     /// Addresses peers told us of (ut_pex), to become candidates once the lock is let go.
-    pex_learned: Vec<SocketAddr>,
+    /// Peers a ut_pex message named, and whether it said each is a seed.
+    pex_learned: Vec<(SocketAddr, bool)>,
 }
 
 /// Settings the swarm needs from the session's configuration.
@@ -388,16 +389,20 @@ impl Swarm {
         self.candidates_added.notify_one();
     }
 
-    /// Candidates to dial now, as many as there is room for. While complete, `--peer` addresses wait: a seeder
-    /// waits for leechers to come, and dialling a peer that is complete too would only be hung up on.
+    /// Candidates to dial now, as many as there is room for. While complete, `--peer` addresses and known seeds
+    /// wait: a seeder waits for leechers to come, and dialling a peer that is complete too would only be hung up
+    /// on (every 5 s, for ever, before seeds were marked).
     pub fn due_candidates(&self) -> Vec<SocketAddr> {
+        self.due_candidates_at(Instant::now())
+    }
+
+    pub(crate) fn due_candidates_at(&self, now: Instant) -> Vec<SocketAddr> {
         let (room, complete) = {
             let state = self.lock();
             (self.max_peers.saturating_sub(state.addresses.len()), state.complete)
         };
-        let now = Instant::now();
         let mut candidates = self.candidates();
-        let due = candidates.due(now, room);
+        let due = candidates.due(now, room, complete);
         let mut dial = Vec::with_capacity(due.len());
         for (addr, source) in due {
             if complete && source == Source::Manual {
@@ -594,8 +599,11 @@ impl Swarm {
         }
         let learned = std::mem::take(&mut state.pex_learned);
         drop(state);
-        for addr in learned {
+        for (addr, seed) in learned {
             self.add_candidate(addr, Source::Pex);
+            if seed {
+                self.candidates().mark_seed(addr);
+            }
         }
         result
     }
@@ -785,8 +793,12 @@ impl Swarm {
         let we_have = state.picker.we_have();
         let Some(peer) = state.peers.get_mut(&key) else { return };
         if we_have.is_complete() && peer.bitfield.is_complete() {
-            // Two seeders have nothing to say to each other; the connection task ends and removes it.
+            // Two seeders have nothing to say to each other; the connection task ends and removes it, and the
+            // dialer leaves this address alone from now on.
             peer.outbox.close();
+            if peer.direction == Direction::Outgoing {
+                self.candidates().mark_seed(peer.addr);
+            }
             return;
         }
         let wanted = we_have.interesting(&peer.bitfield);

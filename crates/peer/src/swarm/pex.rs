@@ -77,8 +77,8 @@ impl Swarm {
         let learned = message
             .added
             .iter()
-            .map(|added| added.addr)
-            .filter(|&addr| dialable(addr) && may_tell(addr.ip(), from) && !self.is_own_address(addr))
+            .filter(|added| dialable(added.addr) && may_tell(added.addr.ip(), from) && !self.is_own_address(added.addr))
+            .map(|added| (added.addr, added.flags.contains(PexFlags::SEED)))
             .take(MAX_PEX_TAKEN);
         state.pex_learned.extend(learned);
         Ok(())
