@@ -219,6 +219,42 @@ fn piece_layer_hashes_that_do_not_prove_the_root_ban_their_sender_and_the_honest
 /// (10 s) without them, the torrent is saved without its layers, both hashes intact, for the v1 pieces to check.
 #[test]
 fn a_hybrid_link_whose_peers_send_no_piece_layers_is_saved_without_them_after_ten_seconds() {
+    let fetched = fetch_a_hybrid_from_a_v1_peer(true);
+    // 10 s from the metadata, give or take the fetch loop's half-second tick.
+    assert!(fetched.waited >= Duration::from_secs(9), "gave up on the layers after {:?}", fetched.waited);
+    assert!(
+        fetched
+            .stderr
+            .contains("no peer sent the piece layers of 1 file within 10 s; downloading over v1 (SHA-1) only"),
+        "{}",
+        fetched.stderr
+    );
+    assert!(fetched.upgrades_asked >= 1, "our handshake did not ask to upgrade to v2");
+}
+
+/// The same hybrid from a link with only its v1 hash (`urn:btih:`, the commonest kind): no connection can be v2,
+/// so no layer can be asked for, and the torrent is saved without them at once instead of after 10 s.
+#[test]
+fn a_v1_link_to_a_hybrid_is_saved_without_its_layers_at_once() {
+    let fetched = fetch_a_hybrid_from_a_v1_peer(false);
+    assert!(
+        fetched.waited < Duration::from_secs(5),
+        "waited {:?} for layers nobody could be asked for",
+        fetched.waited
+    );
+    assert!(fetched.stderr.contains("a v1 link (btih only) cannot ask for its piece layers"), "{}", fetched.stderr);
+}
+
+struct HybridFetched {
+    /// From the metadata's arrival to the torrent's being saved.
+    waited: Duration,
+    stderr: String,
+    upgrades_asked: usize,
+}
+
+/// A magnet link (with the v2 hash too when `with_v2`) to a hybrid whose only peer serves the info dictionary over
+/// v1 connections: the torrent must be saved with both hashes and no piece layers, and no hash request sent.
+fn fetch_a_hybrid_from_a_v1_peer(with_v2: bool) -> HybridFetched {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("src").join("film.bin");
     write_pseudo_random(&data, 300 << 14, 7);
@@ -233,8 +269,8 @@ fn a_hybrid_link_whose_peers_send_no_piece_layers_is_saved_without_them_after_te
     let v2 = parsed.info_hash_v2().expect("a hybrid");
     let server = MetadataServer::start(parsed.info_hash.0, parsed.info_bytes.len() as u64, parsed.info_bytes.to_vec());
     let downloads = dir.path().join("downloads");
-    let link =
-        format!("magnet:?xt=urn:btih:{}&xt=urn:btmh:1220{v2}&dn=film.bin&x.pe={}", parsed.info_hash, server.addr);
+    let btmh = if with_v2 { format!("&xt=urn:btmh:1220{v2}") } else { String::new() };
+    let link = format!("magnet:?xt=urn:btih:{}{btmh}&dn=film.bin&x.pe={}", parsed.info_hash, server.addr);
     let mut leecher = Running::start(&mut peer_command(&link, &downloads));
     let received = leecher.wait_for_line(|line| line.contains("metadata_received"), Duration::from_secs(20));
     assert!(received.is_some(), "no metadata; stderr:\n{}", leecher.stderr());
@@ -242,20 +278,13 @@ fn a_hybrid_link_whose_peers_send_no_piece_layers_is_saved_without_them_after_te
     let saved = leecher.wait_for_line(|line| line.contains("torrent_saved"), Duration::from_secs(30));
     let waited = since.elapsed();
     assert!(saved.is_some(), "the torrent was never saved; stderr:\n{}", leecher.stderr());
-    // 10 s from the metadata, give or take the fetch loop's half-second tick.
-    assert!(waited >= Duration::from_secs(9), "gave up on the layers after {waited:?}");
-    let stderr = leecher.stderr();
-    assert!(
-        stderr.contains("no peer sent the piece layers of 1 file within 10 s; downloading over v1 (SHA-1) only"),
-        "{stderr}"
-    );
     leecher.interrupt(Duration::from_secs(10));
-    assert!(server.upgrades_asked() >= 1, "our handshake did not ask to upgrade to v2");
     assert_eq!(server.hash_requests(), 0, "hash requests went over a v1 connection");
     let saved = metainfo::Torrent::from_bytes_any(&std::fs::read(downloads.join("film.bin.torrent")).expect("saved"))
         .expect("a hybrid without its layers reads");
     assert_eq!((saved.info_hash, saved.info_hash_v2()), (parsed.info_hash, Some(v2)));
     assert!(saved.v2.iter().flat_map(|v2| &v2.files).all(|file| file.piece_layer.is_empty()));
+    HybridFetched { waited, stderr: leecher.stderr(), upgrades_asked: server.upgrades_asked() }
 }
 
 #[test]

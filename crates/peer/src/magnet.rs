@@ -10,7 +10,8 @@
 //! answers with the truncated v2 hash makes the connection v2; a v2 link's swarm is named by that hash, so every
 //! connection is v2. A hybrid does not need its layers (its v1 pieces check every byte): when no peer proves a
 //! new part of them for [`LAYER_PATIENCE`] (a swarm of v1-only clients), the fetch ends with the layers proven so
-//! far and the download goes over v1. A v2-only dictionary waits for all of them.
+//! far and the download goes over v1; over a v1 link (`btih` only), where no connection is v2, at once. A v2-only
+//! dictionary waits for all of them.
 //!
 //! The decisions (who is asked for which piece, who is banned) are in [`crate::metadata`]; this module is the
 //! I/O around them.
@@ -182,9 +183,18 @@ impl State {
     }
 
     /// The info dictionary `metadata` checked out: done, unless it is a v2 one with layers to fetch. `true` when
-    /// the fetch is complete.
-    fn metadata_complete(&mut self, metadata: Vec<u8>) -> bool {
+    /// the fetch is complete. Over a v1 link (`kind`) no connection is v2, so a hybrid's layers cannot be asked
+    /// for: it is done at once, with none.
+    fn metadata_complete(&mut self, metadata: Vec<u8>, kind: LinkKind) -> bool {
         match metainfo::piece_layers_wanted(&metadata) {
+            Ok(Some(wanted)) if wanted.hybrid && !wanted.files.is_empty() && kind == LinkKind::V1 => {
+                tracing::info!(
+                    "the torrent is a hybrid, and a v1 link (btih only) cannot ask for its piece layers; \
+                     downloading over v1 (SHA-1)"
+                );
+                self.result = Some((metadata, BTreeMap::new()));
+                true
+            }
             Ok(Some(wanted)) if !wanted.files.is_empty() => {
                 tracing::info!(
                     "fetching the piece layers of {} files ({} hashes) with hash requests",
@@ -652,7 +662,7 @@ fn extended(
                     Received::Stored => *deadline = tokio::time::Instant::now() + PATIENCE,
                     Received::Complete(metadata) => {
                         let size = metadata.len();
-                        let complete = state.metadata_complete(metadata);
+                        let complete = state.metadata_complete(metadata, shared.kind);
                         drop(state);
                         let _ = shared.events.send(Event::MetadataReceived { size });
                         if complete {
