@@ -474,6 +474,38 @@ mod tests {
     }
 
     #[test]
+    fn a_peer_that_dialled_us_is_not_dialled_back_while_connected() {
+        let mut harness = Harness::new(false);
+        // Slot 0 dials us from 10.0.0.1:6881 and says it listens on port 7000.
+        harness.connect(0, 0x40);
+        harness.deliver(0, Message::Extended { id: 0, payload: b"d1:md6:ut_pexi1ee1:pi7000ee" });
+        let listening = SocketAddr::from(([10, 0, 0, 1], 7000));
+        let other = SocketAddr::from(([10, 0, 0, 9], 7000));
+        harness.swarm.add_candidate(listening, Source::Tracker);
+        harness.swarm.add_candidate(other, Source::Tracker);
+        assert_eq!(harness.swarm.due_candidates(), [other]);
+        harness.disconnect(0, "gone");
+        assert_eq!(harness.swarm.due_candidates(), [listening], "dialled once that connection is gone");
+    }
+
+    #[test]
+    fn a_dial_refused_as_a_duplicate_teaches_where_the_peer_listens() {
+        let mut harness = Harness::new(false);
+        // Slot 0 dials us from 10.0.0.1:6881 with no extended handshake (so no listen port), peer id ...aa.
+        harness.connect(0, 0);
+        let listening = SocketAddr::from(([10, 0, 0, 1], 7000));
+        harness.swarm.add_candidate(listening, Source::Tracker);
+        assert_eq!(harness.swarm.due_candidates(), [listening]);
+        // Our dial reaches the same peer; its peer id is greater than ours, so its connection is the one kept.
+        let refused =
+            harness.swarm.admit(listening, *b"-XX0001-0000000000aa", Direction::Outgoing, false, false, false);
+        assert!(refused.is_err_and(|reason| reason.contains("already connected")));
+        harness.swarm.candidate_ended(listening);
+        let later = harness.swarm.due_candidates_at(Instant::now() + Duration::from_secs(3600));
+        assert!(later.is_empty(), "dialled again while connected: {later:?}");
+    }
+
+    #[test]
     fn a_private_torrent_takes_no_peers_from_peer_exchange() {
         let mut harness = Harness::with_privacy(false, true);
         harness.connect(0, 0x40);

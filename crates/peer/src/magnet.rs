@@ -359,7 +359,7 @@ pub async fn fetch_checked(
         let due = {
             let mut state = shared.lock();
             let room = MAX_CONNECTIONS.saturating_sub(state.connections);
-            let due = state.candidates.due(Instant::now(), room, false);
+            let due = state.candidates.due(Instant::now(), room, false, |_| false);
             state.connections += due.len();
             due
         };

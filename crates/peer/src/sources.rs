@@ -131,12 +131,22 @@ impl Candidates {
     }
 
     /// Addresses to dial now, at most `room`, oldest due first, leaving out known seeds when `complete` (ours is
-    /// too); each is marked busy until [`Candidates::ended`].
-    pub fn due(&mut self, now: Instant, room: usize, complete: bool) -> Vec<(SocketAddr, Source)> {
+    /// too) and those `connected` says we already have a connection with (one they opened); each is marked busy
+    /// until [`Candidates::ended`].
+    pub fn due(
+        &mut self,
+        now: Instant,
+        room: usize,
+        complete: bool,
+        connected: impl Fn(SocketAddr) -> bool,
+    ) -> Vec<(SocketAddr, Source)> {
         let mut ready: Vec<(Instant, SocketAddr)> = self
             .known
             .iter()
-            .filter(|(_, candidate)| !candidate.busy && candidate.next_try <= now && !(complete && candidate.seed))
+            .filter(|(addr, candidate)| {
+                let seed_for_a_seed = complete && candidate.seed;
+                !candidate.busy && candidate.next_try <= now && !seed_for_a_seed && !connected(**addr)
+            })
             .map(|(addr, candidate)| (candidate.next_try, *addr))
             .collect();
         ready.sort_unstable();
@@ -219,8 +229,8 @@ mod tests {
         candidates.add(addr(1), Source::Tracker, now);
         candidates.add(addr(1), Source::Tracker, now);
         candidates.add(addr(1), Source::Manual, now);
-        assert_eq!(candidates.due(now, 10, false), [(addr(1), Source::Manual)]);
-        assert!(candidates.due(now, 10, false).is_empty(), "busy until it ends");
+        assert_eq!(candidates.due(now, 10, false, |_| false), [(addr(1), Source::Manual)]);
+        assert!(candidates.due(now, 10, false, |_| false).is_empty(), "busy until it ends");
     }
 
     #[test]
@@ -231,11 +241,11 @@ mod tests {
         let mut now = start;
         let mut waits = Vec::new();
         for _ in 0..MAX_FAILURES {
-            assert_eq!(candidates.due(now, 1, false).len(), 1);
+            assert_eq!(candidates.due(now, 1, false, |_| false).len(), 1);
             candidates.ended(addr(1), now);
             let Some(next) = candidates.known.get(&addr(1)).map(|c| c.next_try) else { break };
             waits.push(next - now);
-            assert!(candidates.due(now, 1, false).is_empty(), "not before its back-off");
+            assert!(candidates.due(now, 1, false, |_| false).is_empty(), "not before its back-off");
             now = next;
         }
         assert_eq!(waits[..3], [Duration::from_secs(5), Duration::from_secs(10), Duration::from_secs(20)]);
@@ -249,11 +259,21 @@ mod tests {
         candidates.add(addr(1), Source::Manual, start);
         let mut now = start;
         for _ in 0..20 {
-            assert_eq!(candidates.due(now, 1, false).len(), 1);
+            assert_eq!(candidates.due(now, 1, false, |_| false).len(), 1);
             candidates.ended(addr(1), now);
             now += FIRST_BACKOFF;
         }
         assert_eq!(candidates.len(), 1);
+    }
+
+    #[test]
+    fn a_peer_already_connected_is_not_dialled_until_that_connection_ends() {
+        let now = Instant::now();
+        let mut candidates = Candidates::default();
+        candidates.add(addr(1), Source::Tracker, now);
+        candidates.add(addr(2), Source::Tracker, now);
+        assert_eq!(candidates.due(now, 10, false, |dialled| dialled == addr(1)), [(addr(2), Source::Tracker)]);
+        assert_eq!(candidates.due(now, 10, false, |_| false), [(addr(1), Source::Tracker)], "dialled once it left");
     }
 
     #[test]
@@ -264,10 +284,13 @@ mod tests {
         candidates.add(addr(2), Source::Tracker, now);
         candidates.mark_seed(addr(1));
         candidates.mark_seed(addr(3));
-        assert_eq!(candidates.due(now, 10, true), [(addr(2), Source::Tracker)]);
+        assert_eq!(candidates.due(now, 10, true, |_| false), [(addr(2), Source::Tracker)]);
         candidates.ended(addr(2), now);
-        assert!(candidates.due(now + MAX_BACKOFF, 10, true).iter().all(|(dialled, _)| *dialled != addr(1)));
-        assert!(candidates.due(now + MAX_BACKOFF, 10, false).contains(&(addr(1), Source::Pex)), "a leecher dials it");
+        assert!(candidates.due(now + MAX_BACKOFF, 10, true, |_| false).iter().all(|(dialled, _)| *dialled != addr(1)));
+        assert!(
+            candidates.due(now + MAX_BACKOFF, 10, false, |_| false).contains(&(addr(1), Source::Pex)),
+            "a leecher dials it"
+        );
         assert_eq!(candidates.len(), 2, "marking an unknown address adds nothing");
     }
 
@@ -276,9 +299,9 @@ mod tests {
         let now = Instant::now();
         let mut candidates = Candidates::default();
         candidates.add(addr(1), Source::Tracker, now);
-        candidates.due(now, 1, false);
+        candidates.due(now, 1, false, |_| false);
         candidates.ended(addr(1), now);
-        candidates.due(now + MAX_BACKOFF, 1, false);
+        candidates.due(now + MAX_BACKOFF, 1, false, |_| false);
         candidates.connected(addr(1));
         candidates.ended(addr(1), now);
         assert_eq!(candidates.known[&addr(1)].next_try, now + FIRST_BACKOFF);
@@ -294,6 +317,6 @@ mod tests {
         assert_eq!(candidates.len(), MAX_CANDIDATES);
         candidates.add(addr(60_000), Source::Manual, now);
         assert_eq!(candidates.len(), MAX_CANDIDATES + 1);
-        assert_eq!(candidates.due(now, 7, false).len(), 7, "at most the room asked for");
+        assert_eq!(candidates.due(now, 7, false, |_| false).len(), 7, "at most the room asked for");
     }
 }

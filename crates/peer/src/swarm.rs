@@ -140,6 +140,17 @@ struct Peer {
     idle_until: Option<Instant>,
 }
 
+impl Peer {
+    /// Where it accepts connections: the address we dialled, or for one that dialled us its IP and the port it
+    /// told us (extended handshake) if it did.
+    fn listen_addr(&self) -> Option<SocketAddr> {
+        match self.direction {
+            Direction::Outgoing => Some(self.addr),
+            Direction::Incoming => Some(SocketAddr::new(self.addr.ip(), self.listen_port?)),
+        }
+    }
+}
+
 /// Why downloading is paused.
 #[derive(Debug, Clone)]
 struct DiskFull {
@@ -397,12 +408,15 @@ impl Swarm {
     }
 
     pub(crate) fn due_candidates_at(&self, now: Instant) -> Vec<SocketAddr> {
-        let (room, complete) = {
+        let (room, complete, connected) = {
             let state = self.lock();
-            (self.max_peers.saturating_sub(state.addresses.len()), state.complete)
+            // Where each connected peer listens, when known: a peer that dialled us is not to be dialled back (the
+            // second connection would only be refused as a duplicate, every 5 s, for as long as the first lasts).
+            let connected: HashSet<SocketAddr> = state.peers.values().filter_map(Peer::listen_addr).collect();
+            (self.max_peers.saturating_sub(state.addresses.len()), state.complete, connected)
         };
         let mut candidates = self.candidates();
-        let due = candidates.due(now, room, complete);
+        let due = candidates.due(now, room, complete, |addr| connected.contains(&addr));
         let mut dial = Vec::with_capacity(due.len());
         for (addr, source) in due {
             if complete && source == Source::Manual {
@@ -476,6 +490,14 @@ impl Swarm {
             // by the side with the greater peer id.
             let keep = if self.peer_id > peer_id { Direction::Outgoing } else { Direction::Incoming };
             if direction != keep || old.direction == keep {
+                if direction == Direction::Outgoing
+                    && old.direction == Direction::Incoming
+                    && old.addr.ip() == addr.ip()
+                    && let Some(old) = state.peers.get_mut(&old_key)
+                {
+                    // Now we know where it listens, so the dialer leaves it alone while this connection lasts.
+                    old.listen_port.get_or_insert(addr.port());
+                }
                 return Err("already connected to this peer".into());
             }
             if let Some((old_addr, had_slot)) = drop_peer(&mut state, old_key) {
@@ -796,8 +818,8 @@ impl Swarm {
             // Two seeders have nothing to say to each other; the connection task ends and removes it, and the
             // dialer leaves this address alone from now on.
             peer.outbox.close();
-            if peer.direction == Direction::Outgoing {
-                self.candidates().mark_seed(peer.addr);
+            if let Some(addr) = peer.listen_addr() {
+                self.candidates().mark_seed(addr);
             }
             return;
         }

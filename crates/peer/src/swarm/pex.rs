@@ -100,10 +100,7 @@ impl Swarm {
             .peers
             .values()
             .filter_map(|peer| {
-                let addr = match peer.direction {
-                    Direction::Outgoing => peer.addr,
-                    Direction::Incoming => SocketAddr::new(peer.addr.ip(), peer.listen_port?),
-                };
+                let addr = peer.listen_addr()?;
                 let mut flags = PexFlags(0);
                 if peer.bitfield.is_complete() {
                     flags = flags | PexFlags::SEED;
