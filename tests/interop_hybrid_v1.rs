@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use common::process::Running;
 use common::{
-    assert_same_file, bin, free_tcp_port, have_libtorrent, have_tool, lt_peer, make_hybrid_torrent, run_ok,
-    start_http_tracker, write_pseudo_random,
+    assert_same_file, bin, expect_libtorrent_complete, free_tcp_port, have_libtorrent, have_tool, lt_peer,
+    make_hybrid_torrent, run_ok, start_http_tracker, write_pseudo_random,
 };
 
 fn have_rtorrent() -> bool {
@@ -221,14 +221,9 @@ fn rtorrent_a_v1_only_client_trades_a_hybrid_with_our_peer_and_libtorrent() {
     ]));
     let again_into = dir.path().join("ours-again");
     let mut again = our_leecher(&torrent, &again_into);
-    let complete = lt.wait_for_line(|line| line == "COMPLETE", Duration::from_secs(60));
-    assert!(
-        complete.is_some(),
-        "libtorrent did not complete; stderr:\n{}\n{}\ntracker:\n{}",
-        lt.stderr(),
-        rtorrent.report(),
-        tracker.stderr()
-    );
+    expect_libtorrent_complete(&mut lt, "beside rtorrent", || {
+        format!("{}\ntracker:\n{}", rtorrent.report(), tracker.stderr())
+    });
     assert_our_leecher_completes(&mut again, "in the swarm", &rtorrent, &tracker);
     assert_same_files(&tree, &lt_into.join("tree"));
     assert_same_files(&tree, &again_into.join("tree"));

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use common::process::Running;
 use common::{
-    SYSTEM_PYTHON, assert_same_file, bin, free_tcp_port, free_udp_port, have_libtorrent, lt_peer, run_ok,
-    start_libtorrent_seeder, write_pseudo_random,
+    SYSTEM_PYTHON, assert_same_file, bin, expect_libtorrent_complete, free_tcp_port, free_udp_port, have_libtorrent,
+    lt_peer, run_ok, start_libtorrent_seeder, write_pseudo_random,
 };
 
 /// (v1 hex or None, v2 hex or None)
@@ -248,14 +248,9 @@ fn libtorrent_v2_and_hybrid_swarms_meet_through_our_tracker() {
             "--timeout",
             "60",
         ]));
-        let complete = leecher.wait_for_line(|line| line == "COMPLETE", Duration::from_secs(60));
-        assert!(
-            complete.is_some(),
-            "{mode}: libtorrent did not download through our tracker; leecher:\n{}\nseeder:\n{}\ntracker:\n{}",
-            leecher.stderr(),
-            seeder.stderr(),
-            tracker.stderr()
-        );
+        expect_libtorrent_complete(&mut leecher, &format!("{mode} through our tracker"), || {
+            format!("seeder:\n{}\ntracker:\n{}", seeder.stderr(), tracker.stderr())
+        });
         assert_same_file(&data, &into.join(format!("{mode}.bin")));
 
         let v2 = hash20(hashes.1.as_deref().expect("a v2 hash"));
@@ -368,13 +363,7 @@ fn v2_only_torrents_travel_between_our_peer_and_libtorrent_both_ways() {
     );
     let lt_into = dir.path().join("libtorrent");
     let mut lt = libtorrent_leech_from_us(torrent.as_os_str(), &lt_into, our_address.port());
-    let complete = lt.wait_for_line(|line| line == "COMPLETE", Duration::from_secs(60));
-    assert!(
-        complete.is_some(),
-        "libtorrent did not download from our peer; stderr:\n{}\nours:\n{}",
-        lt.stderr(),
-        ours.stderr()
-    );
+    expect_libtorrent_complete(&mut lt, "a v2 folder from our peer", || format!("ours:\n{}", ours.stderr()));
     assert_same_tree(&tree, &lt_into.join("tree"));
     assert!(ours.interrupt(Duration::from_secs(10)).is_some());
 }
@@ -397,8 +386,7 @@ fn a_single_file_v2_torrent_goes_both_ways_with_its_padded_last_piece() {
     assert!(ours.wait_for_line(|line| line.starts_with("seeding"), Duration::from_secs(30)).is_some());
     let lt_into = dir.path().join("libtorrent");
     let mut lt = libtorrent_leech_from_us(torrent.as_os_str(), &lt_into, our_address.port());
-    let complete = lt.wait_for_line(|line| line == "COMPLETE", Duration::from_secs(60));
-    assert!(complete.is_some(), "libtorrent did not download; stderr:\n{}\nours:\n{}", lt.stderr(), ours.stderr());
+    expect_libtorrent_complete(&mut lt, "a single v2 file from our peer", || format!("ours:\n{}", ours.stderr()));
     assert_same_file(&data, &lt_into.join("one.bin"));
     assert!(ours.interrupt(Duration::from_secs(10)).is_some());
 
@@ -448,8 +436,7 @@ fn a_hybrid_swarm_mixes_a_v1_path_peer_and_v2_clients() {
     let ours_into = dir.path().join("ours");
     let mut ours =
         Running::start(our_peer(&torrent, &ours_into).args(["--bind", "127.0.0.1", "--json", "--exit-on-complete"]));
-    let complete = lt.wait_for_line(|line| line == "COMPLETE", Duration::from_secs(60));
-    assert!(complete.is_some(), "libtorrent did not complete; stderr:\n{}\nseeder:\n{}", lt.stderr(), seeder.stderr());
+    expect_libtorrent_complete(&mut lt, "a hybrid swarm", || format!("seeder:\n{}", seeder.stderr()));
     let status = ours.wait(Duration::from_secs(60));
     assert!(status.is_some_and(|status| status.success()), "our peer did not complete; stderr:\n{}", ours.stderr());
     let lines = ours.rest_of_stdout(Duration::from_secs(2));
@@ -502,13 +489,7 @@ fn libtorrent_downloads_from_our_seeder(mode: &str, what: &str) -> String {
     assert!(ours.wait_for_line(|line| line.starts_with("seeding"), Duration::from_secs(30)).is_some());
     let lt_into = dir.path().join("libtorrent");
     let mut lt = libtorrent_leech_from_us(&link, &lt_into, our_address.port());
-    let complete = lt.wait_for_line(|line| line == "COMPLETE", Duration::from_secs(60));
-    assert!(
-        complete.is_some(),
-        "{mode} {what}: libtorrent did not download; stderr:\n{}\nours:\n{}",
-        lt.stderr(),
-        ours.stderr()
-    );
+    expect_libtorrent_complete(&mut lt, &format!("{mode} {what}"), || format!("ours:\n{}", ours.stderr()));
     assert_same_tree(&tree, &lt_into.join("tree"));
     assert!(ours.interrupt(Duration::from_secs(10)).is_some());
     std::fs::read_to_string(dir.path().join("trace")).expect("the trace")

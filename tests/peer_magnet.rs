@@ -182,16 +182,7 @@ fn metadata_that_fails_the_info_hash_bans_its_sender_and_the_honest_seeder_is_us
 #[test]
 fn piece_layer_hashes_that_do_not_prove_the_root_ban_their_sender_and_the_honest_seeder_is_used() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("src").join("film.bin");
-    write_pseudo_random(&data, 300 << 14, 7);
-    let torrent = dir.path().join("film.torrent");
-    common::run_ok(
-        Command::new(bin("mktorrent"))
-            .args(["--v2", "-q", "-d", "--no-created-by", "-l", "14", "-o"])
-            .arg(&torrent)
-            .arg(&data),
-    );
-    let parsed = metainfo::Torrent::from_bytes_any(&std::fs::read(&torrent).expect("torrent")).expect("valid");
+    let (data, torrent, parsed) = film(dir.path(), "--v2");
     let v2 = parsed.info_hash_v2().expect("a v2 torrent");
     let liar = MetadataServer::start(v2.truncated().0, parsed.info_bytes.len() as u64, parsed.info_bytes.to_vec());
     let downloads = dir.path().join("downloads");
@@ -245,6 +236,22 @@ fn a_v1_link_to_a_hybrid_is_saved_without_its_layers_at_once() {
     assert!(fetched.stderr.contains("a v1 link (btih only) cannot ask for its piece layers"), "{}", fetched.stderr);
 }
 
+/// `DIR/src/film.bin` (300 pieces of 16 KiB) and its torrent `DIR/film.torrent` made with `mode` (`--v2` or
+/// `--hybrid`), as read back.
+fn film(dir: &Path, mode: &str) -> (PathBuf, PathBuf, metainfo::Torrent) {
+    let data = dir.join("src").join("film.bin");
+    write_pseudo_random(&data, 300 << 14, 7);
+    let torrent = dir.join("film.torrent");
+    common::run_ok(
+        Command::new(bin("mktorrent"))
+            .args([mode, "-q", "-d", "--no-created-by", "-l", "14", "-o"])
+            .arg(&torrent)
+            .arg(&data),
+    );
+    let parsed = metainfo::Torrent::from_bytes_any(&std::fs::read(&torrent).expect("torrent")).expect("valid");
+    (data, torrent, parsed)
+}
+
 struct HybridFetched {
     /// From the metadata's arrival to the torrent's being saved.
     waited: Duration,
@@ -256,16 +263,7 @@ struct HybridFetched {
 /// v1 connections: the torrent must be saved with both hashes and no piece layers, and no hash request sent.
 fn fetch_a_hybrid_from_a_v1_peer(with_v2: bool) -> HybridFetched {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("src").join("film.bin");
-    write_pseudo_random(&data, 300 << 14, 7);
-    let torrent = dir.path().join("film.torrent");
-    common::run_ok(
-        Command::new(bin("mktorrent"))
-            .args(["--hybrid", "-q", "-d", "--no-created-by", "-l", "14", "-o"])
-            .arg(&torrent)
-            .arg(&data),
-    );
-    let parsed = metainfo::Torrent::from_bytes(&std::fs::read(&torrent).expect("torrent")).expect("a hybrid");
+    let (_, _, parsed) = film(dir.path(), "--hybrid");
     let v2 = parsed.info_hash_v2().expect("a hybrid");
     let server = MetadataServer::start(parsed.info_hash.0, parsed.info_bytes.len() as u64, parsed.info_bytes.to_vec());
     let downloads = dir.path().join("downloads");

@@ -208,6 +208,13 @@ pub fn start_libtorrent_seeder(torrent: &Path, dir: &Path) -> (process::Running,
     (seeder, port)
 }
 
+/// Waits up to 60 s for a `lt_peer.py leech` to print `COMPLETE`; a failure names `what` and shows libtorrent's
+/// stderr and `logs()` (the other side's).
+pub fn expect_libtorrent_complete(lt: &mut process::Running, what: &str, logs: impl FnOnce() -> String) {
+    let complete = lt.wait_for_line(|line| line == "COMPLETE", std::time::Duration::from_secs(60));
+    assert!(complete.is_some(), "{what}: libtorrent did not complete; its stderr:\n{}\n{}", lt.stderr(), logs());
+}
+
 /// The last 40 lines of an aria2 log, without its DHT chatter, for failure messages.
 pub fn log_tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
