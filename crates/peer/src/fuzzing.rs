@@ -506,6 +506,38 @@ mod tests {
     }
 
     #[test]
+    fn a_peer_that_hangs_up_at_once_is_dialled_less_and_less_often_and_one_that_sent_pieces_soon() {
+        let mut harness = Harness::new(false);
+        // Slot 1 is 10.0.0.2:6882; 0x80 makes it a connection we opened.
+        let addr = SocketAddr::from(([10, 0, 0, 2], 6882));
+        harness.swarm.add_candidate(addr, Source::Tracker);
+        assert_eq!(harness.swarm.due_candidates(), [addr]);
+        // Each time it hangs up right after the handshake, the wait before the next dial doubles: 5, 10, 20 s.
+        for backoff in [5, 10, 20] {
+            harness.connect(1, 0x80);
+            harness.disconnect(1, "it hung up");
+            let ended = Instant::now();
+            harness.swarm.candidate_ended(addr);
+            let at = |seconds: u64| harness.swarm.due_candidates_at(ended + Duration::from_secs(seconds));
+            assert!(at(backoff - 1).is_empty(), "dialled again before {backoff} s");
+            assert_eq!(at(backoff + 1), [addr], "not dialled again after {backoff} s");
+        }
+
+        // A connection that carried a block clears the failures: the next try comes after the first back-off.
+        harness.connect(1, 0x80);
+        let everything = Bitfield::full(harness.swarm.storage.num_pieces());
+        harness.deliver(1, everything.to_message());
+        harness.deliver(1, Message::Unchoke);
+        harness.settle();
+        harness.answer(1, true);
+        harness.disconnect(1, "done");
+        let ended = Instant::now();
+        harness.swarm.candidate_ended(addr);
+        assert!(harness.swarm.due_candidates_at(ended + Duration::from_secs(4)).is_empty());
+        assert_eq!(harness.swarm.due_candidates_at(ended + Duration::from_secs(6)), [addr]);
+    }
+
+    #[test]
     fn a_private_torrent_takes_no_peers_from_peer_exchange() {
         let mut harness = Harness::with_privacy(false, true);
         harness.connect(0, 0x40);

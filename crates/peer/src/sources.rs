@@ -161,7 +161,9 @@ impl Candidates {
             .collect()
     }
 
-    /// A connection to `addr` got through the handshake: its failures are forgotten.
+    /// A connection to `addr` was worth having (it carried pieces, or lasted): its failures are forgotten. One that
+    /// merely got through the handshake is not enough, or a peer that hangs up on us at once would be dialled every
+    /// 5 s for ever.
     pub fn connected(&mut self, addr: SocketAddr) {
         if let Some(candidate) = self.known.get_mut(&addr) {
             candidate.failures = 0;

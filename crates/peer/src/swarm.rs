@@ -50,6 +50,8 @@ const MAX_SPARE_BYTES: u64 = 16 << 20;
 const UNCHOKED_IDLE: Duration = Duration::from_secs(3);
 /// ... and waits this long before it can have a slot again, so idle peers cannot take turns holding the slots.
 const IDLE_PENALTY: Duration = Duration::from_secs(60);
+/// A connection we opened that lasted this long clears its address's failures, whatever it carried.
+const USEFUL_CONNECTION: Duration = Duration::from_secs(60);
 /// Our extended message id for ut_metadata (BEP 9): what peers send their metadata requests under.
 const UT_METADATA_ID: u8 = 1;
 /// Metadata requests one connection is answered, beyond two per metadata piece: enough for any honest peer, and
@@ -583,9 +585,6 @@ impl Swarm {
         );
         self.offer(&mut state, key);
         drop(state);
-        if direction == Direction::Outgoing {
-            self.candidates().connected(addr);
-        }
         self.emit(Event::PeerConnected { addr, source });
         Ok(Admitted { key, outbox })
     }
@@ -593,6 +592,15 @@ impl Swarm {
     /// The connection to `key` ended: its requests go back to the pool and to other peers.
     pub fn remove(&self, key: PeerKey, reason: &str) {
         let mut state = self.lock();
+        // A connection we opened that carried pieces, or lasted, clears its address's failures; one the other side
+        // ended at once without a block either way (it is full, already has us, or will not have us) counts as a
+        // failure, so that the dialer backs off instead of knocking every 5 s.
+        let useful_dial = state.peers.get(&key).is_some_and(|peer| {
+            peer.direction == Direction::Outgoing
+                && (peer.downloaded > 0
+                    || peer.outbox.uploaded.load(Ordering::Relaxed) > 0
+                    || self.started.elapsed().saturating_sub(peer.connected_at) >= USEFUL_CONNECTION)
+        });
         let Some((addr, had_slot)) = drop_peer(&mut state, key) else { return };
         state.addresses.remove(&addr);
         if had_slot {
@@ -602,6 +610,9 @@ impl Swarm {
         state.block_proofs.peer_left(key);
         self.ask_block_hashes(&mut state);
         drop(state);
+        if useful_dial {
+            self.candidates().connected(addr);
+        }
         self.emit(Event::PeerDisconnected { addr, reason: reason.to_owned() });
     }
 
