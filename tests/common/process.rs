@@ -12,6 +12,8 @@ pub struct Running {
     child: Child,
     stdout: Receiver<String>,
     stderr: Arc<Mutex<String>>,
+    /// Disconnected once the stderr reader has taken everything up to the end of the pipe.
+    stderr_done: Receiver<()>,
 }
 
 impl Running {
@@ -44,14 +46,16 @@ impl Running {
         let stderr = Arc::new(Mutex::new(String::new()));
         let collected = stderr.clone();
         let err = child.stderr.take().expect("piped stderr");
+        let (finished, stderr_done) = channel::<()>();
         std::thread::spawn(move || {
             for line in BufReader::new(err).lines().map_while(Result::ok) {
                 let mut text = collected.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 text.push_str(&line);
                 text.push('\n');
             }
+            drop(finished);
         });
-        Running { child, stdout, stderr }
+        Running { child, stdout, stderr, stderr_done }
     }
 
     /// The next stdout line matching `wanted`, skipping others, or None after `timeout`.
@@ -108,11 +112,13 @@ impl Running {
         self.wait(timeout)
     }
 
-    /// Waits up to `timeout` for the child to exit on its own.
+    /// Waits up to `timeout` for the child to exit on its own; once it has, [`Running::stderr`] holds all it wrote
+    /// (its last lines can still be in the pipe when it exits, so the reader is given up to 2 s to take them).
     pub fn wait(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
+                let _ = self.stderr_done.recv_timeout(Duration::from_secs(2));
                 return Some(status);
             }
             if Instant::now() >= deadline {
