@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::process::Running;
 use common::{
-    assert_same_file, bin, expect_libtorrent_complete, free_tcp_port, have_libtorrent, have_tool, lt_peer,
+    assert_same_file, bin, expect_libtorrent_complete, free_tcp_port, have_libtorrent, have_tool, json_events, lt_peer,
     make_hybrid_torrent, run_ok, start_http_tracker, write_pseudo_random,
 };
 
@@ -238,15 +238,6 @@ fn rtorrent_a_v1_only_client_trades_a_hybrid_with_our_peer_and_libtorrent() {
     assert!(tracker.interrupt(Duration::from_secs(10)).is_some());
 }
 
-/// Lines of `lines` that are JSON events of `kind`.
-fn events(lines: &[String], kind: &str) -> Vec<serde_json::Value> {
-    lines
-        .iter()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|event| event["event"] == kind)
-        .collect()
-}
-
 /// A hybrid magnet link (both hashes) whose only peer is rtorrent, a v1-only client: it serves the info dictionary
 /// (ut_metadata) but knows nothing of BEP 52 hash requests, so the piece layers never come. Our peer asks nothing
 /// of it over its v1 connection (rtorrent answers our upgrade bit with the v1 hash), gives the layers up after
@@ -299,8 +290,8 @@ fn a_hybrid_magnet_link_with_only_rtorrent_to_ask_downloads_over_v1_without_the_
     assert_our_leecher_completes(&mut ours, "a hybrid magnet link from rtorrent", &rtorrent, &tracker);
     let lines = ours.rest_of_stdout(Duration::from_secs(2));
     let stderr = ours.stderr();
-    assert_eq!(events(&lines, "metadata_received").len(), 1, "{lines:?}");
-    assert!(events(&lines, "piece_layers_received").is_empty(), "no peer sent layers: {lines:?}");
+    assert_eq!(json_events(&lines, "metadata_received").len(), 1, "{lines:?}");
+    assert!(json_events(&lines, "piece_layers_received").is_empty(), "no peer sent layers: {lines:?}");
     assert!(
         stderr.contains("no peer sent the piece layers of 3 files within 10 s; downloading over v1 (SHA-1) only"),
         "{stderr}"
@@ -333,6 +324,6 @@ fn a_hybrid_magnet_link_with_only_rtorrent_to_ask_downloads_over_v1_without_the_
         again.stderr()
     );
     assert!(again.stderr().contains("using the metadata saved in"), "{}", again.stderr());
-    let checked = events(&lines, "checked");
+    let checked = json_events(&lines, "checked");
     assert_eq!(checked.first().map(|event| event["have"] == event["total"]), Some(true), "{lines:?}");
 }

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use common::process::Running;
 use common::udp::UdpClient;
 use common::{
-    assert_same_file, bin, free_tcp_port, free_udp_port, have_aria2, have_libtorrent, have_opentracker, log_tail,
-    lt_peer, make_torrent, start_libtorrent_seeder, start_opentracker, start_opentracker_with_http,
+    assert_same_file, bin, free_tcp_port, free_udp_port, have_aria2, have_libtorrent, have_opentracker, json_events,
+    log_tail, lt_peer, make_torrent, start_libtorrent_seeder, start_opentracker, start_opentracker_with_http,
     write_pseudo_random,
 };
 use tracker_protocol::TorrentStats;
@@ -84,11 +84,6 @@ fn event(line: &str) -> Option<serde_json::Value> {
     serde_json::from_str(line).ok()
 }
 
-/// The events of one kind among a `--json` peer's stdout lines.
-fn events(lines: &[String], kind: &str) -> Vec<serde_json::Value> {
-    lines.iter().filter_map(|line| event(line)).filter(|event| event["event"] == kind).collect()
-}
-
 /// Our peer seeding: the process, its listening address and every stdout line it printed so far.
 struct OurSeeder {
     process: Running,
@@ -109,7 +104,7 @@ impl OurSeeder {
                 None => panic!("our seeder never reported seeding; stdout {lines:?}\nstderr:\n{}", process.stderr()),
             }
         }
-        let listening = events(&lines, "listening");
+        let listening = json_events(&lines, "listening");
         let address = listening.first().and_then(|event| event["address"].as_str()?.parse().ok()).expect("address");
         OurSeeder { process, address, lines }
     }
@@ -117,7 +112,7 @@ impl OurSeeder {
     /// What went wrong on our side, for failure messages: the seeder's disconnects so far, with their reasons.
     fn disconnects(&mut self) -> Vec<String> {
         self.lines.extend(self.process.rest_of_stdout(Duration::from_millis(200)));
-        let disconnects = events(&self.lines, "peer_disconnected");
+        let disconnects = json_events(&self.lines, "peer_disconnected");
         disconnects
             .iter()
             .map(|event| {
@@ -165,7 +160,7 @@ fn our_leecher_completes(torrent: &Path, dir: &Path, source_port: u16, expected:
     // The report lists only peers still connected at exit, and a seeder may hang up on a new seeder first:
     // the connect events say who we talked to.
     let source = format!("127.0.0.1:{source_port}");
-    let connected = events(&rest, "peer_connected");
+    let connected = json_events(&rest, "peer_connected");
     assert!(connected.iter().any(|event| event["address"] == source.as_str()), "never connected to {source}: {tail:?}");
 }
 
@@ -296,12 +291,12 @@ fn libtorrent_downloads_a_multi_file_torrent_from_our_seeder_through_opentracker
     let uploaded = seeder.stop();
     assert!(uploaded >= album_len(), "our seeder uploaded only {uploaded} of {} bytes", album_len());
     // opentracker lists the announcing peer in its own reply: our seeder was given its own address first...
-    let first = events(&seeder.lines, "announced").into_iter().next().expect("an announce");
+    let first = json_events(&seeder.lines, "announced").into_iter().next().expect("an announce");
     assert!(first["peers"].as_u64() >= Some(1), "opentracker did not list our seeder to itself: {first}");
     // ...and must not have dialled it.
     let own = seeder.address.to_string();
     let dialled_self =
-        events(&seeder.lines, "peer_connected").into_iter().any(|event| event["address"] == own.as_str());
+        json_events(&seeder.lines, "peer_connected").into_iter().any(|event| event["address"] == own.as_str());
     assert!(!dialled_self, "our seeder connected to itself at {own}");
 }
 
@@ -391,8 +386,10 @@ fn a_liar_on_the_same_address_as_a_libtorrent_seeder_does_not_stall_our_download
         leecher.stderr()
     );
     assert_same_file(&data, &into.join("film.bin"));
-    let banned: Vec<String> =
-        events(&rest, "peer_banned").iter().filter_map(|event| Some(event["address"].as_str()?.to_owned())).collect();
+    let banned: Vec<String> = json_events(&rest, "peer_banned")
+        .iter()
+        .filter_map(|event| Some(event["address"].as_str()?.to_owned()))
+        .collect();
     assert!(banned.contains(&liar.addr.to_string()), "the liar {} was not banned: {banned:?}", liar.addr);
     let seeder = format!("127.0.0.1:{lt_port}");
     assert!(!banned.contains(&seeder), "the honest libtorrent seeder {seeder} was banned: {banned:?}");
@@ -400,7 +397,7 @@ fn a_liar_on_the_same_address_as_a_libtorrent_seeder_does_not_stall_our_download
     eprintln!(
         "liar with libtorrent: complete in {took:.1?}, {} bad blocks, {} pieces failed, liar dialled {} times",
         liar.bad_blocks(),
-        events(&rest, "piece_failed").len(),
+        json_events(&rest, "piece_failed").len(),
         liar.connections()
     );
 }
@@ -434,11 +431,11 @@ fn our_peer_announces_over_http_to_opentracker_and_downloads_from_a_start_libtor
         leecher.stderr()
     );
     assert_same_file(&data, &into.join("over-http.bin"));
-    let announced = events(&rest, "announced");
+    let announced = json_events(&rest, "announced");
     let first = announced.first().expect("an announced event");
     assert!(first["tracker"].as_str().is_some_and(|url| url.starts_with("http://")), "{first}");
     let source = format!("127.0.0.1:{lt_port}");
-    let connected = events(&rest, "peer_connected");
+    let connected = json_events(&rest, "peer_connected");
     assert!(
         connected.iter().any(|event| event["address"] == source.as_str() && event["source"] == "tracker"),
         "the libtorrent seeder did not come from the HTTP tracker: {connected:?}"
@@ -579,7 +576,7 @@ fn our_peer_learns_a_seeder_from_a_libtorrent_peers_ut_pex_alone_and_downloads_f
     ]));
     let status = leecher.wait(Duration::from_secs(90));
     let lines = leecher.rest_of_stdout(Duration::from_secs(2));
-    let connected = events(&lines, "peer_connected");
+    let connected = json_events(&lines, "peer_connected");
     assert!(
         status.is_some_and(|status| status.success()),
         "our leecher did not complete (status {status:?}); connections {connected:?}\nstderr:\n{}",

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::hostile_peer::HostilePeer;
 use common::process::Running;
 use common::udp::UdpClient;
-use common::{assert_same_file, bin, free_udp_port, make_torrent, write_pseudo_random};
+use common::{assert_same_file, bin, free_udp_port, json_events, make_torrent, write_pseudo_random};
 
 const PIECE_LOG2: u32 = 15;
 const PIECE_LEN: usize = 1 << PIECE_LOG2;
@@ -59,14 +59,6 @@ fn final_report(lines: &[String]) -> serde_json::Value {
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .find(|event| event["event"] == "stopped")
         .unwrap_or_else(|| panic!("no stopped event in {:?}", lines.iter().rev().take(5).collect::<Vec<_>>()))
-}
-
-fn json_events(lines: &[String], kind: &str) -> Vec<serde_json::Value> {
-    lines
-        .iter()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|event| event["event"] == kind)
-        .collect()
 }
 
 /// Source data for a single-file torrent: `dir/src/NAME`.

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::process::Running;
-use common::{bin, make_torrent, write_pseudo_random};
+use common::{bin, json_events, make_torrent, write_pseudo_random};
 use https_tracker::HttpsTracker;
 use tracker_protocol::AnnounceEvent;
 
@@ -31,19 +31,11 @@ fn our_peer(torrent: &Path, dir: &Path, ca: Option<&Path>) -> Command {
     command
 }
 
-fn events(lines: &[String], kind: &str) -> Vec<serde_json::Value> {
-    lines
-        .iter()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|event| event["event"] == kind)
-        .collect()
-}
-
 /// Reads `process`'s stdout until a JSON event of `kind` arrives, for up to `timeout`; returns all lines read.
 fn lines_until(process: &mut Running, kind: &str, timeout: Duration) -> Vec<String> {
     let deadline = Instant::now() + timeout;
     let mut lines = Vec::new();
-    while events(&lines, kind).is_empty() {
+    while json_events(&lines, kind).is_empty() {
         let left = deadline.saturating_duration_since(Instant::now());
         match process.wait_for_line(|_| true, left) {
             Some(line) => lines.push(line),
@@ -70,7 +62,7 @@ fn our_peers_trust_a_private_https_tracker_through_ssl_cert_file_and_the_downloa
     let mut seeder = Running::start(&mut our_peer(&torrent, &work.path().join("src"), Some(tracker.certificate())));
     let seeder_lines = lines_until(&mut seeder, "seeding", Duration::from_secs(30));
     assert!(
-        events(&seeder_lines, "announced").iter().any(|event| event["tracker"] == tracker.announce_url().as_str()),
+        json_events(&seeder_lines, "announced").iter().any(|event| event["tracker"] == tracker.announce_url().as_str()),
         "the seeder did not announce to the HTTPS tracker: {seeder_lines:?}\nTLS errors at the tracker: {:?}",
         tracker.tls_errors()
     );
@@ -83,12 +75,12 @@ fn our_peers_trust_a_private_https_tracker_through_ssl_cert_file_and_the_downloa
         status.is_some_and(|status| status.success()),
         "the leecher did not complete in {DOWNLOAD_TIMEOUT:?} (status {status:?}); announce failures {:?}\n\
          stderr:\n{}",
-        events(&rest, "announce_failed"),
+        json_events(&rest, "announce_failed"),
         leecher.stderr()
     );
     let (original, copy) = (std::fs::read(&data).expect("original"), std::fs::read(into.join("over-https.bin")));
     assert!(copy.is_ok_and(|copy| copy == original), "the downloaded file differs from the original");
-    assert!(events(&rest, "announce_failed").is_empty(), "{:?}", events(&rest, "announce_failed"));
+    assert!(json_events(&rest, "announce_failed").is_empty(), "{:?}", json_events(&rest, "announce_failed"));
 
     let announces = tracker.announces();
     assert!(announces.iter().all(|announce| announce.info_hash == info_hash));
@@ -113,7 +105,7 @@ fn without_ssl_cert_file_our_peer_refuses_the_private_tracker_and_says_it_is_the
 
     let mut seeder = Running::start(&mut our_peer(&torrent, &work.path().join("src"), None));
     let lines = lines_until(&mut seeder, "announce_failed", Duration::from_secs(30));
-    let failed = events(&lines, "announce_failed");
+    let failed = json_events(&lines, "announce_failed");
     let error = failed[0]["error"].as_str().expect("an error text");
     assert_eq!(failed[0]["tracker"], tracker.announce_url().as_str());
     // rustls' own words: the peer's error must say that the certificate is the problem, not just "error sending
@@ -121,5 +113,5 @@ fn without_ssl_cert_file_our_peer_refuses_the_private_tracker_and_says_it_is_the
     assert!(error.contains("certificate") && error.contains("UnknownIssuer"), "{error}");
     assert!(!error.contains("info_hash="), "the cause is buried under the announce query: {error}");
     assert!(tracker.announces().is_empty(), "an untrusted tracker was sent an announce: {:?}", tracker.announces());
-    assert!(events(&lines, "announced").is_empty(), "{lines:?}");
+    assert!(json_events(&lines, "announced").is_empty(), "{lines:?}");
 }

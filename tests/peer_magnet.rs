@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::process::Running;
-use common::{bin, free_udp_port, make_torrent, write_pseudo_random};
+use common::{bin, free_udp_port, json_events, make_torrent, write_pseudo_random};
 use peer_wire::{ExtendedHandshake, Handshake, Message, MetadataMessage, ReservedBit};
 
 fn start_tracker() -> (Running, String) {
@@ -44,14 +44,6 @@ fn magnet_of(torrent: &Path) -> String {
     let shown = common::run_ok(Command::new(bin("mktorrent")).arg("--show").arg(torrent).arg("--json"));
     let value: serde_json::Value = serde_json::from_str(&shown).expect("json");
     value["magnet"].as_str().expect("a magnet link").to_owned()
-}
-
-fn events(lines: &[String], kind: &str) -> Vec<serde_json::Value> {
-    lines
-        .iter()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|event| event["event"] == kind)
-        .collect()
 }
 
 /// Waits for a leecher started with --exit-on-complete to succeed; returns its stdout.
@@ -95,15 +87,15 @@ fn a_magnet_link_alone_downloads_from_our_seeder_and_a_restart_needs_no_peer() {
     let downloads = dir.path().join("downloads");
     let mut leecher = Running::start(peer_command(&magnet, &downloads).arg("--exit-on-complete"));
     let lines = expect_complete(&mut leecher, Duration::from_secs(60));
-    let received = events(&lines, "metadata_received");
+    let received = json_events(&lines, "metadata_received");
     assert_eq!(received.len(), 1, "one metadata_received event in {lines:?}");
     let saved = downloads.join("film.bin.torrent");
-    assert_eq!(events(&lines, "torrent_saved")[0]["path"], saved.display().to_string());
+    assert_eq!(json_events(&lines, "torrent_saved")[0]["path"], saved.display().to_string());
     assert_eq!(std::fs::read(&saved).ok().map(|bytes| bytes.len() > 40_000), Some(true));
     assert_eq!(std::fs::read(&data).expect("original"), std::fs::read(downloads.join("film.bin")).expect("copy"));
     assert_eq!(listing(&downloads), ["film.bin", "film.bin.torrent"]);
     // Each verified piece names who sent it: here always the one seeder.
-    let verified = events(&lines, "piece_verified");
+    let verified = json_events(&lines, "piece_verified");
     assert_eq!(verified.len(), 2000);
     let senders: std::collections::BTreeSet<String> = verified
         .iter()
@@ -120,8 +112,8 @@ fn a_magnet_link_alone_downloads_from_our_seeder_and_a_restart_needs_no_peer() {
     tracker.interrupt(Duration::from_secs(10));
     let mut again = Running::start(peer_command(&magnet, &downloads).arg("--exit-on-complete"));
     let lines = expect_complete(&mut again, Duration::from_secs(30));
-    assert!(events(&lines, "metadata_received").is_empty(), "fetched again: {lines:?}");
-    assert_eq!(events(&lines, "checked")[0]["have"], 2000);
+    assert!(json_events(&lines, "metadata_received").is_empty(), "fetched again: {lines:?}");
+    assert_eq!(json_events(&lines, "checked")[0]["have"], 2000);
     assert_eq!(listing(&downloads), ["film.bin", "film.bin.torrent"]);
 }
 

@@ -208,6 +208,15 @@ pub fn start_libtorrent_seeder(torrent: &Path, dir: &Path) -> (process::Running,
     (seeder, port)
 }
 
+/// The lines among `lines` (a `--json` peer's stdout) that are JSON events of `kind`.
+pub fn json_events(lines: &[String], kind: &str) -> Vec<serde_json::Value> {
+    lines
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["event"] == kind)
+        .collect()
+}
+
 /// Waits up to 60 s for a `lt_peer.py leech` to print `COMPLETE`; a failure names `what` and shows libtorrent's
 /// stderr and `logs()` (the other side's).
 pub fn expect_libtorrent_complete(lt: &mut process::Running, what: &str, logs: impl FnOnce() -> String) {

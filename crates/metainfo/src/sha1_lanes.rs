@@ -101,12 +101,12 @@ impl LaneHasher {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::{
-        __m512i, _mm512_add_epi32, _mm512_i32gather_epi32, _mm512_loadu_si512, _mm512_rol_epi32, _mm512_set1_epi32,
-        _mm512_shuffle_epi8, _mm512_storeu_si512, _mm512_ternarylogic_epi32, _mm512_xor_si512,
+        __m512i, _mm512_add_epi32, _mm512_loadu_si512, _mm512_rol_epi32, _mm512_set1_epi32, _mm512_storeu_si512,
+        _mm512_ternarylogic_epi32, _mm512_xor_si512,
     };
 
     use super::LANES;
-    use crate::sha256_lanes::x86::{big_endian_words, lane_offsets};
+    use crate::sha256_lanes::x86::LaneWords;
 
     const XOR3: i32 = 0x96;
     const CHOOSE: i32 = 0xCA;
@@ -164,16 +164,9 @@ mod x86 {
         // SAFETY: each row is 16 u32s, exactly one 512-bit register.
         let mut vectors: [__m512i; 5] =
             std::array::from_fn(|i| unsafe { _mm512_loadu_si512(state[i].as_ptr().cast()) });
-        let offsets = lane_offsets(stride as i32);
-        let swap = big_endian_words();
+        let words = LaneWords::new(stride);
         for block in 0..len / 64 {
-            let w: [__m512i; 16] = std::array::from_fn(|t| {
-                let at = block * 64 + t * 4;
-                // SAFETY: the furthest byte read is `at + 15 * stride + 3 < 15 * stride + len <= spans.len()`.
-                let words = unsafe { _mm512_i32gather_epi32::<1>(offsets, spans.as_ptr().add(at).cast::<i32>()) };
-                _mm512_shuffle_epi8(words, swap)
-            });
-            rounds(&mut vectors, w);
+            rounds(&mut vectors, words.block(spans, block * 64));
         }
         for (row, vector) in state.iter_mut().zip(vectors) {
             // SAFETY: as above.

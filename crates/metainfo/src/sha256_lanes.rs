@@ -240,19 +240,43 @@ pub(crate) mod x86 {
         }
     }
 
-    /// Byte offsets `0, stride, 2 * stride, ...`: lane `i` gathers from `i * stride` on.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    pub(crate) fn lane_offsets(stride: i32) -> __m512i {
-        let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        _mm512_mullo_epi32(lanes, _mm512_set1_epi32(stride))
+    /// The message words of sixteen lanes `stride` bytes apart, gathered one 64-byte block at a time and turned
+    /// big-endian, as SHA-1 and SHA-256 read them: word `t` of lane `i` is the 4 bytes at `at + i * stride + 4 * t`.
+    pub(crate) struct LaneWords {
+        /// Byte offsets `0, stride, 2 * stride, ...`: lane `i` gathers from `i * stride` on.
+        offsets: __m512i,
+        /// The `_mm512_shuffle_epi8` mask that turns each 32-bit word around.
+        swap: __m512i,
+        stride: usize,
     }
 
-    /// The `_mm512_shuffle_epi8` mask that turns each 32-bit word around: SHA-1 and SHA-256 read words big-endian.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw")]
-    pub(crate) fn big_endian_words() -> __m512i {
-        _mm512_broadcast_i32x4(_mm_setr_epi8(3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12))
+    impl LaneWords {
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512bw")]
+        pub(crate) fn new(stride: usize) -> LaneWords {
+            let step = i32::try_from(stride)
+                .ok()
+                .filter(|step| step.checked_mul(15).is_some())
+                .expect("lane offsets fit in 32 bits");
+            let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+            let offsets = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(step));
+            let swap = _mm512_broadcast_i32x4(_mm_setr_epi8(3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12));
+            LaneWords { offsets, swap, stride }
+        }
+
+        /// The sixteen words of the block at `at` in every lane of `data`.
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512bw")]
+        pub(crate) fn block(&self, data: &[u8], at: usize) -> [__m512i; 16] {
+            assert!(at + 15 * self.stride + 64 <= data.len(), "a block past the end of the lanes");
+            std::array::from_fn(|t| {
+                // SAFETY: the furthest byte read is `at + 15 * stride + 4 * t + 3 < at + 15 * stride + 64`, which
+                // the assert above keeps within `data`.
+                let words =
+                    unsafe { _mm512_i32gather_epi32::<1>(self.offsets, data.as_ptr().add(at + 4 * t).cast::<i32>()) };
+                _mm512_shuffle_epi8(words, self.swap)
+            })
+        }
     }
 
     /// See [`super::leaves16`]; `data` holds at least `LANES * LEAF` bytes.
@@ -260,17 +284,10 @@ pub(crate) mod x86 {
     pub(super) fn leaves16(data: &[u8], out: &mut [Hash32; LANES]) {
         assert!(data.len() >= LANES * LEAF, "sixteen whole leaves");
         let mut state = H0.map(|h| _mm512_set1_epi32(h as i32));
-        // Lane i reads leaf i: offsets in bytes from each word's place in the first leaf.
-        let offsets = lane_offsets(LEAF as i32);
-        let swap = big_endian_words();
+        // Lane i reads leaf i.
+        let words = LaneWords::new(LEAF);
         for block in 0..LEAF / 64 {
-            let w: [__m512i; 16] = std::array::from_fn(|t| {
-                let at = block * 64 + t * 4;
-                // SAFETY: the furthest byte read is `at + 15 * LEAF + 3 < LANES * LEAF <= data.len()`.
-                let words = unsafe { _mm512_i32gather_epi32::<1>(offsets, data.as_ptr().add(at).cast::<i32>()) };
-                _mm512_shuffle_epi8(words, swap)
-            });
-            compress(&mut state, w);
+            compress(&mut state, words.block(data, block * 64));
         }
         // The padding block is the same for every leaf of 16 KiB: 0x80, zeros, the length in bits.
         let mut last = [_mm512_set1_epi32(0); 16];
