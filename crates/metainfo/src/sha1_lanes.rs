@@ -101,23 +101,14 @@ impl LaneHasher {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::{
-        __m512i, _mm512_add_epi32, _mm512_loadu_si512, _mm512_rol_epi32, _mm512_set1_epi32, _mm512_storeu_si512,
+        __m512i, _mm512_loadu_si512, _mm512_rol_epi32, _mm512_set1_epi32, _mm512_storeu_si512,
         _mm512_ternarylogic_epi32, _mm512_xor_si512,
     };
 
     use super::LANES;
-    use crate::sha256_lanes::x86::LaneWords;
+    use crate::sha256_lanes::x86::{CHOOSE, LaneWords, MAJORITY, XOR3, add};
 
-    const XOR3: i32 = 0x96;
-    const CHOOSE: i32 = 0xCA;
-    const MAJORITY: i32 = 0xE8;
     const K: [u32; 4] = [0x5A82_7999, 0x6ED9_EBA1, 0x8F1B_BCDC, 0xCA62_C1D6];
-
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn add(a: __m512i, b: __m512i) -> __m512i {
-        _mm512_add_epi32(a, b)
-    }
 
     /// The 80 rounds of one block of each lane, `w` its 16 message words.
     #[inline]

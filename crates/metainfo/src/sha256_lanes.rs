@@ -148,15 +148,17 @@ pub(crate) mod x86 {
         [0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19];
 
     // Three-input logic tables for `_mm512_ternarylogic_epi32(a, b, c)`: bit (a << 2 | b << 1 | c) of the table.
-    const XOR3: i32 = 0x96;
+    // Shared with the SHA-1 lanes, whose Ch and Maj are the same functions.
+    pub(crate) const XOR3: i32 = 0x96;
     /// `a ? b : c`: SHA-256's Ch(e, f, g).
-    const CHOOSE: i32 = 0xCA;
+    pub(crate) const CHOOSE: i32 = 0xCA;
     /// The majority of three: Maj(a, b, c).
-    const MAJORITY: i32 = 0xE8;
+    pub(crate) const MAJORITY: i32 = 0xE8;
 
+    /// Lane-wise addition modulo 2^32.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn add(a: __m512i, b: __m512i) -> __m512i {
+    pub(crate) fn add(a: __m512i, b: __m512i) -> __m512i {
         _mm512_add_epi32(a, b)
     }
 
