@@ -394,8 +394,13 @@ impl Registry {
     }
 
     /// Records an announce from `address` and appends the peers to hand back to `out`: for a leecher,
-    /// seeders first, then other leechers; for a seeder, leechers only; never the announcer itself,
-    /// never more than `num_want`. A `stopped` announce removes the peer and gets no peers.
+    /// seeders first, then other leechers; for a seeder, leechers first, then other seeders when there are
+    /// fewer leechers than it asked for; never the announcer itself, never more than `num_want`. A `stopped`
+    /// announce removes the peer and gets no peers.
+    ///
+    /// A seeder is filled up with seeders because `left = 0` does not always mean complete: aria2, rqbit and
+    /// WebTorrent announce it while they fetch a magnet link's metadata, and with leechers alone they would get
+    /// nobody to fetch it from. Seeders still get every leecher there is room for first.
     pub fn announce<A: Family>(
         &mut self,
         address: A,
@@ -436,13 +441,14 @@ impl Registry {
         if change != Change::Left {
             let want = announce.num_want;
             let before = out.len();
-            if seeder {
-                list.sample(list.seeders..list.len(), want, own_index, rng, out);
+            let (first, then) = if seeder {
+                (list.seeders..list.len(), 0..list.seeders)
             } else {
-                list.sample(0..list.seeders, want, own_index, rng, out);
-                let still = want - (out.len() - before);
-                list.sample(list.seeders..list.len(), still, own_index, rng, out);
-            }
+                (0..list.seeders, list.seeders..list.len())
+            };
+            list.sample(first, want, own_index, rng, out);
+            let still = want - (out.len() - before);
+            list.sample(then, still, own_index, rng, out);
         }
         if finished {
             swarm.completed = swarm.completed.saturating_add(1);

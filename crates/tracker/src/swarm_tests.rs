@@ -64,14 +64,33 @@ fn a_leecher_gets_seeders_first_then_leechers_and_never_itself() {
 }
 
 #[test]
-fn a_seeder_gets_only_leechers() {
+fn a_seeder_gets_leechers_first_and_seeders_only_to_fill_its_numwant() {
     let mut h = Harness::open();
     h.send(1, 0, AnnounceEvent::Started, 50);
     h.send(2, 10, AnnounceEvent::Started, 50);
     h.send(3, 20, AnnounceEvent::Started, 50);
-    let (mut peers, _) = h.send(4, 0, AnnounceEvent::Started, 50);
+    h.send(5, 0, AnnounceEvent::Started, 50);
+    // Asked for two with two leechers waiting: leechers only, seeders are not handed to each other.
+    let (mut peers, _) = h.send(4, 0, AnnounceEvent::Started, 2);
     peers.sort();
     assert_eq!(peers, [v4(2), v4(3)]);
+    // Asked for more: every leecher first, then other seeders, never itself.
+    let (peers, _) = h.send(4, 0, AnnounceEvent::None, 50);
+    let (mut leechers, mut seeders) = (peers[..2].to_vec(), peers[2..].to_vec());
+    leechers.sort();
+    seeders.sort();
+    assert_eq!(leechers, [v4(2), v4(3)]);
+    assert_eq!(seeders, [v4(1), v4(5)]);
+}
+
+#[test]
+fn a_magnet_fetcher_announcing_left_zero_gets_the_seeders() {
+    // aria2, rqbit and WebTorrent announce left = 0 while they fetch a magnet link's metadata.
+    let mut h = Harness::open();
+    h.send(1, 0, AnnounceEvent::Started, 50);
+    let (peers, counts) = h.send(2, 0, AnnounceEvent::Started, 50);
+    assert_eq!(peers, [v4(1)], "the only other peer is a seeder, and it is handed out");
+    assert_eq!(counts.seeders, 2);
 }
 
 #[test]
