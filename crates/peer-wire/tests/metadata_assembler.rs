@@ -206,3 +206,22 @@ fn a_v2_or_hybrid_fetch_checks_the_sha256_and_every_hash_given() {
     let none = MetadataAssembler::with_hashes(None, None, 20_000, CAP).expect("valid");
     assert_eq!(fill(none), Err(ExtensionError::MetadataHashMismatch), "with no hash nothing matches");
 }
+
+#[test]
+fn memory_is_claimed_piece_by_piece_and_given_back_on_a_mismatch() {
+    // A peer can claim the cap; only what it actually sends is held.
+    let mut a = MetadataAssembler::new([0; 20], CAP, CAP).expect("valid");
+    assert_eq!(a.held(), 0);
+    let block = vec![7u8; METADATA_PIECE_LEN];
+    assert_eq!(a.add(3, CAP, &block), Ok(MetadataProgress::Stored));
+    assert_eq!(a.held(), METADATA_PIECE_LEN);
+    assert!(a.has_piece(3) && !a.has_piece(2));
+    a.clear();
+    assert_eq!((a.held(), a.missing().count()), (0, a.piece_count() as usize));
+
+    let data = vec![5u8; 2 * METADATA_PIECE_LEN];
+    let mut b = MetadataAssembler::new([1; 20], data.len() as u32, CAP).expect("valid");
+    b.add(0, data.len() as u32, &data[..METADATA_PIECE_LEN]).expect("stored");
+    assert_eq!(b.add(1, data.len() as u32, &data[METADATA_PIECE_LEN..]), Err(ExtensionError::MetadataHashMismatch));
+    assert_eq!(b.held(), 0, "a failed whole gives its memory back");
+}

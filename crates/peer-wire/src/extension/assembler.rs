@@ -3,7 +3,9 @@
 //! Pure bookkeeping for one torrent's metadata fetch, whichever peers the pieces come from: which pieces are still
 //! missing, each piece accepted once and only at its exact length (16 KiB, the last one the rest), every piece's
 //! `total_size` equal to the size the fetch started with, and the whole compared with the info-hash once the last
-//! piece is in: its SHA-1 with a v1 info-hash, its SHA-256 with a v2 one (BEP 52), both for a hybrid's link. Only
+//! piece is in. Memory is claimed piece by piece as pieces arrive, never for the whole size a peer claimed, so
+//! a made-up size costs only what was actually sent; [`MetadataAssembler::held`] says how much that is. The
+//! whole is checked its SHA-1 with a v1 info-hash, its SHA-256 with a v2 one (BEP 52), both for a hybrid's link. Only
 //! metadata that matched is ever handed out, so a peer cannot slip us a different torrent under a known info-hash.
 
 use sha1::{Digest, Sha1};
@@ -29,15 +31,20 @@ pub struct MetadataAssembler {
     v1: Option<[u8; 20]>,
     /// The SHA-256 the whole must have, if any.
     v2: Option<[u8; 32]>,
+    size: u32,
+    count: u32,
+    /// The pieces in hand; each is allocated when it arrives.
+    pieces: Vec<Option<Box<[u8]>>>,
+    /// The verified whole, once complete (the pieces are then dropped).
     data: Vec<u8>,
-    received: Vec<bool>,
     missing: u32,
+    held: usize,
 }
 
 impl MetadataAssembler {
     /// Starts a fetch of `metadata_size` bytes (a peer's `metadata_size`, or the first `total_size` seen) whose
-    /// SHA-1 must be `info_hash`. The buffer is allocated here, zeroed (the allocator hands out untouched pages),
-    /// which is why the size is checked against the caller's cap first.
+    /// SHA-1 must be `info_hash`. Only the table of pieces (a word each) is allocated here, after the size is
+    /// checked against the caller's cap.
     ///
     /// # Errors
     ///
@@ -66,42 +73,67 @@ impl MetadataAssembler {
         Ok(Self {
             v1,
             v2,
-            data: vec![0; metadata_size as usize],
-            received: vec![false; pieces as usize],
+            size: metadata_size,
+            count: pieces,
+            pieces: vec![None; pieces as usize],
+            data: Vec::new(),
             missing: pieces,
+            held: 0,
         })
     }
 
     /// Bytes of the metadata.
     #[must_use]
     pub fn size(&self) -> u32 {
-        // The length came from a u32 in `new`.
-        u32::try_from(self.data.len()).unwrap_or(u32::MAX)
+        self.size
     }
 
     /// Number of pieces: ceil(size / 16 KiB).
     #[must_use]
     pub fn piece_count(&self) -> u32 {
-        u32::try_from(self.received.len()).unwrap_or(u32::MAX)
+        self.count
+    }
+
+    /// Bytes held for the pieces in hand (or the whole, once complete): what this fetch costs in memory.
+    #[must_use]
+    pub fn held(&self) -> usize {
+        self.held
     }
 
     /// Bytes in piece `piece` (16 KiB but for the last), or `None` past the last piece.
     #[must_use]
     pub fn piece_len(&self, piece: u32) -> Option<usize> {
         let start = (piece as usize).checked_mul(METADATA_PIECE_LEN)?;
-        let left = self.data.len().checked_sub(start).filter(|&left| left > 0)?;
+        let left = (self.size as usize).checked_sub(start).filter(|&left| left > 0)?;
         Some(left.min(METADATA_PIECE_LEN))
     }
 
     /// Pieces not received yet, in order: what to request next.
     pub fn missing(&self) -> impl Iterator<Item = u32> + '_ {
-        (0u32..).zip(&self.received).filter(|&(_, &have)| !have).map(|(piece, _)| piece)
+        (0u32..).zip(&self.pieces).filter(|(_, have)| have.is_none()).map(|(piece, _)| piece)
+    }
+
+    /// Whether piece `piece` is in hand.
+    #[must_use]
+    pub fn has_piece(&self, piece: u32) -> bool {
+        self.is_complete() || self.pieces.get(piece as usize).is_some_and(Option::is_some)
+    }
+
+    /// Drops every piece in hand: the fetch starts over, and its memory is given back.
+    pub fn clear(&mut self) {
+        if self.is_complete() {
+            return;
+        }
+        self.pieces.iter_mut().for_each(|piece| *piece = None);
+        self.missing = self.piece_count();
+        self.held = 0;
     }
 
     /// Whether every piece is in and the whole matched the info-hash.
     #[must_use]
     pub fn is_complete(&self) -> bool {
-        self.missing == 0
+        // The size is at least 1, so the verified whole is never empty.
+        !self.data.is_empty()
     }
 
     /// Takes piece `piece` of a ut_metadata `data` message that said `total_size`.
@@ -120,38 +152,50 @@ impl MetadataAssembler {
             return Err(ExtensionError::TotalSizeMismatch { got: total_size, expected: self.size() });
         }
         let count = self.piece_count();
-        let (Some(expected), Some(have)) = (self.piece_len(piece), self.received.get_mut(piece as usize)) else {
+        let Some(expected) = self.piece_len(piece) else {
             return Err(ExtensionError::MetadataPieceOutOfRange { piece, count });
         };
         if block.len() != expected {
             return Err(ExtensionError::MetadataPieceLength { piece, got: block.len(), expected });
         }
-        if *have {
+        // Complete: the pieces were joined into `data` and their table emptied.
+        let Some(slot) = self.pieces.get_mut(piece as usize).filter(|slot| slot.is_none()) else {
             return Ok(MetadataProgress::Duplicate);
-        }
-        *have = true;
-        let start = piece as usize * METADATA_PIECE_LEN;
-        if let Some(slot) = self.data.get_mut(start..start + expected) {
-            slot.copy_from_slice(block);
-        }
+        };
+        *slot = Some(block.into());
+        self.held += expected;
         self.missing -= 1;
         if self.missing > 0 {
             return Ok(MetadataProgress::Stored);
         }
         if self.matches() {
+            let mut data = Vec::with_capacity(self.size as usize);
+            for piece in self.pieces.drain(..).flatten() {
+                data.extend_from_slice(&piece);
+            }
+            self.held = data.len();
+            self.data = data;
             Ok(MetadataProgress::Complete)
         } else {
-            self.received.fill(false);
-            self.missing = count;
+            self.clear();
             Err(ExtensionError::MetadataHashMismatch)
         }
     }
 
-    /// Whether the whole has every hash given.
+    /// Whether the pieces, in order, have every hash given.
     fn matches(&self) -> bool {
+        let (mut sha1, mut sha256) = (Sha1::new(), Sha256::new());
+        for piece in self.pieces.iter().flatten() {
+            if self.v1.is_some() {
+                sha1.update(piece);
+            }
+            if self.v2.is_some() {
+                sha256.update(piece);
+            }
+        }
         (self.v1.is_some() || self.v2.is_some())
-            && self.v1.is_none_or(|hash| Sha1::digest(&self.data)[..] == hash)
-            && self.v2.is_none_or(|hash| Sha256::digest(&self.data)[..] == hash)
+            && self.v1.is_none_or(|hash| sha1.finalize()[..] == hash)
+            && self.v2.is_none_or(|hash| sha256.finalize()[..] == hash)
     }
 
     /// The verified metadata (the bencoded info dictionary), once complete.
