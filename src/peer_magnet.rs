@@ -3,12 +3,14 @@
 
 use super::*;
 
-/// Fetches a magnet link's metadata from its swarm (printing events as the session does), then saves it as
-/// `NAME.torrent` in the download folder. `None` when Ctrl-C came first.
+/// Fetches a magnet link's metadata from its swarm (printing events as the session does), serving the peers that
+/// dial `listener` meanwhile, then saves it as `NAME.torrent` in the download folder. `None` when Ctrl-C came
+/// first.
 pub(super) async fn fetch_metadata(
     args: &Args,
     magnet: &Magnet,
     config: FetchConfig,
+    listener: &tokio::net::TcpListener,
 ) -> anyhow::Result<Option<(Torrent, Vec<(SocketAddr, Source)>)>> {
     let label = magnet.name.clone().unwrap_or_else(|| magnet.info_hash.to_string());
     let mut view = View::new(args.json, &label, 0);
@@ -20,7 +22,14 @@ pub(super) async fn fetch_metadata(
         v1: magnet.info_hash_v1().map(|hash| hash.0),
         v2: magnet.info_hash_v2.map(|hash| hash.0),
     };
-    let fetch = peer::magnet::fetch_checked(magnet.info_hash.0, check, session::new_peer_id(), config, events_tx);
+    let fetch = peer::magnet::fetch_checked(
+        magnet.info_hash.0,
+        check,
+        session::new_peer_id(),
+        config,
+        Some(listener),
+        events_tx,
+    );
     tokio::pin!(fetch);
     let fetched = loop {
         tokio::select! {

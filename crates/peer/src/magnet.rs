@@ -13,8 +13,12 @@
 //! far and the download goes over v1; over a v1 link (`btih` only), where no connection is v2, at once. A v2-only
 //! dictionary waits for all of them.
 //!
-//! The decisions (who is asked for which piece, who is banned) are in [`crate::metadata`]; this module is the
-//! I/O around them.
+//! Peers that dial us are served from the first second, on the listener the download goes on with: they are the
+//! likeliest to have the metadata (a seeder that learned of us from the tracker), and their listen port (from
+//! their extended handshake) is handed on with the others.
+//!
+//! The decisions (who is asked for which piece, who is banned, whose patience ran out, who gives way to a
+//! waiting candidate) are in [`crate::metadata`]; this module is the I/O around them.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -25,23 +29,26 @@ use peer_wire::{
     ExtendedHandshake, HANDSHAKE_LEN, Handshake, MAX_MESSAGE_LEN, Message, MetadataMessage, ReservedBit, UT_METADATA,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, watch};
 use tracker_protocol::AnnounceEvent;
 
 use metainfo::merkle::Hash32;
 use metainfo::merkle_proof::HashRange;
 
-use crate::metadata::{InfoCheck, LayerFetch, LayerProgress, MAX_METADATA_SIZE, MetadataFetch, Received};
+use crate::metadata::{InfoCheck, LayerFetch, LayerProgress, MAX_METADATA_SIZE, MetadataFetch, PATIENCE, Received};
 use crate::session::Event;
 use crate::sources::{Candidates, Source};
 use crate::tracker_client::{Announce, Timeouts};
 use crate::trackers::Tracker;
 
-/// Connections fetching metadata at once.
+/// Connections fetching metadata at once, dialled and accepted together.
 const MAX_CONNECTIONS: usize = 16;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A peer that sends no metadata for this long while asked for some is dropped (and may be tried again later).
-const PATIENCE: Duration = Duration::from_secs(20);
+/// How often a connection looks again for pieces to ask (asks of others time out, peers leave).
+const ASK_AGAIN_EVERY: Duration = Duration::from_secs(1);
+/// Bytes read from a socket at a time: what a metadata piece needs, so a fast sender touches little memory.
+const READ_CHUNK: usize = 64 * 1024;
 /// Our extended message id for ut_metadata, as we tell peers in our extended handshake.
 const UT_METADATA_ID: u8 = 1;
 /// `left` announced while the size is unknown: not 0, which would make us a seeder (libtorrent sends 16 KiB).
@@ -166,6 +173,8 @@ struct State {
     known: Vec<(SocketAddr, Source)>,
     seen: HashSet<SocketAddr>,
     connections: usize,
+    /// How to end each live connection early (to make room for a waiting candidate).
+    kicks: std::collections::HashMap<SocketAddr, Arc<Notify>>,
     /// A verified v2 info dictionary whose piece layers are being fetched.
     info: Option<Vec<u8>>,
     layers: Option<LayerFetch>,
@@ -260,7 +269,7 @@ impl Shared {
 }
 
 /// Fetches the info dictionary of `info_hash`, for as long as it takes (the caller bounds it, with Ctrl-C or a
-/// timeout).
+/// timeout), serving the peers that connect to `listener` too.
 ///
 /// # Errors
 ///
@@ -269,9 +278,10 @@ pub async fn fetch(
     info_hash: [u8; 20],
     peer_id: [u8; 20],
     config: FetchConfig,
+    listener: Option<&TcpListener>,
     events: mpsc::UnboundedSender<Event>,
 ) -> Result<Fetched, FetchError> {
-    fetch_checked(info_hash, InfoCheck { v1: Some(info_hash), v2: None }, peer_id, config, events).await
+    fetch_checked(info_hash, InfoCheck { v1: Some(info_hash), v2: None }, peer_id, config, listener, events).await
 }
 
 /// As [`fetch`], in the swarm named `info_hash`, the info dictionary checked by `check`: the SHA-256 of a v2
@@ -285,6 +295,7 @@ pub async fn fetch_checked(
     check: InfoCheck,
     peer_id: [u8; 20],
     config: FetchConfig,
+    listener: Option<&TcpListener>,
     events: mpsc::UnboundedSender<Event>,
 ) -> Result<Fetched, FetchError> {
     let trackers: Vec<String> = config.trackers.iter().filter(|url| Tracker::supports(url)).cloned().collect();
@@ -292,7 +303,8 @@ pub async fn fetch_checked(
         tracing::warn!("skipping tracker {url}: only udp://, http:// and https:// trackers are supported");
     }
     let lsd = if config.lsd { start_lsd(config.local_ip) } else { None };
-    if trackers.is_empty() && config.peers.is_empty() && config.dht.is_none() && lsd.is_none() {
+    if trackers.is_empty() && config.peers.is_empty() && config.dht.is_none() && lsd.is_none() && listener.is_none()
+    {
         return Err(FetchError::NowhereToLook);
     }
     let shared = Arc::new(Shared {
@@ -308,6 +320,7 @@ pub async fn fetch_checked(
             known: Vec::new(),
             seen: HashSet::new(),
             connections: 0,
+            kicks: std::collections::HashMap::new(),
             info: None,
             layers: None,
             layers_optional: false,
@@ -358,18 +371,53 @@ pub async fn fetch_checked(
         wake.as_mut().enable();
         let due = {
             let mut state = shared.lock();
+            let now = Instant::now();
             let room = MAX_CONNECTIONS.saturating_sub(state.connections);
-            let due = state.candidates.due(Instant::now(), room, false, |_| false);
+            if room == 0 && state.result.is_none() && state.info.is_none() {
+                // Every slot is taken: peers that have given nothing make way for candidates waiting to be tried.
+                let waiting = state.candidates.waiting(now);
+                for addr in state.fetch.to_rotate(now, waiting) {
+                    if let Some(kick) = state.kicks.remove(&addr) {
+                        kick.notify_one();
+                    }
+                }
+            }
+            let due = state.candidates.due(now, room, false, |_| false);
             state.connections += due.len();
             due
         };
         for (addr, source) in due {
             tokio::spawn(connect(shared.clone(), addr, source));
         }
+        let accept = async {
+            match listener {
+                Some(listener) => listener.accept().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = done.wait_for(|done| *done) => break,
             () = wake => {}
             () = tokio::time::sleep(DIAL_EVERY) => {}
+            accepted = accept => match accepted {
+                Ok((stream, addr)) => {
+                    let mut state = shared.lock();
+                    if state.connections < MAX_CONNECTIONS && !state.is_banned(addr) {
+                        state.connections += 1;
+                        drop(state);
+                        let _ = stream.set_nodelay(true);
+                        tokio::spawn(accepted_connection(shared.clone(), stream, addr));
+                    } else {
+                        // Full: it is turned away (closing the stream), and may come back.
+                        drop(state);
+                        tracing::debug!(%addr, "incoming connection refused: every metadata slot is taken");
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!("accepting a connection: {err}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
         }
     }
     tasks.abort_all();
@@ -451,12 +499,25 @@ async fn announce_while_fetching(shared: Arc<Shared>, url: String, timeouts: Tim
 async fn connect(shared: Arc<Shared>, addr: SocketAddr, source: Source) {
     let result = async {
         let stream = crate::connection::dial(addr, shared.local_ip).await?;
-        exchange(&shared, stream, addr, source).await
+        exchange(&shared, stream, addr, source, Role::Dialled).await
     }
     .await;
+    ended(&shared, addr, result);
+}
+
+/// Serves a peer that dialled us: its handshake first, then the same exchange as with a peer we dialled.
+async fn accepted_connection(shared: Arc<Shared>, stream: tokio::net::TcpStream, addr: SocketAddr) {
+    let result = exchange(&shared, stream, addr, Source::Incoming, Role::Accepted).await;
+    ended(&shared, addr, result);
+}
+
+/// A connection ended: what it was asked goes back to the others; the candidate table (for a peer we dialled)
+/// hears how it went.
+fn ended(shared: &Shared, addr: SocketAddr, result: Result<(), String>) {
     {
         let mut state = shared.lock();
         state.connections -= 1;
+        state.kicks.remove(&addr);
         state.fetch.leave(addr);
         if let Some(layers) = state.layers.as_mut() {
             layers.leave(addr);
@@ -472,6 +533,13 @@ async fn connect(shared: Arc<Shared>, addr: SocketAddr, source: Source) {
     }
 }
 
+/// Which side opened a connection: the one that dials sends its handshake first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Dialled,
+    Accepted,
+}
+
 /// The handshakes, then ut_metadata requests and answers until the metadata is complete or the peer is of no use.
 /// Works over any byte stream, so other transports can carry it.
 async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
@@ -479,30 +547,20 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     addr: SocketAddr,
     source: Source,
+    role: Role,
 ) -> Result<(), String> {
-    let mut ours = Handshake::new(shared.info_hash, shared.peer_id);
-    ours.set(ReservedBit::EXTENSION_PROTOCOL, true);
-    ours.set(ReservedBit::V2, shared.kind.asks_upgrade(&shared.info_hash));
-    let theirs = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-        stream.write_all(&ours.encode()).await?;
-        let mut buf = [0u8; HANDSHAKE_LEN];
-        stream.read_exact(&mut buf).await?;
-        Ok::<_, std::io::Error>(buf)
-    })
-    .await
-    .map_err(|_| "handshake timed out".to_owned())?
-    .map_err(|err| format!("handshake: {err}"))?;
-    let handshake = match Handshake::decode(&theirs) {
-        Ok(Some((handshake, _))) => handshake,
-        Ok(None) => return Err("handshake: short".into()),
-        Err(err) => return Err(format!("handshake: {err}")),
-    };
-    // Only a v2 connection is asked for piece layers.
-    let v2 = shared.kind.is_v2(&shared.info_hash, &handshake.info_hash)?;
+    let (handshake, v2) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshakes(shared, &mut stream, role))
+        .await
+        .map_err(|_| "handshake timed out".to_owned())??;
     if !handshake.has(ReservedBit::EXTENSION_PROTOCOL) {
         return Err("it does not speak the extension protocol (BEP 10), so it cannot send metadata".into());
     }
-    shared.lock().candidates.connected(addr);
+    let kick = Arc::new(Notify::new());
+    {
+        let mut state = shared.lock();
+        state.fetch.connected(addr, Instant::now());
+        state.kicks.insert(addr, kick.clone());
+    }
     let _ = shared.events.send(Event::PeerConnected { addr, source });
 
     let mut out = Vec::new();
@@ -519,10 +577,12 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     stream.write_all(&out).await.map_err(|err| format!("write: {err}"))?;
 
     let mut their_id = None;
-    // Zeroed pages are not touched until used, so the room for one largest message costs little.
-    let mut buf = vec![0u8; MAX_MESSAGE_LEN as usize + 4 + 64 * 1024];
+    // Zeroed pages are not touched until used, and reads come in small chunks, so the room for one largest
+    // message costs little.
+    let mut buf = vec![0u8; MAX_MESSAGE_LEN as usize + 4 + READ_CHUNK];
     let (mut start, mut end) = (0, 0);
-    let mut deadline = tokio::time::Instant::now() + PATIENCE;
+    // While piece layers are fetched: a peer that proves no part of them for this long is dropped.
+    let mut layers_deadline = tokio::time::Instant::now() + PATIENCE;
     let mut done = shared.done.subscribe();
     let mut layers_turn = shared.layers_turn.subscribe();
     let mut asking_layers = false;
@@ -544,7 +604,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                     (pieces_root, HashRange { base_layer, index, length, proof_layers }, None)
                 }
                 Message::Extended { id, payload } => {
-                    if extended(shared, addr, id, payload, &mut their_id, &mut deadline)? {
+                    if extended(shared, addr, role, id, payload, &mut their_id)? {
                         return Ok(());
                     }
                     continue;
@@ -574,7 +634,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             match layers.hashes(addr, &root, &range, hashes) {
                 Ok(LayerProgress::Ignored) => {}
                 Ok(LayerProgress::Stored) => {
-                    deadline = tokio::time::Instant::now() + PATIENCE;
+                    layers_deadline = tokio::time::Instant::now() + PATIENCE;
                     state.layers_progress = Instant::now();
                 }
                 Ok(LayerProgress::Complete) => {
@@ -593,7 +653,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         }
         if let Some(their_id) = their_id {
             let mut state = shared.lock();
-            let requests = state.fetch.next_requests(addr);
+            let requests = state.fetch.next_requests(addr, Instant::now());
             for piece in requests {
                 payload.clear();
                 MetadataMessage::Request { piece }.encode(&mut payload);
@@ -616,23 +676,83 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             buf.copy_within(start..end, 0);
             (start, end) = (0, end - start);
         }
+        let (deadline, fetching_layers) = {
+            let state = shared.lock();
+            match state.fetch.deadline(addr) {
+                Some(deadline) if state.info.is_none() => (tokio::time::Instant::from_std(deadline), false),
+                _ => (layers_deadline, true),
+            }
+        };
+        let look_again = tokio::time::Instant::now() + ASK_AGAIN_EVERY;
+        let chunk_end = (end + READ_CHUNK).min(buf.len());
         let read = tokio::select! {
-            read = tokio::time::timeout_at(deadline, stream.read(&mut buf[end..])) => read,
+            read = tokio::time::timeout_at(deadline, stream.read(&mut buf[end..chunk_end])) => read,
             _ = done.wait_for(|done| *done) => return Ok(()),
+            () = kick.notified() => {
+                return Err(format!(
+                    "it sent no metadata in {} s while other peers wait for a connection",
+                    crate::metadata::ROTATE_AFTER.as_secs()
+                ));
+            }
+            () = tokio::time::sleep_until(look_again), if their_id.is_some() && !fetching_layers => continue,
             Ok(()) = layers_turn.changed() => {
                 if !asking_layers {
                     asking_layers = true;
-                    deadline = tokio::time::Instant::now() + PATIENCE;
+                    layers_deadline = tokio::time::Instant::now() + PATIENCE;
                 }
                 continue;
             }
         };
         match read {
-            Err(_) => return Err("no metadata or hashes from it for 20 s".into()),
+            Err(_) if fetching_layers => return Err(format!("no hashes from it for {} s", PATIENCE.as_secs())),
+            Err(_) => {
+                if shared.lock().fetch.is_stalled(addr, Instant::now()) {
+                    return Err(format!("no metadata asked of it arrived for {} s", PATIENCE.as_secs()));
+                }
+                continue;
+            }
             Ok(Err(err)) => return Err(format!("read: {err}")),
             Ok(Ok(0)) => return Err("it closed the connection".into()),
             Ok(Ok(n)) => end += n,
         }
+    }
+}
+
+/// Both handshakes, ours first when we dialled, theirs first when they did: theirs, and whether the connection
+/// is v2 (for the piece layers' hash requests).
+async fn handshakes<S: AsyncRead + AsyncWrite + Unpin>(
+    shared: &Shared,
+    stream: &mut S,
+    role: Role,
+) -> Result<(Handshake, bool), String> {
+    let mut ours = Handshake::new(shared.info_hash, shared.peer_id);
+    ours.set(ReservedBit::EXTENSION_PROTOCOL, true);
+    match role {
+        Role::Dialled => {
+            ours.set(ReservedBit::V2, shared.kind.asks_upgrade(&shared.info_hash));
+            stream.write_all(&ours.encode()).await.map_err(|err| format!("handshake: {err}"))?;
+            let theirs = read_handshake(stream).await?;
+            let v2 = shared.kind.is_v2(&shared.info_hash, &theirs.info_hash)?;
+            Ok((theirs, v2))
+        }
+        Role::Accepted => {
+            let theirs = read_handshake(stream).await?;
+            // They name the swarm: ours, or for a hybrid or v2 link its truncated v2 hash; we answer in kind.
+            let v2 = shared.kind.is_v2(&shared.info_hash, &theirs.info_hash)?;
+            ours.info_hash = theirs.info_hash;
+            stream.write_all(&ours.encode()).await.map_err(|err| format!("handshake: {err}"))?;
+            Ok((theirs, v2))
+        }
+    }
+}
+
+async fn read_handshake<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Handshake, String> {
+    let mut buf = [0u8; HANDSHAKE_LEN];
+    stream.read_exact(&mut buf).await.map_err(|err| format!("handshake: {err}"))?;
+    match Handshake::decode(&buf) {
+        Ok(Some((handshake, _))) => Ok(handshake),
+        Ok(None) => Err("handshake: short".to_owned()),
+        Err(err) => Err(format!("handshake: {err}")),
     }
 }
 
@@ -641,25 +761,37 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
 fn extended(
     shared: &Shared,
     addr: SocketAddr,
+    role: Role,
     id: u8,
     payload: &[u8],
     their_id: &mut Option<u8>,
-    deadline: &mut tokio::time::Instant,
 ) -> Result<bool, String> {
     let mut state = shared.lock();
+    let now = Instant::now();
     if id == 0 {
         let handshake = ExtendedHandshake::decode(payload).map_err(|err| format!("extended handshake: {err}"))?;
+        if role == Role::Accepted
+            && let Some(port) = handshake.listen_port
+        {
+            // Where it listens: handed on to the download, which dials it.
+            let listening = SocketAddr::new(addr.ip(), port.get());
+            if state.seen.insert(listening) {
+                state.known.push((listening, Source::Incoming));
+            }
+        }
         *their_id = handshake.extension_id(UT_METADATA).map(std::num::NonZeroU8::get);
         if their_id.is_none() {
             return Err("it does not serve metadata (no ut_metadata in its extended handshake)".into());
         }
         let size = handshake.metadata_size.ok_or("it has no metadata to share (no metadata_size)")?;
-        state.fetch.join(addr, size).map_err(|refusal| refusal.to_string())?;
+        state.fetch.join(addr, size, now).map_err(|refusal| refusal.to_string())?;
     } else if id == UT_METADATA_ID {
         match MetadataMessage::decode(payload, MAX_METADATA_SIZE) {
             Ok(MetadataMessage::Data { piece, total_size, block }) => {
-                match state.fetch.data(addr, piece, total_size, block).map_err(|err| err.to_string())? {
-                    Received::Stored => *deadline = tokio::time::Instant::now() + PATIENCE,
+                match state.fetch.data(addr, piece, total_size, block, now).map_err(|err| err.to_string())? {
+                    Received::Ignored => {}
+                    // It did what was asked: worth dialling again without a growing wait.
+                    Received::Stored => state.candidates.connected(addr),
                     Received::Complete(metadata) => {
                         let size = metadata.len();
                         let complete = state.metadata_complete(metadata, shared.kind);
@@ -669,7 +801,6 @@ fn extended(
                             shared.done.send_replace(true);
                             return Ok(true);
                         }
-                        *deadline = tokio::time::Instant::now() + PATIENCE;
                         shared.layers_turn.send_modify(|turn| *turn += 1);
                         return Ok(false);
                     }
@@ -735,6 +866,7 @@ mod tests {
             known: Vec::new(),
             seen: HashSet::new(),
             connections: 0,
+            kicks: std::collections::HashMap::new(),
             info: Some(b"the info dictionary".to_vec()),
             layers: Some(LayerFetch::new(&wanted)),
             layers_optional: hybrid,

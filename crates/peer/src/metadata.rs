@@ -1,18 +1,31 @@
 //! The bookkeeping of a metadata fetch (BEP 9), apart from any I/O: which peer asks for which piece of the info
-//! dictionary, what to do with what each sends, and who to blame when the whole does not match the info-hash.
+//! dictionary, what to do with what each sends, who to blame when the whole does not match the info-hash, and
+//! which peers have had their chance. Time is passed in.
 //!
 //! Peers can disagree on the size (a liar, or a peer of another torrent under a forged hash), so each size
-//! offered gets an assembler of its own, a few at most. Pieces are spread over the peers, one peer per piece until
-//! every piece is asked for, then the missing ones are asked of a second peer too. The whole is checked by SHA-1
-//! against a v1 info-hash, by SHA-256 against a v2 one (BEP 52), by both for a hybrid link. When it fails its
-//! check, a lone sender is struck off; several senders cannot be told apart, so from then on each attempt is
-//! fetched from one peer alone, which pins the next failure on its sender.
+//! offered gets an attempt of its own, a few at most. An attempt lives while a connected peer offers its size: it
+//! dies with its last peer, and its memory is given back when it fails its check. A new size is never refused:
+//! when every slot is taken, an attempt without peers (else the oldest) makes room. Memory is claimed piece by
+//! piece as data arrives, and all attempts together hold at most [`MAX_HELD`] bytes: past it, the attempt
+//! holding the most starts over, so a liar's size costs what it sent, never more than one whole fetch.
+//!
+//! Pieces are spread over the peers, one peer per piece until every piece is asked for, then the missing ones
+//! are asked of a second peer too. An ask counts for [`PIECE_TIMEOUT`]; then the piece is asked elsewhere, and a
+//! peer with nothing in flight may take any missing piece, however often it was asked. Only data that was asked
+//! of a peer is stored, and only that renews the peer's [`PATIENCE`]; a peer that has delivered nothing gives way
+//! after [`ROTATE_AFTER`] to a candidate waiting for a connection slot ([`MetadataFetch::to_rotate`]).
+//!
+//! The whole is checked by SHA-1 against a v1 info-hash, by SHA-256 against a v2 one (BEP 52), by both for a
+//! hybrid link. When it fails its check, a lone sender is struck off; several senders cannot be told apart, so
+//! from then on each attempt is fetched from one peer alone (handed on when it stalls for [`PIECE_TIMEOUT`]),
+//! which pins the next failure on its sender.
 //!
 //! A v2 or hybrid dictionary (BEP 52) then needs the piece layers of its files longer than one piece:
 //! [`LayerFetch`] spreads their hash requests over the peers and checks each answer's proof up to the file's root.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use metainfo::LayersWanted;
 use metainfo::merkle::Hash32;
@@ -22,12 +35,21 @@ use peer_wire::{ExtensionError, MetadataAssembler, MetadataProgress};
 /// Largest metadata we fetch: 32 MiB. The info dictionary of a torrent of millions of pieces fits; a peer that
 /// claims more is refused before anything is allocated.
 pub const MAX_METADATA_SIZE: u32 = 32 << 20;
+/// Bytes all attempts together may hold: one largest dictionary and some room for the small ones beside it.
+pub const MAX_HELD: usize = MAX_METADATA_SIZE as usize + (2 << 20);
 /// Pieces asked of one peer at a time.
 pub const REQUESTS_PER_PEER: usize = 4;
-/// Different sizes fetched side by side at most; peers offering yet another are turned away.
-const MAX_SIZES: usize = 4;
-/// A piece is asked of at most this many peers at once.
+/// Different sizes fetched side by side at most.
+pub const MAX_SIZES: usize = 4;
+/// A piece is asked of at most this many peers at once (but see [`MetadataFetch::next_requests`] for idle peers).
 const MAX_ASKED: u8 = 2;
+/// An unanswered ask stops counting after this long: the piece is asked of someone else.
+pub const PIECE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A peer that delivers nothing asked of it for this long (since it connected, or since its last delivery) is
+/// dropped.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+/// A peer that has delivered nothing this long after connecting gives way to a waiting candidate.
+pub const ROTATE_AFTER: Duration = Duration::from_secs(5);
 
 /// Why a peer is dropped from the fetch.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,8 +58,6 @@ pub enum Refusal {
     TooLarge { size: u64 },
     #[error("it offers 0 bytes of metadata")]
     Empty,
-    #[error("it offers metadata of yet another size ({size} bytes) while {MAX_SIZES} sizes are being fetched")]
-    TooManySizes { size: u32 },
     #[error("it sent metadata that does not match the info-hash")]
     Mismatch,
     #[error("bad ut_metadata data: {0}")]
@@ -47,7 +67,9 @@ pub enum Refusal {
 /// What a piece of data did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Received {
-    /// Kept (or a duplicate, or not asked for): go on.
+    /// Not asked of this peer (or already answered): dropped, and it counts for nothing.
+    Ignored,
+    /// Asked of this peer, and kept (or another peer's copy came first): go on.
     Stored,
     /// The metadata is complete and matches the info-hash.
     Complete(Vec<u8>),
@@ -67,18 +89,33 @@ pub struct InfoCheck {
 #[derive(Debug)]
 struct Attempt {
     assembler: MetadataAssembler,
-    /// Peers each missing piece is asked of right now.
-    asked: Vec<u8>,
     /// Who sent each piece in hand.
     senders: Vec<Option<SocketAddr>>,
-    /// In single-source mode, the one peer fetching this attempt.
-    owner: Option<SocketAddr>,
+    /// In single-source mode, the one peer fetching this attempt, and when it last delivered (or took over).
+    owner: Option<(SocketAddr, Instant)>,
+    /// Order of creation: the oldest is evicted when a new size needs its slot.
+    born: u64,
 }
 
-#[derive(Debug, Default)]
+impl Attempt {
+    fn restart(&mut self) {
+        self.assembler.clear();
+        self.senders.fill(None);
+    }
+}
+
+#[derive(Debug)]
 struct Fetcher {
-    size: u32,
-    asked: Vec<u32>,
+    /// The size its extended handshake offered, once it came.
+    size: Option<u32>,
+    /// Pieces asked of it and not answered, with when.
+    asked: Vec<(u32, Instant)>,
+    /// When it connected.
+    since: Instant,
+    /// When it connected or last delivered a piece asked of it.
+    progress: Instant,
+    /// Pieces asked of it that it delivered.
+    delivered: u32,
 }
 
 /// One torrent's metadata fetch.
@@ -86,6 +123,7 @@ struct Fetcher {
 pub struct MetadataFetch {
     check: InfoCheck,
     attempts: Vec<Attempt>,
+    born: u64,
     peers: HashMap<SocketAddr, Fetcher>,
     banned: HashSet<SocketAddr>,
     /// After a failure with several senders: one peer per attempt.
@@ -106,6 +144,7 @@ impl MetadataFetch {
         Self {
             check,
             attempts: Vec::new(),
+            born: 0,
             peers: HashMap::new(),
             banned: HashSet::new(),
             single_source: false,
@@ -124,12 +163,30 @@ impl MetadataFetch {
         self.done
     }
 
-    /// `addr`'s extended handshake said `metadata_size`: it joins the attempt of that size.
+    /// Bytes of metadata held by all attempts together (at most [`MAX_HELD`] plus one piece in transit).
+    #[must_use]
+    pub fn held(&self) -> usize {
+        self.attempts.iter().map(|attempt| attempt.assembler.held()).sum()
+    }
+
+    /// Sizes being fetched (at most [`MAX_SIZES`]).
+    #[must_use]
+    pub fn attempts(&self) -> usize {
+        self.attempts.len()
+    }
+
+    /// `addr` is connected (its handshake is through): its patience starts now.
+    pub fn connected(&mut self, addr: SocketAddr, now: Instant) {
+        self.peers.entry(addr).or_insert(Fetcher { size: None, asked: Vec::new(), since: now, progress: now, delivered: 0 });
+    }
+
+    /// `addr`'s extended handshake said `metadata_size`: it joins the attempt of that size, which is started if
+    /// need be (making room, if every slot is taken, by evicting one without peers, else the oldest).
     ///
     /// # Errors
     ///
-    /// A size of 0, over [`MAX_METADATA_SIZE`] (the peer is banned), or one size too many.
-    pub fn join(&mut self, addr: SocketAddr, size: u64) -> Result<(), Refusal> {
+    /// A size of 0, or over [`MAX_METADATA_SIZE`] (the peer is banned).
+    pub fn join(&mut self, addr: SocketAddr, size: u64, now: Instant) -> Result<(), Refusal> {
         let size = match u32::try_from(size) {
             Ok(0) => return Err(Refusal::Empty),
             Ok(size) if size <= MAX_METADATA_SIZE => size,
@@ -138,54 +195,128 @@ impl MetadataFetch {
                 return Err(Refusal::TooLarge { size });
             }
         };
+        self.connected(addr, now);
+        self.forget_asks(addr);
+        let previous = self.peers.get_mut(&addr).and_then(|peer| peer.size.replace(size));
+        if let Some(previous) = previous.filter(|&previous| previous != size) {
+            self.drop_if_unwanted(previous);
+        }
         if !self.attempts.iter().any(|attempt| attempt.assembler.size() == size) {
             if self.attempts.len() >= MAX_SIZES {
-                return Err(Refusal::TooManySizes { size });
+                let evict = self
+                    .attempts
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, attempt)| (self.offered(attempt.assembler.size()), attempt.born))
+                    .map(|(at, _)| at);
+                if let Some(at) = evict {
+                    let gone = self.attempts.swap_remove(at);
+                    tracing::debug!(size = gone.assembler.size(), "metadata attempt evicted for a new size");
+                }
             }
-            let Ok(assembler) = MetadataAssembler::with_hashes(self.check.v1, self.check.v2, size, MAX_METADATA_SIZE)
-            else {
-                return Err(Refusal::TooLarge { size: size.into() });
-            };
-            let pieces = assembler.piece_count() as usize;
-            self.attempts.push(Attempt { assembler, asked: vec![0; pieces], senders: vec![None; pieces], owner: None });
+            self.start_attempt(size);
         }
-        self.leave(addr);
-        self.peers.insert(addr, Fetcher { size, asked: Vec::new() });
         Ok(())
     }
 
-    /// Pieces to ask `addr` for now (it has joined): up to [`REQUESTS_PER_PEER`] in flight, pieces nobody was asked
-    /// for first.
-    pub fn next_requests(&mut self, addr: SocketAddr) -> Vec<u32> {
+    /// Whether any connected peer offers `size`.
+    fn offered(&self, size: u32) -> bool {
+        self.peers.values().any(|peer| peer.size == Some(size))
+    }
+
+    /// Starts an attempt of `size` (checked against the cap already).
+    fn start_attempt(&mut self, size: u32) -> bool {
+        let Ok(assembler) = MetadataAssembler::with_hashes(self.check.v1, self.check.v2, size, MAX_METADATA_SIZE)
+        else {
+            return false;
+        };
+        let pieces = assembler.piece_count() as usize;
+        self.born += 1;
+        self.attempts.push(Attempt { assembler, senders: vec![None; pieces], owner: None, born: self.born });
+        true
+    }
+
+    /// Drops the attempt of `size` if no connected peer offers it: its memory goes with it.
+    fn drop_if_unwanted(&mut self, size: u32) {
+        if !self.offered(size) {
+            self.attempts.retain(|attempt| attempt.assembler.size() != size);
+        }
+    }
+
+    /// Forgets what `addr` was asked (it is gone, or offers another size).
+    fn forget_asks(&mut self, addr: SocketAddr) {
+        if let Some(peer) = self.peers.get_mut(&addr) {
+            peer.asked.clear();
+        }
+        for attempt in &mut self.attempts {
+            if attempt.owner.is_some_and(|(owner, _)| owner == addr) {
+                attempt.owner = None;
+            }
+        }
+    }
+
+    /// Pieces to ask `addr` for now (it has joined): up to [`REQUESTS_PER_PEER`] in flight, pieces nobody is
+    /// asked for first, then those asked of one peer. A peer with nothing in flight takes the least asked missing
+    /// piece whatever its count, so peers that never answer cannot hold every piece away from one that would.
+    pub fn next_requests(&mut self, addr: SocketAddr, now: Instant) -> Vec<u32> {
+        if self.done {
+            return Vec::new();
+        }
+        let Some(size) = self.peers.get(&addr).and_then(|peer| peer.size) else { return Vec::new() };
+        if !self.attempts.iter().any(|attempt| attempt.assembler.size() == size)
+            && (self.attempts.len() >= MAX_SIZES || !self.start_attempt(size))
+        {
+            // Its attempt was evicted and every slot is busy: it waits for one to free.
+            return Vec::new();
+        }
+        // Asks in force per piece of this size.
+        let mut in_force: HashMap<u32, u8> = HashMap::new();
+        for peer in self.peers.values().filter(|peer| peer.size == Some(size)) {
+            for &(piece, at) in &peer.asked {
+                if now.saturating_duration_since(at) < PIECE_TIMEOUT {
+                    *in_force.entry(piece).or_default() += 1;
+                }
+            }
+        }
         let single_source = self.single_source;
-        let Some(peer) = self.peers.get_mut(&addr) else { return Vec::new() };
-        let Some(attempt) = self.attempts.iter_mut().find(|attempt| attempt.assembler.size() == peer.size) else {
+        let (Some(peer), Some(attempt)) = (
+            self.peers.get_mut(&addr),
+            self.attempts.iter_mut().find(|attempt| attempt.assembler.size() == size),
+        ) else {
             return Vec::new();
         };
-        if self.done || (single_source && attempt.owner.is_some_and(|owner| owner != addr)) {
-            return Vec::new();
-        }
         if single_source {
-            attempt.owner = Some(addr);
+            match attempt.owner {
+                Some((owner, _)) if owner == addr => {}
+                Some((_, last)) if now.saturating_duration_since(last) < PIECE_TIMEOUT => return Vec::new(),
+                // No owner, or one that stalled: this peer takes over.
+                _ => attempt.owner = Some((addr, now)),
+            }
         }
         let room = REQUESTS_PER_PEER.saturating_sub(peer.asked.len());
-        let mut picked = Vec::new();
+        let mut picked: Vec<u32> = Vec::new();
+        let not_asked_here = |piece: &u32, peer: &Fetcher| !peer.asked.iter().any(|&(asked, _)| asked == *piece);
         for round in 0..MAX_ASKED {
+            if picked.len() >= room {
+                break;
+            }
             let candidates: Vec<u32> = attempt
                 .assembler
                 .missing()
-                .filter(|&piece| attempt.asked[piece as usize] == round && !peer.asked.contains(&piece))
+                .filter(|piece| {
+                    in_force.get(piece).copied().unwrap_or(0) == round
+                        && not_asked_here(piece, peer)
+                        && !picked.contains(piece)
+                })
                 .take(room - picked.len())
                 .collect();
             picked.extend(candidates);
-            if picked.len() == room {
-                break;
-            }
         }
-        for &piece in &picked {
-            attempt.asked[piece as usize] += 1;
-            peer.asked.push(piece);
+        if picked.is_empty() && peer.asked.is_empty() {
+            let least = attempt.assembler.missing().min_by_key(|piece| in_force.get(piece).copied().unwrap_or(0));
+            picked.extend(least);
         }
+        peer.asked.extend(picked.iter().map(|&piece| (piece, now)));
         picked
     }
 
@@ -194,22 +325,39 @@ impl MetadataFetch {
     /// # Errors
     ///
     /// Data that does not fit the attempt (wrong total size, piece or length): the peer is to be dropped.
-    pub fn data(&mut self, addr: SocketAddr, piece: u32, total_size: u32, block: &[u8]) -> Result<Received, Refusal> {
-        let Some(peer) = self.peers.get_mut(&addr) else { return Ok(Received::Stored) };
-        let Some(position) = peer.asked.iter().position(|&asked| asked == piece) else {
-            // Not asked of this peer (or asked and already answered): not ours to store.
-            return Ok(Received::Stored);
+    pub fn data(
+        &mut self,
+        addr: SocketAddr,
+        piece: u32,
+        total_size: u32,
+        block: &[u8],
+        now: Instant,
+    ) -> Result<Received, Refusal> {
+        let Some(peer) = self.peers.get_mut(&addr) else { return Ok(Received::Ignored) };
+        let Some(position) = peer.asked.iter().position(|&(asked, _)| asked == piece) else {
+            // Not asked of this peer (or asked and already answered): not ours to store, and no sign of life.
+            return Ok(Received::Ignored);
         };
         peer.asked.swap_remove(position);
-        let Some(attempt) = self.attempts.iter_mut().find(|attempt| attempt.assembler.size() == peer.size) else {
-            return Ok(Received::Stored);
+        let Some(size) = peer.size else { return Ok(Received::Ignored) };
+        let Some(at) = self.attempts.iter().position(|attempt| attempt.assembler.size() == size) else {
+            return Ok(Received::Ignored);
         };
-        if let Some(asked) = attempt.asked.get_mut(piece as usize) {
-            *asked = asked.saturating_sub(1);
+        let attempt = &mut self.attempts[at];
+        let progress = attempt.assembler.add(piece, total_size, block);
+        if progress.is_ok() {
+            peer.progress = now;
+            peer.delivered = peer.delivered.saturating_add(1);
+            if let Some((owner, last)) = attempt.owner.as_mut()
+                && *owner == addr
+            {
+                *last = now;
+            }
         }
-        match attempt.assembler.add(piece, total_size, block) {
+        match progress {
             Ok(MetadataProgress::Stored) => {
                 attempt.senders[piece as usize] = Some(addr);
+                self.keep_within_budget(at);
                 Ok(Received::Stored)
             }
             Ok(MetadataProgress::Duplicate) => Ok(Received::Stored),
@@ -222,7 +370,7 @@ impl MetadataFetch {
                 let mut senders: Vec<SocketAddr> = attempt.senders.iter().flatten().copied().collect();
                 senders.sort_unstable();
                 senders.dedup();
-                attempt.senders.fill(None);
+                attempt.restart();
                 attempt.owner = None;
                 if let [liar] = senders[..] {
                     self.banned.insert(liar);
@@ -236,31 +384,39 @@ impl MetadataFetch {
         }
     }
 
-    /// `addr` refused piece `piece` (or will never send it): someone else is asked.
-    pub fn rejected(&mut self, addr: SocketAddr, piece: u32) {
-        let Some(peer) = self.peers.get_mut(&addr) else { return };
-        if let Some(position) = peer.asked.iter().position(|&asked| asked == piece) {
-            peer.asked.swap_remove(position);
-            if let Some(attempt) = self.attempts.iter_mut().find(|attempt| attempt.assembler.size() == peer.size)
-                && let Some(asked) = attempt.asked.get_mut(piece as usize)
-            {
-                *asked = asked.saturating_sub(1);
-            }
+    /// Past [`MAX_HELD`], the attempts other than `keep` holding the most start over until the rest fits.
+    fn keep_within_budget(&mut self, keep: usize) {
+        while self.held() > MAX_HELD {
+            let largest = self
+                .attempts
+                .iter()
+                .enumerate()
+                .filter(|&(at, attempt)| at != keep && attempt.assembler.held() > 0)
+                .max_by_key(|(_, attempt)| attempt.assembler.held())
+                .map(|(at, _)| at);
+            // One attempt alone never exceeds the budget: it is at most MAX_METADATA_SIZE.
+            let Some(at) = largest.or(Some(keep)) else { return };
+            tracing::debug!(size = self.attempts[at].assembler.size(), "metadata attempt restarted to stay in memory");
+            self.attempts[at].restart();
         }
     }
 
-    /// `addr` is gone: what it was asked for goes back to the others.
+    /// `addr` refused piece `piece` (or will never send it): someone else is asked.
+    pub fn rejected(&mut self, addr: SocketAddr, piece: u32) {
+        if let Some(peer) = self.peers.get_mut(&addr)
+            && let Some(position) = peer.asked.iter().position(|&(asked, _)| asked == piece)
+        {
+            peer.asked.swap_remove(position);
+        }
+    }
+
+    /// `addr` is gone: what it was asked for goes back to the others, and the attempt of its size dies with it if
+    /// nobody else offers that size.
     pub fn leave(&mut self, addr: SocketAddr) {
+        self.forget_asks(addr);
         let Some(peer) = self.peers.remove(&addr) else { return };
-        if let Some(attempt) = self.attempts.iter_mut().find(|attempt| attempt.assembler.size() == peer.size) {
-            for piece in peer.asked {
-                if let Some(asked) = attempt.asked.get_mut(piece as usize) {
-                    *asked = asked.saturating_sub(1);
-                }
-            }
-            if attempt.owner == Some(addr) {
-                attempt.owner = None;
-            }
+        if let Some(size) = peer.size {
+            self.drop_if_unwanted(size);
         }
     }
 
@@ -268,6 +424,38 @@ impl MetadataFetch {
     #[must_use]
     pub fn is_waiting_on(&self, addr: SocketAddr) -> bool {
         self.peers.get(&addr).is_some_and(|peer| !peer.asked.is_empty())
+    }
+
+    /// When `addr` runs out of patience unless it delivers something asked of it first.
+    #[must_use]
+    pub fn deadline(&self, addr: SocketAddr) -> Option<Instant> {
+        self.peers.get(&addr).map(|peer| peer.progress + PATIENCE)
+    }
+
+    /// Whether `addr` has delivered nothing asked of it for [`PATIENCE`] by `now`: it is to be dropped.
+    #[must_use]
+    pub fn is_stalled(&self, addr: SocketAddr, now: Instant) -> bool {
+        self.deadline(addr).is_some_and(|deadline| now >= deadline)
+    }
+
+    /// Up to `waiting` peers to drop so that as many waiting candidates get a connection: those that have
+    /// delivered nothing though connected for [`ROTATE_AFTER`], the longest connected first.
+    #[must_use]
+    pub fn to_rotate(&self, now: Instant, waiting: usize) -> Vec<SocketAddr> {
+        let mut idle: Vec<(Instant, SocketAddr)> = self
+            .peers
+            .iter()
+            .filter(|(_, peer)| peer.delivered == 0 && now.saturating_duration_since(peer.since) >= ROTATE_AFTER)
+            .map(|(&addr, peer)| (peer.since, addr))
+            .collect();
+        idle.sort_unstable();
+        idle.into_iter().take(waiting).map(|(_, addr)| addr).collect()
+    }
+
+    /// Whether `addr` has delivered something asked of it.
+    #[must_use]
+    pub fn has_delivered(&self, addr: SocketAddr) -> bool {
+        self.peers.get(&addr).is_some_and(|peer| peer.delivered > 0)
     }
 }
 

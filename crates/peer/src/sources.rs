@@ -161,6 +161,13 @@ impl Candidates {
             .collect()
     }
 
+    /// How many candidates could be dialled at `now` (not busy, their wait over): those a full connection table
+    /// keeps waiting.
+    #[must_use]
+    pub fn waiting(&self, now: Instant) -> usize {
+        self.known.values().filter(|candidate| !candidate.busy && candidate.next_try <= now).count()
+    }
+
     /// A connection to `addr` was worth having (it carried pieces, or lasted): its failures are forgotten. One that
     /// merely got through the handshake is not enough, or a peer that hangs up on us at once would be dialled every
     /// 5 s for ever.
