@@ -209,7 +209,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                         dht: dht.clone(),
                         lsd: !args.no_lsd,
                     };
-                    let Some((torrent, found)) = runtime.block_on(fetch_metadata(args, magnet, fetch, &listener))? else {
+                    let Some((torrent, found)) = runtime.block_on(fetch_metadata(args, magnet, fetch, &listener))?
+                    else {
                         eprintln!("peer: stopped before the metadata arrived");
                         return Ok(ExitCode::FAILURE);
                     };

@@ -303,8 +303,8 @@ pub async fn fetch_checked(
         tracing::warn!("skipping tracker {url}: only udp://, http:// and https:// trackers are supported");
     }
     let lsd = if config.lsd { start_lsd(config.local_ip) } else { None };
-    if trackers.is_empty() && config.peers.is_empty() && config.dht.is_none() && lsd.is_none() && listener.is_none()
-    {
+    // The listener alone is no place to look: nobody would know to dial it.
+    if trackers.is_empty() && config.peers.is_empty() && config.dht.is_none() && lsd.is_none() {
         return Err(FetchError::NowhereToLook);
     }
     let shared = Arc::new(Shared {

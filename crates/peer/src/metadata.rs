@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use metainfo::LayersWanted;
 use metainfo::merkle::Hash32;
 use metainfo::merkle_proof::{HashRange, ProofError, piece_layer_requests, verify_hashes};
-use peer_wire::{ExtensionError, MetadataAssembler, MetadataProgress};
+use peer_wire::{ExtensionError, METADATA_PIECE_LEN, MetadataAssembler, MetadataProgress};
 
 /// Largest metadata we fetch: 32 MiB. The info dictionary of a torrent of millions of pieces fits; a peer that
 /// claims more is refused before anything is allocated.
@@ -177,7 +177,13 @@ impl MetadataFetch {
 
     /// `addr` is connected (its handshake is through): its patience starts now.
     pub fn connected(&mut self, addr: SocketAddr, now: Instant) {
-        self.peers.entry(addr).or_insert(Fetcher { size: None, asked: Vec::new(), since: now, progress: now, delivered: 0 });
+        self.peers.entry(addr).or_insert(Fetcher {
+            size: None,
+            asked: Vec::new(),
+            since: now,
+            progress: now,
+            delivered: 0,
+        });
     }
 
     /// `addr`'s extended handshake said `metadata_size`: it joins the attempt of that size, which is started if
@@ -278,13 +284,15 @@ impl MetadataFetch {
                 }
             }
         }
+        let held = self.held();
+        let most_held = self.attempts.iter().map(|attempt| attempt.assembler.held()).max().unwrap_or(0);
         let single_source = self.single_source;
-        let (Some(peer), Some(attempt)) = (
-            self.peers.get_mut(&addr),
-            self.attempts.iter_mut().find(|attempt| attempt.assembler.size() == size),
-        ) else {
+        let (Some(peer), Some(attempt)) =
+            (self.peers.get_mut(&addr), self.attempts.iter_mut().find(|attempt| attempt.assembler.size() == size))
+        else {
             return Vec::new();
         };
+        let held_here = attempt.assembler.held();
         if single_source {
             match attempt.owner {
                 Some((owner, _)) if owner == addr => {}
@@ -293,7 +301,12 @@ impl MetadataFetch {
                 _ => attempt.owner = Some((addr, now)),
             }
         }
-        let room = REQUESTS_PER_PEER.saturating_sub(peer.asked.len());
+        let mut room = REQUESTS_PER_PEER.saturating_sub(peer.asked.len());
+        if held + room * METADATA_PIECE_LEN > MAX_HELD && held_here < most_held {
+            // Memory is short: only the attempt furthest along goes on, so that it finishes (and, if it is a
+            // liar's, fails and gives its memory back) rather than all of them starting over in turn.
+            room = 0;
+        }
         let mut picked: Vec<u32> = Vec::new();
         let not_asked_here = |piece: &u32, peer: &Fetcher| !peer.asked.iter().any(|&(asked, _)| asked == *piece);
         for round in 0..MAX_ASKED {
@@ -312,7 +325,7 @@ impl MetadataFetch {
                 .collect();
             picked.extend(candidates);
         }
-        if picked.is_empty() && peer.asked.is_empty() {
+        if picked.is_empty() && peer.asked.is_empty() && room > 0 {
             let least = attempt.assembler.missing().min_by_key(|piece| in_force.get(piece).copied().unwrap_or(0));
             picked.extend(least);
         }

@@ -85,7 +85,10 @@ fn a_peer_lying_about_the_size_does_not_stop_the_others() {
     assert_eq!(fetch.next_requests(addr(9), at(0)), vec![0]);
     assert_eq!(fetch.next_requests(addr(1), at(0)), vec![0, 1]);
     assert_eq!(fetch.data(addr(1), 0, data.len() as u32, piece(&data, 0), at(0)).expect("accepted"), Received::Stored);
-    assert_eq!(fetch.data(addr(1), 1, data.len() as u32, piece(&data, 1), at(0)).expect("accepted"), Received::Complete(data));
+    assert_eq!(
+        fetch.data(addr(1), 1, data.len() as u32, piece(&data, 1), at(0)).expect("accepted"),
+        Received::Complete(data)
+    );
 }
 
 #[test]
@@ -110,7 +113,10 @@ fn a_new_size_is_never_refused_and_evicts_an_attempt_without_peers_first_else_th
     // The honest attempt lives on through both, and completes.
     assert_eq!(fetch.next_requests(addr(9), at(2)), vec![0, 1]);
     fetch.data(addr(9), 0, size as u32, piece(&data, 0), at(2)).expect("accepted");
-    assert_eq!(fetch.data(addr(9), 1, size as u32, piece(&data, 1), at(2)).expect("accepted"), Received::Complete(data));
+    assert_eq!(
+        fetch.data(addr(9), 1, size as u32, piece(&data, 1), at(2)).expect("accepted"),
+        Received::Complete(data)
+    );
 }
 
 #[test]
@@ -200,16 +206,26 @@ fn memory_stays_within_the_budget_whatever_the_sizes_offered() {
     }
     fetch.join(addr(1), data.len() as u64, at(0)).expect("accepted");
     // The liars answer everything asked of them, at full speed.
-    for _ in 0..(3 * MAX_METADATA_SIZE as usize / PIECE) {
+    let (mut most_held, mut failed) = (0, Vec::new());
+    for _ in 0..(4 * MAX_METADATA_SIZE as usize / PIECE) {
         for &(liar, size) in &liars {
             for piece in fetch.next_requests(liar, at(0)) {
                 let len = (size as usize - piece as usize * PIECE).min(PIECE);
-                let _ = fetch.data(liar, piece, size, &junk[..len], at(0)).expect("fits");
+                if let Received::Failed { senders } = fetch.data(liar, piece, size, &junk[..len], at(0)).expect("fits")
+                {
+                    failed.extend(senders);
+                }
+                most_held = most_held.max(fetch.held());
                 assert!(fetch.held() <= MAX_HELD, "{} bytes held", fetch.held());
             }
         }
     }
-    assert!(fetch.held() > MAX_HELD / 2, "they did fill it");
+    assert!(most_held > MAX_HELD / 2, "they did fill it");
+    // One at a time went on to the end, failed its check and gave its memory back.
+    failed.sort_unstable();
+    assert_eq!(failed, liars.iter().map(|&(liar, _)| liar).collect::<Vec<_>>());
+    assert!(liars.iter().all(|&(liar, _)| fetch.is_banned(liar)));
+    assert_eq!(fetch.held(), 0);
     assert_eq!(fetch.next_requests(addr(1), at(0)), vec![0, 1]);
     fetch.data(addr(1), 0, data.len() as u32, piece(&data, 0), at(0)).expect("accepted");
     let last = fetch.data(addr(1), 1, data.len() as u32, piece(&data, 1), at(0)).expect("accepted");
@@ -225,7 +241,10 @@ fn a_lone_liar_is_banned_and_others_finish() {
     assert_eq!(fetch.next_requests(addr(66), at(0)), vec![0, 1]);
     let junk = vec![0xAA; PIECE];
     assert_eq!(fetch.data(addr(66), 0, size, &junk, at(0)).expect("accepted"), Received::Stored);
-    assert_eq!(fetch.data(addr(66), 1, size, &junk, at(0)).expect("accepted"), Received::Failed { senders: vec![addr(66)] });
+    assert_eq!(
+        fetch.data(addr(66), 1, size, &junk, at(0)).expect("accepted"),
+        Received::Failed { senders: vec![addr(66)] }
+    );
     assert!(fetch.is_banned(addr(66)));
     assert!(fetch.next_requests(addr(66), at(0)).is_empty());
     fetch.join(addr(1), size.into(), at(0)).expect("accepted");
@@ -257,7 +276,10 @@ fn after_a_shared_failure_one_peer_fetches_alone_and_the_liar_is_found() {
     assert_eq!(fetch.next_requests(addr(66), at(0)), vec![0, 1]);
     assert!(fetch.next_requests(addr(1), at(0)).is_empty(), "single source: the attempt belongs to one peer");
     fetch.data(addr(66), 0, size, &junk, at(0)).expect("accepted");
-    assert_eq!(fetch.data(addr(66), 1, size, &junk, at(0)).expect("accepted"), Received::Failed { senders: vec![addr(66)] });
+    assert_eq!(
+        fetch.data(addr(66), 1, size, &junk, at(0)).expect("accepted"),
+        Received::Failed { senders: vec![addr(66)] }
+    );
     assert!(fetch.is_banned(addr(66)));
     assert_eq!(fetch.next_requests(addr(1), at(0)), vec![0, 1]);
     fetch.data(addr(1), 0, size, piece(&data, 0), at(0)).expect("accepted");

@@ -118,6 +118,8 @@ struct Peer {
     v2: bool,
     /// Block-hash requests answered from disk so far.
     block_hashes_served: u32,
+    /// Hash requests we had to reject so far.
+    hash_requests_rejected: u32,
     /// The id it receives ut_metadata messages under, from its extended handshake.
     ut_metadata: Option<u8>,
     /// Metadata requests answered so far.
@@ -568,6 +570,7 @@ impl Swarm {
                 extensions,
                 v2,
                 block_hashes_served: 0,
+                hash_requests_rejected: 0,
                 ut_metadata: None,
                 metadata_served: 0,
                 dht_port_seen: false,
@@ -649,7 +652,7 @@ impl Swarm {
             Message::KeepAlive | Message::Unknown { .. } => {}
             Message::HashRequest { pieces_root, base_layer, index, length, proof_layers } => {
                 let range = metainfo::merkle_proof::HashRange { base_layer, index, length, proof_layers };
-                self.on_hash_request(state, key, pieces_root, range);
+                self.on_hash_request(state, key, pieces_root, range)?;
             }
             Message::Hashes { pieces_root, base_layer, index, length, proof_layers, hashes } => {
                 let range = metainfo::merkle_proof::HashRange { base_layer, index, length, proof_layers };

@@ -3,9 +3,12 @@
 //! Pure bookkeeping for one torrent's metadata fetch, whichever peers the pieces come from: which pieces are still
 //! missing, each piece accepted once and only at its exact length (16 KiB, the last one the rest), every piece's
 //! `total_size` equal to the size the fetch started with, and the whole compared with the info-hash once the last
-//! piece is in. Memory is claimed piece by piece as pieces arrive, never for the whole size a peer claimed, so
-//! a made-up size costs only what was actually sent; [`MetadataAssembler::held`] says how much that is. The
-//! whole is checked its SHA-1 with a v1 info-hash, its SHA-256 with a v2 one (BEP 52), both for a hybrid's link. Only
+//! piece is in. Nothing of the size a peer claimed is allocated until its first piece arrives, and then as one
+//! zeroed buffer, whose pages the system commits only as pieces are written into them: a made-up size costs
+//! what was actually sent, which [`MetadataAssembler::held`] counts, and [`MetadataAssembler::clear`] gives it
+//! all back. (One buffer rather than a box per piece: small boxes freed on one thread and claimed on another
+//! stay resident in the allocator's per-thread pools, which doubled the peak under attack.) The whole is
+//! checked its SHA-1 with a v1 info-hash, its SHA-256 with a v2 one (BEP 52), both for a hybrid's link. Only
 //! metadata that matched is ever handed out, so a peer cannot slip us a different torrent under a known info-hash.
 
 use sha1::{Digest, Sha1};
@@ -33,18 +36,18 @@ pub struct MetadataAssembler {
     v2: Option<[u8; 32]>,
     size: u32,
     count: u32,
-    /// The pieces in hand; each is allocated when it arrives.
-    pieces: Vec<Option<Box<[u8]>>>,
-    /// The verified whole, once complete (the pieces are then dropped).
+    /// Empty until the first piece arrives, then `size` bytes.
     data: Vec<u8>,
+    received: Vec<bool>,
     missing: u32,
     held: usize,
+    complete: bool,
 }
 
 impl MetadataAssembler {
     /// Starts a fetch of `metadata_size` bytes (a peer's `metadata_size`, or the first `total_size` seen) whose
-    /// SHA-1 must be `info_hash`. Only the table of pieces (a word each) is allocated here, after the size is
-    /// checked against the caller's cap.
+    /// SHA-1 must be `info_hash`. Only a flag per piece is allocated here, after the size is checked against
+    /// the caller's cap.
     ///
     /// # Errors
     ///
@@ -75,10 +78,11 @@ impl MetadataAssembler {
             v2,
             size: metadata_size,
             count: pieces,
-            pieces: vec![None; pieces as usize],
             data: Vec::new(),
+            received: vec![false; pieces as usize],
             missing: pieces,
             held: 0,
+            complete: false,
         })
     }
 
@@ -110,21 +114,22 @@ impl MetadataAssembler {
 
     /// Pieces not received yet, in order: what to request next.
     pub fn missing(&self) -> impl Iterator<Item = u32> + '_ {
-        (0u32..).zip(&self.pieces).filter(|(_, have)| have.is_none()).map(|(piece, _)| piece)
+        (0u32..).zip(&self.received).filter(|&(_, &have)| !have).map(|(piece, _)| piece)
     }
 
     /// Whether piece `piece` is in hand.
     #[must_use]
     pub fn has_piece(&self, piece: u32) -> bool {
-        self.is_complete() || self.pieces.get(piece as usize).is_some_and(Option::is_some)
+        self.received.get(piece as usize).is_some_and(|&have| have)
     }
 
     /// Drops every piece in hand: the fetch starts over, and its memory is given back.
     pub fn clear(&mut self) {
-        if self.is_complete() {
+        if self.complete {
             return;
         }
-        self.pieces.iter_mut().for_each(|piece| *piece = None);
+        self.data = Vec::new();
+        self.received.fill(false);
         self.missing = self.piece_count();
         self.held = 0;
     }
@@ -132,8 +137,7 @@ impl MetadataAssembler {
     /// Whether every piece is in and the whole matched the info-hash.
     #[must_use]
     pub fn is_complete(&self) -> bool {
-        // The size is at least 1, so the verified whole is never empty.
-        !self.data.is_empty()
+        self.complete
     }
 
     /// Takes piece `piece` of a ut_metadata `data` message that said `total_size`.
@@ -158,23 +162,24 @@ impl MetadataAssembler {
         if block.len() != expected {
             return Err(ExtensionError::MetadataPieceLength { piece, got: block.len(), expected });
         }
-        // Complete: the pieces were joined into `data` and their table emptied.
-        let Some(slot) = self.pieces.get_mut(piece as usize).filter(|slot| slot.is_none()) else {
+        let Some(have) = self.received.get_mut(piece as usize).filter(|have| !**have) else {
             return Ok(MetadataProgress::Duplicate);
         };
-        *slot = Some(block.into());
+        *have = true;
+        if self.data.is_empty() {
+            self.data = vec![0; self.size as usize];
+        }
+        let start = piece as usize * METADATA_PIECE_LEN;
+        if let Some(slot) = self.data.get_mut(start..start + expected) {
+            slot.copy_from_slice(block);
+        }
         self.held += expected;
         self.missing -= 1;
         if self.missing > 0 {
             return Ok(MetadataProgress::Stored);
         }
         if self.matches() {
-            let mut data = Vec::with_capacity(self.size as usize);
-            for piece in self.pieces.drain(..).flatten() {
-                data.extend_from_slice(&piece);
-            }
-            self.held = data.len();
-            self.data = data;
+            self.complete = true;
             Ok(MetadataProgress::Complete)
         } else {
             self.clear();
@@ -182,20 +187,11 @@ impl MetadataAssembler {
         }
     }
 
-    /// Whether the pieces, in order, have every hash given.
+    /// Whether the whole has every hash given.
     fn matches(&self) -> bool {
-        let (mut sha1, mut sha256) = (Sha1::new(), Sha256::new());
-        for piece in self.pieces.iter().flatten() {
-            if self.v1.is_some() {
-                sha1.update(piece);
-            }
-            if self.v2.is_some() {
-                sha256.update(piece);
-            }
-        }
         (self.v1.is_some() || self.v2.is_some())
-            && self.v1.is_none_or(|hash| sha1.finalize()[..] == hash)
-            && self.v2.is_none_or(|hash| sha256.finalize()[..] == hash)
+            && self.v1.is_none_or(|hash| Sha1::digest(&self.data)[..] == hash)
+            && self.v2.is_none_or(|hash| Sha256::digest(&self.data)[..] == hash)
     }
 
     /// The verified metadata (the bencoded info dictionary), once complete.

@@ -12,20 +12,41 @@ use crate::v2::BlockClaim;
 /// Block-hash requests one connection is answered from disk: each costs a piece read and its hashing, and an
 /// honest peer asks only for the pieces that failed for it.
 const MAX_BLOCK_HASH_ANSWERS: u32 = 256;
+/// Hash requests one connection may make that we must reject; past it the peer is dropped. An honest peer asks
+/// for what a v2 torrent's trees hold, and only of pieces we have: it meets a reject rarely. A flood of them
+/// costs a core (libtorrent disconnects such a peer too).
+pub(super) const MAX_HASH_REJECTS: u32 = 64;
 
 impl Swarm {
     /// A peer asks for hashes of one of our files: answered from the piece layers, or for hashes below them from
     /// the piece's bytes (if we have that piece), or rejected.
-    pub(super) fn on_hash_request(&self, state: &mut State, key: PeerKey, pieces_root: Hash32, range: HashRange) {
-        let Some(peer) = state.peers.get_mut(&key) else { return };
+    ///
+    /// # Errors
+    ///
+    /// More than [`MAX_HASH_REJECTS`] requests rejected on this connection: it is to be closed.
+    pub(super) fn on_hash_request(
+        &self,
+        state: &mut State,
+        key: PeerKey,
+        pieces_root: Hash32,
+        range: HashRange,
+    ) -> Result<(), CloseReason> {
+        let Some(peer) = state.peers.get_mut(&key) else { return Ok(()) };
         if let Some(hashes) = self.hash_trees.serve(&pieces_root, &range) {
             peer.outbox.push(&hashes_message(pieces_root, range, &hashes.concat()));
-            return;
+            return Ok(());
         }
         let piece = self.hash_trees.piece_for(&pieces_root, &range).filter(|&piece| state.picker.have(piece));
         let Some(piece) = piece.filter(|_| peer.block_hashes_served < MAX_BLOCK_HASH_ANSWERS) else {
+            peer.hash_requests_rejected += 1;
+            if peer.hash_requests_rejected > MAX_HASH_REJECTS {
+                return Err(format!(
+                    "it kept sending hash requests we cannot answer ({} rejected; {} block-hash answers served)",
+                    peer.hash_requests_rejected, peer.block_hashes_served
+                ));
+            }
             peer.outbox.push(&reject_message(pieces_root, range));
-            return;
+            return Ok(());
         };
         peer.block_hashes_served += 1;
         let (storage, trees, outbox) = (self.storage.clone(), self.hash_trees.clone(), peer.outbox.clone());
@@ -47,6 +68,7 @@ impl Swarm {
         } else {
             tokio::task::spawn_blocking(answer);
         }
+        Ok(())
     }
 
     /// A piece failed: if it is a v2 file's and several peers sent its blocks, its block hashes are asked for.

@@ -298,3 +298,32 @@ fn a_seeder_answers_block_hash_requests_from_its_disk_and_rejects_what_it_cannot
         assert_eq!(sent, expected, "{range:?}");
     }
 }
+
+#[test]
+fn a_peer_that_keeps_asking_for_hashes_we_must_reject_is_dropped() {
+    let v2 = v2_swarm(true);
+    let peer = v2.join(1);
+    v2.sent(&peer);
+    let root = v2.tree.root();
+    // Past the tree: never answerable.
+    let (base_layer, index, length, proof_layers) = (0, 16, 4, 0);
+    for _ in 0..MAX_HASH_REJECTS {
+        v2.send(&peer, Message::HashRequest { pieces_root: root, base_layer, index, length, proof_layers });
+    }
+    let rejects = decoded_count(&v2.sent(&peer));
+    assert_eq!(rejects, MAX_HASH_REJECTS as usize, "each is rejected while under the cap");
+    let flood = std::iter::once(Message::HashRequest { pieces_root: root, base_layer, index, length, proof_layers });
+    let closed = v2.swarm.handle_messages(peer.key, flood).expect_err("one more closes the connection");
+    assert!(closed.contains("hash requests we cannot answer"), "{closed}");
+}
+
+/// Messages in `bytes`.
+fn decoded_count(bytes: &[u8]) -> usize {
+    let mut at = 0;
+    let mut count = 0;
+    while let Ok(Some((_, used))) = peer_wire::decode(&bytes[at..], peer_wire::MAX_MESSAGE_LEN) {
+        at += used;
+        count += 1;
+    }
+    count
+}
