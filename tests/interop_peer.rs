@@ -627,3 +627,34 @@ fn aria2_given_only_a_magnet_link_gets_the_metadata_from_our_seeder_and_download
     let uploaded = seeder.stop();
     assert!(uploaded >= len as u64, "our seeder uploaded only {uploaded} of {len} bytes");
 }
+
+/// aria2 announces `left=0` while it fetches a magnet link's metadata, so a tracker takes it for a seeder; ours
+/// fills a seeder's reply with seeders when there are too few leechers, so aria2 is told of the libtorrent
+/// seeder (with leechers only, it was told of nobody and waited for ever).
+#[test]
+fn aria2_given_only_a_magnet_link_to_our_tracker_downloads_from_a_libtorrent_seeder() {
+    if !have_aria2() || !have_libtorrent() {
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let (_tracker, tracker_addr, announce) = start_tracker();
+    let len = 2 * 1024 * 1024 + 17;
+    let data = single_file(&work.path().join("src"), "aria2-lt-magnet.bin", len, 37);
+    let (torrent, info_hash) = make_torrent(&data, &announce, 15);
+    let (_seeder, _) = start_libtorrent_seeder(&torrent, &work.path().join("src"));
+    let listed = wait_for_scrape(tracker_addr, info_hash, Duration::from_secs(15), |stats| stats.seeders > 0);
+    assert!(listed, "the libtorrent seeder never announced");
+
+    let magnet = format!("magnet:?xt=urn:btih:{}&tr={announce}", hex::encode(info_hash));
+    let into = work.path().join("leech");
+    let (mut command, log, _) = aria2(work.path(), "aria2-lt-magnet", &into, &magnet);
+    command.args(["--seed-time=0", "--bt-stop-timeout=10"]);
+    let mut leecher = Running::start(&mut command);
+    let status = leecher.wait(DOWNLOAD_TIMEOUT);
+    assert!(
+        status.is_some_and(|status| status.success()),
+        "aria2 did not complete from a magnet link through our tracker (status {status:?}); aria2's log:\n{}",
+        log_tail(&log)
+    );
+    assert_same_file(&data, &into.join("aria2-lt-magnet.bin"));
+}

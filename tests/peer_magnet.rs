@@ -118,6 +118,34 @@ fn a_magnet_link_alone_downloads_from_our_seeder_and_a_restart_needs_no_peer() {
 }
 
 #[test]
+fn a_seeder_that_comes_later_and_dials_us_serves_the_metadata_at_once() {
+    // The tracker's own interval (120 s): the leecher's next announce is a minute away, so only the seeder's
+    // dial, answered during the metadata fetch, can bring the two together in time.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_udp_port();
+    let (_tracker, _) = Running::start_listening(
+        Command::new(bin("tracker")).args(["--open", "--bind"]).arg(format!("127.0.0.1:{port}")),
+    );
+    let announce = format!("udp://127.0.0.1:{port}/announce");
+    let (data, torrent, _) = torrent(dir.path(), "film.bin", 200 << 15, &announce);
+    let magnet = magnet_of(&torrent);
+    assert!(!magnet.contains("x.pe"), "{magnet}");
+    let downloads = dir.path().join("downloads");
+    let started = std::time::Instant::now();
+    let mut leecher = Running::start(peer_command(&magnet, &downloads).arg("--exit-on-complete"));
+    assert!(leecher.wait_for_line(|line| line.contains("\"announced\""), Duration::from_secs(10)).is_some());
+    std::thread::sleep(Duration::from_secs(2));
+    let (_seeder, _) = start_seeder(&torrent, data.parent().expect("src"));
+    let lines = expect_complete(&mut leecher, Duration::from_secs(20));
+    let took = started.elapsed();
+    eprintln!("leecher started 2 s before the seeder: complete in {:.2} s", took.as_secs_f64());
+    let connected = json_events(&lines, "metadata_received");
+    assert_eq!(connected.len(), 1, "{lines:?}");
+    assert!(took < Duration::from_secs(20));
+    assert_eq!(std::fs::read(&data).expect("original"), std::fs::read(downloads.join("film.bin")).expect("copy"));
+}
+
+#[test]
 fn malformed_magnet_links_are_refused_with_the_reason() {
     let dir = tempfile::tempdir().expect("tempdir");
     for (link, reason) in [
