@@ -17,6 +17,7 @@ pub mod http_tracker;
 pub mod lsd;
 pub mod magnet;
 pub mod metadata;
+pub mod metadata_harness;
 mod offers;
 mod outbox;
 pub mod picker;

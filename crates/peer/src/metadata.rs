@@ -5,9 +5,10 @@
 //! Peers can disagree on the size (a liar, or a peer of another torrent under a forged hash), so each size
 //! offered gets an attempt of its own, a few at most. An attempt lives while a connected peer offers its size: it
 //! dies with its last peer, and its memory is given back when it fails its check. A new size is never refused:
-//! when every slot is taken, an attempt without peers (else the oldest) makes room. Memory is claimed piece by
-//! piece as data arrives, and all attempts together hold at most [`MAX_HELD`] bytes: past it, the attempt
-//! holding the most starts over, so a liar's size costs what it sent, never more than one whole fetch.
+//! when every slot is taken, an attempt without peers (else the oldest) makes room. Memory is claimed as data
+//! arrives, and all attempts together hold at most [`MAX_HELD`] bytes, smaller sizes first: a larger size is
+//! asked for only while it fits beside what the smaller ones hold, so liars' sizes go one at a time and cannot
+//! starve a smaller honest one, and a made-up size costs what was sent, never more than one whole fetch.
 //!
 //! Pieces are spread over the peers, one peer per piece until every piece is asked for, then the missing ones
 //! are asked of a second peer too. An ask counts for [`PIECE_TIMEOUT`]; then the piece is asked elsewhere, and a
@@ -30,7 +31,7 @@ use std::time::{Duration, Instant};
 use metainfo::LayersWanted;
 use metainfo::merkle::Hash32;
 use metainfo::merkle_proof::{HashRange, ProofError, piece_layer_requests, verify_hashes};
-use peer_wire::{ExtensionError, METADATA_PIECE_LEN, MetadataAssembler, MetadataProgress};
+use peer_wire::{ExtensionError, MetadataAssembler, MetadataProgress};
 
 /// Largest metadata we fetch: 32 MiB. The info dictionary of a torrent of millions of pieces fits; a peer that
 /// claims more is refused before anything is allocated.
@@ -284,15 +285,22 @@ impl MetadataFetch {
                 }
             }
         }
-        let held = self.held();
-        let most_held = self.attempts.iter().map(|attempt| attempt.assembler.held()).max().unwrap_or(0);
+        // Memory goes to the smaller sizes first: an attempt asks only while what the smaller ones hold and what
+        // it still needs fit in the budget. The liars' sizes then go one at a time (each fails its check and gives
+        // its memory back), and none of them can keep a smaller, honest size from its pieces.
+        let ahead: usize = self
+            .attempts
+            .iter()
+            .filter(|attempt| attempt.assembler.size() < size)
+            .map(|attempt| attempt.assembler.held())
+            .sum();
         let single_source = self.single_source;
         let (Some(peer), Some(attempt)) =
             (self.peers.get_mut(&addr), self.attempts.iter_mut().find(|attempt| attempt.assembler.size() == size))
         else {
             return Vec::new();
         };
-        let held_here = attempt.assembler.held();
+        let needs = (size as usize).saturating_sub(attempt.assembler.held());
         if single_source {
             match attempt.owner {
                 Some((owner, _)) if owner == addr => {}
@@ -301,12 +309,7 @@ impl MetadataFetch {
                 _ => attempt.owner = Some((addr, now)),
             }
         }
-        let mut room = REQUESTS_PER_PEER.saturating_sub(peer.asked.len());
-        if held + room * METADATA_PIECE_LEN > MAX_HELD && held_here < most_held {
-            // Memory is short: only the attempt furthest along goes on, so that it finishes (and, if it is a
-            // liar's, fails and gives its memory back) rather than all of them starting over in turn.
-            room = 0;
-        }
+        let room = if ahead + needs > MAX_HELD { 0 } else { REQUESTS_PER_PEER.saturating_sub(peer.asked.len()) };
         let mut picked: Vec<u32> = Vec::new();
         let not_asked_here = |piece: &u32, peer: &Fetcher| !peer.asked.iter().any(|&(asked, _)| asked == *piece);
         for round in 0..MAX_ASKED {
@@ -370,7 +373,7 @@ impl MetadataFetch {
         match progress {
             Ok(MetadataProgress::Stored) => {
                 attempt.senders[piece as usize] = Some(addr);
-                self.keep_within_budget(at);
+                self.keep_within_budget();
                 Ok(Received::Stored)
             }
             Ok(MetadataProgress::Duplicate) => Ok(Received::Stored),
@@ -397,20 +400,18 @@ impl MetadataFetch {
         }
     }
 
-    /// Past [`MAX_HELD`], the attempts other than `keep` holding the most start over until the rest fits.
-    fn keep_within_budget(&mut self, keep: usize) {
+    /// Past [`MAX_HELD`] (pieces asked before a smaller size took the memory), the largest sizes holding any
+    /// start over until the rest fits.
+    fn keep_within_budget(&mut self) {
         while self.held() > MAX_HELD {
             let largest = self
                 .attempts
-                .iter()
-                .enumerate()
-                .filter(|&(at, attempt)| at != keep && attempt.assembler.held() > 0)
-                .max_by_key(|(_, attempt)| attempt.assembler.held())
-                .map(|(at, _)| at);
-            // One attempt alone never exceeds the budget: it is at most MAX_METADATA_SIZE.
-            let Some(at) = largest.or(Some(keep)) else { return };
-            tracing::debug!(size = self.attempts[at].assembler.size(), "metadata attempt restarted to stay in memory");
-            self.attempts[at].restart();
+                .iter_mut()
+                .filter(|attempt| attempt.assembler.held() > 0)
+                .max_by_key(|attempt| attempt.assembler.size());
+            let Some(attempt) = largest else { return };
+            tracing::debug!(size = attempt.assembler.size(), "metadata attempt restarted to stay within memory");
+            attempt.restart();
         }
     }
 
@@ -431,6 +432,19 @@ impl MetadataFetch {
         if let Some(size) = peer.size {
             self.drop_if_unwanted(size);
         }
+    }
+
+    /// Whether a failed check with several senders made each attempt the business of one peer at a time.
+    #[must_use]
+    pub fn is_single_source(&self) -> bool {
+        self.single_source
+    }
+
+    /// Whether the size `addr` offered is being fetched (its attempt was not evicted for want of a slot).
+    #[must_use]
+    pub fn has_attempt(&self, addr: SocketAddr) -> bool {
+        let size = self.peers.get(&addr).and_then(|peer| peer.size);
+        size.is_some_and(|size| self.attempts.iter().any(|attempt| attempt.assembler.size() == size))
     }
 
     /// Whether `addr` has pieces asked and unanswered.
