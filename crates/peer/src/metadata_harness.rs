@@ -117,11 +117,9 @@ impl MetadataHarness {
             return;
         }
         match action % 10 {
-            0 => {
-                if !self.hostiles[index].connected && !self.fetch.is_banned(addr) {
-                    self.hostiles[index].connected = true;
-                    self.fetch.connected(addr, self.now);
-                }
+            0 if !self.hostiles[index].connected && !self.fetch.is_banned(addr) => {
+                self.hostiles[index].connected = true;
+                self.fetch.connected(addr, self.now);
             }
             1 if self.hostiles[index].connected => {
                 let size = match arg % 6 {
