@@ -398,3 +398,35 @@ async fn a_spoofed_flood_gets_at_most_one_small_reply_per_query() {
     assert!(replies > 0 && pings <= 2);
     assert!(reply_bytes <= query_bytes, "more bytes out ({reply_bytes}) than in ({query_bytes})");
 }
+
+#[tokio::test]
+async fn queries_from_many_ports_of_one_address_draw_one_ping_at_a_time() {
+    // Each query from a node with room in its bucket makes the node ping it back, to see whether it answers. One
+    // IP on many ports (or spoofed sources that never answer) must not fill the node's outstanding queries with
+    // those pings, which would leave none for its own lookups.
+    let node = Node::bind(LOCALHOST, NodeConfig { restrict_ips: false, rate_limits: LIFTED, ..NodeConfig::default() })
+        .await
+        .expect("bind");
+    let target = node.local_addr();
+    let mut sockets = Vec::new();
+    let mut rng = SmallRng::seed_from_u64(9);
+    for n in 0..64u16 {
+        let socket = UdpSocket::bind(LOCALHOST).await.expect("bind");
+        let query = Message::query(TransactionId::from(n), NodeId(rng.random()), Method::Ping);
+        socket.send_to(&query.to_bytes(), target).await.expect("send");
+        recv_reply(&socket, query.transaction_id).await;
+        sockets.push(socket);
+    }
+    // Well within the 2 s a ping stays outstanding: count the pings that came to any of the ports.
+    let mut pings = 0;
+    let mut buf = vec![0u8; 65_536];
+    for socket in &sockets {
+        while let Ok(Ok((len, _))) = timeout(Duration::from_millis(5), socket.recv_from(&mut buf)).await {
+            if matches!(Message::decode(&buf[..len]), Ok((Message { body: Body::Query(_), .. }, _))) {
+                pings += 1;
+            }
+        }
+    }
+    eprintln!("64 queries from 64 ports of 127.0.0.1 drew {pings} pings; {:?}", node.stats());
+    assert!(pings <= 1, "{pings} pings to one address at once");
+}

@@ -186,6 +186,13 @@ struct State {
 }
 
 impl State {
+    /// Keeps `addr` to hand on to the download, up to as many as its candidate table holds.
+    fn remember(&mut self, addr: SocketAddr, source: Source) {
+        if self.known.len() < crate::sources::MAX_CANDIDATES && self.seen.insert(addr) {
+            self.known.push((addr, source));
+        }
+    }
+
     /// Whether `addr` is not to be dialled again: bad metadata, or a bad proof of a piece layer.
     fn is_banned(&self, addr: SocketAddr) -> bool {
         self.fetch.is_banned(addr) || self.layers.as_ref().is_some_and(|layers| layers.is_banned(addr))
@@ -259,9 +266,7 @@ impl Shared {
 
     fn add_candidate(&self, addr: SocketAddr, source: Source) {
         let mut state = self.lock();
-        if state.seen.insert(addr) {
-            state.known.push((addr, source));
-        }
+        state.remember(addr, source);
         state.candidates.add(addr, source, Instant::now());
         drop(state);
         self.wake.notify_one();
@@ -774,10 +779,7 @@ fn extended(
             && let Some(port) = handshake.listen_port
         {
             // Where it listens: handed on to the download, which dials it.
-            let listening = SocketAddr::new(addr.ip(), port.get());
-            if state.seen.insert(listening) {
-                state.known.push((listening, Source::Incoming));
-            }
+            state.remember(SocketAddr::new(addr.ip(), port.get()), Source::Incoming);
         }
         *their_id = handshake.extension_id(UT_METADATA).map(std::num::NonZeroU8::get);
         if their_id.is_none() {

@@ -75,6 +75,10 @@ impl FromIterator<Source> for SourceCounts {
 pub const MAX_CANDIDATES: usize = 2000;
 /// Of which at most this many from peer exchange, so that peers cannot crowd out what the trackers name.
 pub const MAX_PEX_CANDIDATES: usize = 500;
+/// And at most this many from the DHT: one lookup may bring thousands of values from nodes of anyone's choosing.
+pub const MAX_DHT_CANDIDATES: usize = 500;
+/// And at most this many from local service discovery, which anyone on the network can send.
+pub const MAX_LSD_CANDIDATES: usize = 500;
 /// First wait after a failed or ended connection; doubles per failure in a row.
 const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 /// Longest wait between tries.
@@ -100,6 +104,8 @@ struct Candidate {
 #[derive(Debug, Default)]
 pub struct Candidates {
     known: HashMap<SocketAddr, Candidate>,
+    /// How many of `known` came from each source.
+    by_source: SourceCounts,
 }
 
 impl Candidates {
@@ -107,7 +113,9 @@ impl Candidates {
     /// address is always kept, others only while the table has room.
     pub fn add(&mut self, addr: SocketAddr, source: Source, now: Instant) {
         if let Some(known) = self.known.get_mut(&addr) {
-            if source == Source::Manual {
+            if source == Source::Manual && known.source != Source::Manual {
+                self.by_source.0[known.source as usize] -= 1;
+                self.by_source.0[Source::Manual as usize] += 1;
                 known.source = Source::Manual;
             }
             return;
@@ -115,11 +123,16 @@ impl Candidates {
         if source != Source::Manual && self.known.len() >= MAX_CANDIDATES {
             return;
         }
-        if source == Source::Pex
-            && self.known.values().filter(|known| known.source == Source::Pex).count() >= MAX_PEX_CANDIDATES
-        {
+        let cap = match source {
+            Source::Pex => MAX_PEX_CANDIDATES,
+            Source::Dht => MAX_DHT_CANDIDATES,
+            Source::Lsd => MAX_LSD_CANDIDATES,
+            Source::Tracker | Source::Manual | Source::Incoming => MAX_CANDIDATES,
+        };
+        if self.by_source.get(source) >= cap {
             return;
         }
+        self.by_source.0[source as usize] += 1;
         self.known.insert(addr, Candidate { source, failures: 0, next_try: now, busy: false, seed: false });
     }
 
@@ -184,7 +197,9 @@ impl Candidates {
         candidate.busy = false;
         candidate.failures = candidate.failures.saturating_add(1);
         if candidate.source != Source::Manual && candidate.failures >= MAX_FAILURES {
-            self.known.remove(&addr);
+            if let Some(gone) = self.known.remove(&addr) {
+                self.by_source.0[gone.source as usize] -= 1;
+            }
             return;
         }
         let backoff = if candidate.source == Source::Manual {
@@ -229,6 +244,30 @@ mod tests {
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([10, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn the_dht_and_lsd_cannot_crowd_out_what_the_trackers_name() {
+        let now = Instant::now();
+        let mut candidates = Candidates::default();
+        let at = |n: u32| SocketAddr::from((std::net::Ipv4Addr::from(0x0a00_0000 + n), 6881));
+        for n in 0..5000 {
+            candidates.add(at(n), Source::Dht, now);
+            candidates.add(at(100_000 + n), Source::Lsd, now);
+            candidates.add(at(200_000 + n), Source::Pex, now);
+        }
+        assert_eq!(candidates.len(), MAX_DHT_CANDIDATES + MAX_LSD_CANDIDATES + MAX_PEX_CANDIDATES);
+        for n in 0..200 {
+            candidates.add(at(300_000 + n), Source::Tracker, now);
+        }
+        assert_eq!(candidates.len(), MAX_DHT_CANDIDATES + MAX_LSD_CANDIDATES + MAX_PEX_CANDIDATES + 200);
+        // A forgotten DHT address makes room for another from the DHT.
+        for _ in 0..MAX_FAILURES {
+            candidates.ended(at(0), now);
+        }
+        assert_eq!(candidates.source(at(0)), None);
+        candidates.add(at(9999), Source::Dht, now);
+        assert_eq!(candidates.source(at(9999)), Some(Source::Dht));
     }
 
     #[test]

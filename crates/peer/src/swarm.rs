@@ -57,6 +57,10 @@ const UT_METADATA_ID: u8 = 1;
 /// Metadata requests one connection is answered, beyond two per metadata piece: enough for any honest peer, and
 /// a bound on what a peer can make us send by asking again and again.
 const METADATA_REQUESTS_SPARE: u32 = 8;
+/// Hash and metadata requests one connection may make that we must reject; past it the peer is dropped. An honest
+/// peer asks for what it lacks and we have, and meets a reject rarely; a flood of them costs a core (libtorrent
+/// disconnects such a peer too).
+const MAX_REJECTED_REQUESTS: u32 = 64;
 /// Requests go out when at least this fraction of a peer's queue is free, so they leave in batches rather than
 /// one small write per block received.
 const REFILL_DIVISOR: usize = 4;
@@ -118,8 +122,8 @@ struct Peer {
     v2: bool,
     /// Block-hash requests answered from disk so far.
     block_hashes_served: u32,
-    /// Hash requests we had to reject so far.
-    hash_requests_rejected: u32,
+    /// Hash and metadata requests we had to reject so far.
+    requests_rejected: u32,
     /// The id it receives ut_metadata messages under, from its extended handshake.
     ut_metadata: Option<u8>,
     /// Metadata requests answered so far.
@@ -437,6 +441,12 @@ impl Swarm {
         self.candidates().ended(addr, Instant::now());
     }
 
+    /// When `key` last sent a block (or unchoked us), as the snub check sees it.
+    #[cfg(test)]
+    pub(crate) fn last_block_of(&self, key: PeerKey) -> Option<Instant> {
+        self.lock().peers.get(&key).map(|peer| peer.last_block)
+    }
+
     /// Candidates known, from every source.
     #[cfg(test)]
     pub(crate) fn candidate_count(&self) -> usize {
@@ -570,7 +580,7 @@ impl Swarm {
                 extensions,
                 v2,
                 block_hashes_served: 0,
-                hash_requests_rejected: 0,
+                requests_rejected: 0,
                 ut_metadata: None,
                 metadata_served: 0,
                 dht_port_seen: false,
@@ -679,8 +689,12 @@ impl Swarm {
                 self.refill_all(state);
             }
             Message::Unchoke => {
-                peer.peer_choking = false;
-                peer.last_block = Instant::now();
+                // Only a real change starts the snub clock afresh: an unchoke repeated while unchoked would let a
+                // peer that sends no block keep its requests (and their pieces) for ever.
+                if peer.peer_choking {
+                    peer.peer_choking = false;
+                    peer.last_block = Instant::now();
+                }
                 self.refill(state, key);
             }
             Message::Interested => {

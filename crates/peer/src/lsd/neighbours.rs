@@ -1,6 +1,8 @@
 //! What one torrent makes of the announces it hears, and when it announces: which datagrams are read at all (a
 //! token bucket), which announces are ours (the cookie), for our torrent, and which peers are handed on, with a
-//! cap per sender IP and in all so that a flood of made-up ports cannot fill the candidate table.
+//! cap per sender IP and in all so that a flood of made-up ports cannot fill the candidate table. When the table
+//! of senders is full, the one heard from longest ago makes way for a newcomer: spoofed senders cannot lock out
+//! neighbours that come later (what they hand on is capped again by the candidate table's share for LSD).
 //!
 //! We announce on start, once more [`REPEAT_AFTER`] later (a datagram may be lost, a neighbour may start a moment
 //! after us), then every [`ANNOUNCE_INTERVAL`]. A neighbour heard for the first time gets an answer, our
@@ -26,7 +28,7 @@ pub const DATAGRAMS_PER_SECOND: u32 = 100;
 pub const DATAGRAM_BURST: u32 = 100;
 /// Distinct ports handed on per sender IP (several clients on one host are normal; hundreds are not).
 pub const MAX_PORTS_PER_IP: usize = 8;
-/// Distinct sender IPs remembered; past it, announces from new IPs are ignored.
+/// Distinct sender IPs remembered; past it, the one heard from longest ago is forgotten.
 pub const MAX_NEIGHBOUR_IPS: usize = 256;
 /// Between announces of one torrent (BEP 14: every 5 minutes, and no more than one a minute).
 pub const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(5 * 60);
@@ -46,8 +48,6 @@ pub enum Ignored {
     OtherTorrent,
     #[error("too many ports announced from one IP")]
     TooManyPorts,
-    #[error("too many neighbours")]
-    TooManyNeighbours,
     #[error("the sender's address cannot be dialled (loopback, unspecified, multicast, or link-local without scope)")]
     BadSender,
 }
@@ -83,8 +83,8 @@ pub struct Neighbours {
     own: Option<SocketAddr>,
     tokens: u32,
     refilled: Instant,
-    /// Ports heard per sender IP.
-    heard: HashMap<IpAddr, Vec<u16>>,
+    /// Ports heard per sender IP, and when it was last heard.
+    heard: HashMap<IpAddr, (Vec<u16>, Instant)>,
     /// The next round: on start, [`REPEAT_AFTER`] later, then every [`ANNOUNCE_INTERVAL`].
     next_round: Instant,
     rounds: u32,
@@ -115,6 +115,12 @@ impl Neighbours {
             reply_due: None,
             last_sent: None,
         }
+    }
+
+    /// Sender IPs remembered (at most [`MAX_NEIGHBOUR_IPS`]).
+    #[must_use]
+    pub fn neighbour_count(&self) -> usize {
+        self.heard.len()
     }
 
     /// Our cookie, sent in our announces.
@@ -187,12 +193,14 @@ impl Neighbours {
         if Some(peer) == self.own {
             return Err(Ignored::Ours);
         }
-        let known_ips = self.heard.len();
-        let ports = match self.heard.get_mut(&peer.ip()) {
-            Some(ports) => ports,
-            None if known_ips >= MAX_NEIGHBOUR_IPS => return Err(Ignored::TooManyNeighbours),
-            None => self.heard.entry(peer.ip()).or_default(),
-        };
+        if !self.heard.contains_key(&peer.ip()) && self.heard.len() >= MAX_NEIGHBOUR_IPS {
+            let oldest = self.heard.iter().min_by_key(|(_, (_, heard))| *heard).map(|(ip, _)| *ip);
+            if let Some(oldest) = oldest {
+                self.heard.remove(&oldest);
+            }
+        }
+        let (ports, heard) = self.heard.entry(peer.ip()).or_insert_with(|| (Vec::new(), now));
+        *heard = now;
         if !ports.contains(&peer.port()) {
             if ports.len() >= MAX_PORTS_PER_IP {
                 return Err(Ignored::TooManyPorts);

@@ -189,12 +189,18 @@ fn ports_per_ip_and_ips_are_capped() {
     }
     assert_eq!(neighbours.receive(&announce(1000), from(2), now), Err(Ignored::TooManyPorts));
     assert!(neighbours.receive(&announce(1), from(2), now).is_ok(), "a port heard before is still handed on");
+    let later = now + Duration::from_secs(1);
     for n in 1..MAX_NEIGHBOUR_IPS {
         let ip = Ipv4Addr::from(0x0a00_0000 + u32::try_from(n).expect("small"));
-        assert!(neighbours.receive(&announce(1), SocketAddr::from((ip, 6771)), now).is_ok(), "{ip}");
+        assert!(neighbours.receive(&announce(1), SocketAddr::from((ip, 6771)), later).is_ok(), "{ip}");
     }
-    assert_eq!(neighbours.receive(&announce(1), from(200), now), Err(Ignored::TooManyNeighbours));
-    assert!(neighbours.receive(&announce(2), from(2), now).is_ok(), "known IPs go on");
+    assert_eq!(neighbours.neighbour_count(), MAX_NEIGHBOUR_IPS);
+    // Full: a newcomer is not locked out; the sender heard from longest ago (from(2), at `now`) makes way.
+    assert!(neighbours.receive(&announce(1), from(200), later).is_ok());
+    assert_eq!(neighbours.neighbour_count(), MAX_NEIGHBOUR_IPS);
+    for port in 1..=MAX_PORTS_PER_IP as u16 {
+        assert!(neighbours.receive(&announce(port), from(2), later).is_ok(), "forgotten, so heard anew");
+    }
 }
 
 #[test]
@@ -333,7 +339,8 @@ fn caps_count_ipv6_senders_like_ipv4_ones() {
         let sender = SocketAddr::V6(SocketAddrV6::new(ip, 6771, 0, 0));
         assert!(neighbours.receive(&announce(1), sender, now).is_ok(), "{ip}");
     }
-    assert_eq!(neighbours.receive(&announce(1), v6("fd77:1::1", 6771, 0), now), Err(Ignored::TooManyNeighbours));
+    assert!(neighbours.receive(&announce(1), v6("fd77:1::1", 6771, 0), now).is_ok(), "a newcomer is not locked out");
+    assert_eq!(neighbours.neighbour_count(), MAX_NEIGHBOUR_IPS);
 }
 
 #[test]

@@ -12,10 +12,6 @@ use crate::v2::BlockClaim;
 /// Block-hash requests one connection is answered from disk: each costs a piece read and its hashing, and an
 /// honest peer asks only for the pieces that failed for it.
 const MAX_BLOCK_HASH_ANSWERS: u32 = 256;
-/// Hash requests one connection may make that we must reject; past it the peer is dropped. An honest peer asks
-/// for what a v2 torrent's trees hold, and only of pieces we have: it meets a reject rarely. A flood of them
-/// costs a core (libtorrent disconnects such a peer too).
-pub(super) const MAX_HASH_REJECTS: u32 = 64;
 
 impl Swarm {
     /// A peer asks for hashes of one of our files: answered from the piece layers, or for hashes below them from
@@ -23,7 +19,7 @@ impl Swarm {
     ///
     /// # Errors
     ///
-    /// More than [`MAX_HASH_REJECTS`] requests rejected on this connection: it is to be closed.
+    /// More than `MAX_REJECTED_REQUESTS` requests rejected on this connection: it is to be closed.
     pub(super) fn on_hash_request(
         &self,
         state: &mut State,
@@ -38,11 +34,12 @@ impl Swarm {
         }
         let piece = self.hash_trees.piece_for(&pieces_root, &range).filter(|&piece| state.picker.have(piece));
         let Some(piece) = piece.filter(|_| peer.block_hashes_served < MAX_BLOCK_HASH_ANSWERS) else {
-            peer.hash_requests_rejected += 1;
-            if peer.hash_requests_rejected > MAX_HASH_REJECTS {
+            peer.requests_rejected += 1;
+            if peer.requests_rejected > MAX_REJECTED_REQUESTS {
                 return Err(format!(
-                    "it kept sending hash requests we cannot answer ({} rejected; {} block-hash answers served)",
-                    peer.hash_requests_rejected, peer.block_hashes_served
+                    "it kept sending hash requests we cannot answer ({} requests rejected; {} block-hash answers \
+                     served)",
+                    peer.requests_rejected, peer.block_hashes_served
                 ));
             }
             peer.outbox.push(&reject_message(pieces_root, range));

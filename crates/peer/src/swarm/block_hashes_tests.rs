@@ -307,11 +307,11 @@ fn a_peer_that_keeps_asking_for_hashes_we_must_reject_is_dropped() {
     let root = v2.tree.root();
     // Past the tree: never answerable.
     let (base_layer, index, length, proof_layers) = (0, 16, 4, 0);
-    for _ in 0..MAX_HASH_REJECTS {
+    for _ in 0..MAX_REJECTED_REQUESTS {
         v2.send(&peer, Message::HashRequest { pieces_root: root, base_layer, index, length, proof_layers });
     }
     let rejects = decoded_count(&v2.sent(&peer));
-    assert_eq!(rejects, MAX_HASH_REJECTS as usize, "each is rejected while under the cap");
+    assert_eq!(rejects, MAX_REJECTED_REQUESTS as usize, "each is rejected while under the cap");
     let flood = std::iter::once(Message::HashRequest { pieces_root: root, base_layer, index, length, proof_layers });
     let closed = v2.swarm.handle_messages(peer.key, flood).expect_err("one more closes the connection");
     assert!(closed.contains("hash requests we cannot answer"), "{closed}");
@@ -326,4 +326,46 @@ fn decoded_count(bytes: &[u8]) -> usize {
         count += 1;
     }
     count
+}
+
+#[test]
+fn a_repeated_unchoke_does_not_restart_the_snub_clock() {
+    let v2 = v2_swarm(false);
+    let peer = v2.join(1);
+    v2.send(&peer, Bitfield::full(4).to_message());
+    v2.send(&peer, Message::Unchoke);
+    let unchoked = v2.swarm.last_block_of(peer.key).expect("a peer");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    v2.send(&peer, Message::Unchoke);
+    assert_eq!(v2.swarm.last_block_of(peer.key), Some(unchoked), "an unchoke while unchoked is no sign of life");
+    v2.send(&peer, Message::Choke);
+    v2.send(&peer, Message::Unchoke);
+    assert!(v2.swarm.last_block_of(peer.key) > Some(unchoked), "a real unchoke starts the clock afresh");
+}
+
+#[test]
+fn a_peer_that_keeps_asking_for_metadata_we_must_reject_is_dropped() {
+    let v2 = v2_swarm(true);
+    let admitted =
+        v2.swarm.admit(SocketAddr::from(([10, 0, 0, 1], 6881)), [1; 20], Direction::Incoming, true, false, true);
+    let admitted = admitted.expect("admitted");
+    let peer = FakePeer { key: admitted.key, outbox: admitted.outbox, addr: SocketAddr::from(([10, 0, 0, 1], 6881)) };
+    let mut handshake = Vec::new();
+    peer_wire::ExtendedHandshake {
+        extensions: [(peer_wire::UT_METADATA.to_owned(), 3)].into_iter().collect(),
+        ..peer_wire::ExtendedHandshake::default()
+    }
+    .encode(&mut handshake);
+    v2.send(&peer, Message::Extended { id: 0, payload: &handshake });
+    v2.sent(&peer);
+    // A piece past the dictionary's end: never answerable.
+    let mut request = Vec::new();
+    peer_wire::MetadataMessage::Request { piece: 999 }.encode(&mut request);
+    for _ in 0..MAX_REJECTED_REQUESTS {
+        v2.send(&peer, Message::Extended { id: UT_METADATA_ID, payload: &request });
+    }
+    assert_eq!(decoded_count(&v2.sent(&peer)), MAX_REJECTED_REQUESTS as usize, "each rejected under the cap");
+    let flood = std::iter::once(Message::Extended { id: UT_METADATA_ID, payload: &request });
+    let closed = v2.swarm.handle_messages(peer.key, flood).expect_err("one more closes the connection");
+    assert!(closed.contains("metadata requests we cannot answer"), "{closed}");
 }

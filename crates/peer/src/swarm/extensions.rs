@@ -62,7 +62,17 @@ impl Swarm {
                 peer.metadata_served += 1;
                 MetadataMessage::Data { piece, total_size, block }
             }
-            _ => MetadataMessage::Reject { piece },
+            _ => {
+                peer.requests_rejected += 1;
+                if peer.requests_rejected > MAX_REJECTED_REQUESTS {
+                    return Err(format!(
+                        "it kept sending metadata requests we cannot answer ({} requests rejected; {} metadata \
+                         pieces served)",
+                        peer.requests_rejected, peer.metadata_served
+                    ));
+                }
+                MetadataMessage::Reject { piece }
+            }
         };
         let mut out = Vec::new();
         reply.encode(&mut out);
