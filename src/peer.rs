@@ -27,7 +27,8 @@ use magnet::{fetch_metadata, saved_torrent};
 /// BitTorrent peer: downloads TORRENT's data from its swarm over TCP, checking every piece (its SHA-1, or for a
 /// v2-only torrent its file's SHA-256 merkle tree), then seeds.
 ///
-/// Existing data in DIR is checked first: a complete copy seeds at once, a partial one resumes. Peers come from
+/// Existing data in DIR is checked first (or trusted from the fast-resume state, when its files are exactly as it
+/// recorded: see --no-resume): a complete copy seeds at once, a partial one resumes. Peers come from
 /// the torrent's udp://, http:// and https:// trackers (BEP 12 tiers), from --peer, and for public torrents from
 /// peer exchange (BEP 11), the Mainline DHT (BEP 5) and local service discovery (BEP 14). A magnet link's metadata is fetched from peers first (BEP 9) and saved as DIR/NAME.torrent.
 /// HTTPS trackers with a private CA are trusted through SSL_CERT_FILE or SSL_CERT_DIR. Ctrl-C announces `stopped` and exits:
@@ -106,6 +107,13 @@ pub struct Args {
     /// announce the same torrent are dialled.
     #[arg(long)]
     pub no_lsd: bool,
+
+    /// Always check the data at start, and keep no fast-resume state. Without it, the verified pieces are kept
+    /// with each file's size and modification time in DIR/.peer-resume/INFOHASH.resume (written after the
+    /// start-up check, on completion and at exit, atomically), and a start whose files are exactly as recorded
+    /// trusts them without reading the data; any difference and the data is checked.
+    #[arg(long)]
+    pub no_resume: bool,
 
     /// UDP port of our DHT node. [default: the peer's TCP port; 0: any free port]
     #[arg(long, value_name = "PORT")]
@@ -234,6 +242,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         trace,
         dht: dht.clone(),
         lsd: !args.no_lsd,
+        resume: !args.no_resume,
     };
     let dht_node = dht;
     let outcome = runtime.block_on(async {
@@ -414,8 +423,11 @@ impl View {
                     bar.set_position(*done);
                 }
             }
-            Event::Checked { have, total } => {
+            Event::Checked { have, total, resumed: false } => {
                 self.line(&format!("checked existing data: {have} of {total} pieces present"));
+            }
+            Event::Checked { have, total, resumed: true } => {
+                self.line(&format!("resumed: {have} of {total} pieces present, as the fast-resume state says"));
             }
             Event::Announced { tracker, peers, seeders, leechers } => {
                 tracing::info!("{tracker}: {peers} peers ({seeders} seeders, {leechers} leechers)");
@@ -566,7 +578,9 @@ fn event_json(event: &Event) -> serde_json::Value {
             json!({"event": "listening", "address": addr.to_string(), "peer_id": hex::encode(peer_id)})
         }
         Event::Checking { done, total } => json!({"event": "checking", "done": done, "total": total}),
-        Event::Checked { have, total } => json!({"event": "checked", "have": have, "total": total}),
+        Event::Checked { have, total, resumed } => {
+            json!({"event": "checked", "have": have, "total": total, "resumed": resumed})
+        }
         Event::Announced { tracker, peers, seeders, leechers } => {
             json!({"event": "announced", "tracker": tracker, "peers": peers, "seeders": seeders, "leechers": leechers})
         }

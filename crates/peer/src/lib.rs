@@ -23,6 +23,7 @@ mod outbox;
 pub mod picker;
 pub mod rate;
 pub mod reputation;
+pub mod resume;
 pub mod session;
 pub mod sources;
 pub mod storage;

@@ -54,6 +54,9 @@ pub struct Config {
     /// Local service discovery (BEP 14) on the listening interface: announce the torrent to the local network
     /// and dial the neighbours that announce it (never for a private torrent; never fatal).
     pub lsd: bool,
+    /// Fast resume ([`crate::resume`]): trust the state kept under `dir` when the files are as it says, instead of
+    /// reading them; keep it up to date.
+    pub resume: bool,
 }
 
 /// Transfer totals and rates, once a second.
@@ -94,9 +97,12 @@ pub enum Event {
         done: u64,
         total: u64,
     },
+    /// The start-up check is over: by reading the data, or (`resumed`) by trusting the fast-resume state, whose
+    /// files were exactly as it recorded.
     Checked {
         have: u32,
         total: u32,
+        resumed: bool,
     },
     Announced {
         tracker: String,
@@ -240,8 +246,20 @@ pub async fn run_with_listener(
     let peer_id = new_peer_id();
     let _ = events.send(Event::Listening { addr: listen_addr, peer_id });
 
-    let have = check(&storage, config.check_threads, &events).await?;
-    let _ = events.send(Event::Checked { have: have.count(), total: have.len() });
+    let resume_path = config.resume.then(|| crate::resume::path_for(&config.dir, &torrent.info_hash.0));
+    let trusted = match &resume_path {
+        Some(path) => resumed(path, &storage, &torrent.info_hash.0).await,
+        None => None,
+    };
+    let resumed = trusted.is_some();
+    let have = match trusted {
+        Some(have) => have,
+        None => check(&storage, config.check_threads, &events).await?,
+    };
+    let _ = events.send(Event::Checked { have: have.count(), total: have.len(), resumed });
+    if let Some(path) = resume_path.as_ref().filter(|_| !resumed) {
+        save_resume(path.clone(), storage.clone(), torrent.info_hash.0, have.clone()).await;
+    }
     let started_complete = have.is_complete();
     if started_complete {
         let storage = storage.clone();
@@ -270,6 +288,23 @@ pub async fn run_with_listener(
     let local_ip = Some(config.listen.ip()).filter(|ip| !ip.is_unspecified());
 
     let mut tasks = tokio::task::JoinSet::new();
+    if let Some(path) = resume_path.clone().filter(|_| !started_complete) {
+        // The state on completion: a seeder killed later restarts without reading its data.
+        let (swarm, storage) = (swarm.clone(), swarm.storage.clone());
+        tasks.spawn(async move {
+            loop {
+                // Registered before the check: a completion in between is not missed.
+                let changed = swarm.changed.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                if swarm.is_complete() {
+                    break;
+                }
+                changed.await;
+            }
+            save_resume(path, storage, info_hash, swarm.have_bitfield()).await;
+        });
+    }
     tasks.spawn(accept_loop(swarm.clone(), listener, config.max_peers_per_ip));
     tasks.spawn(tick_loop(swarm.clone()));
     for &(addr, source) in &config.peers {
@@ -347,7 +382,55 @@ pub async fn run_with_listener(
     let (downloaded, uploaded, _) = swarm.progress();
     let complete = swarm.is_complete();
     let (have, total) = swarm.have_count();
+    if let Some(path) = resume_path {
+        // Every verified piece was written before it was counted (see `pieces::write_and_verify`).
+        save_resume(path, swarm.storage.clone(), info_hash, swarm.have_bitfield()).await;
+    }
     Ok(Outcome { complete, have, total, downloaded, uploaded, peers })
+}
+
+/// The pieces the fast-resume state at `path` vouches for, if it is there, reads, describes this torrent and
+/// every file is exactly as it recorded; why not is logged.
+async fn resumed(path: &std::path::Path, storage: &Arc<Storage>, info_hash: &[u8; 20]) -> Option<Bitfield> {
+    let (path, storage, info_hash) = (path.to_path_buf(), storage.clone(), *info_hash);
+    tokio::task::spawn_blocking(move || {
+        let state = match crate::resume::load(&path) {
+            Ok(Some(state)) => state,
+            Ok(None) => return None,
+            Err(err) => {
+                tracing::warn!("the fast-resume state {} is not used: {err}; checking the data", path.display());
+                return None;
+            }
+        };
+        match state.trusted(&info_hash, storage.num_pieces(), &storage.file_paths()) {
+            Ok(have) => {
+                tracing::info!("fast resume: {} pieces trusted from {}", have.count(), path.display());
+                Some(have)
+            }
+            Err(err) => {
+                tracing::info!("the fast-resume state is not used: {err}; checking the data");
+                None
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// Writes the fast-resume state: `have` with the files' stamps now. A failure (a read-only download folder) is
+/// a warning: the next start checks the data.
+async fn save_resume(path: PathBuf, storage: Arc<Storage>, info_hash: [u8; 20], have: Bitfield) {
+    let saved = tokio::task::spawn_blocking(move || {
+        let files = crate::resume::stamps(&storage.file_paths());
+        crate::resume::save(&path, &crate::resume::ResumeState { info_hash, have, files })
+    })
+    .await;
+    match saved {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::warn!("fast resume: {err}; the next start checks the data"),
+        Err(err) => tracing::warn!("fast resume: {err}"),
+    }
 }
 
 /// Starts local service discovery for the torrent, on IPv4, IPv6 or both as `listen` allows (see

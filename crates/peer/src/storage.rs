@@ -186,6 +186,12 @@ impl Storage {
         })
     }
 
+    /// Each file's path, in the torrent's order; `None` for a pad file (never on disk).
+    #[must_use]
+    pub fn file_paths(&self) -> Vec<Option<PathBuf>> {
+        self.files.iter().map(|file| (!file.pad).then(|| file.path.clone())).collect()
+    }
+
     pub fn num_pieces(&self) -> u32 {
         self.num_pieces
     }

@@ -371,6 +371,11 @@ impl Swarm {
         self.lock().complete
     }
 
+    /// The pieces we have: verified and written.
+    pub fn have_bitfield(&self) -> Bitfield {
+        self.lock().picker.we_have().clone()
+    }
+
     /// (pieces we have, pieces in the torrent).
     pub fn have_count(&self) -> (u32, u32) {
         let state = self.lock();
