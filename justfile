@@ -38,7 +38,7 @@ lint:
     ! grep -rnE 'dbg!|todo!|FIXME' --include '*.rs' src crates tests
 
 # Run one fuzz target for SECONDS (targets: the files in fuzz/fuzz_targets: bencode_decode extension_decode http_tracker_parse
-# krpc_decode lsd_message magnet_parse merkle_proof_verify metadata_fetch metainfo_parse metainfo_v2_parse swarm_messages tracker_handle
+# krpc_decode lsd_message magnet_parse merkle_proof_verify metadata_fetch metainfo_parse metainfo_v2_parse resume_parse swarm_messages tracker_handle
 # tracker_http udp_request_parse udp_response_parse wire_decode).
 fuzz target seconds="60":
     cargo install --locked cargo-fuzz --quiet || true
