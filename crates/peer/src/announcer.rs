@@ -10,7 +10,7 @@ use std::time::Duration;
 use rand::seq::SliceRandom;
 use tracker_protocol::AnnounceEvent;
 
-use crate::session::Event;
+use crate::events::Event;
 use crate::sources::Source;
 use crate::swarm::Swarm;
 use crate::tracker_client::{Announce, Timeouts};

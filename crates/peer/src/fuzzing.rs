@@ -52,7 +52,7 @@ pub struct Harness {
     connections: Vec<Option<Connection>>,
     connects: u64,
     dir: PathBuf,
-    events: mpsc::UnboundedReceiver<crate::session::Event>,
+    events: mpsc::UnboundedReceiver<crate::events::Event>,
     /// For a v2 torrent: the file's whole merkle tree, to answer hash requests from.
     tree: Option<HashTree>,
 }
@@ -202,7 +202,7 @@ impl Harness {
     pub fn banned(&mut self) -> Vec<SocketAddr> {
         let mut banned = Vec::new();
         while let Ok(event) = self.events.try_recv() {
-            if let crate::session::Event::PeerBanned { addr } = event {
+            if let crate::events::Event::PeerBanned { addr } = event {
                 banned.push(addr);
             }
         }
@@ -211,7 +211,7 @@ impl Harness {
 
     /// Every event since last asked.
     #[cfg(test)]
-    fn drain_events(&mut self) -> Vec<crate::session::Event> {
+    fn drain_events(&mut self) -> Vec<crate::events::Event> {
         std::iter::from_fn(|| self.events.try_recv().ok()).collect()
     }
 
@@ -568,13 +568,13 @@ mod tests {
         let events = harness.drain_events();
         let failed_shared = events
             .iter()
-            .any(|event| matches!(event, crate::session::Event::PieceFailed { senders, .. } if senders.len() == 2));
+            .any(|event| matches!(event, crate::events::Event::PieceFailed { senders, .. } if senders.len() == 2));
         assert!(failed_shared, "no piece failed with two senders: {events:?}");
         // The witness answers the block-hash request with the right hashes.
         harness.run(&[8, 4, 0]);
         let events = harness.drain_events();
         let checked = events.iter().find_map(|event| match event {
-            crate::session::Event::BlocksChecked { liars, by, .. } => Some((liars.clone(), *by)),
+            crate::events::Event::BlocksChecked { liars, by, .. } => Some((liars.clone(), *by)),
             _ => None,
         });
         let (liar, witness) = (SocketAddr::from(([10, 0, 0, 1], 6881)), SocketAddr::from(([10, 0, 0, 1], 6885)));

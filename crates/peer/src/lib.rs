@@ -11,6 +11,7 @@ pub mod block_proof;
 pub mod choker;
 mod connection;
 pub mod dht_peers;
+pub mod events;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http_tracker;

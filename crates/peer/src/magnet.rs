@@ -36,8 +36,8 @@ use tracker_protocol::AnnounceEvent;
 use metainfo::merkle::Hash32;
 use metainfo::merkle_proof::HashRange;
 
+use crate::events::Event;
 use crate::metadata::{InfoCheck, LayerFetch, LayerProgress, MAX_METADATA_SIZE, MetadataFetch, PATIENCE, Received};
-use crate::session::Event;
 use crate::sources::{Candidates, Source};
 use crate::tracker_client::{Announce, Timeouts};
 use crate::trackers::Tracker;

@@ -14,12 +14,12 @@ use rand::rngs::SmallRng;
 use tokio::sync::{Notify, mpsc};
 
 use crate::choker::{Choker, ChokerConfig, PeerStats};
+use crate::events::{Event, PeerSummary, Status};
 use crate::offers::Offers;
 use crate::outbox::Outbox;
 use crate::picker::{Block, PeerKey, PickLimits, Picker, Received};
 use crate::rate::{RateMeter, UploadLimiter};
 use crate::reputation::{Digest, Reputation, Sender, Verdict};
-use crate::session::{Event, PeerSummary, Status};
 use crate::sources::{Candidates, Source};
 use crate::storage::{Storage, StorageError};
 

@@ -9,8 +9,8 @@ use peer_wire::{Bitfield, Message};
 use tokio::sync::mpsc;
 
 use super::*;
+use crate::events::Event;
 use crate::outbox::Batch;
-use crate::session::Event;
 
 const PIECE: u64 = 4 * BLOCK_SIZE;
 const FILE_LEN: u64 = 3 * PIECE + 8192;
