@@ -79,6 +79,10 @@ pub struct Args {
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub upload_limit: Option<u64>,
 
+    /// Cap on the total download rate (everything read from peers), in bytes per second, with the same suffixes.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub download_limit: Option<u64>,
+
     /// Local IP address to listen on and to connect and announce from.
     #[arg(long, value_name = "IP", default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
     pub bind: IpAddr,
@@ -237,6 +241,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         max_peers_per_ip: usize::from(args.max_peers_per_ip),
         super_seed: !args.no_super_seed,
         upload_limit: args.upload_limit,
+        download_limit: args.download_limit,
         exit_on_complete: args.exit_on_complete,
         check_threads: std::thread::available_parallelism().map_or(1, usize::from),
         tracker_timeouts,

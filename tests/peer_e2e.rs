@@ -108,6 +108,33 @@ fn one_seeder_to_one_leecher_multi_file_with_direct_peer() {
 }
 
 #[test]
+fn a_download_limit_caps_what_the_leecher_reads() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (_tracker, announce, _) = start_tracker();
+    let len = 3 * 1024 * 1024;
+    let data = single_file(work.path(), "capped.bin", len, 9);
+    let (torrent, _) = make_torrent(&data, &announce, PIECE_LOG2);
+    // The seeder sends as fast as loopback goes; only the leecher's own limit holds it to 1 MB/s.
+    let (_seeder, seeder_addr) = start_seeder(&torrent, &work.path().join("src"), &[]);
+    let into = work.path().join("leech");
+    let started = std::time::Instant::now();
+    let mut leecher = Running::start(peer_command(&torrent, &into).args(["--exit-on-complete", "--json"]).args([
+        "--download-limit",
+        "1M",
+        "--peer",
+        &seeder_addr.to_string(),
+    ]));
+    let rest = expect_complete(&mut leecher, Duration::from_secs(60));
+    let took = started.elapsed();
+    assert_same_file(&data, &into.join("capped.bin"));
+    // 3 MiB at 1 MB/s is 3.1 s, less the quarter second of burst the bucket allows.
+    eprintln!("3 MiB under --download-limit 1M took {:.2} s", took.as_secs_f64());
+    assert!(took >= Duration::from_millis(2700), "3 MiB took {took:?} under a 1 MB/s limit");
+    let fastest = json_events(&rest, "status").iter().filter_map(|status| status["download_rate"].as_u64()).max();
+    assert!(fastest.is_some_and(|rate| rate < 1_500_000), "a status showed {fastest:?} B/s");
+}
+
+#[test]
 fn leechers_trade_pieces_among_themselves() {
     let work = tempfile::tempdir().expect("tempdir");
     let (_tracker, announce, _) = start_tracker();

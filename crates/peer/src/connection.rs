@@ -245,15 +245,34 @@ async fn read_loop(
             buf.copy_within(start..end, 0);
             (start, end) = (0, end - start);
         }
+        // Under a download limit, reads come in slices of about a quarter second's worth (at least one block
+        // message), and each waits for its share: the kernel's buffer fills and TCP slows the sender.
+        let read_end = match &swarm.download_limiter {
+            Some(limiter) => {
+                let slice = (limiter.bytes_per_second() / 4).max(u64::from(peer_wire::BLOCK_LEN) + 13);
+                buf.len().min(end + usize::try_from(slice).unwrap_or(usize::MAX))
+            }
+            None => buf.len(),
+        };
         let read = tokio::select! {
-            read = tokio::time::timeout(IDLE_TIMEOUT, reader.read(&mut buf[end..])) => read,
+            read = tokio::time::timeout(IDLE_TIMEOUT, reader.read(&mut buf[end..read_end])) => read,
             () = outbox.closed() => return Ok(()),
         };
-        match read {
+        let read = match read {
             Err(_) => return Err("idle for too long".into()),
             Ok(Err(err)) => return Err(format!("read: {err}")),
             Ok(Ok(0)) => return Ok(()),
-            Ok(Ok(n)) => end += n,
+            Ok(Ok(n)) => n,
+        };
+        end += read;
+        if let Some(limiter) = &swarm.download_limiter {
+            let wait = limiter.reserve(read as u64);
+            if !wait.is_zero() {
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = outbox.closed() => return Ok(()),
+                }
+            }
         }
     }
 }
@@ -266,7 +285,7 @@ async fn write_loop(
 ) -> Result<(), CloseReason> {
     let mut batch = Batch::default();
     let mut out = Vec::new();
-    let max_uploads = match &swarm.limiter {
+    let max_uploads = match &swarm.upload_limiter {
         // Under a limit, send in slices of about a quarter second so the rate stays smooth.
         Some(limiter) => (limiter.bytes_per_second() / 4 / u64::from(peer_wire::BLOCK_LEN)).clamp(1, 64) as usize,
         None => UPLOAD_BATCH,
@@ -290,7 +309,7 @@ async fn write_loop(
         let mut block_ends: Vec<(usize, u64)> = Vec::new();
         if !batch.uploads.is_empty() {
             let bytes: u64 = batch.uploads.iter().map(|block| u64::from(block.length)).sum();
-            if let Some(limiter) = &swarm.limiter {
+            if let Some(limiter) = &swarm.upload_limiter {
                 let wait = limiter.reserve(bytes);
                 if !wait.is_zero() {
                     tokio::select! {

@@ -144,6 +144,7 @@ impl Harness {
             max_peers_per_ip: 4,
             super_seed: true,
             upload_limit: None,
+            download_limit: None,
             defer_verification: true,
             private: torrent.info.private,
             listen_port: Some(6881),

@@ -1,4 +1,4 @@
-//! Transfer rates and the upload limit.
+//! Transfer rates, and the upload and download limits.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -29,9 +29,10 @@ impl RateMeter {
     }
 }
 
-/// A token bucket shared by every connection: `--upload-limit` caps the sum of what they send.
+/// A token bucket shared by every connection: `--upload-limit` caps the sum of what they send, `--download-limit`
+/// the sum of what they read.
 #[derive(Debug)]
-pub struct UploadLimiter {
+pub struct TransferLimiter {
     bytes_per_second: u64,
     bucket: Mutex<Bucket>,
 }
@@ -43,7 +44,7 @@ struct Bucket {
     refilled_at: Instant,
 }
 
-impl UploadLimiter {
+impl TransferLimiter {
     /// A limiter allowing `bytes_per_second` (at least 1), with a burst of a quarter second.
     pub fn new(bytes_per_second: u64) -> Self {
         Self {
@@ -57,7 +58,8 @@ impl UploadLimiter {
         self.bytes_per_second
     }
 
-    /// Takes `bytes` from the bucket and returns how long the caller must wait before sending them.
+    /// Takes `bytes` from the bucket and returns how long the caller must wait before sending (or, for downloads,
+    /// reading more than) them.
     pub fn reserve(&self, bytes: u64) -> Duration {
         let rate = self.bytes_per_second as f64;
         let mut bucket = self.bucket.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -91,7 +93,7 @@ mod tests {
 
     #[test]
     fn limiter_makes_senders_wait_for_their_share() {
-        let limiter = UploadLimiter::new(1_000_000);
+        let limiter = TransferLimiter::new(1_000_000);
         // The bucket starts empty: the first 16 KiB waits about 16 ms.
         let first = limiter.reserve(16_384);
         assert!(first > Duration::from_millis(10) && first < Duration::from_millis(20), "{first:?}");

@@ -43,6 +43,8 @@ pub struct Config {
     pub super_seed: bool,
     /// Bytes per second for all uploads together.
     pub upload_limit: Option<u64>,
+    /// Bytes per second for all downloads together (what the connections read, protocol bytes included).
+    pub download_limit: Option<u64>,
     /// Return as soon as the data is complete (after announcing `completed`).
     pub exit_on_complete: bool,
     /// Threads for the start-up check.
@@ -150,6 +152,7 @@ pub async fn run_with_listener(
         max_peers: config.max_peers,
         max_peers_per_ip: config.max_peers_per_ip,
         upload_limit: config.upload_limit,
+        download_limit: config.download_limit,
         super_seed: config.super_seed,
         defer_verification: false,
         private: torrent.info.private,

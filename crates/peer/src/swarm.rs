@@ -18,7 +18,7 @@ use crate::events::{Event, PeerSummary, Status};
 use crate::offers::Offers;
 use crate::outbox::Outbox;
 use crate::picker::{Block, PeerKey, PickLimits, Picker, Received};
-use crate::rate::{RateMeter, UploadLimiter};
+use crate::rate::{RateMeter, TransferLimiter};
 use crate::reputation::{Digest, Reputation, Sender, Verdict};
 use crate::sources::{Candidates, Source};
 use crate::storage::{Storage, StorageError};
@@ -222,6 +222,8 @@ pub struct SwarmConfig {
     /// Super-seed when the session starts with the whole torrent (see `offers`).
     pub super_seed: bool,
     pub upload_limit: Option<u64>,
+    /// Bytes per second all connections may read together.
+    pub download_limit: Option<u64>,
     /// Complete pieces wait for [`Swarm::run_deferred`] instead of going to the hasher task: for driving a swarm
     /// without a runtime (fuzzing).
     pub defer_verification: bool,
@@ -268,7 +270,10 @@ pub struct Swarm {
     hash_trees: Arc<crate::v2::HashTrees>,
     /// See [`SwarmConfig::info_hash_v2`].
     pub info_hash_v2: Option<[u8; 20]>,
-    pub limiter: Option<UploadLimiter>,
+    /// `--upload-limit`: what all connections send together.
+    pub upload_limiter: Option<TransferLimiter>,
+    /// `--download-limit`: what all connections read together.
+    pub download_limiter: Option<TransferLimiter>,
     pub uploaded: AtomicU64,
     pub events: mpsc::UnboundedSender<Event>,
     /// Notified when the last piece is verified, and when a fatal error stops the session.
@@ -316,7 +321,8 @@ impl Swarm {
             storage,
             info_hash,
             peer_id,
-            limiter: config.upload_limit.map(UploadLimiter::new),
+            upload_limiter: config.upload_limit.map(TransferLimiter::new),
+            download_limiter: config.download_limit.map(TransferLimiter::new),
             uploaded: AtomicU64::new(0),
             events,
             changed: Notify::new(),

@@ -49,6 +49,7 @@ fn v2_swarm(seeding: bool) -> V2Swarm {
         max_peers_per_ip: 4,
         super_seed: false,
         upload_limit: None,
+        download_limit: None,
         defer_verification: true,
         private: false,
         listen_port: None,
