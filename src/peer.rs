@@ -83,6 +83,11 @@ pub struct Args {
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub download_limit: Option<u64>,
 
+    /// Download in order, for previewing media: new pieces are started among the first 16 MiB (at least 4
+    /// pieces) not yet started, rarest first among them; a peer that has none of those is asked for others.
+    #[arg(long)]
+    pub sequential: bool,
+
     /// Local IP address to listen on and to connect and announce from.
     #[arg(long, value_name = "IP", default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
     pub bind: IpAddr,
@@ -242,6 +247,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         super_seed: !args.no_super_seed,
         upload_limit: args.upload_limit,
         download_limit: args.download_limit,
+        sequential: args.sequential,
         exit_on_complete: args.exit_on_complete,
         check_threads: std::thread::available_parallelism().map_or(1, usize::from),
         tracker_timeouts,

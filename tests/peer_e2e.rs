@@ -135,6 +135,32 @@ fn a_download_limit_caps_what_the_leecher_reads() {
 }
 
 #[test]
+fn a_sequential_download_verifies_pieces_in_order_within_its_window() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (_tracker, announce, _) = start_tracker();
+    // 48 pieces of 1 MiB: the 16 MiB window is a third of the torrent.
+    let len = 48 << 20;
+    let data = single_file(work.path(), "film.mkv", len, 10);
+    let (torrent, _) = make_torrent(&data, &announce, 20);
+    let (_seeder, seeder_addr) = start_seeder(&torrent, &work.path().join("src"), &[]);
+    let into = work.path().join("leech");
+    let mut leecher = Running::start(
+        peer_command(&torrent, &into)
+            .args(["--exit-on-complete", "--json", "--sequential", "--peer"])
+            .arg(seeder_addr.to_string()),
+    );
+    let rest = expect_complete(&mut leecher, Duration::from_secs(60));
+    assert_same_file(&data, &into.join("film.mkv"));
+    let order: Vec<u64> =
+        json_events(&rest, "piece_verified").iter().filter_map(|event| event["piece"].as_u64()).collect();
+    assert_eq!(order.len(), 48);
+    // The k-th piece verified was started when at most k were in, so within 16 pieces of the k-th.
+    for (k, &piece) in order.iter().enumerate() {
+        assert!(piece < k as u64 + 16, "piece {piece} verified {k}th: {order:?}");
+    }
+}
+
+#[test]
 fn leechers_trade_pieces_among_themselves() {
     let work = tempfile::tempdir().expect("tempdir");
     let (_tracker, announce, _) = start_tracker();

@@ -145,6 +145,7 @@ impl Harness {
             super_seed: true,
             upload_limit: None,
             download_limit: None,
+            sequential: false,
             defer_verification: true,
             private: torrent.info.private,
             listen_port: Some(6881),

@@ -160,6 +160,12 @@ pub struct Picker {
     requests: BTreeMap<PeerKey, BTreeMap<u32, u32>>,
     /// Reused by the bitfield walk of `pick`, so a pick does not allocate.
     scratch: Vec<(u32, u32, u32)>,
+    /// Sequential download: new pieces come from the first this many not yet started (that the peer has, looking
+    /// at most four times as far from the first piece we lack), rarest first among them; a peer that has none of
+    /// them is asked for others, rarest first.
+    sequential: Option<u32>,
+    /// Every piece before it is `Have` (pieces never leave `Have`), so the window's start is found from here.
+    first_lacking: u32,
 }
 
 impl Picker {
@@ -189,7 +195,16 @@ impl Picker {
             hashing: 0,
             requests: BTreeMap::new(),
             scratch: Vec::new(),
+            sequential: None,
+            first_lacking: 0,
         })
+    }
+
+    /// Downloads in order, for previewing media: new pieces are started among the first `window` not yet started
+    /// (rarest first among them), as long as the peer has any of them; `None` for rarest first over the whole
+    /// torrent.
+    pub fn set_sequential(&mut self, window: Option<u32>) {
+        self.sequential = window.map(|window| window.max(1));
     }
 
     /// Pieces in the torrent.
@@ -456,7 +471,8 @@ impl Picker {
         }
     }
 
-    /// Rarest first: starts new pieces the peer has until `out` holds `limit` blocks.
+    /// Starts new pieces the peer has until `out` holds `limit` blocks: rarest first, within the sequential window
+    /// when there is one.
     fn pick_new(
         &mut self,
         peer: PeerKey,
@@ -468,7 +484,40 @@ impl Picker {
     ) {
         let mut chosen = std::mem::take(&mut self.scratch);
         chosen.clear();
-        let need = limit - out.len();
+        if let Some(window) = self.sequential {
+            let n = self.num_pieces();
+            while self.first_lacking < n && self.we_have.has(self.first_lacking) {
+                self.first_lacking += 1;
+            }
+            // The first `window` pieces not yet started that the peer has, looking at most four windows ahead.
+            let end = self.first_lacking.saturating_add(window.saturating_mul(4)).min(n);
+            let unstarted = (self.first_lacking..end)
+                .filter(|&i| self.state[i as usize] == State::Missing && theirs.has(i))
+                .take(window as usize);
+            chosen.extend(unstarted.map(|i| (self.availability[i as usize], rng.random(), i)));
+            chosen.sort_unstable();
+        }
+        if chosen.is_empty() {
+            self.rarest_new(theirs, limit - out.len(), rng, &mut chosen);
+        }
+        for (started, &(_, _, index)) in (0u32..).zip(&chosen) {
+            if out.len() >= limit || started >= limits.new_pieces {
+                break;
+            }
+            self.start(index);
+            if limits.exclusive
+                && let Some(piece) = self.active.get_mut(&index)
+            {
+                piece.owner = Some(peer);
+            }
+            self.take_open(index, peer, limit, out);
+        }
+        self.scratch = chosen;
+    }
+
+    /// Rarest first over the whole torrent: the `Missing` pieces `theirs` holds that cover `need` blocks, as
+    /// (availability, random draw, index) in the order to start them.
+    fn rarest_new(&self, theirs: &Bitfield, need: usize, rng: &mut impl Rng, chosen: &mut Vec<(u32, u32, u32)>) {
         // Walking the peer's bitfield costs about N / 8 byte steps plus one per piece it holds: that bounds the scan.
         let held = (theirs.count() as usize).max(1);
         let budget = theirs.len() as usize / 8 + held;
@@ -508,19 +557,6 @@ impl Picker {
             }
             chosen.sort_unstable();
         }
-        for (started, &(_, _, index)) in (0u32..).zip(&chosen) {
-            if out.len() >= limit || started >= limits.new_pieces {
-                break;
-            }
-            self.start(index);
-            if limits.exclusive
-                && let Some(piece) = self.active.get_mut(&index)
-            {
-                piece.owner = Some(peer);
-            }
-            self.take_open(index, peer, limit, out);
-        }
-        self.scratch = chosen;
     }
 
     /// Moves a `Missing` piece to `Downloading`, with every slot open.

@@ -86,6 +86,42 @@ fn new_pieces_are_started_rarest_first() {
 }
 
 #[test]
+fn sequential_starts_the_first_pieces_not_started_rarest_first_among_them() {
+    let mut p = picker(10, 1);
+    p.set_sequential(Some(3));
+    // Piece 1 is rarer than 0 and 2: rarest first among the first three.
+    p.peer_joined(&Bitfield::full(10));
+    p.peer_joined(&bits(10, &[0, 2, 5]));
+    let seed = Bitfield::full(10);
+    let first: Vec<u32> = pick(&mut p, A, &seed, 3, 0).iter().map(|block| block.piece).collect();
+    assert_eq!(first[0], 1, "{first:?}");
+    let mut sorted = first.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, [0, 1, 2]);
+    for piece in [1, 2] {
+        assert_eq!(p.block_received(A, block(piece, 0)), new(true));
+        assert!(p.piece_verified(piece));
+    }
+    // Piece 0 is still on its way: the next three not started are 3, 4 and 5, and 5 is the common one.
+    let second: Vec<u32> = pick(&mut p, B, &seed, 2, 1).iter().map(|block| block.piece).collect();
+    let mut sorted = second.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, [3, 4], "rarest first within the window: {second:?}");
+    assert_eq!(p.block_received(A, block(0, 0)), new(true));
+    assert!(p.piece_verified(0));
+    let third: Vec<u32> = pick(&mut p, A, &seed, 3, 2).iter().map(|block| block.piece).collect();
+    let mut rare = third[..2].to_vec();
+    rare.sort_unstable();
+    assert_eq!(rare, [6, 7], "{third:?}");
+    assert_eq!(third[2], 5, "the common piece last: {third:?}");
+    // A peer holding nothing near the front is asked for what it has, rarest first.
+    let mut q = picker(20, 1);
+    q.set_sequential(Some(3));
+    q.peer_joined(&bits(20, &[19]));
+    assert_eq!(pick(&mut q, A, &bits(20, &[19]), 3, 0), [block(19, 0)]);
+}
+
+#[test]
 fn availability_follows_haves_and_departures() {
     let mut p = picker(3, 1);
     let x = bits(3, &[0, 1]);

@@ -45,6 +45,8 @@ pub struct Config {
     pub upload_limit: Option<u64>,
     /// Bytes per second for all downloads together (what the connections read, protocol bytes included).
     pub download_limit: Option<u64>,
+    /// Download in order, for previewing media (rarest first within a window from the first piece we lack).
+    pub sequential: bool,
     /// Return as soon as the data is complete (after announcing `completed`).
     pub exit_on_complete: bool,
     /// Threads for the start-up check.
@@ -153,6 +155,7 @@ pub async fn run_with_listener(
         max_peers_per_ip: config.max_peers_per_ip,
         upload_limit: config.upload_limit,
         download_limit: config.download_limit,
+        sequential: config.sequential,
         super_seed: config.super_seed,
         defer_verification: false,
         private: torrent.info.private,

@@ -61,6 +61,9 @@ const METADATA_REQUESTS_SPARE: u32 = 8;
 /// peer asks for what it lacks and we have, and meets a reject rarely; a flood of them costs a core (libtorrent
 /// disconnects such a peer too).
 const MAX_REJECTED_REQUESTS: u32 = 64;
+/// `--sequential`: new pieces are started among the first this many bytes (at least 4 pieces) not yet started,
+/// enough to keep several peers busy while a player reads from the front.
+pub const SEQUENTIAL_WINDOW_BYTES: u64 = 16 << 20;
 /// Requests go out when at least this fraction of a peer's queue is free, so they leave in batches rather than
 /// one small write per block received.
 const REFILL_DIVISOR: usize = 4;
@@ -224,6 +227,8 @@ pub struct SwarmConfig {
     pub upload_limit: Option<u64>,
     /// Bytes per second all connections may read together.
     pub download_limit: Option<u64>,
+    /// Download in order (`--sequential`), within a window of [`SEQUENTIAL_WINDOW_BYTES`].
+    pub sequential: bool,
     /// Complete pieces wait for [`Swarm::run_deferred`] instead of going to the hasher task: for driving a swarm
     /// without a runtime (fuzzing).
     pub defer_verification: bool,
@@ -305,6 +310,10 @@ impl Swarm {
         events: mpsc::UnboundedSender<Event>,
     ) -> Result<Self, crate::picker::PickerError> {
         let mut picker = Picker::new(storage.piece_length(), storage.total_length())?;
+        if config.sequential {
+            let window = (SEQUENTIAL_WINDOW_BYTES / u64::from(storage.piece_length().max(1))).max(4);
+            picker.set_sequential(Some(u32::try_from(window).unwrap_or(u32::MAX)));
+        }
         for index in have.ones() {
             picker.mark_have(index);
         }

@@ -50,6 +50,7 @@ fn v2_swarm(seeding: bool) -> V2Swarm {
         super_seed: false,
         upload_limit: None,
         download_limit: None,
+        sequential: false,
         defer_verification: true,
         private: false,
         listen_port: None,
