@@ -142,7 +142,8 @@ fn a_sequential_download_verifies_pieces_in_order_within_its_window() {
     let len = 48 << 20;
     let data = single_file(work.path(), "film.mkv", len, 10);
     let (torrent, _) = make_torrent(&data, &announce, 20);
-    let (_seeder, seeder_addr) = start_seeder(&torrent, &work.path().join("src"), &[]);
+    // A plain seeder: a super-seeder would show its pieces a few at a time, in its own order.
+    let (_seeder, seeder_addr) = start_seeder(&torrent, &work.path().join("src"), &["--no-super-seed"]);
     let into = work.path().join("leech");
     let mut leecher = Running::start(
         peer_command(&torrent, &into)
