@@ -423,14 +423,15 @@ async fn handle_datagram(shared: &Shared, datagram: &[u8], src: SocketAddrV4) {
                         state.stats.answered += 1;
                         let reply =
                             answer(shared, &mut state, src, message.transaction_id, query.clone(), datagram.len(), now);
-                        // One ping at a time per IP: a flood of made-up ids from one source (on any number of
-                        // ports) must not turn into a flood of pings. And these pings never take more than half
-                        // of the outstanding queries, so senders that never answer cannot starve our lookups.
+                        // One ping at a time per address: a flood of made-up ids from one source must not
+                        // turn into a flood of pings to it. And these pings never take more than half of the
+                        // outstanding queries, so sources on many ports (or spoofed ones) that never answer
+                        // cannot starve our lookups.
                         if !message.read_only
                             && state.outstanding.len() < shared.config.max_outstanding / 2
                             && state.table.queried_by(NodeInfo { id: query.id, addr: src.into() }, now)
                                 == Contact::WorthPinging
-                            && !state.outstanding.values().any(|outstanding| outstanding.addr.ip() == src.ip())
+                            && !state.outstanding.values().any(|outstanding| outstanding.addr == src)
                         {
                             pings.push(src);
                         }
