@@ -15,8 +15,10 @@ use peer::events::{Event, Status};
 use peer::magnet::FetchConfig;
 use peer::session::{self, Config, Outcome};
 use peer::sources::{Source, SourceCounts};
+use peer::torrents::Torrents;
 use peer::trace::Trace;
 use peer::tracker_client::Timeouts;
+use tracing::Instrument;
 
 use crate::cli;
 
@@ -44,9 +46,10 @@ pub struct Args {
     /// The .torrent file, or a magnet link (`magnet:?xt=urn:btih:...`, or `xt=urn:btmh:1220...` for a v2
     /// torrent, whose piece layers are then fetched too): its metadata is fetched from the peers
     /// its trackers (tr=) and peers (x.pe=, --peer) lead to, checked against the info-hash and saved as
-    /// DIR/NAME.torrent, which a restart with the same link uses.
-    #[arg(value_name = "TORRENT|MAGNET")]
-    pub torrent: PathBuf,
+    /// DIR/NAME.torrent, which a restart with the same link uses. Several .torrent files are served together,
+    /// on the one port under one peer id, each in DIR (a magnet link is given alone, for now).
+    #[arg(value_name = "TORRENT|MAGNET", required = true)]
+    pub torrents: Vec<PathBuf>,
 
     /// Download folder: a single-file torrent's file, or a multi-file torrent's folder, goes inside.
     #[arg(long, short = 'd', value_name = "DIR", default_value = ".")]
@@ -166,12 +169,25 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     cli::finish("peer", run(&args))
 }
 
+/// Whether `arg` is a magnet link rather than a file.
+fn is_magnet(arg: &Path) -> bool {
+    arg.to_str().is_some_and(|text| text.get(..7).is_some_and(|scheme| scheme.eq_ignore_ascii_case("magnet:")))
+}
+
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let magnet = match args.torrent.to_str() {
-        Some(text) if text.get(..7).is_some_and(|scheme| scheme.eq_ignore_ascii_case("magnet:")) => {
-            Some(metainfo::parse_magnet(text).context("reading the magnet link")?)
+    let magnet = match &args.torrents[..] {
+        [one] if is_magnet(one) => {
+            Some(metainfo::parse_magnet(&one.to_string_lossy()).context("reading the magnet link")?)
         }
-        _ => None,
+        several => {
+            if let Some(link) = several.iter().find(|arg| is_magnet(arg)) {
+                bail!(
+                    "{}: a magnet link is given alone, for now (several torrents in one process are .torrent files)",
+                    link.display()
+                );
+            }
+            None
+        }
     };
     let mut peers = Vec::new();
     for text in &args.peers {
@@ -193,21 +209,29 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     let listener =
         runtime.block_on(tokio::net::TcpListener::bind(listen)).with_context(|| format!("listening on {listen}"))?;
-    let torrent_file = match &magnet {
-        None => Some(read_torrent_any(&args.torrent)?.0),
-        Some(_) => None,
-    };
+    let mut torrent_files = Vec::new();
+    if magnet.is_none() {
+        for path in &args.torrents {
+            let torrent = read_torrent_any(path)?.0;
+            if let Some(other) = torrent_files.iter().find(|other: &&Torrent| other.info_hash == torrent.info_hash) {
+                bail!("{} is given twice (info-hash {}, named {})", path.display(), torrent.info_hash, other.info.name);
+            }
+            torrent_files.push(torrent);
+        }
+    }
     let tcp_port = listener.local_addr().context("reading the listening address")?.port();
-    let dht = if args.no_dht || torrent_file.as_ref().is_some_and(|torrent| torrent.info.private) {
+    // The DHT serves the public torrents (a private one never uses it), with every torrent's own nodes.
+    let all_private = !torrent_files.is_empty() && torrent_files.iter().all(|torrent| torrent.info.private);
+    let dht = if args.no_dht || all_private {
         None
     } else {
-        let torrent_nodes = torrent_file.as_ref().map_or(&[][..], |torrent| &torrent.nodes[..]);
-        start_dht(args, &runtime, tcp_port, torrent_nodes)?
+        let torrent_nodes: Vec<(String, u16)> =
+            torrent_files.iter().flat_map(|torrent| torrent.nodes.iter().cloned()).collect();
+        start_dht(args, &runtime, tcp_port, &torrent_nodes)?
     };
-    let torrent = match (torrent_file, &magnet) {
-        (Some(torrent), _) => torrent,
-        (None, None) => unreachable!("a torrent file is read when there is no magnet link"),
-        (None, Some(magnet)) => {
+    let torrents = match &magnet {
+        None => torrent_files,
+        Some(magnet) => {
             for text in &magnet.peers {
                 peers.push((
                     resolve_peer(text).with_context(|| format!("the magnet link's peer {text}"))?,
@@ -215,7 +239,6 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 ));
             }
             match saved_torrent(&args.dir, magnet)? {
-                Some(torrent) => torrent,
                 None => {
                     let port = listener.local_addr().context("reading the listening address")?.port();
                     let fetch = FetchConfig {
@@ -233,8 +256,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                         return Ok(ExitCode::FAILURE);
                     };
                     peers = found;
-                    torrent
+                    vec![torrent]
                 }
+                Some(torrent) => vec![torrent],
             }
         }
     };
@@ -257,57 +281,98 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         resume: !args.no_resume,
     };
     let dht_node = dht;
-    let outcome = runtime.block_on(async {
-        let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut view = View::new(args.json, &torrent.info.name, torrent.info.total_length());
-        let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
-        // Tasks still winding down may hold event senders, so the session's end is signalled separately.
-        let printer = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    biased;
-                    event = events_rx.recv() => match event {
-                        Some(event) => view.show(&event),
-                        None => break,
-                    },
-                    _ = &mut done_rx => {
-                        while let Ok(event) = events_rx.try_recv() {
-                            view.show(&event);
+    let many = torrents.len() > 1;
+    let results = runtime.block_on(async {
+        let shutdown = shutdown_signal()?;
+        // One Ctrl-C stops every torrent.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let listen_addr = listener.local_addr().context("reading the listening address")?;
+        let served = Torrents::new();
+        let accepting = tokio::spawn(session::serve(listener, served.clone(), config.max_peers_per_ip));
+        let peer_id = session::new_peer_id();
+        let mut runs = tokio::task::JoinSet::new();
+        for (index, torrent) in torrents.iter().cloned().enumerate() {
+            let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
+            let mut view = View::new(args.json, &torrent, !many, index > 0);
+            let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
+            // Tasks still winding down may hold event senders, so the torrent's end is signalled separately.
+            let printer = tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        biased;
+                        event = events_rx.recv() => match event {
+                            Some(event) => view.show(&event),
+                            None => break,
+                        },
+                        _ = &mut done_rx => {
+                            while let Ok(event) = events_rx.try_recv() {
+                                view.show(&event);
+                            }
+                            break;
                         }
-                        break;
                     }
                 }
-            }
-            view
-        });
-        let shutdown = match shutdown_signal() {
-            Ok(shutdown) => shutdown,
-            Err(err) => return (Err(err), None),
-        };
-        let result = session::run_with_listener(&torrent, config, listener, events_tx, shutdown)
-            .await
-            .map_err(anyhow::Error::from);
-        let _ = done_tx.send(());
-        let view = printer.await.ok();
-        (result, view)
-    });
-    let (result, view) = outcome;
+                view
+            });
+            let (config, served, mut stop) = (config.clone(), served.clone(), stop_rx.clone());
+            let span = tracing::info_span!("torrent", name = %torrent.info.name);
+            runs.spawn(
+                async move {
+                    let shutdown = async move {
+                        let _ = stop.wait_for(|stopped| *stopped).await;
+                    };
+                    let result =
+                        session::run_torrent(&torrent, config, &served, listen_addr, peer_id, events_tx, shutdown)
+                            .await
+                            .map_err(anyhow::Error::from);
+                    let _ = done_tx.send(());
+                    let view = printer.await.ok();
+                    (index, result, view)
+                }
+                .instrument(span),
+            );
+        }
+        let mut results: Vec<_> = runs.join_all().await;
+        accepting.abort();
+        results.sort_by_key(|(index, _, _)| *index);
+        Ok::<_, anyhow::Error>(results)
+    })?;
     if let Some(node) = &dht_node {
         let path = args.dir.join(DHT_NODES_FILE);
         if let Err(err) = peer::dht_peers::save_nodes(node, &path) {
             tracing::warn!("could not save the DHT nodes to {}: {err}", path.display());
         }
     }
-    let outcome = result.with_context(|| torrent.info.name.clone())?;
-    if let Some(mut view) = view {
-        view.finish(&outcome);
+    let mut all_complete = true;
+    let mut first_error = None;
+    for ((_, result, view), torrent) in results.into_iter().zip(&torrents) {
+        let outcome = match result.with_context(|| torrent.info.name.clone()) {
+            Ok(outcome) => outcome,
+            Err(err) if !many => return Err(err),
+            Err(err) => {
+                eprintln!("peer: {err:#}");
+                first_error.get_or_insert(err);
+                all_complete = false;
+                continue;
+            }
+        };
+        if let Some(mut view) = view {
+            view.finish(&outcome);
+        }
+        if !outcome.complete {
+            all_complete = false;
+            let name = if many { format!("{}: ", torrent.info.name) } else { String::new() };
+            eprintln!(
+                "peer: {name}stopped before the download finished: {} of {} pieces verified",
+                outcome.have, outcome.total
+            );
+        }
     }
-    if outcome.complete {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!("peer: stopped before the download finished: {} of {} pieces verified", outcome.have, outcome.total);
-        Ok(ExitCode::FAILURE)
-    }
+    Ok(if all_complete { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// Where the DHT's known nodes are kept between runs, in the download folder.
@@ -388,14 +453,31 @@ struct View {
     json: bool,
     name: String,
     total: u64,
+    /// The info-hash the swarm goes by, in hex: every JSON event names its torrent.
+    info_hash: String,
+    /// One of several torrents: plain lines start with its name, and only the first says where we listen.
+    one_of_many: bool,
+    quiet_listening: bool,
     bar: Option<ProgressBar>,
     last_line: Option<Instant>,
     complete: bool,
 }
 
 impl View {
+    /// A view of `torrent`: with a progress bar on a terminal when `bar` is allowed (one torrent, not `json`);
+    /// `quiet_listening` leaves the `listening on` line to another torrent's view.
+    fn new(json: bool, torrent: &Torrent, bar: bool, quiet_listening: bool) -> Self {
+        let (name, total) = (torrent.info.name.as_str(), torrent.info.total_length());
+        let mut view = Self::bare(json, name, if bar { total } else { 0 });
+        view.total = total;
+        view.info_hash = torrent.info_hash.to_string();
+        view.one_of_many = !bar;
+        view.quiet_listening = quiet_listening;
+        view
+    }
+
     /// A view with a progress bar on a terminal (unless `json`); `total` bytes, 0 while unknown (no bar then).
-    fn new(json: bool, name: &str, total: u64) -> Self {
+    fn bare(json: bool, name: &str, total: u64) -> Self {
         let bar = (!json && total > 0 && cli::stderr_is_terminal()).then(|| {
             let bar = ProgressBar::new(total);
             let style = ProgressStyle::with_template("{prefix} [{bar:30}] {bytes}/{total_bytes} {msg} ETA {eta}")
@@ -407,7 +489,25 @@ impl View {
             cli::show_bar(&bar);
             bar
         });
-        Self { json, name: name.to_owned(), total, bar, last_line: None, complete: false }
+        Self {
+            json,
+            name: name.to_owned(),
+            total,
+            info_hash: String::new(),
+            one_of_many: false,
+            quiet_listening: false,
+            bar,
+            last_line: None,
+            complete: false,
+        }
+    }
+
+    /// A JSON event, naming its torrent when it is known.
+    fn print_json(&self, mut value: serde_json::Value) {
+        if let (Some(object), false) = (value.as_object_mut(), self.info_hash.is_empty()) {
+            object.insert("torrent".to_owned(), serde_json::Value::String(self.info_hash.clone()));
+        }
+        print_json(&value);
     }
 
     /// A line on stdout, above the bar if there is one (stdout and stderr are often the same terminal).
@@ -420,10 +520,13 @@ impl View {
 
     fn show(&mut self, event: &Event) {
         if self.json {
-            print_json(&event_json(event));
+            if !(self.quiet_listening && matches!(event, Event::Listening { .. })) {
+                self.print_json(event_json(event));
+            }
             return;
         }
         match event {
+            Event::Listening { .. } if self.quiet_listening => {}
             Event::Listening { addr, .. } => match &self.bar {
                 Some(bar) => bar.suspend(|| cli::announce_listening(*addr)),
                 None => cli::announce_listening(*addr),
@@ -525,13 +628,14 @@ impl View {
         let due = self.last_line.is_none_or(|at| at.elapsed() >= Duration::from_secs(5));
         if due && (status.left > 0 || status.upload_rate > 0) {
             self.last_line = Some(Instant::now());
-            tracing::info!("{text}");
+            self.line(&text);
         }
     }
 
     fn line(&self, text: &str) {
         match &self.bar {
             Some(bar) => bar.println(text),
+            None if self.one_of_many => tracing::info!("{}: {text}", self.name),
             None => tracing::info!("{text}"),
         }
     }
@@ -555,7 +659,7 @@ impl View {
                     })
                 })
                 .collect();
-            print_json(&serde_json::json!({
+            self.print_json(serde_json::json!({
                 "event": "stopped",
                 "complete": outcome.complete,
                 "have": outcome.have,
@@ -565,8 +669,9 @@ impl View {
                 "peers": peers,
             }));
         } else {
+            let name = if self.one_of_many { format!(" {}", self.name) } else { String::new() };
             println_flush(&format!(
-                "stopped: {} of {} pieces, downloaded {} bytes, uploaded {} bytes",
+                "stopped{name}: {} of {} pieces, downloaded {} bytes, uploaded {} bytes",
                 outcome.have, outcome.total, outcome.downloaded, outcome.uploaded
             ));
         }

@@ -13,7 +13,7 @@ pub(super) async fn fetch_metadata(
     listener: &tokio::net::TcpListener,
 ) -> anyhow::Result<Option<(Torrent, Vec<(SocketAddr, Source)>)>> {
     let label = magnet.name.clone().unwrap_or_else(|| magnet.info_hash.to_string());
-    let mut view = View::new(args.json, &label, 0);
+    let mut view = View::bare(args.json, &label, 0);
     let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
     let shutdown = shutdown_signal()?;
     tokio::pin!(shutdown);

@@ -19,6 +19,7 @@ use crate::admission::Ticket;
 use crate::outbox::{Batch, Outbox};
 use crate::picker::PeerKey;
 use crate::swarm::{CloseReason, Direction, Swarm};
+use crate::torrents::Torrents;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -98,12 +99,49 @@ pub(crate) async fn dial(addr: SocketAddr, local: Option<std::net::IpAddr>) -> R
     Ok(stream)
 }
 
-/// Runs a connection the listener accepted; its handshake holds `ticket` until it is done, or until a newer
-/// connection evicts it.
-pub async fn run_incoming(swarm: Arc<Swarm>, stream: TcpStream, addr: SocketAddr, ticket: Ticket) {
+/// Runs a connection the listener accepted: its handshake names the torrent, which `torrents` finds (an unknown
+/// info-hash is refused). The handshake holds `ticket` until it is done, or until a newer connection evicts it.
+pub async fn run_incoming(torrents: Arc<Torrents>, stream: TcpStream, addr: SocketAddr, ticket: Ticket) {
     let _ = stream.set_nodelay(true);
-    if let Err(reason) = run(&swarm, stream, addr, Direction::Incoming, Some(ticket)).await {
+    let result = async {
+        let mut stream = stream;
+        let handshake = read_handshake(&mut stream, Some(&ticket)).await?;
+        let swarm = torrents.find(&handshake.info_hash).ok_or("handshake for a torrent we do not serve")?;
+        if swarm.is_banned(addr) || !swarm.has_room() {
+            return Err("banned, or no room for more peers".to_owned());
+        }
+        let our_handshake = our_handshake(&swarm);
+        go_on(&swarm, stream, addr, Direction::Incoming, Some(ticket), our_handshake, handshake).await
+    }
+    .await;
+    if let Err(reason) = result {
         tracing::debug!(%addr, %reason, "connection ended");
+    }
+}
+
+/// Reads the peer's handshake, within [`HANDSHAKE_TIMEOUT`] and unless `ticket` is evicted first.
+async fn read_handshake<S: Transport>(stream: &mut S, ticket: Option<&Ticket>) -> Result<Handshake, CloseReason> {
+    let exchange = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        let mut buf = [0u8; HANDSHAKE_LEN];
+        stream.read_exact(&mut buf).await?;
+        Ok::<_, std::io::Error>(buf)
+    });
+    let evicted = async {
+        match ticket {
+            Some(ticket) => ticket.evicted().await,
+            None => std::future::pending().await,
+        }
+    };
+    let theirs = tokio::select! {
+        theirs = exchange => theirs,
+        () = evicted => return Err("handshake evicted by newer connections".into()),
+    }
+    .map_err(|_| "handshake timed out".to_owned())?
+    .map_err(|err| format!("handshake: {err}"))?;
+    match Handshake::decode(&theirs) {
+        Ok(Some((handshake, _))) => Ok(handshake),
+        Ok(None) => Err("handshake: short".into()),
+        Err(err) => Err(format!("handshake: {err}")),
     }
 }
 
@@ -116,32 +154,27 @@ pub(crate) async fn run<S: Transport>(
     ticket: Option<Ticket>,
 ) -> Result<(), CloseReason> {
     let our_handshake = our_handshake(swarm);
-    let ours = our_handshake.encode();
-    let exchange = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-        if direction == Direction::Outgoing {
-            stream.write_all(&ours).await?;
-        }
-        let mut buf = [0u8; HANDSHAKE_LEN];
-        stream.read_exact(&mut buf).await?;
-        Ok::<_, std::io::Error>(buf)
-    });
-    let evicted = async {
-        match &ticket {
-            Some(ticket) => ticket.evicted().await,
-            None => std::future::pending().await,
-        }
-    };
-    let theirs = tokio::select! {
-        theirs = exchange => theirs,
-        () = evicted => return Err("handshake evicted by newer connections".into()),
+    if direction == Direction::Outgoing {
+        let ours = our_handshake.encode();
+        let sent = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.write_all(&ours)).await;
+        sent.map_err(|_| "handshake timed out".to_owned())?.map_err(|err| format!("handshake: {err}"))?;
     }
-    .map_err(|_| "handshake timed out".to_owned())?
-    .map_err(|err| format!("handshake: {err}"))?;
-    let handshake = match Handshake::decode(&theirs) {
-        Ok(Some((handshake, _))) => handshake,
-        Ok(None) => return Err("handshake: short".into()),
-        Err(err) => return Err(format!("handshake: {err}")),
-    };
+    let handshake = read_handshake(&mut stream, ticket.as_ref()).await?;
+    go_on(swarm, stream, addr, direction, ticket, our_handshake, handshake).await
+}
+
+/// The rest of a connection once the peer's handshake is in (and, if we dialled, ours is out): our answer to
+/// an incoming one, admission, then messages until the end.
+async fn go_on<S: Transport>(
+    swarm: &Arc<Swarm>,
+    mut stream: S,
+    addr: SocketAddr,
+    direction: Direction,
+    ticket: Option<Ticket>,
+    our_handshake: Handshake,
+    handshake: Handshake,
+) -> Result<(), CloseReason> {
+    let ours = our_handshake.encode();
     if let Some(trace) = &swarm.trace {
         if direction == Direction::Outgoing {
             trace.handshake(addr, true, &our_handshake);

@@ -22,6 +22,7 @@ use crate::connection;
 use crate::sources::Source;
 use crate::storage::Storage;
 use crate::swarm::{Swarm, SwarmConfig};
+use crate::torrents::Torrents;
 
 use crate::events::{Event, PeerSummary};
 use crate::tracker_client::Timeouts;
@@ -90,6 +91,8 @@ pub enum SessionError {
     /// Disk trouble while downloading (a full disk, a folder made read-only...): the session stopped.
     #[error("{0}")]
     Disk(String),
+    #[error(transparent)]
+    AlreadyServed(#[from] crate::torrents::AlreadyServed),
 }
 
 /// A random peer id in the Azureus style: client code "BT", version 0001.
@@ -123,9 +126,37 @@ pub async fn run_with_listener(
     events: mpsc::UnboundedSender<Event>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Outcome, SessionError> {
-    let storage = Arc::new(Storage::new(torrent, &config.dir)?);
     let listen_addr = listener.local_addr().map_err(|source| SessionError::Listen { addr: config.listen, source })?;
-    let peer_id = new_peer_id();
+    let torrents = Torrents::new();
+    let accepting = tokio::spawn(serve(listener, torrents.clone(), config.max_peers_per_ip));
+    let result = run_torrent(torrent, config, &torrents, listen_addr, new_peer_id(), events, shutdown).await;
+    accepting.abort();
+    result
+}
+
+/// Accepts the connections of every torrent in `torrents` on `listener`, for as long as it runs (abort it to
+/// stop): each incoming handshake goes to the torrent it names.
+pub async fn serve(listener: TcpListener, torrents: Arc<Torrents>, max_peers_per_ip: usize) {
+    accept_loop(torrents, listener, max_peers_per_ip).await;
+}
+
+/// One torrent of a session, from start to stop, served on the listener at `listen_addr` (through `torrents`,
+/// which it joins for its lifetime) under the session's `peer_id`. Returns when the torrent is done (with
+/// `exit_on_complete`), when `shutdown` completes, or when storage fails.
+///
+/// # Errors
+///
+/// The data cannot be checked or stored, the torrent is already served, or a disk error stopped it.
+pub async fn run_torrent(
+    torrent: &metainfo::Torrent,
+    config: Config,
+    torrents: &Arc<Torrents>,
+    listen_addr: SocketAddr,
+    peer_id: [u8; 20],
+    events: mpsc::UnboundedSender<Event>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Outcome, SessionError> {
+    let storage = Arc::new(Storage::new(torrent, &config.dir)?);
     let _ = events.send(Event::Listening { addr: listen_addr, peer_id });
 
     let resume_path = config.resume.then(|| crate::resume::path_for(&config.dir, &torrent.info_hash.0));
@@ -171,6 +202,7 @@ pub async fn run_with_listener(
     let swarm = Arc::new(Swarm::new(storage, metadata, info_hash, peer_id, &have, &swarm_config, events.clone())?);
     let local_ip = Some(config.listen.ip()).filter(|ip| !ip.is_unspecified());
 
+    torrents.add(&swarm)?;
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(path) = resume_path.clone().filter(|_| !started_complete) {
         // The state on completion: a seeder killed later restarts without reading its data.
@@ -189,7 +221,6 @@ pub async fn run_with_listener(
             save_resume(path, storage, info_hash, swarm.have_bitfield()).await;
         });
     }
-    tasks.spawn(accept_loop(swarm.clone(), listener, config.max_peers_per_ip));
     tasks.spawn(tick_loop(swarm.clone()));
     for &(addr, source) in &config.peers {
         swarm.add_candidate(addr, source);
@@ -258,6 +289,7 @@ pub async fn run_with_listener(
         tokio::time::timeout(Duration::from_secs(5), async { while announcers.join_next().await.is_some() {} }).await;
     announcers.abort_all();
     let peers = swarm.peers();
+    torrents.remove(&swarm);
     swarm.close_all();
     tasks.abort_all();
     if let Some(message) = swarm.fatal() {
@@ -348,19 +380,18 @@ async fn check(
     .map_err(|err| SessionError::Check(err.to_string()))
 }
 
-async fn accept_loop(swarm: Arc<Swarm>, listener: TcpListener, max_peers_per_ip: usize) {
+async fn accept_loop(torrents: Arc<Torrents>, listener: TcpListener, max_peers_per_ip: usize) {
     // Handshakes in progress have a budget of their own, so silent sockets cannot hold the slots of established
     // peers (see `admission`); established peers are capped by the swarm at `--max-peers`.
     let handshakes = Handshakes::default();
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
-                if swarm.is_banned(addr) || !swarm.has_room() {
-                    continue;
-                }
-                let established = swarm.connections_with(addr.ip());
+                // Which torrent it is for, and so whether it is banned there or finds room, is known once its
+                // handshake is read (`connection::run_incoming`).
+                let established = torrents.connections_with(addr.ip());
                 let Some(ticket) = handshakes.begin(addr.ip(), established, max_peers_per_ip) else { continue };
-                tokio::spawn(connection::run_incoming(swarm.clone(), stream, addr, ticket));
+                tokio::spawn(connection::run_incoming(torrents.clone(), stream, addr, ticket));
             }
             Err(err) => {
                 // Out of file descriptors, usually: back off instead of spinning.
