@@ -328,9 +328,14 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                     let result =
                         session::run_torrent(&torrent, config, &served, listen_addr, peer_id, events_tx, shutdown)
                             .await
-                            .map_err(anyhow::Error::from);
+                            .map_err(anyhow::Error::from)
+                            .with_context(|| torrent.info.name.clone());
                     let _ = done_tx.send(());
                     let view = printer.await.ok();
+                    if let (true, Err(err), Some(view)) = (many, &result, &view) {
+                        // One torrent failing stops it alone: said now, while the others go on.
+                        view.errored(err);
+                    }
                     (index, result, view)
                 }
                 .instrument(span),
@@ -348,14 +353,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     let mut all_complete = true;
-    let mut first_error = None;
     for ((_, result, view), torrent) in results.into_iter().zip(&torrents) {
-        let outcome = match result.with_context(|| torrent.info.name.clone()) {
+        let outcome = match result {
             Ok(outcome) => outcome,
             Err(err) if !many => return Err(err),
-            Err(err) => {
-                eprintln!("peer: {err:#}");
-                first_error.get_or_insert(err);
+            Err(_) => {
                 all_complete = false;
                 continue;
             }
@@ -638,6 +640,14 @@ impl View {
             None if self.one_of_many => tracing::info!("{}: {text}", self.name),
             None => tracing::info!("{text}"),
         }
+    }
+
+    /// The torrent stopped on an error (its data cannot be stored, say); the others go on.
+    fn errored(&self, err: &anyhow::Error) {
+        if self.json {
+            self.print_json(serde_json::json!({"event": "errored", "error": format!("{err:#}")}));
+        }
+        eprintln!("peer: error: {err:#}");
     }
 
     fn finish(&mut self, outcome: &Outcome) {

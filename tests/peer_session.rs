@@ -117,3 +117,32 @@ fn a_torrent_given_twice_is_refused_with_its_name() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("a magnet link is given alone"), "{stderr}");
 }
+
+#[test]
+fn a_torrent_whose_data_cannot_be_stored_stops_alone_and_the_others_go_on() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let made = torrents(work.path(), 2);
+    let src = work.path().join("src");
+    let seeder_port = free_tcp_port();
+    let paths: Vec<&Path> = made.iter().map(|(_, torrent, _)| torrent.as_path()).collect();
+    let mut seeder = Running::start(&mut our_peer(seeder_port, &paths, &src));
+    // The download folder holds a folder where the second torrent's file should go: it cannot be stored.
+    let into = work.path().join("leech");
+    std::fs::create_dir_all(into.join("file1.bin").join("in the way")).expect("mkdir");
+    let mut leecher = Running::start(
+        our_peer(0, &paths, &into).arg("--exit-on-complete").arg("--peer").arg(format!("127.0.0.1:{seeder_port}")),
+    );
+    let status = leecher.wait(Duration::from_secs(60));
+    let lines = leecher.rest_of_stdout(Duration::from_secs(2));
+    assert_eq!(status.and_then(|status| status.code()), Some(1), "{lines:?}\n{}", leecher.stderr());
+    assert_same_file(&made[0].0, &into.join("file0.bin"));
+    let errored = json_events(&lines, "errored");
+    assert_eq!(errored.len(), 1, "{lines:?}");
+    assert_eq!(errored[0]["torrent"], hex(&made[1].2), "{errored:?}");
+    assert!(errored[0]["error"].as_str().is_some_and(|error| error.contains("file1.bin")), "{errored:?}");
+    assert!(leecher.stderr().contains("peer: error: file1.bin"), "{}", leecher.stderr());
+    let complete = json_events(&lines, "stopped").iter().filter(|event| event["complete"] == true).count();
+    assert_eq!(complete, 1, "{lines:?}");
+    assert_eq!(std::fs::read_dir(into.join("file1.bin")).expect("still a folder").count(), 1, "touched");
+    seeder.kill();
+}
