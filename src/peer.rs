@@ -37,7 +37,7 @@ use magnet::{fetch_metadata, saved_torrent};
 /// HTTPS trackers with a private CA are trusted through SSL_CERT_FILE or SSL_CERT_DIR. Ctrl-C announces `stopped` and exits:
 /// with status 0 only if the data is complete and verified. `listening on ADDR`, `complete` and `seeding` lines go
 /// to stdout (one JSON object per event with --json); progress goes to stderr, as a bar on a terminal.
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(name = "peer", version, max_term_width = 100)]
 pub struct Args {
     /// TCP port to listen on for peers (0: any free port).
@@ -46,8 +46,9 @@ pub struct Args {
     /// The .torrent file, or a magnet link (`magnet:?xt=urn:btih:...`, or `xt=urn:btmh:1220...` for a v2
     /// torrent, whose piece layers are then fetched too): its metadata is fetched from the peers
     /// its trackers (tr=) and peers (x.pe=, --peer) lead to, checked against the info-hash and saved as
-    /// DIR/NAME.torrent, which a restart with the same link uses. Several .torrent files are served together,
-    /// on the one port under one peer id, each in DIR (a magnet link is given alone, for now).
+    /// DIR/NAME.torrent, which a restart with the same link uses. Several torrents and magnet links are served
+    /// together, on the one port under one peer id, each in DIR (a lone magnet link also answers peers that dial
+    /// it while its metadata is fetched; among several, it fetches on its own while the others run).
     #[arg(value_name = "TORRENT|MAGNET", required = true)]
     pub torrents: Vec<PathBuf>,
 
@@ -175,19 +176,13 @@ fn is_magnet(arg: &Path) -> bool {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    // A lone magnet link gets the listener during its metadata fetch; among several, each magnet link fetches on
+    // its own while the others run.
     let magnet = match &args.torrents[..] {
         [one] if is_magnet(one) => {
             Some(metainfo::parse_magnet(&one.to_string_lossy()).context("reading the magnet link")?)
         }
-        several => {
-            if let Some(link) = several.iter().find(|arg| is_magnet(arg)) {
-                bail!(
-                    "{}: a magnet link is given alone, for now (several torrents in one process are .torrent files)",
-                    link.display()
-                );
-            }
-            None
-        }
+        _ => None,
     };
     let mut peers = Vec::new();
     for text in &args.peers {
@@ -210,13 +205,28 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let listener =
         runtime.block_on(tokio::net::TcpListener::bind(listen)).with_context(|| format!("listening on {listen}"))?;
     let mut torrent_files = Vec::new();
+    let mut later_magnets = Vec::new();
     if magnet.is_none() {
+        let mut hashes: Vec<(metainfo::InfoHash, String)> = Vec::new();
         for path in &args.torrents {
-            let torrent = read_torrent_any(path)?.0;
-            if let Some(other) = torrent_files.iter().find(|other: &&Torrent| other.info_hash == torrent.info_hash) {
-                bail!("{} is given twice (info-hash {}, named {})", path.display(), torrent.info_hash, other.info.name);
+            let (hash, name, item) = if is_magnet(path) {
+                let text = path.to_string_lossy();
+                let magnet =
+                    metainfo::parse_magnet(&text).with_context(|| format!("reading the magnet link {text}"))?;
+                let name = magnet.name.clone().unwrap_or_else(|| magnet.info_hash.to_string());
+                (magnet.info_hash, name, Item::Magnet(Box::new(magnet)))
+            } else {
+                let torrent = read_torrent_any(path)?.0;
+                (torrent.info_hash, torrent.info.name.clone(), Item::Ready(Box::new(torrent)))
+            };
+            if let Some((_, other)) = hashes.iter().find(|(other, _)| *other == hash) {
+                bail!("{} is given twice (info-hash {hash}, named {other})", path.display());
             }
-            torrent_files.push(torrent);
+            hashes.push((hash, name));
+            match item {
+                Item::Ready(torrent) => torrent_files.push(*torrent),
+                Item::Magnet(magnet) => later_magnets.push(*magnet),
+            }
         }
     }
     let tcp_port = listener.local_addr().context("reading the listening address")?.port();
@@ -229,8 +239,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             torrent_files.iter().flat_map(|torrent| torrent.nodes.iter().cloned()).collect();
         start_dht(args, &runtime, tcp_port, &torrent_nodes)?
     };
-    let torrents = match &magnet {
-        None => torrent_files,
+    let torrents: Vec<Item> = match &magnet {
+        None => torrent_files
+            .into_iter()
+            .map(|torrent| Item::Ready(Box::new(torrent)))
+            .chain(later_magnets.into_iter().map(|magnet| Item::Magnet(Box::new(magnet))))
+            .collect(),
         Some(magnet) => {
             for text in &magnet.peers {
                 peers.push((
@@ -250,15 +264,16 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                         dht: dht.clone(),
                         lsd: !args.no_lsd,
                     };
-                    let Some((torrent, found)) = runtime.block_on(fetch_metadata(args, magnet, fetch, &listener))?
+                    let Some((torrent, found)) =
+                        runtime.block_on(fetch_metadata(args, magnet, fetch, Some(&listener)))?
                     else {
                         eprintln!("peer: stopped before the metadata arrived");
                         return Ok(ExitCode::FAILURE);
                     };
                     peers = found;
-                    vec![torrent]
+                    vec![Item::Ready(Box::new(torrent))]
                 }
-                Some(torrent) => vec![torrent],
+                Some(torrent) => vec![Item::Ready(Box::new(torrent))],
             }
         }
     };
@@ -280,8 +295,17 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         lsd: !args.no_lsd,
         resume: !args.no_resume,
     };
-    let dht_node = dht;
+    let dht_node = dht.clone();
     let many = torrents.len() > 1;
+    let fetching = FetchConfig {
+        port: tcp_port,
+        local_ip: Some(args.bind).filter(|ip| !ip.is_unspecified()),
+        trackers: Vec::new(),
+        peers: Vec::new(),
+        tracker_timeouts,
+        dht,
+        lsd: !args.no_lsd,
+    };
     let results = runtime.block_on(async {
         let shutdown = shutdown_signal()?;
         // One Ctrl-C stops every torrent.
@@ -295,33 +319,49 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         let accepting = tokio::spawn(session::serve(listener, served.clone(), config.max_peers_per_ip));
         let peer_id = session::new_peer_id();
         let mut runs = tokio::task::JoinSet::new();
-        for (index, torrent) in torrents.iter().cloned().enumerate() {
-            let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
-            let mut view = View::new(args.json, &torrent, !many, index > 0);
-            let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
-            // Tasks still winding down may hold event senders, so the torrent's end is signalled separately.
-            let printer = tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        biased;
-                        event = events_rx.recv() => match event {
-                            Some(event) => view.show(&event),
-                            None => break,
-                        },
-                        _ = &mut done_rx => {
-                            while let Ok(event) = events_rx.try_recv() {
-                                view.show(&event);
-                            }
-                            break;
-                        }
-                    }
-                }
-                view
-            });
-            let (config, served, mut stop) = (config.clone(), served.clone(), stop_rx.clone());
-            let span = tracing::info_span!("torrent", name = %torrent.info.name);
+        for (index, item) in torrents.into_iter().enumerate() {
+            let (mut config, served, mut stop) = (config.clone(), served.clone(), stop_rx.clone());
+            let (args, fetching) = (args.clone(), fetching.clone());
+            let span = tracing::info_span!("torrent", name = %item.name());
             runs.spawn(
                 async move {
+                    let name = item.name();
+                    let torrent = match item {
+                        Item::Ready(torrent) => *torrent,
+                        Item::Magnet(magnet) => match magnet_torrent(&args, &magnet, fetching, &mut config).await {
+                            Ok(Some(torrent)) => torrent,
+                            Ok(None) => {
+                                let stopped = anyhow::anyhow!("stopped before the metadata arrived");
+                                return (index, name, Err(stopped), None);
+                            }
+                            Err(err) => {
+                                eprintln!("peer: error: {err:#}");
+                                return (index, name, Err(err), None);
+                            }
+                        },
+                    };
+                    let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
+                    let mut view = View::new(args.json, &torrent, !many, index > 0);
+                    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
+                    // Tasks still winding down may hold event senders, so the torrent's end is signalled apart.
+                    let printer = tokio::spawn(async move {
+                        loop {
+                            tokio::select! {
+                                biased;
+                                event = events_rx.recv() => match event {
+                                    Some(event) => view.show(&event),
+                                    None => break,
+                                },
+                                _ = &mut done_rx => {
+                                    while let Ok(event) = events_rx.try_recv() {
+                                        view.show(&event);
+                                    }
+                                    break;
+                                }
+                            }
+                        }
+                        view
+                    });
                     let shutdown = async move {
                         let _ = stop.wait_for(|stopped| *stopped).await;
                     };
@@ -336,14 +376,14 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                         // One torrent failing stops it alone: said now, while the others go on.
                         view.errored(err);
                     }
-                    (index, result, view)
+                    (index, torrent.info.name.clone(), result, view)
                 }
                 .instrument(span),
             );
         }
         let mut results: Vec<_> = runs.join_all().await;
         accepting.abort();
-        results.sort_by_key(|(index, _, _)| *index);
+        results.sort_by_key(|(index, _, _, _)| *index);
         Ok::<_, anyhow::Error>(results)
     })?;
     if let Some(node) = &dht_node {
@@ -353,7 +393,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     let mut all_complete = true;
-    for ((_, result, view), torrent) in results.into_iter().zip(&torrents) {
+    for (_, name, result, view) in results {
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(err) if !many => return Err(err),
@@ -367,7 +407,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
         if !outcome.complete {
             all_complete = false;
-            let name = if many { format!("{}: ", torrent.info.name) } else { String::new() };
+            let name = if many { format!("{name}: ") } else { String::new() };
             eprintln!(
                 "peer: {name}stopped before the download finished: {} of {} pieces verified",
                 outcome.have, outcome.total
@@ -375,6 +415,49 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(if all_complete { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// What the command line names: a torrent, or (among several) a magnet link whose metadata is fetched first.
+enum Item {
+    Ready(Box<Torrent>),
+    Magnet(Box<Magnet>),
+}
+
+impl Item {
+    fn name(&self) -> String {
+        match self {
+            Item::Ready(torrent) => torrent.info.name.clone(),
+            Item::Magnet(magnet) => magnet.name.clone().unwrap_or_else(|| magnet.info_hash.to_string()),
+        }
+    }
+}
+
+/// A magnet link's torrent, among several: saved in DIR by an earlier run, or fetched from its swarm (without
+/// the listener, which the running torrents hold). `config.peers` gains the link's peers and those the fetch
+/// found. `None` when Ctrl-C came first.
+async fn magnet_torrent(
+    args: &Args,
+    magnet: &Magnet,
+    mut fetching: FetchConfig,
+    config: &mut Config,
+) -> anyhow::Result<Option<Torrent>> {
+    for text in &magnet.peers {
+        let addr = resolve_peer(text).with_context(|| format!("the magnet link's peer {text}"))?;
+        config.peers.push((addr, Source::Manual));
+    }
+    let dir = args.dir.clone();
+    let saved = {
+        let magnet = magnet.clone();
+        tokio::task::spawn_blocking(move || saved_torrent(&dir, &magnet)).await.context("reading DIR")??
+    };
+    if let Some(torrent) = saved {
+        return Ok(Some(torrent));
+    }
+    fetching.trackers.clone_from(&magnet.trackers);
+    fetching.peers.clone_from(&config.peers);
+    let Some((torrent, found)) = fetch_metadata(args, magnet, fetching, None).await? else { return Ok(None) };
+    config.peers = found;
+    Ok(Some(torrent))
 }
 
 /// Where the DHT's known nodes are kept between runs, in the download folder.

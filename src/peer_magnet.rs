@@ -10,10 +10,11 @@ pub(super) async fn fetch_metadata(
     args: &Args,
     magnet: &Magnet,
     config: FetchConfig,
-    listener: &tokio::net::TcpListener,
+    listener: Option<&tokio::net::TcpListener>,
 ) -> anyhow::Result<Option<(Torrent, Vec<(SocketAddr, Source)>)>> {
     let label = magnet.name.clone().unwrap_or_else(|| magnet.info_hash.to_string());
     let mut view = View::bare(args.json, &label, 0);
+    view.info_hash = magnet.info_hash.to_string();
     let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
     let shutdown = shutdown_signal()?;
     tokio::pin!(shutdown);
@@ -22,14 +23,8 @@ pub(super) async fn fetch_metadata(
         v1: magnet.info_hash_v1().map(|hash| hash.0),
         v2: magnet.info_hash_v2.map(|hash| hash.0),
     };
-    let fetch = peer::magnet::fetch_checked(
-        magnet.info_hash.0,
-        check,
-        session::new_peer_id(),
-        config,
-        Some(listener),
-        events_tx,
-    );
+    let fetch =
+        peer::magnet::fetch_checked(magnet.info_hash.0, check, session::new_peer_id(), config, listener, events_tx);
     tokio::pin!(fetch);
     let fetched = loop {
         tokio::select! {
@@ -48,7 +43,7 @@ pub(super) async fn fetch_metadata(
         .with_context(|| format!("the metadata of {} is not a valid info dictionary", magnet.info_hash))?;
     let path = save_torrent(&args.dir, &torrent, &file)?;
     if args.json {
-        print_json(&serde_json::json!({"event": "torrent_saved", "path": path.display().to_string()}));
+        view.print_json(serde_json::json!({"event": "torrent_saved", "path": path.display().to_string()}));
     } else {
         tracing::info!("saved the torrent as {}", path.display());
     }

@@ -1,6 +1,7 @@
 //! End-to-end: several torrents in one `peer` process, on one port under one peer id. Each incoming handshake
 //! goes to the torrent it names, and one for a torrent not served is refused; each JSON event names its torrent;
-//! a torrent given twice is refused with its name.
+//! a torrent given twice is refused with its name; a magnet link among them fetches its metadata while the others
+//! run; one torrent that cannot be stored stops alone.
 
 mod common;
 
@@ -110,12 +111,43 @@ fn a_torrent_given_twice_is_refused_with_its_name() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("is given twice") && stderr.contains("file0.bin"), "{stderr}");
-    // And a magnet link among several torrents, for now.
+    // The same torrent as a file and as a magnet link is the same torrent.
     let link = format!("magnet:?xt=urn:btih:{}", hex(&made[0].2));
     let out = common::run(&mut our_peer(0, &[torrent, Path::new(&link)], &work.path().join("src")));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("a magnet link is given alone"), "{stderr}");
+    assert!(stderr.contains("is given twice"), "{stderr}");
+}
+
+#[test]
+fn a_magnet_link_beside_a_torrent_file_fetches_its_metadata_while_the_other_downloads() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let made = torrents(work.path(), 2);
+    let src = work.path().join("src");
+    let seeder_port = free_tcp_port();
+    let paths: Vec<&Path> = made.iter().map(|(_, torrent, _)| torrent.as_path()).collect();
+    let mut seeder = Running::start(&mut our_peer(seeder_port, &paths, &src));
+    let into = work.path().join("leech");
+    let link = format!("magnet:?xt=urn:btih:{}&dn=file1.bin&x.pe=127.0.0.1:{seeder_port}", hex(&made[1].2));
+    let mut leecher = Running::start(
+        our_peer(0, &[paths[0], Path::new(&link)], &into)
+            .arg("--exit-on-complete")
+            .arg("--peer")
+            .arg(format!("127.0.0.1:{seeder_port}")),
+    );
+    let status = leecher.wait(Duration::from_secs(60));
+    let lines = leecher.rest_of_stdout(Duration::from_secs(2));
+    assert!(status.is_some_and(|status| status.success()), "{lines:?}\n{}", leecher.stderr());
+    for (data, _, _) in &made {
+        assert_same_file(data, &into.join(data.file_name().expect("name")));
+    }
+    let received = json_events(&lines, "metadata_received");
+    assert_eq!(received.len(), 1, "{lines:?}");
+    assert_eq!(received[0]["torrent"], hex(&made[1].2), "the fetch's events name their torrent too");
+    assert!(into.join("file1.bin.torrent").is_file(), "the fetched metadata is saved");
+    let complete = json_events(&lines, "stopped").iter().filter(|event| event["complete"] == true).count();
+    assert_eq!(complete, 2, "{lines:?}");
+    seeder.kill();
 }
 
 #[test]

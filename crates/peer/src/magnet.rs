@@ -401,7 +401,7 @@ pub async fn fetch_checked(
             }
         };
         tokio::select! {
-            _ = done.wait_for(|done| *done) => break,
+            () = until_done(&mut done) => break,
             () = wake => {}
             () = tokio::time::sleep(DIAL_EVERY) => {}
             accepted = accept => match accepted {
@@ -430,6 +430,12 @@ pub async fn fetch_checked(
     let (info_bytes, piece_layers) = state.result.take().unwrap_or_default();
     let peers = state.known.iter().copied().filter(|&(addr, _)| !state.is_banned(addr)).collect();
     Ok(Fetched { info_bytes, piece_layers, peers })
+}
+
+/// Returns once `done` is set. (`wait_for` in a `select!` would keep its guard in the select's output, which
+/// would make the fetch a future that cannot move between threads.)
+async fn until_done(done: &mut watch::Receiver<bool>) {
+    let _ = done.wait_for(|done| *done).await;
 }
 
 /// Local service discovery on `local_ip` (any when `None`), if it applies there and starts; a failure is a
@@ -692,7 +698,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         let chunk_end = (end + READ_CHUNK).min(buf.len());
         let read = tokio::select! {
             read = tokio::time::timeout_at(deadline, stream.read(&mut buf[end..chunk_end])) => read,
-            _ = done.wait_for(|done| *done) => return Ok(()),
+            () = until_done(&mut done) => return Ok(()),
             () = kick.notified() => {
                 return Err(format!(
                     "it sent no metadata in {} s while other peers wait for a connection",
