@@ -88,7 +88,8 @@ pub struct Args {
     pub download_limit: Option<u64>,
 
     /// Download in order, for previewing media: new pieces are started among the first 16 MiB (at least 4
-    /// pieces) not yet started, rarest first among them; a peer that has none of those is asked for others.
+    /// pieces) not yet started, rarest first among them, and started pieces are finished front first; a peer
+    /// that has none of those is asked for others.
     #[arg(long)]
     pub sequential: bool,
 

@@ -161,8 +161,8 @@ pub struct Picker {
     /// Reused by the bitfield walk of `pick`, so a pick does not allocate.
     scratch: Vec<(u32, u32, u32)>,
     /// Sequential download: new pieces come from the first this many not yet started (that the peer has, looking
-    /// at most four times as far from the first piece we lack), rarest first among them; a peer that has none of
-    /// them is asked for others, rarest first.
+    /// at most four times as far from the first piece we lack), rarest first among them, and started pieces are
+    /// served front first; a peer that has none of them is asked for others, rarest first.
     sequential: Option<u32>,
     /// Every piece before it is `Have` (pieces never leave `Have`), so the window's start is found from here.
     first_lacking: u32,
@@ -201,8 +201,8 @@ impl Picker {
     }
 
     /// Downloads in order, for previewing media: new pieces are started among the first `window` not yet started
-    /// (rarest first among them), as long as the peer has any of them; `None` for rarest first over the whole
-    /// torrent.
+    /// (rarest first among them) and started pieces are served front first, as long as the peer has any of them;
+    /// `None` for rarest first over the whole torrent.
     pub fn set_sequential(&mut self, window: Option<u32>) {
         self.sequential = window.map(|window| window.max(1));
     }
@@ -445,6 +445,24 @@ impl Picker {
     /// Strict priority: open blocks of started pieces the peer has, until `out` holds `limit` blocks. With
     /// `exclusive`, only the pieces the peer owns.
     fn pick_partial(&mut self, peer: PeerKey, theirs: &Bitfield, limit: usize, exclusive: bool, out: &mut Vec<Block>) {
+        if self.sequential.is_some() {
+            // In order: the started piece nearest the front first (a few, so sorting them costs little).
+            let mut started: Vec<u32> = self.partial.clone();
+            started.sort_unstable();
+            for index in started {
+                if out.len() >= limit {
+                    break;
+                }
+                let fits = self
+                    .active
+                    .get(&index)
+                    .is_some_and(|piece| if exclusive { piece.owner == Some(peer) } else { piece.open_to(peer) });
+                if fits && theirs.has(index) {
+                    self.take_open(index, peer, limit, out);
+                }
+            }
+            return;
+        }
         let mut i = 0;
         while i < self.partial.len() && out.len() < limit {
             let index = self.partial[i];
@@ -489,7 +507,9 @@ impl Picker {
             while self.first_lacking < n && self.we_have.has(self.first_lacking) {
                 self.first_lacking += 1;
             }
-            // The first `window` pieces not yet started that the peer has, looking at most four windows ahead.
+            // The first `window` pieces not started yet that the peer has, looking at most four windows ahead of
+            // the first piece we lack. The peer's queue never runs dry while it has something we lack (nothing else
+            // would ask again once the pieces in flight are in), and the started pieces are served front first.
             let end = self.first_lacking.saturating_add(window.saturating_mul(4)).min(n);
             let unstarted = (self.first_lacking..end)
                 .filter(|&i| self.state[i as usize] == State::Missing && theirs.has(i))

@@ -89,7 +89,7 @@ fn new_pieces_are_started_rarest_first() {
 fn sequential_starts_the_first_pieces_not_started_rarest_first_among_them() {
     let mut p = picker(10, 1);
     p.set_sequential(Some(3));
-    // Piece 1 is rarer than 0 and 2: rarest first among the first three.
+    // Piece 1 is rarer than 0 and 2: rarest first within the window [0, 3).
     p.peer_joined(&Bitfield::full(10));
     p.peer_joined(&bits(10, &[0, 2, 5]));
     let seed = Bitfield::full(10);
@@ -102,23 +102,44 @@ fn sequential_starts_the_first_pieces_not_started_rarest_first_among_them() {
         assert_eq!(p.block_received(A, block(piece, 0)), new(true));
         assert!(p.piece_verified(piece));
     }
-    // Piece 0 is still on its way: the next three not started are 3, 4 and 5, and 5 is the common one.
+    // Piece 0 is on its way: the next three not started are 3, 4 and 5, and 5 is the common one.
     let second: Vec<u32> = pick(&mut p, B, &seed, 2, 1).iter().map(|block| block.piece).collect();
     let mut sorted = second.clone();
     sorted.sort_unstable();
     assert_eq!(sorted, [3, 4], "rarest first within the window: {second:?}");
     assert_eq!(p.block_received(A, block(0, 0)), new(true));
     assert!(p.piece_verified(0));
+    // Then 5, 6 and 7: the rare 6 and 7 first, the common 5 last.
     let third: Vec<u32> = pick(&mut p, A, &seed, 3, 2).iter().map(|block| block.piece).collect();
     let mut rare = third[..2].to_vec();
     rare.sort_unstable();
-    assert_eq!(rare, [6, 7], "{third:?}");
-    assert_eq!(third[2], 5, "the common piece last: {third:?}");
+    assert_eq!((rare, third[2]), (vec![6, 7], 5), "{third:?}");
     // A peer holding nothing near the front is asked for what it has, rarest first.
     let mut q = picker(20, 1);
     q.set_sequential(Some(3));
     q.peer_joined(&bits(20, &[19]));
     assert_eq!(pick(&mut q, A, &bits(20, &[19]), 3, 0), [block(19, 0)]);
+}
+
+#[test]
+fn sequential_serves_started_pieces_front_first() {
+    // Pieces of 4 blocks; a window of 3 pieces.
+    let mut p = picker(6, 4);
+    p.set_sequential(Some(3));
+    let seed = Bitfield::full(6);
+    p.peer_joined(&seed);
+    // A is asked for the window's three pieces (started in rarest-first order), sends one block of each, and
+    // chokes us: three started pieces with three open blocks each.
+    let taken = pick(&mut p, A, &seed, 12, 0);
+    assert_eq!(taken.len(), 12);
+    for piece in [2, 0, 1] {
+        assert_eq!(p.block_received(A, block(piece, 0)), new(false));
+    }
+    p.peer_choked_us(A);
+    check(&p);
+    // B gets their open blocks front first: piece 0's, then 1's, then 2's.
+    let rest: Vec<u32> = pick(&mut p, B, &seed, 9, 1).iter().map(|block| block.piece).collect();
+    assert_eq!(rest, [0, 0, 0, 1, 1, 1, 2, 2, 2]);
 }
 
 #[test]

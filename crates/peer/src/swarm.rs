@@ -227,7 +227,7 @@ pub struct SwarmConfig {
     pub upload_limit: Option<u64>,
     /// Bytes per second all connections may read together.
     pub download_limit: Option<u64>,
-    /// Download in order (`--sequential`), within a window of [`SEQUENTIAL_WINDOW_BYTES`].
+    /// Download in order (`--sequential`), new pieces among the first [`SEQUENTIAL_WINDOW_BYTES`] not started.
     pub sequential: bool,
     /// Complete pieces wait for [`Swarm::run_deferred`] instead of going to the hasher task: for driving a swarm
     /// without a runtime (fuzzing).
