@@ -478,12 +478,6 @@ impl MetadataFetch {
         idle.sort_unstable();
         idle.into_iter().take(waiting).map(|(_, addr)| addr).collect()
     }
-
-    /// Whether `addr` has delivered something asked of it.
-    #[must_use]
-    pub fn has_delivered(&self, addr: SocketAddr) -> bool {
-        self.peers.get(&addr).is_some_and(|peer| peer.delivered > 0)
-    }
 }
 
 /// Hash requests in flight to one peer at a time, while fetching piece layers.

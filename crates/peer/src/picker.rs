@@ -453,30 +453,38 @@ impl Picker {
                 if out.len() >= limit {
                     break;
                 }
-                let fits = self
-                    .active
-                    .get(&index)
-                    .is_some_and(|piece| if exclusive { piece.owner == Some(peer) } else { piece.open_to(peer) });
-                if fits && theirs.has(index) {
-                    self.take_open(index, peer, limit, out);
-                }
+                self.take_open_if_fits(index, peer, theirs, limit, exclusive, out);
             }
             return;
         }
         let mut i = 0;
         while i < self.partial.len() && out.len() < limit {
             let index = self.partial[i];
-            let fits = self
-                .active
-                .get(&index)
-                .is_some_and(|piece| if exclusive { piece.owner == Some(peer) } else { piece.open_to(peer) });
-            if fits && theirs.has(index) {
-                self.take_open(index, peer, limit, out);
-            }
+            self.take_open_if_fits(index, peer, theirs, limit, exclusive, out);
             // take_open swap-removes a piece whose last open slot it took; the piece now at `i` is unvisited.
             if self.partial.get(i) == Some(&index) {
                 i += 1;
             }
+        }
+    }
+
+    /// [`Picker::take_open`] on started piece `index` if `peer` has it and may be asked (with `exclusive`, only
+    /// a piece it owns).
+    fn take_open_if_fits(
+        &mut self,
+        index: u32,
+        peer: PeerKey,
+        theirs: &Bitfield,
+        limit: usize,
+        exclusive: bool,
+        out: &mut Vec<Block>,
+    ) {
+        let fits = self
+            .active
+            .get(&index)
+            .is_some_and(|piece| if exclusive { piece.owner == Some(peer) } else { piece.open_to(peer) });
+        if fits && theirs.has(index) {
+            self.take_open(index, peer, limit, out);
         }
     }
 
