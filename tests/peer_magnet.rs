@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::process::Running;
 use common::{bin, free_udp_port, json_events, make_torrent, write_pseudo_random};
-use peer_wire::{ExtendedHandshake, Handshake, Message, MetadataMessage, ReservedBit};
+use peer_wire::{Handshake, Message, MetadataMessage, ReservedBit};
 
 fn start_tracker() -> (Running, String) {
     let port = free_udp_port();
@@ -440,10 +440,7 @@ fn serve(
             }
             let Message::Extended { id, payload } = message else { continue };
             if id == 0 {
-                their_id = ExtendedHandshake::decode(payload)
-                    .ok()
-                    .and_then(|handshake| handshake.extension_id("ut_metadata"))
-                    .map(std::num::NonZeroU8::get);
+                their_id = common::ut_metadata_id(payload);
             } else if let (Some(their_id), Ok(MetadataMessage::Request { piece })) =
                 (their_id, MetadataMessage::decode(payload, 0))
             {

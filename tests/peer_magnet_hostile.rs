@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::process::Running;
 use common::{bin, free_tcp_port, free_udp_port, make_torrent, write_pseudo_random};
-use peer_wire::{ExtendedHandshake, Handshake, Message, MetadataMessage, ReservedBit};
+use peer_wire::{Handshake, Message, MetadataMessage, ReservedBit};
 
 /// The cap on the leecher's peak resident memory under every attack.
 const MAX_PEAK_RSS_KIB: u64 = 64 * 1024;
@@ -117,10 +117,7 @@ fn hostile(mut stream: TcpStream, behaviour: Hostile, stop: &AtomicBool) -> std:
             used_total += used;
             let Message::Extended { id, payload } = message else { continue };
             if id == 0 {
-                their_id = ExtendedHandshake::decode(payload)
-                    .ok()
-                    .and_then(|handshake| handshake.extension_id("ut_metadata"))
-                    .map(std::num::NonZeroU8::get);
+                their_id = common::ut_metadata_id(payload);
                 continue;
             }
             let (Some(id), Ok(MetadataMessage::Request { piece })) = (their_id, MetadataMessage::decode(payload, 0))

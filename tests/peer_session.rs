@@ -41,6 +41,39 @@ fn hex(hash: &[u8; 20]) -> String {
     hash.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
+/// One of our processes seeding two torrents from `work/src` on a port of its own (not waited for: leechers
+/// retry a `--peer` address).
+struct TwoSeeded {
+    work: tempfile::TempDir,
+    made: Vec<(PathBuf, PathBuf, [u8; 20])>,
+    seeder: Running,
+    port: u16,
+}
+
+fn two_seeded() -> TwoSeeded {
+    let work = tempfile::tempdir().expect("tempdir");
+    let made = torrents(work.path(), 2);
+    let port = free_tcp_port();
+    let paths: Vec<&Path> = made.iter().map(|(_, torrent, _)| torrent.as_path()).collect();
+    let seeder = Running::start(&mut our_peer(port, &paths, &work.path().join("src")));
+    TwoSeeded { work, made, seeder, port }
+}
+
+/// Our leecher of `torrents` into `into`, with `--peer` naming the seeder, run until it exits (up to 60 s):
+/// its exit status and stdout.
+fn leech(
+    torrents: &[&Path],
+    into: &Path,
+    seeder_port: u16,
+) -> (Running, Option<std::process::ExitStatus>, Vec<String>) {
+    let mut leecher = Running::start(
+        our_peer(0, torrents, into).arg("--exit-on-complete").arg("--peer").arg(format!("127.0.0.1:{seeder_port}")),
+    );
+    let status = leecher.wait(Duration::from_secs(60));
+    let lines = leecher.rest_of_stdout(Duration::from_secs(2));
+    (leecher, status, lines)
+}
+
 #[test]
 fn one_process_seeds_two_torrents_on_one_port_and_another_downloads_both() {
     let work = tempfile::tempdir().expect("tempdir");
@@ -121,22 +154,10 @@ fn a_torrent_given_twice_is_refused_with_its_name() {
 
 #[test]
 fn a_magnet_link_beside_a_torrent_file_fetches_its_metadata_while_the_other_downloads() {
-    let work = tempfile::tempdir().expect("tempdir");
-    let made = torrents(work.path(), 2);
-    let src = work.path().join("src");
-    let seeder_port = free_tcp_port();
-    let paths: Vec<&Path> = made.iter().map(|(_, torrent, _)| torrent.as_path()).collect();
-    let mut seeder = Running::start(&mut our_peer(seeder_port, &paths, &src));
+    let TwoSeeded { work, made, mut seeder, port } = two_seeded();
     let into = work.path().join("leech");
-    let link = format!("magnet:?xt=urn:btih:{}&dn=file1.bin&x.pe=127.0.0.1:{seeder_port}", hex(&made[1].2));
-    let mut leecher = Running::start(
-        our_peer(0, &[paths[0], Path::new(&link)], &into)
-            .arg("--exit-on-complete")
-            .arg("--peer")
-            .arg(format!("127.0.0.1:{seeder_port}")),
-    );
-    let status = leecher.wait(Duration::from_secs(60));
-    let lines = leecher.rest_of_stdout(Duration::from_secs(2));
+    let link = format!("magnet:?xt=urn:btih:{}&dn=file1.bin&x.pe=127.0.0.1:{port}", hex(&made[1].2));
+    let (leecher, status, lines) = leech(&[made[0].1.as_path(), Path::new(&link)], &into, port);
     assert!(status.is_some_and(|status| status.success()), "{lines:?}\n{}", leecher.stderr());
     for (data, _, _) in &made {
         assert_same_file(data, &into.join(data.file_name().expect("name")));
@@ -152,20 +173,12 @@ fn a_magnet_link_beside_a_torrent_file_fetches_its_metadata_while_the_other_down
 
 #[test]
 fn a_torrent_whose_data_cannot_be_stored_stops_alone_and_the_others_go_on() {
-    let work = tempfile::tempdir().expect("tempdir");
-    let made = torrents(work.path(), 2);
-    let src = work.path().join("src");
-    let seeder_port = free_tcp_port();
-    let paths: Vec<&Path> = made.iter().map(|(_, torrent, _)| torrent.as_path()).collect();
-    let mut seeder = Running::start(&mut our_peer(seeder_port, &paths, &src));
+    let TwoSeeded { work, made, mut seeder, port } = two_seeded();
     // The download folder holds a folder where the second torrent's file should go: it cannot be stored.
     let into = work.path().join("leech");
     std::fs::create_dir_all(into.join("file1.bin").join("in the way")).expect("mkdir");
-    let mut leecher = Running::start(
-        our_peer(0, &paths, &into).arg("--exit-on-complete").arg("--peer").arg(format!("127.0.0.1:{seeder_port}")),
-    );
-    let status = leecher.wait(Duration::from_secs(60));
-    let lines = leecher.rest_of_stdout(Duration::from_secs(2));
+    let paths: Vec<&Path> = made.iter().map(|(_, torrent, _)| torrent.as_path()).collect();
+    let (leecher, status, lines) = leech(&paths, &into, port);
     assert_eq!(status.and_then(|status| status.code()), Some(1), "{lines:?}\n{}", leecher.stderr());
     assert_same_file(&made[0].0, &into.join("file0.bin"));
     let errored = json_events(&lines, "errored");

@@ -254,3 +254,12 @@ pub fn start_http_tracker(torrent: &Path, http_port: u16, extra: &[&str]) -> pro
     assert!(listening.is_some(), "our tracker's HTTP side did not start; stderr:\n{}", tracker.stderr());
     tracker
 }
+
+/// The id a peer's extended handshake (its payload) gives ut_metadata, if any: what a test double answers
+/// metadata requests under.
+pub fn ut_metadata_id(extended_handshake: &[u8]) -> Option<u8> {
+    peer_wire::ExtendedHandshake::decode(extended_handshake)
+        .ok()
+        .and_then(|handshake| handshake.extension_id("ut_metadata"))
+        .map(std::num::NonZeroU8::get)
+}
