@@ -13,9 +13,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use metainfo::{Magnet, Torrent};
 use peer::events::{Event, Status};
 use peer::magnet::FetchConfig;
-use peer::session::{self, Config, Outcome};
+use peer::session::{Session, SessionConfig};
 use peer::sources::{Source, SourceCounts};
-use peer::torrents::Torrents;
+use peer::torrent::{Outcome, TorrentConfig};
 use peer::trace::Trace;
 use peer::tracker_client::Timeouts;
 use tracing::Instrument;
@@ -278,22 +278,24 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    let config = Config {
+    let session_config = SessionConfig {
         listen,
-        dir: args.dir.clone(),
-        peers,
-        max_peers: usize::from(args.max_peers),
         max_peers_per_ip: usize::from(args.max_peers_per_ip),
-        super_seed: !args.no_super_seed,
         upload_limit: args.upload_limit,
         download_limit: args.download_limit,
-        sequential: args.sequential,
-        exit_on_complete: args.exit_on_complete,
         check_threads: std::thread::available_parallelism().map_or(1, usize::from),
         tracker_timeouts,
         trace,
         dht: dht.clone(),
         lsd: !args.no_lsd,
+    };
+    let config = TorrentConfig {
+        dir: args.dir.clone(),
+        peers,
+        max_peers: usize::from(args.max_peers),
+        super_seed: !args.no_super_seed,
+        sequential: args.sequential,
+        exit_on_complete: args.exit_on_complete,
         resume: !args.no_resume,
     };
     let dht_node = dht.clone();
@@ -309,19 +311,19 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     };
     let results = runtime.block_on(async {
         let shutdown = shutdown_signal()?;
+        let session =
+            std::sync::Arc::new(Session::start(session_config, listener).context("reading the listening address")?);
         // One Ctrl-C stops every torrent.
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            shutdown.await;
-            let _ = stop_tx.send(true);
-        });
-        let listen_addr = listener.local_addr().context("reading the listening address")?;
-        let served = Torrents::new();
-        let accepting = tokio::spawn(session::serve(listener, served.clone(), config.max_peers_per_ip));
-        let peer_id = session::new_peer_id();
+        let stopping = {
+            let session = session.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                session.shutdown().await;
+            })
+        };
         let mut runs = tokio::task::JoinSet::new();
         for (index, item) in torrents.into_iter().enumerate() {
-            let (mut config, served, mut stop) = (config.clone(), served.clone(), stop_rx.clone());
+            let (mut config, session) = (config.clone(), session.clone());
             let (args, fetching) = (args.clone(), fetching.clone());
             let span = tracing::info_span!("torrent", name = %item.name());
             runs.spawn(
@@ -363,27 +365,28 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                         }
                         view
                     });
-                    let shutdown = async move {
-                        let _ = stop.wait_for(|stopped| *stopped).await;
-                    };
-                    let result =
-                        session::run_torrent(&torrent, config, &served, listen_addr, peer_id, events_tx, shutdown)
-                            .await
-                            .map_err(anyhow::Error::from)
-                            .with_context(|| torrent.info.name.clone());
+                    let name = torrent.info.name.clone();
+                    let result = match session.add(torrent, config, events_tx) {
+                        Ok(run) => match run.await {
+                            Ok(result) => result.map_err(anyhow::Error::from),
+                            Err(err) => Err(anyhow::Error::from(err)),
+                        },
+                        Err(err) => Err(anyhow::Error::from(err)),
+                    }
+                    .with_context(|| name.clone());
                     let _ = done_tx.send(());
                     let view = printer.await.ok();
                     if let (true, Err(err), Some(view)) = (many, &result, &view) {
                         // One torrent failing stops it alone: said now, while the others go on.
                         view.errored(err);
                     }
-                    (index, torrent.info.name.clone(), result, view)
+                    (index, name, result, view)
                 }
                 .instrument(span),
             );
         }
         let mut results: Vec<_> = runs.join_all().await;
-        accepting.abort();
+        stopping.abort();
         results.sort_by_key(|(index, _, _, _)| *index);
         Ok::<_, anyhow::Error>(results)
     })?;
@@ -440,7 +443,7 @@ async fn magnet_torrent(
     args: &Args,
     magnet: &Magnet,
     mut fetching: FetchConfig,
-    config: &mut Config,
+    config: &mut TorrentConfig,
 ) -> anyhow::Result<Option<Torrent>> {
     for text in &magnet.peers {
         let addr = resolve_peer(text).with_context(|| format!("the magnet link's peer {text}"))?;

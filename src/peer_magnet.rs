@@ -23,8 +23,14 @@ pub(super) async fn fetch_metadata(
         v1: magnet.info_hash_v1().map(|hash| hash.0),
         v2: magnet.info_hash_v2.map(|hash| hash.0),
     };
-    let fetch =
-        peer::magnet::fetch_checked(magnet.info_hash.0, check, session::new_peer_id(), config, listener, events_tx);
+    let fetch = peer::magnet::fetch_checked(
+        magnet.info_hash.0,
+        check,
+        peer::session::new_peer_id(),
+        config,
+        listener,
+        events_tx,
+    );
     tokio::pin!(fetch);
     let fetched = loop {
         tokio::select! {

@@ -4,6 +4,7 @@
 pub mod dht_node;
 pub mod dos;
 pub mod hostile_peer;
+pub mod library_session;
 pub mod process;
 pub mod udp;
 

@@ -183,6 +183,7 @@ impl Announcer {
                         let interval = Duration::from_secs(u64::from(reply.interval.clamp(5, 3600)));
                         client.set_timeouts(Timeouts::bounded(self.timeouts.base, interval.max(self.timeouts.base)));
                         progress.retry_after = interval.min(Duration::from_secs(30));
+                        self.swarm.record_announce(url, Ok((reply.peers.len(), reply.seeders, reply.leechers)));
                         let _ = self.swarm.events.send(Event::Announced {
                             tracker: url.to_owned(),
                             peers: reply.peers.len(),
@@ -271,6 +272,7 @@ impl Announcer {
     }
 
     fn failed(&self, url: &str, error: &str) {
+        self.swarm.record_announce(url, Err(error.to_owned()));
         let _ = self.swarm.events.send(Event::AnnounceFailed { tracker: url.to_owned(), error: error.to_owned() });
     }
 

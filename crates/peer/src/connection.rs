@@ -21,6 +21,8 @@ use crate::picker::PeerKey;
 use crate::swarm::{CloseReason, Direction, Swarm};
 use crate::torrents::Torrents;
 
+/// Why a connection ended when its torrent did.
+const STOPPED: &str = "the torrent stopped";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Peers send a keep-alive every two minutes at most; silence for longer means the connection is dead.
@@ -70,11 +72,15 @@ fn our_handshake(swarm: &Swarm) -> Handshake {
 
 /// Connects to `addr` (from `local` if given) and runs the connection until it ends.
 pub async fn run_outgoing(swarm: Arc<Swarm>, addr: SocketAddr, local: Option<std::net::IpAddr>) {
-    let result = async {
+    let connection = async {
         let stream = dial(addr, local).await?;
         run(&swarm, stream, addr, Direction::Outgoing, None).await
-    }
-    .await;
+    };
+    // A torrent stopped or removed takes its connections with it, at whatever step they are.
+    let result = tokio::select! {
+        result = connection => result,
+        () = swarm.until_closed() => Err(STOPPED.into()),
+    };
     swarm.release_address(addr);
     swarm.candidate_ended(addr);
     if let Err(reason) = result {
@@ -111,7 +117,10 @@ pub async fn run_incoming(torrents: Arc<Torrents>, stream: TcpStream, addr: Sock
             return Err("banned, or no room for more peers".to_owned());
         }
         let our_handshake = our_handshake(&swarm);
-        go_on(&swarm, stream, addr, Direction::Incoming, Some(ticket), our_handshake, handshake).await
+        tokio::select! {
+            result = go_on(&swarm, stream, addr, Direction::Incoming, Some(ticket), our_handshake, handshake) => result,
+            () = swarm.until_closed() => Err(STOPPED.into()),
+        }
     }
     .await;
     if let Err(reason) = result {

@@ -33,6 +33,13 @@ pub struct PeerSummary {
     pub uploaded: u64,
 }
 
+/// A tracker and its last answer: `Ok((peers, seeders, leechers))` or why it failed; `None` before the first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackerStatus {
+    pub url: String,
+    pub last: Option<Result<(usize, u32, u32), String>>,
+}
+
 /// Everything the session reports, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {

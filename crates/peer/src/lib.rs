@@ -29,6 +29,7 @@ pub mod session;
 pub mod sources;
 pub mod storage;
 mod swarm;
+pub mod torrent;
 pub mod torrents;
 pub mod trace;
 pub mod tracker_client;

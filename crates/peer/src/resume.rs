@@ -242,7 +242,11 @@ pub fn load(path: &Path) -> Result<Option<ResumeState>, String> {
 pub fn save(path: &Path, state: &ResumeState) -> Result<(), String> {
     let folder = path.parent().ok_or_else(|| format!("{} has no folder", path.display()))?;
     std::fs::create_dir_all(folder).map_err(|err| format!("creating {}: {err}", folder.display()))?;
-    let temporary = path.with_extension("resume.tmp");
+    // A name of its own per save: two saves of one torrent at once (its run ending while its completion is being
+    // saved) never write into each other's file.
+    static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let save = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temporary = path.with_extension(format!("resume.{}.{save}.tmp", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut file = std::fs::File::create(&temporary)?;
         file.write_all(&state.encode())?;

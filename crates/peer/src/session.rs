@@ -1,56 +1,55 @@
-//! One torrent, from start to stop: check the data on disk, listen, announce, connect, download, seed.
+//! A session: one listening port, one peer id and any number of torrents, each a task with a state of its own.
 //!
-//! The program's layer ([`Event`]s in, bars and lines out; the events are in [`crate::events`]) stays outside:
-//! `run` reports what happens through an event channel and returns when the torrent is done (with `exit_on_complete`), when `shutdown` completes, or when
-//! storage fails.
+//! The session owns what its torrents share: the listener (an incoming handshake goes to the torrent it names, an
+//! unknown info-hash is refused), the peer id, the DHT node, the upload and download rate limits. Each torrent
+//! is driven through its states by its own task:
+//!
+//! ```text
+//!   checking ──> downloading ──> seeding
+//!      │  ▲           │             │
+//!      ▼  │ resume    ▼ pause       ▼
+//!      paused <───────┴─────────────┘        stopped (shutdown, or done with exit_on_complete)
+//!                                             errored (with the reason; resume checks again)
+//!                                             removed (connections, announces, timers: all gone)
+//! ```
+//!
+//! Pausing hangs up, tells the trackers `stopped` and keeps the verified pieces in memory, so resuming neither
+//! reads the data nor checks it. Queries ([`Session::torrents`], [`Session::torrent`]) read a snapshot of each
+//! torrent: what the control API (Transmission's RPC) answers from.
 
-use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use peer_wire::Bitfield;
 use rand::Rng;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 use crate::admission::Handshakes;
-use crate::announcer::{self, Announcer, SEEDING_NOTICE_WAIT, SeedingNotice};
 use crate::connection;
-use crate::sources::Source;
-use crate::storage::Storage;
-use crate::swarm::{Swarm, SwarmConfig};
+use crate::events::{Event, PeerSummary, Status, TrackerStatus};
+use crate::rate::TransferLimiter;
+use crate::storage::{FileProgress, Storage};
+use crate::swarm::Swarm;
+use crate::torrent::{self, Outcome, TorrentConfig, TorrentError};
 use crate::torrents::Torrents;
-
-use crate::events::{Event, PeerSummary};
 use crate::tracker_client::Timeouts;
 
-/// What the session is asked to do.
+/// What the torrents of a session share.
 #[derive(Debug, Clone)]
-pub struct Config {
-    /// Where to listen for peers; port 0 picks a free one. Outgoing connections and tracker packets leave from
-    /// this IP too, unless it is unspecified.
+pub struct SessionConfig {
+    /// The address the listener is bound to, as asked: outgoing connections and tracker packets leave from its IP
+    /// too, unless it is unspecified.
     pub listen: SocketAddr,
-    /// The download folder: the torrent's file (single-file) or folder (multi-file) goes inside.
-    pub dir: PathBuf,
-    /// Peers to connect to directly, besides those the trackers name, with how we heard of them.
-    pub peers: Vec<(SocketAddr, Source)>,
-    pub max_peers: usize,
-    /// Most connections with one IP address (handshakes in progress included).
+    /// Most connections with one IP address (handshakes in progress included), per torrent and at the listener.
     pub max_peers_per_ip: usize,
-    /// Super-seed (show pieces one window at a time) when starting with the whole torrent.
-    pub super_seed: bool,
-    /// Bytes per second for all uploads together.
+    /// Bytes per second for all uploads of every torrent together.
     pub upload_limit: Option<u64>,
     /// Bytes per second for all downloads together (what the connections read, protocol bytes included).
     pub download_limit: Option<u64>,
-    /// Download in order, for previewing media (rarest first within a window from the first piece we lack).
-    pub sequential: bool,
-    /// Return as soon as the data is complete (after announcing `completed`).
-    pub exit_on_complete: bool,
-    /// Threads for the start-up check.
+    /// Threads for a start-up check.
     pub check_threads: usize,
     /// How trackers are retried (BEP 15: 15 s doubling); tests shorten it.
     pub tracker_timeouts: Timeouts,
@@ -58,41 +57,156 @@ pub struct Config {
     pub trace: Option<Arc<crate::trace::Trace>>,
     /// A DHT node to find peers through and announce to (never used for a private torrent).
     pub dht: Option<Arc<dht::Node>>,
-    /// Local service discovery (BEP 14) on the listening interface: announce the torrent to the local network
-    /// and dial the neighbours that announce it (never for a private torrent; never fatal).
+    /// Local service discovery (BEP 14) on the listening interface, for public torrents (never fatal).
     pub lsd: bool,
-    /// Fast resume ([`crate::resume`]): trust the state kept under `dir` when the files are as it says, instead of
-    /// reading them; keep it up to date.
-    pub resume: bool,
 }
 
-/// How the session ended.
+impl SessionConfig {
+    /// A session on `listen` with the defaults of the `peer` command, and no DHT.
+    #[must_use]
+    pub fn new(listen: SocketAddr) -> SessionConfig {
+        SessionConfig {
+            listen,
+            max_peers_per_ip: 8,
+            upload_limit: None,
+            download_limit: None,
+            check_threads: std::thread::available_parallelism().map_or(1, usize::from),
+            tracker_timeouts: Timeouts::default(),
+            trace: None,
+            dht: None,
+            lsd: false,
+        }
+    }
+}
+
+/// What every torrent of a session reads: the session's half of [`torrent::run`]'s arguments.
+pub(crate) struct Shared {
+    pub(crate) config: SessionConfig,
+    pub(crate) listen_addr: SocketAddr,
+    pub(crate) peer_id: [u8; 20],
+    pub(crate) served: Arc<Torrents>,
+    pub(crate) upload_limiter: Option<Arc<TransferLimiter>>,
+    pub(crate) download_limiter: Option<Arc<TransferLimiter>>,
+}
+
+/// Where a torrent stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    pub complete: bool,
-    pub have: u32,
-    pub total: u32,
-    pub downloaded: u64,
-    pub uploaded: u64,
-    pub peers: Vec<PeerSummary>,
+pub enum State {
+    /// Reading its data to see which pieces are there (or its fast-resume state).
+    Checking,
+    Downloading,
+    Seeding,
+    /// Paused by the user: no connections, no announces; its verified pieces are kept.
+    Paused,
+    /// Its run is over (the session shut down, or the download finished with `exit_on_complete`).
+    Stopped,
+    /// It stopped on an error, alone; the reason. Resuming it checks its data again.
+    Errored(String),
+    /// Taken out of the session: nothing of it runs.
+    Removed,
 }
 
-/// Why a session could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum SessionError {
-    #[error(transparent)]
-    Storage(#[from] crate::storage::StorageError),
-    #[error("listening on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
-    #[error("{0}")]
-    Picker(#[from] crate::picker::PickerError),
-    #[error("checking existing data failed: {0}")]
-    Check(String),
-    /// Disk trouble while downloading (a full disk, a folder made read-only...): the session stopped.
-    #[error("{0}")]
-    Disk(String),
-    #[error(transparent)]
-    AlreadyServed(#[from] crate::torrents::AlreadyServed),
+/// One torrent of the session as a query sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TorrentStatus {
+    pub info_hash: [u8; 20],
+    pub name: String,
+    pub state: State,
+    /// Total size in bytes.
+    pub size: u64,
+    /// Pieces, bytes and rates. Bytes moved add up over the torrent's runs in this session; rates and the peer
+    /// count are those of the run going on (0 when paused).
+    pub status: Status,
+    /// The peers connected now.
+    pub peers: Vec<PeerSummary>,
+    pub files: Vec<FileProgress>,
+    /// Every tracker of the torrent with its last answer in the run going on.
+    pub trackers: Vec<TrackerStatus>,
+}
+
+/// What the user asked of a torrent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wanted {
+    Run,
+    Pause,
+    Stop,
+    Remove,
+}
+
+/// Where a torrent's task is; `Starting` reads as checking until the swarm is up, then downloading or seeding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
+    Starting,
+    Paused,
+    Stopped,
+    Errored(String),
+    Removed,
+}
+
+impl Phase {
+    /// The task is over.
+    fn is_over(&self) -> bool {
+        matches!(self, Phase::Stopped | Phase::Errored(_) | Phase::Removed)
+    }
+}
+
+/// A torrent of the session and the handles its task and the queries share.
+struct Entry {
+    torrent: Arc<metainfo::Torrent>,
+    /// The torrent laid out in its download folder, for the queries about its files.
+    layout: Arc<Storage>,
+    config: TorrentConfig,
+    events: mpsc::UnboundedSender<Event>,
+    wanted: watch::Sender<Wanted>,
+    phase: watch::Sender<Phase>,
+    /// The swarm of the run going on.
+    running: Mutex<Option<Arc<Swarm>>>,
+    /// What the runs before the current one came to.
+    past: Mutex<Past>,
+}
+
+#[derive(Default)]
+struct Past {
+    pieces: Option<Bitfield>,
+    downloaded: u64,
+    uploaded: u64,
+}
+
+impl Entry {
+    fn hashes(&self) -> impl Iterator<Item = [u8; 20]> + '_ {
+        let v2 = self.torrent.info_hash_v2().map(|hash| hash.truncated().0);
+        std::iter::once(self.torrent.info_hash.0).chain(v2.filter(|hash| *hash != self.torrent.info_hash.0))
+    }
+
+    fn swarm(&self) -> Option<Arc<Swarm>> {
+        lock(&self.running).clone()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A session and its torrents. Dropping it stops accepting connections; [`Session::shutdown`] stops every torrent
+/// first, with its `stopped` announces.
+pub struct Session {
+    shared: Arc<Shared>,
+    accepting: JoinHandle<()>,
+    entries: Mutex<Vec<Arc<Entry>>>,
+    /// Set by [`Session::shutdown`] under the lock of `entries`: nothing more is added.
+    closing: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("listen", &self.shared.listen_addr).field("torrents", &self.len()).finish()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.accepting.abort();
+    }
 }
 
 /// A random peer id in the Azureus style: client code "BT", version 0001.
@@ -105,281 +219,333 @@ pub fn new_peer_id() -> [u8; 20] {
     id
 }
 
-/// Runs the torrent until it is complete (`exit_on_complete`), `shutdown` resolves, or the disk fails.
-pub async fn run(
-    torrent: &metainfo::Torrent,
-    config: Config,
-    events: mpsc::UnboundedSender<Event>,
-    shutdown: impl Future<Output = ()>,
-) -> Result<Outcome, SessionError> {
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| SessionError::Listen { addr: config.listen, source })?;
-    run_with_listener(torrent, config, listener, events, shutdown).await
-}
-
-/// [`run`] on a listener bound already (a magnet link's port is announced while its metadata is fetched).
-pub async fn run_with_listener(
-    torrent: &metainfo::Torrent,
-    config: Config,
-    listener: TcpListener,
-    events: mpsc::UnboundedSender<Event>,
-    shutdown: impl Future<Output = ()>,
-) -> Result<Outcome, SessionError> {
-    let listen_addr = listener.local_addr().map_err(|source| SessionError::Listen { addr: config.listen, source })?;
-    let torrents = Torrents::new();
-    let accepting = tokio::spawn(serve(listener, torrents.clone(), config.max_peers_per_ip));
-    let result = run_torrent(torrent, config, &torrents, listen_addr, new_peer_id(), events, shutdown).await;
-    accepting.abort();
-    result
-}
-
-/// Accepts the connections of every torrent in `torrents` on `listener`, for as long as it runs (abort it to
-/// stop): each incoming handshake goes to the torrent it names.
-pub async fn serve(listener: TcpListener, torrents: Arc<Torrents>, max_peers_per_ip: usize) {
-    accept_loop(torrents, listener, max_peers_per_ip).await;
-}
-
-/// One torrent of a session, from start to stop, served on the listener at `listen_addr` (through `torrents`,
-/// which it joins for its lifetime) under the session's `peer_id`. Returns when the torrent is done (with
-/// `exit_on_complete`), when `shutdown` completes, or when storage fails.
-///
-/// # Errors
-///
-/// The data cannot be checked or stored, the torrent is already served, or a disk error stopped it.
-pub async fn run_torrent(
-    torrent: &metainfo::Torrent,
-    config: Config,
-    torrents: &Arc<Torrents>,
-    listen_addr: SocketAddr,
-    peer_id: [u8; 20],
-    events: mpsc::UnboundedSender<Event>,
-    shutdown: impl Future<Output = ()>,
-) -> Result<Outcome, SessionError> {
-    let storage = Arc::new(Storage::new(torrent, &config.dir)?);
-    let _ = events.send(Event::Listening { addr: listen_addr, peer_id });
-
-    let resume_path = config.resume.then(|| crate::resume::path_for(&config.dir, &torrent.info_hash.0));
-    let trusted = match &resume_path {
-        Some(path) => resumed(path, &storage, &torrent.info_hash.0).await,
-        None => None,
-    };
-    let resumed = trusted.is_some();
-    let have = match trusted {
-        Some(have) => have,
-        None => check(&storage, config.check_threads, &events).await?,
-    };
-    let _ = events.send(Event::Checked { have: have.count(), total: have.len(), resumed });
-    if let Some(path) = resume_path.as_ref().filter(|_| !resumed) {
-        save_resume(path.clone(), storage.clone(), torrent.info_hash.0, have.clone()).await;
-    }
-    let started_complete = have.is_complete();
-    if started_complete {
-        let storage = storage.clone();
-        tokio::task::spawn_blocking(move || storage.create_empty_files())
-            .await
-            .map_err(|err| SessionError::Check(err.to_string()))??;
+impl Session {
+    /// Starts a session that accepts peers on `listener` (bound already, so its port is known before any torrent
+    /// is added). Call it inside a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// The listener's address cannot be read.
+    pub fn start(config: SessionConfig, listener: TcpListener) -> std::io::Result<Session> {
+        let listen_addr = listener.local_addr()?;
+        let served = Torrents::new();
+        let accepting = tokio::spawn(accept_loop(served.clone(), listener, config.max_peers_per_ip));
+        let shared = Arc::new(Shared {
+            listen_addr,
+            peer_id: new_peer_id(),
+            served,
+            upload_limiter: config.upload_limit.map(|rate| Arc::new(TransferLimiter::new(rate))),
+            download_limiter: config.download_limit.map(|rate| Arc::new(TransferLimiter::new(rate))),
+            config,
+        });
+        Ok(Session { shared, accepting, entries: Mutex::new(Vec::new()), closing: false.into() })
     }
 
-    let swarm_config = SwarmConfig {
-        max_peers: config.max_peers,
-        max_peers_per_ip: config.max_peers_per_ip,
-        upload_limit: config.upload_limit,
-        download_limit: config.download_limit,
-        sequential: config.sequential,
-        super_seed: config.super_seed,
-        defer_verification: false,
-        private: torrent.info.private,
-        listen_port: Some(listen_addr.port()),
-        local_ip: Some(config.listen.ip()).filter(|ip| !ip.is_unspecified()),
-        trace: config.trace.clone(),
-        dht: config.dht.clone().filter(|_| !torrent.info.private),
-        hash_trees: Arc::new(crate::v2::HashTrees::of(torrent)),
-        info_hash_v2: torrent.info_hash_v2().map(|hash| hash.truncated().0).filter(|hash| *hash != torrent.info_hash.0),
-    };
-    let info_hash = torrent.info_hash.0;
-    let metadata = torrent.info_bytes.clone();
-    let swarm = Arc::new(Swarm::new(storage, metadata, info_hash, peer_id, &have, &swarm_config, events.clone())?);
-    let local_ip = Some(config.listen.ip()).filter(|ip| !ip.is_unspecified());
+    /// Where peers reach us.
+    #[must_use]
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.shared.listen_addr
+    }
 
-    torrents.add(&swarm)?;
-    let mut tasks = tokio::task::JoinSet::new();
-    if let Some(path) = resume_path.clone().filter(|_| !started_complete) {
-        // The state on completion: a seeder killed later restarts without reading its data.
-        let (swarm, storage) = (swarm.clone(), swarm.storage.clone());
-        tasks.spawn(async move {
+    /// Our peer id, the same for every torrent.
+    #[must_use]
+    pub fn peer_id(&self) -> [u8; 20] {
+        self.shared.peer_id
+    }
+
+    /// Torrents in the session, whatever their state.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        lock(&self.entries).len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds `torrent` and starts it: its events go to `events`. The handle gives what its run came to once it is
+    /// over for good: stopped (by [`Session::shutdown`], or complete with `exit_on_complete`), removed, or errored.
+    ///
+    /// # Errors
+    ///
+    /// The torrent is in the session already (by either info-hash of a hybrid), or its files cannot be laid out
+    /// in `config.dir`.
+    pub fn add(
+        &self,
+        torrent: metainfo::Torrent,
+        config: TorrentConfig,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> Result<JoinHandle<Result<Outcome, TorrentError>>, TorrentError> {
+        let layout = Arc::new(Storage::new(&torrent, &config.dir)?);
+        let entry = Arc::new(Entry {
+            torrent: Arc::new(torrent),
+            layout,
+            config,
+            events,
+            wanted: watch::Sender::new(Wanted::Run),
+            phase: watch::Sender::new(Phase::Starting),
+            running: Mutex::new(None),
+            past: Mutex::new(Past::default()),
+        });
+        {
+            let mut entries = lock(&self.entries);
+            if self.closing.load(std::sync::atomic::Ordering::Acquire) {
+                return Err(TorrentError::SessionClosed);
+            }
+            let hashes: Vec<[u8; 20]> = entry.hashes().collect();
+            if let Some(other) = entries.iter().find(|other| other.hashes().any(|hash| hashes.contains(&hash))) {
+                return Err(TorrentError::Duplicate {
+                    name: other.torrent.info.name.clone(),
+                    info_hash: other.torrent.info_hash.to_string(),
+                });
+            }
+            entries.push(entry.clone());
+        }
+        Ok(tokio::spawn(drive(self.shared.clone(), entry)))
+    }
+
+    fn find(&self, info_hash: &[u8; 20]) -> Option<Arc<Entry>> {
+        lock(&self.entries).iter().find(|entry| entry.hashes().any(|hash| hash == *info_hash)).cloned()
+    }
+
+    /// Pauses a torrent: its connections close and its trackers are told `stopped`. False if there is no such
+    /// torrent or it is not running.
+    pub fn pause(&self, info_hash: &[u8; 20]) -> bool {
+        let Some(entry) = self.find(info_hash) else { return false };
+        entry.wanted.send_if_modified(|wanted| {
+            let changed = *wanted == Wanted::Run;
+            if changed {
+                *wanted = Wanted::Pause;
+            }
+            changed
+        })
+    }
+
+    /// Resumes a paused torrent from the pieces it had, or restarts a stopped or errored one (checking its data,
+    /// or trusting its fast-resume state). False if there is no such torrent or it is running already.
+    pub fn resume(&self, info_hash: &[u8; 20]) -> bool {
+        let Some(entry) = self.find(info_hash) else { return false };
+        let phase = entry.phase.borrow().clone();
+        match phase {
+            Phase::Paused | Phase::Starting => entry.wanted.send_if_modified(|wanted| {
+                let changed = *wanted == Wanted::Pause;
+                if changed {
+                    *wanted = Wanted::Run;
+                }
+                changed
+            }),
+            Phase::Stopped | Phase::Errored(_) => {
+                entry.wanted.send_replace(Wanted::Run);
+                entry.phase.send_replace(Phase::Starting);
+                // Nobody awaits a restarted run but the queries.
+                drop(tokio::spawn(drive(self.shared.clone(), entry)));
+                true
+            }
+            Phase::Removed => false,
+        }
+    }
+
+    /// Removes a torrent and returns once nothing of it runs: its connections are closed, its trackers told
+    /// `stopped`, its tasks and timers ended. Its data stays on disk. False if there is no such torrent.
+    pub async fn remove(&self, info_hash: &[u8; 20]) -> bool {
+        let Some(entry) = self.find(info_hash) else { return false };
+        entry.wanted.send_replace(Wanted::Remove);
+        let mut phase = entry.phase.subscribe();
+        loop {
+            let over = phase.borrow_and_update().is_over();
+            if over || phase.changed().await.is_err() {
+                break;
+            }
+        }
+        lock(&self.entries).retain(|other| !Arc::ptr_eq(other, &entry));
+        true
+    }
+
+    /// Stops every torrent (each tells its trackers `stopped`) and returns once all are over; nothing can be added
+    /// afterwards.
+    pub async fn shutdown(&self) {
+        let entries: Vec<Arc<Entry>> = {
+            let entries = lock(&self.entries);
+            self.closing.store(true, std::sync::atomic::Ordering::Release);
+            entries.clone()
+        };
+        for entry in &entries {
+            entry.wanted.send_if_modified(|wanted| {
+                let changed = matches!(wanted, Wanted::Run | Wanted::Pause);
+                if changed {
+                    *wanted = Wanted::Stop;
+                }
+                changed
+            });
+        }
+        for entry in entries {
+            let mut phase = entry.phase.subscribe();
             loop {
-                // Registered before the check: a completion in between is not missed.
-                let changed = swarm.changed.notified();
-                tokio::pin!(changed);
-                changed.as_mut().enable();
-                if swarm.is_complete() {
+                let over = phase.borrow_and_update().is_over();
+                if over || phase.changed().await.is_err() {
                     break;
                 }
-                changed.await;
             }
-            save_resume(path, storage, info_hash, swarm.have_bitfield()).await;
-        });
+        }
     }
-    tasks.spawn(tick_loop(swarm.clone()));
-    for &(addr, source) in &config.peers {
-        swarm.add_candidate(addr, source);
+
+    /// Every torrent of the session, in the order they were added.
+    #[must_use]
+    pub fn torrents(&self) -> Vec<TorrentStatus> {
+        let entries: Vec<Arc<Entry>> = lock(&self.entries).clone();
+        entries.iter().map(|entry| status_of(entry)).collect()
     }
-    tasks.spawn(dialer(swarm.clone(), local_ip));
-    if let Some(node) = config.dht.clone().filter(|_| !torrent.info.private) {
-        let (swarm, port) = (swarm.clone(), listen_addr.port());
-        tasks.spawn(async move {
-            let found = |addr: SocketAddr| {
-                if !(addr.port() == port && addr.ip().is_loopback()) {
-                    swarm.add_candidate(addr, Source::Dht);
-                }
+
+    /// The torrent with this info-hash (v1, or a hybrid's truncated v2).
+    #[must_use]
+    pub fn torrent(&self, info_hash: &[u8; 20]) -> Option<TorrentStatus> {
+        self.find(info_hash).map(|entry| status_of(&entry))
+    }
+}
+
+fn status_of(entry: &Entry) -> TorrentStatus {
+    let torrent = &entry.torrent;
+    let swarm = entry.swarm();
+    let phase = entry.phase.borrow().clone();
+    let state = match (phase, &swarm) {
+        (Phase::Starting, None) => State::Checking,
+        (Phase::Starting, Some(swarm)) if swarm.is_complete() => State::Seeding,
+        (Phase::Starting, Some(_)) => State::Downloading,
+        (Phase::Paused, _) => State::Paused,
+        (Phase::Stopped, _) => State::Stopped,
+        (Phase::Errored(reason), _) => State::Errored(reason),
+        (Phase::Removed, _) => State::Removed,
+    };
+    let past = lock(&entry.past);
+    let num_pieces = entry.layout.num_pieces();
+    let (mut status, pieces, peers, answers) = match &swarm {
+        Some(swarm) => (swarm.status(), swarm.have_bitfield(), swarm.connected_peers(), swarm.tracker_statuses()),
+        None => {
+            let pieces = past.pieces.clone().unwrap_or_else(|| Bitfield::new(num_pieces));
+            let status = Status {
+                have: pieces.count(),
+                total: num_pieces,
+                downloaded: 0,
+                uploaded: 0,
+                left: 0,
+                download_rate: 0,
+                upload_rate: 0,
+                peers: 0,
+                sources: crate::sources::SourceCounts::default(),
             };
-            crate::dht_peers::look_up(node, info_hash, Some(port), found).await;
-        });
-    }
-    if config.lsd && !torrent.info.private {
-        spawn_lsd(&mut tasks, swarm.clone(), listen_addr, info_hash);
-    }
-
-    let tiers = announcer::tiers(torrent);
-    let seeding = Arc::new(SeedingNotice::new(tiers.len()));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut announcers = tokio::task::JoinSet::new();
-    for tier in tiers {
-        let announcer = Announcer {
-            swarm: swarm.clone(),
-            tier,
-            port: listen_addr.port(),
-            local_ip,
-            timeouts: config.tracker_timeouts,
-            started_complete,
-            seeding: seeding.clone(),
-        };
-        announcers.spawn(announcer.run(stop_rx.clone()));
-    }
-    if started_complete {
-        // A tracker that does not answer is retried for minutes; peers that know our address can come anyway.
-        let (swarm, seeding) = (swarm.clone(), seeding.clone());
-        tasks.spawn(async move {
-            if seeding.first_announces_left.load(Ordering::Acquire) > 0 {
-                tokio::time::sleep(SEEDING_NOTICE_WAIT).await;
-            }
-            seeding.report(&swarm);
-        });
-    }
-
-    tokio::pin!(shutdown);
-    loop {
-        let changed = swarm.changed.notified();
-        if !started_complete && swarm.is_complete() && !config.exit_on_complete {
-            seeding.report(&swarm);
+            (status, pieces, Vec::new(), Vec::new())
         }
-        if swarm.fatal().is_some() || (config.exit_on_complete && swarm.is_complete()) {
-            break;
-        }
-        tokio::select! {
-            () = &mut shutdown => break,
-            () = changed => {}
-        }
+    };
+    status.downloaded += past.downloaded;
+    status.uploaded += past.uploaded;
+    drop(past);
+    let files = entry.layout.file_progress(&pieces);
+    let size = entry.layout.total_length();
+    if swarm.is_none() {
+        status.left = size - files.iter().map(|file| file.done).sum::<u64>().min(size);
     }
-
-    // Tell the trackers (`completed` first if it is still owed, then `stopped`), then hang up on everyone.
-    let _ = stop_tx.send(true);
-    let _ =
-        tokio::time::timeout(Duration::from_secs(5), async { while announcers.join_next().await.is_some() {} }).await;
-    announcers.abort_all();
-    let peers = swarm.peers();
-    torrents.remove(&swarm);
-    swarm.close_all();
-    tasks.abort_all();
-    if let Some(message) = swarm.fatal() {
-        return Err(SessionError::Disk(message));
-    }
-    let (downloaded, uploaded, _) = swarm.progress();
-    let complete = swarm.is_complete();
-    let (have, total) = swarm.have_count();
-    if let Some(path) = resume_path {
-        // Every verified piece was written before it was counted (see `pieces::write_and_verify`).
-        save_resume(path, swarm.storage.clone(), info_hash, swarm.have_bitfield()).await;
-    }
-    Ok(Outcome { complete, have, total, downloaded, uploaded, peers })
-}
-
-/// The pieces the fast-resume state at `path` vouches for, if it is there, reads, describes this torrent and
-/// every file is exactly as it recorded; why not is logged.
-async fn resumed(path: &std::path::Path, storage: &Arc<Storage>, info_hash: &[u8; 20]) -> Option<Bitfield> {
-    let (path, storage, info_hash) = (path.to_path_buf(), storage.clone(), *info_hash);
-    tokio::task::spawn_blocking(move || {
-        let state = match crate::resume::load(&path) {
-            Ok(Some(state)) => state,
-            Ok(None) => return None,
-            Err(err) => {
-                tracing::warn!("the fast-resume state {} is not used: {err}; checking the data", path.display());
-                return None;
-            }
-        };
-        match state.trusted(&info_hash, storage.num_pieces(), &storage.file_paths()) {
-            Ok(have) => {
-                tracing::info!("fast resume: {} pieces trusted from {}", have.count(), path.display());
-                Some(have)
-            }
-            Err(err) => {
-                tracing::info!("the fast-resume state is not used: {err}; checking the data");
-                None
-            }
-        }
-    })
-    .await
-    .ok()
-    .flatten()
-}
-
-/// Writes the fast-resume state: `have` with the files' stamps now. A failure (a read-only download folder) is
-/// a warning: the next start checks the data.
-async fn save_resume(path: PathBuf, storage: Arc<Storage>, info_hash: [u8; 20], have: Bitfield) {
-    let saved = tokio::task::spawn_blocking(move || {
-        let files = crate::resume::stamps(&storage.file_paths());
-        crate::resume::save(&path, &crate::resume::ResumeState { info_hash, have, files })
-    })
-    .await;
-    match saved {
-        Ok(Ok(())) => {}
-        Ok(Err(err)) => tracing::warn!("fast resume: {err}; the next start checks the data"),
-        Err(err) => tracing::warn!("fast resume: {err}"),
-    }
-}
-
-/// Starts local service discovery for the torrent, on IPv4, IPv6 or both as `listen` allows (see
-/// [`crate::lsd::families`]), handing the neighbours found to the swarm (link-local ones with their scope). One
-/// family failing to start beside another is a debug line; none starting (no multicast route, no IPv6, the port
-/// held without SO_REUSEADDR) is a warning, and the session goes on without it.
-fn spawn_lsd(tasks: &mut tokio::task::JoinSet<()>, swarm: Arc<Swarm>, listen: SocketAddr, info_hash: [u8; 20]) {
-    match crate::lsd::Lsd::start(listen.ip()) {
-        Ok(Some(lsd)) => {
-            tasks.spawn(lsd.run(info_hash, listen.port(), move |addr| swarm.add_candidate(addr, Source::Lsd)));
-        }
-        Ok(None) => {}
-        Err(err) => tracing::warn!("local service discovery is off: {err}"),
-    }
-}
-
-async fn check(
-    storage: &Arc<Storage>,
-    threads: usize,
-    events: &mpsc::UnboundedSender<Event>,
-) -> Result<Bitfield, SessionError> {
-    let storage = storage.clone();
-    let events = events.clone();
-    let total = storage.total_length();
-    tokio::task::spawn_blocking(move || {
-        storage.check(threads.max(1), |done| {
-            let _ = events.send(Event::Checking { done, total });
+    let trackers = crate::announcer::tiers(torrent)
+        .into_iter()
+        .flatten()
+        .map(|url| {
+            let last = answers.iter().find(|answer| answer.url == url).and_then(|answer| answer.last.clone());
+            TrackerStatus { url, last }
         })
-    })
-    .await
-    .map_err(|err| SessionError::Check(err.to_string()))
+        .collect();
+    TorrentStatus {
+        info_hash: torrent.info_hash.0,
+        name: torrent.info.name.clone(),
+        state,
+        size,
+        status,
+        peers,
+        files,
+        trackers,
+    }
 }
 
+/// A torrent's task: runs it, pauses and resumes it as asked, and ends when it is stopped, removed, done
+/// (`exit_on_complete`) or errored. The phase it leaves behind says which.
+async fn drive(shared: Arc<Shared>, entry: Arc<Entry>) -> Result<Outcome, TorrentError> {
+    let mut wanted = entry.wanted.subscribe();
+    let mut outcome = None;
+    loop {
+        let now = *wanted.borrow_and_update();
+        match now {
+            Wanted::Run => {}
+            Wanted::Pause => {
+                entry.phase.send_replace(Phase::Paused);
+                if wanted.changed().await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            Wanted::Stop | Wanted::Remove => break,
+        }
+        entry.phase.send_replace(Phase::Starting);
+        let until_asked = {
+            let mut wanted = wanted.clone();
+            async move {
+                loop {
+                    let running = *wanted.borrow_and_update() == Wanted::Run;
+                    if !running || wanted.changed().await.is_err() {
+                        break;
+                    }
+                }
+            }
+        };
+        let pieces = lock(&entry.past).pieces.clone();
+        let result = torrent::run(
+            &entry.torrent,
+            entry.config.clone(),
+            &shared,
+            pieces,
+            &entry.running,
+            entry.events.clone(),
+            until_asked,
+        )
+        .await;
+        match result {
+            Ok(ended) => {
+                let mut past = lock(&entry.past);
+                past.pieces = Some(ended.pieces.clone());
+                past.downloaded += ended.downloaded;
+                past.uploaded += ended.uploaded;
+                drop(past);
+                outcome = Some(ended);
+                if *wanted.borrow() == Wanted::Run {
+                    // It ended by itself: complete, with `exit_on_complete`.
+                    break;
+                }
+            }
+            Err(err) => {
+                tracing::warn!(torrent = %entry.torrent.info.name, "stopped on an error: {err}");
+                entry.phase.send_replace(Phase::Errored(err.to_string()));
+                return Err(err);
+            }
+        }
+    }
+    let removed = *wanted.borrow() == Wanted::Remove;
+    let outcome = outcome.unwrap_or_else(|| {
+        // Never ran (paused from the start, then stopped): what it had before.
+        let pieces = lock(&entry.past).pieces.clone().unwrap_or_else(|| Bitfield::new(entry.layout.num_pieces()));
+        Outcome {
+            complete: pieces.is_complete(),
+            have: pieces.count(),
+            total: pieces.len(),
+            downloaded: 0,
+            uploaded: 0,
+            peers: Vec::new(),
+            pieces,
+        }
+    });
+    entry.phase.send_replace(if removed { Phase::Removed } else { Phase::Stopped });
+    Ok(outcome)
+}
+
+/// Accepts the connections of every torrent in `torrents`, for as long as it runs (abort it to stop): each
+/// incoming handshake goes to the torrent it names.
 async fn accept_loop(torrents: Arc<Torrents>, listener: TcpListener, max_peers_per_ip: usize) {
     // Handshakes in progress have a budget of their own, so silent sockets cannot hold the slots of established
     // peers (see `admission`); established peers are capped by the swarm at `--max-peers`.
@@ -401,44 +567,3 @@ async fn accept_loop(torrents: Arc<Torrents>, listener: TcpListener, max_peers_p
         }
     }
 }
-
-async fn tick_loop(swarm: Arc<Swarm>) {
-    let mut timer = tokio::time::interval(Duration::from_secs(1));
-    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut ticks: u64 = 0;
-    loop {
-        timer.tick().await;
-        swarm.tick();
-        ticks += 1;
-        if ticks.is_multiple_of(DISK_CHECK_TICKS) && swarm.is_disk_full() {
-            let swarm = swarm.clone();
-            let _ = tokio::task::spawn_blocking(move || swarm.check_disk_space()).await;
-        }
-    }
-}
-
-/// Seconds between looks at the free space while the disk is full.
-const DISK_CHECK_TICKS: u64 = 2;
-
-/// Dials the candidates every source feeds (see `sources`) as they come due and while there is room.
-async fn dialer(swarm: Arc<Swarm>, local_ip: Option<IpAddr>) {
-    loop {
-        let added = swarm.candidates_added.notified();
-        tokio::pin!(added);
-        added.as_mut().enable();
-        for addr in swarm.due_candidates() {
-            if swarm.reserve_address(addr) {
-                tokio::spawn(connection::run_outgoing(swarm.clone(), addr, local_ip));
-            } else {
-                swarm.candidate_ended(addr);
-            }
-        }
-        tokio::select! {
-            () = added => {}
-            () = tokio::time::sleep(DIAL_EVERY) => {}
-        }
-    }
-}
-
-/// How often the dialer looks for candidates whose back-off has run out.
-const DIAL_EVERY: Duration = Duration::from_millis(500);

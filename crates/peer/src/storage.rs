@@ -81,6 +81,15 @@ impl StorageError {
     }
 }
 
+/// A file of a torrent and how much of it is verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileProgress {
+    pub path: PathBuf,
+    pub length: u64,
+    /// Bytes of the file inside verified pieces.
+    pub done: u64,
+}
+
 /// One torrent, laid out under a download folder. See the module documentation.
 #[derive(Debug)]
 pub struct Storage {
@@ -405,6 +414,31 @@ impl Storage {
             }
         }
         Ok(())
+    }
+
+    /// Each file (pad files left out) with its length and how many of its bytes lie in the pieces of `have`.
+    #[must_use]
+    pub fn file_progress(&self, have: &Bitfield) -> Vec<FileProgress> {
+        let piece_length = u64::from(self.piece_length);
+        self.files
+            .iter()
+            .filter(|file| !file.pad)
+            .map(|file| {
+                let end = file.start + file.length;
+                let mut done = 0;
+                if file.length > 0 && piece_length > 0 {
+                    let (first, last) = (file.start / piece_length, (end - 1) / piece_length);
+                    for index in first..=last {
+                        if u32::try_from(index).is_ok_and(|index| have.has(index)) {
+                            let piece_start = index * piece_length;
+                            let piece_end = (piece_start + piece_length).min(self.total_length);
+                            done += piece_end.min(end) - piece_start.max(file.start);
+                        }
+                    }
+                }
+                FileProgress { path: file.path.clone(), length: file.length, done }
+            })
+            .collect()
     }
 
     /// The files' paths, in torrent order.

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use rand::rngs::SmallRng;
 use tokio::sync::{Notify, mpsc};
 
 use crate::choker::{Choker, ChokerConfig, PeerStats};
-use crate::events::{Event, PeerSummary, Status};
+use crate::events::{Event, PeerSummary, Status, TrackerStatus};
 use crate::offers::Offers;
 use crate::outbox::Outbox;
 use crate::picker::{Block, PeerKey, PickLimits, Picker, Received};
@@ -224,9 +224,10 @@ pub struct SwarmConfig {
     pub max_peers_per_ip: usize,
     /// Super-seed when the session starts with the whole torrent (see `offers`).
     pub super_seed: bool,
-    pub upload_limit: Option<u64>,
-    /// Bytes per second all connections may read together.
-    pub download_limit: Option<u64>,
+    /// What all connections send together: the session's limiter, shared by its torrents.
+    pub upload_limiter: Option<Arc<TransferLimiter>>,
+    /// What all connections read together: the session's limiter, shared by its torrents.
+    pub download_limiter: Option<Arc<TransferLimiter>>,
     /// Download in order (`--sequential`), new pieces among the first [`SEQUENTIAL_WINDOW_BYTES`] not started.
     pub sequential: bool,
     /// Complete pieces wait for [`Swarm::run_deferred`] instead of going to the hasher task: for driving a swarm
@@ -276,9 +277,9 @@ pub struct Swarm {
     /// See [`SwarmConfig::info_hash_v2`].
     pub info_hash_v2: Option<[u8; 20]>,
     /// `--upload-limit`: what all connections send together.
-    pub upload_limiter: Option<TransferLimiter>,
+    pub upload_limiter: Option<Arc<TransferLimiter>>,
     /// `--download-limit`: what all connections read together.
-    pub download_limiter: Option<TransferLimiter>,
+    pub download_limiter: Option<Arc<TransferLimiter>>,
     pub uploaded: AtomicU64,
     pub events: mpsc::UnboundedSender<Event>,
     /// Notified when the last piece is verified, and when a fatal error stops the session.
@@ -296,6 +297,12 @@ pub struct Swarm {
     listen_port: Option<u16>,
     local_ip: Option<IpAddr>,
     deferred: Option<Mutex<Vec<VerifyJob>>>,
+    /// The last answer of each tracker announced to, for the session's queries; a lock of its own.
+    trackers: Mutex<Vec<TrackerStatus>>,
+    /// Set (under the state's lock) by [`Swarm::close_all`]: the torrent is ending and admits nobody more.
+    closed: AtomicBool,
+    /// Woken by [`Swarm::close_all`], for connection tasks still dialling or handshaking.
+    closing: Notify,
     state: Mutex<State>,
 }
 
@@ -330,8 +337,8 @@ impl Swarm {
             storage,
             info_hash,
             peer_id,
-            upload_limiter: config.upload_limit.map(TransferLimiter::new),
-            download_limiter: config.download_limit.map(TransferLimiter::new),
+            upload_limiter: config.upload_limiter.clone(),
+            download_limiter: config.download_limiter.clone(),
             uploaded: AtomicU64::new(0),
             events,
             changed: Notify::new(),
@@ -345,6 +352,9 @@ impl Swarm {
             listen_port: config.listen_port,
             local_ip: config.local_ip,
             deferred: config.defer_verification.then(|| Mutex::new(Vec::new())),
+            trackers: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+            closing: Notify::new(),
             state: Mutex::new(State {
                 picker,
                 choker: Choker::new(ChokerConfig::default()),
@@ -410,7 +420,7 @@ impl Swarm {
     /// Whether we should open a connection to `addr` now; if so it is reserved until [`Swarm::release_address`].
     pub fn reserve_address(&self, addr: SocketAddr) -> bool {
         let mut state = self.lock();
-        if state.reputation.is_banned_addr(addr) || state.fatal.is_some() {
+        if state.reputation.is_banned_addr(addr) || state.fatal.is_some() || self.closed.load(Ordering::Acquire) {
             return false;
         }
         if state.addresses.len() >= self.max_peers
@@ -512,6 +522,9 @@ impl Swarm {
             Direction::Outgoing => self.candidates().source(addr).unwrap_or(Source::Tracker),
         };
         let mut state = self.lock();
+        if self.closed.load(Ordering::Acquire) {
+            return Err("the torrent is stopping".into());
+        }
         let sender = Sender { addr, peer_id };
         if state.reputation.is_banned(&sender) {
             return Err("banned".into());
@@ -988,19 +1001,61 @@ impl Swarm {
             self.refill_all(&mut state);
         }
         self.rechoke(&mut state, idle_found);
-        let status = Status {
+        let status = self.status_of(&state);
+        drop(state);
+        self.emit(Event::Status(status));
+    }
+
+    /// Totals and rates now (the rates as of the last tick).
+    pub fn status(&self) -> Status {
+        self.status_of(&self.lock())
+    }
+
+    fn status_of(&self, state: &State) -> Status {
+        Status {
             have: state.picker.we_have().count(),
             total: state.picker.num_pieces(),
-            downloaded,
+            downloaded: state.downloaded,
             uploaded: self.uploaded.load(Ordering::Relaxed),
             left: state.picker.missing_bytes(),
             download_rate: state.download_rate.bytes_per_second(),
             upload_rate: state.upload_rate.bytes_per_second(),
             peers: state.peers.len(),
             sources: state.peers.values().map(|peer| peer.source).collect(),
-        };
-        drop(state);
-        self.emit(Event::Status(status));
+        }
+    }
+
+    /// The peers connected now.
+    pub fn connected_peers(&self) -> Vec<PeerSummary> {
+        self.lock().peers.values().map(summary).collect()
+    }
+
+    /// Records what `tracker` answered (peers, seeders, leechers) or why it failed.
+    pub(crate) fn record_announce(&self, tracker: &str, result: Result<(usize, u32, u32), String>) {
+        let mut trackers = self.trackers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let status = TrackerStatus { url: tracker.to_owned(), last: Some(result) };
+        match trackers.iter_mut().find(|known| known.url == tracker) {
+            Some(known) => *known = status,
+            None => trackers.push(status),
+        }
+    }
+
+    /// The last answer of each tracker announced to so far.
+    pub fn tracker_statuses(&self) -> Vec<TrackerStatus> {
+        self.trackers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Returns once [`Swarm::close_all`] has run: a connection still dialling or handshaking gives up then.
+    pub(crate) async fn until_closed(&self) {
+        loop {
+            let closing = self.closing.notified();
+            tokio::pin!(closing);
+            closing.as_mut().enable();
+            if self.closed.load(Ordering::Acquire) {
+                return;
+            }
+            closing.await;
+        }
     }
 
     /// Every peer of the session, connected or gone (up to [`MAX_DEPARTED`] of those), for the final report.
@@ -1009,12 +1064,16 @@ impl Swarm {
         state.departed.iter().copied().chain(state.peers.values().map(summary)).collect()
     }
 
-    /// Closes every connection (the session is ending).
+    /// Closes every connection, and those still dialling or handshaking (the torrent is stopping or removed).
     pub fn close_all(&self) {
         let state = self.lock();
+        // Under the state's lock, as `admit` reads it: nobody is admitted after the outboxes below are closed.
+        self.closed.store(true, Ordering::Release);
         for peer in state.peers.values() {
             peer.outbox.close();
         }
+        drop(state);
+        self.closing.notify_waiters();
     }
 }
 

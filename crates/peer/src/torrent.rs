@@ -1,0 +1,391 @@
+//! One torrent of a session, from start to stop: check the data on disk (or trust its fast-resume state), join the
+//! session's listener, announce, connect, download, seed; then hang up, tell the trackers, and keep the state.
+//!
+//! The session ([`crate::session`]) runs each torrent through [`run`] and owns what they share; the program's
+//! layer ([`Event`]s in, bars and lines out; the events are in [`crate::events`]) stays outside.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use peer_wire::Bitfield;
+use tokio::sync::mpsc;
+
+use crate::announcer::{self, Announcer, SEEDING_NOTICE_WAIT, SeedingNotice};
+use crate::connection;
+use crate::session::Shared;
+use crate::sources::Source;
+use crate::storage::Storage;
+use crate::swarm::{Swarm, SwarmConfig};
+
+use crate::events::{Event, PeerSummary};
+
+/// What one torrent is asked to do; what its session shares is in [`crate::session::SessionConfig`].
+#[derive(Debug, Clone)]
+pub struct TorrentConfig {
+    /// The download folder: the torrent's file (single-file) or folder (multi-file) goes inside.
+    pub dir: PathBuf,
+    /// Peers to connect to directly, besides those the trackers name, with how we heard of them.
+    pub peers: Vec<(SocketAddr, Source)>,
+    /// Most connections of this torrent.
+    pub max_peers: usize,
+    /// Super-seed (show pieces one window at a time) when starting with the whole torrent.
+    pub super_seed: bool,
+    /// Download in order, for previewing media (rarest first within a window from the first piece we lack).
+    pub sequential: bool,
+    /// Return as soon as the data is complete (after announcing `completed`).
+    pub exit_on_complete: bool,
+    /// Fast resume ([`crate::resume`]): trust the state kept under `dir` when the files are as it says, instead of
+    /// reading them; keep it up to date.
+    pub resume: bool,
+}
+
+impl TorrentConfig {
+    /// A torrent downloaded into `dir` with the defaults of the `peer` command.
+    #[must_use]
+    pub fn new(dir: PathBuf) -> TorrentConfig {
+        TorrentConfig {
+            dir,
+            peers: Vec::new(),
+            max_peers: 50,
+            super_seed: true,
+            sequential: false,
+            exit_on_complete: false,
+            resume: true,
+        }
+    }
+}
+
+/// How a run of a torrent ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub complete: bool,
+    pub have: u32,
+    pub total: u32,
+    pub downloaded: u64,
+    pub uploaded: u64,
+    pub peers: Vec<PeerSummary>,
+    /// The verified pieces: a run that follows (after a pause) starts from them without checking.
+    pub pieces: Bitfield,
+}
+
+/// Why a torrent could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum TorrentError {
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    #[error("{0}")]
+    Picker(#[from] crate::picker::PickerError),
+    #[error("checking existing data failed: {0}")]
+    Check(String),
+    /// Disk trouble while downloading (a full disk, a folder made read-only...): the torrent stopped.
+    #[error("{0}")]
+    Disk(String),
+    #[error(transparent)]
+    AlreadyServed(#[from] crate::torrents::AlreadyServed),
+    /// The session has this torrent already.
+    #[error("{name} is in the session already (info-hash {info_hash})")]
+    Duplicate { name: String, info_hash: String },
+    /// The session is shutting down: nothing more is added.
+    #[error("the session is shutting down")]
+    SessionClosed,
+}
+
+/// Runs `torrent` in the session `shared` until it is complete (`exit_on_complete`), `shutdown` resolves, or the
+/// disk fails. `pieces`, when given, are trusted as verified (a paused torrent resuming); otherwise the fast-resume
+/// state or a check of the data says which are. `running` holds the torrent's swarm while it is connected, for the
+/// session's queries.
+///
+/// # Errors
+///
+/// The data cannot be checked or stored, the torrent is already served, or a disk error stopped it.
+pub(crate) async fn run(
+    torrent: &metainfo::Torrent,
+    config: TorrentConfig,
+    shared: &Shared,
+    pieces: Option<Bitfield>,
+    running: &Mutex<Option<Arc<Swarm>>>,
+    events: mpsc::UnboundedSender<Event>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Outcome, TorrentError> {
+    let storage = Arc::new(Storage::new(torrent, &config.dir)?);
+    let listen_addr = shared.listen_addr;
+    let _ = events.send(Event::Listening { addr: listen_addr, peer_id: shared.peer_id });
+
+    let resume_path = config.resume.then(|| crate::resume::path_for(&config.dir, &torrent.info_hash.0));
+    let known = pieces.is_some();
+    let trusted = match (pieces, &resume_path) {
+        (Some(pieces), _) => Some(pieces),
+        (None, Some(path)) => resumed(path, &storage, &torrent.info_hash.0).await,
+        (None, None) => None,
+    };
+    let resumed = trusted.is_some();
+    let have = match trusted {
+        Some(have) => have,
+        None => check(&storage, shared.config.check_threads, &events).await?,
+    };
+    if !known {
+        let _ = events.send(Event::Checked { have: have.count(), total: have.len(), resumed });
+    }
+    if let Some(path) = resume_path.as_ref().filter(|_| !resumed) {
+        save_resume(path.clone(), storage.clone(), torrent.info_hash.0, have.clone()).await;
+    }
+    let started_complete = have.is_complete();
+    if started_complete {
+        let storage = storage.clone();
+        tokio::task::spawn_blocking(move || storage.create_empty_files())
+            .await
+            .map_err(|err| TorrentError::Check(err.to_string()))??;
+    }
+
+    let session = &shared.config;
+    let local_ip = Some(session.listen.ip()).filter(|ip| !ip.is_unspecified());
+    let dht = session.dht.clone().filter(|_| !torrent.info.private);
+    let swarm_config = SwarmConfig {
+        max_peers: config.max_peers,
+        max_peers_per_ip: session.max_peers_per_ip,
+        upload_limiter: shared.upload_limiter.clone(),
+        download_limiter: shared.download_limiter.clone(),
+        sequential: config.sequential,
+        super_seed: config.super_seed,
+        defer_verification: false,
+        private: torrent.info.private,
+        listen_port: Some(listen_addr.port()),
+        local_ip,
+        trace: session.trace.clone(),
+        dht: dht.clone(),
+        hash_trees: Arc::new(crate::v2::HashTrees::of(torrent)),
+        info_hash_v2: torrent.info_hash_v2().map(|hash| hash.truncated().0).filter(|hash| *hash != torrent.info_hash.0),
+    };
+    let info_hash = torrent.info_hash.0;
+    let metadata = torrent.info_bytes.clone();
+    let swarm =
+        Arc::new(Swarm::new(storage, metadata, info_hash, shared.peer_id, &have, &swarm_config, events.clone())?);
+
+    shared.served.add(&swarm)?;
+    *running.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(swarm.clone());
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(path) = resume_path.clone().filter(|_| !started_complete) {
+        // The state on completion: a seeder killed later restarts without reading its data.
+        let (swarm, storage) = (swarm.clone(), swarm.storage.clone());
+        tasks.spawn(async move {
+            loop {
+                // Registered before the check: a completion in between is not missed.
+                let changed = swarm.changed.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                if swarm.is_complete() {
+                    break;
+                }
+                changed.await;
+            }
+            save_resume(path, storage, info_hash, swarm.have_bitfield()).await;
+        });
+    }
+    tasks.spawn(tick_loop(swarm.clone()));
+    for &(addr, source) in &config.peers {
+        swarm.add_candidate(addr, source);
+    }
+    tasks.spawn(dialer(swarm.clone(), local_ip));
+    if let Some(node) = dht {
+        let (swarm, port) = (swarm.clone(), listen_addr.port());
+        tasks.spawn(async move {
+            let found = |addr: SocketAddr| {
+                if !(addr.port() == port && addr.ip().is_loopback()) {
+                    swarm.add_candidate(addr, Source::Dht);
+                }
+            };
+            crate::dht_peers::look_up(node, info_hash, Some(port), found).await;
+        });
+    }
+    if session.lsd && !torrent.info.private {
+        spawn_lsd(&mut tasks, swarm.clone(), listen_addr, info_hash);
+    }
+
+    let tiers = announcer::tiers(torrent);
+    let seeding = Arc::new(SeedingNotice::new(tiers.len()));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut announcers = tokio::task::JoinSet::new();
+    for tier in tiers {
+        let announcer = Announcer {
+            swarm: swarm.clone(),
+            tier,
+            port: listen_addr.port(),
+            local_ip,
+            timeouts: session.tracker_timeouts,
+            started_complete,
+            seeding: seeding.clone(),
+        };
+        announcers.spawn(announcer.run(stop_rx.clone()));
+    }
+    if started_complete {
+        // A tracker that does not answer is retried for minutes; peers that know our address can come anyway.
+        let (swarm, seeding) = (swarm.clone(), seeding.clone());
+        tasks.spawn(async move {
+            if seeding.first_announces_left.load(Ordering::Acquire) > 0 {
+                tokio::time::sleep(SEEDING_NOTICE_WAIT).await;
+            }
+            seeding.report(&swarm);
+        });
+    }
+
+    tokio::pin!(shutdown);
+    loop {
+        let changed = swarm.changed.notified();
+        if !started_complete && swarm.is_complete() && !config.exit_on_complete {
+            seeding.report(&swarm);
+        }
+        if swarm.fatal().is_some() || (config.exit_on_complete && swarm.is_complete()) {
+            break;
+        }
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = changed => {}
+        }
+    }
+
+    // Hang up on everyone and stop serving (new connections for the torrent are refused), while the trackers are
+    // told (`completed` first if it is still owed, then `stopped`).
+    let peers = swarm.peers();
+    shared.served.remove(&swarm);
+    swarm.close_all();
+    tasks.abort_all();
+    let _ = stop_tx.send(true);
+    let _ =
+        tokio::time::timeout(Duration::from_secs(5), async { while announcers.join_next().await.is_some() {} }).await;
+    announcers.abort_all();
+    while tasks.join_next().await.is_some() {}
+    while announcers.join_next().await.is_some() {}
+    *running.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    if let Some(message) = swarm.fatal() {
+        return Err(TorrentError::Disk(message));
+    }
+    let (downloaded, uploaded, _) = swarm.progress();
+    let complete = swarm.is_complete();
+    let (have, total) = swarm.have_count();
+    let pieces = swarm.have_bitfield();
+    if let Some(path) = resume_path {
+        // Every verified piece was written before it was counted (see `pieces::write_and_verify`).
+        save_resume(path, swarm.storage.clone(), info_hash, pieces.clone()).await;
+    }
+    Ok(Outcome { complete, have, total, downloaded, uploaded, peers, pieces })
+}
+
+/// The pieces the fast-resume state at `path` vouches for, if it is there, reads, describes this torrent and
+/// every file is exactly as it recorded; why not is logged.
+async fn resumed(path: &std::path::Path, storage: &Arc<Storage>, info_hash: &[u8; 20]) -> Option<Bitfield> {
+    let (path, storage, info_hash) = (path.to_path_buf(), storage.clone(), *info_hash);
+    tokio::task::spawn_blocking(move || {
+        let state = match crate::resume::load(&path) {
+            Ok(Some(state)) => state,
+            Ok(None) => return None,
+            Err(err) => {
+                tracing::warn!("the fast-resume state {} is not used: {err}; checking the data", path.display());
+                return None;
+            }
+        };
+        match state.trusted(&info_hash, storage.num_pieces(), &storage.file_paths()) {
+            Ok(have) => {
+                tracing::info!("fast resume: {} pieces trusted from {}", have.count(), path.display());
+                Some(have)
+            }
+            Err(err) => {
+                tracing::info!("the fast-resume state is not used: {err}; checking the data");
+                None
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// Writes the fast-resume state: `have` with the files' stamps now. A failure (a read-only download folder) is
+/// a warning: the next start checks the data.
+async fn save_resume(path: PathBuf, storage: Arc<Storage>, info_hash: [u8; 20], have: Bitfield) {
+    let saved = tokio::task::spawn_blocking(move || {
+        let files = crate::resume::stamps(&storage.file_paths());
+        crate::resume::save(&path, &crate::resume::ResumeState { info_hash, have, files })
+    })
+    .await;
+    match saved {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::warn!("fast resume: {err}; the next start checks the data"),
+        Err(err) => tracing::warn!("fast resume: {err}"),
+    }
+}
+
+/// Starts local service discovery for the torrent, on IPv4, IPv6 or both as `listen` allows (see
+/// [`crate::lsd::families`]), handing the neighbours found to the swarm (link-local ones with their scope). One
+/// family failing to start beside another is a debug line; none starting (no multicast route, no IPv6, the port
+/// held without SO_REUSEADDR) is a warning, and the session goes on without it.
+fn spawn_lsd(tasks: &mut tokio::task::JoinSet<()>, swarm: Arc<Swarm>, listen: SocketAddr, info_hash: [u8; 20]) {
+    match crate::lsd::Lsd::start(listen.ip()) {
+        Ok(Some(lsd)) => {
+            tasks.spawn(lsd.run(info_hash, listen.port(), move |addr| swarm.add_candidate(addr, Source::Lsd)));
+        }
+        Ok(None) => {}
+        Err(err) => tracing::warn!("local service discovery is off: {err}"),
+    }
+}
+
+async fn check(
+    storage: &Arc<Storage>,
+    threads: usize,
+    events: &mpsc::UnboundedSender<Event>,
+) -> Result<Bitfield, TorrentError> {
+    let storage = storage.clone();
+    let events = events.clone();
+    let total = storage.total_length();
+    tokio::task::spawn_blocking(move || {
+        storage.check(threads.max(1), |done| {
+            let _ = events.send(Event::Checking { done, total });
+        })
+    })
+    .await
+    .map_err(|err| TorrentError::Check(err.to_string()))
+}
+
+async fn tick_loop(swarm: Arc<Swarm>) {
+    let mut timer = tokio::time::interval(Duration::from_secs(1));
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks: u64 = 0;
+    loop {
+        timer.tick().await;
+        swarm.tick();
+        ticks += 1;
+        if ticks.is_multiple_of(DISK_CHECK_TICKS) && swarm.is_disk_full() {
+            let swarm = swarm.clone();
+            let _ = tokio::task::spawn_blocking(move || swarm.check_disk_space()).await;
+        }
+    }
+}
+
+/// Seconds between looks at the free space while the disk is full.
+const DISK_CHECK_TICKS: u64 = 2;
+
+/// Dials the candidates every source feeds (see `sources`) as they come due and while there is room.
+async fn dialer(swarm: Arc<Swarm>, local_ip: Option<IpAddr>) {
+    loop {
+        let added = swarm.candidates_added.notified();
+        tokio::pin!(added);
+        added.as_mut().enable();
+        for addr in swarm.due_candidates() {
+            if swarm.reserve_address(addr) {
+                tokio::spawn(connection::run_outgoing(swarm.clone(), addr, local_ip));
+            } else {
+                swarm.candidate_ended(addr);
+            }
+        }
+        tokio::select! {
+            () = added => {}
+            () = tokio::time::sleep(DIAL_EVERY) => {}
+        }
+    }
+}
+
+/// How often the dialer looks for candidates whose back-off has run out.
+const DIAL_EVERY: Duration = Duration::from_millis(500);
