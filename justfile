@@ -57,6 +57,12 @@ bench-tracker runs="5" duration="20" workers="1":
 bench-tracker-http announces="1000000" connections="64":
     ./bench/tracker_http_load.sh {{announces}} {{connections}}
 
+# COUNT torrents of 256 KiB seeded by one process: ours against transmission-daemon and qbittorrent-nox (installed
+# by the script) on the same data: time to every torrent seeding with and without resume data, RSS, threads, fds,
+# idle CPU. just bench-session 10000 60 "ours transmission"
+bench-session count="1000" idle="60" tools="ours transmission qbittorrent":
+    ./bench/session.sh {{count}} {{idle}} "{{tools}}"
+
 # 1 GiB over loopback, one seeder to one leecher: our peer against libtorrent, rqbit and aria2.
 bench-transfer runs="5" size_mib="1024":
     ./bench/transfer.sh {{runs}} {{size_mib}}

@@ -87,9 +87,9 @@ pub struct Args {
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub download_limit: Option<u64>,
 
-    /// Download in order, for previewing media: new pieces are started among the first 16 MiB (at least 4
-    /// pieces) not yet started, rarest first among them, and started pieces are finished front first; a peer
-    /// that has none of those is asked for others.
+    /// Download in order, for previewing media: new pieces are started within the 16 MiB (at least 4 pieces)
+    /// from the first piece missing, rarest first, then past them in order to keep peers busy, and started
+    /// pieces are finished front first; a peer that has none of those is asked for others.
     #[arg(long)]
     pub sequential: bool,
 
@@ -322,9 +322,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             })
         };
         let mut runs = tokio::task::JoinSet::new();
+        // Shared, not copied: the arguments name every torrent, and a copy per torrent grows with their square.
+        let shared_args = std::sync::Arc::new(args.clone());
         for (index, item) in torrents.into_iter().enumerate() {
             let (mut config, session) = (config.clone(), session.clone());
-            let (args, fetching) = (args.clone(), fetching.clone());
+            let (args, fetching) = (shared_args.clone(), fetching.clone());
             let span = tracing::info_span!("torrent", name = %item.name());
             runs.spawn(
                 async move {

@@ -113,3 +113,110 @@ fn a_seeder_killed_restarts_without_reading_its_data_and_a_changed_file_is_check
     assert!(fourth.stderr().contains("is not used: the field `format`"), "{}", fourth.stderr());
     fourth.kill();
 }
+
+/// Waits (up to 60 s) for `count` `checked` events and returns them.
+fn all_checked(peer: &mut Running, count: usize) -> Vec<serde_json::Value> {
+    let mut events = Vec::new();
+    while events.len() < count {
+        let line = peer.wait_for_line(|line| line.contains("\"checked\""), Duration::from_secs(60));
+        let line =
+            line.unwrap_or_else(|| panic!("{} checked events of {count}; stderr:\n{}", events.len(), peer.stderr()));
+        events.push(serde_json::from_str(&line).expect("json"));
+    }
+    events
+}
+
+#[test]
+fn two_hundred_seeding_torrents_killed_restart_from_their_state_and_only_a_changed_one_is_checked() {
+    const TORRENTS: usize = 200;
+    const SIZE: usize = 40_000;
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("src");
+    let announce = format!("udp://127.0.0.1:{}/announce", free_udp_port());
+    let torrents: Vec<(PathBuf, PathBuf)> = (0..TORRENTS)
+        .map(|n| {
+            let data = src.join(format!("f{n:03}.bin"));
+            write_pseudo_random(&data, SIZE, 1000 + n as u64);
+            let (torrent, _) = make_torrent(&data, &announce, 14);
+            let moved = work.path().join(format!("f{n:03}.torrent"));
+            std::fs::rename(&torrent, &moved).expect("move the torrent");
+            (data, moved)
+        })
+        .collect();
+    let all = |command: &mut Command| {
+        for (_, torrent) in &torrents {
+            command.arg(torrent);
+        }
+    };
+    let start = |extra: &[String]| {
+        let mut command = Command::new(bin("peer"));
+        command.env("BT_MMAP", "0").args(["--no-dht", "--no-lsd", "--json", "--bind", "127.0.0.1", "0"]);
+        all(&mut command);
+        command.arg("--dir").arg(&src).args(["--tracker-timeout", "0.5"]).args(extra);
+        Running::start(&mut command)
+    };
+
+    // The first start checks everything and writes a state per torrent.
+    let mut first = start(&[]);
+    let events = all_checked(&mut first, TORRENTS);
+    assert!(events.iter().all(|event| event["resumed"] == false && event["have"] == event["total"]));
+    let state = src.join(".peer-resume");
+    // Whole states only: a save in progress is a temporary file beside them.
+    let saved = || {
+        std::fs::read_dir(&state).map_or(0, |entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "resume"))
+                .count()
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while saved() < TORRENTS && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(saved(), TORRENTS, "fast-resume states written");
+    first.kill();
+
+    // One file changed while nobody ran (same size; its modification time moves).
+    let changed = &torrents[7].0;
+    let intact = work.path().join("intact");
+    std::fs::create_dir_all(&intact).expect("mkdir");
+    std::fs::copy(changed, intact.join("f007.bin")).expect("copy");
+    let mut bytes = std::fs::read(changed).expect("read");
+    bytes[SIZE / 2] ^= 0xff;
+    std::fs::write(changed, &bytes).expect("write");
+    let (mut other, other_addr) = Running::start_listening(
+        Command::new(bin("peer"))
+            .args(["--no-dht", "--no-lsd", "--no-resume", "0"])
+            .arg(&torrents[7].1)
+            .arg("--dir")
+            .arg(&intact),
+    );
+
+    // The restart trusts 199 states without reading their data, checks the changed file alone, and fetches its
+    // bad piece from the seeder of the intact copy.
+    let mut second = start(&["--peer".to_owned(), format!("127.0.0.1:{}", other_addr.port())]);
+    let events = all_checked(&mut second, TORRENTS);
+    let read = bytes_read(second.pid());
+    let resumed = events.iter().filter(|event| event["resumed"] == true && event["have"] == event["total"]).count();
+    let checked: Vec<&serde_json::Value> = events.iter().filter(|event| event["resumed"] == false).collect();
+    eprintln!("restart of {TORRENTS} torrents: {read} bytes read, {resumed} resumed, {} checked", checked.len());
+    let reasons: Vec<String> =
+        second.stderr().lines().filter(|line| line.contains("is not used")).map(str::to_owned).collect();
+    assert_eq!(resumed, TORRENTS - 1, "checked: {checked:?}; why: {reasons:?}");
+    assert_eq!(checked.len(), 1, "{checked:?}");
+    assert_eq!(checked[0]["have"].as_u64(), checked[0]["total"].as_u64().map(|total| total - 1), "{checked:?}");
+    // The data is 8 MB; the states, the torrents and the one changed file are what a restart may read.
+    assert!(read < (TORRENTS * SIZE / 8) as u64, "the restart read {read} bytes");
+    let completed = second.wait_for_line(|line| line.contains("\"complete\""), Duration::from_secs(30));
+    assert!(completed.is_some(), "the changed file's piece was not fetched again; stderr:\n{}", second.stderr());
+    let restored = std::time::Instant::now() + Duration::from_secs(5);
+    while std::fs::read(changed).ok() != std::fs::read(intact.join("f007.bin")).ok()
+        && std::time::Instant::now() < restored
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_same_file(&intact.join("f007.bin"), changed);
+    second.kill();
+    other.kill();
+}

@@ -74,6 +74,8 @@ pub(crate) struct Announcer {
     pub(crate) tier: Vec<String>,
     pub(crate) port: u16,
     pub(crate) local_ip: Option<IpAddr>,
+    /// The session's tracker sockets and HTTP client.
+    pub(crate) trackers: Arc<crate::trackers::TrackerEndpoints>,
     pub(crate) timeouts: Timeouts,
     pub(crate) started_complete: bool,
     pub(crate) seeding: Arc<SeedingNotice>,
@@ -117,7 +119,7 @@ impl Announcer {
             } else {
                 self.timeouts
             };
-            let started = match Tracker::new(&url, self.local_ip, timeouts).await {
+            let started = match Tracker::new(&url, &self.trackers, timeouts).await {
                 Ok(client) => Some(client),
                 Err(err) => {
                     self.failed(&url, &err.to_string());

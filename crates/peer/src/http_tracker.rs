@@ -37,6 +37,20 @@ pub enum HttpTrackerError {
     Refused(String),
 }
 
+/// An HTTP client for trackers, sending from `local` if given: redirects limited, our user agent.
+///
+/// # Errors
+///
+/// The client cannot be built (`SSL_CERT_FILE` holds certificates of which rustls can use none, say), in words.
+pub fn http_client(local: Option<IpAddr>) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+        .local_address(local)
+        .user_agent(concat!("bittorrent-tools/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(describe)
+}
+
 /// One HTTP(S) tracker of the session.
 #[derive(Debug)]
 pub struct HttpTracker {
@@ -54,13 +68,15 @@ impl HttpTracker {
     ///
     /// The HTTP client could not be built: say, `SSL_CERT_FILE` holds certificates of which rustls can use none.
     pub fn new(url: &str, local: Option<IpAddr>, timeouts: Timeouts) -> Result<Self, HttpTrackerError> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
-            .local_address(local)
-            .user_agent(concat!("bittorrent-tools/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|err| HttpTrackerError::Request { url: url.to_owned(), reason: describe(err) })?;
-        Ok(Self { client, url: url.to_owned(), timeout: request_timeout(timeouts), tracker_id: None })
+        let client = http_client(local).map_err(|reason| HttpTrackerError::Request { url: url.to_owned(), reason })?;
+        Ok(Self::with_client(client, url, timeouts))
+    }
+
+    /// A client for the tracker at `url` through `client` (from [`http_client`]), which other trackers may share:
+    /// one pool of connections and one set of trusted certificates for a whole session.
+    #[must_use]
+    pub fn with_client(client: reqwest::Client, url: &str, timeouts: Timeouts) -> Self {
+        Self { client, url: url.to_owned(), timeout: request_timeout(timeouts), tracker_id: None }
     }
 
     /// Uses `timeouts` for the next announces (see [`request_timeout`]).

@@ -156,6 +156,8 @@ struct Shared {
     peer_id: [u8; 20],
     port: u16,
     local_ip: Option<IpAddr>,
+    /// The fetch's tracker clients share one UDP socket and one HTTP client.
+    trackers: crate::trackers::TrackerEndpoints,
     events: mpsc::UnboundedSender<Event>,
     state: Mutex<State>,
     /// The candidates changed, or a connection ended.
@@ -318,6 +320,7 @@ pub async fn fetch_checked(
         peer_id,
         port: config.port,
         local_ip: config.local_ip,
+        trackers: crate::trackers::TrackerEndpoints::new(config.local_ip),
         events,
         state: Mutex::new(State {
             fetch: MetadataFetch::with_check(check),
@@ -453,7 +456,7 @@ async fn announce_while_fetching(shared: Arc<Shared>, url: String, timeouts: Tim
         let _ = shared.events.send(Event::AnnounceFailed { tracker: url.clone(), error });
     };
     let mut client = loop {
-        match Tracker::new(&url, shared.local_ip, timeouts).await {
+        match Tracker::new(&url, &shared.trackers, timeouts).await {
             Ok(client) => break client,
             Err(err) => {
                 failed(err.to_string());

@@ -515,15 +515,22 @@ impl Picker {
             while self.first_lacking < n && self.we_have.has(self.first_lacking) {
                 self.first_lacking += 1;
             }
-            // The first `window` pieces not started yet that the peer has, looking at most four windows ahead of
-            // the first piece we lack. The peer's queue never runs dry while it has something we lack (nothing else
-            // would ask again once the pieces in flight are in), and the started pieces are served front first.
-            let end = self.first_lacking.saturating_add(window.saturating_mul(4)).min(n);
-            let unstarted = (self.first_lacking..end)
-                .filter(|&i| self.state[i as usize] == State::Missing && theirs.has(i))
-                .take(window as usize);
-            chosen.extend(unstarted.map(|i| (self.availability[i as usize], rng.random(), i)));
+            // Rarest first among the pieces of the window from the first piece we lack, not started yet, that the
+            // peer has; then, to fill the peer's queue, the nearest pieces past the window in order, up to four
+            // windows ahead. The peer's queue never runs dry while it has something we lack (nothing else would
+            // ask again once the pieces in flight are in), and the started pieces are served front first.
+            let unstarted = |from: u32, to: u32| {
+                (from..to.min(n)).filter(|&i| self.state[i as usize] == State::Missing && theirs.has(i))
+            };
+            let window_end = self.first_lacking.saturating_add(window);
+            chosen.extend(
+                unstarted(self.first_lacking, window_end).map(|i| (self.availability[i as usize], rng.random(), i)),
+            );
             chosen.sort_unstable();
+            let ahead = self.first_lacking.saturating_add(window.saturating_mul(4));
+            let room = (window as usize).saturating_sub(chosen.len());
+            // Past the window in order: (0, 0, index) sorts nothing here, being appended after the sort.
+            chosen.extend(unstarted(window_end, ahead).take(room).map(|i| (0, 0, i)));
         }
         if chosen.is_empty() {
             self.rarest_new(theirs, limit - out.len(), rng, &mut chosen);

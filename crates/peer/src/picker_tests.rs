@@ -86,7 +86,7 @@ fn new_pieces_are_started_rarest_first() {
 }
 
 #[test]
-fn sequential_starts_the_first_pieces_not_started_rarest_first_among_them() {
+fn sequential_starts_the_windows_pieces_rarest_first_then_the_nearest_past_it_in_order() {
     let mut p = picker(10, 1);
     p.set_sequential(Some(3));
     // Piece 1 is rarer than 0 and 2: rarest first within the window [0, 3).
@@ -102,18 +102,14 @@ fn sequential_starts_the_first_pieces_not_started_rarest_first_among_them() {
         assert_eq!(p.block_received(A, block(piece, 0)), new(true));
         assert!(p.piece_verified(piece));
     }
-    // Piece 0 is on its way: the next three not started are 3, 4 and 5, and 5 is the common one.
+    // Piece 0 is on its way and the window [0, 3) all started: the nearest pieces past it, in order.
     let second: Vec<u32> = pick(&mut p, B, &seed, 2, 1).iter().map(|block| block.piece).collect();
-    let mut sorted = second.clone();
-    sorted.sort_unstable();
-    assert_eq!(sorted, [3, 4], "rarest first within the window: {second:?}");
+    assert_eq!(second, [3, 4]);
     assert_eq!(p.block_received(A, block(0, 0)), new(true));
     assert!(p.piece_verified(0));
-    // Then 5, 6 and 7: the rare 6 and 7 first, the common 5 last.
+    // The window is now [3, 6), of which only 5 is not started: 5 first, then 6 and 7 past the window, in order.
     let third: Vec<u32> = pick(&mut p, A, &seed, 3, 2).iter().map(|block| block.piece).collect();
-    let mut rare = third[..2].to_vec();
-    rare.sort_unstable();
-    assert_eq!((rare, third[2]), (vec![6, 7], 5), "{third:?}");
+    assert_eq!(third, [5, 6, 7]);
     // A peer holding nothing near the front is asked for what it has, rarest first.
     let mut q = picker(20, 1);
     q.set_sequential(Some(3));

@@ -87,6 +87,8 @@ pub(crate) struct Shared {
     pub(crate) served: Arc<Torrents>,
     pub(crate) upload_limiter: Option<Arc<TransferLimiter>>,
     pub(crate) download_limiter: Option<Arc<TransferLimiter>>,
+    /// One UDP socket per family and one HTTP client for every tracker of every torrent.
+    pub(crate) trackers: Arc<crate::trackers::TrackerEndpoints>,
 }
 
 /// Where a torrent stands.
@@ -236,6 +238,7 @@ impl Session {
             served,
             upload_limiter: config.upload_limit.map(|rate| Arc::new(TransferLimiter::new(rate))),
             download_limiter: config.download_limit.map(|rate| Arc::new(TransferLimiter::new(rate))),
+            trackers: Arc::new(crate::trackers::TrackerEndpoints::new(Some(config.listen.ip()))),
             config,
         });
         Ok(Session { shared, accepting, entries: Mutex::new(Vec::new()), closing: false.into() })

@@ -286,6 +286,8 @@ pub struct Swarm {
     pub changed: Notify,
     /// Notified when a source adds candidates, so the dialer need not wait for its next round.
     pub candidates_added: Notify,
+    /// Notified when a peer is admitted: a quiet torrent's housekeeping starts again (see [`Swarm::is_quiet`]).
+    pub peer_joined: Notify,
     /// Peers to dial, from every source; a lock of its own, never held with the state's.
     candidates: Mutex<Candidates>,
     started: Instant,
@@ -343,6 +345,7 @@ impl Swarm {
             events,
             changed: Notify::new(),
             candidates_added: Notify::new(),
+            peer_joined: Notify::new(),
             candidates: Mutex::new(Candidates::default()),
             started: now,
             max_peers: config.max_peers,
@@ -584,6 +587,7 @@ impl Swarm {
         } else if state.picker.we_have().count() > 0 {
             outbox.push(&state.picker.we_have().to_message());
         }
+        self.peer_joined.notify_one();
         let num_pieces = state.picker.num_pieces();
         let parole = state.reputation.on_parole(&sender);
         let now = Instant::now();
@@ -1004,6 +1008,21 @@ impl Swarm {
         let status = self.status_of(&state);
         drop(state);
         self.emit(Event::Status(status));
+    }
+
+    /// Nothing for the once-a-second housekeeping to do until a peer comes: no peer, nothing moving (the rates of
+    /// the last tick are 0), the disk not full. Thousands of idle torrents then cost no timer.
+    pub fn is_quiet(&self) -> bool {
+        let state = self.lock();
+        state.peers.is_empty()
+            && state.disk_full.is_none()
+            && state.download_rate.bytes_per_second() == 0
+            && state.upload_rate.bytes_per_second() == 0
+    }
+
+    /// Whether any peer address is known to dial, now or after its back-off.
+    pub fn has_candidates(&self) -> bool {
+        !self.candidates().is_empty()
     }
 
     /// Totals and rates now (the rates as of the last tick).

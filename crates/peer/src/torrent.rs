@@ -215,6 +215,7 @@ pub(crate) async fn run(
             tier,
             port: listen_addr.port(),
             local_ip,
+            trackers: shared.trackers.clone(),
             timeouts: session.tracker_timeouts,
             started_complete,
             seeding: seeding.clone(),
@@ -355,7 +356,15 @@ async fn tick_loop(swarm: Arc<Swarm>) {
     let mut ticks: u64 = 0;
     loop {
         timer.tick().await;
+        // Registered before the look: a peer that comes in between is not missed.
+        let joined = swarm.peer_joined.notified();
+        tokio::pin!(joined);
+        joined.as_mut().enable();
         swarm.tick();
+        if swarm.is_quiet() {
+            joined.await;
+            timer.reset();
+        }
         ticks += 1;
         if ticks.is_multiple_of(DISK_CHECK_TICKS) && swarm.is_disk_full() {
             let swarm = swarm.clone();
@@ -379,6 +388,11 @@ async fn dialer(swarm: Arc<Swarm>, local_ip: Option<IpAddr>) {
             } else {
                 swarm.candidate_ended(addr);
             }
+        }
+        if !swarm.has_candidates() {
+            // Nobody to dial, now or later: wait for a source to name someone.
+            added.await;
+            continue;
         }
         tokio::select! {
             () = added => {}

@@ -1,7 +1,10 @@
 //! The client side of the BEP 15 UDP tracker protocol: connect, announce, retry.
 //!
 //! A thin tokio layer over the `tracker-protocol` codec, which writes every request and parses every reply.
-//! One [`TrackerClient`] talks to one tracker from one UDP socket:
+//! One [`TrackerClient`] talks to one tracker through a [`UdpEndpoint`]: a UDP socket that every client of a
+//! session shares (one file descriptor and one receive buffer, however many torrents), whose receiving task hands
+//! each reply to the request waiting for its transaction id, and which keeps one connection id per tracker for
+//! all of them:
 //! 1. it sends a connect request and caches the connection id it gets back for 60 s (BEP 15: clients may reuse
 //!    an id for a minute; trackers accept it for at least two);
 //! 2. it sends the announce with that id and returns the swarm counts and peers.
@@ -14,11 +17,14 @@
 //! (spoofed replies), replies to other transactions (late answers to earlier attempts), and bytes the codec
 //! cannot parse. A broken or hostile tracker can make an announce fail, never panic the client.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracker_protocol::{
     Action, AnnounceEvent, AnnounceOptions, AnnounceRequest, CompactPeer, ConnectRequest, ConnectionId, Response,
@@ -198,16 +204,172 @@ enum Outcome {
     TimedOut,
 }
 
-/// A BEP 15 client for one tracker. Not shared: `announce` takes `&mut self`, one request in flight at a time.
+/// Packets a request may have waiting for it; more from a flooding tracker are dropped.
+const WAITING_PACKETS: usize = 64;
+/// Room in a request's queue that unclaimed packets (garbage, late replies) never take: a flood of them cannot
+/// crowd out the reply itself.
+const KEPT_FOR_REPLIES: usize = 8;
+
+/// A UDP socket shared by tracker clients: one receiving task routes each packet to the request of its sender
+/// and transaction id, and the connection id of each tracker is kept once for every client. The task ends when
+/// the endpoint is dropped.
+#[derive(Debug)]
+pub struct UdpEndpoint {
+    socket: Arc<UdpSocket>,
+    routes: Arc<Routes>,
+    /// The connection id of each tracker, shared by every client talking to it.
+    connections: Mutex<HashMap<SocketAddr, Connection>>,
+    /// Held while a client connects to a tracker, so that the others wait for its id instead of connecting too.
+    connecting: Mutex<HashMap<SocketAddr, Arc<tokio::sync::Mutex<()>>>>,
+    receiving: tokio::task::AbortHandle,
+}
+
+/// The requests waiting for replies, by tracker address.
+#[derive(Debug, Default)]
+struct Routes {
+    waiting: Mutex<HashMap<SocketAddr, Vec<Waiter>>>,
+    next_waiter: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    id: u64,
+    transaction_id: TransactionId,
+    packets: mpsc::Sender<Vec<u8>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Drop for UdpEndpoint {
+    fn drop(&mut self) {
+        self.receiving.abort();
+    }
+}
+
+impl UdpEndpoint {
+    /// Binds a UDP socket on `local` (port 0 picks a free one) and starts routing what it receives.
+    ///
+    /// # Errors
+    ///
+    /// The socket cannot be bound.
+    pub async fn bind(local: SocketAddr) -> io::Result<Arc<UdpEndpoint>> {
+        let socket = Arc::new(UdpSocket::bind(local).await?);
+        let routes = Arc::new(Routes::default());
+        let receiving = tokio::spawn(route_replies(socket.clone(), routes.clone())).abort_handle();
+        Ok(Arc::new(UdpEndpoint {
+            socket,
+            routes,
+            connections: Mutex::new(HashMap::new()),
+            connecting: Mutex::new(HashMap::new()),
+            receiving,
+        }))
+    }
+
+    /// The address the socket is bound to.
+    ///
+    /// # Errors
+    ///
+    /// The operating system cannot tell.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Waits for packets from `tracker` for `transaction_id` (and, so that a client can tell them from silence,
+    /// those from `tracker` that no request claims) until the registration is dropped.
+    fn register(&self, tracker: SocketAddr, transaction_id: TransactionId) -> Registration<'_> {
+        let (sender, packets) = mpsc::channel(WAITING_PACKETS);
+        let id = self.routes.next_waiter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        lock(&self.routes.waiting).entry(tracker).or_default().push(Waiter { id, transaction_id, packets: sender });
+        Registration { routes: &self.routes, tracker, id, packets }
+    }
+
+    fn connection(&self, tracker: SocketAddr) -> Option<Connection> {
+        lock(&self.connections).get(&tracker).copied()
+    }
+
+    fn set_connection(&self, tracker: SocketAddr, connection: Option<Connection>) {
+        let mut connections = lock(&self.connections);
+        match connection {
+            Some(connection) => connections.insert(tracker, connection),
+            None => connections.remove(&tracker),
+        };
+    }
+
+    fn connect_lock(&self, tracker: SocketAddr) -> Arc<tokio::sync::Mutex<()>> {
+        let mut connecting = lock(&self.connecting);
+        // Locks nobody holds or waits for are dropped as others are made: the map stays as small as the trackers.
+        connecting.retain(|_, lock| Arc::strong_count(lock) > 1);
+        connecting.entry(tracker).or_default().clone()
+    }
+}
+
+/// A request waiting for its replies; dropping it (the request is over, or cancelled) stops the routing.
+struct Registration<'a> {
+    routes: &'a Routes,
+    tracker: SocketAddr,
+    id: u64,
+    packets: mpsc::Receiver<Vec<u8>>,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        let mut waiting = lock(&self.routes.waiting);
+        if let Some(waiters) = waiting.get_mut(&self.tracker) {
+            waiters.retain(|waiter| waiter.id != self.id);
+            if waiters.is_empty() {
+                waiting.remove(&self.tracker);
+            }
+        }
+    }
+}
+
+/// The endpoint's receiving task: each packet goes to the request of its sender waiting for its transaction id;
+/// one no request of the sender claims (a late reply, garbage) goes to all of them, which skip it or note it as
+/// malformed; one from an address nobody waits for is dropped.
+async fn route_replies(socket: Arc<UdpSocket>, routes: Arc<Routes>) {
+    let mut buffer = vec![0u8; RECV_BUFFER_LEN];
+    loop {
+        let (len, from) = match socket.recv_from(&mut buffer).await {
+            Ok(received) => received,
+            // An ICMP error for an earlier datagram: the tracker may still come up, as after any lost packet.
+            Err(error) if is_transient(&error) => continue,
+            Err(error) => {
+                tracing::warn!(%error, "receiving from UDP trackers");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let bytes = buffer.get(..len).unwrap_or_default();
+        let transaction_id = bytes.get(4..8).and_then(|id| id.try_into().ok()).map(u32::from_be_bytes);
+        let waiting = lock(&routes.waiting);
+        let Some(waiters) = waiting.get(&from) else {
+            tracing::trace!(%from, len, "ignoring a packet nobody waits for");
+            continue;
+        };
+        match waiters.iter().find(|waiter| Some(waiter.transaction_id.0) == transaction_id) {
+            Some(waiter) => {
+                let _ = waiter.packets.try_send(bytes.to_vec());
+            }
+            None => {
+                for waiter in waiters.iter().filter(|waiter| waiter.packets.capacity() > KEPT_FOR_REPLIES) {
+                    let _ = waiter.packets.try_send(bytes.to_vec());
+                }
+            }
+        }
+    }
+}
+
+/// A BEP 15 client for one tracker. `announce` takes `&mut self`: one request in flight at a time per client;
+/// clients sharing an endpoint run side by side.
 #[derive(Debug)]
 pub struct TrackerClient {
-    socket: UdpSocket,
+    endpoint: Arc<UdpEndpoint>,
     tracker: SocketAddr,
     timeouts: Timeouts,
-    connection: Option<Connection>,
     /// The last unparsable packet from the tracker during the current announce, for [`TrackerError::Malformed`].
     last_malformed: Option<ResponseParseError>,
-    buffer: Vec<u8>,
 }
 
 impl TrackerClient {
@@ -223,25 +385,25 @@ impl TrackerClient {
     /// [`TrackerError::NotUdp`] or [`TrackerError::BadUrl`] for a URL of the wrong form,
     /// [`TrackerError::Resolve`] if the host has no address, [`TrackerError::Io`] if the socket cannot be bound.
     pub async fn new(url: &str, bind: Option<IpAddr>, timeouts: Timeouts) -> Result<Self, TrackerError> {
-        let (host, port) = parse_udp_url(url)?;
-        let resolve_error = |source| TrackerError::Resolve { host: host.to_owned(), source };
-        let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await.map_err(resolve_error)?.collect();
-        let preferred = bind.and_then(|bind| addresses.iter().find(|addr| addr.is_ipv4() == bind.is_ipv4()));
-        let tracker = *preferred
-            .or_else(|| addresses.first())
-            .ok_or_else(|| resolve_error(io::Error::new(io::ErrorKind::NotFound, "no addresses found")))?;
-
+        let tracker = resolve(url, bind).await?;
         let local_ip = bind.unwrap_or(match tracker {
             SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         });
         let local = SocketAddr::new(local_ip, 0);
-        let socket = UdpSocket::bind(local).await.map_err(|source| TrackerError::Io {
+        let endpoint = UdpEndpoint::bind(local).await.map_err(|source| TrackerError::Io {
             action: format!("binding a UDP socket on {local} for tracker {tracker}"),
             source,
         })?;
-        tracing::debug!(%url, %tracker, local = ?socket.local_addr().ok(), "UDP tracker client ready");
-        Ok(Self { socket, tracker, timeouts, connection: None, last_malformed: None, buffer: vec![0; RECV_BUFFER_LEN] })
+        tracing::debug!(%url, %tracker, local = ?endpoint.local_addr().ok(), "UDP tracker client ready");
+        Ok(Self { endpoint, tracker, timeouts, last_malformed: None })
+    }
+
+    /// A client for the tracker at `tracker` (see [`resolve`]) that talks through `endpoint`, shared with other
+    /// clients (the session's: see [`crate::trackers::TrackerEndpoints`]).
+    #[must_use]
+    pub fn on_endpoint(endpoint: Arc<UdpEndpoint>, tracker: SocketAddr, timeouts: Timeouts) -> Self {
+        Self { endpoint, tracker, timeouts, last_malformed: None }
     }
 
     /// The same client with another retry schedule, e.g. a short one for the last `stopped` announce on exit.
@@ -294,7 +456,7 @@ impl TrackerClient {
                 return Ok(reply);
             }
             tracing::debug!(tracker = %self.tracker, attempt, ?timeout, "announce timed out; will reconnect");
-            self.connection = None;
+            self.endpoint.set_connection(self.tracker, None);
         }
         let (tracker, attempts) = (self.tracker, self.timeouts.max_attempts);
         Err(match self.last_malformed.take() {
@@ -305,18 +467,25 @@ impl TrackerClient {
 
     /// The cached connection id, if it is younger than [`CONNECTION_ID_LIFETIME`].
     fn fresh_connection_id(&self) -> Option<ConnectionId> {
-        self.connection.filter(|connection| connection.requested_at.elapsed() < CONNECTION_ID_LIFETIME).map(|c| c.id)
+        let connection = self.endpoint.connection(self.tracker)?;
+        (connection.requested_at.elapsed() < CONNECTION_ID_LIFETIME).then_some(connection.id)
     }
 
-    /// Sends one connect request and waits up to `timeout` for its reply; caches the id it gets.
+    /// A connection id from one connect request, waiting up to `timeout` for its reply, cached for every client of
+    /// the endpoint. While another client connects to the same tracker, this one waits for that id instead.
     async fn connect(&mut self, timeout: Duration) -> Result<Option<ConnectionId>, TrackerError> {
+        let connect_lock = self.endpoint.connect_lock(self.tracker);
+        let _connecting = connect_lock.lock().await;
+        if let Some(id) = self.fresh_connection_id() {
+            return Ok(Some(id));
+        }
         let transaction_id = random_transaction_id();
         let mut packet = Vec::with_capacity(tracker_protocol::CONNECT_REQUEST_LEN);
         ConnectRequest { transaction_id }.write(&mut packet);
         let requested_at = Instant::now();
         match self.exchange(&packet, Action::Connect, transaction_id, timeout).await? {
             Outcome::Reply(Reply::Connect(id)) => {
-                self.connection = Some(Connection { id, requested_at });
+                self.endpoint.set_connection(self.tracker, Some(Connection { id, requested_at }));
                 Ok(Some(id))
             }
             Outcome::Reply(Reply::Error(message)) => Err(TrackerError::Refused(message)),
@@ -354,7 +523,7 @@ impl TrackerClient {
             Outcome::Reply(Reply::Announce(reply)) => Ok(Some(reply)),
             Outcome::Reply(Reply::Error(message)) => {
                 // The id may be what the tracker objects to; a later announce starts afresh.
-                self.connection = None;
+                self.endpoint.set_connection(self.tracker, None);
                 Err(TrackerError::Refused(message))
             }
             Outcome::Reply(Reply::Connect(_) | Reply::Scrape) | Outcome::TimedOut => Ok(None),
@@ -371,36 +540,23 @@ impl TrackerClient {
         timeout: Duration,
     ) -> Result<Outcome, TrackerError> {
         let deadline = Instant::now() + timeout;
-        self.socket
+        let endpoint = self.endpoint.clone();
+        // Registered before sending: a quick reply is not missed.
+        let mut registration = endpoint.register(self.tracker, transaction_id);
+        endpoint
+            .socket
             .send_to(packet, self.tracker)
             .await
             .map_err(|source| TrackerError::Io { action: format!("sending to tracker {}", self.tracker), source })?;
         loop {
-            let received = tokio::time::timeout_at(deadline, self.socket.recv_from(&mut self.buffer)).await;
-            let (len, from) = match received {
-                Err(_elapsed) => return Ok(Outcome::TimedOut),
-                Ok(Ok(received)) => received,
-                // An ICMP error for an earlier datagram (Windows, or a connected socket): the tracker may still
-                // come up within this attempt, so keep waiting like for any other lost packet.
-                Ok(Err(error)) if is_transient(&error) => {
-                    tracing::trace!(tracker = %self.tracker, %error, "ignoring receive error");
-                    continue;
-                }
-                Ok(Err(source)) => {
-                    return Err(TrackerError::Io {
-                        action: format!("receiving from tracker {}", self.tracker),
-                        source,
-                    });
-                }
+            let bytes = match tokio::time::timeout_at(deadline, registration.packets.recv()).await {
+                Err(_) | Ok(None) => return Ok(Outcome::TimedOut),
+                Ok(Some(bytes)) => bytes,
             };
-            if from.ip() != self.tracker.ip() || from.port() != self.tracker.port() {
-                tracing::trace!(tracker = %self.tracker, %from, "ignoring a packet from another address");
-                continue;
-            }
-            let bytes = self.buffer.get(..len).unwrap_or_default();
+            let len = bytes.len();
             let parsed = match self.tracker {
-                SocketAddr::V4(_) => parse_reply::<SocketAddrV4>(bytes),
-                SocketAddr::V6(_) => parse_reply::<SocketAddrV6>(bytes),
+                SocketAddr::V4(_) => parse_reply::<SocketAddrV4>(&bytes),
+                SocketAddr::V6(_) => parse_reply::<SocketAddrV6>(&bytes),
             };
             match parsed {
                 Ok((id, reply)) if id == transaction_id => {
@@ -417,6 +573,23 @@ impl TrackerClient {
             }
         }
     }
+}
+
+/// The address of the tracker at `udp://host:port[/path]`: the first of `family`'s family when one is given and
+/// there is one, else the first.
+///
+/// # Errors
+///
+/// A URL of the wrong form, or a host without an address.
+pub async fn resolve(url: &str, family: Option<IpAddr>) -> Result<SocketAddr, TrackerError> {
+    let (host, port) = parse_udp_url(url)?;
+    let resolve_error = |source| TrackerError::Resolve { host: host.to_owned(), source };
+    let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await.map_err(resolve_error)?.collect();
+    let preferred = family.and_then(|family| addresses.iter().find(|addr| addr.is_ipv4() == family.is_ipv4()));
+    preferred
+        .or_else(|| addresses.first())
+        .copied()
+        .ok_or_else(|| resolve_error(io::Error::new(io::ErrorKind::NotFound, "no addresses found")))
 }
 
 /// Splits `udp://host:port[/path]` into host and port; the host of `udp://[::1]:6969` is `::1`.

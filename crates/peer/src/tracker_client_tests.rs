@@ -246,9 +246,10 @@ async fn the_connection_id_is_reused_within_sixty_seconds_and_renewed_after() {
         assert_eq!(reply.expect("second announce"), expected_reply(one_peer));
 
         // Age the cached id past the 60 s BEP 15 lets a client keep it.
-        let connection = client.connection.as_mut().expect("a cached connection id");
+        let mut connection = client.endpoint.connection(client.tracker).expect("a cached connection id");
         connection.requested_at =
             Instant::now().checked_sub(Duration::from_secs(61)).expect("the clock is past 61 s since boot");
+        client.endpoint.set_connection(client.tracker, Some(connection));
         let (reply, ()) = tokio::join!(client.announce(&announce), async {
             fake.serve_connect(second).await;
             fake.serve_announce(second, &v4_peers()).await;
@@ -464,7 +465,7 @@ async fn ipv6_trackers_are_reached_on_ipv6_and_return_ipv6_peers() {
     };
     let mut client = fake.client(PATIENT).await;
     assert_eq!(client.tracker_addr(), fake.addr());
-    assert!(client.socket.local_addr().expect("client address").is_ipv6());
+    assert!(client.endpoint.local_addr().expect("client address").is_ipv6());
     let peers = [
         SocketAddrV6::new(Ipv6Addr::LOCALHOST, 6881, 0, 0),
         SocketAddrV6::new("2001:db8::1".parse().expect("IPv6 literal"), 51413, 0, 0),
@@ -489,7 +490,7 @@ async fn a_bind_address_picks_the_tracker_address_of_its_family() {
         .await
         .expect("localhost resolves");
     assert_eq!(client.tracker_addr(), fake.addr());
-    let local = client.socket.local_addr().expect("client address");
+    let local = client.endpoint.local_addr().expect("client address");
     assert_eq!(local.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
     assert_ne!(local.port(), 0);
 }
