@@ -49,9 +49,9 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 read_mib() { awk '/^rchar/ {printf "%.1f", $2 / 1048576}' "/proc/$1/io"; }
 ticks_per_second=$(getconf CLK_TCK)
 
-# Waits (up to 600 s) until `$2` (a command printing how many torrents seed) reaches $count; prints the seconds.
+# Waits (up to 1800 s) until `$2` (a command printing how many torrents seed) reaches $count; prints the seconds.
 wait_seeding() {
-  local started=$1 check=$2 deadline=$(($(date +%s) + 600))
+  local started=$1 check=$2 deadline=$(($(date +%s) + 1800))
   until [ "$($check)" -ge "$count" ]; do
     if [ "$(date +%s)" -gt "$deadline" ]; then echo "timeout"; return 0; fi
     sleep 0.1
@@ -105,7 +105,7 @@ run_transmission() {
   cat >"$config/settings.json" <<EOF
 {
   "dht-enabled": false, "lpd-enabled": false, "pex-enabled": false, "utp-enabled": false,
-  "port-forwarding-enabled": false, "peer-port": $peer_port, "bind-address-ipv4": "127.0.0.1",
+  "port-forwarding-enabled": false, "peer-port": $peer_port,
   "rpc-port": $rpc, "rpc-authentication-required": false, "rpc-whitelist-enabled": false,
   "rpc-host-whitelist-enabled": false, "download-dir": "$work/data", "download-queue-enabled": false,
   "seed-queue-enabled": false, "message-level": 1
@@ -118,7 +118,9 @@ EOF
   pid=$!
   pids+=("$pid")
   until transmission-remote "$rpc" -l >/dev/null 2>&1; do sleep 0.05; done
-  (cd "$work/torrents" && ls | xargs -n 500 transmission-remote "$rpc" -a >/dev/null)
+  # One -a per torrent (several files after one -a add only the last), 200 torrents per call.
+  for file in "$work"/torrents/*.torrent; do printf -- '-a\0%s\0' "$file"; done |
+    xargs -0 -n 400 transmission-remote "$rpc" >/dev/null
   took=$(wait_seeding "$started" transmission_seeding)
   say "transmission: every torrent seeding ${took} s after start, without resume data; $(read_mib "$pid") MiB read"
   stop "$pid"

@@ -324,49 +324,38 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         let mut runs = tokio::task::JoinSet::new();
         // Shared, not copied: the arguments name every torrent, and a copy per torrent grows with their square.
         let shared_args = std::sync::Arc::new(args.clone());
+        // One channel and one printer for every torrent: each event names its torrent, whose view shows it.
+        let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (flush_tx, flush_rx) = tokio::sync::mpsc::unbounded_channel();
+        let views: Views = std::sync::Arc::default();
+        let printer = tokio::spawn(print_events(events_rx, flush_rx, views.clone()));
         for (index, item) in torrents.into_iter().enumerate() {
             let (mut config, session) = (config.clone(), session.clone());
             let (args, fetching) = (shared_args.clone(), fetching.clone());
+            let (events_tx, flush_tx, views) = (events_tx.clone(), flush_tx.clone(), views.clone());
             let span = tracing::info_span!("torrent", name = %item.name());
             runs.spawn(
                 async move {
                     let name = item.name();
                     let torrent = match item {
                         Item::Ready(torrent) => *torrent,
-                        Item::Magnet(magnet) => match magnet_torrent(&args, &magnet, fetching, &mut config).await {
-                            Ok(Some(torrent)) => torrent,
-                            Ok(None) => {
-                                let stopped = anyhow::anyhow!("stopped before the metadata arrived");
-                                return (index, name, Err(stopped), None);
-                            }
-                            Err(err) => {
-                                eprintln!("peer: error: {err:#}");
-                                return (index, name, Err(err), None);
-                            }
-                        },
-                    };
-                    let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
-                    let mut view = View::new(args.json, &torrent, !many, index > 0);
-                    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
-                    // Tasks still winding down may hold event senders, so the torrent's end is signalled apart.
-                    let printer = tokio::spawn(async move {
-                        loop {
-                            tokio::select! {
-                                biased;
-                                event = events_rx.recv() => match event {
-                                    Some(event) => view.show(&event),
-                                    None => break,
-                                },
-                                _ = &mut done_rx => {
-                                    while let Ok(event) = events_rx.try_recv() {
-                                        view.show(&event);
-                                    }
-                                    break;
+                        // Boxed: a torrent given as a file does not carry a fetch's state in its task.
+                        Item::Magnet(magnet) => {
+                            match Box::pin(magnet_torrent(&args, &magnet, fetching, &mut config)).await {
+                                Ok(Some(torrent)) => torrent,
+                                Ok(None) => {
+                                    let stopped = anyhow::anyhow!("stopped before the metadata arrived");
+                                    return (index, name, Err(stopped), None);
+                                }
+                                Err(err) => {
+                                    eprintln!("peer: error: {err:#}");
+                                    return (index, name, Err(err), None);
                                 }
                             }
                         }
-                        view
-                    });
+                    };
+                    let hash = torrent.info_hash.0;
+                    lock_views(&views).insert(hash, View::new(args.json, &torrent, !many, index > 0));
                     let name = torrent.info.name.clone();
                     let result = match session.add(torrent, config, events_tx) {
                         Ok(run) => match run.await {
@@ -376,8 +365,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                         Err(err) => Err(anyhow::Error::from(err)),
                     }
                     .with_context(|| name.clone());
-                    let _ = done_tx.send(());
-                    let view = printer.await.ok();
+                    // The torrent's last events are shown before its view is taken for the closing lines.
+                    let (shown_tx, shown_rx) = tokio::sync::oneshot::channel();
+                    if flush_tx.send(shown_tx).is_ok() {
+                        let _ = shown_rx.await;
+                    }
+                    let view = lock_views(&views).remove(&hash);
                     if let (true, Err(err), Some(view)) = (many, &result, &view) {
                         // One torrent failing stops it alone: said now, while the others go on.
                         view.errored(err);
@@ -387,8 +380,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 .instrument(span),
             );
         }
+        drop((events_tx, flush_tx));
         let mut results: Vec<_> = runs.join_all().await;
         stopping.abort();
+        printer.abort();
         results.sort_by_key(|(index, _, _, _)| *index);
         Ok::<_, anyhow::Error>(results)
     })?;
@@ -421,6 +416,40 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(if all_complete { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The view of each running torrent, by info-hash.
+type Views = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<[u8; 20], View>>>;
+
+fn lock_views(views: &Views) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; 20], View>> {
+    views.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Shows every torrent's events in its view. A flush request is answered once every event sent before it is
+/// shown: a torrent that ended then takes its view for the closing lines.
+async fn print_events(
+    mut events: tokio::sync::mpsc::UnboundedReceiver<([u8; 20], Event)>,
+    mut flushes: tokio::sync::mpsc::UnboundedReceiver<tokio::sync::oneshot::Sender<()>>,
+    views: Views,
+) {
+    let show = |hash: [u8; 20], event: &Event| {
+        if let Some(view) = lock_views(&views).get_mut(&hash) {
+            view.show(event);
+        }
+    };
+    loop {
+        tokio::select! {
+            biased;
+            Some((hash, event)) = events.recv() => show(hash, &event),
+            Some(shown) = flushes.recv() => {
+                while let Ok((hash, event)) = events.try_recv() {
+                    show(hash, &event);
+                }
+                let _ = shown.send(());
+            }
+            else => break,
+        }
+    }
 }
 
 /// What the command line names: a torrent, or (among several) a magnet link whose metadata is fetched first.

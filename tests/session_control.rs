@@ -62,7 +62,8 @@ fn a_paused_torrent_hangs_up_and_resumes_from_its_pieces_without_a_check() {
         );
         // What the torrent said up to now; after the resume it must say nothing of checking.
         let mut before = Vec::new();
-        while let Ok(event) = events_rx.try_recv() {
+        while let Ok((torrent, event)) = events_rx.try_recv() {
+            assert_eq!(torrent, info_hash, "every event names its torrent");
             before.push(event);
         }
         assert_eq!(before.iter().filter(|event| matches!(event, Event::Checked { .. })).count(), 1);
@@ -84,7 +85,7 @@ fn a_paused_torrent_hangs_up_and_resumes_from_its_pieces_without_a_check() {
         assert!(matches!(status.trackers[0].last, Some(Ok(_))), "{:?}", status.trackers);
         assert_same_file(&data, &down.join("show.bin"));
         let mut after = Vec::new();
-        while let Ok(event) = events_rx.try_recv() {
+        while let Ok((_, event)) = events_rx.try_recv() {
             after.push(event);
         }
         assert!(

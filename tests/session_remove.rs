@@ -17,6 +17,8 @@ fn removing_a_torrent_mid_download_closes_its_connections_announces_stopped_and_
     let tracker = Tracker::start();
     let (data, torrent) = torrent_of(work.path(), "film.bin", 8 << 20, &tracker.announce);
     let info_hash = torrent.info_hash.0;
+    let (_, warm_up) = torrent_of(work.path(), "first.bin", 100_000, &tracker.announce);
+    let warm_up_hash = warm_up.info_hash.0;
     // 512 KiB/s: 16 s for the whole file, so the removal comes mid-download.
     let (mut seeder, seeder_addr) = start_seeder(&data.with_extension("torrent"), &work.path().join("src"), "512Ki");
     assert!(tracker.wait_for_leechers(&info_hash, 0, Duration::from_secs(10)));
@@ -27,6 +29,18 @@ fn removing_a_torrent_mid_download_closes_its_connections_announces_stopped_and_
         let mut config = SessionConfig::new("127.0.0.1:0".parse().expect("address"));
         config.tracker_timeouts.base = Duration::from_millis(500);
         let session = Session::start(config, listener).expect("a session");
+        // What the session shares comes with its first torrents and stays (the UDP socket for trackers, its
+        // routing task): a torrent that came and went first makes them, so that what is counted below is the
+        // removed torrent's alone.
+        let (events, _events_rx) = tokio::sync::mpsc::unbounded_channel();
+        let first = session.add(warm_up, TorrentConfig::new(work.path().join("src")), events).expect("added");
+        let announced = eventually(Duration::from_secs(10), || {
+            session.torrent(&warm_up_hash).is_some_and(|status| status.trackers.iter().any(|t| t.last.is_some()))
+        })
+        .await;
+        assert!(announced, "the first torrent never announced: {:?}", session.torrent(&warm_up_hash));
+        assert!(session.remove(&warm_up_hash).await);
+        first.await.expect("the first torrent's task").expect("a clean end");
         // Let the runtime settle (its workers started, the accept task parked) before counting.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let metrics = tokio::runtime::Handle::current().metrics();

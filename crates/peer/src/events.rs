@@ -5,6 +5,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
+use tokio::sync::mpsc;
+
 use crate::sources::{Source, SourceCounts};
 
 /// Transfer totals and rates, once a second.
@@ -31,6 +33,34 @@ pub struct PeerSummary {
     pub source: Source,
     pub downloaded: u64,
     pub uploaded: u64,
+}
+
+/// Where a torrent's events go: onto a channel that the torrents of a session may share, each event with the
+/// info-hash of its torrent, so that one reader serves them all (one channel, not one per torrent).
+#[derive(Debug, Clone)]
+pub struct EventSink {
+    torrent: [u8; 20],
+    sender: mpsc::UnboundedSender<([u8; 20], Event)>,
+}
+
+impl EventSink {
+    /// Events of the torrent `torrent` (its v1 info-hash, or a v2-only torrent's truncated one) onto `sender`.
+    #[must_use]
+    pub fn new(torrent: [u8; 20], sender: mpsc::UnboundedSender<([u8; 20], Event)>) -> EventSink {
+        EventSink { torrent, sender }
+    }
+
+    /// A channel of one torrent's own, and its reading end.
+    #[must_use]
+    pub fn channel(torrent: [u8; 20]) -> (EventSink, mpsc::UnboundedReceiver<([u8; 20], Event)>) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        (EventSink::new(torrent, sender), receiver)
+    }
+
+    /// Sends `event`; false when nobody reads any more (the program is shutting down), which is not an error.
+    pub fn send(&self, event: Event) -> bool {
+        self.sender.send((self.torrent, event)).is_ok()
+    }
 }
 
 /// A tracker and its last answer: `Ok((peers, seeders, leechers))` or why it failed; `None` before the first.

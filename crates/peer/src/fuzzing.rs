@@ -52,7 +52,7 @@ pub struct Harness {
     connections: Vec<Option<Connection>>,
     connects: u64,
     dir: PathBuf,
-    events: mpsc::UnboundedReceiver<crate::events::Event>,
+    events: mpsc::UnboundedReceiver<([u8; 20], crate::events::Event)>,
     /// For a v2 torrent: the file's whole merkle tree, to answer hash requests from.
     tree: Option<HashTree>,
 }
@@ -156,7 +156,7 @@ impl Harness {
             // As if the torrent were a hybrid, so that a connection may knock with its v2 hash.
             info_hash_v2: Some(HARNESS_V2_HASH),
         };
-        let (events, receiver) = mpsc::unbounded_channel();
+        let (events, receiver) = crate::events::EventSink::channel(torrent.info_hash.0);
         let metadata = torrent.info_bytes.clone();
         let swarm =
             Swarm::new(storage, metadata, torrent.info_hash.0, *b"-BT0001-harness00000", &have, &config, events)
@@ -204,7 +204,7 @@ impl Harness {
     pub fn banned(&mut self) -> Vec<SocketAddr> {
         let mut banned = Vec::new();
         while let Ok(event) = self.events.try_recv() {
-            if let crate::events::Event::PeerBanned { addr } = event {
+            if let (_, crate::events::Event::PeerBanned { addr }) = event {
                 banned.push(addr);
             }
         }
@@ -214,7 +214,7 @@ impl Harness {
     /// Every event since last asked.
     #[cfg(test)]
     fn drain_events(&mut self) -> Vec<crate::events::Event> {
-        std::iter::from_fn(|| self.events.try_recv().ok()).collect()
+        std::iter::from_fn(|| self.events.try_recv().ok().map(|(_, event)| event)).collect()
     }
 
     /// Whether every piece is verified.

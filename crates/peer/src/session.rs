@@ -29,11 +29,11 @@ use tokio::task::JoinHandle;
 
 use crate::admission::Handshakes;
 use crate::connection;
-use crate::events::{Event, PeerSummary, Status, TrackerStatus};
+use crate::events::{Event, EventSink, PeerSummary, Status, TrackerStatus};
 use crate::rate::TransferLimiter;
 use crate::storage::{FileProgress, Storage};
 use crate::swarm::Swarm;
-use crate::torrent::{self, Outcome, TorrentConfig, TorrentError};
+use crate::torrent::{self, Outcome, TorrentConfig, TorrentError, TorrentSlot};
 use crate::torrents::Torrents;
 use crate::tracker_client::Timeouts;
 
@@ -154,15 +154,10 @@ impl Phase {
 
 /// A torrent of the session and the handles its task and the queries share.
 struct Entry {
-    torrent: Arc<metainfo::Torrent>,
-    /// The torrent laid out in its download folder, for the queries about its files.
-    layout: Arc<Storage>,
-    config: TorrentConfig,
-    events: mpsc::UnboundedSender<Event>,
+    /// The torrent, its files (for the queries about them too), its events and its swarm while it runs.
+    slot: TorrentSlot,
     wanted: watch::Sender<Wanted>,
     phase: watch::Sender<Phase>,
-    /// The swarm of the run going on.
-    running: Mutex<Option<Arc<Swarm>>>,
     /// What the runs before the current one came to.
     past: Mutex<Past>,
 }
@@ -176,12 +171,12 @@ struct Past {
 
 impl Entry {
     fn hashes(&self) -> impl Iterator<Item = [u8; 20]> + '_ {
-        let v2 = self.torrent.info_hash_v2().map(|hash| hash.truncated().0);
-        std::iter::once(self.torrent.info_hash.0).chain(v2.filter(|hash| *hash != self.torrent.info_hash.0))
+        let v2 = self.slot.torrent.info_hash_v2().map(|hash| hash.truncated().0);
+        std::iter::once(self.slot.torrent.info_hash.0).chain(v2.filter(|hash| *hash != self.slot.torrent.info_hash.0))
     }
 
     fn swarm(&self) -> Option<Arc<Swarm>> {
-        lock(&self.running).clone()
+        lock(&self.slot.running).clone()
     }
 }
 
@@ -267,7 +262,8 @@ impl Session {
         self.len() == 0
     }
 
-    /// Adds `torrent` and starts it: its events go to `events`. The handle gives what its run came to once it is
+    /// Adds `torrent` and starts it: its events go to `events` with its info-hash (the session's torrents may
+    /// share one channel). The handle gives what its run came to once it is
     /// over for good: stopped (by [`Session::shutdown`], or complete with `exit_on_complete`), removed, or errored.
     ///
     /// # Errors
@@ -278,17 +274,15 @@ impl Session {
         &self,
         torrent: metainfo::Torrent,
         config: TorrentConfig,
-        events: mpsc::UnboundedSender<Event>,
+        events: mpsc::UnboundedSender<([u8; 20], Event)>,
     ) -> Result<JoinHandle<Result<Outcome, TorrentError>>, TorrentError> {
         let layout = Arc::new(Storage::new(&torrent, &config.dir)?);
+        let events = EventSink::new(torrent.info_hash.0, events);
+        let slot = TorrentSlot { torrent: Arc::new(torrent), layout, config, events, running: Mutex::new(None) };
         let entry = Arc::new(Entry {
-            torrent: Arc::new(torrent),
-            layout,
-            config,
-            events,
+            slot,
             wanted: watch::Sender::new(Wanted::Run),
             phase: watch::Sender::new(Phase::Starting),
-            running: Mutex::new(None),
             past: Mutex::new(Past::default()),
         });
         {
@@ -299,8 +293,8 @@ impl Session {
             let hashes: Vec<[u8; 20]> = entry.hashes().collect();
             if let Some(other) = entries.iter().find(|other| other.hashes().any(|hash| hashes.contains(&hash))) {
                 return Err(TorrentError::Duplicate {
-                    name: other.torrent.info.name.clone(),
-                    info_hash: other.torrent.info_hash.to_string(),
+                    name: other.slot.torrent.info.name.clone(),
+                    info_hash: other.slot.torrent.info_hash.to_string(),
                 });
             }
             entries.push(entry.clone());
@@ -408,7 +402,7 @@ impl Session {
 }
 
 fn status_of(entry: &Entry) -> TorrentStatus {
-    let torrent = &entry.torrent;
+    let torrent = &entry.slot.torrent;
     let swarm = entry.swarm();
     let phase = entry.phase.borrow().clone();
     let state = match (phase, &swarm) {
@@ -421,7 +415,7 @@ fn status_of(entry: &Entry) -> TorrentStatus {
         (Phase::Removed, _) => State::Removed,
     };
     let past = lock(&entry.past);
-    let num_pieces = entry.layout.num_pieces();
+    let num_pieces = entry.slot.layout.num_pieces();
     let (mut status, pieces, peers, answers) = match &swarm {
         Some(swarm) => (swarm.status(), swarm.have_bitfield(), swarm.connected_peers(), swarm.tracker_statuses()),
         None => {
@@ -443,8 +437,8 @@ fn status_of(entry: &Entry) -> TorrentStatus {
     status.downloaded += past.downloaded;
     status.uploaded += past.uploaded;
     drop(past);
-    let files = entry.layout.file_progress(&pieces);
-    let size = entry.layout.total_length();
+    let files = entry.slot.layout.file_progress(&pieces);
+    let size = entry.slot.layout.total_length();
     if swarm.is_none() {
         status.left = size - files.iter().map(|file| file.done).sum::<u64>().min(size);
     }
@@ -499,16 +493,7 @@ async fn drive(shared: Arc<Shared>, entry: Arc<Entry>) -> Result<Outcome, Torren
             }
         };
         let pieces = lock(&entry.past).pieces.clone();
-        let result = torrent::run(
-            &entry.torrent,
-            entry.config.clone(),
-            &shared,
-            pieces,
-            &entry.running,
-            entry.events.clone(),
-            until_asked,
-        )
-        .await;
+        let result = torrent::run(&entry.slot, &shared, pieces, until_asked).await;
         match result {
             Ok(ended) => {
                 let mut past = lock(&entry.past);
@@ -523,7 +508,7 @@ async fn drive(shared: Arc<Shared>, entry: Arc<Entry>) -> Result<Outcome, Torren
                 }
             }
             Err(err) => {
-                tracing::warn!(torrent = %entry.torrent.info.name, "stopped on an error: {err}");
+                tracing::warn!(torrent = %entry.slot.torrent.info.name, "stopped on an error: {err}");
                 entry.phase.send_replace(Phase::Errored(err.to_string()));
                 return Err(err);
             }
@@ -532,7 +517,7 @@ async fn drive(shared: Arc<Shared>, entry: Arc<Entry>) -> Result<Outcome, Torren
     let removed = *wanted.borrow() == Wanted::Remove;
     let outcome = outcome.unwrap_or_else(|| {
         // Never ran (paused from the start, then stopped): what it had before.
-        let pieces = lock(&entry.past).pieces.clone().unwrap_or_else(|| Bitfield::new(entry.layout.num_pieces()));
+        let pieces = lock(&entry.past).pieces.clone().unwrap_or_else(|| Bitfield::new(entry.slot.layout.num_pieces()));
         Outcome {
             complete: pieces.is_complete(),
             have: pieces.count(),

@@ -441,6 +441,15 @@ impl Storage {
             .collect()
     }
 
+    /// Closes the cached open files (a paused or stopped torrent holds no descriptor); the next read or write
+    /// opens its file again.
+    pub fn close_files(&self) {
+        let mut handles = self.lock();
+        let Handles { slots, order } = &mut *handles;
+        slots.iter_mut().for_each(|slot| *slot = None);
+        order.clear();
+    }
+
     /// The files' paths, in torrent order.
     pub fn paths(&self) -> Vec<PathBuf> {
         self.files.iter().filter(|file| !file.pad).map(|file| file.path.clone()).collect()

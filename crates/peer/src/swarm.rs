@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use peer_wire::{BLOCK_LEN, Bitfield, ExtendedHandshake, METADATA_PIECE_LEN, Message, MetadataMessage, UT_METADATA};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 use crate::choker::{Choker, ChokerConfig, PeerStats};
-use crate::events::{Event, PeerSummary, Status, TrackerStatus};
+use crate::events::{Event, EventSink, PeerSummary, Status, TrackerStatus};
 use crate::offers::Offers;
 use crate::outbox::Outbox;
 use crate::picker::{Block, PeerKey, PickLimits, Picker, Received};
@@ -281,7 +281,7 @@ pub struct Swarm {
     /// `--download-limit`: what all connections read together.
     pub download_limiter: Option<Arc<TransferLimiter>>,
     pub uploaded: AtomicU64,
-    pub events: mpsc::UnboundedSender<Event>,
+    pub events: EventSink,
     /// Notified when the last piece is verified, and when a fatal error stops the session.
     pub changed: Notify,
     /// Notified when a source adds candidates, so the dialer need not wait for its next round.
@@ -316,7 +316,7 @@ impl Swarm {
         peer_id: [u8; 20],
         have: &Bitfield,
         config: &SwarmConfig,
-        events: mpsc::UnboundedSender<Event>,
+        events: EventSink,
     ) -> Result<Self, crate::picker::PickerError> {
         let mut picker = Picker::new(storage.piece_length(), storage.total_length())?;
         if config.sequential {

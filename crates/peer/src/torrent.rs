@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use peer_wire::Bitfield;
-use tokio::sync::mpsc;
 
 use crate::announcer::{self, Announcer, SEEDING_NOTICE_WAIT, SeedingNotice};
 use crate::connection;
@@ -21,7 +20,7 @@ use crate::sources::Source;
 use crate::storage::Storage;
 use crate::swarm::{Swarm, SwarmConfig};
 
-use crate::events::{Event, PeerSummary};
+use crate::events::{Event, EventSink, PeerSummary};
 
 /// What one torrent is asked to do; what its session shares is in [`crate::session::SessionConfig`].
 #[derive(Debug, Clone)]
@@ -59,6 +58,16 @@ impl TorrentConfig {
     }
 }
 
+/// A torrent of a session, what [`run`] runs: its metainfo, its files laid out in the download folder, how to run
+/// it, where its events go, and its swarm while it runs (for the session's queries).
+pub(crate) struct TorrentSlot {
+    pub(crate) torrent: Arc<metainfo::Torrent>,
+    pub(crate) layout: Arc<Storage>,
+    pub(crate) config: TorrentConfig,
+    pub(crate) events: EventSink,
+    pub(crate) running: Mutex<Option<Arc<Swarm>>>,
+}
+
 /// How a run of a torrent ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -94,24 +103,21 @@ pub enum TorrentError {
     SessionClosed,
 }
 
-/// Runs `torrent` in the session `shared` until it is complete (`exit_on_complete`), `shutdown` resolves, or the
-/// disk fails. `pieces`, when given, are trusted as verified (a paused torrent resuming); otherwise the fast-resume
-/// state or a check of the data says which are. `running` holds the torrent's swarm while it is connected, for the
-/// session's queries.
+/// Runs the torrent of `slot` in the session `shared` until it is complete (`exit_on_complete`), `shutdown`
+/// resolves, or the disk fails. `pieces`, when given, are trusted as verified (a paused torrent resuming);
+/// otherwise the fast-resume state or a check of the data says which are. The slot holds the swarm while it runs.
 ///
 /// # Errors
 ///
 /// The data cannot be checked or stored, the torrent is already served, or a disk error stopped it.
 pub(crate) async fn run(
-    torrent: &metainfo::Torrent,
-    config: TorrentConfig,
+    slot: &TorrentSlot,
     shared: &Shared,
     pieces: Option<Bitfield>,
-    running: &Mutex<Option<Arc<Swarm>>>,
-    events: mpsc::UnboundedSender<Event>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Outcome, TorrentError> {
-    let storage = Arc::new(Storage::new(torrent, &config.dir)?);
+    let TorrentSlot { torrent, layout, config, events, running } = slot;
+    let (storage, events) = (layout.clone(), events.clone());
     let listen_addr = shared.listen_addr;
     let _ = events.send(Event::Listening { addr: listen_addr, peer_id: shared.peer_id });
 
@@ -261,6 +267,7 @@ pub(crate) async fn run(
     while tasks.join_next().await.is_some() {}
     while announcers.join_next().await.is_some() {}
     *running.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    swarm.storage.close_files();
     if let Some(message) = swarm.fatal() {
         return Err(TorrentError::Disk(message));
     }
@@ -333,11 +340,7 @@ fn spawn_lsd(tasks: &mut tokio::task::JoinSet<()>, swarm: Arc<Swarm>, listen: So
     }
 }
 
-async fn check(
-    storage: &Arc<Storage>,
-    threads: usize,
-    events: &mpsc::UnboundedSender<Event>,
-) -> Result<Bitfield, TorrentError> {
+async fn check(storage: &Arc<Storage>, threads: usize, events: &EventSink) -> Result<Bitfield, TorrentError> {
     let storage = storage.clone();
     let events = events.clone();
     let total = storage.total_length();

@@ -206,6 +206,15 @@ enum Outcome {
 
 /// Packets a request may have waiting for it; more from a flooding tracker are dropped.
 const WAITING_PACKETS: usize = 64;
+/// Requests to one tracker waiting for their replies at once: a thousand torrents announcing together are paced,
+/// not a burst whose replies overflow the socket's receive buffer (and a tracker that does not answer holds up only
+/// its own requests).
+const IN_FLIGHT_PER_TRACKER: usize = 64;
+
+/// The receive buffer asked for: a burst of replies fits while the routing task catches up (the system may give
+/// less).
+const SOCKET_RECEIVE_BUFFER: usize = 1 << 20;
+
 /// Room in a request's queue that unclaimed packets (garbage, late replies) never take: a flood of them cannot
 /// crowd out the reply itself.
 const KEPT_FOR_REPLIES: usize = 8;
@@ -221,6 +230,8 @@ pub struct UdpEndpoint {
     connections: Mutex<HashMap<SocketAddr, Connection>>,
     /// Held while a client connects to a tracker, so that the others wait for its id instead of connecting too.
     connecting: Mutex<HashMap<SocketAddr, Arc<tokio::sync::Mutex<()>>>>,
+    /// Permits for the requests in flight to each tracker (see [`IN_FLIGHT_PER_TRACKER`]).
+    in_flight: Mutex<HashMap<SocketAddr, Arc<tokio::sync::Semaphore>>>,
     receiving: tokio::task::AbortHandle,
 }
 
@@ -256,6 +267,9 @@ impl UdpEndpoint {
     /// The socket cannot be bound.
     pub async fn bind(local: SocketAddr) -> io::Result<Arc<UdpEndpoint>> {
         let socket = Arc::new(UdpSocket::bind(local).await?);
+        if let Err(error) = socket2::SockRef::from(&*socket).set_recv_buffer_size(SOCKET_RECEIVE_BUFFER) {
+            tracing::debug!(%error, "could not enlarge the tracker socket's receive buffer");
+        }
         let routes = Arc::new(Routes::default());
         let receiving = tokio::spawn(route_replies(socket.clone(), routes.clone())).abort_handle();
         Ok(Arc::new(UdpEndpoint {
@@ -263,6 +277,7 @@ impl UdpEndpoint {
             routes,
             connections: Mutex::new(HashMap::new()),
             connecting: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
             receiving,
         }))
     }
@@ -295,6 +310,14 @@ impl UdpEndpoint {
             Some(connection) => connections.insert(tracker, connection),
             None => connections.remove(&tracker),
         };
+    }
+
+    /// The permits of requests in flight to `tracker`.
+    fn in_flight(&self, tracker: SocketAddr) -> Arc<tokio::sync::Semaphore> {
+        let mut in_flight = lock(&self.in_flight);
+        // Trackers nobody is asking are forgotten as others are added.
+        in_flight.retain(|_, permits| Arc::strong_count(permits) > 1);
+        in_flight.entry(tracker).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_PER_TRACKER))).clone()
     }
 
     fn connect_lock(&self, tracker: SocketAddr) -> Arc<tokio::sync::Mutex<()>> {
@@ -539,8 +562,11 @@ impl TrackerClient {
         transaction_id: TransactionId,
         timeout: Duration,
     ) -> Result<Outcome, TrackerError> {
-        let deadline = Instant::now() + timeout;
         let endpoint = self.endpoint.clone();
+        let permits = endpoint.in_flight(self.tracker);
+        // The semaphore is never closed; the wait for a permit is not part of the attempt's time.
+        let _permit = permits.acquire().await;
+        let deadline = Instant::now() + timeout;
         // Registered before sending: a quick reply is not missed.
         let mut registration = endpoint.register(self.tracker, transaction_id);
         endpoint

@@ -21,7 +21,7 @@ fn content() -> Vec<u8> {
 
 struct V2Swarm {
     swarm: Arc<Swarm>,
-    events: mpsc::UnboundedReceiver<Event>,
+    events: mpsc::UnboundedReceiver<([u8; 20], Event)>,
     /// The whole file's tree, as an honest peer would answer from.
     tree: HashTree,
     _dir: tempfile::TempDir,
@@ -60,7 +60,7 @@ fn v2_swarm(seeding: bool) -> V2Swarm {
         hash_trees: Arc::new(crate::v2::HashTrees::of(&torrent)),
         info_hash_v2: None,
     };
-    let (sender, events) = mpsc::unbounded_channel();
+    let (sender, events) = crate::events::EventSink::channel(torrent.info_hash.0);
     let swarm = Swarm::new(storage, torrent.info_bytes.clone(), torrent.info_hash.0, [9; 20], &have, &config, sender)
         .expect("swarm");
     let leaves: Vec<Hash32> = content().chunks(BLOCK_SIZE as usize).map(merkle::leaf).collect();
@@ -113,7 +113,7 @@ impl V2Swarm {
     }
 
     fn events(&mut self) -> Vec<Event> {
-        std::iter::from_fn(|| self.events.try_recv().ok()).collect()
+        std::iter::from_fn(|| self.events.try_recv().ok().map(|(_, event)| event)).collect()
     }
 
     /// A piece of which `honest` sent the first two blocks and `liar` the last two, flipped: it fails.
