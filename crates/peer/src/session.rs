@@ -1,8 +1,10 @@
 //! A session: one listening port, one peer id and any number of torrents, each a task with a state of its own.
 //!
 //! The session owns what its torrents share: the listener (an incoming handshake goes to the torrent it names, an
-//! unknown info-hash is refused), the peer id, the DHT node, the upload and download rate limits. Each torrent
-//! is driven through its states by its own task:
+//! unknown info-hash is refused), the peer id, the DHT node, the upload and download rate limits, the trackers'
+//! sockets and HTTP client ([`crate::trackers::TrackerEndpoints`]). A torrent's events go, tagged with its
+//! info-hash ([`crate::events::EventSink`]), to the channel it was added with, which its torrents may share. Each
+//! torrent is driven through its states by its own task:
 //!
 //! ```text
 //!   checking ──> downloading ──> seeding
