@@ -64,9 +64,14 @@ pub struct Args {
     #[arg(long = "peer", value_name = "HOST:PORT")]
     pub peers: Vec<String>,
 
-    /// Most peers connected at once.
+    /// Most peers connected at once, per torrent (--max-connections caps all torrents together).
     #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_peers: u16,
+
+    /// Most connections of all the torrents together (dials included), as libtorrent's connections_limit and
+    /// transmission's peer-limit-global, whose default this is too.
+    #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
 
     /// Most connections with one IP address, handshakes in progress included (libtorrent allows one unless told
     /// otherwise; peers behind one NAT need a few).
@@ -281,6 +286,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let session_config = SessionConfig {
         listen,
         max_peers_per_ip: usize::from(args.max_peers_per_ip),
+        max_connections: args.max_connections as usize,
         upload_limit: args.upload_limit,
         download_limit: args.download_limit,
         check_threads: std::thread::available_parallelism().map_or(1, usize::from),

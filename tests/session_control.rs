@@ -129,3 +129,51 @@ fn a_torrent_added_twice_is_refused_with_its_name_and_the_first_runs_on() {
         assert!(matches!(late, Err(TorrentError::SessionClosed)));
     });
 }
+
+#[test]
+fn the_sessions_connection_limit_holds_across_its_torrents_and_each_gets_its_turn() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let tracker = Tracker::start();
+    let (first_data, first) = torrent_of(work.path(), "first.bin", 2 << 20, &tracker.announce);
+    let (second_data, second) = torrent_of(work.path(), "second.bin", 2 << 20, &tracker.announce);
+    let hashes = [first.info_hash.0, second.info_hash.0];
+    // Each torrent has a seeder of its own; 2 MiB at 2 MiB/s takes about a second each.
+    let (_one, one_addr) = start_seeder(&first_data.with_extension("torrent"), &work.path().join("src"), "2Mi");
+    let (_two, two_addr) = start_seeder(&second_data.with_extension("torrent"), &work.path().join("src"), "2Mi");
+    let down = work.path().join("down");
+
+    runtime().block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let mut config = session_config();
+        config.max_connections = 1;
+        let session = Session::start(config, listener).expect("a session");
+        let (events, _events_rx) = tokio::sync::mpsc::unbounded_channel();
+        for (torrent, seeder) in [(first, one_addr), (second, two_addr)] {
+            let mut config = TorrentConfig::new(down.clone());
+            config.peers.push((seeder, peer::sources::Source::Manual));
+            drop(session.add(torrent, config, events.clone()).expect("added"));
+        }
+        let (mut most, mut samples) = (0, 0);
+        let both = eventually(Duration::from_secs(60), || {
+            let statuses = session.torrents();
+            let connected: usize = statuses.iter().map(|status| status.status.peers).sum();
+            most = most.max(connected).max(session.connections());
+            samples += 1;
+            statuses.iter().all(|status| status.state == State::Seeding)
+        })
+        .await;
+        assert!(
+            both,
+            "not both complete: {:?}",
+            session.torrents().iter().map(|s| (&s.name, &s.state, s.status.have)).collect::<Vec<_>>()
+        );
+        assert_eq!(most, 1, "at most one connection at a time over {samples} samples");
+        for hash in &hashes {
+            assert!(session.torrent(hash).is_some_and(|status| status.status.left == 0));
+        }
+        session.shutdown().await;
+        assert_eq!(session.connections(), 0, "every connection given back");
+    });
+    assert_same_file(&first_data, &down.join("first.bin"));
+    assert_same_file(&second_data, &down.join("second.bin"));
+}

@@ -145,6 +145,7 @@ impl Harness {
             super_seed: true,
             upload_limiter: None,
             download_limiter: None,
+            connection_budget: None,
             sequential: false,
             defer_verification: true,
             private: torrent.info.private,

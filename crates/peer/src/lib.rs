@@ -8,6 +8,7 @@
 mod admission;
 mod announcer;
 pub mod block_proof;
+pub mod budget;
 pub mod choker;
 mod connection;
 pub mod dht_peers;

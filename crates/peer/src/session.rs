@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::admission::Handshakes;
+use crate::budget::ConnectionBudget;
 use crate::connection;
 use crate::events::{Event, EventSink, PeerSummary, Status, TrackerStatus};
 use crate::rate::TransferLimiter;
@@ -47,6 +48,8 @@ pub struct SessionConfig {
     pub listen: SocketAddr,
     /// Most connections with one IP address (handshakes in progress included), per torrent and at the listener.
     pub max_peers_per_ip: usize,
+    /// Connections of every torrent together (dials included; handshakes in progress have their own budget).
+    pub max_connections: usize,
     /// Bytes per second for all uploads of every torrent together.
     pub upload_limit: Option<u64>,
     /// Bytes per second for all downloads together (what the connections read, protocol bytes included).
@@ -70,6 +73,7 @@ impl SessionConfig {
         SessionConfig {
             listen,
             max_peers_per_ip: 8,
+            max_connections: 200,
             upload_limit: None,
             download_limit: None,
             check_threads: std::thread::available_parallelism().map_or(1, usize::from),
@@ -89,6 +93,8 @@ pub(crate) struct Shared {
     pub(crate) served: Arc<Torrents>,
     pub(crate) upload_limiter: Option<Arc<TransferLimiter>>,
     pub(crate) download_limiter: Option<Arc<TransferLimiter>>,
+    /// The connections every torrent may hold together.
+    pub(crate) connections: Arc<ConnectionBudget>,
     /// One UDP socket per family and one HTTP client for every tracker of every torrent.
     pub(crate) trackers: Arc<crate::trackers::TrackerEndpoints>,
 }
@@ -236,6 +242,7 @@ impl Session {
             upload_limiter: config.upload_limit.map(|rate| Arc::new(TransferLimiter::new(rate))),
             download_limiter: config.download_limit.map(|rate| Arc::new(TransferLimiter::new(rate))),
             trackers: Arc::new(crate::trackers::TrackerEndpoints::new(Some(config.listen.ip()))),
+            connections: ConnectionBudget::new(config.max_connections),
             config,
         });
         Ok(Session { shared, accepting, entries: Mutex::new(Vec::new()), closing: false.into() })
@@ -245,6 +252,12 @@ impl Session {
     #[must_use]
     pub fn listen_addr(&self) -> SocketAddr {
         self.shared.listen_addr
+    }
+
+    /// Connections every torrent of the session holds now, together.
+    #[must_use]
+    pub fn connections(&self) -> usize {
+        self.shared.connections.used()
     }
 
     /// Our peer id, the same for every torrent.

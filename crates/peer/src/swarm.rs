@@ -13,6 +13,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio::sync::Notify;
 
+use crate::budget::{Addresses, ConnectionBudget, NotAdded};
 use crate::choker::{Choker, ChokerConfig, PeerStats};
 use crate::events::{Event, EventSink, PeerSummary, Status, TrackerStatus};
 use crate::offers::Offers;
@@ -190,7 +191,7 @@ struct State {
     /// requests go out: the network must not outrun the disk and the hasher, or memory would grow.
     hashing_bytes: u64,
     /// Addresses being connected to or connected, so one announce does not open a second connection.
-    addresses: HashSet<SocketAddr>,
+    addresses: Addresses,
     reputation: Reputation,
     /// Failed v2 pieces waiting for their block hashes.
     block_proofs: crate::block_proof::BlockProofs,
@@ -246,6 +247,8 @@ pub struct SwarmConfig {
     pub dht: Option<Arc<dht::Node>>,
     /// The files' merkle trees a v2 or hybrid torrent's peers may ask for (BEP 52 hash requests).
     pub hash_trees: Arc<crate::v2::HashTrees>,
+    /// The connections the session's torrents may hold together (`--max-connections`), if limited.
+    pub connection_budget: Option<Arc<ConnectionBudget>>,
     /// A hybrid torrent's v2 info-hash truncated to 20 bytes: incoming handshakes with it are accepted too (and
     /// answered with it), as libtorrent's v2 peers send them.
     pub info_hash_v2: Option<[u8; 20]>,
@@ -367,7 +370,7 @@ impl Swarm {
                 buffers: HashMap::new(),
                 spare_buffers: Vec::new(),
                 hashing_bytes: 0,
-                addresses: HashSet::new(),
+                addresses: Addresses::new(config.connection_budget.clone()),
                 reputation: Reputation::new(),
                 block_proofs: crate::block_proof::BlockProofs::default(),
                 downloaded: 0,
@@ -432,7 +435,7 @@ impl Swarm {
             return false;
         }
         // A seeder has no use for another seeder, but it cannot know who is one before the bitfield; connect.
-        state.addresses.insert(addr)
+        state.addresses.insert(addr).is_ok()
     }
 
     /// Adds a peer address a source named (see `sources`); the dialer takes it from there.
@@ -454,7 +457,9 @@ impl Swarm {
             // Where each connected peer listens, when known: a peer that dialled us is not to be dialled back (the
             // second connection would only be refused as a duplicate, every 5 s, for as long as the first lasts).
             let connected: HashSet<SocketAddr> = state.peers.values().filter_map(Peer::listen_addr).collect();
-            (self.max_peers.saturating_sub(state.addresses.len()), state.complete, connected)
+            let room =
+                if state.addresses.budget_left() { self.max_peers.saturating_sub(state.addresses.len()) } else { 0 };
+            (room, state.complete, connected)
         };
         let mut candidates = self.candidates();
         let due = candidates.due(now, room, complete, |addr| connected.contains(&addr));
@@ -506,7 +511,8 @@ impl Swarm {
 
     /// Whether an incoming connection fits under `--max-peers`.
     pub fn has_room(&self) -> bool {
-        self.lock().addresses.len() < self.max_peers
+        let state = self.lock();
+        state.addresses.len() < self.max_peers && state.addresses.budget_left()
     }
 
     /// Registers a peer whose handshake checked out, or says why it is refused.
@@ -566,8 +572,10 @@ impl Swarm {
             if state.addresses.iter().filter(|other| other.ip() == addr.ip()).count() >= self.max_peers_per_ip {
                 return Err("too many connections from this address".into());
             }
-            if !state.addresses.insert(addr) {
-                return Err("already connected to this address".into());
+            match state.addresses.insert(addr) {
+                Ok(()) => {}
+                Err(NotAdded::Present) => return Err("already connected to this address".into()),
+                Err(NotAdded::NoBudget) => return Err("the session's connection limit is reached".into()),
             }
         }
         let key = PeerKey(state.next_key);

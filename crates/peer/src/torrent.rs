@@ -155,6 +155,7 @@ pub(crate) async fn run(
         max_peers_per_ip: session.max_peers_per_ip,
         upload_limiter: shared.upload_limiter.clone(),
         download_limiter: shared.download_limiter.clone(),
+        connection_budget: Some(shared.connections.clone()),
         sequential: config.sequential,
         super_seed: config.super_seed,
         defer_verification: false,

@@ -50,6 +50,7 @@ fn v2_swarm(seeding: bool) -> V2Swarm {
         super_seed: false,
         upload_limiter: None,
         download_limiter: None,
+        connection_budget: None,
         sequential: false,
         defer_verification: true,
         private: false,
