@@ -183,6 +183,17 @@ impl Entry {
         std::iter::once(self.slot.torrent.info_hash.0).chain(v2.filter(|hash| *hash != self.slot.torrent.info_hash.0))
     }
 
+    /// Returns once the torrent's task is over (stopped, errored or removed).
+    async fn until_over(&self) {
+        let mut phase = self.phase.subscribe();
+        loop {
+            let over = phase.borrow_and_update().is_over();
+            if over || phase.changed().await.is_err() {
+                break;
+            }
+        }
+    }
+
     fn swarm(&self) -> Option<Arc<Swarm>> {
         lock(&self.slot.running).clone()
     }
@@ -363,13 +374,7 @@ impl Session {
     pub async fn remove(&self, info_hash: &[u8; 20]) -> bool {
         let Some(entry) = self.find(info_hash) else { return false };
         entry.wanted.send_replace(Wanted::Remove);
-        let mut phase = entry.phase.subscribe();
-        loop {
-            let over = phase.borrow_and_update().is_over();
-            if over || phase.changed().await.is_err() {
-                break;
-            }
-        }
+        entry.until_over().await;
         lock(&self.entries).retain(|other| !Arc::ptr_eq(other, &entry));
         true
     }
@@ -392,13 +397,7 @@ impl Session {
             });
         }
         for entry in entries {
-            let mut phase = entry.phase.subscribe();
-            loop {
-                let over = phase.borrow_and_update().is_over();
-                if over || phase.changed().await.is_err() {
-                    break;
-                }
-            }
+            entry.until_over().await;
         }
     }
 
