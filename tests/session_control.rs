@@ -8,16 +8,10 @@ mod common;
 use std::time::Duration;
 
 use common::assert_same_file;
-use common::library_session::{Tracker, eventually, runtime, start_seeder, torrent_of};
+use common::library_session::{Tracker, eventually, runtime, session_config, start_seeder, torrent_of};
 use peer::events::Event;
-use peer::session::{Session, SessionConfig, State};
+use peer::session::{Session, State};
 use peer::torrent::{TorrentConfig, TorrentError};
-
-fn session_config() -> SessionConfig {
-    let mut config = SessionConfig::new("127.0.0.1:0".parse().expect("address"));
-    config.tracker_timeouts.base = Duration::from_millis(500);
-    config
-}
 
 #[test]
 fn a_paused_torrent_hangs_up_and_resumes_from_its_pieces_without_a_check() {

@@ -7,8 +7,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::library_session::{Tracker, eventually, open_fds, runtime, start_seeder, threads, torrent_of};
-use peer::session::{Session, SessionConfig, State};
+use common::library_session::{
+    Tracker, eventually, open_fds, runtime, session_config, start_seeder, threads, torrent_of,
+};
+use peer::session::{Session, State};
 use peer::torrent::TorrentConfig;
 
 #[test]
@@ -26,9 +28,7 @@ fn removing_a_torrent_mid_download_closes_its_connections_announces_stopped_and_
     let runtime = runtime();
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let mut config = SessionConfig::new("127.0.0.1:0".parse().expect("address"));
-        config.tracker_timeouts.base = Duration::from_millis(500);
-        let session = Session::start(config, listener).expect("a session");
+        let session = Session::start(session_config(), listener).expect("a session");
         // What the session shares comes with its first torrents and stays (the UDP socket for trackers, its
         // routing task): a torrent that came and went first makes them, so that what is counted below is the
         // removed torrent's alone.

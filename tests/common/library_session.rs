@@ -97,6 +97,13 @@ pub fn start_seeder(torrent: &Path, dir: &Path, rate: &str) -> (Running, SocketA
     )
 }
 
+/// A session on loopback with the `peer` command's defaults, its trackers retried after 0.5 s.
+pub fn session_config() -> peer::session::SessionConfig {
+    let mut config = peer::session::SessionConfig::new("127.0.0.1:0".parse().expect("address"));
+    config.tracker_timeouts.base = Duration::from_millis(500);
+    config
+}
+
 /// A runtime like the `peer` command's, on two worker threads.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a runtime")
