@@ -12,7 +12,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use metainfo::{Magnet, Torrent};
 use peer::events::{Event, Status};
-use peer::magnet::FetchConfig;
+use peer::selection::FilePattern;
 use peer::session::{Session, SessionConfig};
 use peer::sources::{Source, SourceCounts};
 use peer::torrent::{Outcome, TorrentConfig};
@@ -25,7 +25,7 @@ use crate::cli;
 #[path = "peer_magnet.rs"]
 mod magnet;
 use crate::mktorrent::read_torrent_any;
-use magnet::{fetch_metadata, saved_torrent};
+use magnet::saved_torrent;
 
 /// BitTorrent peer: downloads TORRENT's data from its swarm over TCP, checking every piece (its SHA-1, or for a
 /// v2-only torrent its file's SHA-256 merkle tree), then seeds.
@@ -46,9 +46,9 @@ pub struct Args {
     /// The .torrent file, or a magnet link (`magnet:?xt=urn:btih:...`, or `xt=urn:btmh:1220...` for a v2
     /// torrent, whose piece layers are then fetched too): its metadata is fetched from the peers
     /// its trackers (tr=) and peers (x.pe=, --peer) lead to, checked against the info-hash and saved as
-    /// DIR/NAME.torrent, which a restart with the same link uses. Several torrents and magnet links are served
-    /// together, on the one port under one peer id, each in DIR (a lone magnet link also answers peers that dial
-    /// it while its metadata is fetched; among several, it fetches on its own while the others run).
+    /// DIR/NAME.torrent, which a restart with the same link uses; the connections that fetched it go on into the
+    /// download. Several torrents and magnet links are served together, on the one port under one peer id, each
+    /// in DIR (a magnet link answers the peers that dial it for its info-hash while its metadata is fetched).
     #[arg(value_name = "TORRENT|MAGNET", required = true)]
     pub torrents: Vec<PathBuf>,
 
@@ -97,6 +97,13 @@ pub struct Args {
     /// pieces are finished front first; a peer that has none of those is asked for others.
     #[arg(long)]
     pub sequential: bool,
+
+    /// Download only the files PATTERN chooses (repeatable: a file any pattern chooses): a glob on the path inside
+    /// the torrent, `*` and `?` within one folder level, `**` across levels, `[a-z]` and `[!a-z]` sets; a pattern
+    /// without `/` looks at the file's name alone (`--only '*.mkv'`). Other files are not created; what pieces
+    /// shared with a chosen file carry of them goes to DIR/.HASH.parts. A pattern that chooses no file is an error.
+    #[arg(long, value_name = "PATTERN", value_parser = parse_pattern)]
+    pub only: Vec<FilePattern>,
 
     /// Local IP address to listen on and to connect and announce from.
     #[arg(long, value_name = "IP", default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
@@ -176,20 +183,16 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     cli::finish("peer", run(&args))
 }
 
+fn parse_pattern(text: &str) -> Result<FilePattern, String> {
+    FilePattern::parse(text)
+}
+
 /// Whether `arg` is a magnet link rather than a file.
 fn is_magnet(arg: &Path) -> bool {
     arg.to_str().is_some_and(|text| text.get(..7).is_some_and(|scheme| scheme.eq_ignore_ascii_case("magnet:")))
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    // A lone magnet link gets the listener during its metadata fetch; among several, each magnet link fetches on
-    // its own while the others run.
-    let magnet = match &args.torrents[..] {
-        [one] if is_magnet(one) => {
-            Some(metainfo::parse_magnet(&one.to_string_lossy()).context("reading the magnet link")?)
-        }
-        _ => None,
-    };
     let mut peers = Vec::new();
     for text in &args.peers {
         peers.push((resolve_peer(text).with_context(|| format!("--peer {text}"))?, Source::Manual));
@@ -210,78 +213,43 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     let listener =
         runtime.block_on(tokio::net::TcpListener::bind(listen)).with_context(|| format!("listening on {listen}"))?;
-    let mut torrent_files = Vec::new();
-    let mut later_magnets = Vec::new();
-    if magnet.is_none() {
-        let mut hashes: Vec<(metainfo::InfoHash, String)> = Vec::new();
-        for path in &args.torrents {
-            let (hash, name, item) = if is_magnet(path) {
-                let text = path.to_string_lossy();
-                let magnet =
-                    metainfo::parse_magnet(&text).with_context(|| format!("reading the magnet link {text}"))?;
-                let name = magnet.name.clone().unwrap_or_else(|| magnet.info_hash.to_string());
-                (magnet.info_hash, name, Item::Magnet(Box::new(magnet)))
-            } else {
-                let torrent = read_torrent_any(path)?.0;
-                (torrent.info_hash, torrent.info.name.clone(), Item::Ready(Box::new(torrent)))
-            };
-            if let Some((_, other)) = hashes.iter().find(|(other, _)| *other == hash) {
-                bail!("{} is given twice (info-hash {hash}, named {other})", path.display());
+    let mut torrents = Vec::new();
+    let mut hashes: Vec<(metainfo::InfoHash, String)> = Vec::new();
+    for path in &args.torrents {
+        let item = if is_magnet(path) {
+            let text = path.to_string_lossy();
+            let magnet = metainfo::parse_magnet(&text).with_context(|| format!("reading the magnet link {text}"))?;
+            // Saved by an earlier run: no peer is needed to start.
+            match saved_torrent(&args.dir, &magnet)? {
+                Some(torrent) => Item::Ready(Box::new(torrent)),
+                None => Item::Magnet(Box::new(magnet)),
             }
-            hashes.push((hash, name));
-            match item {
-                Item::Ready(torrent) => torrent_files.push(*torrent),
-                Item::Magnet(magnet) => later_magnets.push(*magnet),
-            }
+        } else {
+            Item::Ready(Box::new(read_torrent_any(path)?.0))
+        };
+        let hash = item.info_hash();
+        if let Some((_, other)) = hashes.iter().find(|(other, _)| *other == hash) {
+            bail!("{} is given twice (info-hash {hash}, named {other})", path.display());
         }
+        hashes.push((hash, item.name()));
+        torrents.push(item);
     }
     let tcp_port = listener.local_addr().context("reading the listening address")?.port();
-    // The DHT serves the public torrents (a private one never uses it), with every torrent's own nodes.
-    let all_private = !torrent_files.is_empty() && torrent_files.iter().all(|torrent| torrent.info.private);
+    // The DHT serves the public torrents and magnet links (a private torrent never uses it), with every torrent's
+    // own nodes.
+    let all_private = torrents.iter().all(|item| matches!(item, Item::Ready(torrent) if torrent.info.private));
     let dht = if args.no_dht || all_private {
         None
     } else {
-        let torrent_nodes: Vec<(String, u16)> =
-            torrent_files.iter().flat_map(|torrent| torrent.nodes.iter().cloned()).collect();
+        let torrent_nodes: Vec<(String, u16)> = torrents
+            .iter()
+            .filter_map(|item| match item {
+                Item::Ready(torrent) => Some(torrent.nodes.iter().cloned()),
+                Item::Magnet(_) => None,
+            })
+            .flatten()
+            .collect();
         start_dht(args, &runtime, tcp_port, &torrent_nodes)?
-    };
-    let torrents: Vec<Item> = match &magnet {
-        None => torrent_files
-            .into_iter()
-            .map(|torrent| Item::Ready(Box::new(torrent)))
-            .chain(later_magnets.into_iter().map(|magnet| Item::Magnet(Box::new(magnet))))
-            .collect(),
-        Some(magnet) => {
-            for text in &magnet.peers {
-                peers.push((
-                    resolve_peer(text).with_context(|| format!("the magnet link's peer {text}"))?,
-                    Source::Manual,
-                ));
-            }
-            match saved_torrent(&args.dir, magnet)? {
-                None => {
-                    let port = listener.local_addr().context("reading the listening address")?.port();
-                    let fetch = FetchConfig {
-                        port,
-                        local_ip: Some(args.bind).filter(|ip| !ip.is_unspecified()),
-                        trackers: magnet.trackers.clone(),
-                        peers: peers.clone(),
-                        tracker_timeouts,
-                        dht: dht.clone(),
-                        lsd: !args.no_lsd,
-                    };
-                    let Some((torrent, found)) =
-                        runtime.block_on(fetch_metadata(args, magnet, fetch, Some(&listener)))?
-                    else {
-                        eprintln!("peer: stopped before the metadata arrived");
-                        return Ok(ExitCode::FAILURE);
-                    };
-                    peers = found;
-                    vec![Item::Ready(Box::new(torrent))]
-                }
-                Some(torrent) => vec![Item::Ready(Box::new(torrent))],
-            }
-        }
     };
     let session_config = SessionConfig {
         listen,
@@ -303,18 +271,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         sequential: args.sequential,
         exit_on_complete: args.exit_on_complete,
         resume: !args.no_resume,
+        only: args.only.clone(),
     };
     let dht_node = dht.clone();
     let many = torrents.len() > 1;
-    let fetching = FetchConfig {
-        port: tcp_port,
-        local_ip: Some(args.bind).filter(|ip| !ip.is_unspecified()),
-        trackers: Vec::new(),
-        peers: Vec::new(),
-        tracker_timeouts,
-        dht,
-        lsd: !args.no_lsd,
-    };
     let results = runtime.block_on(async {
         let shutdown = shutdown_signal()?;
         let session =
@@ -328,55 +288,49 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             })
         };
         let mut runs = tokio::task::JoinSet::new();
-        // Shared, not copied: the arguments name every torrent, and a copy per torrent grows with their square.
-        let shared_args = std::sync::Arc::new(args.clone());
         // One channel and one printer for every torrent: each event names its torrent, whose view shows it.
         let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
         let (flush_tx, flush_rx) = tokio::sync::mpsc::unbounded_channel();
         let views: Views = std::sync::Arc::default();
         let printer = tokio::spawn(print_events(events_rx, flush_rx, views.clone()));
         for (index, item) in torrents.into_iter().enumerate() {
-            let (mut config, session) = (config.clone(), session.clone());
-            let (args, fetching) = (shared_args.clone(), fetching.clone());
-            let (events_tx, flush_tx, views) = (events_tx.clone(), flush_tx.clone(), views.clone());
-            let span = tracing::info_span!("torrent", name = %item.name());
+            let (name, hash) = (item.name(), item.info_hash().0);
+            let mut config = config.clone();
+            let view = match &item {
+                Item::Ready(torrent) => View::new(args.json, torrent, !many, index > 0),
+                Item::Magnet(magnet) => {
+                    for text in &magnet.peers {
+                        let addr = resolve_peer(text).with_context(|| format!("the magnet link's peer {text}"))?;
+                        config.peers.push((addr, Source::Manual));
+                    }
+                    View::fetching(args.json, &name, hash, many, index > 0)
+                }
+            };
+            lock_views(&views).insert(hash, view);
+            let added = match item {
+                Item::Ready(torrent) => session.add(*torrent, config, events_tx.clone()),
+                Item::Magnet(magnet) => session.add_magnet(*magnet, config, events_tx.clone()),
+            };
+            let (flush_tx, views) = (flush_tx.clone(), views.clone());
+            let span = tracing::info_span!("torrent", name = %name);
             runs.spawn(
                 async move {
-                    let name = item.name();
-                    let torrent = match item {
-                        Item::Ready(torrent) => *torrent,
-                        // Boxed: a torrent given as a file does not carry a fetch's state in its task.
-                        Item::Magnet(magnet) => {
-                            match Box::pin(magnet_torrent(&args, &magnet, fetching, &mut config)).await {
-                                Ok(Some(torrent)) => torrent,
-                                Ok(None) => {
-                                    let stopped = anyhow::anyhow!("stopped before the metadata arrived");
-                                    return (index, name, Err(stopped), None);
-                                }
-                                Err(err) => {
-                                    eprintln!("peer: error: {err:#}");
-                                    return (index, name, Err(err), None);
-                                }
-                            }
-                        }
-                    };
-                    let hash = torrent.info_hash.0;
-                    lock_views(&views).insert(hash, View::new(args.json, &torrent, !many, index > 0));
-                    let name = torrent.info.name.clone();
-                    let result = match session.add(torrent, config, events_tx) {
+                    let result = match added {
                         Ok(run) => match run.await {
                             Ok(result) => result.map_err(anyhow::Error::from),
                             Err(err) => Err(anyhow::Error::from(err)),
                         },
                         Err(err) => Err(anyhow::Error::from(err)),
-                    }
-                    .with_context(|| name.clone());
+                    };
                     // The torrent's last events are shown before its view is taken for the closing lines.
                     let (shown_tx, shown_rx) = tokio::sync::oneshot::channel();
                     if flush_tx.send(shown_tx).is_ok() {
                         let _ = shown_rx.await;
                     }
                     let view = lock_views(&views).remove(&hash);
+                    // A magnet link's view is named by its torrent once the metadata is in.
+                    let name = view.as_ref().map_or(name, |view| view.name.clone());
+                    let result = result.with_context(|| name.clone());
                     if let (true, Err(err), Some(view)) = (many, &result, &view) {
                         // One torrent failing stops it alone: said now, while the others go on.
                         view.errored(err);
@@ -458,7 +412,7 @@ async fn print_events(
     }
 }
 
-/// What the command line names: a torrent, or (among several) a magnet link whose metadata is fetched first.
+/// What the command line names: a torrent, or a magnet link whose metadata is fetched first.
 enum Item {
     Ready(Box<Torrent>),
     Magnet(Box<Magnet>),
@@ -471,34 +425,14 @@ impl Item {
             Item::Magnet(magnet) => magnet.name.clone().unwrap_or_else(|| magnet.info_hash.to_string()),
         }
     }
-}
 
-/// A magnet link's torrent, among several: saved in DIR by an earlier run, or fetched from its swarm (without
-/// the listener, which the running torrents hold). `config.peers` gains the link's peers and those the fetch
-/// found. `None` when Ctrl-C came first.
-async fn magnet_torrent(
-    args: &Args,
-    magnet: &Magnet,
-    mut fetching: FetchConfig,
-    config: &mut TorrentConfig,
-) -> anyhow::Result<Option<Torrent>> {
-    for text in &magnet.peers {
-        let addr = resolve_peer(text).with_context(|| format!("the magnet link's peer {text}"))?;
-        config.peers.push((addr, Source::Manual));
+    /// The info-hash its swarm and its events go by.
+    fn info_hash(&self) -> metainfo::InfoHash {
+        match self {
+            Item::Ready(torrent) => torrent.info_hash,
+            Item::Magnet(magnet) => magnet.info_hash,
+        }
     }
-    let dir = args.dir.clone();
-    let saved = {
-        let magnet = magnet.clone();
-        tokio::task::spawn_blocking(move || saved_torrent(&dir, &magnet)).await.context("reading DIR")??
-    };
-    if let Some(torrent) = saved {
-        return Ok(Some(torrent));
-    }
-    fetching.trackers.clone_from(&magnet.trackers);
-    fetching.peers.clone_from(&config.peers);
-    let Some((torrent, found)) = fetch_metadata(args, magnet, fetching, None).await? else { return Ok(None) };
-    config.peers = found;
-    Ok(Some(torrent))
 }
 
 /// Where the DHT's known nodes are kept between runs, in the download folder.
@@ -602,6 +536,22 @@ impl View {
         view
     }
 
+    /// The view of a magnet link's torrent while its metadata is fetched: named by the link, no bar until the
+    /// metadata is in ([`View::metadata_ready`]).
+    fn fetching(json: bool, name: &str, info_hash: [u8; 20], one_of_many: bool, quiet_listening: bool) -> Self {
+        let mut view = Self::bare(json, name, 0);
+        view.info_hash = hex::encode(info_hash);
+        view.one_of_many = one_of_many;
+        view.quiet_listening = quiet_listening;
+        view
+    }
+
+    /// The metadata is in: the view becomes that of its torrent (with a bar, if it is the only one).
+    fn metadata_ready(&mut self, torrent: &Torrent) {
+        let view = View::new(self.json, torrent, !self.one_of_many, self.quiet_listening);
+        *self = view;
+    }
+
     /// A view with a progress bar on a terminal (unless `json`); `total` bytes, 0 while unknown (no bar then).
     fn bare(json: bool, name: &str, total: u64) -> Self {
         let bar = (!json && total > 0 && cli::stderr_is_terminal()).then(|| {
@@ -645,6 +595,9 @@ impl View {
     }
 
     fn show(&mut self, event: &Event) {
+        if let Event::MetadataReady { torrent, .. } = event {
+            self.metadata_ready(torrent);
+        }
         if self.json {
             if !(self.quiet_listening && matches!(event, Event::Listening { .. })) {
                 self.print_json(event_json(event));
@@ -702,6 +655,8 @@ impl View {
                 tracing::warn!("{} free on disk again: downloading resumes", indicatif::HumanBytes(*free));
             }
             Event::MetadataReceived { size } => self.line(&format!("metadata received: {size} bytes")),
+            // Said by the session's log line, where it was saved.
+            Event::MetadataReady { .. } => {}
             Event::PieceLayersReceived { files, hashes } => {
                 self.line(&format!("piece layers received: {files} files, {hashes} hashes, proven"));
             }
@@ -876,6 +831,12 @@ fn event_json(event: &Event) -> serde_json::Value {
         }),
         Event::DiskRoom { free } => json!({"event": "disk_room", "free": free}),
         Event::MetadataReceived { size } => json!({"event": "metadata_received", "size": size}),
+        Event::MetadataReady { torrent, saved: Some(path) } => {
+            json!({"event": "torrent_saved", "path": path.display().to_string(), "name": torrent.info.name})
+        }
+        Event::MetadataReady { torrent, saved: None } => {
+            json!({"event": "metadata_ready", "name": torrent.info.name})
+        }
         Event::PieceLayersReceived { files, hashes } => {
             json!({"event": "piece_layers_received", "files": files, "hashes": hashes})
         }

@@ -54,6 +54,9 @@ def main():
     parser.add_argument("--download-limit", type=int, default=0)
     parser.add_argument("--dht-bootstrap", default=None)
     parser.add_argument("--lsd", metavar="IP", default=None)
+    parser.add_argument("--say-incoming", action="store_true",
+                        help="print INCOMING N PEERS P whenever the connections peers opened to us so far (N) or "
+                             "the peers connected now (P) change")
     args = parser.parse_args()
 
     settings = {
@@ -67,6 +70,8 @@ def main():
         "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,
         "download_rate_limit": args.download_limit,
     }
+    if args.say_incoming:
+        settings["alert_mask"] |= lt.alert.category_t.peer_notification
     if args.lsd:
         settings.update({
             # An IPv6 address is written in brackets, as in a URL.
@@ -118,12 +123,19 @@ def main():
 
     deadline = time.time() + args.timeout
     announced_seeding = False
+    incoming, said_incoming = 0, None
     while time.time() < deadline:
         for alert in session.pop_alerts():
             if isinstance(alert, (lt.listen_failed_alert, lt.torrent_error_alert)):
                 sys.stderr.write("libtorrent: %s\n" % alert.message())
                 return 3
+            if isinstance(alert, lt.incoming_connection_alert):
+                incoming += 1
         status = handle.status()
+        # Alerts are read before the status: a peer counted as gone has had its connection counted.
+        if args.say_incoming and (incoming, status.num_peers) != said_incoming:
+            said_incoming = (incoming, status.num_peers)
+            say("INCOMING %d PEERS %d" % said_incoming)
         if args.mode == "seed" and status.is_seeding and not announced_seeding:
             say("SEEDING")
             announced_seeding = True

@@ -62,7 +62,7 @@ impl SeedingNotice {
     }
 
     pub(crate) fn report(&self, swarm: &Swarm) {
-        if swarm.is_complete() && !self.reported.swap(true, Ordering::AcqRel) {
+        if swarm.is_finished() && !self.reported.swap(true, Ordering::AcqRel) {
             let _ = swarm.events.send(Event::Seeding);
         }
     }
@@ -79,6 +79,9 @@ pub(crate) struct Announcer {
     pub(crate) timeouts: Timeouts,
     pub(crate) started_complete: bool,
     pub(crate) seeding: Arc<SeedingNotice>,
+    /// A tracker of the tier told `started` already (while the magnet link's metadata was fetched), with the key
+    /// sent: it is asked first, and the announces go on from there.
+    pub(crate) started: Option<(String, u32)>,
 }
 
 /// What the announces to one tracker came to.
@@ -110,6 +113,11 @@ impl Announcer {
             first: true,
             retry_after: Duration::from_secs(30),
         };
+        if let Some((url, key)) = self.started.take() {
+            self.answered(&url);
+            progress.key = key;
+            progress.event = AnnounceEvent::None;
+        }
         let mut index = 0;
         loop {
             let url = self.tier[index].clone();

@@ -19,7 +19,7 @@ use crate::admission::Ticket;
 use crate::outbox::{Batch, Outbox};
 use crate::picker::PeerKey;
 use crate::swarm::{CloseReason, Direction, Swarm};
-use crate::torrents::Torrents;
+use crate::torrents::{Route, Torrents};
 
 /// Why a connection ended when its torrent did.
 const STOPPED: &str = "the torrent stopped";
@@ -112,7 +112,14 @@ pub async fn run_incoming(torrents: Arc<Torrents>, stream: TcpStream, addr: Sock
     let result = async {
         let mut stream = stream;
         let handshake = read_handshake(&mut stream, Some(&ticket)).await?;
-        let swarm = torrents.find(&handshake.info_hash).ok_or("handshake for a torrent we do not serve")?;
+        let swarm = match torrents.route(&handshake.info_hash).ok_or("handshake for a torrent we do not serve")? {
+            Route::Swarm(swarm) => swarm,
+            Route::Fetch(fetch) => {
+                // A magnet link's metadata is being fetched: the fetch answers it, or is too busy to.
+                let peer = crate::magnet::IncomingPeer { stream, addr, handshake, ticket };
+                return fetch.try_send(peer).map_err(|_| "the metadata fetch has no room for it".to_owned());
+            }
+        };
         if swarm.is_banned(addr) || !swarm.has_room() {
             return Err("banned, or no room for more peers".to_owned());
         }
@@ -224,6 +231,55 @@ async fn go_on<S: Transport>(
     let extensions = handshake.has(ReservedBit::EXTENSION_PROTOCOL);
     let peer_dht = handshake.has(ReservedBit::DHT);
     let admitted = swarm.admit(addr, handshake.peer_id, direction, extensions, peer_dht, peer_v2)?;
+    serve(swarm, stream, addr, admitted, &[]).await
+}
+
+/// Goes on with a connection that fetched the torrent's metadata ([`crate::magnet`]), in a task of its own: no
+/// new handshake; what its peer said while the metadata came is read first, as if it came now. An outgoing one
+/// takes its address's place at once, before the dialer can dial it again.
+pub(crate) fn adopt(swarm: &Arc<Swarm>, handover: crate::magnet::Handover) {
+    let crate::magnet::Handover { stream, addr, direction, source, handshake, v2, replay } = handover;
+    if direction == Direction::Outgoing {
+        // Known as a candidate first, so the swarm counts it under the source that named it.
+        swarm.add_candidate(addr, source);
+        if !swarm.reserve_address(addr) {
+            tracing::debug!(%addr, "a connection from the metadata fetch is closed: no room for it");
+            return;
+        }
+    }
+    if let Some(trace) = &swarm.trace {
+        // Ours went out during the fetch; theirs says what the connection goes on with.
+        trace.handshake(addr, false, &handshake);
+    }
+    let swarm = swarm.clone();
+    tokio::spawn(async move {
+        let connection = async {
+            let flags = [handshake.has(ReservedBit::EXTENSION_PROTOCOL), handshake.has(ReservedBit::DHT), v2];
+            let admitted = swarm.admit_handed_over(addr, handshake.peer_id, direction, flags)?;
+            serve(&swarm, stream, addr, admitted, &replay).await
+        };
+        let result = tokio::select! {
+            result = connection => result,
+            () = swarm.until_closed() => Err(STOPPED.into()),
+        };
+        if direction == Direction::Outgoing {
+            swarm.release_address(addr);
+            swarm.candidate_ended(addr);
+        }
+        if let Err(reason) = result {
+            tracing::debug!(%addr, %reason, "connection ended");
+        }
+    });
+}
+
+/// An admitted connection, from its first message to its end: `received` is read before the socket.
+async fn serve<S: Transport>(
+    swarm: &Arc<Swarm>,
+    stream: S,
+    addr: SocketAddr,
+    admitted: crate::swarm::Admitted,
+    received: &[u8],
+) -> Result<(), CloseReason> {
     let key = admitted.key;
     let outbox = admitted.outbox;
     let (reader, writer) = stream.split();
@@ -236,7 +292,7 @@ async fn go_on<S: Transport>(
             result
         })
     };
-    let result = read_loop(reader, key, &outbox, swarm, addr).await;
+    let result = read_loop(reader, key, &outbox, swarm, addr, received).await;
     outbox.close();
     let reason = match &result {
         Ok(()) => "closed".to_owned(),
@@ -253,11 +309,13 @@ async fn read_loop(
     outbox: &Outbox,
     swarm: &Arc<Swarm>,
     addr: SocketAddr,
+    received: &[u8],
 ) -> Result<(), CloseReason> {
     let limit = swarm.message_limit;
     let num_pieces = swarm.storage.num_pieces();
-    let mut buf = vec![0u8; READ_BUFFER.max(2 * limit as usize + 8)];
-    let (mut start, mut end) = (0, 0);
+    let mut buf = vec![0u8; READ_BUFFER.max(2 * limit as usize + 8).max(received.len() + limit as usize + 4)];
+    buf[..received.len()].copy_from_slice(received);
+    let (mut start, mut end) = (0, received.len());
     loop {
         // Everything complete in the buffer is handled under one lock.
         let mut failure = None;

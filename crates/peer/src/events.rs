@@ -150,6 +150,12 @@ pub enum Event {
     MetadataReceived {
         size: usize,
     },
+    /// Starting from a magnet link: the metadata (and a v2 torrent's piece layers) is complete and makes this
+    /// torrent, saved as the .torrent file at `saved` (`None` when it could not be written). Its download starts.
+    MetadataReady {
+        torrent: std::sync::Arc<metainfo::Torrent>,
+        saved: Option<PathBuf>,
+    },
     /// Starting from a v2 or hybrid magnet link: the piece layers of `files` files (`hashes` hashes in all) arrived
     /// from peers and were proven against their pieces roots (BEP 52).
     PieceLayersReceived {

@@ -13,6 +13,7 @@ pub mod choker;
 mod connection;
 pub mod dht_peers;
 pub mod events;
+mod fetching;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http_tracker;
@@ -26,6 +27,7 @@ pub mod picker;
 pub mod rate;
 pub mod reputation;
 pub mod resume;
+pub mod selection;
 pub mod session;
 pub mod sources;
 pub mod storage;

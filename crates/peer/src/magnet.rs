@@ -2,8 +2,9 @@
 //! ut_metadata (BEP 9) from several of them at once, checked against the info-hash (SHA-1 for v1, SHA-256 for a
 //! v2 link's hash, both for a hybrid link). A v2 or hybrid dictionary (BEP 52) is not a whole torrent yet: the
 //! piece layers of its files longer than one piece are then asked of the same connections with hash requests,
-//! each answer proven up to the file's `pieces root`. The session proper starts once this returns; the peers
-//! found here are handed to it.
+//! each answer proven up to the file's `pieces root`. The torrent's download starts once this returns, over the
+//! connections that fetched the metadata (handed over as they stand, with what their peers said so far: no second
+//! handshake, no redial) and with the peers found here as candidates.
 //!
 //! Hash requests go only over v2 connections, as libtorrent 2.0 drops a peer that sends one on a connection it
 //! deems v1: for a hybrid link our handshake carries the v1 hash with the v2 "upgrade" bit, and a peer that
@@ -13,9 +14,9 @@
 //! far and the download goes over v1; over a v1 link (`btih` only), where no connection is v2, at once. A v2-only
 //! dictionary waits for all of them.
 //!
-//! Peers that dial us are served from the first second, on the listener the download goes on with: they are the
-//! likeliest to have the metadata (a seeder that learned of us from the tracker), and their listen port (from
-//! their extended handshake) is handed on with the others.
+//! Peers that dial the session for this info-hash are served from the first second: they are the likeliest to
+//! have the metadata (a seeder that learned of us from the tracker), and their listen port (from their extended
+//! handshake) is handed on with the others.
 //!
 //! The decisions (who is asked for which piece, who is banned, whose patience ran out, who gives way to a
 //! waiting candidate) are in [`crate::metadata`]; this module is the I/O around them.
@@ -29,18 +30,20 @@ use peer_wire::{
     ExtendedHandshake, HANDSHAKE_LEN, Handshake, MAX_MESSAGE_LEN, Message, MetadataMessage, ReservedBit, UT_METADATA,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc, watch};
 use tracker_protocol::AnnounceEvent;
 
 use metainfo::merkle::Hash32;
 use metainfo::merkle_proof::HashRange;
 
-use crate::events::Event;
+use crate::admission::Ticket;
+use crate::events::{Event, EventSink};
 use crate::metadata::{InfoCheck, LayerFetch, LayerProgress, MAX_METADATA_SIZE, MetadataFetch, PATIENCE, Received};
 use crate::sources::{Candidates, Source};
+use crate::swarm::Direction;
 use crate::tracker_client::{Announce, Timeouts};
-use crate::trackers::Tracker;
+use crate::trackers::{Tracker, TrackerEndpoints};
 
 /// Connections fetching metadata at once, dialled and accepted together.
 const MAX_CONNECTIONS: usize = 16;
@@ -59,6 +62,12 @@ const DIAL_EVERY: Duration = Duration::from_millis(500);
 /// A hybrid's piece layers are given up on when no peer proved a new part of them for this long (since the info
 /// dictionary came in, or since the last part did).
 pub const LAYER_PATIENCE: Duration = Duration::from_secs(10);
+/// Longest wait, once the metadata is complete, for the connections to hand themselves over and for `started`
+/// announces in flight to be answered (else the download would send a second `started`).
+const HANDOVER_WAIT: Duration = Duration::from_secs(2);
+/// Most bytes kept per connection of what its peer said while fetching (bitfield, haves, extended handshake): a
+/// peer that says more is not handed over.
+const MAX_REPLAY: usize = 512 * 1024;
 
 /// Where to look for the metadata.
 #[derive(Debug, Clone)]
@@ -81,8 +90,8 @@ pub struct FetchConfig {
 /// Piece layers keyed by their file's `pieces root`, as BEP 52's `piece layers` dictionary holds them.
 pub type PieceLayers = BTreeMap<Hash32, Vec<Hash32>>;
 
-/// The verified info dictionary and the peers known so far.
-#[derive(Debug, Clone)]
+/// The verified info dictionary, the peers known so far and the connections that go on into the download.
+#[derive(Debug)]
 pub struct Fetched {
     pub info_bytes: Vec<u8>,
     /// For a v2 or hybrid dictionary: the verified piece layer of each file longer than one piece, keyed by its
@@ -90,6 +99,38 @@ pub struct Fetched {
     pub piece_layers: PieceLayers,
     /// Every candidate found while fetching, with its source, to be dialled by the session.
     pub peers: Vec<(SocketAddr, Source)>,
+    /// The connections alive when the metadata was complete, to be adopted by the download.
+    pub connections: Vec<Handover>,
+    /// The trackers told `started` while fetching, with the key sent: the download's announces go on from there
+    /// (one `started` per torrent, as a tracker expects).
+    pub announced: Vec<(String, u32)>,
+}
+
+/// A peer that dialled the session for a torrent whose metadata is being fetched: its handshake is read, and
+/// holds `ticket` (its place among the handshakes in progress) until the fetch answers it.
+#[derive(Debug)]
+pub struct IncomingPeer {
+    pub stream: TcpStream,
+    pub addr: SocketAddr,
+    pub handshake: Handshake,
+    pub ticket: Ticket,
+}
+
+/// A connection that fetched metadata, alive when the fetch ended: the download goes on over it as it stands
+/// ([`crate::connection::adopt`]).
+#[derive(Debug)]
+pub struct Handover {
+    pub(crate) stream: TcpStream,
+    pub(crate) addr: SocketAddr,
+    pub(crate) direction: Direction,
+    pub(crate) source: Source,
+    /// Its handshake.
+    pub(crate) handshake: Handshake,
+    /// Whether the connection is v2 (BEP 52): named by the v2 hash, or upgraded.
+    pub(crate) v2: bool,
+    /// What its peer said that the download needs (its extended handshake, bitfield, haves, choke and interest),
+    /// then the bytes of a message not yet whole: wire bytes, in the order they came.
+    pub(crate) replay: Vec<u8>,
 }
 
 /// Why the fetch cannot start.
@@ -156,10 +197,14 @@ struct Shared {
     peer_id: [u8; 20],
     port: u16,
     local_ip: Option<IpAddr>,
-    /// The fetch's tracker clients share one UDP socket and one HTTP client.
-    trackers: crate::trackers::TrackerEndpoints,
-    events: mpsc::UnboundedSender<Event>,
+    /// Whether we run a DHT node: our handshake says so, and the peer's DHT port goes on to the download.
+    dht: bool,
+    /// The session's tracker sockets and HTTP client.
+    trackers: Arc<TrackerEndpoints>,
+    events: EventSink,
     state: Mutex<State>,
+    /// Set when the fetch is over (or dropped): connections that end later close instead of being handed over.
+    abandoned: std::sync::atomic::AtomicBool,
     /// The candidates changed, or a connection ended.
     wake: Notify,
     /// Set once, when the metadata is complete: every connection ends.
@@ -185,6 +230,12 @@ struct State {
     /// When the layer fetch began, or last proved a part of a layer.
     layers_progress: Instant,
     result: Option<(Vec<u8>, PieceLayers)>,
+    /// Connections handed over once the fetch is complete.
+    handovers: Vec<Handover>,
+    /// Trackers told `started`, with the key.
+    announced: Vec<(String, u32)>,
+    /// `started` announces sent and not answered yet.
+    started_in_flight: usize,
 }
 
 impl State {
@@ -275,24 +326,55 @@ impl Shared {
     }
 }
 
-/// Fetches the info dictionary of `info_hash`, for as long as it takes (the caller bounds it, with Ctrl-C or a
-/// timeout), serving the peers that connect to `listener` too.
-///
-/// # Errors
-///
-/// [`FetchError::NowhereToLook`] when there is neither a tracker nor a peer to ask.
-pub async fn fetch(
-    info_hash: [u8; 20],
-    peer_id: [u8; 20],
-    config: FetchConfig,
-    listener: Option<&TcpListener>,
-    events: mpsc::UnboundedSender<Event>,
-) -> Result<Fetched, FetchError> {
-    fetch_checked(info_hash, InfoCheck { v1: Some(info_hash), v2: None }, peer_id, config, listener, events).await
+/// Where a fetch runs: the session's peer id, tracker sockets and events, and the peers that dial the session
+/// for this info-hash.
+#[derive(Debug)]
+pub struct FetchContext {
+    pub peer_id: [u8; 20],
+    pub trackers: Arc<TrackerEndpoints>,
+    pub events: EventSink,
+    /// The peers that dial the session for this torrent, their handshakes read.
+    pub incoming: Option<mpsc::Receiver<IncomingPeer>>,
 }
 
-/// As [`fetch`], in the swarm named `info_hash`, the info dictionary checked by `check`: the SHA-256 of a v2
-/// link's hash (whose first 20 bytes name the swarm), or both hashes of a hybrid link.
+/// Sets the fetch's end however it ends (complete, or dropped when its torrent is paused or removed): every
+/// connection task sees it and ends, and none is handed over any more.
+struct Abandon(Arc<Shared>);
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        let shared = &self.0;
+        shared.abandoned.store(true, std::sync::atomic::Ordering::Release);
+        shared.done.send_replace(true);
+        // Dropped before the metadata came (its torrent paused or removed): the trackers told `started` are told
+        // `stopped`, briefly, by a task of its own (a drop cannot wait). A complete fetch hands them on instead.
+        let told = std::mem::take(&mut shared.lock().announced);
+        if let (false, Ok(runtime)) = (told.is_empty(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(say_stopped(shared.clone(), told));
+        }
+    }
+}
+
+/// Tells each of `told` (tracker and key) that we stopped, within a few seconds at most.
+async fn say_stopped(shared: Arc<Shared>, told: Vec<(String, u32)>) {
+    let mut goodbyes = tokio::task::JoinSet::new();
+    for (url, key) in told {
+        let shared = shared.clone();
+        goodbyes.spawn(async move {
+            let quick = Timeouts { base: Duration::from_secs(1), max_attempts: 2 };
+            let Ok(mut client) = Tracker::new(&url, &shared.trackers, quick).await else { return };
+            let mut announce = fetch_announce(&shared, AnnounceEvent::Stopped, key);
+            announce.num_want = 0;
+            let _ = client.announce(&announce).await;
+        });
+    }
+    // Whatever is not said by then is not said (the set aborts the rest when dropped).
+    let _ = tokio::time::timeout(Duration::from_secs(5), goodbyes.join_all()).await;
+}
+
+/// Fetches the info dictionary of the swarm `info_hash`, checked by `check` (the SHA-1 of a v1 link's hash, the
+/// SHA-256 of a v2 link's hash, whose first 20 bytes name the swarm, or both hashes of a hybrid link), for as
+/// long as it takes (the caller bounds it: dropping the future ends every task of the fetch).
 ///
 /// # Errors
 ///
@@ -300,11 +382,10 @@ pub async fn fetch(
 pub async fn fetch_checked(
     info_hash: [u8; 20],
     check: InfoCheck,
-    peer_id: [u8; 20],
     config: FetchConfig,
-    listener: Option<&TcpListener>,
-    events: mpsc::UnboundedSender<Event>,
+    context: FetchContext,
 ) -> Result<Fetched, FetchError> {
+    let FetchContext { peer_id, trackers: endpoints, events, mut incoming } = context;
     let trackers: Vec<String> = config.trackers.iter().filter(|url| Tracker::supports(url)).cloned().collect();
     for url in config.trackers.iter().filter(|url| !Tracker::supports(url)) {
         tracing::warn!("skipping tracker {url}: only udp://, http:// and https:// trackers are supported");
@@ -320,7 +401,8 @@ pub async fn fetch_checked(
         peer_id,
         port: config.port,
         local_ip: config.local_ip,
-        trackers: crate::trackers::TrackerEndpoints::new(config.local_ip),
+        dht: config.dht.is_some(),
+        trackers: endpoints,
         events,
         state: Mutex::new(State {
             fetch: MetadataFetch::with_check(check),
@@ -334,11 +416,16 @@ pub async fn fetch_checked(
             layers_optional: false,
             layers_progress: Instant::now(),
             result: None,
+            handovers: Vec::new(),
+            announced: Vec::new(),
+            started_in_flight: 0,
         }),
+        abandoned: false.into(),
         wake: Notify::new(),
         done: watch::Sender::new(false),
         layers_turn: watch::Sender::new(0),
     });
+    let _abandon = Abandon(shared.clone());
     for &(addr, source) in &config.peers {
         shared.add_candidate(addr, source);
     }
@@ -398,8 +485,8 @@ pub async fn fetch_checked(
             tokio::spawn(connect(shared.clone(), addr, source));
         }
         let accept = async {
-            match listener {
-                Some(listener) => listener.accept().await,
+            match incoming.as_mut() {
+                Some(incoming) => incoming.recv().await,
                 None => std::future::pending().await,
             }
         };
@@ -408,31 +495,49 @@ pub async fn fetch_checked(
             () = wake => {}
             () = tokio::time::sleep(DIAL_EVERY) => {}
             accepted = accept => match accepted {
-                Ok((stream, addr)) => {
+                Some(peer) => {
                     let mut state = shared.lock();
-                    if state.connections < MAX_CONNECTIONS && !state.is_banned(addr) {
+                    if state.connections < MAX_CONNECTIONS && !state.is_banned(peer.addr) {
                         state.connections += 1;
                         drop(state);
-                        let _ = stream.set_nodelay(true);
-                        tokio::spawn(accepted_connection(shared.clone(), stream, addr));
+                        tokio::spawn(accepted_connection(shared.clone(), peer));
                     } else {
                         // Full: it is turned away (closing the stream), and may come back.
                         drop(state);
-                        tracing::debug!(%addr, "incoming connection refused: every metadata slot is taken");
+                        tracing::debug!(addr = %peer.addr, "incoming connection refused: every metadata slot is taken");
                     }
                 }
-                Err(err) => {
-                    tracing::warn!("accepting a connection: {err}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+                // The session is going away: what is under way goes on until the caller ends it.
+                None => incoming = None,
             },
         }
     }
+    // Every connection past its handshake sees `done` and hands itself over (one still dialling or in its
+    // handshake is not waited for), and a `started` in flight is answered, or given up on.
+    let deadline = tokio::time::Instant::now() + HANDOVER_WAIT;
+    loop {
+        let wake = shared.wake.notified();
+        tokio::pin!(wake);
+        wake.as_mut().enable();
+        {
+            let state = shared.lock();
+            if state.kicks.is_empty() && state.started_in_flight == 0 {
+                break;
+            }
+        }
+        tokio::select! {
+            () = wake => {}
+            () = tokio::time::sleep_until(deadline) => break,
+        }
+    }
     tasks.abort_all();
+    shared.abandoned.store(true, std::sync::atomic::Ordering::Release);
     let mut state = shared.lock();
     let (info_bytes, piece_layers) = state.result.take().unwrap_or_default();
     let peers = state.known.iter().copied().filter(|&(addr, _)| !state.is_banned(addr)).collect();
-    Ok(Fetched { info_bytes, piece_layers, peers })
+    let connections = std::mem::take(&mut state.handovers);
+    let announced = std::mem::take(&mut state.announced);
+    Ok(Fetched { info_bytes, piece_layers, peers, connections, announced })
 }
 
 /// Returns once `done` is set. (`wait_for` in a `select!` would keep its guard in the select's output, which
@@ -451,6 +556,21 @@ fn start_lsd(local_ip: Option<IpAddr>) -> Option<crate::lsd::Lsd> {
     })
 }
 
+/// An announce while the size is unknown: nothing moved yet, and some left.
+fn fetch_announce(shared: &Shared, event: AnnounceEvent, key: u32) -> Announce {
+    Announce {
+        info_hash: shared.info_hash,
+        peer_id: shared.peer_id,
+        downloaded: 0,
+        left: UNKNOWN_LEFT,
+        uploaded: 0,
+        event,
+        key,
+        num_want: 50,
+        port: shared.port,
+    }
+}
+
 async fn announce_while_fetching(shared: Arc<Shared>, url: String, timeouts: Timeouts) {
     let failed = |error: String| {
         let _ = shared.events.send(Event::AnnounceFailed { tracker: url.clone(), error });
@@ -467,18 +587,21 @@ async fn announce_while_fetching(shared: Arc<Shared>, url: String, timeouts: Tim
     let key = rand::random();
     let mut event = AnnounceEvent::Started;
     loop {
-        let announce = Announce {
-            info_hash: shared.info_hash,
-            peer_id: shared.peer_id,
-            downloaded: 0,
-            left: UNKNOWN_LEFT,
-            uploaded: 0,
-            event,
-            key,
-            num_want: 50,
-            port: shared.port,
-        };
-        let wait = match client.announce(&announce).await {
+        let announce = fetch_announce(&shared, event, key);
+        if event == AnnounceEvent::Started {
+            shared.lock().started_in_flight += 1;
+        }
+        let reply = client.announce(&announce).await;
+        if event == AnnounceEvent::Started {
+            let mut state = shared.lock();
+            state.started_in_flight -= 1;
+            if reply.is_ok() {
+                state.announced.push((url.clone(), key));
+            }
+            drop(state);
+            shared.wake.notify_one();
+        }
+        let wait = match reply {
             Ok(reply) => {
                 event = AnnounceEvent::None;
                 let interval = Duration::from_secs(u64::from(reply.interval.max(5)));
@@ -512,22 +635,31 @@ async fn announce_while_fetching(shared: Arc<Shared>, url: String, timeouts: Tim
 /// Dials `addr` and fetches what it will give; the candidate table hears how it went.
 async fn connect(shared: Arc<Shared>, addr: SocketAddr, source: Source) {
     let result = async {
-        let stream = crate::connection::dial(addr, shared.local_ip).await?;
-        exchange(&shared, stream, addr, source, Role::Dialled).await
+        let mut stream = crate::connection::dial(addr, shared.local_ip).await?;
+        let kept = exchange(&shared, &mut stream, addr, source, Role::Dialled).await?;
+        Ok(kept.map(|kept| (stream, kept)))
     }
     .await;
-    ended(&shared, addr, result);
+    ended(&shared, addr, source, result);
 }
 
-/// Serves a peer that dialled us: its handshake first, then the same exchange as with a peer we dialled.
-async fn accepted_connection(shared: Arc<Shared>, stream: tokio::net::TcpStream, addr: SocketAddr) {
-    let result = exchange(&shared, stream, addr, Source::Incoming, Role::Accepted).await;
-    ended(&shared, addr, result);
+/// Serves a peer that dialled us (its handshake read by the session): the same exchange as with a peer we
+/// dialled.
+async fn accepted_connection(shared: Arc<Shared>, peer: IncomingPeer) {
+    let IncomingPeer { mut stream, addr, handshake, ticket } = peer;
+    let _ = stream.set_nodelay(true);
+    let role = Role::Accepted(handshake, ticket);
+    let result = exchange(&shared, &mut stream, addr, Source::Incoming, role).await;
+    ended(&shared, addr, Source::Incoming, result.map(|kept| kept.map(|kept| (stream, kept))));
 }
 
-/// A connection ended: what it was asked goes back to the others; the candidate table (for a peer we dialled)
-/// hears how it went.
-fn ended(shared: &Shared, addr: SocketAddr, result: Result<(), String>) {
+/// A connection ended: handed over to the download when the fetch is complete, else what it was asked goes back
+/// to the others and the candidate table (for a peer we dialled) hears how it went.
+fn ended(shared: &Shared, addr: SocketAddr, source: Source, result: Result<Option<(TcpStream, Kept)>, String>) {
+    let (kept, failed) = match result {
+        Ok(kept) => (kept, None),
+        Err(reason) => (None, Some(reason)),
+    };
     {
         let mut state = shared.lock();
         state.connections -= 1;
@@ -540,30 +672,71 @@ fn ended(shared: &Shared, addr: SocketAddr, result: Result<(), String>) {
         if !state.is_banned(addr) && state.result.is_none() {
             state.candidates.ended(addr, Instant::now());
         }
+        if let Some((stream, kept)) = kept
+            && !shared.abandoned.load(std::sync::atomic::Ordering::Acquire)
+        {
+            let direction = if kept.dialled { Direction::Outgoing } else { Direction::Incoming };
+            let Kept { handshake, v2, replay, .. } = kept;
+            state.handovers.push(Handover { stream, addr, direction, source, handshake, v2, replay });
+        }
     }
     shared.wake.notify_one();
-    if let Err(reason) = result {
+    if let Some(reason) = failed {
         let _ = shared.events.send(Event::PeerDisconnected { addr, reason });
     }
 }
 
-/// Which side opened a connection: the one that dials sends its handshake first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a connection that saw the fetch complete keeps for the download.
+struct Kept {
+    dialled: bool,
+    handshake: Handshake,
+    v2: bool,
+    replay: Vec<u8>,
+}
+
+/// Keeps, for the download, a message the fetch has no use for but the download does: its choke and interest,
+/// its bitfield and haves, its DHT port, its extended handshake. `None` once over [`MAX_REPLAY`].
+fn keep(replay: &mut Option<Vec<u8>>, message: &Message) {
+    let Some(bytes) = replay else { return };
+    let wanted = matches!(
+        message,
+        Message::Choke
+            | Message::Unchoke
+            | Message::Interested
+            | Message::NotInterested
+            | Message::Have { .. }
+            | Message::Bitfield { .. }
+            | Message::Port { .. }
+            | Message::Extended { id: 0, .. }
+    );
+    if wanted {
+        message.encode(bytes);
+        if bytes.len() > MAX_REPLAY {
+            *replay = None;
+        }
+    }
+}
+
+/// Which side opened a connection: the one that dials sends its handshake first. A peer that dialled us comes
+/// with its handshake read by the session, and its place among the handshakes in progress.
+#[derive(Debug)]
 enum Role {
     Dialled,
-    Accepted,
+    Accepted(Handshake, Ticket),
 }
 
 /// The handshakes, then ut_metadata requests and answers until the metadata is complete or the peer is of no use.
-/// Works over any byte stream, so other transports can carry it.
+/// `Some` when the fetch completed while the connection was sound: what it keeps for the download. Works over
+/// any byte stream, so other transports can carry it.
 async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     shared: &Shared,
-    mut stream: S,
+    stream: &mut S,
     addr: SocketAddr,
     source: Source,
     role: Role,
-) -> Result<(), String> {
-    let (handshake, v2) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshakes(shared, &mut stream, role))
+) -> Result<Option<Kept>, String> {
+    let dialled = matches!(role, Role::Dialled);
+    let (handshake, v2) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshakes(shared, stream, role))
         .await
         .map_err(|_| "handshake timed out".to_owned())??;
     if !handshake.has(ReservedBit::EXTENSION_PROTOCOL) {
@@ -600,6 +773,9 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     let mut done = shared.done.subscribe();
     let mut layers_turn = shared.layers_turn.subscribe();
     let mut asking_layers = false;
+    // What the download will need of what it says; and whether the fetch is complete (by this connection).
+    let mut replay = Some(Vec::new());
+    let mut complete = false;
     loop {
         out.clear();
         let mut consumed = start;
@@ -610,6 +786,10 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                 Err(err) => return Err(err.to_string()),
             };
             consumed += used;
+            if complete {
+                keep(&mut replay, &message);
+                continue;
+            }
             let (root, range, answer) = match message {
                 Message::Hashes { pieces_root, base_layer, index, length, proof_layers, hashes } => {
                     (pieces_root, HashRange { base_layer, index, length, proof_layers }, Some(hashes))
@@ -618,12 +798,14 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                     (pieces_root, HashRange { base_layer, index, length, proof_layers }, None)
                 }
                 Message::Extended { id, payload } => {
-                    if extended(shared, addr, role, id, payload, &mut their_id)? {
-                        return Ok(());
-                    }
+                    keep(&mut replay, &message);
+                    complete = extended(shared, addr, dialled, id, payload, &mut their_id)?;
                     continue;
                 }
-                _ => continue,
+                other => {
+                    keep(&mut replay, &other);
+                    continue;
+                }
             };
             if !v2 {
                 // Never asked on a v1 connection: nothing to take from it.
@@ -660,10 +842,13 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                     state.result = Some((info, piece_layers));
                     drop(state);
                     shared.done.send_replace(true);
-                    return Ok(());
+                    complete = true;
                 }
                 Err(err) => return Err(format!("banned: its hashes do not prove the file's pieces root: {err}")),
             }
+        }
+        if complete {
+            return Ok(handed_over(dialled, handshake, v2, replay, &buf[consumed..end]));
         }
         if let Some(their_id) = their_id {
             let mut state = shared.lock();
@@ -701,7 +886,10 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         let chunk_end = (end + READ_CHUNK).min(buf.len());
         let read = tokio::select! {
             read = tokio::time::timeout_at(deadline, stream.read(&mut buf[end..chunk_end])) => read,
-            () = until_done(&mut done) => return Ok(()),
+            () = until_done(&mut done) => {
+                // Complete by another connection (or given up on): this one goes on into the download.
+                return Ok(handed_over(dialled, handshake, v2, replay, &buf[start..end]));
+            }
             () = kick.notified() => {
                 return Err(format!(
                     "it sent no metadata in {} s while other peers wait for a connection",
@@ -732,6 +920,14 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// What a connection keeps for the download once the fetch is complete: `None` when its peer said too much to
+/// replay (it closes, and may be dialled again).
+fn handed_over(dialled: bool, handshake: Handshake, v2: bool, replay: Option<Vec<u8>>, tail: &[u8]) -> Option<Kept> {
+    let mut replay = replay?;
+    replay.extend_from_slice(tail);
+    Some(Kept { dialled, handshake, v2, replay })
+}
+
 /// Both handshakes, ours first when we dialled, theirs first when they did: theirs, and whether the connection
 /// is v2 (for the piece layers' hash requests).
 async fn handshakes<S: AsyncRead + AsyncWrite + Unpin>(
@@ -741,6 +937,8 @@ async fn handshakes<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<(Handshake, bool), String> {
     let mut ours = Handshake::new(shared.info_hash, shared.peer_id);
     ours.set(ReservedBit::EXTENSION_PROTOCOL, true);
+    // As the download's handshake would: the connection goes on into it.
+    ours.set(ReservedBit::DHT, shared.dht);
     match role {
         Role::Dialled => {
             ours.set(ReservedBit::V2, shared.kind.asks_upgrade(&shared.info_hash));
@@ -749,12 +947,13 @@ async fn handshakes<S: AsyncRead + AsyncWrite + Unpin>(
             let v2 = shared.kind.is_v2(&shared.info_hash, &theirs.info_hash)?;
             Ok((theirs, v2))
         }
-        Role::Accepted => {
-            let theirs = read_handshake(stream).await?;
+        Role::Accepted(theirs, ticket) => {
             // They name the swarm: ours, or for a hybrid or v2 link its truncated v2 hash; we answer in kind.
             let v2 = shared.kind.is_v2(&shared.info_hash, &theirs.info_hash)?;
             ours.info_hash = theirs.info_hash;
             stream.write_all(&ours.encode()).await.map_err(|err| format!("handshake: {err}"))?;
+            // The handshake is over: its place goes to the next connection.
+            drop(ticket);
             Ok((theirs, v2))
         }
     }
@@ -775,7 +974,7 @@ async fn read_handshake<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Handshak
 fn extended(
     shared: &Shared,
     addr: SocketAddr,
-    role: Role,
+    dialled: bool,
     id: u8,
     payload: &[u8],
     their_id: &mut Option<u8>,
@@ -784,9 +983,7 @@ fn extended(
     let now = Instant::now();
     if id == 0 {
         let handshake = ExtendedHandshake::decode(payload).map_err(|err| format!("extended handshake: {err}"))?;
-        if role == Role::Accepted
-            && let Some(port) = handshake.listen_port
-        {
+        if !dialled && let Some(port) = handshake.listen_port {
             // Where it listens: handed on to the download, which dials it.
             state.remember(SocketAddr::new(addr.ip(), port.get()), Source::Incoming);
         }
@@ -883,6 +1080,9 @@ mod tests {
             layers_optional: hybrid,
             layers_progress: since,
             result: None,
+            handovers: Vec::new(),
+            announced: Vec::new(),
+            started_in_flight: 0,
         }
     }
 

@@ -25,6 +25,7 @@
 //! | `Downloading` | `active`; also `partial` (at `pos`) iff a block is open | last block in (`Hashing`); every request returned, nothing received (`Missing`) |
 //! | `Hashing`     | `active`, every block `Got`                           | `piece_verified` (`Have`), `piece_failed` (`Missing`) |
 //! | `Have`        | bit set in `we_have`                                  | never                                     |
+//! | `Unwanted`    | bit set in `not_needed` (no list)                     | `set_wanted` wants it again (`Missing`)   |
 //!
 //! A block of an active piece is in exactly one slot state (kept in `picker/piece.rs`): `Open` (nobody asked),
 //! `Asked(peer)` (one request outstanding), `Shared(peers)` (endgame: two or more requests, never the same peer
@@ -129,6 +130,8 @@ enum State {
     Downloading,
     Hashing,
     Have,
+    /// Not to be downloaded: only pieces of files left out (see [`Picker::set_wanted`]).
+    Unwanted,
 }
 
 /// Marks a list position as "in no list" in `pos`.
@@ -164,8 +167,16 @@ pub struct Picker {
     /// at most four times as far from the first piece we lack), rarest first among them, and started pieces are
     /// served front first; a peer that has none of them is asked for others, rarest first.
     sequential: Option<u32>,
-    /// Every piece before it is `Have` (pieces never leave `Have`), so the window's start is found from here.
+    /// Every piece before it is `Have` or `Unwanted` (set again from 0 when pieces are wanted anew), so the
+    /// window's start is found from here.
     first_lacking: u32,
+    /// The pieces to download, when not all are: a piece that fails or is given up goes back to `Unwanted` if it
+    /// is not in here.
+    wanted: Option<Bitfield>,
+    /// Pieces held or not wanted: a peer is interesting when it has a piece outside this.
+    not_needed: Bitfield,
+    /// Pieces in the `Unwanted` state.
+    unwanted: u32,
 }
 
 impl Picker {
@@ -197,6 +208,9 @@ impl Picker {
             scratch: Vec::new(),
             sequential: None,
             first_lacking: 0,
+            wanted: None,
+            not_needed: Bitfield::new(num_pieces),
+            unwanted: 0,
         })
     }
 
@@ -250,6 +264,59 @@ impl Picker {
     #[must_use]
     pub fn is_complete(&self) -> bool {
         self.we_have.is_complete()
+    }
+
+    /// Whether every wanted piece is verified (every piece, unless [`Picker::set_wanted`] left some out): the
+    /// download is over, though not every piece is held.
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.unstarted == 0 && self.active.keys().all(|&index| !self.is_wanted(index))
+    }
+
+    /// Whether piece `index` is to be downloaded.
+    #[must_use]
+    pub fn is_wanted(&self, index: u32) -> bool {
+        index < self.num_pieces() && self.wanted.as_ref().is_none_or(|wanted| wanted.has(index))
+    }
+
+    /// Whether `theirs` holds a piece we neither have nor left out.
+    #[must_use]
+    pub fn is_interesting(&self, theirs: &Bitfield) -> bool {
+        self.not_needed.interesting(theirs)
+    }
+
+    /// Downloads only the pieces set in `wanted` (those of the files chosen; every piece when all are set). A
+    /// piece left out that is being downloaded is finished; pieces held stay held. A bitfield of another length
+    /// is ignored.
+    pub fn set_wanted(&mut self, wanted: &Bitfield) {
+        if wanted.len() != self.num_pieces() {
+            return;
+        }
+        // First: `make_missing` below reads it.
+        self.wanted = (!wanted.is_complete()).then(|| wanted.clone());
+        for index in 0..self.num_pieces() {
+            let want = wanted.has(index);
+            match self.state[index as usize] {
+                State::Missing if !want => {
+                    self.unbucket(index, self.availability[index as usize]);
+                    self.unstarted -= 1;
+                    self.make_unwanted(index);
+                }
+                State::Unwanted if want => {
+                    self.unwanted -= 1;
+                    let _ = self.not_needed.clear(index);
+                    self.make_missing(index);
+                }
+                _ => {}
+            }
+        }
+        self.first_lacking = 0;
+    }
+
+    fn make_unwanted(&mut self, index: u32) {
+        self.state[index as usize] = State::Unwanted;
+        self.unwanted += 1;
+        let _ = self.not_needed.set(index);
     }
 
     /// Bytes not yet verified: the tracker's `left`.
@@ -512,7 +579,7 @@ impl Picker {
         chosen.clear();
         if let Some(window) = self.sequential {
             let n = self.num_pieces();
-            while self.first_lacking < n && self.we_have.has(self.first_lacking) {
+            while self.first_lacking < n && self.not_needed.has(self.first_lacking) {
                 self.first_lacking += 1;
             }
             // Rarest first among the pieces of the window from the first piece we lack, not started yet, that the
@@ -622,7 +689,7 @@ impl Picker {
         let index = block.piece;
         match self.state[index as usize] {
             State::Have | State::Hashing => return Received::Duplicate,
-            State::Missing => return Received::Unexpected,
+            State::Missing | State::Unwanted => return Received::Unexpected,
             State::Downloading => {}
         }
         let Some(piece) = self.active.get_mut(&index) else { return Received::Unexpected };
@@ -707,6 +774,10 @@ impl Picker {
     }
 
     fn make_missing(&mut self, index: u32) {
+        if !self.is_wanted(index) {
+            self.make_unwanted(index);
+            return;
+        }
         self.state[index as usize] = State::Missing;
         self.unstarted += 1;
         self.bucket(index);
@@ -744,6 +815,7 @@ impl Picker {
     pub fn mark_have(&mut self, index: u32) -> bool {
         match self.state.get(index as usize) {
             None | Some(State::Have) => return false,
+            Some(State::Unwanted) => self.unwanted -= 1,
             Some(State::Missing) => {
                 self.unbucket(index, self.availability[index as usize]);
                 self.unstarted -= 1;
@@ -767,6 +839,7 @@ impl Picker {
         self.state[index as usize] = State::Have;
         // The index is in range: every caller checked `state` first.
         let _newly_set = self.we_have.set(index);
+        let _ = self.not_needed.set(index);
         self.have_bytes += u64::from(self.geo.piece_len(index));
     }
 }

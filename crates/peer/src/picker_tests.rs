@@ -455,3 +455,54 @@ fn an_abandoned_piece_can_be_dropped_and_a_worked_one_cannot() {
     assert!(!p.in_progress(piece) && p.downloading() == 0);
     assert_eq!(pick(&mut p, C, &seed, 100, 6).len(), 8, "the dropped piece is fetched again whole");
 }
+
+#[test]
+fn pieces_left_out_are_never_picked_and_the_download_finishes_without_them() {
+    let mut p = picker(8, 1);
+    let seed = Bitfield::full(8);
+    p.peer_joined(&seed);
+    p.set_sequential(Some(1));
+    // A piece being downloaded when it is left out is finished all the same.
+    let first = pick(&mut p, A, &seed, 1, 1);
+    assert_eq!(first, vec![block(0, 0)], "sequential: the first piece");
+    p.set_sequential(None);
+    p.set_wanted(&bits(8, &[2, 5, 6]));
+    check(&p);
+    assert!(!p.is_finished());
+    // Piece 0, left out while on its way, is still of interest until it is in.
+    assert!(p.is_interesting(&seed) && !p.is_interesting(&bits(8, &[1, 3, 4, 7])));
+    // (B lacks piece 0, which A brings: otherwise the endgame would ask B for it too.)
+    let all_but_first = bits(8, &[1, 2, 3, 4, 5, 6, 7]);
+    p.peer_joined(&all_but_first);
+    let mut picked = pick(&mut p, B, &all_but_first, 100, 2);
+    picked.sort();
+    assert_eq!(picked, vec![block(2, 0), block(5, 0), block(6, 0)], "only the wanted pieces");
+    for (peer, b) in [(A, block(0, 0)), (B, block(2, 0)), (B, block(5, 0)), (B, block(6, 0))] {
+        assert_eq!(p.block_received(peer, b), new(true));
+        assert!(p.piece_verified(b.piece));
+        check(&p);
+    }
+    assert!(p.is_finished() && !p.is_complete());
+    assert_eq!(pick(&mut p, C, &seed, 100, 3), vec![], "nothing left to ask for");
+    assert_eq!(p.missing_bytes(), u64::from(4 * BLOCK_LEN), "the tracker still hears what is missing");
+
+    // Wanted again: back in the pool, rarest first among them.
+    p.set_wanted(&Bitfield::full(8));
+    check(&p);
+    assert!(!p.is_finished());
+    let mut rest = pick(&mut p, C, &seed, 100, 4);
+    rest.sort();
+    assert_eq!(rest, [1, 3, 4, 7].map(|piece| block(piece, 0)).to_vec());
+    // A piece that fails while left out goes back to being left out, not to the pool.
+    p.set_wanted(&bits(8, &[0, 2, 5, 6]));
+    assert_eq!(p.block_received(C, block(1, 0)), new(true));
+    assert!(!p.piece_failed(1).is_empty());
+    check(&p);
+    assert!(p.is_finished(), "3, 4 and 7 are on their way, but no longer wanted");
+    for piece in [3, 4, 7] {
+        assert_eq!(p.block_received(C, block(piece, 0)), new(true));
+        assert!(p.piece_verified(piece), "what comes in all the same is kept");
+    }
+    check(&p);
+    assert_eq!(pick(&mut p, A, &seed, 100, 5), vec![], "the failed piece is not asked for again");
+}

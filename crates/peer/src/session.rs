@@ -7,6 +7,8 @@
 //! torrent is driven through its states by its own task:
 //!
 //! ```text
+//!   fetching metadata (a magnet link) ──┐
+//!                                       ▼
 //!   checking ──> downloading ──> seeding
 //!      │  ▲           │             │
 //!      ▼  │ resume    ▼ pause       ▼
@@ -14,6 +16,9 @@
 //!                                             errored (with the reason; resume checks again)
 //!                                             removed (connections, announces, timers: all gone)
 //! ```
+//!
+//! A magnet link's torrent starts by fetching its metadata ([`crate::fetching`]) under the session's peer id; the
+//! connections that fetched it go on into the download, and its trackers hear one `started`.
 //!
 //! Pausing hangs up, tells the trackers `stopped` and keeps the verified pieces in memory, so resuming neither
 //! reads the data nor checks it. Queries ([`Session::torrents`], [`Session::torrent`]) read a snapshot of each
@@ -102,6 +107,8 @@ pub(crate) struct Shared {
 /// Where a torrent stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum State {
+    /// A magnet link's torrent, asking its swarm for the metadata.
+    FetchingMetadata,
     /// Reading its data to see which pieces are there (or its fast-resume state).
     Checking,
     Downloading,
@@ -162,8 +169,13 @@ impl Phase {
 
 /// A torrent of the session and the handles its task and the queries share.
 struct Entry {
-    /// The torrent, its files (for the queries about them too), its events and its swarm while it runs.
-    slot: TorrentSlot,
+    /// The torrent, its files (for the queries about them too), its events and its swarm while it runs; set once
+    /// a magnet link's metadata is in.
+    slot: std::sync::OnceLock<TorrentSlot>,
+    /// The link a torrent was added by, while its metadata is not in.
+    magnet: Option<metainfo::Magnet>,
+    config: TorrentConfig,
+    events: EventSink,
     wanted: watch::Sender<Wanted>,
     phase: watch::Sender<Phase>,
     /// What the runs before the current one came to.
@@ -178,9 +190,43 @@ struct Past {
 }
 
 impl Entry {
-    fn hashes(&self) -> impl Iterator<Item = [u8; 20]> + '_ {
-        let v2 = self.slot.torrent.info_hash_v2().map(|hash| hash.truncated().0);
-        std::iter::once(self.slot.torrent.info_hash.0).chain(v2.filter(|hash| *hash != self.slot.torrent.info_hash.0))
+    fn new(
+        slot: Option<TorrentSlot>,
+        magnet: Option<metainfo::Magnet>,
+        config: TorrentConfig,
+        events: EventSink,
+    ) -> Entry {
+        Entry {
+            slot: slot.map(std::sync::OnceLock::from).unwrap_or_default(),
+            magnet,
+            config,
+            events,
+            wanted: watch::Sender::new(Wanted::Run),
+            phase: watch::Sender::new(Phase::Starting),
+            past: Mutex::new(Past::default()),
+        }
+    }
+
+    /// The info-hashes it goes by: v1, and a hybrid's truncated v2 (a magnet link's, until its metadata is in).
+    fn hashes(&self) -> Vec<[u8; 20]> {
+        match (self.slot.get(), &self.magnet) {
+            (Some(slot), _) => {
+                let torrent = &slot.torrent;
+                let v2 = torrent.info_hash_v2().map(|hash| hash.truncated().0);
+                std::iter::once(torrent.info_hash.0).chain(v2.filter(|hash| *hash != torrent.info_hash.0)).collect()
+            }
+            (None, Some(magnet)) => crate::fetching::hashes_of(magnet).collect(),
+            (None, None) => Vec::new(),
+        }
+    }
+
+    /// What the torrent is called: its name, or a magnet link's `dn` (else its info-hash) until the metadata is in.
+    fn name(&self) -> String {
+        match (self.slot.get(), &self.magnet) {
+            (Some(slot), _) => slot.torrent.info.name.clone(),
+            (None, Some(magnet)) => magnet.name.clone().unwrap_or_else(|| magnet.info_hash.to_string()),
+            (None, None) => String::new(),
+        }
     }
 
     /// Returns once the torrent's task is over (stopped, errored or removed).
@@ -195,7 +241,7 @@ impl Entry {
     }
 
     fn swarm(&self) -> Option<Arc<Swarm>> {
-        lock(&self.slot.running).clone()
+        self.slot.get().and_then(|slot| lock(&slot.running).clone())
     }
 }
 
@@ -303,25 +349,47 @@ impl Session {
         events: mpsc::UnboundedSender<([u8; 20], Event)>,
     ) -> Result<JoinHandle<Result<Outcome, TorrentError>>, TorrentError> {
         let layout = Arc::new(Storage::new(&torrent, &config.dir)?);
+        torrent::choose_files(&layout, &config.only, &torrent.info.name)?;
         let events = EventSink::new(torrent.info_hash.0, events);
-        let slot = TorrentSlot { torrent: Arc::new(torrent), layout, config, events, running: Mutex::new(None) };
-        let entry = Arc::new(Entry {
-            slot,
-            wanted: watch::Sender::new(Wanted::Run),
-            phase: watch::Sender::new(Phase::Starting),
-            past: Mutex::new(Past::default()),
-        });
+        let slot = TorrentSlot {
+            torrent: Arc::new(torrent),
+            layout,
+            config: config.clone(),
+            events: events.clone(),
+            running: Mutex::new(None),
+        };
+        self.insert(Entry::new(Some(slot), None, config, events))
+    }
+
+    /// Adds a magnet link's torrent and starts it: it fetches its metadata from the swarm (the link's trackers,
+    /// `config.peers`, which should hold the link's `x.pe` peers, the DHT, local service discovery and the peers
+    /// that dial us for it), saves it in `config.dir` as `NAME.torrent`, then goes on as [`Session::add`] does,
+    /// over the connections that fetched it. Its events are tagged with the link's info-hash.
+    ///
+    /// # Errors
+    ///
+    /// The torrent is in the session already (by either info-hash of a hybrid link).
+    pub fn add_magnet(
+        &self,
+        magnet: metainfo::Magnet,
+        config: TorrentConfig,
+        events: mpsc::UnboundedSender<([u8; 20], Event)>,
+    ) -> Result<JoinHandle<Result<Outcome, TorrentError>>, TorrentError> {
+        let events = EventSink::new(magnet.info_hash.0, events);
+        self.insert(Entry::new(None, Some(magnet), config, events))
+    }
+
+    fn insert(&self, entry: Entry) -> Result<JoinHandle<Result<Outcome, TorrentError>>, TorrentError> {
+        let entry = Arc::new(entry);
         {
             let mut entries = lock(&self.entries);
             if self.closing.load(std::sync::atomic::Ordering::Acquire) {
                 return Err(TorrentError::SessionClosed);
             }
-            let hashes: Vec<[u8; 20]> = entry.hashes().collect();
-            if let Some(other) = entries.iter().find(|other| other.hashes().any(|hash| hashes.contains(&hash))) {
-                return Err(TorrentError::Duplicate {
-                    name: other.slot.torrent.info.name.clone(),
-                    info_hash: other.slot.torrent.info_hash.to_string(),
-                });
+            let hashes = entry.hashes();
+            if let Some(other) = entries.iter().find(|other| other.hashes().iter().any(|hash| hashes.contains(hash))) {
+                let info_hash = other.hashes().first().map(hex).unwrap_or_default();
+                return Err(TorrentError::Duplicate { name: other.name(), info_hash });
             }
             entries.push(entry.clone());
         }
@@ -329,7 +397,7 @@ impl Session {
     }
 
     fn find(&self, info_hash: &[u8; 20]) -> Option<Arc<Entry>> {
-        lock(&self.entries).iter().find(|entry| entry.hashes().any(|hash| hash == *info_hash)).cloned()
+        lock(&self.entries).iter().find(|entry| entry.hashes().contains(info_hash)).cloned()
     }
 
     /// Pauses a torrent: its connections close and its trackers are told `stopped`. False if there is no such
@@ -401,6 +469,30 @@ impl Session {
         }
     }
 
+    /// Chooses which of a torrent's files to download: one flag per file, as [`TorrentStatus::files`] lists them.
+    /// A file left out is not created (what pieces shared with a wanted file carry of it goes to the part file);
+    /// one wanted again gets its bytes out of the part file, and the torrent downloads what it now lacks. False if
+    /// there is no such torrent, its metadata is not in yet, or `wanted` does not have one flag per file.
+    ///
+    /// # Errors
+    ///
+    /// Moving a file's bytes out of the part file failed (the disk), naming the file.
+    pub async fn set_files_wanted(&self, info_hash: &[u8; 20], wanted: &[bool]) -> Result<bool, TorrentError> {
+        let Some(entry) = self.find(info_hash) else { return Ok(false) };
+        let Some(layout) = entry.slot.get().map(|slot| slot.layout.clone()) else { return Ok(false) };
+        let skipped: Vec<bool> = wanted.iter().map(|wanted| !wanted).collect();
+        if skipped.len() != layout.paths_inside().len() {
+            return Ok(false);
+        }
+        let pieces = tokio::task::spawn_blocking(move || layout.set_skipped(&skipped))
+            .await
+            .map_err(|err| TorrentError::Disk(err.to_string()))??;
+        if let Some(swarm) = entry.swarm() {
+            swarm.set_wanted(&pieces);
+        }
+        Ok(true)
+    }
+
     /// Every torrent of the session, in the order they were added.
     #[must_use]
     pub fn torrents(&self) -> Vec<TorrentStatus> {
@@ -415,13 +507,18 @@ impl Session {
     }
 }
 
+fn hex(hash: &[u8; 20]) -> String {
+    hash.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
 fn status_of(entry: &Entry) -> TorrentStatus {
-    let torrent = &entry.slot.torrent;
-    let swarm = entry.swarm();
     let phase = entry.phase.borrow().clone();
+    let Some(slot) = entry.slot.get() else { return fetching_status(entry, phase) };
+    let torrent = &slot.torrent;
+    let swarm = entry.swarm();
     let state = match (phase, &swarm) {
         (Phase::Starting, None) => State::Checking,
-        (Phase::Starting, Some(swarm)) if swarm.is_complete() => State::Seeding,
+        (Phase::Starting, Some(swarm)) if swarm.is_finished() => State::Seeding,
         (Phase::Starting, Some(_)) => State::Downloading,
         (Phase::Paused, _) => State::Paused,
         (Phase::Stopped, _) => State::Stopped,
@@ -429,30 +526,19 @@ fn status_of(entry: &Entry) -> TorrentStatus {
         (Phase::Removed, _) => State::Removed,
     };
     let past = lock(&entry.past);
-    let num_pieces = entry.slot.layout.num_pieces();
+    let num_pieces = slot.layout.num_pieces();
     let (mut status, pieces, peers, answers) = match &swarm {
         Some(swarm) => (swarm.status(), swarm.have_bitfield(), swarm.connected_peers(), swarm.tracker_statuses()),
         None => {
             let pieces = past.pieces.clone().unwrap_or_else(|| Bitfield::new(num_pieces));
-            let status = Status {
-                have: pieces.count(),
-                total: num_pieces,
-                downloaded: 0,
-                uploaded: 0,
-                left: 0,
-                download_rate: 0,
-                upload_rate: 0,
-                peers: 0,
-                sources: crate::sources::SourceCounts::default(),
-            };
-            (status, pieces, Vec::new(), Vec::new())
+            (idle_status(pieces.count(), num_pieces), pieces, Vec::new(), Vec::new())
         }
     };
     status.downloaded += past.downloaded;
     status.uploaded += past.uploaded;
     drop(past);
-    let files = entry.slot.layout.file_progress(&pieces);
-    let size = entry.slot.layout.total_length();
+    let files = slot.layout.file_progress(&pieces);
+    let size = slot.layout.total_length();
     if swarm.is_none() {
         status.left = size - files.iter().map(|file| file.done).sum::<u64>().min(size);
     }
@@ -476,11 +562,51 @@ fn status_of(entry: &Entry) -> TorrentStatus {
     }
 }
 
-/// A torrent's task: runs it, pauses and resumes it as asked, and ends when it is stopped, removed, done
-/// (`exit_on_complete`) or errored. The phase it leaves behind says which.
+/// A magnet link's torrent before its metadata: no size, no files, no pieces yet.
+fn fetching_status(entry: &Entry, phase: Phase) -> TorrentStatus {
+    let state = match phase {
+        Phase::Starting => State::FetchingMetadata,
+        Phase::Paused => State::Paused,
+        Phase::Stopped => State::Stopped,
+        Phase::Errored(reason) => State::Errored(reason),
+        Phase::Removed => State::Removed,
+    };
+    let trackers = entry.magnet.iter().flat_map(|magnet| magnet.trackers.iter());
+    TorrentStatus {
+        info_hash: entry.hashes().first().copied().unwrap_or_default(),
+        name: entry.name(),
+        state,
+        size: 0,
+        status: idle_status(0, 0),
+        peers: Vec::new(),
+        files: Vec::new(),
+        trackers: trackers.map(|url| TrackerStatus { url: url.clone(), last: None }).collect(),
+    }
+}
+
+/// The status of a torrent that does not run: `have` of `total` pieces, nothing moving.
+fn idle_status(have: u32, total: u32) -> Status {
+    Status {
+        have,
+        total,
+        downloaded: 0,
+        uploaded: 0,
+        left: 0,
+        download_rate: 0,
+        upload_rate: 0,
+        peers: 0,
+        sources: crate::sources::SourceCounts::default(),
+    }
+}
+
+/// A torrent's task: fetches a magnet link's metadata first, then runs it, pauses and resumes it as asked, and
+/// ends when it is stopped, removed, done (`exit_on_complete`) or errored. The phase it leaves behind says which.
 async fn drive(shared: Arc<Shared>, entry: Arc<Entry>) -> Result<Outcome, TorrentError> {
     let mut wanted = entry.wanted.subscribe();
     let mut outcome = None;
+    let _ = entry.events.send(Event::Listening { addr: shared.listen_addr, peer_id: shared.peer_id });
+    // What a magnet link's fetch hands on to the first run.
+    let mut handover = None;
     loop {
         let now = *wanted.borrow_and_update();
         match now {
@@ -495,19 +621,38 @@ async fn drive(shared: Arc<Shared>, entry: Arc<Entry>) -> Result<Outcome, Torren
             Wanted::Stop | Wanted::Remove => break,
         }
         entry.phase.send_replace(Phase::Starting);
-        let until_asked = {
-            let mut wanted = wanted.clone();
-            async move {
-                loop {
-                    let running = *wanted.borrow_and_update() == Wanted::Run;
-                    if !running || wanted.changed().await.is_err() {
-                        break;
+        let slot = match (entry.slot.get(), &entry.magnet) {
+            (Some(slot), _) => slot,
+            (None, Some(magnet)) => {
+                let fetched = tokio::select! {
+                    fetched = crate::fetching::fetch_torrent(&shared, magnet, &entry.config, &entry.events) => fetched,
+                    // Paused, stopped or removed while fetching: the fetch ends with its future.
+                    () = until_asked(wanted.clone()) => continue,
+                };
+                let made = fetched.and_then(|(torrent, fetched)| {
+                    let layout = Arc::new(Storage::new(&torrent, &entry.config.dir)?);
+                    torrent::choose_files(&layout, &entry.config.only, &torrent.info.name)?;
+                    let slot = TorrentSlot {
+                        torrent: Arc::new(torrent),
+                        layout,
+                        config: entry.config.clone(),
+                        events: entry.events.clone(),
+                        running: Mutex::new(None),
+                    };
+                    Ok((slot, fetched))
+                });
+                match made {
+                    Ok((slot, fetched)) => {
+                        handover = Some(fetched);
+                        entry.slot.get_or_init(|| slot)
                     }
+                    Err(err) => return errored(&entry, err),
                 }
             }
+            (None, None) => return Err(TorrentError::StoppedBeforeMetadata),
         };
         let pieces = lock(&entry.past).pieces.clone();
-        let result = torrent::run(&entry.slot, &shared, pieces, until_asked).await;
+        let result = torrent::run(slot, &shared, pieces, handover.take(), until_asked(wanted.clone())).await;
         match result {
             Ok(ended) => {
                 let mut past = lock(&entry.past);
@@ -521,17 +666,15 @@ async fn drive(shared: Arc<Shared>, entry: Arc<Entry>) -> Result<Outcome, Torren
                     break;
                 }
             }
-            Err(err) => {
-                tracing::warn!(torrent = %entry.slot.torrent.info.name, "stopped on an error: {err}");
-                entry.phase.send_replace(Phase::Errored(err.to_string()));
-                return Err(err);
-            }
+            Err(err) => return errored(&entry, err),
         }
     }
     let removed = *wanted.borrow() == Wanted::Remove;
-    let outcome = outcome.unwrap_or_else(|| {
+    entry.phase.send_replace(if removed { Phase::Removed } else { Phase::Stopped });
+    let Some(slot) = entry.slot.get() else { return Err(TorrentError::StoppedBeforeMetadata) };
+    Ok(outcome.unwrap_or_else(|| {
         // Never ran (paused from the start, then stopped): what it had before.
-        let pieces = lock(&entry.past).pieces.clone().unwrap_or_else(|| Bitfield::new(entry.slot.layout.num_pieces()));
+        let pieces = lock(&entry.past).pieces.clone().unwrap_or_else(|| Bitfield::new(slot.layout.num_pieces()));
         Outcome {
             complete: pieces.is_complete(),
             have: pieces.count(),
@@ -541,9 +684,24 @@ async fn drive(shared: Arc<Shared>, entry: Arc<Entry>) -> Result<Outcome, Torren
             peers: Vec::new(),
             pieces,
         }
-    });
-    entry.phase.send_replace(if removed { Phase::Removed } else { Phase::Stopped });
-    Ok(outcome)
+    }))
+}
+
+/// Returns once the user asks for something other than running.
+async fn until_asked(mut wanted: watch::Receiver<Wanted>) {
+    loop {
+        let running = *wanted.borrow_and_update() == Wanted::Run;
+        if !running || wanted.changed().await.is_err() {
+            break;
+        }
+    }
+}
+
+/// The torrent stopped on `err`, alone.
+fn errored(entry: &Entry, err: TorrentError) -> Result<Outcome, TorrentError> {
+    tracing::warn!(torrent = %entry.name(), "stopped on an error: {err}");
+    entry.phase.send_replace(Phase::Errored(err.to_string()));
+    Err(err)
 }
 
 /// Accepts the connections of every torrent in `torrents`, for as long as it runs (abort it to stop): each

@@ -12,6 +12,11 @@
 //! any file we can read. The folder check is not atomic against a process racing us inside `DIR` (that would need
 //! `openat` on every component); it stops the links that are already there.
 //!
+//! Files can be left out ([`Storage::set_skipped`]): a skipped file is not created, and the bytes of it that pieces
+//! shared with a wanted file carry go to a part file, `DIR/.HASH.parts` (libtorrent's name), at their offset in the
+//! torrent's byte stream (sparse: only those pieces take room). They are never passed off as the file: wanting the
+//! file again moves them into it.
+//!
 //! Every method takes `&self` and blocks on the disk: share one `Arc<Storage>` and call it from `spawn_blocking`.
 //! Open files are cached (a bounded number, so a 100,000-file torrent stays under the descriptor limit) and used
 //! with positional reads and writes, so threads never share a file cursor.
@@ -22,6 +27,7 @@ use std::io;
 use std::ops::Range;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use metainfo::Torrent;
@@ -88,6 +94,8 @@ pub struct FileProgress {
     pub length: u64,
     /// Bytes of the file inside verified pieces.
     pub done: u64,
+    /// Left out of the download ([`Storage::set_skipped`]).
+    pub skipped: bool,
 }
 
 /// One torrent, laid out under a download folder. See the module documentation.
@@ -102,6 +110,12 @@ pub struct Storage {
     total_length: u64,
     hashes: PieceHashes,
     handles: Mutex<Handles>,
+    /// `DIR/.HASH.parts`: what pieces shared with wanted files carry of skipped ones.
+    part_path: PathBuf,
+    part: Mutex<Option<Arc<File>>>,
+    /// Held for reading by every piece read and write, for writing while a file's bytes move out of the part
+    /// file: no piece is then half in one place, half in the other.
+    moving: std::sync::RwLock<()>,
 }
 
 #[derive(Debug)]
@@ -115,6 +129,11 @@ struct StoredFile {
     /// A BEP 47 pad file (a hybrid torrent's zeros that align the next file to a piece): never on disk, read as
     /// zeros, its bytes of a verified piece dropped on write.
     pad: bool,
+    /// Left out of the download.
+    skipped: AtomicBool,
+    /// Its bytes live in the part file: skipped while it did not exist. Cleared (its bytes moved into it) when
+    /// it is wanted again; never set for a file on disk, whose bytes stay where they are.
+    in_part: AtomicBool,
 }
 
 /// Cached open files. The mutex guards only this bookkeeping, never a read or a write: callers clone the `Arc`
@@ -166,7 +185,15 @@ impl Storage {
                 check_component(component).map_err(|reason| layout(&path, format!("{component:?}: {reason}")))?;
                 path.push(component);
             }
-            files.push(StoredFile { path, depth: 1 + entry.path.len(), start, length: entry.length, pad: entry.pad });
+            files.push(StoredFile {
+                path,
+                depth: 1 + entry.path.len(),
+                start,
+                length: entry.length,
+                pad: entry.pad,
+                skipped: AtomicBool::new(false),
+                in_part: AtomicBool::new(false),
+            });
             start = start.checked_add(entry.length).ok_or_else(|| layout(&root, "total length overflows".into()))?;
         }
         let total_length = start;
@@ -192,7 +219,146 @@ impl Storage {
             total_length,
             hashes,
             handles: Mutex::new(handles),
+            part_path: dir.join(format!(".{}.parts", torrent.info_hash)),
+            part: Mutex::new(None),
+            moving: std::sync::RwLock::new(()),
         })
+    }
+
+    /// Leaves out the files set in `skipped` and wants the others: one flag per file as [`Storage::file_progress`]
+    /// lists them (pad files left out; a list of another length changes nothing). A file wanted again whose bytes
+    /// are in the part file gets them moved into it, while no piece is read or written. Returns the pieces to
+    /// download: those holding a byte of a wanted file.
+    ///
+    /// # Errors
+    ///
+    /// Moving bytes out of the part file failed (the disk, a link in the way), naming the file; that file and
+    /// those after it keep their state.
+    pub fn set_skipped(&self, skipped: &[bool]) -> Result<Bitfield, StorageError> {
+        let _moving = self.moving.write().unwrap_or_else(PoisonError::into_inner);
+        let files: Vec<(usize, &StoredFile)> = self.files.iter().enumerate().filter(|(_, file)| !file.pad).collect();
+        if skipped.len() == files.len() {
+            for ((index, file), &skip) in files.into_iter().zip(skipped) {
+                if skip {
+                    // A file on disk keeps its bytes; one not there yet takes none (it is not created).
+                    let absent =
+                        matches!(fs::symlink_metadata(&file.path), Err(err) if err.kind() == io::ErrorKind::NotFound);
+                    if absent && !file.skipped.load(Ordering::Acquire) {
+                        file.in_part.store(true, Ordering::Release);
+                    }
+                } else if file.in_part.load(Ordering::Acquire) {
+                    self.export_from_part(index)?;
+                    file.in_part.store(false, Ordering::Release);
+                }
+                file.skipped.store(skip, Ordering::Release);
+            }
+        }
+        Ok(self.wanted_pieces())
+    }
+
+    /// Each file's path inside the torrent, `/`-separated, as [`Storage::file_progress`] lists them: the name of
+    /// a single-file torrent, the path below the torrent's folder for a multi-file one.
+    #[must_use]
+    pub fn paths_inside(&self) -> Vec<String> {
+        self.files
+            .iter()
+            .filter(|file| !file.pad)
+            .map(|file| match file.path.strip_prefix(&self.root) {
+                Ok(inside) if !inside.as_os_str().is_empty() => inside
+                    .components()
+                    .map(|component| component.as_os_str().to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join("/"),
+                _ => file.path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    /// Pieces holding a byte of a file that is not skipped.
+    #[must_use]
+    pub fn wanted_pieces(&self) -> Bitfield {
+        let mut wanted = Bitfield::new(self.num_pieces);
+        let piece_length = u64::from(self.piece_length);
+        for file in self.files.iter().filter(|file| file.length > 0 && !file.pad) {
+            if file.skipped.load(Ordering::Acquire) {
+                continue;
+            }
+            let (first, last) = (file.start / piece_length, (file.start + file.length - 1) / piece_length);
+            for piece in first..=last {
+                let _ = u32::try_from(piece).map(|piece| wanted.set(piece));
+            }
+        }
+        wanted
+    }
+
+    /// Copies the bytes of file `index` from the part file into the file: those of its first and last pieces, the
+    /// only ones it can share with another file, so the only ones of it ever downloaded while it was skipped.
+    fn export_from_part(&self, index: usize) -> Result<(), StorageError> {
+        let file = &self.files[index];
+        if file.length == 0 || !self.part_path.exists() {
+            return Ok(());
+        }
+        let piece_length = u64::from(self.piece_length);
+        let end = file.start + file.length;
+        let first = (file.start, ((file.start / piece_length + 1) * piece_length).min(end));
+        let last = ((end - 1) / piece_length * piece_length).max(file.start);
+        let ranges = if last < first.1 { vec![(file.start, end)] } else { vec![first, (last, end)] };
+        let part = self.part_handle(false)?;
+        let mut buffer = Vec::new();
+        for (from, to) in ranges {
+            buffer.resize(usize::try_from(to - from).unwrap_or(0), 0);
+            match part.read_exact_at(&mut buffer, from) {
+                Ok(()) => {}
+                // Past the end of the part file: nothing of this range was ever written there.
+                Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => continue,
+                Err(source) => return Err(io_error(&self.part_path, "could not read", source)),
+            }
+            self.handle(index, true)?
+                .write_all_at(&buffer, from - file.start)
+                .map_err(|source| self.io_error(index, "could not write", source))?;
+        }
+        Ok(())
+    }
+
+    /// The part file, opened (created when `write`) without following a link.
+    fn part_handle(&self, write: bool) -> Result<Arc<File>, StorageError> {
+        let mut part = self.part.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(file) = part.as_ref() {
+            return Ok(file.clone());
+        }
+        if write && !self.dir.is_dir() {
+            fs::create_dir_all(&self.dir)
+                .map_err(|source| io_error(&self.dir, "could not create the download folder", source))?;
+        }
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(write).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+        let file = options.open(&self.part_path).map_err(|source| match source.raw_os_error() {
+            Some(libc::ELOOP) => StorageError::Symlink { path: self.part_path.clone() },
+            _ => io_error(&self.part_path, "could not open", source),
+        })?;
+        let meta = file.metadata().map_err(|source| io_error(&self.part_path, "could not inspect", source))?;
+        if !meta.is_file() {
+            return Err(StorageError::WrongKind { path: self.part_path.clone(), expected: "regular file" });
+        }
+        let file = Arc::new(file);
+        *part = Some(file.clone());
+        Ok(file)
+    }
+
+    /// The part file's path (it exists only once a piece shared with a skipped file was written).
+    #[must_use]
+    pub fn part_path(&self) -> &Path {
+        &self.part_path
+    }
+
+    /// What the fast-resume state stamps: every file ([`Storage::file_paths`]), then the part file when it exists.
+    #[must_use]
+    pub fn stamped_paths(&self) -> Vec<Option<PathBuf>> {
+        let mut paths = self.file_paths();
+        if self.part_path.is_file() {
+            paths.push(Some(self.part_path.clone()));
+        }
+        paths
     }
 
     /// Each file's path, in the torrent's order; `None` for a pad file (never on disk).
@@ -238,9 +404,11 @@ impl Storage {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
         };
+        let in_part = self.files.iter().any(|file| file.in_part.load(Ordering::Acquire));
         let hashes = match &self.hashes {
-            PieceHashes::V1(hashes) => hashes,
-            PieceHashes::V2(_) => {
+            PieceHashes::V1(hashes) if !in_part => hashes,
+            // Bytes in the part file sit at their stream offset there, which only the piece-by-piece reader maps.
+            _ => {
                 self.check_each_piece(threads, &mut have, progress);
                 self.forget_linked_files(&mut have);
                 return have;
@@ -336,9 +504,17 @@ impl Storage {
             return Err(StorageError::WrongPieceLength { path: self.root.clone(), index, expected, got: data.len() });
         }
         let start = u64::from(index) * u64::from(self.piece_length);
+        let _moving = self.moving.read().unwrap_or_else(PoisonError::into_inner);
         self.for_each_span(start, data.len(), |file, at, range| {
             if self.files[file].pad {
                 return Ok(());
+            }
+            if self.files[file].in_part.load(Ordering::Acquire) {
+                let offset = self.files[file].start + at;
+                return self
+                    .part_handle(true)?
+                    .write_all_at(&data[range], offset)
+                    .map_err(|source| io_error(&self.part_path, "could not write", source));
             }
             self.handle(file, true)?
                 .write_all_at(&data[range], at)
@@ -365,12 +541,20 @@ impl Storage {
         let before = out.len();
         out.resize(before + length as usize, 0);
         let buffer = &mut out[before..];
+        let _moving = self.moving.read().unwrap_or_else(PoisonError::into_inner);
         let result = self.for_each_span(start, buffer.len(), |file, at, range| {
             if self.files[file].pad {
                 // Already zeros: the buffer was zero-filled above.
                 return Ok(());
             }
             let length = self.files[file].length;
+            if self.files[file].in_part.load(Ordering::Acquire) {
+                let offset = self.files[file].start + at;
+                return self
+                    .part_handle(false)?
+                    .read_exact_at(&mut buffer[range], offset)
+                    .map_err(|source| io_error(&self.part_path, "could not read", source));
+            }
             self.handle(file, false)?.read_exact_at(&mut buffer[range], at).map_err(|source| {
                 let source = if source.kind() == io::ErrorKind::UnexpectedEof {
                     io::Error::new(source.kind(), format!("shorter than the torrent's {length} bytes"))
@@ -393,7 +577,7 @@ impl Storage {
     ///
     /// A symbolic link or a non-file in the way, or an I/O error, naming the path.
     pub fn create_empty_files(&self) -> Result<(), StorageError> {
-        for file in self.files.iter().filter(|file| file.length == 0) {
+        for file in self.files.iter().filter(|file| file.length == 0 && !file.skipped.load(Ordering::Acquire)) {
             self.check_folders(file, true)?;
             // create_new is O_EXCL, which never follows a link, even a dangling one.
             let created =
@@ -436,7 +620,12 @@ impl Storage {
                         }
                     }
                 }
-                FileProgress { path: file.path.clone(), length: file.length, done }
+                FileProgress {
+                    path: file.path.clone(),
+                    length: file.length,
+                    done,
+                    skipped: file.skipped.load(Ordering::Acquire),
+                }
             })
             .collect()
     }
@@ -448,6 +637,8 @@ impl Storage {
         let Handles { slots, order } = &mut *handles;
         slots.iter_mut().for_each(|slot| *slot = None);
         order.clear();
+        drop(handles);
+        *self.part.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     /// The files' paths, in torrent order.
@@ -582,7 +773,10 @@ impl Storage {
     fn forget_linked_files(&self, have: &mut Bitfield) {
         let piece_length = u64::from(self.piece_length);
         let mut folders: HashMap<&Path, bool> = HashMap::new();
-        for file in self.files.iter().filter(|file| file.length > 0 && !file.pad) {
+        // A file whose bytes are in the part file is not on disk: the part file itself is opened without following
+        // links.
+        let on_disk = |file: &&StoredFile| file.length > 0 && !file.pad && !file.in_part.load(Ordering::Acquire);
+        for file in self.files.iter().filter(on_disk) {
             let first = file.start / piece_length;
             let last = (file.start + file.length - 1) / piece_length;
             let pieces = || (first..=last).filter_map(|piece| u32::try_from(piece).ok());

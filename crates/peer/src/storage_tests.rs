@@ -508,3 +508,72 @@ fn errors_name_the_path_in_their_message() {
     let text = err.to_string();
     assert!(text.starts_with("/d/t/f: could not write: No space left on device"), "{text}");
 }
+
+/// Three files over 16-byte pieces: pieces 0 and 1 hold only `a` (bytes 0..40), 2 is shared by `a` and `b`
+/// (40..88), 3 and 4 hold only `b`, 5 is shared by `b` and `c` (88..128), 6 and 7 hold only `c`.
+fn three_files() -> Vec<Part> {
+    vec![(vec!["a.bin"], data(40, 1)), (vec!["b.bin"], data(48, 2)), (vec!["c.bin"], data(40, 3))]
+}
+
+#[test]
+fn a_skipped_file_is_never_created_and_its_share_of_boundary_pieces_goes_to_the_part_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let parts = three_files();
+    let torrent = torrent("album", 16, &parts);
+    let stream = stream(&parts);
+    let storage = Storage::new(&torrent, dir.path()).expect("layout");
+    let wanted = storage.set_skipped(&[false, true, false]).expect("skip b");
+    let wanted_pieces: Vec<u32> = wanted.ones().collect();
+    assert_eq!(wanted_pieces, vec![0, 1, 2, 5, 6, 7], "b's own pieces 3 and 4 are not wanted");
+    write_all_pieces(&storage, &stream, wanted.ones());
+    let root = dir.path().join("album");
+    assert!(!root.join("b.bin").exists(), "the skipped file was created");
+    assert_eq!(fs::read(root.join("a.bin")).expect("a"), parts[0].1);
+    assert_eq!(fs::read(root.join("c.bin")).expect("c"), parts[2].1);
+    // The part file holds b's bytes of pieces 2 and 5, at their stream offsets, and nothing else of b.
+    let part = fs::read(storage.part_path()).expect("the part file");
+    assert_eq!(part.len(), 88, "up to the end of piece 5's share of b");
+    assert_eq!(part[40..48], stream[40..48], "b's share of piece 2");
+    assert_eq!(part[80..88], stream[80..88], "b's share of piece 5");
+    assert!(part[..40].iter().chain(&part[48..80]).all(|&byte| byte == 0), "nothing else was written there");
+    // Pieces shared with b read back whole, from both places.
+    let mut out = Vec::new();
+    for index in [2, 5] {
+        out.clear();
+        storage.read_block(index, 0, 16, &mut out).expect("read a boundary piece");
+        assert_eq!(out, stream[index as usize * 16..index as usize * 16 + 16]);
+    }
+    // A fresh start with the same choice checks the wanted pieces, reading b's share from the part file.
+    let again = Storage::new(&torrent, dir.path()).expect("layout");
+    assert_eq!(again.set_skipped(&[false, true, false]).expect("skip b"), wanted);
+    let have = again.check(1, |_| {});
+    assert_eq!(have.ones().collect::<Vec<_>>(), wanted_pieces);
+    assert_eq!(again.file_progress(&have).iter().map(|file| file.skipped).collect::<Vec<_>>(), [false, true, false]);
+
+    // Wanted again: its bytes move out of the part file into it, and every piece of it is wanted.
+    let all = again.set_skipped(&[false, false, false]).expect("want b");
+    assert!(all.is_complete());
+    let b = fs::read(root.join("b.bin")).expect("b exists now");
+    assert_eq!(b.len(), 48);
+    assert_eq!((b[..8].to_vec(), b[40..].to_vec()), (stream[40..48].to_vec(), stream[80..88].to_vec()));
+    write_all_pieces(&again, &stream, [3, 4].into_iter());
+    assert_eq!(fs::read(root.join("b.bin")).expect("b"), parts[1].1);
+    assert_eq!(again.check(1, |_| {}).count(), 8, "every piece reads back from the files alone");
+}
+
+#[test]
+fn a_file_on_disk_that_is_skipped_keeps_its_bytes_where_they_are() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let parts = three_files();
+    let torrent = torrent("album", 16, &parts);
+    let stream = stream(&parts);
+    let storage = Storage::new(&torrent, dir.path()).expect("layout");
+    write_all_pieces(&storage, &stream, 0..8);
+    assert!(storage.set_skipped(&[false, true, false]).is_ok());
+    // Nothing moved: b is read where it is, and no part file is made.
+    assert_eq!(storage.check(1, |_| {}).count(), 8);
+    assert!(!storage.part_path().exists());
+    assert_eq!(fs::read(dir.path().join("album/b.bin")).expect("b"), parts[1].1);
+    assert!(storage.set_skipped(&[true]).is_ok(), "a list of another length changes nothing");
+    assert!(!storage.file_progress(&Bitfield::new(8))[0].skipped);
+}

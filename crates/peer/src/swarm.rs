@@ -200,6 +200,8 @@ struct State {
     upload_rate: RateMeter,
     last_tick: Instant,
     complete: bool,
+    /// Every wanted piece is verified (all of them, unless files were left out): the download is over.
+    finished: bool,
     /// Set when storage failed; the session ends with it.
     fatal: Option<String>,
     /// Set while the disk is full: no new requests go out (seeding goes on) until there is room again.
@@ -378,6 +380,7 @@ impl Swarm {
                 upload_rate: RateMeter::default(),
                 last_tick: now,
                 complete,
+                finished: complete,
                 fatal: None,
                 disk_full: None,
                 offers,
@@ -400,6 +403,34 @@ impl Swarm {
 
     pub fn is_complete(&self) -> bool {
         self.lock().complete
+    }
+
+    /// Whether every wanted piece is verified: the download is over (every piece, unless files were left out).
+    pub fn is_finished(&self) -> bool {
+        self.lock().finished
+    }
+
+    /// Downloads only the pieces of `wanted` (see [`Picker::set_wanted`]): interest in each peer follows, and the
+    /// download is over once they are all verified ([`Event::Complete`] is said then, or again after more pieces
+    /// were wanted).
+    pub fn set_wanted(&self, wanted: &Bitfield) {
+        let mut state = self.lock();
+        state.picker.set_wanted(wanted);
+        let was = state.finished;
+        state.finished = state.picker.is_finished();
+        let keys: Vec<PeerKey> = state.peers.keys().copied().collect();
+        for &key in &keys {
+            self.update_interest(&mut state, key);
+        }
+        for &key in &keys {
+            self.refill(&mut state, key);
+        }
+        let now = state.finished;
+        drop(state);
+        if now && !was {
+            self.emit(Event::Complete);
+        }
+        self.changed.notify_waiters();
     }
 
     /// The pieces we have: verified and written.
@@ -459,7 +490,7 @@ impl Swarm {
             let connected: HashSet<SocketAddr> = state.peers.values().filter_map(Peer::listen_addr).collect();
             let room =
                 if state.addresses.budget_left() { self.max_peers.saturating_sub(state.addresses.len()) } else { 0 };
-            (room, state.complete, connected)
+            (room, state.finished, connected)
         };
         let mut candidates = self.candidates();
         let due = candidates.due(now, room, complete, |addr| connected.contains(&addr));
@@ -524,6 +555,29 @@ impl Swarm {
         extensions: bool,
         peer_dht: bool,
         v2: bool,
+    ) -> Result<Admitted, CloseReason> {
+        self.admit_as(addr, peer_id, direction, [extensions, peer_dht, v2], false)
+    }
+
+    /// As [`Swarm::admit`], for a connection that fetched the metadata and goes on into the download: messages
+    /// have passed on it already, so the pieces we have go as `have` messages (a bitfield may only come first).
+    pub(crate) fn admit_handed_over(
+        &self,
+        addr: SocketAddr,
+        peer_id: [u8; 20],
+        direction: Direction,
+        [extensions, peer_dht, v2]: [bool; 3],
+    ) -> Result<Admitted, CloseReason> {
+        self.admit_as(addr, peer_id, direction, [extensions, peer_dht, v2], true)
+    }
+
+    fn admit_as(
+        &self,
+        addr: SocketAddr,
+        peer_id: [u8; 20],
+        direction: Direction,
+        [extensions, peer_dht, v2]: [bool; 3],
+        handed_over: bool,
     ) -> Result<Admitted, CloseReason> {
         // Read before the state's lock: the candidates' lock is never held with it.
         let source = match direction {
@@ -592,6 +646,10 @@ impl Swarm {
         if let Some(offers) = &mut state.offers {
             // A super-seeder shows its pieces a few at a time, from the first top-up below.
             offers.join(key);
+        } else if handed_over {
+            for index in state.picker.we_have().ones() {
+                outbox.push(&Message::Have { index });
+            }
         } else if state.picker.we_have().count() > 0 {
             outbox.push(&state.picker.we_have().to_message());
         }
@@ -643,7 +701,10 @@ impl Swarm {
         );
         self.offer(&mut state, key);
         drop(state);
-        self.emit(Event::PeerConnected { addr, source });
+        if !handed_over {
+            // A connection from the metadata fetch was reported connected there, once.
+            self.emit(Event::PeerConnected { addr, source });
+        }
         Ok(Admitted { key, outbox })
     }
 
@@ -760,7 +821,7 @@ impl Swarm {
                     }
                     let Some(peer) = state.peers.get_mut(&key) else { return Ok(()) };
                     // A piece we lack makes us interested: O(1), where a full update walks the whole bitfield.
-                    if !state.picker.have(index) {
+                    if state.picker.is_wanted(index) && !state.picker.have(index) {
                         if !peer.am_interested {
                             peer.am_interested = true;
                             peer.last_block = Instant::now();
@@ -896,7 +957,7 @@ impl Swarm {
             }
             return;
         }
-        let wanted = we_have.interesting(&peer.bitfield);
+        let wanted = state.picker.is_interesting(&peer.bitfield);
         if wanted != peer.am_interested {
             peer.am_interested = wanted;
             peer.outbox.push(if wanted { &Message::Interested } else { &Message::NotInterested });
@@ -913,7 +974,7 @@ impl Swarm {
         }
         {
             let Some(peer) = state.peers.get(&key) else { return };
-            if peer.peer_choking || !peer.am_interested || peer.snubbed || state.picker.is_complete() {
+            if peer.peer_choking || !peer.am_interested || peer.snubbed || state.picker.is_finished() {
                 return;
             }
             let target = peer.queue_depth;

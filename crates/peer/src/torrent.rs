@@ -15,6 +15,7 @@ use peer_wire::Bitfield;
 
 use crate::announcer::{self, Announcer, SEEDING_NOTICE_WAIT, SeedingNotice};
 use crate::connection;
+use crate::magnet::Fetched;
 use crate::session::Shared;
 use crate::sources::Source;
 use crate::storage::Storage;
@@ -40,6 +41,8 @@ pub struct TorrentConfig {
     /// Fast resume ([`crate::resume`]): trust the state kept under `dir` when the files are as it says, instead of
     /// reading them; keep it up to date.
     pub resume: bool,
+    /// Download only the files some pattern chooses (`--only`); every file when empty.
+    pub only: Vec<crate::selection::FilePattern>,
 }
 
 impl TorrentConfig {
@@ -54,6 +57,7 @@ impl TorrentConfig {
             sequential: false,
             exit_on_complete: false,
             resume: true,
+            only: Vec::new(),
         }
     }
 }
@@ -101,11 +105,22 @@ pub enum TorrentError {
     /// The session is shutting down: nothing more is added.
     #[error("the session is shutting down")]
     SessionClosed,
+    /// A magnet link's metadata could not be had, or made no valid torrent.
+    #[error("{0}")]
+    Metadata(String),
+    /// A magnet link's torrent was stopped (or removed) before its metadata arrived.
+    #[error("stopped before the metadata arrived")]
+    StoppedBeforeMetadata,
+    /// An `--only` pattern chooses none of the torrent's files.
+    #[error("--only {pattern} matches no file of {name}")]
+    NoFileMatches { pattern: String, name: String },
 }
 
 /// Runs the torrent of `slot` in the session `shared` until it is complete (`exit_on_complete`), `shutdown`
 /// resolves, or the disk fails. `pieces`, when given, are trusted as verified (a paused torrent resuming);
-/// otherwise the fast-resume state or a check of the data says which are. The slot holds the swarm while it runs.
+/// otherwise the fast-resume state or a check of the data says which are. `handover`, for a torrent whose metadata
+/// was just fetched, carries the fetch's connections, trackers and peers on into the download. The slot holds the
+/// swarm while it runs.
 ///
 /// # Errors
 ///
@@ -114,12 +129,12 @@ pub(crate) async fn run(
     slot: &TorrentSlot,
     shared: &Shared,
     pieces: Option<Bitfield>,
+    handover: Option<Fetched>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Outcome, TorrentError> {
     let TorrentSlot { torrent, layout, config, events, running } = slot;
     let (storage, events) = (layout.clone(), events.clone());
     let listen_addr = shared.listen_addr;
-    let _ = events.send(Event::Listening { addr: listen_addr, peer_id: shared.peer_id });
 
     let resume_path = config.resume.then(|| crate::resume::path_for(&config.dir, &torrent.info_hash.0));
     let known = pieces.is_some();
@@ -171,11 +186,17 @@ pub(crate) async fn run(
     let metadata = torrent.info_bytes.clone();
     let swarm =
         Arc::new(Swarm::new(storage, metadata, info_hash, shared.peer_id, &have, &swarm_config, events.clone())?);
+    let wanted = layout.wanted_pieces();
+    if !wanted.is_complete() {
+        // Files left out: only the pieces of the others are downloaded, and the download is over once they are in.
+        swarm.set_wanted(&wanted);
+    }
+    let started_finished = swarm.is_finished();
 
     shared.served.add(&swarm)?;
     *running.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(swarm.clone());
     let mut tasks = tokio::task::JoinSet::new();
-    if let Some(path) = resume_path.clone().filter(|_| !started_complete) {
+    if let Some(path) = resume_path.clone().filter(|_| !started_finished) {
         // The state on completion: a seeder killed later restarts without reading its data.
         let (swarm, storage) = (swarm.clone(), swarm.storage.clone());
         tasks.spawn(async move {
@@ -184,7 +205,7 @@ pub(crate) async fn run(
                 let changed = swarm.changed.notified();
                 tokio::pin!(changed);
                 changed.as_mut().enable();
-                if swarm.is_complete() {
+                if swarm.is_finished() {
                     break;
                 }
                 changed.await;
@@ -193,6 +214,17 @@ pub(crate) async fn run(
         });
     }
     tasks.spawn(tick_loop(swarm.clone()));
+    let mut announced = Vec::new();
+    if let Some(fetched) = handover {
+        // Before the dialer starts: it must not dial again the peers these connections are with.
+        for connection in fetched.connections {
+            connection::adopt(&swarm, connection);
+        }
+        for (addr, source) in fetched.peers {
+            swarm.add_candidate(addr, source);
+        }
+        announced = fetched.announced;
+    }
     for &(addr, source) in &config.peers {
         swarm.add_candidate(addr, source);
     }
@@ -217,7 +249,9 @@ pub(crate) async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut announcers = tokio::task::JoinSet::new();
     for tier in tiers {
+        let started = announced.iter().find(|(url, _)| tier.contains(url)).cloned();
         let announcer = Announcer {
+            started,
             swarm: swarm.clone(),
             tier,
             port: listen_addr.port(),
@@ -229,7 +263,7 @@ pub(crate) async fn run(
         };
         announcers.spawn(announcer.run(stop_rx.clone()));
     }
-    if started_complete {
+    if started_finished {
         // A tracker that does not answer is retried for minutes; peers that know our address can come anyway.
         let (swarm, seeding) = (swarm.clone(), seeding.clone());
         tasks.spawn(async move {
@@ -243,10 +277,10 @@ pub(crate) async fn run(
     tokio::pin!(shutdown);
     loop {
         let changed = swarm.changed.notified();
-        if !started_complete && swarm.is_complete() && !config.exit_on_complete {
+        if !started_finished && swarm.is_finished() && !config.exit_on_complete {
             seeding.report(&swarm);
         }
-        if swarm.fatal().is_some() || (config.exit_on_complete && swarm.is_complete()) {
+        if swarm.fatal().is_some() || (config.exit_on_complete && swarm.is_finished()) {
             break;
         }
         tokio::select! {
@@ -273,7 +307,7 @@ pub(crate) async fn run(
         return Err(TorrentError::Disk(message));
     }
     let (downloaded, uploaded, _) = swarm.progress();
-    let complete = swarm.is_complete();
+    let complete = swarm.is_finished();
     let (have, total) = swarm.have_count();
     let pieces = swarm.have_bitfield();
     if let Some(path) = resume_path {
@@ -407,3 +441,22 @@ async fn dialer(swarm: Arc<Swarm>, local_ip: Option<IpAddr>) {
 
 /// How often the dialer looks for candidates whose back-off has run out.
 const DIAL_EVERY: Duration = Duration::from_millis(500);
+
+/// Leaves out the files of `layout` that no pattern of `only` chooses (nothing when `only` is empty).
+///
+/// # Errors
+///
+/// A pattern chooses no file of the torrent `name`.
+pub(crate) fn choose_files(
+    layout: &Storage,
+    only: &[crate::selection::FilePattern],
+    name: &str,
+) -> Result<(), TorrentError> {
+    if only.is_empty() {
+        return Ok(());
+    }
+    let skipped = crate::selection::skipped_by(only, &layout.paths_inside())
+        .map_err(|pattern| TorrentError::NoFileMatches { pattern: pattern.to_string(), name: name.to_owned() })?;
+    layout.set_skipped(&skipped)?;
+    Ok(())
+}

@@ -6,12 +6,23 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use tokio::sync::mpsc;
+
+use crate::magnet::IncomingPeer;
 use crate::swarm::Swarm;
 
-/// The torrents a session serves, by info-hash.
+/// The torrents a session serves, by info-hash, and the magnet links whose metadata is being fetched.
 #[derive(Default)]
 pub struct Torrents {
     by_hash: Mutex<HashMap<[u8; 20], Arc<Swarm>>>,
+    /// Where the peers that dial us for a magnet link's info-hash go while its metadata is fetched.
+    fetching: Mutex<HashMap<[u8; 20], mpsc::Sender<IncomingPeer>>>,
+}
+
+/// Where an incoming handshake goes.
+pub(crate) enum Route {
+    Swarm(Arc<Swarm>),
+    Fetch(mpsc::Sender<IncomingPeer>),
 }
 
 impl std::fmt::Debug for Torrents {
@@ -56,6 +67,30 @@ impl Torrents {
     /// The torrent a handshake for `info_hash` is for.
     pub(crate) fn find(&self, info_hash: &[u8; 20]) -> Option<Arc<Swarm>> {
         self.lock().get(info_hash).cloned()
+    }
+
+    /// Where a handshake for `info_hash` goes: a running torrent, or a magnet link's metadata fetch.
+    pub(crate) fn route(&self, info_hash: &[u8; 20]) -> Option<Route> {
+        if let Some(swarm) = self.find(info_hash) {
+            return Some(Route::Swarm(swarm));
+        }
+        let fetching = self.fetching.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        fetching.get(info_hash).cloned().map(Route::Fetch)
+    }
+
+    /// Sends the peers that dial us for any of `hashes` to a metadata fetch, until [`Torrents::stop_fetching`].
+    pub(crate) fn start_fetching(&self, hashes: &[[u8; 20]], to: &mpsc::Sender<IncomingPeer>) {
+        let mut fetching = self.fetching.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for hash in hashes {
+            fetching.insert(*hash, to.clone());
+        }
+    }
+
+    pub(crate) fn stop_fetching(&self, hashes: &[[u8; 20]]) {
+        let mut fetching = self.fetching.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for hash in hashes {
+            fetching.remove(hash);
+        }
     }
 
     /// Established connections with `ip`, over every torrent.

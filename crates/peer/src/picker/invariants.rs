@@ -12,6 +12,7 @@ impl Picker {
     pub fn assert_invariants(&self) {
         let p = self;
         let mut unstarted = 0;
+        let mut unwanted = 0;
         let mut have_bytes = 0;
         let mut requests: BTreeMap<PeerKey, BTreeMap<u32, u32>> = BTreeMap::new();
         for i in 0..p.num_pieces() {
@@ -19,6 +20,8 @@ impl Picker {
             let in_bucket = p.buckets.get(p.availability[i as usize] as usize).and_then(|b| b.get(at as usize));
             let in_partial = p.partial.get(at as usize) == Some(&i);
             assert_eq!(p.we_have.has(i), p.state[i as usize] == State::Have, "piece {i}");
+            let not_needed = matches!(p.state[i as usize], State::Have | State::Unwanted);
+            assert_eq!(p.not_needed.has(i), not_needed, "piece {i} is needed or not");
             match p.state[i as usize] {
                 State::Missing => {
                     assert_eq!(in_bucket, Some(&i), "missing piece {i} sits in its availability bucket");
@@ -28,6 +31,11 @@ impl Picker {
                 State::Have => {
                     assert!(at == NOWHERE && !p.active.contains_key(&i), "held piece {i} is in no list");
                     have_bytes += u64::from(p.piece_len(i));
+                }
+                State::Unwanted => {
+                    assert!(at == NOWHERE && !p.active.contains_key(&i), "unwanted piece {i} is in no list");
+                    assert!(!p.is_wanted(i), "piece {i} is wanted, yet unwanted");
+                    unwanted += 1;
                 }
                 State::Downloading | State::Hashing => {
                     let piece = &p.active[&i];
@@ -64,6 +72,7 @@ impl Picker {
             }
         }
         assert_eq!(p.unstarted, unstarted);
+        assert_eq!(p.unwanted, unwanted);
         assert_eq!(p.buckets.iter().map(Vec::len).sum::<usize>(), unstarted as usize);
         assert!(p.partial.iter().all(|&i| p.state[i as usize] == State::Downloading));
         assert_eq!(p.requests, requests, "per-peer request counts match the slots");

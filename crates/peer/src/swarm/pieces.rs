@@ -132,6 +132,11 @@ impl Swarm {
         let now_complete = state.picker.is_complete();
         if now_complete {
             state.complete = true;
+        }
+        // Finished now: every wanted piece is in (all of them, unless files were left out).
+        let now_finished = !state.finished && state.picker.is_finished();
+        if now_finished {
+            state.finished = true;
             state.buffers = HashMap::new();
             state.spare_buffers = Vec::new();
         }
@@ -144,7 +149,7 @@ impl Swarm {
         }
         self.emit(Event::PieceVerified { index, from, have: have_count, total });
         self.emit_bans(banned, &verdict);
-        if now_complete {
+        if now_finished {
             if let Err(err) = self.storage.create_empty_files() {
                 self.storage_failed_with(err.to_string());
                 return;
