@@ -1,6 +1,6 @@
 //! File selection through the peer crate's `Session`: a torrent added with `--only` finishes with the chosen files
-//! alone; wanting the others later downloads what they lack, their share of the boundary pieces moved out of the
-//! part file, and the torrent completes byte-identical.
+//! alone; wanting the others later (at low and high priority) downloads what they lack, their share of the
+//! boundary pieces moved out of the part file, and the torrent completes byte-identical.
 
 mod common;
 
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::library_session::{Tracker, eventually, runtime, session_config, start_seeder};
 use common::{make_torrent, write_pseudo_random};
-use peer::selection::FilePattern;
+use peer::selection::{FilePattern, Priority};
 use peer::session::{Session, State};
 use peer::torrent::{TorrentConfig, TorrentError};
 
@@ -49,14 +49,16 @@ fn files_left_out_are_fetched_once_wanted_and_the_torrent_completes() {
         .await;
         let status = session.torrent(&info_hash).expect("in the session");
         assert!(finished, "b.bin not done within 60 s: {status:?}");
-        let skipped: Vec<bool> = status.files.iter().map(|file| file.skipped).collect();
-        assert_eq!(skipped, [true, false, true]);
+        let priorities: Vec<Priority> = status.files.iter().map(|file| file.priority).collect();
+        assert_eq!(priorities, [Priority::Skip, Priority::Normal, Priority::Skip]);
         assert_eq!(status.files[1].done, status.files[1].length);
         assert!(status.status.have < status.status.total && status.status.left > 0, "{status:?}");
         assert!(!down.join("set/a.bin").exists() && !down.join("set/c.bin").exists());
 
-        assert!(session.set_files_wanted(&info_hash, &[true, true, true]).await.expect("no disk trouble"));
-        assert!(!session.set_files_wanted(&info_hash, &[true]).await.expect("no disk trouble"), "one flag per file");
+        let all = [Priority::Low, Priority::Normal, Priority::High];
+        assert!(session.set_file_priorities(&info_hash, &all).await.expect("no disk trouble"));
+        let one = [Priority::High];
+        assert!(!session.set_file_priorities(&info_hash, &one).await.expect("no disk trouble"), "one per file");
         let complete = eventually(Duration::from_secs(60), || {
             session.torrent(&info_hash).is_some_and(|status| {
                 status.state == State::Seeding && status.status.have == status.status.total

@@ -21,11 +21,11 @@
 //!
 //! | state         | where it lives                                        | leaves by                                 |
 //! |---------------|-------------------------------------------------------|-------------------------------------------|
-//! | `Missing`     | `buckets[availability]`, at `pos[piece]`              | `pick` starts it; `mark_have`             |
+//! | `Missing`     | `buckets[tier][availability]`, at `pos[piece]`        | `pick` starts it; `mark_have`             |
 //! | `Downloading` | `active`; also `partial` (at `pos`) iff a block is open | last block in (`Hashing`); every request returned, nothing received (`Missing`) |
 //! | `Hashing`     | `active`, every block `Got`                           | `piece_verified` (`Have`), `piece_failed` (`Missing`) |
 //! | `Have`        | bit set in `we_have`                                  | never                                     |
-//! | `Unwanted`    | bit set in `not_needed` (no list)                     | `set_wanted` wants it again (`Missing`)   |
+//! | `Unwanted`    | bit set in `not_needed` (no list)                     | `set_priorities` wants it (`Missing`)     |
 //!
 //! A block of an active piece is in exactly one slot state (kept in `picker/piece.rs`): `Open` (nobody asked),
 //! `Asked(peer)` (one request outstanding), `Shared(peers)` (endgame: two or more requests, never the same peer
@@ -134,6 +134,13 @@ enum State {
     Unwanted,
 }
 
+/// Piece priorities ([`Picker::set_priorities`]): a piece of a higher one is always started first.
+pub const LOW: u8 = 1;
+pub const NORMAL: u8 = 2;
+pub const HIGH: u8 = 3;
+/// Priorities of wanted pieces, each with its buckets.
+const TIERS: usize = 3;
+
 /// Marks a list position as "in no list" in `pos`.
 const NOWHERE: u32 = u32::MAX;
 
@@ -146,9 +153,11 @@ pub struct Picker {
     state: Vec<State>,
     /// Connected peers holding each piece.
     availability: Vec<u32>,
-    /// `Missing` pieces grouped by availability; bucket order is arbitrary (swap-removal), randomness comes from
-    /// where `pick` starts reading.
-    buckets: Vec<Vec<u32>>,
+    /// `Missing` pieces grouped by priority tier (low, normal, high: see [`Picker::set_priorities`]), then by
+    /// availability; bucket order is arbitrary (swap-removal), randomness comes from where `pick` starts reading.
+    buckets: [Vec<Vec<u32>>; TIERS],
+    /// Each piece's priority: 0 not wanted, then [`LOW`], [`NORMAL`] (every piece at first) or [`HIGH`].
+    priority: Vec<u8>,
     /// `Missing` pieces across all buckets.
     unstarted: u32,
     /// `Downloading` pieces with at least one `Open` slot.
@@ -170,9 +179,6 @@ pub struct Picker {
     /// Every piece before it is `Have` or `Unwanted` (set again from 0 when pieces are wanted anew), so the
     /// window's start is found from here.
     first_lacking: u32,
-    /// The pieces to download, when not all are: a piece that fails or is given up goes back to `Unwanted` if it
-    /// is not in here.
-    wanted: Option<Bitfield>,
     /// Pieces held or not wanted: a peer is interesting when it has a piece outside this.
     not_needed: Bitfield,
     /// Pieces in the `Unwanted` state.
@@ -198,7 +204,8 @@ impl Picker {
             have_bytes: 0,
             state: vec![State::Missing; n],
             availability: vec![0; n],
-            buckets: vec![(0..num_pieces).collect()],
+            buckets: [Vec::new(), vec![(0..num_pieces).collect()], Vec::new()],
+            priority: vec![NORMAL; n],
             unstarted: num_pieces,
             partial: Vec::new(),
             pos: (0..num_pieces).collect(),
@@ -208,7 +215,6 @@ impl Picker {
             scratch: Vec::new(),
             sequential: None,
             first_lacking: 0,
-            wanted: None,
             not_needed: Bitfield::new(num_pieces),
             unwanted: 0,
         })
@@ -276,7 +282,7 @@ impl Picker {
     /// Whether piece `index` is to be downloaded.
     #[must_use]
     pub fn is_wanted(&self, index: u32) -> bool {
-        index < self.num_pieces() && self.wanted.as_ref().is_none_or(|wanted| wanted.has(index))
+        self.priority.get(index as usize).is_some_and(|&priority| priority > 0)
     }
 
     /// Whether `theirs` holds a piece we neither have nor left out.
@@ -285,29 +291,45 @@ impl Picker {
         self.not_needed.interesting(theirs)
     }
 
-    /// Downloads only the pieces set in `wanted` (those of the files chosen; every piece when all are set). A
-    /// piece left out that is being downloaded is finished; pieces held stay held. A bitfield of another length
-    /// is ignored.
+    /// Downloads only the pieces set in `wanted` (those of the files chosen; every piece when all are set), at
+    /// normal priority. See [`Picker::set_priorities`].
     pub fn set_wanted(&mut self, wanted: &Bitfield) {
-        if wanted.len() != self.num_pieces() {
+        if wanted.len() == self.num_pieces() {
+            let priorities: Vec<u8> =
+                (0..wanted.len()).map(|index| if wanted.has(index) { NORMAL } else { 0 }).collect();
+            self.set_priorities(&priorities);
+        }
+    }
+
+    /// Sets each piece's priority (one per piece; another length changes nothing): 0 leaves it out, else
+    /// [`LOW`], [`NORMAL`] or [`HIGH`] (higher values count as high). Rarest first, a piece of a higher
+    /// priority is always started before one of a lower; a sequential download keeps its order and only leaves
+    /// out the pieces at 0. A piece left out while being downloaded is finished; pieces held stay held.
+    /// Sequential order starts again from the first piece.
+    pub fn set_priorities(&mut self, priorities: &[u8]) {
+        if priorities.len() != self.num_pieces() as usize {
             return;
         }
-        // First: `make_missing` below reads it.
-        self.wanted = (!wanted.is_complete()).then(|| wanted.clone());
-        for index in 0..self.num_pieces() {
-            let want = wanted.has(index);
+        for (index, &new) in (0u32..).zip(priorities) {
+            let new = new.min(HIGH);
+            let old = self.priority[index as usize];
+            if new == old {
+                continue;
+            }
             match self.state[index as usize] {
-                State::Missing if !want => {
+                State::Missing => {
                     self.unbucket(index, self.availability[index as usize]);
                     self.unstarted -= 1;
-                    self.make_unwanted(index);
-                }
-                State::Unwanted if want => {
-                    self.unwanted -= 1;
-                    let _ = self.not_needed.clear(index);
+                    self.priority[index as usize] = new;
                     self.make_missing(index);
                 }
-                _ => {}
+                State::Unwanted => {
+                    self.unwanted -= 1;
+                    let _ = self.not_needed.clear(index);
+                    self.priority[index as usize] = new;
+                    self.make_missing(index);
+                }
+                _ => self.priority[index as usize] = new,
             }
         }
         self.first_lacking = 0;
@@ -428,18 +450,25 @@ impl Picker {
         }
     }
 
+    /// The buckets of piece `index`'s priority (a wanted piece's: 1 to 3).
+    fn tier(&self, index: u32) -> usize {
+        usize::from(self.priority[index as usize].clamp(LOW, HIGH) - LOW)
+    }
+
     fn bucket(&mut self, index: u32) {
         let a = self.availability[index as usize] as usize;
-        if self.buckets.len() <= a {
-            self.buckets.resize_with(a + 1, Vec::new);
+        let buckets = &mut self.buckets[self.tier(index)];
+        if buckets.len() <= a {
+            buckets.resize_with(a + 1, Vec::new);
         }
-        self.pos[index as usize] = to_u32(self.buckets[a].len());
-        self.buckets[a].push(index);
+        self.pos[index as usize] = to_u32(buckets[a].len());
+        buckets[a].push(index);
     }
 
     fn unbucket(&mut self, index: u32, availability: u32) {
         let at = self.pos[index as usize] as usize;
-        let bucket = &mut self.buckets[availability as usize];
+        let tier = self.tier(index);
+        let bucket = &mut self.buckets[tier][availability as usize];
         bucket.swap_remove(at);
         if let Some(&moved) = bucket.get(at) {
             self.pos[moved as usize] = to_u32(at);
@@ -628,9 +657,11 @@ impl Picker {
         let need_pieces = need.div_ceil((self.geo.block_count(0) as usize).max(1));
         let mut over_budget = need_pieces.saturating_mul(theirs.len() as usize) / held > budget;
         let (mut blocks, mut scanned) = (0, 0);
-        // Bucket 0 holds pieces nobody is known to have; a peer that joined properly is never served from it.
-        let buckets = if over_budget { &[][..] } else { self.buckets.get(1..).unwrap_or_default() };
-        'scan: for bucket in buckets.iter().filter(|bucket| !bucket.is_empty()) {
+        // Highest priority first. Bucket 0 holds pieces nobody is known to have; a peer that joined properly is
+        // never served from it.
+        let tiers = self.buckets.iter().rev().filter(|_| !over_budget);
+        let buckets = tiers.flat_map(|tier| tier.get(1..).unwrap_or_default());
+        'scan: for bucket in buckets.filter(|bucket| !bucket.is_empty()) {
             let from = rng.random_range(0..bucket.len());
             for &index in bucket[from..].iter().chain(&bucket[..from]) {
                 if theirs.has(index) {
@@ -648,10 +679,15 @@ impl Picker {
             }
         }
         if over_budget {
-            // Cheaper to walk the peer's bitfield once: rank its missing pieces by (availability, random draw).
+            // Cheaper to walk the peer's bitfield once: rank its missing pieces by (priority, availability, random
+            // draw), the priority in the top bits of the first key.
             chosen.clear();
             let candidates = wanted(&self.we_have, theirs).filter(|&i| self.state[i as usize] == State::Missing);
-            chosen.extend(candidates.map(|i| (self.availability[i as usize], rng.random(), i)));
+            let rank = |i: u32| {
+                let lower = u32::from(HIGH - self.priority[i as usize].min(HIGH));
+                (lower << 30) | self.availability[i as usize].min((1 << 30) - 1)
+            };
+            chosen.extend(candidates.map(|i| (rank(i), rng.random(), i)));
             // Every piece has at least one block, so `need` pieces always cover `need` blocks.
             if chosen.len() > need {
                 chosen.select_nth_unstable(need);

@@ -506,3 +506,30 @@ fn pieces_left_out_are_never_picked_and_the_download_finishes_without_them() {
     check(&p);
     assert_eq!(pick(&mut p, A, &seed, 100, 5), vec![], "the failed piece is not asked for again");
 }
+
+#[test]
+fn higher_priority_pieces_are_started_first_whichever_way_the_peer_is_read() {
+    use super::{HIGH, LOW, NORMAL};
+    let mut p = picker(8, 1);
+    let seed = Bitfield::full(8);
+    p.peer_joined(&seed);
+    p.set_priorities(&[LOW, NORMAL, HIGH, NORMAL, LOW, HIGH, NORMAL, 0]);
+    check(&p);
+    // A seeder: read from the buckets, highest tier first.
+    let order: Vec<u32> = pick(&mut p, A, &seed, 100, 1).iter().map(|block| block.piece).collect();
+    assert_eq!(order.len(), 7, "every wanted piece: {order:?}");
+    let rank = |piece: u32| [1, 2, 3, 2, 1, 3, 2, 0][piece as usize];
+    assert!(order.windows(2).all(|pair| rank(pair[0]) >= rank(pair[1])), "started by priority: {order:?}");
+
+    // A peer with few pieces: its bitfield is walked, ranked by priority first too.
+    let mut p = picker(64, 1);
+    let few = bits(64, &[3, 10, 40]);
+    p.peer_joined(&few);
+    p.peer_joined(&bits(64, &[40]));
+    let mut priorities = vec![NORMAL; 64];
+    priorities[3] = LOW;
+    priorities[10] = HIGH;
+    p.set_priorities(&priorities);
+    let order: Vec<u32> = pick(&mut p, B, &few, 100, 2).iter().map(|block| block.piece).collect();
+    assert_eq!(order, vec![10, 40, 3], "high, then normal (rarer first), then low");
+}

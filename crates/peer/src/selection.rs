@@ -4,6 +4,57 @@
 //! without a `/` is matched against the file's name alone, wherever the file is (`*.mkv`), as rsync and
 //! .gitignore do; one with a `/` against the whole path (`Season 1/*`).
 
+/// How much a file is wanted: not at all (not created, not downloaded), or at one of three priorities; a piece
+/// takes the highest of its files', and a piece of a higher priority is always started first (libtorrent's rule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Priority {
+    Skip,
+    Low,
+    #[default]
+    Normal,
+    High,
+}
+
+impl Priority {
+    /// As the picker counts: 0 for [`Priority::Skip`], up to 3 for [`Priority::High`].
+    #[must_use]
+    pub fn level(self) -> u8 {
+        match self {
+            Priority::Skip => 0,
+            Priority::Low => crate::picker::LOW,
+            Priority::Normal => crate::picker::NORMAL,
+            Priority::High => crate::picker::HIGH,
+        }
+    }
+
+    fn of_level(level: u8) -> Priority {
+        match level {
+            0 => Priority::Skip,
+            1 => Priority::Low,
+            2 => Priority::Normal,
+            _ => Priority::High,
+        }
+    }
+}
+
+/// A file's priority that threads read and write without a lock.
+#[derive(Debug)]
+pub(crate) struct AtomicPriority(std::sync::atomic::AtomicU8);
+
+impl AtomicPriority {
+    pub(crate) fn new(priority: Priority) -> AtomicPriority {
+        AtomicPriority(std::sync::atomic::AtomicU8::new(priority.level()))
+    }
+
+    pub(crate) fn get(&self) -> Priority {
+        Priority::of_level(self.0.load(std::sync::atomic::Ordering::Acquire))
+    }
+
+    pub(crate) fn set(&self, priority: Priority) {
+        self.0.store(priority.level(), std::sync::atomic::Ordering::Release);
+    }
+}
+
 /// One `--only` pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FilePattern {
@@ -42,17 +93,18 @@ impl FilePattern {
     }
 }
 
-/// Which of `paths` no pattern chooses (to skip); the first pattern that chooses no file at all is an error (the
-/// caller names it).
+/// Each of `paths` at normal priority when a pattern chooses it, else skipped; the first pattern that chooses no
+/// file at all is an error (the caller names it).
 ///
 /// # Errors
 ///
 /// A pattern that matches none of `paths`.
-pub fn skipped_by<'p>(patterns: &'p [FilePattern], paths: &[String]) -> Result<Vec<bool>, &'p FilePattern> {
+pub fn priorities_by<'p>(patterns: &'p [FilePattern], paths: &[String]) -> Result<Vec<Priority>, &'p FilePattern> {
     if let Some(unused) = patterns.iter().find(|pattern| !paths.iter().any(|path| pattern.matches(path))) {
         return Err(unused);
     }
-    Ok(paths.iter().map(|path| !patterns.iter().any(|pattern| pattern.matches(path))).collect())
+    let chosen = |path: &String| patterns.iter().any(|pattern| pattern.matches(path));
+    Ok(paths.iter().map(|path| if chosen(path) { Priority::Normal } else { Priority::Skip }).collect())
 }
 
 impl std::fmt::Display for FilePattern {
@@ -190,8 +242,8 @@ mod tests {
     fn every_file_no_pattern_chooses_is_skipped_and_an_unused_pattern_is_named() {
         let paths: Vec<String> = ["a/one.mkv", "a/one.srt", "b/two.mkv"].iter().map(|p| (*p).to_owned()).collect();
         let patterns = [FilePattern::parse("*.mkv").expect("valid")];
-        assert_eq!(skipped_by(&patterns, &paths), Ok(vec![false, true, false]));
+        assert_eq!(priorities_by(&patterns, &paths), Ok(vec![Priority::Normal, Priority::Skip, Priority::Normal]));
         let patterns = [FilePattern::parse("*.mkv").expect("valid"), FilePattern::parse("*.nfo").expect("valid")];
-        assert_eq!(skipped_by(&patterns, &paths).map_err(ToString::to_string), Err("*.nfo".to_owned()));
+        assert_eq!(priorities_by(&patterns, &paths).map_err(ToString::to_string), Err("*.nfo".to_owned()));
     }
 }

@@ -39,6 +39,7 @@ use crate::budget::ConnectionBudget;
 use crate::connection;
 use crate::events::{Event, EventSink, PeerSummary, Status, TrackerStatus};
 use crate::rate::TransferLimiter;
+use crate::selection::Priority;
 use crate::storage::{FileProgress, Storage};
 use crate::swarm::Swarm;
 use crate::torrent::{self, Outcome, TorrentConfig, TorrentError, TorrentSlot};
@@ -469,26 +470,31 @@ impl Session {
         }
     }
 
-    /// Chooses which of a torrent's files to download: one flag per file, as [`TorrentStatus::files`] lists them.
-    /// A file left out is not created (what pieces shared with a wanted file carry of it goes to the part file);
-    /// one wanted again gets its bytes out of the part file, and the torrent downloads what it now lacks. False if
-    /// there is no such torrent, its metadata is not in yet, or `wanted` does not have one flag per file.
+    /// Sets how much each of a torrent's files is wanted: one [`Priority`] per file, as [`TorrentStatus::files`]
+    /// lists them. A file at [`Priority::Skip`] is not created (what pieces shared with a wanted file carry of it
+    /// goes to the part file); one wanted again gets its bytes out of the part file, and the torrent downloads
+    /// what it now lacks, the pieces of higher priority first. False if there is no such torrent, its metadata is
+    /// not in yet, or `priorities` does not have one per file.
     ///
     /// # Errors
     ///
     /// Moving a file's bytes out of the part file failed (the disk), naming the file.
-    pub async fn set_files_wanted(&self, info_hash: &[u8; 20], wanted: &[bool]) -> Result<bool, TorrentError> {
+    pub async fn set_file_priorities(
+        &self,
+        info_hash: &[u8; 20],
+        priorities: &[Priority],
+    ) -> Result<bool, TorrentError> {
         let Some(entry) = self.find(info_hash) else { return Ok(false) };
         let Some(layout) = entry.slot.get().map(|slot| slot.layout.clone()) else { return Ok(false) };
-        let skipped: Vec<bool> = wanted.iter().map(|wanted| !wanted).collect();
-        if skipped.len() != layout.paths_inside().len() {
+        if priorities.len() != layout.paths_inside().len() {
             return Ok(false);
         }
-        let pieces = tokio::task::spawn_blocking(move || layout.set_skipped(&skipped))
+        let priorities = priorities.to_vec();
+        let pieces = tokio::task::spawn_blocking(move || layout.set_priorities(&priorities))
             .await
             .map_err(|err| TorrentError::Disk(err.to_string()))??;
         if let Some(swarm) = entry.swarm() {
-            swarm.set_wanted(&pieces);
+            swarm.set_priorities(&pieces);
         }
         Ok(true)
     }

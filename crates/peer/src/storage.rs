@@ -12,7 +12,7 @@
 //! any file we can read. The folder check is not atomic against a process racing us inside `DIR` (that would need
 //! `openat` on every component); it stops the links that are already there.
 //!
-//! Files can be left out ([`Storage::set_skipped`]): a skipped file is not created, and the bytes of it that pieces
+//! Files can be left out ([`Storage::set_priorities`]): a skipped file is not created, and the bytes of it that pieces
 //! shared with a wanted file carry go to a part file, `DIR/.HASH.parts` (libtorrent's name), at their offset in the
 //! torrent's byte stream (sparse: only those pieces take room). They are never passed off as the file: wanting the
 //! file again moves them into it.
@@ -35,6 +35,7 @@ use metainfo::hashing::{DataFile, OnReadError, hash_pieces};
 use metainfo::path::check_component;
 use peer_wire::Bitfield;
 
+use crate::selection::{AtomicPriority, Priority};
 use crate::v2::PieceHashes;
 
 /// Files kept open at once. libtorrent's file pool holds a few hundred; far below the usual soft limit of 1,024
@@ -94,8 +95,8 @@ pub struct FileProgress {
     pub length: u64,
     /// Bytes of the file inside verified pieces.
     pub done: u64,
-    /// Left out of the download ([`Storage::set_skipped`]).
-    pub skipped: bool,
+    /// Left out of the download, or how much it is wanted ([`Storage::set_priorities`]).
+    pub priority: Priority,
 }
 
 /// One torrent, laid out under a download folder. See the module documentation.
@@ -129,8 +130,8 @@ struct StoredFile {
     /// A BEP 47 pad file (a hybrid torrent's zeros that align the next file to a piece): never on disk, read as
     /// zeros, its bytes of a verified piece dropped on write.
     pad: bool,
-    /// Left out of the download.
-    skipped: AtomicBool,
+    /// Left out of the download ([`Priority::Skip`]), or how much it is wanted.
+    priority: AtomicPriority,
     /// Its bytes live in the part file: skipped while it did not exist. Cleared (its bytes moved into it) when
     /// it is wanted again; never set for a file on disk, whose bytes stay where they are.
     in_part: AtomicBool,
@@ -191,7 +192,7 @@ impl Storage {
                 start,
                 length: entry.length,
                 pad: entry.pad,
-                skipped: AtomicBool::new(false),
+                priority: AtomicPriority::new(Priority::Normal),
                 in_part: AtomicBool::new(false),
             });
             start = start.checked_add(entry.length).ok_or_else(|| layout(&root, "total length overflows".into()))?;
@@ -225,35 +226,53 @@ impl Storage {
         })
     }
 
-    /// Leaves out the files set in `skipped` and wants the others: one flag per file as [`Storage::file_progress`]
-    /// lists them (pad files left out; a list of another length changes nothing). A file wanted again whose bytes
-    /// are in the part file gets them moved into it, while no piece is read or written. Returns the pieces to
-    /// download: those holding a byte of a wanted file.
+    /// Sets each file's priority, one per file as [`Storage::file_progress`] lists them (pad files left out; a
+    /// list of another length changes nothing). A file left out is not created; a file wanted again whose bytes
+    /// are in the part file gets them moved into it, while no piece is read or written. Returns each piece's
+    /// priority for the picker ([`Storage::piece_priorities`]).
     ///
     /// # Errors
     ///
     /// Moving bytes out of the part file failed (the disk, a link in the way), naming the file; that file and
-    /// those after it keep their state.
-    pub fn set_skipped(&self, skipped: &[bool]) -> Result<Bitfield, StorageError> {
+    /// those after it keep their priority.
+    pub fn set_priorities(&self, priorities: &[Priority]) -> Result<Vec<u8>, StorageError> {
         let _moving = self.moving.write().unwrap_or_else(PoisonError::into_inner);
         let files: Vec<(usize, &StoredFile)> = self.files.iter().enumerate().filter(|(_, file)| !file.pad).collect();
-        if skipped.len() == files.len() {
-            for ((index, file), &skip) in files.into_iter().zip(skipped) {
-                if skip {
+        if priorities.len() == files.len() {
+            for ((index, file), &priority) in files.into_iter().zip(priorities) {
+                if priority == Priority::Skip {
                     // A file on disk keeps its bytes; one not there yet takes none (it is not created).
                     let absent =
                         matches!(fs::symlink_metadata(&file.path), Err(err) if err.kind() == io::ErrorKind::NotFound);
-                    if absent && !file.skipped.load(Ordering::Acquire) {
+                    if absent && file.priority.get() != Priority::Skip {
                         file.in_part.store(true, Ordering::Release);
                     }
                 } else if file.in_part.load(Ordering::Acquire) {
                     self.export_from_part(index)?;
                     file.in_part.store(false, Ordering::Release);
                 }
-                file.skipped.store(skip, Ordering::Release);
+                file.priority.set(priority);
             }
         }
-        Ok(self.wanted_pieces())
+        Ok(self.piece_priorities())
+    }
+
+    /// Each piece's priority for the picker: the highest [`Priority::level`] of the files it holds bytes of (0
+    /// when all of them are left out).
+    #[must_use]
+    pub fn piece_priorities(&self) -> Vec<u8> {
+        let mut levels = vec![0u8; self.num_pieces as usize];
+        let piece_length = u64::from(self.piece_length);
+        for file in self.files.iter().filter(|file| file.length > 0 && !file.pad) {
+            let level = file.priority.get().level();
+            let (first, last) = (file.start / piece_length, (file.start + file.length - 1) / piece_length);
+            for piece in first..=last {
+                if let Some(slot) = usize::try_from(piece).ok().and_then(|piece| levels.get_mut(piece)) {
+                    *slot = (*slot).max(level);
+                }
+            }
+        }
+        levels
     }
 
     /// Each file's path inside the torrent, `/`-separated, as [`Storage::file_progress`] lists them: the name of
@@ -272,23 +291,6 @@ impl Storage {
                 _ => file.path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default(),
             })
             .collect()
-    }
-
-    /// Pieces holding a byte of a file that is not skipped.
-    #[must_use]
-    pub fn wanted_pieces(&self) -> Bitfield {
-        let mut wanted = Bitfield::new(self.num_pieces);
-        let piece_length = u64::from(self.piece_length);
-        for file in self.files.iter().filter(|file| file.length > 0 && !file.pad) {
-            if file.skipped.load(Ordering::Acquire) {
-                continue;
-            }
-            let (first, last) = (file.start / piece_length, (file.start + file.length - 1) / piece_length);
-            for piece in first..=last {
-                let _ = u32::try_from(piece).map(|piece| wanted.set(piece));
-            }
-        }
-        wanted
     }
 
     /// Copies the bytes of file `index` from the part file into the file: those of its first and last pieces, the
@@ -351,14 +353,19 @@ impl Storage {
         &self.part_path
     }
 
-    /// What the fast-resume state stamps: every file ([`Storage::file_paths`]), then the part file when it exists.
+    /// What the fast-resume state stamps for each file ([`Storage::file_paths`]): the part file for a file whose
+    /// bytes are there. A restart that reads a file from elsewhere (wanted now, or left out now and not before)
+    /// then finds a stamp changed, and checks.
     #[must_use]
     pub fn stamped_paths(&self) -> Vec<Option<PathBuf>> {
-        let mut paths = self.file_paths();
-        if self.part_path.is_file() {
-            paths.push(Some(self.part_path.clone()));
-        }
-        paths
+        self.files
+            .iter()
+            .map(|file| match (file.pad, file.in_part.load(Ordering::Acquire)) {
+                (true, _) => None,
+                (false, true) => Some(self.part_path.clone()),
+                (false, false) => Some(file.path.clone()),
+            })
+            .collect()
     }
 
     /// Each file's path, in the torrent's order; `None` for a pad file (never on disk).
@@ -577,7 +584,7 @@ impl Storage {
     ///
     /// A symbolic link or a non-file in the way, or an I/O error, naming the path.
     pub fn create_empty_files(&self) -> Result<(), StorageError> {
-        for file in self.files.iter().filter(|file| file.length == 0 && !file.skipped.load(Ordering::Acquire)) {
+        for file in self.files.iter().filter(|file| file.length == 0 && file.priority.get() != Priority::Skip) {
             self.check_folders(file, true)?;
             // create_new is O_EXCL, which never follows a link, even a dangling one.
             let created =
@@ -620,12 +627,7 @@ impl Storage {
                         }
                     }
                 }
-                FileProgress {
-                    path: file.path.clone(),
-                    length: file.length,
-                    done,
-                    skipped: file.skipped.load(Ordering::Acquire),
-                }
+                FileProgress { path: file.path.clone(), length: file.length, done, priority: file.priority.get() }
             })
             .collect()
     }

@@ -14,6 +14,12 @@ use peer_wire::Bitfield;
 use sha1::{Digest, Sha1};
 
 use super::{MAX_OPEN_FILES, Storage, StorageError};
+use crate::selection::Priority::{self, High, Low, Normal, Skip};
+
+/// The pieces a priority list from `set_priorities` wants.
+fn wanted(levels: &[u8]) -> Vec<u32> {
+    (0u32..).zip(levels).filter(|&(_, &level)| level > 0).map(|(index, _)| index).collect()
+}
 
 /// A file of a test torrent: path components below the torrent's folder (empty for single-file) and content.
 type Part = (Vec<&'static str>, Vec<u8>);
@@ -522,12 +528,16 @@ fn a_skipped_file_is_never_created_and_its_share_of_boundary_pieces_goes_to_the_
     let torrent = torrent("album", 16, &parts);
     let stream = stream(&parts);
     let storage = Storage::new(&torrent, dir.path()).expect("layout");
-    let wanted = storage.set_skipped(&[false, true, false]).expect("skip b");
-    let wanted_pieces: Vec<u32> = wanted.ones().collect();
-    assert_eq!(wanted_pieces, vec![0, 1, 2, 5, 6, 7], "b's own pieces 3 and 4 are not wanted");
-    write_all_pieces(&storage, &stream, wanted.ones());
+    let levels = storage.set_priorities(&[Normal, Skip, High]).expect("skip b");
+    assert_eq!(levels, [2, 2, 2, 0, 0, 3, 3, 3], "b's own pieces are not wanted; a piece takes its highest file's");
+    let wanted_pieces = wanted(&levels);
+    write_all_pieces(&storage, &stream, wanted_pieces.iter().copied());
     let root = dir.path().join("album");
     assert!(!root.join("b.bin").exists(), "the skipped file was created");
+    // Fast resume stamps where b's bytes are: the part file.
+    let stamped = storage.stamped_paths();
+    assert_eq!(stamped[1].as_deref(), Some(storage.part_path()));
+    assert_eq!(stamped[0].as_deref(), Some(root.join("a.bin").as_path()));
     assert_eq!(fs::read(root.join("a.bin")).expect("a"), parts[0].1);
     assert_eq!(fs::read(root.join("c.bin")).expect("c"), parts[2].1);
     // The part file holds b's bytes of pieces 2 and 5, at their stream offsets, and nothing else of b.
@@ -545,20 +555,22 @@ fn a_skipped_file_is_never_created_and_its_share_of_boundary_pieces_goes_to_the_
     }
     // A fresh start with the same choice checks the wanted pieces, reading b's share from the part file.
     let again = Storage::new(&torrent, dir.path()).expect("layout");
-    assert_eq!(again.set_skipped(&[false, true, false]).expect("skip b"), wanted);
+    assert_eq!(again.set_priorities(&[Normal, Skip, High]).expect("skip b"), levels);
     let have = again.check(1, |_| {});
     assert_eq!(have.ones().collect::<Vec<_>>(), wanted_pieces);
-    assert_eq!(again.file_progress(&have).iter().map(|file| file.skipped).collect::<Vec<_>>(), [false, true, false]);
+    let priorities: Vec<Priority> = again.file_progress(&have).iter().map(|file| file.priority).collect();
+    assert_eq!(priorities, [Normal, Skip, High]);
 
     // Wanted again: its bytes move out of the part file into it, and every piece of it is wanted.
-    let all = again.set_skipped(&[false, false, false]).expect("want b");
-    assert!(all.is_complete());
+    let all = again.set_priorities(&[Normal, Low, Normal]).expect("want b");
+    assert_eq!(all, [2, 2, 2, 1, 1, 2, 2, 2]);
     let b = fs::read(root.join("b.bin")).expect("b exists now");
     assert_eq!(b.len(), 48);
     assert_eq!((b[..8].to_vec(), b[40..].to_vec()), (stream[40..48].to_vec(), stream[80..88].to_vec()));
     write_all_pieces(&again, &stream, [3, 4].into_iter());
     assert_eq!(fs::read(root.join("b.bin")).expect("b"), parts[1].1);
     assert_eq!(again.check(1, |_| {}).count(), 8, "every piece reads back from the files alone");
+    assert_eq!(again.stamped_paths()[1].as_deref(), Some(root.join("b.bin").as_path()), "b is read from b now");
 }
 
 #[test]
@@ -569,11 +581,11 @@ fn a_file_on_disk_that_is_skipped_keeps_its_bytes_where_they_are() {
     let stream = stream(&parts);
     let storage = Storage::new(&torrent, dir.path()).expect("layout");
     write_all_pieces(&storage, &stream, 0..8);
-    assert!(storage.set_skipped(&[false, true, false]).is_ok());
+    assert!(storage.set_priorities(&[Normal, Skip, Normal]).is_ok());
     // Nothing moved: b is read where it is, and no part file is made.
     assert_eq!(storage.check(1, |_| {}).count(), 8);
     assert!(!storage.part_path().exists());
     assert_eq!(fs::read(dir.path().join("album/b.bin")).expect("b"), parts[1].1);
-    assert!(storage.set_skipped(&[true]).is_ok(), "a list of another length changes nothing");
-    assert!(!storage.file_progress(&Bitfield::new(8))[0].skipped);
+    assert!(storage.set_priorities(&[Skip]).is_ok(), "a list of another length changes nothing");
+    assert_eq!(storage.file_progress(&Bitfield::new(8))[0].priority, Normal);
 }

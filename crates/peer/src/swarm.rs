@@ -410,12 +410,12 @@ impl Swarm {
         self.lock().finished
     }
 
-    /// Downloads only the pieces of `wanted` (see [`Picker::set_wanted`]): interest in each peer follows, and the
-    /// download is over once they are all verified ([`Event::Complete`] is said then, or again after more pieces
-    /// were wanted).
-    pub fn set_wanted(&self, wanted: &Bitfield) {
+    /// Sets each piece's priority (see [`Picker::set_priorities`]; 0 leaves it out): interest in each peer
+    /// follows, and the download is over once every wanted piece is verified ([`Event::Complete`] is said then,
+    /// or again after more pieces were wanted).
+    pub fn set_priorities(&self, priorities: &[u8]) {
         let mut state = self.lock();
-        state.picker.set_wanted(wanted);
+        state.picker.set_priorities(priorities);
         let was = state.finished;
         state.finished = state.picker.is_finished();
         let keys: Vec<PeerKey> = state.peers.keys().copied().collect();

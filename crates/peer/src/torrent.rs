@@ -186,10 +186,11 @@ pub(crate) async fn run(
     let metadata = torrent.info_bytes.clone();
     let swarm =
         Arc::new(Swarm::new(storage, metadata, info_hash, shared.peer_id, &have, &swarm_config, events.clone())?);
-    let wanted = layout.wanted_pieces();
-    if !wanted.is_complete() {
-        // Files left out: only the pieces of the others are downloaded, and the download is over once they are in.
-        swarm.set_wanted(&wanted);
+    let priorities = layout.piece_priorities();
+    if priorities.iter().any(|&level| level != crate::picker::NORMAL) {
+        // Files left out or preferred: only the pieces of the others are downloaded (the download is over once
+        // they are in), those of preferred files first.
+        swarm.set_priorities(&priorities);
     }
     let started_finished = swarm.is_finished();
 
@@ -330,7 +331,7 @@ async fn resumed(path: &std::path::Path, storage: &Arc<Storage>, info_hash: &[u8
                 return None;
             }
         };
-        match state.trusted(&info_hash, storage.num_pieces(), &storage.file_paths()) {
+        match state.trusted(&info_hash, storage.num_pieces(), &storage.stamped_paths()) {
             Ok(have) => {
                 tracing::info!("fast resume: {} pieces trusted from {}", have.count(), path.display());
                 Some(have)
@@ -350,7 +351,7 @@ async fn resumed(path: &std::path::Path, storage: &Arc<Storage>, info_hash: &[u8
 /// a warning: the next start checks the data.
 async fn save_resume(path: PathBuf, storage: Arc<Storage>, info_hash: [u8; 20], have: Bitfield) {
     let saved = tokio::task::spawn_blocking(move || {
-        let files = crate::resume::stamps(&storage.file_paths());
+        let files = crate::resume::stamps(&storage.stamped_paths());
         crate::resume::save(&path, &crate::resume::ResumeState { info_hash, have, files })
     })
     .await;
@@ -455,8 +456,8 @@ pub(crate) fn choose_files(
     if only.is_empty() {
         return Ok(());
     }
-    let skipped = crate::selection::skipped_by(only, &layout.paths_inside())
+    let priorities = crate::selection::priorities_by(only, &layout.paths_inside())
         .map_err(|pattern| TorrentError::NoFileMatches { pattern: pattern.to_string(), name: name.to_owned() })?;
-    layout.set_skipped(&skipped)?;
+    layout.set_priorities(&priorities)?;
     Ok(())
 }

@@ -17,7 +17,8 @@ impl Picker {
         let mut requests: BTreeMap<PeerKey, BTreeMap<u32, u32>> = BTreeMap::new();
         for i in 0..p.num_pieces() {
             let at = p.pos[i as usize];
-            let in_bucket = p.buckets.get(p.availability[i as usize] as usize).and_then(|b| b.get(at as usize));
+            let tier = &p.buckets[usize::from(p.priority[i as usize].clamp(1, 3) - 1)];
+            let in_bucket = tier.get(p.availability[i as usize] as usize).and_then(|b| b.get(at as usize));
             let in_partial = p.partial.get(at as usize) == Some(&i);
             assert_eq!(p.we_have.has(i), p.state[i as usize] == State::Have, "piece {i}");
             let not_needed = matches!(p.state[i as usize], State::Have | State::Unwanted);
@@ -73,7 +74,7 @@ impl Picker {
         }
         assert_eq!(p.unstarted, unstarted);
         assert_eq!(p.unwanted, unwanted);
-        assert_eq!(p.buckets.iter().map(Vec::len).sum::<usize>(), unstarted as usize);
+        assert_eq!(p.buckets.iter().flatten().map(Vec::len).sum::<usize>(), unstarted as usize);
         assert!(p.partial.iter().all(|&i| p.state[i as usize] == State::Downloading));
         assert_eq!(p.requests, requests, "per-peer request counts match the slots");
         assert_eq!(p.missing_bytes(), p.geo.total_length - have_bytes);
