@@ -262,6 +262,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         trace,
         dht: dht.clone(),
         lsd: !args.no_lsd,
+        // The command line names the torrents: nothing is kept for a restart but each one's fast-resume state.
+        state_dir: None,
     };
     let config = TorrentConfig {
         dir: args.dir.clone(),

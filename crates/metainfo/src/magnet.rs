@@ -208,6 +208,37 @@ pub fn magnet_link(torrent: &Torrent) -> String {
     link
 }
 
+impl Magnet {
+    /// The link again: what [`parse_magnet`] reads back as this magnet (hashes, name, trackers and peers).
+    #[must_use]
+    pub fn to_link(&self) -> String {
+        let mut xts = Vec::new();
+        if let Some(v1) = self.info_hash_v1() {
+            xts.push(format!("xt=urn:btih:{v1}"));
+        }
+        if let Some(v2) = self.info_hash_v2 {
+            xts.push(format!("xt=urn:btmh:1220{v2}"));
+        }
+        let mut link = format!("magnet:?{}", xts.join("&"));
+        let mut push = |key: &str, value: &str| {
+            link.push('&');
+            link.push_str(key);
+            link.push('=');
+            link.extend(utf8_percent_encode(value, QUERY_VALUE));
+        };
+        if let Some(name) = &self.name {
+            push("dn", name);
+        }
+        for tracker in &self.trackers {
+            push("tr", tracker);
+        }
+        for peer in &self.peers {
+            push("x.pe", peer);
+        }
+        link
+    }
+}
+
 /// A .torrent file around `info` (an info dictionary as fetched from peers, BEP 9) with `trackers`, each in a
 /// tier of its own as a magnet link lists them. The info bytes are kept exactly, so the info-hash is unchanged.
 pub fn torrent_file_from_metadata(info: &[u8], trackers: &[String]) -> Vec<u8> {
@@ -344,6 +375,19 @@ mod tests {
         assert_eq!(magnet.name.as_deref(), Some("Big Buck Bunny"));
         assert_eq!(magnet.trackers, ["udp://tracker.example:6969/announce", "http://t2.example/announce"]);
         assert_eq!(magnet.peers, ["127.0.0.1:6881", "[::1]:6882"]);
+    }
+
+    #[test]
+    fn a_magnet_written_back_as_a_link_reads_the_same() {
+        let v2 = "1220".to_owned() + &"ab".repeat(32);
+        for link in [
+            format!("magnet:?xt=urn:btih:{HEX}&dn=Big%20Buck%20Bunny&tr=udp%3A%2F%2Ft%3A1&x.pe=%5B%3A%3A1%5D:6882"),
+            format!("magnet:?xt=urn:btmh:{v2}&tr=http%3A%2F%2Ft%2Fa%3Fb%3Dc"),
+            format!("magnet:?xt=urn:btih:{HEX}&xt=urn:btmh:{v2}&dn=hybrid"),
+        ] {
+            let magnet = parse_magnet(&link).expect("a valid link");
+            assert_eq!(parse_magnet(&magnet.to_link()).as_ref(), Ok(&magnet), "{link}");
+        }
     }
 
     #[test]

@@ -153,6 +153,88 @@ impl Torrent {
         })
     }
 
+    /// The torrent as a .torrent file again: its keys (announce and its tiers, comment, creator, date, DHT
+    /// nodes, web seeds), the `info` dictionary byte for byte (so the info-hash is the same), and for a v2 or
+    /// hybrid torrent the piece layers it holds. Keys the parser does not keep are not written; what the file
+    /// reads back as is this torrent.
+    #[must_use]
+    pub fn to_file(&self) -> Vec<u8> {
+        use ::bencode::encode_bytes;
+        let mut out = Vec::with_capacity(self.info_bytes.len() + 256);
+        let text = |key: &[u8], value: &str, out: &mut Vec<u8>| {
+            encode_bytes(key, out);
+            encode_bytes(value.as_bytes(), out);
+        };
+        out.push(b'd');
+        // Keys in byte order, as bencode wants them.
+        if let Some(announce) = &self.announce {
+            text(b"announce", announce, &mut out);
+        }
+        if !self.announce_list.is_empty() {
+            encode_bytes(b"announce-list", &mut out);
+            out.push(b'l');
+            for tier in &self.announce_list {
+                out.push(b'l');
+                for url in tier {
+                    encode_bytes(url.as_bytes(), &mut out);
+                }
+                out.push(b'e');
+            }
+            out.push(b'e');
+        }
+        if let Some(comment) = &self.comment {
+            text(b"comment", comment, &mut out);
+        }
+        if let Some(created_by) = &self.created_by {
+            text(b"created by", created_by, &mut out);
+        }
+        if let Some(date) = self.creation_date {
+            encode_bytes(b"creation date", &mut out);
+            out.extend_from_slice(format!("i{date}e").as_bytes());
+        }
+        encode_bytes(b"info", &mut out);
+        out.extend_from_slice(&self.info_bytes);
+        if !self.nodes.is_empty() {
+            encode_bytes(b"nodes", &mut out);
+            out.push(b'l');
+            for (host, port) in &self.nodes {
+                out.push(b'l');
+                encode_bytes(host.as_bytes(), &mut out);
+                out.extend_from_slice(format!("i{port}e").as_bytes());
+                out.push(b'e');
+            }
+            out.push(b'e');
+        }
+        let mut layers: Vec<(&[u8; 32], Vec<u8>)> = self
+            .v2
+            .iter()
+            .flat_map(|v2| &v2.files)
+            .filter(|file| !file.piece_layer.is_empty())
+            .filter_map(|file| file.pieces_root.as_ref().map(|root| (root, file.piece_layer.concat())))
+            .collect();
+        if !layers.is_empty() {
+            layers.sort_by(|a, b| a.0.cmp(b.0));
+            layers.dedup_by(|a, b| a.0 == b.0);
+            encode_bytes(b"piece layers", &mut out);
+            out.push(b'd');
+            for (root, layer) in layers {
+                encode_bytes(root, &mut out);
+                encode_bytes(&layer, &mut out);
+            }
+            out.push(b'e');
+        }
+        if !self.url_list.is_empty() {
+            encode_bytes(b"url-list", &mut out);
+            out.push(b'l');
+            for url in &self.url_list {
+                encode_bytes(url.as_bytes(), &mut out);
+            }
+            out.push(b'e');
+        }
+        out.push(b'e');
+        out
+    }
+
     /// Whether the torrent has v1 pieces (a v1 or hybrid torrent).
     pub fn has_v1(&self) -> bool {
         !self.info.pieces.is_empty()

@@ -210,3 +210,44 @@ proptest! {
         let _ = Torrent::from_bytes(&doc);
     }
 }
+
+#[test]
+fn a_torrent_written_back_as_a_file_reads_as_the_same_torrent() {
+    let info = format!(
+        "d5:filesld6:lengthi3e4:pathl1:a5:b.txteed6:lengthi5e4:pathl1:ceee4:name3:dir12:piece lengthi16384e\
+         6:pieces{}7:privatei1e6:source4:TESTe",
+        pieces(1)
+    );
+    let doc = format!(
+        "d8:announce5:udp:a13:announce-listll5:udp:a5:udp:bel5:udp:cee7:comment2:hi10:created by2:me\
+         13:creation datei1700000000e4:info{info}5:nodesll9:127.0.0.1i6881eee8:url-listl11:http://seedee"
+    );
+    let torrent = Torrent::from_bytes(doc.as_bytes()).expect("valid");
+    let file = torrent.to_file();
+    assert_eq!(file, doc.as_bytes(), "a canonical file is written back byte for byte");
+    // Keys out of order and one we do not keep: the same torrent all the same, the info bytes untouched.
+    let sloppy = format!("d4:info{info}7:x-other1:z8:announce5:udp:ae");
+    let torrent = Torrent::from_bytes(sloppy.as_bytes()).expect("valid");
+    let again = Torrent::from_bytes(&torrent.to_file()).expect("reads back");
+    assert_eq!(again, torrent);
+    assert_eq!(again.info_hash.0, raw_info_hash(sloppy.as_bytes(), &info));
+}
+
+#[test]
+fn a_v2_torrent_written_back_keeps_its_piece_layers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("layers.bin");
+    std::fs::write(&data, (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect::<Vec<u8>>()).expect("write");
+    for version in [crate::MetaVersion::V2, crate::MetaVersion::Hybrid] {
+        let options = crate::CreateOptions {
+            piece_length: Some(16_384),
+            meta_version: version,
+            ..crate::CreateOptions::default()
+        };
+        let created = crate::create_from_path(&data, &options, &|_| {}).expect("create");
+        let torrent = Torrent::from_bytes_any(&created.bytes).expect("parse");
+        assert!(torrent.v2.as_ref().is_some_and(|v2| !v2.files[0].piece_layer.is_empty()), "a layer to keep");
+        let again = Torrent::from_bytes_any(&torrent.to_file()).expect("reads back");
+        assert_eq!(again, torrent, "{version:?}");
+    }
+}

@@ -29,6 +29,7 @@ pub mod reputation;
 pub mod resume;
 pub mod selection;
 pub mod session;
+pub mod session_state;
 pub mod sources;
 pub mod storage;
 mod swarm;

@@ -40,6 +40,7 @@ use crate::connection;
 use crate::events::{Event, EventSink, PeerSummary, Status, TrackerStatus};
 use crate::rate::TransferLimiter;
 use crate::selection::Priority;
+use crate::session_state::{StateFolder, StateWriter, TorrentState};
 use crate::storage::{FileProgress, Storage};
 use crate::swarm::Swarm;
 use crate::torrent::{self, Outcome, TorrentConfig, TorrentError, TorrentSlot};
@@ -70,6 +71,9 @@ pub struct SessionConfig {
     pub dht: Option<Arc<dht::Node>>,
     /// Local service discovery (BEP 14) on the listening interface, for public torrents (never fatal).
     pub lsd: bool,
+    /// Where the session keeps which torrents it holds and how they stand ([`crate::session_state`]), for
+    /// [`Session::restore`] after a restart; nothing is kept when `None`.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl SessionConfig {
@@ -87,6 +91,7 @@ impl SessionConfig {
             trace: None,
             dht: None,
             lsd: false,
+            state_dir: None,
         }
     }
 }
@@ -103,6 +108,8 @@ pub(crate) struct Shared {
     pub(crate) connections: Arc<ConnectionBudget>,
     /// One UDP socket per family and one HTTP client for every tracker of every torrent.
     pub(crate) trackers: Arc<crate::trackers::TrackerEndpoints>,
+    /// Keeps the torrents' state files, when the session has a state folder.
+    pub(crate) state: Option<StateWriter>,
 }
 
 /// Where a torrent stands.
@@ -221,6 +228,26 @@ impl Entry {
         }
     }
 
+    /// How it stands, as the session's state folder keeps it.
+    fn saved_state(&self) -> TorrentState {
+        TorrentState {
+            dir: self.config.dir.clone(),
+            paused: *self.wanted.borrow() == Wanted::Pause,
+            sequential: self.config.sequential,
+            priorities: self.slot.get().map(|slot| slot.layout.file_priorities()).unwrap_or_default(),
+            magnet: self.slot.get().is_none().then(|| self.magnet.as_ref().map(metainfo::Magnet::to_link)).flatten(),
+        }
+    }
+
+    /// Keeps how it stands in the session's state folder, if there is one; with its metainfo when `with_file`.
+    fn persist(&self, shared: &Shared, with_file: bool) {
+        let (Some(state), Some(&hash)) = (&shared.state, self.hashes().first()) else { return };
+        if let (true, Some(slot)) = (with_file, self.slot.get()) {
+            state.save_torrent(hash, slot.torrent.to_file());
+        }
+        state.save(hash, self.saved_state());
+    }
+
     /// What the torrent is called: its name, or a magnet link's `dn` (else its info-hash) until the metadata is in.
     fn name(&self) -> String {
         match (self.slot.get(), &self.magnet) {
@@ -272,6 +299,9 @@ impl Drop for Session {
     }
 }
 
+/// A torrent brought back by [`Session::restore`]: its info-hash and its task, as [`Session::add`] gives it.
+pub type Restored = ([u8; 20], JoinHandle<Result<Outcome, TorrentError>>);
+
 /// A random peer id in the Azureus style: client code "BT", version 0001.
 pub fn new_peer_id() -> [u8; 20] {
     let mut id = *b"-BT0001-000000000000";
@@ -301,6 +331,10 @@ impl Session {
             download_limiter: config.download_limit.map(|rate| Arc::new(TransferLimiter::new(rate))),
             trackers: Arc::new(crate::trackers::TrackerEndpoints::new(Some(config.listen.ip()))),
             connections: ConnectionBudget::new(config.max_connections),
+            state: match &config.state_dir {
+                Some(dir) => Some(StateWriter::start(StateFolder::new(dir.clone()))?),
+                None => None,
+            },
             config,
         });
         Ok(Session { shared, accepting, entries: Mutex::new(Vec::new()), closing: false.into() })
@@ -359,7 +393,7 @@ impl Session {
             events: events.clone(),
             running: Mutex::new(None),
         };
-        self.insert(Entry::new(Some(slot), None, config, events))
+        self.insert(Entry::new(Some(slot), None, config, events), true)
     }
 
     /// Adds a magnet link's torrent and starts it: it fetches its metadata from the swarm (the link's trackers,
@@ -377,10 +411,74 @@ impl Session {
         events: mpsc::UnboundedSender<([u8; 20], Event)>,
     ) -> Result<JoinHandle<Result<Outcome, TorrentError>>, TorrentError> {
         let events = EventSink::new(magnet.info_hash.0, events);
-        self.insert(Entry::new(None, Some(magnet), config, events))
+        self.insert(Entry::new(None, Some(magnet), config, events), true)
     }
 
-    fn insert(&self, entry: Entry) -> Result<JoinHandle<Result<Outcome, TorrentError>>, TorrentError> {
+    /// Brings back the torrents the session's state folder holds ([`SessionConfig::state_dir`]) as they stood:
+    /// each in its folder, paused or not, its files' priorities, a magnet link still fetching its metadata. The
+    /// other settings come from `template`. One result per torrent kept: its info-hash and task, or why it is not
+    /// back (a state file that does not read, a .torrent that does not parse, naming the file).
+    pub fn restore(
+        &self,
+        template: &TorrentConfig,
+        events: &mpsc::UnboundedSender<([u8; 20], Event)>,
+    ) -> Vec<Result<Restored, String>> {
+        let Some(dir) = &self.shared.config.state_dir else { return Vec::new() };
+        let saved = match StateFolder::new(dir.clone()).load() {
+            Ok(saved) => saved,
+            Err(err) => return vec![Err(err)],
+        };
+        saved.into_iter().map(|saved| saved.and_then(|saved| self.restore_one(template, events, saved))).collect()
+    }
+
+    fn restore_one(
+        &self,
+        template: &TorrentConfig,
+        events: &mpsc::UnboundedSender<([u8; 20], Event)>,
+        (hash, state, file): crate::session_state::Saved,
+    ) -> Result<Restored, String> {
+        let name = hex(&hash);
+        let mut config = template.clone();
+        config.dir.clone_from(&state.dir);
+        config.sequential = state.sequential;
+        config.only.clear();
+        let entry = match (file, &state.magnet) {
+            (Some(file), _) => {
+                let torrent = metainfo::Torrent::from_bytes_any(&file)
+                    .map_err(|err| format!("the saved torrent {name}.torrent does not parse: {err}"))?;
+                if torrent.info_hash.0 != hash {
+                    return Err(format!("the saved torrent {name}.torrent is another torrent ({})", torrent.info_hash));
+                }
+                let layout = Arc::new(Storage::new(&torrent, &config.dir).map_err(|err| err.to_string())?);
+                if !state.priorities.is_empty() {
+                    layout.set_priorities(&state.priorities).map_err(|err| err.to_string())?;
+                }
+                let events = EventSink::new(hash, events.clone());
+                let slot = TorrentSlot {
+                    torrent: Arc::new(torrent),
+                    layout,
+                    config: config.clone(),
+                    events: events.clone(),
+                    running: Mutex::new(None),
+                };
+                Entry::new(Some(slot), None, config, events)
+            }
+            (None, Some(link)) => {
+                let magnet = metainfo::parse_magnet(link).map_err(|err| format!("the saved link of {name}: {err}"))?;
+                let events = EventSink::new(magnet.info_hash.0, events.clone());
+                Entry::new(None, Some(magnet), config, events)
+            }
+            (None, None) => return Err(format!("{name}.state names neither a torrent nor a magnet link")),
+        };
+        if state.paused {
+            // Before its task starts: it never checks or connects until resumed.
+            entry.wanted.send_replace(Wanted::Pause);
+        }
+        self.insert(entry, false).map(|run| (hash, run)).map_err(|err| err.to_string())
+    }
+
+    /// Adds `entry` and starts its task; `persist` keeps it in the state folder (not for one restored from it).
+    fn insert(&self, entry: Entry, persist: bool) -> Result<JoinHandle<Result<Outcome, TorrentError>>, TorrentError> {
         let entry = Arc::new(entry);
         {
             let mut entries = lock(&self.entries);
@@ -394,6 +492,9 @@ impl Session {
             }
             entries.push(entry.clone());
         }
+        if persist {
+            entry.persist(&self.shared, true);
+        }
         Ok(tokio::spawn(drive(self.shared.clone(), entry)))
     }
 
@@ -405,13 +506,17 @@ impl Session {
     /// torrent or it is not running.
     pub fn pause(&self, info_hash: &[u8; 20]) -> bool {
         let Some(entry) = self.find(info_hash) else { return false };
-        entry.wanted.send_if_modified(|wanted| {
+        let paused = entry.wanted.send_if_modified(|wanted| {
             let changed = *wanted == Wanted::Run;
             if changed {
                 *wanted = Wanted::Pause;
             }
             changed
-        })
+        });
+        if paused {
+            entry.persist(&self.shared, false);
+        }
+        paused
     }
 
     /// Resumes a paused torrent from the pieces it had, or restarts a stopped or errored one (checking its data,
@@ -419,7 +524,7 @@ impl Session {
     pub fn resume(&self, info_hash: &[u8; 20]) -> bool {
         let Some(entry) = self.find(info_hash) else { return false };
         let phase = entry.phase.borrow().clone();
-        match phase {
+        let resumed = match phase {
             Phase::Paused | Phase::Starting => entry.wanted.send_if_modified(|wanted| {
                 let changed = *wanted == Wanted::Pause;
                 if changed {
@@ -431,11 +536,15 @@ impl Session {
                 entry.wanted.send_replace(Wanted::Run);
                 entry.phase.send_replace(Phase::Starting);
                 // Nobody awaits a restarted run but the queries.
-                drop(tokio::spawn(drive(self.shared.clone(), entry)));
+                drop(tokio::spawn(drive(self.shared.clone(), entry.clone())));
                 true
             }
             Phase::Removed => false,
+        };
+        if resumed {
+            entry.persist(&self.shared, false);
         }
+        resumed
     }
 
     /// Removes a torrent and returns once nothing of it runs: its connections are closed, its trackers told
@@ -445,6 +554,9 @@ impl Session {
         entry.wanted.send_replace(Wanted::Remove);
         entry.until_over().await;
         lock(&self.entries).retain(|other| !Arc::ptr_eq(other, &entry));
+        if let (Some(state), Some(&hash)) = (&self.shared.state, entry.hashes().first()) {
+            state.forget(hash);
+        }
         true
     }
 
@@ -467,6 +579,9 @@ impl Session {
         }
         for entry in entries {
             entry.until_over().await;
+        }
+        if let Some(state) = &self.shared.state {
+            state.flush().await;
         }
     }
 
@@ -496,6 +611,7 @@ impl Session {
         if let Some(swarm) = entry.swarm() {
             swarm.set_priorities(&pieces);
         }
+        entry.persist(&self.shared, false);
         Ok(true)
     }
 
@@ -650,7 +766,10 @@ async fn drive(shared: Arc<Shared>, entry: Arc<Entry>) -> Result<Outcome, Torren
                 match made {
                     Ok((slot, fetched)) => {
                         handover = Some(fetched);
-                        entry.slot.get_or_init(|| slot)
+                        let slot = entry.slot.get_or_init(|| slot);
+                        // Its metainfo is known now: the state folder keeps it instead of the link.
+                        entry.persist(&shared, true);
+                        slot
                     }
                     Err(err) => return errored(&entry, err),
                 }

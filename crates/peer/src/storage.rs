@@ -257,6 +257,12 @@ impl Storage {
         Ok(self.piece_priorities())
     }
 
+    /// Each file's priority, as [`Storage::file_progress`] lists them.
+    #[must_use]
+    pub fn file_priorities(&self) -> Vec<Priority> {
+        self.files.iter().filter(|file| !file.pad).map(|file| file.priority.get()).collect()
+    }
+
     /// Each piece's priority for the picker: the highest [`Priority::level`] of the files it holds bytes of (0
     /// when all of them are left out).
     #[must_use]
