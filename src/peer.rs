@@ -274,6 +274,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         exit_on_complete: args.exit_on_complete,
         resume: !args.no_resume,
         only: args.only.clone(),
+        // --upload-limit and --download-limit are the session's, over every torrent together.
+        upload_limit: None,
+        download_limit: None,
     };
     let dht_node = dht.clone();
     let many = torrents.len() > 1;

@@ -191,9 +191,8 @@ pub fn create_from_path(
             feed.close(walked.is_ok());
             walked
         });
-        let results = hash_feed(&feed, piece_length, hashing_threads(options), OnReadError::Stop, &|bytes| {
-            progress(Progress::Hashed(bytes));
-        });
+        let hashed = |bytes| progress(Progress::Hashed(bytes));
+        let results = hash_feed(&feed, piece_length, hashing_threads(options), OnReadError::Stop, &hashed, &|| false);
         match walker.join() {
             Ok(walked) => (walked, results),
             Err(panic) => std::panic::resume_unwind(panic),

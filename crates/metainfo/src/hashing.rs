@@ -73,12 +73,25 @@ pub fn hash_pieces(
     on_error: OnReadError,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Vec<PieceResult> {
+    hash_pieces_until(files, piece_length, threads, on_error, progress, &|| false)
+}
+
+/// As [`hash_pieces`], stopping once `stop` says so (it is asked after each batch): the pieces not hashed then
+/// are errors ("not hashed").
+pub fn hash_pieces_until(
+    files: &[DataFile],
+    piece_length: u64,
+    threads: usize,
+    on_error: OnReadError,
+    progress: &(dyn Fn(u64) + Sync),
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Vec<PieceResult> {
     let feed = Feed::listing_only();
     for file in files {
         feed.push(file.clone(), None);
     }
     feed.close(true);
-    hash_feed(&feed, piece_length, threads, on_error, progress)
+    hash_feed(&feed, piece_length, threads, on_error, progress, stop)
 }
 
 /// Bytes in one batch of whole pieces.
@@ -96,6 +109,7 @@ pub(crate) fn hash_feed(
     threads: usize,
     on_error: OnReadError,
     progress: &(dyn Fn(u64) + Sync),
+    stop: &(dyn Fn() -> bool + Sync),
 ) -> Vec<PieceResult> {
     if piece_length == 0 {
         return Vec::new();
@@ -141,6 +155,10 @@ pub(crate) fn hash_feed(
             }
             progress(end - start);
             done.push((start / piece_length, hashes));
+            if stop() {
+                // Batches are claimed in order and each claimed one is finished: the results stay a prefix.
+                feed.abandon();
+            }
         }
         done
     };

@@ -347,9 +347,9 @@ async fn read_loop(
         }
         // Under a download limit, reads come in slices of about a quarter second's worth (at least one block
         // message), and each waits for its share: the kernel's buffer fills and TCP slows the sender.
-        let read_end = match &swarm.download_limiter {
-            Some(limiter) => {
-                let slice = (limiter.bytes_per_second() / 4).max(u64::from(peer_wire::BLOCK_LEN) + 13);
+        let read_end = match swarm.download.rate() {
+            Some(rate) => {
+                let slice = (rate / 4).max(u64::from(peer_wire::BLOCK_LEN) + 13);
                 buf.len().min(end + usize::try_from(slice).unwrap_or(usize::MAX))
             }
             None => buf.len(),
@@ -365,8 +365,8 @@ async fn read_loop(
             Ok(Ok(n)) => n,
         };
         end += read;
-        if let Some(limiter) = &swarm.download_limiter {
-            let wait = limiter.reserve(read as u64);
+        {
+            let wait = swarm.download.reserve(read as u64);
             if !wait.is_zero() {
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
@@ -385,16 +385,17 @@ async fn write_loop(
 ) -> Result<(), CloseReason> {
     let mut batch = Batch::default();
     let mut out = Vec::new();
-    let max_uploads = match &swarm.upload_limiter {
-        // Under a limit, send in slices of about a quarter second so the rate stays smooth.
-        Some(limiter) => (limiter.bytes_per_second() / 4 / u64::from(peer_wire::BLOCK_LEN)).clamp(1, 64) as usize,
-        None => UPLOAD_BATCH,
-    };
     loop {
         if outbox.is_closed() {
             let _ = writer.shutdown().await;
             return Ok(());
         }
+        // Under a limit, send in slices of about a quarter second so the rate stays smooth (the limit may change
+        // between batches).
+        let max_uploads = match swarm.upload.rate() {
+            Some(rate) => (rate / 4 / u64::from(peer_wire::BLOCK_LEN)).clamp(1, 64) as usize,
+            None => UPLOAD_BATCH,
+        };
         outbox.take(max_uploads, &mut batch);
         if batch.bytes.is_empty() && batch.uploads.is_empty() {
             tokio::select! {
@@ -409,13 +410,11 @@ async fn write_loop(
         let mut block_ends: Vec<(usize, u64)> = Vec::new();
         if !batch.uploads.is_empty() {
             let bytes: u64 = batch.uploads.iter().map(|block| u64::from(block.length)).sum();
-            if let Some(limiter) = &swarm.upload_limiter {
-                let wait = limiter.reserve(bytes);
-                if !wait.is_zero() {
-                    tokio::select! {
-                        () = tokio::time::sleep(wait) => {}
-                        () = outbox.closed() => return Ok(()),
-                    }
+            let wait = swarm.upload.reserve(bytes);
+            if !wait.is_zero() {
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = outbox.closed() => return Ok(()),
                 }
             }
             let uploads = std::mem::take(&mut batch.uploads);

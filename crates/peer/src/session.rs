@@ -43,7 +43,7 @@ use crate::selection::Priority;
 use crate::session_state::{StateFolder, StateWriter, TorrentState};
 use crate::storage::{FileProgress, Storage};
 use crate::swarm::Swarm;
-use crate::torrent::{self, Outcome, TorrentConfig, TorrentError, TorrentSlot};
+use crate::torrent::{self, Outcome, OwnLimits, TorrentConfig, TorrentError, TorrentSlot};
 use crate::torrents::Torrents;
 use crate::tracker_client::Timeouts;
 
@@ -147,6 +147,9 @@ pub struct TorrentStatus {
     pub files: Vec<FileProgress>,
     /// Every tracker of the torrent with its last answer in the run going on.
     pub trackers: Vec<TrackerStatus>,
+    /// Its own limits in bytes per second (the session's apply too); `None`: none of its own.
+    pub upload_limit: Option<u64>,
+    pub download_limit: Option<u64>,
 }
 
 /// What the user asked of a torrent.
@@ -184,6 +187,8 @@ struct Entry {
     magnet: Option<metainfo::Magnet>,
     config: TorrentConfig,
     events: EventSink,
+    /// Its own rate limits, across its runs.
+    limits: OwnLimits,
     wanted: watch::Sender<Wanted>,
     phase: watch::Sender<Phase>,
     /// What the runs before the current one came to.
@@ -207,6 +212,7 @@ impl Entry {
         Entry {
             slot: slot.map(std::sync::OnceLock::from).unwrap_or_default(),
             magnet,
+            limits: OwnLimits::of(&config),
             config,
             events,
             wanted: watch::Sender::new(Wanted::Run),
@@ -235,6 +241,8 @@ impl Entry {
             paused: *self.wanted.borrow() == Wanted::Pause,
             sequential: self.config.sequential,
             priorities: self.slot.get().map(|slot| slot.layout.file_priorities()).unwrap_or_default(),
+            upload_limit: self.limits.upload.rate(),
+            download_limit: self.limits.download.rate(),
             magnet: self.slot.get().is_none().then(|| self.magnet.as_ref().map(metainfo::Magnet::to_link)).flatten(),
         }
     }
@@ -442,6 +450,8 @@ impl Session {
         config.dir.clone_from(&state.dir);
         config.sequential = state.sequential;
         config.only.clear();
+        config.upload_limit = state.upload_limit;
+        config.download_limit = state.download_limit;
         let entry = match (file, &state.magnet) {
             (Some(file), _) => {
                 let torrent = metainfo::Torrent::from_bytes_any(&file)
@@ -615,6 +625,16 @@ impl Session {
         Ok(true)
     }
 
+    /// Sets a torrent's own limits, in bytes per second (`None`: only the session's), at once, even mid-transfer.
+    /// False if there is no such torrent.
+    pub fn set_limits(&self, info_hash: &[u8; 20], upload: Option<u64>, download: Option<u64>) -> bool {
+        let Some(entry) = self.find(info_hash) else { return false };
+        entry.limits.upload.set_rate(upload);
+        entry.limits.download.set_rate(download);
+        entry.persist(&self.shared, false);
+        true
+    }
+
     /// Every torrent of the session, in the order they were added.
     #[must_use]
     pub fn torrents(&self) -> Vec<TorrentStatus> {
@@ -681,6 +701,8 @@ fn status_of(entry: &Entry) -> TorrentStatus {
         peers,
         files,
         trackers,
+        upload_limit: entry.limits.upload.rate(),
+        download_limit: entry.limits.download.rate(),
     }
 }
 
@@ -703,6 +725,8 @@ fn fetching_status(entry: &Entry, phase: Phase) -> TorrentStatus {
         peers: Vec::new(),
         files: Vec::new(),
         trackers: trackers.map(|url| TrackerStatus { url: url.clone(), last: None }).collect(),
+        upload_limit: entry.limits.upload.rate(),
+        download_limit: entry.limits.download.rate(),
     }
 }
 
@@ -777,7 +801,8 @@ async fn drive(shared: Arc<Shared>, entry: Arc<Entry>) -> Result<Outcome, Torren
             (None, None) => return Err(TorrentError::StoppedBeforeMetadata),
         };
         let pieces = lock(&entry.past).pieces.clone();
-        let result = torrent::run(slot, &shared, pieces, handover.take(), until_asked(wanted.clone())).await;
+        let result =
+            torrent::run(slot, &shared, pieces, &entry.limits, handover.take(), until_asked(wanted.clone())).await;
         match result {
             Ok(ended) => {
                 let mut past = lock(&entry.past);
@@ -791,6 +816,8 @@ async fn drive(shared: Arc<Shared>, entry: Arc<Entry>) -> Result<Outcome, Torren
                     break;
                 }
             }
+            // Asked to pause, stop or leave mid-check: no run happened, and what it had before stands.
+            Err(TorrentError::CheckStopped) => {}
             Err(err) => return errored(&entry, err),
         }
     }

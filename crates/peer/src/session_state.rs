@@ -9,6 +9,8 @@
 //!   10:sequential i0e or i1e
 //!   10:priorities <one byte per file, in its order: 0 skip, 1 low, 2 normal, 3 high>
 //!   6:magnet     <the magnet link, while the metadata is not in: then there is no .torrent>
+//!   12:upload-limit   i<bytes per second>e    (absent: none of its own)
+//!   14:download-limit i<bytes per second>e
 //! e
 //! ```
 //!
@@ -42,6 +44,9 @@ pub struct TorrentState {
     pub priorities: Vec<Priority>,
     /// The magnet link, while the metadata is not in.
     pub magnet: Option<String>,
+    /// Its own limits, bytes per second.
+    pub upload_limit: Option<u64>,
+    pub download_limit: Option<u64>,
 }
 
 /// Why a state file is not used.
@@ -73,6 +78,13 @@ impl TorrentState {
         ];
         if let Some(magnet) = &self.magnet {
             entries.push((b"magnet", Value::Bytes(magnet.as_bytes())));
+        }
+        let rate = |rate: u64| Value::Int(i64::try_from(rate).unwrap_or(i64::MAX));
+        if let Some(limit) = self.upload_limit {
+            entries.push((b"upload-limit", rate(limit)));
+        }
+        if let Some(limit) = self.download_limit {
+            entries.push((b"download-limit", rate(limit)));
         }
         Value::Dict(entries).to_bytes()
     }
@@ -116,12 +128,21 @@ impl TorrentState {
             None => None,
             Some(link) => Some(link.as_str().ok_or_else(|| field("magnet", "is not text"))?.to_owned()),
         };
+        let limit = |name: &'static str| match value.get(name.as_bytes()) {
+            None => Ok(None),
+            Some(rate) => match rate.as_int().and_then(|rate| u64::try_from(rate).ok()) {
+                Some(rate) if rate > 0 => Ok(Some(rate)),
+                _ => Err(field(name, "is not a rate in bytes per second")),
+            },
+        };
         Ok(TorrentState {
             dir: PathBuf::from(std::ffi::OsStr::from_bytes(dir)),
             paused: flag("paused")?,
             sequential: flag("sequential")?,
             priorities,
             magnet,
+            upload_limit: limit("upload-limit")?,
+            download_limit: limit("download-limit")?,
         })
     }
 }
@@ -347,6 +368,8 @@ mod tests {
             sequential: false,
             priorities: vec![Priority::Skip, Priority::Low, Priority::Normal, Priority::High],
             magnet: None,
+            upload_limit: None,
+            download_limit: Some(1_000_000),
         }
     }
 
@@ -355,8 +378,8 @@ mod tests {
         let bytes = state().encode();
         assert_eq!(
             bytes,
-            b"d3:dir15:/srv/down loads6:format20:peer torrent state 16:pausedi1e10:priorities4:\x00\x01\x02\x03\
-              10:sequentiali0ee"
+            b"d3:dir15:/srv/down loads14:download-limiti1000000e6:format20:peer torrent state 16:pausedi1e\
+              10:priorities4:\x00\x01\x02\x0310:sequentiali0ee"
                 .to_vec()
         );
         assert_eq!(TorrentState::decode(&bytes), Ok(state()));

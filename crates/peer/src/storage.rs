@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use metainfo::Torrent;
-use metainfo::hashing::{DataFile, OnReadError, hash_pieces};
+use metainfo::hashing::{DataFile, OnReadError, hash_pieces_until};
 use metainfo::path::check_component;
 use peer_wire::Bitfield;
 
@@ -409,6 +409,17 @@ impl Storage {
     /// far, rising, up to [`Storage::total_length`]. A folder that does not exist gives an empty bitfield, and
     /// nothing is created.
     pub fn check(&self, threads: usize, progress: impl Fn(u64) + Sync) -> Bitfield {
+        self.check_until(threads, progress, &std::sync::atomic::AtomicBool::new(false))
+    }
+
+    /// As [`Storage::check`], stopping soon after `stop` is set (within a batch of pieces per thread); the pieces
+    /// not read then are not in the result.
+    pub fn check_until(
+        &self,
+        threads: usize,
+        progress: impl Fn(u64) + Sync,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> Bitfield {
         let mut have = Bitfield::new(self.num_pieces);
         if !self.dir.is_dir() {
             return have;
@@ -422,7 +433,7 @@ impl Storage {
             PieceHashes::V1(hashes) if !in_part => hashes,
             // Bytes in the part file sit at their stream offset there, which only the piece-by-piece reader maps.
             _ => {
-                self.check_each_piece(threads, &mut have, progress);
+                self.check_each_piece(threads, &mut have, progress, stop);
                 self.forget_linked_files(&mut have);
                 return have;
             }
@@ -443,7 +454,9 @@ impl Storage {
             *done += bytes;
             progress(*done);
         };
-        let results = hash_pieces(&data, u64::from(self.piece_length), threads, OnReadError::Continue, &report);
+        let stopped = || stop.load(Ordering::Acquire);
+        let results =
+            hash_pieces_until(&data, u64::from(self.piece_length), threads, OnReadError::Continue, &report, &stopped);
         for (index, (result, expected)) in (0u32..).zip(results.iter().zip(hashes)) {
             if matches!(result, Ok(hash) if hash == expected) {
                 // In range: one result per piece.
@@ -456,7 +469,13 @@ impl Storage {
 
     /// The start-up check of a v2-only torrent: each piece read whole (pad bytes as zeros) and checked against its
     /// file's tree, `threads` pieces at a time. A piece that cannot be read is missing.
-    fn check_each_piece(&self, threads: usize, have: &mut Bitfield, progress: impl Fn(u64) + Sync) {
+    fn check_each_piece(
+        &self,
+        threads: usize,
+        have: &mut Bitfield,
+        progress: impl Fn(u64) + Sync,
+        stop: &std::sync::atomic::AtomicBool,
+    ) {
         let next = std::sync::atomic::AtomicU32::new(0);
         let done = Mutex::new(0u64);
         let found = Mutex::new(Vec::new());
@@ -467,7 +486,7 @@ impl Storage {
                     let mut matched = Vec::new();
                     loop {
                         let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if index >= self.num_pieces {
+                        if index >= self.num_pieces || stop.load(Ordering::Acquire) {
                             break;
                         }
                         buffer.clear();

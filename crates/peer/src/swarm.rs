@@ -19,7 +19,7 @@ use crate::events::{Event, EventSink, PeerSummary, Status, TrackerStatus};
 use crate::offers::Offers;
 use crate::outbox::Outbox;
 use crate::picker::{Block, PeerKey, PickLimits, Picker, Received};
-use crate::rate::{RateMeter, TransferLimiter};
+use crate::rate::{Limits, RateMeter};
 use crate::reputation::{Digest, Reputation, Sender, Verdict};
 use crate::sources::{Candidates, Source};
 use crate::storage::{Storage, StorageError};
@@ -227,10 +227,10 @@ pub struct SwarmConfig {
     pub max_peers_per_ip: usize,
     /// Super-seed when the session starts with the whole torrent (see `offers`).
     pub super_seed: bool,
-    /// What all connections send together: the session's limiter, shared by its torrents.
-    pub upload_limiter: Option<Arc<TransferLimiter>>,
-    /// What all connections read together: the session's limiter, shared by its torrents.
-    pub download_limiter: Option<Arc<TransferLimiter>>,
+    /// What the connections send, under the session's limit and the torrent's own.
+    pub upload: Limits,
+    /// What the connections read, under the session's limit and the torrent's own.
+    pub download: Limits,
     /// Download in order (`--sequential`), new pieces among the first [`SEQUENTIAL_WINDOW_BYTES`] not started.
     pub sequential: bool,
     /// Complete pieces wait for [`Swarm::run_deferred`] instead of going to the hasher task: for driving a swarm
@@ -281,10 +281,10 @@ pub struct Swarm {
     hash_trees: Arc<crate::v2::HashTrees>,
     /// See [`SwarmConfig::info_hash_v2`].
     pub info_hash_v2: Option<[u8; 20]>,
-    /// `--upload-limit`: what all connections send together.
-    pub upload_limiter: Option<Arc<TransferLimiter>>,
-    /// `--download-limit`: what all connections read together.
-    pub download_limiter: Option<Arc<TransferLimiter>>,
+    /// What the connections send, under the session's limit (`--upload-limit`) and the torrent's own.
+    pub upload: Limits,
+    /// What the connections read, under the session's limit (`--download-limit`) and the torrent's own.
+    pub download: Limits,
     pub uploaded: AtomicU64,
     pub events: EventSink,
     /// Notified when the last piece is verified, and when a fatal error stops the session.
@@ -344,8 +344,8 @@ impl Swarm {
             storage,
             info_hash,
             peer_id,
-            upload_limiter: config.upload_limiter.clone(),
-            download_limiter: config.download_limiter.clone(),
+            upload: config.upload.clone(),
+            download: config.download.clone(),
             uploaded: AtomicU64::new(0),
             events,
             changed: Notify::new(),

@@ -16,6 +16,7 @@ use peer_wire::Bitfield;
 use crate::announcer::{self, Announcer, SEEDING_NOTICE_WAIT, SeedingNotice};
 use crate::connection;
 use crate::magnet::Fetched;
+use crate::rate::{Limits, TransferLimiter};
 use crate::session::Shared;
 use crate::sources::Source;
 use crate::storage::Storage;
@@ -43,6 +44,11 @@ pub struct TorrentConfig {
     pub resume: bool,
     /// Download only the files some pattern chooses (`--only`); every file when empty.
     pub only: Vec<crate::selection::FilePattern>,
+    /// Bytes per second this torrent's connections send together, under the session's limit too; `None`: only
+    /// the session's. Changed while it runs with [`crate::session::Session::set_limits`].
+    pub upload_limit: Option<u64>,
+    /// Bytes per second this torrent's connections read together, as `upload_limit`.
+    pub download_limit: Option<u64>,
 }
 
 impl TorrentConfig {
@@ -58,6 +64,8 @@ impl TorrentConfig {
             exit_on_complete: false,
             resume: true,
             only: Vec::new(),
+            upload_limit: None,
+            download_limit: None,
         }
     }
 }
@@ -70,6 +78,22 @@ pub(crate) struct TorrentSlot {
     pub(crate) config: TorrentConfig,
     pub(crate) events: EventSink,
     pub(crate) running: Mutex<Option<Arc<Swarm>>>,
+}
+
+/// A torrent's own rate limits, kept across its runs and changed through the session.
+#[derive(Debug)]
+pub(crate) struct OwnLimits {
+    pub(crate) upload: Arc<TransferLimiter>,
+    pub(crate) download: Arc<TransferLimiter>,
+}
+
+impl OwnLimits {
+    pub(crate) fn of(config: &TorrentConfig) -> OwnLimits {
+        OwnLimits {
+            upload: Arc::new(TransferLimiter::with_rate(config.upload_limit)),
+            download: Arc::new(TransferLimiter::with_rate(config.download_limit)),
+        }
+    }
 }
 
 /// How a run of a torrent ended.
@@ -111,6 +135,10 @@ pub enum TorrentError {
     /// A magnet link's torrent was stopped (or removed) before its metadata arrived.
     #[error("stopped before the metadata arrived")]
     StoppedBeforeMetadata,
+    /// The run was asked to end (paused, stopped, removed) while it was checking the data: nothing is known of
+    /// its pieces from that check.
+    #[error("stopped while checking the data")]
+    CheckStopped,
     /// An `--only` pattern chooses none of the torrent's files.
     #[error("--only {pattern} matches no file of {name}")]
     NoFileMatches { pattern: String, name: String },
@@ -129,12 +157,14 @@ pub(crate) async fn run(
     slot: &TorrentSlot,
     shared: &Shared,
     pieces: Option<Bitfield>,
+    own: &OwnLimits,
     handover: Option<Fetched>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Outcome, TorrentError> {
     let TorrentSlot { torrent, layout, config, events, running } = slot;
     let (storage, events) = (layout.clone(), events.clone());
     let listen_addr = shared.listen_addr;
+    tokio::pin!(shutdown);
 
     let resume_path = config.resume.then(|| crate::resume::path_for(&config.dir, &torrent.info_hash.0));
     let known = pieces.is_some();
@@ -146,7 +176,21 @@ pub(crate) async fn run(
     let resumed = trusted.is_some();
     let have = match trusted {
         Some(have) => have,
-        None => check(&storage, shared.config.check_threads, &events).await?,
+        None => {
+            // Stopped, paused or removed while checking: the check's threads stop within a batch, and the run
+            // ends before it began.
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let checking = check(&storage, shared.config.check_threads, &events, stop.clone());
+            tokio::pin!(checking);
+            tokio::select! {
+                have = &mut checking => have?,
+                () = &mut shutdown => {
+                    stop.store(true, Ordering::Release);
+                    let _ = checking.await;
+                    return Err(TorrentError::CheckStopped);
+                }
+            }
+        }
     };
     if !known {
         let _ = events.send(Event::Checked { have: have.count(), total: have.len(), resumed });
@@ -168,8 +212,8 @@ pub(crate) async fn run(
     let swarm_config = SwarmConfig {
         max_peers: config.max_peers,
         max_peers_per_ip: session.max_peers_per_ip,
-        upload_limiter: shared.upload_limiter.clone(),
-        download_limiter: shared.download_limiter.clone(),
+        upload: Limits { session: shared.upload_limiter.clone(), torrent: own.upload.clone() },
+        download: Limits { session: shared.download_limiter.clone(), torrent: own.download.clone() },
         connection_budget: Some(shared.connections.clone()),
         sequential: config.sequential,
         super_seed: config.super_seed,
@@ -275,7 +319,6 @@ pub(crate) async fn run(
         });
     }
 
-    tokio::pin!(shutdown);
     loop {
         let changed = swarm.changed.notified();
         if !started_finished && swarm.is_finished() && !config.exit_on_complete {
@@ -376,14 +419,20 @@ fn spawn_lsd(tasks: &mut tokio::task::JoinSet<()>, swarm: Arc<Swarm>, listen: So
     }
 }
 
-async fn check(storage: &Arc<Storage>, threads: usize, events: &EventSink) -> Result<Bitfield, TorrentError> {
+async fn check(
+    storage: &Arc<Storage>,
+    threads: usize,
+    events: &EventSink,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<Bitfield, TorrentError> {
     let storage = storage.clone();
     let events = events.clone();
     let total = storage.total_length();
     tokio::task::spawn_blocking(move || {
-        storage.check(threads.max(1), |done| {
+        let progress = |done| {
             let _ = events.send(Event::Checking { done, total });
-        })
+        };
+        storage.check_until(threads.max(1), progress, &stop)
     })
     .await
     .map_err(|err| TorrentError::Check(err.to_string()))
