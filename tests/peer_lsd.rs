@@ -238,6 +238,41 @@ fn two_of_our_peers_find_each_other_on_the_local_network_alone() {
 }
 
 #[test]
+fn one_process_of_ours_seeds_two_torrents_to_another_through_one_discovery_socket() {
+    let Some(network) = Network::create(Addressing::V4) else { return };
+    let work = tempfile::tempdir().expect("tempdir");
+    let (first_data, first, _) = torrent(work.path(), "first.bin", 41);
+    let (second_data, second, _) = torrent(work.path(), "second.bin", 42);
+    let into = work.path().join("leech");
+
+    // Each process announces both of its torrents from its one socket (in one datagram), and hands each
+    // neighbour's announce to the torrents it names.
+    let mut leecher = Running::start(our_peer(&network, 1, &first, &into).arg(&second).arg("--exit-on-complete"));
+    wait_for_event(&mut leecher, "checked");
+    let mut seeder = Running::start(
+        our_peer(&network, 0, &first, &work.path().join("src")).arg(&second).args(["--bind", SEEDER_SIDE]),
+    );
+    let status = leecher.wait(Duration::from_secs(60));
+    let lines = leecher.rest_of_stdout(Duration::from_secs(2));
+    assert!(
+        status.is_some_and(|status| status.success()),
+        "the leecher did not complete both (status {status:?}); stdout {lines:?}\nstderr:\n{}\nseeder:\n{}",
+        leecher.stderr(),
+        seeder.stderr()
+    );
+    assert_same_file(&first_data, &into.join("first.bin"));
+    assert_same_file(&second_data, &into.join("second.bin"));
+    let through_lsd: std::collections::HashSet<String> = lines
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["event"] == "peer_connected" && event["source"] == "lsd")
+        .filter_map(|event| event["torrent"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(through_lsd.len(), 2, "each torrent met the seeder through local discovery: {lines:?}");
+    seeder.kill();
+}
+
+#[test]
 fn a_magnet_link_alone_finds_its_seeder_on_the_local_network() {
     let Some(network) = Network::create(Addressing::V4) else { return };
     let work = tempfile::tempdir().expect("tempdir");

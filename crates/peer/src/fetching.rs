@@ -72,6 +72,7 @@ pub(crate) async fn fetch_torrent(
         trackers: shared.trackers.clone(),
         events: events.clone(),
         incoming: Some(incoming),
+        lsd: shared.lsd.clone(),
     };
     // Checked by SHA-1 against a v1 hash, by SHA-256 against a v2 one, by both for a hybrid link.
     let check = InfoCheck { v1: magnet.info_hash_v1().map(|hash| hash.0), v2: magnet.info_hash_v2.map(|hash| hash.0) };

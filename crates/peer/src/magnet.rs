@@ -335,6 +335,8 @@ pub struct FetchContext {
     pub events: EventSink,
     /// The peers that dial the session for this torrent, their handshakes read.
     pub incoming: Option<mpsc::Receiver<IncomingPeer>>,
+    /// The session's local service discovery, used when [`FetchConfig::lsd`] is set.
+    pub lsd: Option<Arc<crate::lsd::service::LsdService>>,
 }
 
 /// Sets the fetch's end however it ends (complete, or dropped when its torrent is paused or removed): every
@@ -385,12 +387,12 @@ pub async fn fetch_checked(
     config: FetchConfig,
     context: FetchContext,
 ) -> Result<Fetched, FetchError> {
-    let FetchContext { peer_id, trackers: endpoints, events, mut incoming } = context;
+    let FetchContext { peer_id, trackers: endpoints, events, mut incoming, lsd } = context;
     let trackers: Vec<String> = config.trackers.iter().filter(|url| Tracker::supports(url)).cloned().collect();
     for url in config.trackers.iter().filter(|url| !Tracker::supports(url)) {
         tracing::warn!("skipping tracker {url}: only udp://, http:// and https:// trackers are supported");
     }
-    let lsd = if config.lsd { start_lsd(config.local_ip) } else { None };
+    let lsd = lsd.filter(|_| config.lsd);
     // The listener alone is no place to look: nobody would know to dial it.
     if trackers.is_empty() && config.peers.is_empty() && config.dht.is_none() && lsd.is_none() {
         return Err(FetchError::NowhereToLook);
@@ -445,11 +447,12 @@ pub async fn fetch_checked(
             crate::dht_peers::look_up(node, info_hash, None, found).await;
         });
     }
-    if let Some(lsd) = lsd {
-        // Announced with our port all the same: neighbours that have the torrent answer with their own announce.
-        let (shared, port) = (shared.clone(), config.port);
-        tasks.spawn(lsd.run(info_hash, port, move |addr| shared.add_candidate(addr, Source::Lsd)));
-    }
+    // Announced with our port all the same: neighbours that have the torrent answer with their own announce. The
+    // registration ends with the fetch.
+    let _discovery = lsd.map(|lsd| {
+        let shared = shared.clone();
+        lsd.register(info_hash, move |addr| shared.add_candidate(addr, Source::Lsd))
+    });
     let mut done = shared.done.subscribe();
     loop {
         {
@@ -544,16 +547,6 @@ pub async fn fetch_checked(
 /// would make the fetch a future that cannot move between threads.)
 async fn until_done(done: &mut watch::Receiver<bool>) {
     let _ = done.wait_for(|done| *done).await;
-}
-
-/// Local service discovery on `local_ip` (any when `None`), if it applies there and starts; a failure is a
-/// warning.
-fn start_lsd(local_ip: Option<IpAddr>) -> Option<crate::lsd::Lsd> {
-    let ip = local_ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-    crate::lsd::Lsd::start(ip).unwrap_or_else(|err| {
-        tracing::warn!("local service discovery is off: {err}");
-        None
-    })
 }
 
 /// An announce while the size is unknown: nothing moved yet, and some left.

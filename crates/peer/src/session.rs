@@ -38,6 +38,7 @@ use crate::admission::Handshakes;
 use crate::budget::ConnectionBudget;
 use crate::connection;
 use crate::events::{Event, EventSink, PeerSummary, Status, TrackerStatus};
+use crate::lsd::service::LsdService;
 use crate::rate::TransferLimiter;
 use crate::selection::Priority;
 use crate::session_state::{StateFolder, StateWriter, TorrentState};
@@ -110,6 +111,8 @@ pub(crate) struct Shared {
     pub(crate) trackers: Arc<crate::trackers::TrackerEndpoints>,
     /// Keeps the torrents' state files, when the session has a state folder.
     pub(crate) state: Option<StateWriter>,
+    /// Local service discovery for every public torrent, on one socket per family.
+    pub(crate) lsd: Option<Arc<LsdService>>,
 }
 
 /// Where a torrent stands.
@@ -310,6 +313,18 @@ impl Drop for Session {
 /// A torrent brought back by [`Session::restore`]: its info-hash and its task, as [`Session::add`] gives it.
 pub type Restored = ([u8; 20], JoinHandle<Result<Outcome, TorrentError>>);
 
+/// The session's local service discovery on the listening interface, if it applies there and starts; a failure is
+/// a warning, and the session goes on without it.
+fn start_lsd(listen: SocketAddr) -> Option<Arc<LsdService>> {
+    match LsdService::start(listen.ip(), listen.port()) {
+        Ok(service) => service.map(Arc::new),
+        Err(err) => {
+            tracing::warn!("local service discovery is off: {err}");
+            None
+        }
+    }
+}
+
 /// A random peer id in the Azureus style: client code "BT", version 0001.
 pub fn new_peer_id() -> [u8; 20] {
     let mut id = *b"-BT0001-000000000000";
@@ -339,6 +354,7 @@ impl Session {
             download_limiter: config.download_limit.map(|rate| Arc::new(TransferLimiter::new(rate))),
             trackers: Arc::new(crate::trackers::TrackerEndpoints::new(Some(config.listen.ip()))),
             connections: ConnectionBudget::new(config.max_connections),
+            lsd: if config.lsd { start_lsd(listen_addr) } else { None },
             state: match &config.state_dir {
                 Some(dir) => Some(StateWriter::start(StateFolder::new(dir.clone()))?),
                 None => None,

@@ -285,9 +285,11 @@ pub(crate) async fn run(
             crate::dht_peers::look_up(node, info_hash, Some(port), found).await;
         });
     }
-    if session.lsd && !torrent.info.private {
-        spawn_lsd(&mut tasks, swarm.clone(), listen_addr, info_hash);
-    }
+    // Announced on the local network while it runs (never a private torrent): the registration ends with the run.
+    let _discovery = shared.lsd.as_ref().filter(|_| !torrent.info.private).map(|lsd| {
+        let swarm = swarm.clone();
+        lsd.register(info_hash, move |addr| swarm.add_candidate(addr, Source::Lsd))
+    });
 
     let tiers = announcer::tiers(torrent);
     let seeding = Arc::new(SeedingNotice::new(tiers.len()));
@@ -402,20 +404,6 @@ async fn save_resume(path: PathBuf, storage: Arc<Storage>, info_hash: [u8; 20], 
         Ok(Ok(())) => {}
         Ok(Err(err)) => tracing::warn!("fast resume: {err}; the next start checks the data"),
         Err(err) => tracing::warn!("fast resume: {err}"),
-    }
-}
-
-/// Starts local service discovery for the torrent, on IPv4, IPv6 or both as `listen` allows (see
-/// [`crate::lsd::families`]), handing the neighbours found to the swarm (link-local ones with their scope). One
-/// family failing to start beside another is a debug line; none starting (no multicast route, no IPv6, the port
-/// held without SO_REUSEADDR) is a warning, and the session goes on without it.
-fn spawn_lsd(tasks: &mut tokio::task::JoinSet<()>, swarm: Arc<Swarm>, listen: SocketAddr, info_hash: [u8; 20]) {
-    match crate::lsd::Lsd::start(listen.ip()) {
-        Ok(Some(lsd)) => {
-            tasks.spawn(lsd.run(info_hash, listen.port(), move |addr| swarm.add_candidate(addr, Source::Lsd)));
-        }
-        Ok(None) => {}
-        Err(err) => tracing::warn!("local service discovery is off: {err}"),
     }
 }
 

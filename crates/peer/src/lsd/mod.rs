@@ -1,5 +1,5 @@
-//! Local service discovery (BEP 14) as a peer source: announce the torrent to the local network by multicast, and
-//! hand on the peers that announce it too.
+//! Local service discovery (BEP 14) as a peer source: announce the session's torrents to the local network by
+//! multicast, and hand on the peers that announce them too ([`service`]: one socket per family for every torrent).
 //!
 //! Over IPv4, every announce goes to 239.192.152.143:6771, from a UDP socket bound to 0.0.0.0:6771 with
 //! SO_REUSEADDR and SO_REUSEPORT (every client on the host binds that port, and all of them hear every announce),
@@ -20,17 +20,15 @@
 pub mod interfaces;
 pub mod message;
 pub mod neighbours;
+pub mod service;
 #[cfg(test)]
 mod tests;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use neighbours::{ANNOUNCE_INTERVAL, REPEAT_AFTER};
-
-use message::MAX_DATAGRAM_LEN;
-use neighbours::{Ignored, Neighbours};
 
 /// The UDP port every client listens on.
 pub const LSD_PORT: u16 = 6771;
@@ -69,7 +67,7 @@ pub fn families(listen: IpAddr) -> Vec<Family> {
     }
 }
 
-/// The sockets, bound and joined to their groups: ready to [`run`](Lsd::run).
+/// The sockets, bound and joined to their groups: ready for the session's service ([`service::LsdService`]).
 #[derive(Debug)]
 pub struct Lsd {
     v4: Option<Channel>,
@@ -120,24 +118,6 @@ impl Lsd {
         }
         Ok(Some(lsd))
     }
-
-    /// Announces `info_hash` with TCP `port` on each family and hands every neighbour that announces it to `found`
-    /// (`SocketAddr::new(sender_ip, port)`, with the sender's scope when link-local). Runs until dropped.
-    pub async fn run(self, info_hash: [u8; 20], port: u16, found: impl Fn(SocketAddr)) {
-        let cookie = neighbours::random_cookie();
-        let found = &found;
-        let v4 = async {
-            if let Some(channel) = self.v4 {
-                channel.run(info_hash, port, cookie.clone(), found).await;
-            }
-        };
-        let v6 = async {
-            if let Some(channel) = self.v6 {
-                channel.run(info_hash, port, cookie.clone(), found).await;
-            }
-        };
-        tokio::join!(v4, v6);
-    }
 }
 
 impl Channel {
@@ -149,70 +129,11 @@ impl Channel {
         };
         Ok(Channel { socket: tokio::net::UdpSocket::from_std(socket)?, group, own })
     }
-
-    /// One family's announces and reads, with its own view of the neighbours under the shared `cookie`.
-    async fn run(self, info_hash: [u8; 20], port: u16, cookie: String, found: &impl Fn(SocketAddr)) {
-        let own = self.own.map(|ip| SocketAddr::new(ip, port));
-        let mut neighbours = Neighbours::with_cookie(info_hash, cookie, own, Instant::now());
-        let announce = match neighbours.announce(port, self.group) {
-            Ok(announce) => announce,
-            Err(err) => {
-                tracing::warn!("local service discovery is off: {err}");
-                return;
-            }
-        };
-        let mut send_warned = false;
-        let mut buffer = [0u8; MAX_DATAGRAM_LEN + 1];
-        loop {
-            let due = tokio::time::Instant::from_std(neighbours.next_announce());
-            tokio::select! {
-                () = tokio::time::sleep_until(due) => {
-                    match self.socket.send_to(&announce, self.group).await {
-                        Ok(_) => tracing::debug!(port, group = %self.group, "LSD announce sent"),
-                        Err(err) if !send_warned => {
-                            send_warned = true;
-                            tracing::warn!(
-                                "local service discovery cannot announce to {} (tried again later): {err}",
-                                self.group
-                            );
-                        }
-                        Err(err) => tracing::debug!(group = %self.group, "LSD announce failed: {err}"),
-                    }
-                    neighbours.announced(Instant::now());
-                }
-                received = self.socket.recv_from(&mut buffer) => {
-                    match received {
-                        Ok((len, from)) => hear(&mut neighbours, buffer.get(..len).unwrap_or_default(), from, found),
-                        Err(err) => {
-                            tracing::debug!("LSD read failed: {err}");
-                            tokio::time::sleep(READ_ERROR_PAUSE).await;
-                        }
-                    }
-                    // The next read waits for a token: a flood stays in the kernel's buffer, which drops the rest.
-                    while let Err(wait) = neighbours.admit(Instant::now()) {
-                        tokio::time::sleep(wait).await;
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// Names the step an I/O error came from.
 fn step(what: &str) -> impl FnOnce(io::Error) -> io::Error + '_ {
     move |err| io::Error::new(err.kind(), format!("{what}: {err}"))
-}
-
-/// Hands on the peer a datagram names, if any.
-fn hear(neighbours: &mut Neighbours, datagram: &[u8], from: SocketAddr, found: &impl Fn(SocketAddr)) {
-    match neighbours.receive(datagram, from, Instant::now()) {
-        Ok(peer) => {
-            tracing::debug!(%from, %peer, "LSD: a neighbour announced the torrent");
-            found(peer);
-        }
-        Err(Ignored::Ours | Ignored::OtherTorrent) => {}
-        Err(why) => tracing::trace!(%from, "LSD datagram ignored: {why}"),
-    }
 }
 
 /// A UDP socket of `domain` with SO_REUSEADDR and SO_REUSEPORT, IPv6 only when IPv6, bound to `any`:

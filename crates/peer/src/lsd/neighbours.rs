@@ -74,6 +74,40 @@ pub fn peer_address(from: SocketAddr, port: u16) -> Option<SocketAddr> {
     }
 }
 
+/// How many datagrams are read: a token bucket of [`DATAGRAM_BURST`] refilled at [`DATAGRAMS_PER_SECOND`].
+#[derive(Debug)]
+pub struct ReadBudget {
+    tokens: u32,
+    refilled: Instant,
+}
+
+impl ReadBudget {
+    #[must_use]
+    pub fn new(now: Instant) -> ReadBudget {
+        ReadBudget { tokens: DATAGRAM_BURST, refilled: now }
+    }
+
+    /// Takes one token to read a datagram, or says how long until there is one.
+    ///
+    /// # Errors
+    ///
+    /// The wait until the next token.
+    pub fn admit(&mut self, now: Instant) -> Result<(), Duration> {
+        let every = Duration::from_secs(1) / DATAGRAMS_PER_SECOND;
+        let elapsed = now.saturating_duration_since(self.refilled);
+        let earned = u32::try_from(elapsed.as_nanos() / every.as_nanos()).unwrap_or(u32::MAX);
+        if earned > 0 {
+            self.tokens = self.tokens.saturating_add(earned).min(DATAGRAM_BURST);
+            self.refilled = if self.tokens == DATAGRAM_BURST { now } else { self.refilled + every * earned };
+        }
+        if self.tokens == 0 {
+            return Err((self.refilled + every).saturating_duration_since(now));
+        }
+        self.tokens -= 1;
+        Ok(())
+    }
+}
+
 /// One torrent's view of the local network.
 #[derive(Debug)]
 pub struct Neighbours {
@@ -81,8 +115,7 @@ pub struct Neighbours {
     cookie: String,
     /// Our own TCP address when known (bound to one IP), never handed on even without a cookie.
     own: Option<SocketAddr>,
-    tokens: u32,
-    refilled: Instant,
+    budget: ReadBudget,
     /// Ports heard per sender IP, and when it was last heard.
     heard: HashMap<IpAddr, (Vec<u16>, Instant)>,
     /// The next round: on start, [`REPEAT_AFTER`] later, then every [`ANNOUNCE_INTERVAL`].
@@ -107,8 +140,7 @@ impl Neighbours {
             info_hash,
             cookie,
             own,
-            tokens: DATAGRAM_BURST,
-            refilled: now,
+            budget: ReadBudget::new(now),
             heard: HashMap::new(),
             next_round: now,
             rounds: 0,
@@ -160,18 +192,13 @@ impl Neighbours {
     ///
     /// The wait until the next token.
     pub fn admit(&mut self, now: Instant) -> Result<(), Duration> {
-        let every = Duration::from_secs(1) / DATAGRAMS_PER_SECOND;
-        let elapsed = now.saturating_duration_since(self.refilled);
-        let earned = u32::try_from(elapsed.as_nanos() / every.as_nanos()).unwrap_or(u32::MAX);
-        if earned > 0 {
-            self.tokens = self.tokens.saturating_add(earned).min(DATAGRAM_BURST);
-            self.refilled = if self.tokens == DATAGRAM_BURST { now } else { self.refilled + every * earned };
-        }
-        if self.tokens == 0 {
-            return Err((self.refilled + every).saturating_duration_since(now));
-        }
-        self.tokens -= 1;
-        Ok(())
+        self.budget.admit(now)
+    }
+
+    /// The torrent it is the view of.
+    #[must_use]
+    pub fn info_hash(&self) -> [u8; 20] {
+        self.info_hash
     }
 
     /// Reads a datagram that came from `from` at `now`: the peer to hand on (see [`peer_address`]), if it
