@@ -264,6 +264,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         lsd: !args.no_lsd,
         // The command line names the torrents: nothing is kept for a restart but each one's fast-resume state.
         state_dir: None,
+        max_open_files: peer::open_files::DEFAULT_MAX_OPEN_FILES,
     };
     let config = TorrentConfig {
         dir: args.dir.clone(),

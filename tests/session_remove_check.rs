@@ -1,6 +1,7 @@
 //! A torrent removed while it checks its data stops reading at once: the check's threads stop within a batch, the
-//! removal returns, and the process has read a small part of the data, not all of it. Alone in its test binary, so
-//! that no other test's reads are counted.
+//! removal returns, and the process has read a small part of the data, not all of it. One torrent checks at a time:
+//! one added meanwhile waits for its turn, then checks and seeds. Alone in its test binary, so that no other test's
+//! reads are counted.
 
 mod common;
 
@@ -68,7 +69,17 @@ fn removing_a_torrent_mid_check_stops_the_check_at_once() {
         .await;
         assert_eq!(checking, Ok(true), "no check under way");
         assert_eq!(session.torrent(&info_hash).map(|status| status.state), Some(State::Checking));
+        // A second torrent waits for its turn to check.
+        let small = zeros_torrent("small.bin", 16 << 10, 4);
+        let small_hash = small.info_hash.0;
+        std::fs::File::create(work.path().join("small.bin")).expect("create").set_len(64 << 10).expect("length");
+        let (small_events, mut small_rx) = tokio::sync::mpsc::unbounded_channel();
+        let _small = session.add(small, TorrentConfig::new(work.path().to_path_buf()), small_events).expect("added");
 
+        assert_eq!(session.torrent(&small_hash).map(|status| status.state), Some(State::Checking));
+        while let Ok((_, event)) = small_rx.try_recv() {
+            assert!(!matches!(event, Event::Checking { .. } | Event::Checked { .. }), "checked out of turn: {event:?}");
+        }
         let removed = tokio::time::timeout(Duration::from_secs(10), session.remove(&info_hash)).await;
         assert_eq!(removed, Ok(true), "the removal waited for the whole check");
         let ended = tokio::time::timeout(Duration::from_secs(5), run).await.expect("its task ends").expect("joined");
@@ -83,5 +94,17 @@ fn removing_a_torrent_mid_check_stops_the_check_at_once() {
         eprintln!("read {read} bytes of {total} before the removal stopped the check");
         assert!(read < total / 4, "read {read} of {total} bytes: the check went on");
         assert!(!events_rx.try_recv().is_ok_and(|(_, event)| matches!(event, Event::Checked { .. })), "it finished");
+        // Its turn came with the removal: checked, all there, seeding.
+        let seeding = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                match small_rx.recv().await {
+                    Some((_, Event::Checked { have: 4, total: 4, .. })) => break true,
+                    Some(_) => {}
+                    None => break false,
+                }
+            }
+        })
+        .await;
+        assert_eq!(seeding, Ok(true), "the second torrent never checked");
     });
 }

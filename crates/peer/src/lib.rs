@@ -22,6 +22,7 @@ pub mod magnet;
 pub mod metadata;
 pub mod metadata_harness;
 mod offers;
+pub mod open_files;
 mod outbox;
 pub mod picker;
 pub mod rate;

@@ -42,7 +42,7 @@ use crate::lsd::service::LsdService;
 use crate::rate::TransferLimiter;
 use crate::selection::Priority;
 use crate::session_state::{StateFolder, StateWriter, TorrentState};
-use crate::storage::{FileProgress, Storage};
+use crate::storage::{FileProgress, SessionFiles, Storage};
 use crate::swarm::Swarm;
 use crate::torrent::{self, Outcome, OwnLimits, TorrentConfig, TorrentError, TorrentSlot};
 use crate::torrents::Torrents;
@@ -75,6 +75,8 @@ pub struct SessionConfig {
     /// Where the session keeps which torrents it holds and how they stand ([`crate::session_state`]), for
     /// [`Session::restore`] after a restart; nothing is kept when `None`.
     pub state_dir: Option<std::path::PathBuf>,
+    /// Data files open at once over every torrent ([`crate::open_files`]).
+    pub max_open_files: usize,
 }
 
 impl SessionConfig {
@@ -93,6 +95,7 @@ impl SessionConfig {
             dht: None,
             lsd: false,
             state_dir: None,
+            max_open_files: crate::open_files::DEFAULT_MAX_OPEN_FILES,
         }
     }
 }
@@ -113,6 +116,17 @@ pub(crate) struct Shared {
     pub(crate) state: Option<StateWriter>,
     /// Local service discovery for every public torrent, on one socket per family.
     pub(crate) lsd: Option<Arc<LsdService>>,
+    /// Turns to check a torrent's data: one at a time.
+    pub(crate) checks: tokio::sync::Semaphore,
+    /// The data files open over every torrent.
+    pub(crate) open_files: Arc<SessionFiles>,
+}
+
+impl Shared {
+    /// `torrent`'s files laid out in `dir`, counted in the session's budget of open files.
+    fn layout(&self, torrent: &metainfo::Torrent, dir: &std::path::Path) -> Result<Arc<Storage>, TorrentError> {
+        Ok(Arc::new(Storage::new(torrent, dir)?.with_open_files(self.open_files.clone())))
+    }
 }
 
 /// Where a torrent stands.
@@ -355,6 +369,8 @@ impl Session {
             trackers: Arc::new(crate::trackers::TrackerEndpoints::new(Some(config.listen.ip()))),
             connections: ConnectionBudget::new(config.max_connections),
             lsd: if config.lsd { start_lsd(listen_addr) } else { None },
+            checks: tokio::sync::Semaphore::new(1),
+            open_files: SessionFiles::new(config.max_open_files),
             state: match &config.state_dir {
                 Some(dir) => Some(StateWriter::start(StateFolder::new(dir.clone()))?),
                 None => None,
@@ -407,7 +423,7 @@ impl Session {
         config: TorrentConfig,
         events: mpsc::UnboundedSender<([u8; 20], Event)>,
     ) -> Result<JoinHandle<Result<Outcome, TorrentError>>, TorrentError> {
-        let layout = Arc::new(Storage::new(&torrent, &config.dir)?);
+        let layout = self.shared.layout(&torrent, &config.dir)?;
         torrent::choose_files(&layout, &config.only, &torrent.info.name)?;
         let events = EventSink::new(torrent.info_hash.0, events);
         let slot = TorrentSlot {
@@ -475,7 +491,7 @@ impl Session {
                 if torrent.info_hash.0 != hash {
                     return Err(format!("the saved torrent {name}.torrent is another torrent ({})", torrent.info_hash));
                 }
-                let layout = Arc::new(Storage::new(&torrent, &config.dir).map_err(|err| err.to_string())?);
+                let layout = self.shared.layout(&torrent, &config.dir).map_err(|err| err.to_string())?;
                 if !state.priorities.is_empty() {
                     layout.set_priorities(&state.priorities).map_err(|err| err.to_string())?;
                 }
@@ -521,7 +537,7 @@ impl Session {
         if persist {
             entry.persist(&self.shared, true);
         }
-        Ok(tokio::spawn(drive(self.shared.clone(), entry)))
+        Ok(tokio::spawn(driven(self.shared.clone(), entry)))
     }
 
     fn find(&self, info_hash: &[u8; 20]) -> Option<Arc<Entry>> {
@@ -562,7 +578,7 @@ impl Session {
                 entry.wanted.send_replace(Wanted::Run);
                 entry.phase.send_replace(Phase::Starting);
                 // Nobody awaits a restarted run but the queries.
-                drop(tokio::spawn(drive(self.shared.clone(), entry.clone())));
+                drop(tokio::spawn(driven(self.shared.clone(), entry.clone())));
                 true
             }
             Phase::Removed => false,
@@ -792,7 +808,7 @@ async fn drive(shared: Arc<Shared>, entry: Arc<Entry>) -> Result<Outcome, Torren
                     () = until_asked(wanted.clone()) => continue,
                 };
                 let made = fetched.and_then(|(torrent, fetched)| {
-                    let layout = Arc::new(Storage::new(&torrent, &entry.config.dir)?);
+                    let layout = shared.layout(&torrent, &entry.config.dir)?;
                     torrent::choose_files(&layout, &entry.config.only, &torrent.info.name)?;
                     let slot = TorrentSlot {
                         torrent: Arc::new(torrent),
@@ -853,6 +869,15 @@ async fn drive(shared: Arc<Shared>, entry: Arc<Entry>) -> Result<Outcome, Torren
             pieces,
         }
     }))
+}
+
+/// [`drive`] inside the torrent's `tracing` span: every line logged by its tasks names it (by info-hash, and by
+/// name once known).
+fn driven(shared: Arc<Shared>, entry: Arc<Entry>) -> impl std::future::Future<Output = Result<Outcome, TorrentError>> {
+    use tracing::Instrument;
+    let hash = entry.hashes().first().map(hex).unwrap_or_default();
+    let span = tracing::info_span!("torrent", info_hash = %hash, name = %entry.name());
+    drive(shared, entry).instrument(span)
 }
 
 /// Returns once the user asks for something other than running.

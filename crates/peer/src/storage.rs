@@ -110,7 +110,9 @@ pub struct Storage {
     num_pieces: u32,
     total_length: u64,
     hashes: PieceHashes,
-    handles: Mutex<Handles>,
+    handles: Arc<Mutex<Handles>>,
+    /// The session's budget of open files over every torrent, when shared.
+    open_files: Option<Arc<SessionFiles>>,
     /// `DIR/.HASH.parts`: what pieces shared with wanted files carry of skipped ones.
     part_path: PathBuf,
     part: Mutex<Option<Arc<File>>>,
@@ -140,16 +142,35 @@ struct StoredFile {
 /// Cached open files. The mutex guards only this bookkeeping, never a read or a write: callers clone the `Arc`
 /// and do their I/O unlocked, so an evicted file stays open until its last user is done.
 #[derive(Debug)]
-struct Handles {
+pub struct Handles {
     slots: Vec<Option<Handle>>,
     /// Indices of the occupied slots, oldest first, for eviction.
     order: VecDeque<usize>,
+    /// Openings so far: each handle's number, by which the session's budget knows it.
+    openings: u64,
 }
 
 #[derive(Debug, Clone)]
 struct Handle {
     file: Arc<File>,
     writable: bool,
+    generation: u64,
+}
+
+/// The session's budget of open files, shared by its torrents' storages.
+pub type SessionFiles = crate::open_files::OpenFiles<Mutex<Handles>>;
+
+/// Closes file `index` of the storage whose handles `owner` are, if it is still the `generation`-th opening.
+fn close_opened(opened: crate::open_files::Opened<Mutex<Handles>>) {
+    let Some(owner) = opened.owner.upgrade() else { return };
+    let mut handles = owner.lock().unwrap_or_else(PoisonError::into_inner);
+    let Handles { slots, order, .. } = &mut *handles;
+    if let Some(slot) = slots.get_mut(opened.index)
+        && slot.as_ref().is_some_and(|handle| handle.generation == opened.generation)
+    {
+        *slot = None;
+        order.retain(|&index| index != opened.index);
+    }
 }
 
 impl Storage {
@@ -210,7 +231,7 @@ impl Storage {
         let num_pieces =
             u32::try_from(expected).map_err(|_| layout(&root, format!("{expected} pieces do not fit in 32 bits")))?;
 
-        let handles = Handles { slots: vec![None; files.len()], order: VecDeque::new() };
+        let handles = Handles { slots: vec![None; files.len()], order: VecDeque::new(), openings: 0 };
         Ok(Storage {
             dir: dir.to_path_buf(),
             root,
@@ -219,7 +240,8 @@ impl Storage {
             num_pieces,
             total_length,
             hashes,
-            handles: Mutex::new(handles),
+            handles: Arc::new(Mutex::new(handles)),
+            open_files: None,
             part_path: dir.join(format!(".{}.parts", torrent.info_hash)),
             part: Mutex::new(None),
             moving: std::sync::RwLock::new(()),
@@ -279,6 +301,13 @@ impl Storage {
             }
         }
         levels
+    }
+
+    /// Counts its open files in the session's budget `open_files` (shared by every torrent), from now on.
+    #[must_use]
+    pub fn with_open_files(mut self, open_files: Arc<SessionFiles>) -> Storage {
+        self.open_files = Some(open_files);
+        self
     }
 
     /// Each file's path inside the torrent, `/`-separated, as [`Storage::file_progress`] lists them: the name of
@@ -661,7 +690,7 @@ impl Storage {
     /// opens its file again.
     pub fn close_files(&self) {
         let mut handles = self.lock();
-        let Handles { slots, order } = &mut *handles;
+        let Handles { slots, order, .. } = &mut *handles;
         slots.iter_mut().for_each(|slot| *slot = None);
         order.clear();
         drop(handles);
@@ -714,16 +743,18 @@ impl Storage {
         // Opened without the lock held: opening touches the disk, and other files' blocks need not wait.
         let file = Arc::new(self.open(index, write)?);
         let mut handles = self.lock();
-        let Handles { slots, order } = &mut *handles;
+        handles.openings += 1;
+        let generation = handles.openings;
+        let Handles { slots, order, .. } = &mut *handles;
         let Some(slot) = slots.get_mut(index) else {
             return Ok(file);
         };
         match slot {
             // Another thread opened it meanwhile, for writing: that handle serves reads as well.
             Some(existing) if existing.writable => return Ok(Arc::clone(&existing.file)),
-            Some(existing) => *existing = Handle { file: Arc::clone(&file), writable: write },
+            Some(existing) => *existing = Handle { file: Arc::clone(&file), writable: write, generation },
             None => {
-                *slot = Some(Handle { file: Arc::clone(&file), writable: write });
+                *slot = Some(Handle { file: Arc::clone(&file), writable: write, generation });
                 order.push_back(index);
                 if order.len() > MAX_OPEN_FILES
                     && let Some(oldest) = order.pop_front()
@@ -731,6 +762,13 @@ impl Storage {
                 {
                     *evicted = None;
                 }
+            }
+        }
+        drop(handles);
+        if let Some(open_files) = &self.open_files {
+            // Closed without this storage's lock held: the oldest may be another torrent's, or this one's.
+            for oldest in open_files.opened(&self.handles, index, generation) {
+                close_opened(oldest);
             }
         }
         Ok(file)

@@ -589,3 +589,25 @@ fn a_file_on_disk_that_is_skipped_keeps_its_bytes_where_they_are() {
     assert!(storage.set_priorities(&[Skip]).is_ok(), "a list of another length changes nothing");
     assert_eq!(storage.file_progress(&Bitfield::new(8))[0].priority, Normal);
 }
+
+#[test]
+fn the_sessions_budget_of_open_files_holds_across_torrents_oldest_closed_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let budget = super::SessionFiles::new(2);
+    let storages: Vec<Storage> = (0..3u8)
+        .map(|n| {
+            let parts: Vec<Part> = vec![(vec![], data(32, n))];
+            let torrent = torrent(&format!("t{n}.bin"), 16, &parts);
+            let storage = Storage::new(&torrent, dir.path()).expect("layout").with_open_files(budget.clone());
+            write_all_pieces(&storage, &stream(&parts), 0..2);
+            storage
+        })
+        .collect();
+    let open = |storage: &Storage| storage.lock().slots.iter().filter(|slot| slot.is_some()).count();
+    assert_eq!(storages.iter().map(open).collect::<Vec<_>>(), [0, 1, 1], "the first torrent's file was closed");
+    // Read again, it opens again, and the oldest other one makes way; the data is whole either way.
+    let mut out = Vec::new();
+    storages[0].read_block(0, 0, 16, &mut out).expect("read");
+    assert_eq!(out, data(32, 0)[..16]);
+    assert_eq!(storages.iter().map(open).collect::<Vec<_>>(), [1, 0, 1]);
+}

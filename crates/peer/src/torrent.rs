@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use peer_wire::Bitfield;
+use tracing::Instrument;
 
 use crate::announcer::{self, Announcer, SEEDING_NOTICE_WAIT, SeedingNotice};
 use crate::connection;
@@ -179,6 +180,12 @@ pub(crate) async fn run(
         None => {
             // Stopped, paused or removed while checking: the check's threads stop within a batch, and the run
             // ends before it began.
+            // One torrent checks at a time, on the session's check threads (libtorrent's `active_checking`
+            // default): a thousand torrents started at once do not start a thousand checks.
+            let _turn = tokio::select! {
+                turn = shared.checks.acquire() => turn.map_err(|err| TorrentError::Check(err.to_string()))?,
+                () = &mut shutdown => return Err(TorrentError::CheckStopped),
+            };
             let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let checking = check(&storage, shared.config.check_threads, &events, stop.clone());
             tokio::pin!(checking);
@@ -258,7 +265,7 @@ pub(crate) async fn run(
             save_resume(path, storage, info_hash, swarm.have_bitfield()).await;
         });
     }
-    tasks.spawn(tick_loop(swarm.clone()));
+    tasks.spawn(tick_loop(swarm.clone()).in_current_span());
     let mut announced = Vec::new();
     if let Some(fetched) = handover {
         // Before the dialer starts: it must not dial again the peers these connections are with.
@@ -273,7 +280,7 @@ pub(crate) async fn run(
     for &(addr, source) in &config.peers {
         swarm.add_candidate(addr, source);
     }
-    tasks.spawn(dialer(swarm.clone(), local_ip));
+    tasks.spawn(dialer(swarm.clone(), local_ip).in_current_span());
     if let Some(node) = dht {
         let (swarm, port) = (swarm.clone(), listen_addr.port());
         tasks.spawn(async move {
@@ -308,7 +315,7 @@ pub(crate) async fn run(
             started_complete,
             seeding: seeding.clone(),
         };
-        announcers.spawn(announcer.run(stop_rx.clone()));
+        announcers.spawn(announcer.run(stop_rx.clone()).in_current_span());
     }
     if started_finished {
         // A tracker that does not answer is retried for minutes; peers that know our address can come anyway.
@@ -460,7 +467,7 @@ async fn dialer(swarm: Arc<Swarm>, local_ip: Option<IpAddr>) {
         added.as_mut().enable();
         for addr in swarm.due_candidates() {
             if swarm.reserve_address(addr) {
-                tokio::spawn(connection::run_outgoing(swarm.clone(), addr, local_ip));
+                tokio::spawn(connection::run_outgoing(swarm.clone(), addr, local_ip).in_current_span());
             } else {
                 swarm.candidate_ended(addr);
             }
