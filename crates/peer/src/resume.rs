@@ -240,16 +240,26 @@ pub fn load(path: &Path) -> Result<Option<ResumeState>, String> {
 ///
 /// Any I/O error, naming the file.
 pub fn save(path: &Path, state: &ResumeState) -> Result<(), String> {
+    write_atomically(path, &state.encode())
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file of its own beside it (two writers of one path at once
+/// never write into each other's), synced, renamed over it, and the folder synced, so that a crash at any moment
+/// leaves either the old file or the new.
+///
+/// # Errors
+///
+/// Any I/O error, naming the file.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let folder = path.parent().ok_or_else(|| format!("{} has no folder", path.display()))?;
     std::fs::create_dir_all(folder).map_err(|err| format!("creating {}: {err}", folder.display()))?;
-    // A name of its own per save: two saves of one torrent at once (its run ending while its completion is being
-    // saved) never write into each other's file.
     static SAVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let save = SAVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let temporary = path.with_extension(format!("resume.{}.{save}.tmp", std::process::id()));
+    let extension = path.extension().map_or(String::new(), |ext| format!("{}.", ext.to_string_lossy()));
+    let temporary = path.with_extension(format!("{extension}{}.{save}.tmp", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(&state.encode())?;
+        file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&temporary, path)?;
         std::fs::File::open(folder)?.sync_all()

@@ -238,6 +238,18 @@ impl Entry {
         }
     }
 
+    /// A torrent whose metainfo is known, laid out in `layout`.
+    fn of_torrent(torrent: metainfo::Torrent, layout: Arc<Storage>, config: TorrentConfig, events: EventSink) -> Entry {
+        let slot = TorrentSlot {
+            torrent: Arc::new(torrent),
+            layout,
+            config: config.clone(),
+            events: events.clone(),
+            running: Mutex::new(None),
+        };
+        Entry::new(Some(slot), None, config, events)
+    }
+
     /// The info-hashes it goes by: v1, and a hybrid's truncated v2 (a magnet link's, until its metadata is in).
     fn hashes(&self) -> Vec<[u8; 20]> {
         match (self.slot.get(), &self.magnet) {
@@ -426,14 +438,7 @@ impl Session {
         let layout = self.shared.layout(&torrent, &config.dir)?;
         torrent::choose_files(&layout, &config.only, &torrent.info.name)?;
         let events = EventSink::new(torrent.info_hash.0, events);
-        let slot = TorrentSlot {
-            torrent: Arc::new(torrent),
-            layout,
-            config: config.clone(),
-            events: events.clone(),
-            running: Mutex::new(None),
-        };
-        self.insert(Entry::new(Some(slot), None, config, events), true)
+        self.insert(Entry::of_torrent(torrent, layout, config, events), true)
     }
 
     /// Adds a magnet link's torrent and starts it: it fetches its metadata from the swarm (the link's trackers,
@@ -495,15 +500,7 @@ impl Session {
                 if !state.priorities.is_empty() {
                     layout.set_priorities(&state.priorities).map_err(|err| err.to_string())?;
                 }
-                let events = EventSink::new(hash, events.clone());
-                let slot = TorrentSlot {
-                    torrent: Arc::new(torrent),
-                    layout,
-                    config: config.clone(),
-                    events: events.clone(),
-                    running: Mutex::new(None),
-                };
-                Entry::new(Some(slot), None, config, events)
+                Entry::of_torrent(torrent, layout, config, EventSink::new(hash, events.clone()))
             }
             (None, Some(link)) => {
                 let magnet = metainfo::parse_magnet(link).map_err(|err| format!("the saved link of {name}: {err}"))?;

@@ -19,7 +19,6 @@
 //! the old state or the new. The pieces themselves are the fast-resume state's ([`crate::resume`]), kept beside the
 //! data.
 
-use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -151,24 +150,6 @@ fn hex(bytes: &[u8; 20]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, synced, renamed over it, the folder synced.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let folder = path.parent().ok_or_else(|| format!("{} has no folder", path.display()))?;
-    std::fs::create_dir_all(folder).map_err(|err| format!("creating {}: {err}", folder.display()))?;
-    let temporary = path.with_extension("tmp");
-    let write = || -> std::io::Result<()> {
-        let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, path)?;
-        std::fs::File::open(folder)?.sync_all()
-    };
-    write().map_err(|err| {
-        let _ = std::fs::remove_file(&temporary);
-        format!("writing {}: {err}", path.display())
-    })
-}
-
 /// The session's state folder: one pair of files per torrent.
 #[derive(Debug, Clone)]
 pub struct StateFolder {
@@ -198,7 +179,7 @@ impl StateFolder {
     ///
     /// The file cannot be written, naming it.
     pub fn save(&self, info_hash: &[u8; 20], state: &TorrentState) -> Result<(), String> {
-        write_atomically(&self.state_path(info_hash), &state.encode())
+        crate::resume::write_atomically(&self.state_path(info_hash), &state.encode())
     }
 
     /// Keeps the torrent's metainfo (written once: a file already there is left as it is).
@@ -211,7 +192,7 @@ impl StateFolder {
         if path.is_file() {
             return Ok(());
         }
-        write_atomically(&path, file)
+        crate::resume::write_atomically(&path, file)
     }
 
     /// Forgets the torrent `info_hash` (its data stays where it is).
