@@ -8,7 +8,9 @@ mod common;
 use std::time::Duration;
 
 use common::assert_same_file;
-use common::library_session::{Tracker, eventually, runtime, session_config, start_seeder, torrent_of};
+use common::library_session::{
+    Tracker, eventually, from_seeder, runtime, session_config, start_seeder, start_session, torrent_of,
+};
 use peer::events::Event;
 use peer::session::{Session, State};
 use peer::torrent::{TorrentConfig, TorrentError};
@@ -23,10 +25,8 @@ fn a_paused_torrent_hangs_up_and_resumes_from_its_pieces_without_a_check() {
     let down = work.path().join("down");
 
     runtime().block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let session = Session::start(session_config(), listener).expect("a session");
-        let mut config = TorrentConfig::new(down.clone());
-        config.peers.push((seeder_addr, peer::sources::Source::Manual));
+        let session = start_session().await;
+        let config = from_seeder(&down, seeder_addr);
         let (events, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
         let run = session.add(torrent, config, events).expect("added");
 

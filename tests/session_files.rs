@@ -6,11 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::library_session::{Tracker, eventually, runtime, session_config, start_seeder};
+use common::library_session::{Tracker, eventually, from_seeder, runtime, start_seeder, start_session};
 use common::{make_torrent, write_pseudo_random};
 use peer::selection::{FilePattern, Priority};
-use peer::session::{Session, State};
-use peer::torrent::{TorrentConfig, TorrentError};
+use peer::session::State;
+use peer::torrent::TorrentError;
 
 #[test]
 fn files_left_out_are_fetched_once_wanted_and_the_torrent_completes() {
@@ -27,10 +27,8 @@ fn files_left_out_are_fetched_once_wanted_and_the_torrent_completes() {
     let down = work.path().join("down");
 
     runtime().block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let session = Session::start(session_config(), listener).expect("a session");
-        let mut config = TorrentConfig::new(down.clone());
-        config.peers.push((seeder_addr, peer::sources::Source::Manual));
+        let session = start_session().await;
+        let mut config = from_seeder(&down, seeder_addr);
         config.only = vec![FilePattern::parse("b.bin").expect("valid")];
 
         let mut nothing = config.clone();

@@ -6,9 +6,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::assert_same_file;
-use common::library_session::{Tracker, eventually, runtime, session_config, start_seeder, torrent_of};
-use peer::session::{Session, State};
-use peer::torrent::TorrentConfig;
+use common::library_session::{Tracker, eventually, from_seeder, runtime, start_seeder, start_session, torrent_of};
+use peer::session::State;
 
 #[test]
 fn a_torrents_own_download_limit_holds_and_can_be_lifted_while_it_runs() {
@@ -22,10 +21,8 @@ fn a_torrents_own_download_limit_holds_and_can_be_lifted_while_it_runs() {
     const LIMIT: u64 = 512 * 1024;
 
     runtime().block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let session = Session::start(session_config(), listener).expect("a session");
-        let mut config = TorrentConfig::new(down.clone());
-        config.peers.push((seeder_addr, peer::sources::Source::Manual));
+        let session = start_session().await;
+        let mut config = from_seeder(&down, seeder_addr);
         config.download_limit = Some(LIMIT);
         let (events, _events_rx) = tokio::sync::mpsc::unbounded_channel();
         let _run = session.add(torrent, config, events).expect("added");

@@ -8,7 +8,9 @@ mod common;
 use std::time::Duration;
 
 use common::assert_same_file;
-use common::library_session::{Tracker, eventually, open_fds, runtime, session_config, start_seeder, torrent_of};
+use common::library_session::{
+    Tracker, eventually, from_seeder, open_fds, runtime, session_config, start_seeder, start_session, torrent_of,
+};
 use peer::events::Event;
 use peer::session::{Session, State};
 use peer::torrent::{TorrentConfig, TorrentError};
@@ -107,10 +109,8 @@ fn a_magnet_links_torrent_downloads_and_seeds_under_the_same_entry_once_its_meta
     let down = work.path().join("down");
 
     runtime().block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let session = Session::start(session_config(), listener).expect("a session");
-        let mut config = TorrentConfig::new(down.clone());
-        config.peers.push((seeder_addr, peer::sources::Source::Manual));
+        let session = start_session().await;
+        let config = from_seeder(&down, seeder_addr);
         let (events, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
         let magnet = metainfo::parse_magnet(&link).expect("a valid link");
         let _run = session.add_magnet(magnet, config, events).expect("added");

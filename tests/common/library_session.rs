@@ -132,3 +132,16 @@ pub async fn eventually(timeout: Duration, mut done: impl FnMut() -> bool) -> bo
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A session on loopback with [`session_config`], inside a runtime.
+pub async fn start_session() -> peer::session::Session {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    peer::session::Session::start(session_config(), listener).expect("a session")
+}
+
+/// A torrent downloaded into `dir` from the seeder at `seeder` (given as with `--peer`).
+pub fn from_seeder(dir: &Path, seeder: SocketAddr) -> peer::torrent::TorrentConfig {
+    let mut config = peer::torrent::TorrentConfig::new(dir.to_path_buf());
+    config.peers.push((seeder, peer::sources::Source::Manual));
+    config
+}
