@@ -104,7 +104,9 @@ struct Progress {
 }
 
 impl Announcer {
-    pub(crate) async fn run(mut self, mut stop: tokio::sync::watch::Receiver<bool>) {
+    /// Announces until the torrent's swarm closes, then says goodbye (bounded).
+    pub(crate) async fn run(mut self) {
+        let swarm = self.swarm.clone();
         self.tier.shuffle(&mut rand::rng());
         let mut progress = Progress {
             key: rand::random(),
@@ -136,7 +138,7 @@ impl Announcer {
             };
             let mut wait = TIER_RETRY;
             if let Some(client) = started {
-                if let Outcome::Stopped = self.announce_to(&url, client, &mut progress, &mut stop).await {
+                if let Outcome::Stopped = self.announce_to(&url, client, &mut progress).await {
                     break;
                 }
                 wait = progress.retry_after;
@@ -152,9 +154,9 @@ impl Announcer {
                 }
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
-                    _ = stop.wait_for(|stop| *stop) => break,
+                    () = swarm.until_closed() => break,
                 }
-            } else if *stop.borrow() {
+            } else if swarm.is_closed() {
                 break;
             }
         }
@@ -164,13 +166,8 @@ impl Announcer {
     }
 
     /// Announces to `url` until it fails or the session stops (then says goodbye to it).
-    async fn announce_to(
-        &mut self,
-        url: &str,
-        mut client: Tracker,
-        progress: &mut Progress,
-        stop: &mut tokio::sync::watch::Receiver<bool>,
-    ) -> Outcome {
+    async fn announce_to(&mut self, url: &str, mut client: Tracker, progress: &mut Progress) -> Outcome {
+        let swarm = self.swarm.clone();
         loop {
             if progress.completed_owed && self.swarm.is_complete() && progress.event == AnnounceEvent::None {
                 progress.event = AnnounceEvent::Completed;
@@ -220,9 +217,9 @@ impl Announcer {
                         progress.retry_after
                     }
                 },
-                _ = stop.wait_for(|stop| *stop), if interruptible => break,
+                () = swarm.until_closed(), if interruptible => break,
             };
-            if *stop.borrow() {
+            if swarm.is_closed() {
                 break;
             }
             if progress.first {
@@ -237,7 +234,7 @@ impl Announcer {
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = changed, if progress.completed_owed => {}
-                _ = stop.wait_for(|stop| *stop) => break,
+                () = swarm.until_closed() => break,
             }
         }
         // Leaving: a short, bounded goodbye, so Ctrl-C is never held up by a dead tracker.

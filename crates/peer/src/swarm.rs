@@ -1133,6 +1133,11 @@ impl Swarm {
         self.trackers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
+    /// Whether the torrent is stopping: [`Swarm::close_all`] was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     /// Returns once [`Swarm::close_all`] has run: a connection still dialling or handshaking gives up then.
     pub(crate) async fn until_closed(&self) {
         loop {

@@ -300,7 +300,6 @@ pub(crate) async fn run(
 
     let tiers = announcer::tiers(torrent);
     let seeding = Arc::new(SeedingNotice::new(tiers.len()));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut announcers = tokio::task::JoinSet::new();
     for tier in tiers {
         let started = announced.iter().find(|(url, _)| tier.contains(url)).cloned();
@@ -315,7 +314,7 @@ pub(crate) async fn run(
             started_complete,
             seeding: seeding.clone(),
         };
-        announcers.spawn(announcer.run(stop_rx.clone()).in_current_span());
+        announcers.spawn(announcer.run().in_current_span());
     }
     if started_finished {
         // A tracker that does not answer is retried for minutes; peers that know our address can come anyway.
@@ -348,7 +347,6 @@ pub(crate) async fn run(
     shared.served.remove(&swarm);
     swarm.close_all();
     tasks.abort_all();
-    let _ = stop_tx.send(true);
     let _ =
         tokio::time::timeout(Duration::from_secs(5), async { while announcers.join_next().await.is_some() {} }).await;
     announcers.abort_all();
