@@ -236,6 +236,8 @@ struct State {
     announced: Vec<(String, u32)>,
     /// `started` announces sent and not answered yet.
     started_in_flight: usize,
+    /// Trackers sent a `started` (answered or not), with the key: told `stopped` if the fetch is dropped.
+    told: Vec<(String, u32)>,
 }
 
 impl State {
@@ -348,9 +350,10 @@ impl Drop for Abandon {
         let shared = &self.0;
         shared.abandoned.store(true, std::sync::atomic::Ordering::Release);
         shared.done.send_replace(true);
-        // Dropped before the metadata came (its torrent paused or removed): the trackers told `started` are told
-        // `stopped`, briefly, by a task of its own (a drop cannot wait). A complete fetch hands them on instead.
-        let told = std::mem::take(&mut shared.lock().announced);
+        // Dropped before the metadata came (its torrent paused or removed): the trackers sent a `started`, answered
+        // or still in flight, are told `stopped`, briefly, by a task of its own (a drop cannot wait). A complete
+        // fetch hands them on instead.
+        let told = std::mem::take(&mut shared.lock().told);
         if let (false, Ok(runtime)) = (told.is_empty(), tokio::runtime::Handle::try_current()) {
             runtime.spawn(say_stopped(shared.clone(), told));
         }
@@ -421,6 +424,7 @@ pub async fn fetch_checked(
             handovers: Vec::new(),
             announced: Vec::new(),
             started_in_flight: 0,
+            told: Vec::new(),
         }),
         abandoned: false.into(),
         wake: Notify::new(),
@@ -540,6 +544,8 @@ pub async fn fetch_checked(
     let peers = state.known.iter().copied().filter(|&(addr, _)| !state.is_banned(addr)).collect();
     let connections = std::mem::take(&mut state.handovers);
     let announced = std::mem::take(&mut state.announced);
+    // Complete: the download goes on with the trackers; none is told `stopped`.
+    state.told.clear();
     Ok(Fetched { info_bytes, piece_layers, peers, connections, announced })
 }
 
@@ -582,7 +588,11 @@ async fn announce_while_fetching(shared: Arc<Shared>, url: String, timeouts: Tim
     loop {
         let announce = fetch_announce(&shared, event, key);
         if event == AnnounceEvent::Started {
-            shared.lock().started_in_flight += 1;
+            let mut state = shared.lock();
+            state.started_in_flight += 1;
+            if !state.told.iter().any(|(told, _)| *told == url) {
+                state.told.push((url.clone(), key));
+            }
         }
         let reply = client.announce(&announce).await;
         if event == AnnounceEvent::Started {
@@ -1076,6 +1086,7 @@ mod tests {
             handovers: Vec::new(),
             announced: Vec::new(),
             started_in_flight: 0,
+            told: Vec::new(),
         }
     }
 
