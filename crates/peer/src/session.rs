@@ -314,12 +314,35 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// The session's torrents in the order they were added, and by info-hash (so that adding the ten-thousandth
+/// looks up one hash, not ten thousand entries).
+#[derive(Default)]
+struct Entries {
+    list: Vec<Arc<Entry>>,
+    by_hash: std::collections::HashMap<[u8; 20], Arc<Entry>>,
+}
+
+impl Entries {
+    /// The entry going by `info_hash`: from the index, else (a hash a magnet link's metadata brought) by looking.
+    fn find(&self, info_hash: &[u8; 20]) -> Option<Arc<Entry>> {
+        self.by_hash
+            .get(info_hash)
+            .cloned()
+            .or_else(|| self.list.iter().find(|entry| entry.hashes().contains(info_hash)).cloned())
+    }
+
+    fn remove(&mut self, entry: &Arc<Entry>) {
+        self.list.retain(|other| !Arc::ptr_eq(other, entry));
+        self.by_hash.retain(|_, other| !Arc::ptr_eq(other, entry));
+    }
+}
+
 /// A session and its torrents. Dropping it stops accepting connections; [`Session::shutdown`] stops every torrent
 /// first, with its `stopped` announces.
 pub struct Session {
     shared: Arc<Shared>,
     accepting: JoinHandle<()>,
-    entries: Mutex<Vec<Arc<Entry>>>,
+    entries: Mutex<Entries>,
     /// Set by [`Session::shutdown`] under the lock of `entries`: nothing more is added.
     closing: std::sync::atomic::AtomicBool,
 }
@@ -389,7 +412,7 @@ impl Session {
             },
             config,
         });
-        Ok(Session { shared, accepting, entries: Mutex::new(Vec::new()), closing: false.into() })
+        Ok(Session { shared, accepting, entries: Mutex::new(Entries::default()), closing: false.into() })
     }
 
     /// Where peers reach us.
@@ -413,7 +436,7 @@ impl Session {
     /// Torrents in the session, whatever their state.
     #[must_use]
     pub fn len(&self) -> usize {
-        lock(&self.entries).len()
+        lock(&self.entries).list.len()
     }
 
     #[must_use]
@@ -525,11 +548,15 @@ impl Session {
                 return Err(TorrentError::SessionClosed);
             }
             let hashes = entry.hashes();
-            if let Some(other) = entries.iter().find(|other| other.hashes().iter().any(|hash| hashes.contains(hash))) {
+            // The index alone: a hash a magnet link's metadata brought later is caught when the torrent is served.
+            if let Some(other) = hashes.iter().find_map(|hash| entries.by_hash.get(hash).cloned()) {
                 let info_hash = other.hashes().first().map(hex).unwrap_or_default();
                 return Err(TorrentError::Duplicate { name: other.name(), info_hash });
             }
-            entries.push(entry.clone());
+            entries.list.push(entry.clone());
+            for hash in hashes {
+                entries.by_hash.insert(hash, entry.clone());
+            }
         }
         if persist {
             entry.persist(&self.shared, true);
@@ -538,7 +565,7 @@ impl Session {
     }
 
     fn find(&self, info_hash: &[u8; 20]) -> Option<Arc<Entry>> {
-        lock(&self.entries).iter().find(|entry| entry.hashes().contains(info_hash)).cloned()
+        lock(&self.entries).find(info_hash)
     }
 
     /// Pauses a torrent: its connections close and its trackers are told `stopped`. False if there is no such
@@ -592,7 +619,7 @@ impl Session {
         let Some(entry) = self.find(info_hash) else { return false };
         entry.wanted.send_replace(Wanted::Remove);
         entry.until_over().await;
-        lock(&self.entries).retain(|other| !Arc::ptr_eq(other, &entry));
+        lock(&self.entries).remove(&entry);
         if let (Some(state), Some(&hash)) = (&self.shared.state, entry.hashes().first()) {
             state.forget(hash);
         }
@@ -605,7 +632,7 @@ impl Session {
         let entries: Vec<Arc<Entry>> = {
             let entries = lock(&self.entries);
             self.closing.store(true, std::sync::atomic::Ordering::Release);
-            entries.clone()
+            entries.list.clone()
         };
         for entry in &entries {
             entry.wanted.send_if_modified(|wanted| {
@@ -667,7 +694,7 @@ impl Session {
     /// Every torrent of the session, in the order they were added.
     #[must_use]
     pub fn torrents(&self) -> Vec<TorrentStatus> {
-        let entries: Vec<Arc<Entry>> = lock(&self.entries).clone();
+        let entries: Vec<Arc<Entry>> = lock(&self.entries).list.clone();
         entries.iter().map(|entry| status_of(entry)).collect()
     }
 
