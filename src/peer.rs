@@ -18,7 +18,6 @@ use peer::sources::{Source, SourceCounts};
 use peer::torrent::{Outcome, TorrentConfig};
 use peer::trace::Trace;
 use peer::tracker_client::Timeouts;
-use tracing::Instrument;
 
 use crate::cli;
 
@@ -188,6 +187,9 @@ fn parse_pattern(text: &str) -> Result<FilePattern, String> {
 }
 
 /// Whether `arg` is a magnet link rather than a file.
+/// The runtime's blocking pool: see where the runtime is built.
+const DISK_THREADS: usize = 16;
+
 fn is_magnet(arg: &Path) -> bool {
     arg.to_str().is_some_and(|text| text.get(..7).is_some_and(|scheme| scheme.eq_ignore_ascii_case("magnet:")))
 }
@@ -210,7 +212,14 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     };
     let listen = SocketAddr::new(args.bind, args.port);
     let tracker_timeouts = Timeouts { base: Duration::from_secs_f64(args.tracker_timeout), ..Timeouts::default() };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+    // Disk work (piece reads for uploads, hash checks, resume files) goes to a pool of a few threads, as
+    // libtorrent's disk threads: a thousand torrents starting at once queue their resume reads instead of
+    // starting a thread each (tokio's default allows 512, whose stacks and malloc arenas stay behind in RSS).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(DISK_THREADS)
+        .enable_all()
+        .build()
+        .context("starting tokio")?;
     let listener =
         runtime.block_on(tokio::net::TcpListener::bind(listen)).with_context(|| format!("listening on {listen}"))?;
     let mut torrents = Vec::new();
@@ -293,7 +302,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 session.shutdown().await;
             })
         };
-        let mut runs = tokio::task::JoinSet::new();
+        let mut runs = futures_util::stream::FuturesUnordered::new();
         // One channel and one printer for every torrent: each event names its torrent, whose view shows it.
         let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
         let (flush_tx, flush_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -317,37 +326,37 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 Item::Ready(torrent) => session.add(*torrent, config, events_tx.clone()),
                 Item::Magnet(magnet) => session.add_magnet(*magnet, config, events_tx.clone()),
             };
-            let (flush_tx, views) = (flush_tx.clone(), views.clone());
-            let span = tracing::info_span!("torrent", name = %name);
-            runs.spawn(
-                async move {
-                    let result = match added {
-                        Ok(run) => match run.await {
-                            Ok(result) => result.map_err(anyhow::Error::from),
-                            Err(err) => Err(anyhow::Error::from(err)),
-                        },
+            // Awaited together below in one future: a task each would cost every torrent a task's room.
+            runs.push(async move {
+                let result = match added {
+                    Ok(run) => match run.await {
+                        Ok(result) => result.map_err(anyhow::Error::from),
                         Err(err) => Err(anyhow::Error::from(err)),
-                    };
-                    // The torrent's last events are shown before its view is taken for the closing lines.
-                    let (shown_tx, shown_rx) = tokio::sync::oneshot::channel();
-                    if flush_tx.send(shown_tx).is_ok() {
-                        let _ = shown_rx.await;
-                    }
-                    let view = lock_views(&views).remove(&hash);
-                    // A magnet link's view is named by its torrent once the metadata is in.
-                    let name = view.as_ref().map_or(name, |view| view.name.clone());
-                    let result = result.with_context(|| name.clone());
-                    if let (true, Err(err), Some(view)) = (many, &result, &view) {
-                        // One torrent failing stops it alone: said now, while the others go on.
-                        view.errored(err);
-                    }
-                    (index, name, result, view)
-                }
-                .instrument(span),
-            );
+                    },
+                    Err(err) => Err(anyhow::Error::from(err)),
+                };
+                (index, name, hash, result)
+            });
         }
-        drop((events_tx, flush_tx));
-        let mut results: Vec<_> = runs.join_all().await;
+        drop(events_tx);
+        let mut results = Vec::new();
+        while let Some((index, name, hash, result)) = futures_util::StreamExt::next(&mut runs).await {
+            // The torrent's last events are shown before its view is taken for the closing lines.
+            let (shown_tx, shown_rx) = tokio::sync::oneshot::channel();
+            if flush_tx.send(shown_tx).is_ok() {
+                let _ = shown_rx.await;
+            }
+            let view = lock_views(&views).remove(&hash);
+            // A magnet link's view is named by its torrent once the metadata is in.
+            let name = view.as_ref().map_or(name, |view| view.name.clone());
+            let result = result.with_context(|| name.clone());
+            if let (true, Err(err), Some(view)) = (many, &result, &view) {
+                // One torrent failing stops it alone: said now, while the others go on.
+                view.errored(err);
+            }
+            results.push((index, name, result, view));
+        }
+        drop(flush_tx);
         stopping.abort();
         printer.abort();
         results.sort_by_key(|(index, _, _, _)| *index);

@@ -105,7 +105,7 @@ impl<T: Copy + Eq + Hash> BoundedSet<T> {
 
 /// Strikes, parole and bans of one torrent.
 #[derive(Debug)]
-pub struct Reputation {
+struct Records {
     banned_endpoints: BoundedSet<SocketAddr>,
     banned_ids: BoundedSet<[u8; 20]>,
     banned_ips: BoundedSet<IpAddr>,
@@ -117,15 +117,86 @@ pub struct Reputation {
     suspect_order: VecDeque<u32>,
 }
 
-impl Default for Reputation {
-    fn default() -> Self {
-        Self::new()
-    }
+/// Who is banned, paroled and suspected in one torrent. Most torrents never see a bad piece: the records are made
+/// at the first verdict that needs them, so an honest swarm costs one pointer.
+#[derive(Debug, Default)]
+pub struct Reputation {
+    records: Option<Box<Records>>,
 }
 
 impl Reputation {
     #[must_use]
     pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn records(&mut self) -> &mut Records {
+        self.records.get_or_insert_with(|| Box::new(Records::new()))
+    }
+
+    /// Whether a connection to or from `addr` is refused before any handshake: its address or endpoint is banned.
+    #[must_use]
+    pub fn is_banned_addr(&self, addr: SocketAddr) -> bool {
+        self.records.as_ref().is_some_and(|records| records.is_banned_addr(addr))
+    }
+
+    /// Whether the address as a whole is banned.
+    #[must_use]
+    pub fn is_banned_ip(&self, ip: IpAddr) -> bool {
+        self.records.as_ref().is_some_and(|records| records.is_banned_ip(ip))
+    }
+
+    /// Whether a peer that completed its handshake is refused: its address, endpoint or peer id is banned.
+    #[must_use]
+    pub fn is_banned(&self, sender: &Sender) -> bool {
+        self.records.as_ref().is_some_and(|records| records.is_banned(sender))
+    }
+
+    /// Whether a peer is on parole: it must download its pieces alone.
+    #[must_use]
+    pub fn on_parole(&self, sender: &Sender) -> bool {
+        self.records.as_ref().is_some_and(|records| records.on_parole(sender))
+    }
+
+    /// Whether a good copy of `piece` should be cut into block digests for [`Reputation::piece_passed`].
+    #[must_use]
+    pub fn has_suspects(&self, piece: u32) -> bool {
+        self.records.as_ref().is_some_and(|records| records.has_suspects(piece))
+    }
+
+    /// A piece failed its hash check. `senders[b]` sent block `b`, whose bytes hash to `digests[b]`.
+    pub fn piece_failed(&mut self, piece: u32, senders: &[Sender], digests: &[Digest]) -> Verdict {
+        self.records().piece_failed(piece, senders, digests)
+    }
+
+    /// A piece passed its hash check. `senders` sent its blocks; `digests` are the good blocks' digests when
+    /// [`Reputation::has_suspects`] asked for them.
+    pub fn piece_passed(&mut self, piece: u32, senders: &[Sender], digests: Option<&[Digest]>) -> Verdict {
+        // With no records, nobody is suspected or on parole: a good piece changes nothing.
+        match &mut self.records {
+            Some(records) => records.piece_passed(piece, senders, digests),
+            None => Verdict::default(),
+        }
+    }
+
+    /// A failed piece's block hashes, proven against its file's merkle root (BEP 52), showed which blocks were bad:
+    /// their senders (`liars`) are banned, that being proof, and the senders of its good blocks only (`honest`)
+    /// are cleared. The piece's kept blocks are not needed any more.
+    pub fn blocks_proven(&mut self, piece: u32, liars: &[Sender], honest: &[Sender]) -> Verdict {
+        if liars.is_empty() && self.records.is_none() {
+            return Verdict::default();
+        }
+        self.records().blocks_proven(piece, liars, honest)
+    }
+
+    /// A peer sent something provably false other than a block (hashes whose proof fails): it is banned.
+    pub fn proven_liar(&mut self, sender: Sender) -> Verdict {
+        self.records().proven_liar(sender)
+    }
+}
+
+impl Records {
+    fn new() -> Self {
         Self {
             banned_endpoints: BoundedSet::new(),
             banned_ids: BoundedSet::new(),
@@ -138,37 +209,32 @@ impl Reputation {
     }
 
     /// Whether a connection to or from `addr` is refused before any handshake: its address or endpoint is banned.
-    #[must_use]
-    pub fn is_banned_addr(&self, addr: SocketAddr) -> bool {
+    fn is_banned_addr(&self, addr: SocketAddr) -> bool {
         self.banned_ips.contains(&addr.ip()) || self.banned_endpoints.contains(&addr)
     }
 
     /// Whether the address as a whole is banned.
-    #[must_use]
-    pub fn is_banned_ip(&self, ip: IpAddr) -> bool {
+    fn is_banned_ip(&self, ip: IpAddr) -> bool {
         self.banned_ips.contains(&ip)
     }
 
     /// Whether a peer that completed its handshake is refused: its address, endpoint or peer id is banned.
-    #[must_use]
-    pub fn is_banned(&self, sender: &Sender) -> bool {
+    fn is_banned(&self, sender: &Sender) -> bool {
         self.is_banned_addr(sender.addr) || self.banned_ids.contains(&sender.peer_id)
     }
 
     /// Whether a peer is on parole: it must download its pieces alone.
-    #[must_use]
-    pub fn on_parole(&self, sender: &Sender) -> bool {
+    fn on_parole(&self, sender: &Sender) -> bool {
         self.parole.contains(sender)
     }
 
     /// Whether a good copy of `piece` should be cut into block digests for [`Reputation::piece_passed`].
-    #[must_use]
-    pub fn has_suspects(&self, piece: u32) -> bool {
+    fn has_suspects(&self, piece: u32) -> bool {
         self.suspects.contains_key(&piece)
     }
 
     /// A piece failed its hash check. `senders[b]` sent block `b`, whose bytes hash to `digests[b]`.
-    pub fn piece_failed(&mut self, piece: u32, senders: &[Sender], digests: &[Digest]) -> Verdict {
+    fn piece_failed(&mut self, piece: u32, senders: &[Sender], digests: &[Digest]) -> Verdict {
         let mut verdict = Verdict::default();
         let mut distinct: Vec<Sender> = senders.to_vec();
         distinct.sort_unstable_by_key(|sender| (sender.addr, sender.peer_id));
@@ -193,7 +259,7 @@ impl Reputation {
 
     /// A piece passed its hash check. `senders` sent its blocks; `digests` are the good blocks' digests when
     /// [`Reputation::has_suspects`] asked for them.
-    pub fn piece_passed(&mut self, piece: u32, senders: &[Sender], digests: Option<&[Digest]>) -> Verdict {
+    fn piece_passed(&mut self, piece: u32, senders: &[Sender], digests: Option<&[Digest]>) -> Verdict {
         let mut verdict = Verdict::default();
         if let Some(good) = digests
             && let Some(records) = self.suspects.remove(&piece)
@@ -231,7 +297,7 @@ impl Reputation {
     /// A failed piece's block hashes, proven against its file's merkle root (BEP 52), showed which blocks were bad:
     /// their senders (`liars`) are banned, that being proof, and the senders of its good blocks only (`honest`)
     /// are cleared. The piece's kept blocks are not needed any more.
-    pub fn blocks_proven(&mut self, piece: u32, liars: &[Sender], honest: &[Sender]) -> Verdict {
+    fn blocks_proven(&mut self, piece: u32, liars: &[Sender], honest: &[Sender]) -> Verdict {
         let mut verdict = Verdict::default();
         if self.suspects.remove(&piece).is_some() {
             self.suspect_order.retain(|&index| index != piece);
@@ -248,7 +314,7 @@ impl Reputation {
     }
 
     /// A peer sent something provably false other than a block (hashes whose proof fails): it is banned.
-    pub fn proven_liar(&mut self, sender: Sender) -> Verdict {
+    fn proven_liar(&mut self, sender: Sender) -> Verdict {
         let mut verdict = Verdict::default();
         self.ban(sender, &mut verdict);
         verdict

@@ -104,14 +104,28 @@ fn ban_lists_and_records_stay_bounded() {
         };
         rep.piece_failed(i, &[liar], &[digest(0)]);
     }
-    assert!(rep.banned_endpoints.len() <= MAX_ENTRIES);
-    assert!(rep.banned_ids.len() <= MAX_ENTRIES);
+    let records = rep.records.as_ref().expect("a ban makes the records");
+    assert!(records.banned_endpoints.len() <= MAX_ENTRIES);
+    assert!(records.banned_ids.len() <= MAX_ENTRIES);
     for piece in 0..(MAX_SUSPECT_PIECES as u32 + 50) {
         let (a, b) = (sender([10, 1, 0, 1], 1, 1), sender([10, 1, 0, 2], 1, 2));
         rep.piece_failed(piece, &[a, b], &[digest(1), digest(2)]);
     }
-    assert!(rep.suspects.len() <= MAX_SUSPECT_PIECES);
-    assert_eq!(rep.suspects.len(), rep.suspect_order.len());
+    let records = rep.records.as_ref().expect("a ban makes the records");
+    assert!(records.suspects.len() <= MAX_SUSPECT_PIECES);
+    assert_eq!(records.suspects.len(), records.suspect_order.len());
+}
+
+#[test]
+fn an_honest_swarm_makes_no_records() {
+    let mut rep = Reputation::new();
+    let (a, b) = (sender([10, 1, 0, 1], 1, 1), sender([10, 1, 0, 2], 1, 2));
+    assert_eq!(rep.piece_passed(0, &[a, b], None), Verdict::default());
+    assert_eq!(rep.blocks_proven(0, &[], &[a]), Verdict::default());
+    assert!(!rep.is_banned(&a) && !rep.on_parole(&b) && !rep.has_suspects(0));
+    assert!(rep.records.is_none(), "records were made with nothing to record");
+    rep.piece_failed(1, &[a, b], &[digest(1), digest(2)]);
+    assert!(rep.on_parole(&a) && rep.on_parole(&b) && rep.has_suspects(1));
 }
 
 #[test]

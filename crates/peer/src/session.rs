@@ -31,7 +31,7 @@ use std::time::Duration;
 use peer_wire::Bitfield;
 use rand::Rng;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::admission::Handshakes;
@@ -195,6 +195,68 @@ impl Phase {
     }
 }
 
+/// What the user asks of a torrent and where its task is, under one small lock with one wake-up for both (two
+/// `watch` channels cost 700 bytes a torrent).
+struct Control {
+    now: Mutex<(Wanted, Phase)>,
+    changed: tokio::sync::Notify,
+}
+
+impl Default for Control {
+    fn default() -> Control {
+        Control { now: Mutex::new((Wanted::Run, Phase::Starting)), changed: tokio::sync::Notify::new() }
+    }
+}
+
+impl Control {
+    fn wanted(&self) -> Wanted {
+        lock(&self.now).0
+    }
+
+    fn phase(&self) -> Phase {
+        lock(&self.now).1.clone()
+    }
+
+    fn set_wanted(&self, wanted: Wanted) {
+        lock(&self.now).0 = wanted;
+        self.changed.notify_waiters();
+    }
+
+    /// Asks for `to` if `from` is asked now; whether it did.
+    fn change_wanted(&self, from: Wanted, to: Wanted) -> bool {
+        let mut now = lock(&self.now);
+        let changed = now.0 == from;
+        if changed {
+            now.0 = to;
+            drop(now);
+            self.changed.notify_waiters();
+        }
+        changed
+    }
+
+    fn set_phase(&self, phase: Phase) {
+        lock(&self.now).1 = phase;
+        self.changed.notify_waiters();
+    }
+
+    /// Returns once `done` holds of what is asked and where the task is.
+    async fn until(&self, done: impl Fn(Wanted, &Phase) -> bool) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            // Registered before the look: a change in between is not missed.
+            changed.as_mut().enable();
+            {
+                let now = lock(&self.now);
+                if done(now.0, &now.1) {
+                    return;
+                }
+            }
+            changed.await;
+        }
+    }
+}
+
 /// A torrent of the session and the handles its task and the queries share.
 struct Entry {
     /// The torrent, its files (for the queries about them too), its events and its swarm while it runs; set once
@@ -206,8 +268,8 @@ struct Entry {
     events: EventSink,
     /// Its own rate limits, across its runs.
     limits: OwnLimits,
-    wanted: watch::Sender<Wanted>,
-    phase: watch::Sender<Phase>,
+    /// What the user asks of it and where its task is.
+    control: Control,
     /// What the runs before the current one came to.
     past: Mutex<Past>,
 }
@@ -232,8 +294,7 @@ impl Entry {
             limits: OwnLimits::of(&config),
             config,
             events,
-            wanted: watch::Sender::new(Wanted::Run),
-            phase: watch::Sender::new(Phase::Starting),
+            control: Control::default(),
             past: Mutex::new(Past::default()),
         }
     }
@@ -267,7 +328,7 @@ impl Entry {
     fn saved_state(&self) -> TorrentState {
         TorrentState {
             dir: self.config.dir.clone(),
-            paused: *self.wanted.borrow() == Wanted::Pause,
+            paused: self.control.wanted() == Wanted::Pause,
             sequential: self.config.sequential,
             priorities: self.slot.get().map(|slot| slot.layout.file_priorities()).unwrap_or_default(),
             upload_limit: self.limits.upload.rate(),
@@ -296,13 +357,7 @@ impl Entry {
 
     /// Returns once the torrent's task is over (stopped, errored or removed).
     async fn until_over(&self) {
-        let mut phase = self.phase.subscribe();
-        loop {
-            let over = phase.borrow_and_update().is_over();
-            if over || phase.changed().await.is_err() {
-                break;
-            }
-        }
+        self.control.until(|_, phase| phase.is_over()).await;
     }
 
     fn swarm(&self) -> Option<Arc<Swarm>> {
@@ -534,7 +589,7 @@ impl Session {
         };
         if state.paused {
             // Before its task starts: it never checks or connects until resumed.
-            entry.wanted.send_replace(Wanted::Pause);
+            entry.control.set_wanted(Wanted::Pause);
         }
         self.insert(entry, false).map(|run| (hash, run)).map_err(|err| err.to_string())
     }
@@ -572,13 +627,7 @@ impl Session {
     /// torrent or it is not running.
     pub fn pause(&self, info_hash: &[u8; 20]) -> bool {
         let Some(entry) = self.find(info_hash) else { return false };
-        let paused = entry.wanted.send_if_modified(|wanted| {
-            let changed = *wanted == Wanted::Run;
-            if changed {
-                *wanted = Wanted::Pause;
-            }
-            changed
-        });
+        let paused = entry.control.change_wanted(Wanted::Run, Wanted::Pause);
         if paused {
             entry.persist(&self.shared, false);
         }
@@ -589,18 +638,12 @@ impl Session {
     /// or trusting its fast-resume state). False if there is no such torrent or it is running already.
     pub fn resume(&self, info_hash: &[u8; 20]) -> bool {
         let Some(entry) = self.find(info_hash) else { return false };
-        let phase = entry.phase.borrow().clone();
+        let phase = entry.control.phase();
         let resumed = match phase {
-            Phase::Paused | Phase::Starting => entry.wanted.send_if_modified(|wanted| {
-                let changed = *wanted == Wanted::Pause;
-                if changed {
-                    *wanted = Wanted::Run;
-                }
-                changed
-            }),
+            Phase::Paused | Phase::Starting => entry.control.change_wanted(Wanted::Pause, Wanted::Run),
             Phase::Stopped | Phase::Errored(_) => {
-                entry.wanted.send_replace(Wanted::Run);
-                entry.phase.send_replace(Phase::Starting);
+                entry.control.set_wanted(Wanted::Run);
+                entry.control.set_phase(Phase::Starting);
                 // Nobody awaits a restarted run but the queries.
                 drop(tokio::spawn(driven(self.shared.clone(), entry.clone())));
                 true
@@ -617,7 +660,7 @@ impl Session {
     /// `stopped`, its tasks and timers ended. Its data stays on disk. False if there is no such torrent.
     pub async fn remove(&self, info_hash: &[u8; 20]) -> bool {
         let Some(entry) = self.find(info_hash) else { return false };
-        entry.wanted.send_replace(Wanted::Remove);
+        entry.control.set_wanted(Wanted::Remove);
         entry.until_over().await;
         lock(&self.entries).remove(&entry);
         if let (Some(state), Some(&hash)) = (&self.shared.state, entry.hashes().first()) {
@@ -635,13 +678,9 @@ impl Session {
             entries.list.clone()
         };
         for entry in &entries {
-            entry.wanted.send_if_modified(|wanted| {
-                let changed = matches!(wanted, Wanted::Run | Wanted::Pause);
-                if changed {
-                    *wanted = Wanted::Stop;
-                }
-                changed
-            });
+            if !entry.control.change_wanted(Wanted::Run, Wanted::Stop) {
+                entry.control.change_wanted(Wanted::Pause, Wanted::Stop);
+            }
         }
         for entry in entries {
             entry.until_over().await;
@@ -710,7 +749,7 @@ fn hex(hash: &[u8; 20]) -> String {
 }
 
 fn status_of(entry: &Entry) -> TorrentStatus {
-    let phase = entry.phase.borrow().clone();
+    let phase = entry.control.phase();
     let Some(slot) = entry.slot.get() else { return fetching_status(entry, phase) };
     let torrent = &slot.torrent;
     let swarm = entry.swarm();
@@ -804,32 +843,31 @@ fn idle_status(have: u32, total: u32) -> Status {
 /// A torrent's task: fetches a magnet link's metadata first, then runs it, pauses and resumes it as asked, and
 /// ends when it is stopped, removed, done (`exit_on_complete`) or errored. The phase it leaves behind says which.
 async fn drive(shared: Arc<Shared>, entry: Arc<Entry>) -> Result<Outcome, TorrentError> {
-    let mut wanted = entry.wanted.subscribe();
+    let control = &entry.control;
     let mut outcome = None;
     let _ = entry.events.send(Event::Listening { addr: shared.listen_addr, peer_id: shared.peer_id });
     // What a magnet link's fetch hands on to the first run.
     let mut handover = None;
     loop {
-        let now = *wanted.borrow_and_update();
-        match now {
+        match control.wanted() {
             Wanted::Run => {}
             Wanted::Pause => {
-                entry.phase.send_replace(Phase::Paused);
-                if wanted.changed().await.is_err() {
-                    break;
-                }
+                control.set_phase(Phase::Paused);
+                control.until(|wanted, _| wanted != Wanted::Pause).await;
                 continue;
             }
             Wanted::Stop | Wanted::Remove => break,
         }
-        entry.phase.send_replace(Phase::Starting);
+        control.set_phase(Phase::Starting);
         let slot = match (entry.slot.get(), &entry.magnet) {
             (Some(slot), _) => slot,
             (None, Some(magnet)) => {
+                // On the heap: once the metadata is in, the torrent's task does not keep the fetch's room.
+                let fetching = Box::pin(crate::fetching::fetch_torrent(&shared, magnet, &entry.config, &entry.events));
                 let fetched = tokio::select! {
-                    fetched = crate::fetching::fetch_torrent(&shared, magnet, &entry.config, &entry.events) => fetched,
+                    fetched = fetching => fetched,
                     // Paused, stopped or removed while fetching: the fetch ends with its future.
-                    () = until_asked(wanted.clone()) => continue,
+                    () = until_asked(control) => continue,
                 };
                 let made = fetched.and_then(|(torrent, fetched)| {
                     let layout = shared.layout(&torrent, &entry.config.dir)?;
@@ -857,8 +895,7 @@ async fn drive(shared: Arc<Shared>, entry: Arc<Entry>) -> Result<Outcome, Torren
             (None, None) => return Err(TorrentError::StoppedBeforeMetadata),
         };
         let pieces = lock(&entry.past).pieces.clone();
-        let result =
-            torrent::run(slot, &shared, pieces, &entry.limits, handover.take(), until_asked(wanted.clone())).await;
+        let result = torrent::run(slot, &shared, pieces, &entry.limits, handover.take(), until_asked(control)).await;
         match result {
             Ok(ended) => {
                 let mut past = lock(&entry.past);
@@ -867,7 +904,7 @@ async fn drive(shared: Arc<Shared>, entry: Arc<Entry>) -> Result<Outcome, Torren
                 past.uploaded += ended.uploaded;
                 drop(past);
                 outcome = Some(ended);
-                if *wanted.borrow() == Wanted::Run {
+                if control.wanted() == Wanted::Run {
                     // It ended by itself: complete, with `exit_on_complete`.
                     break;
                 }
@@ -877,8 +914,8 @@ async fn drive(shared: Arc<Shared>, entry: Arc<Entry>) -> Result<Outcome, Torren
             Err(err) => return errored(&entry, err),
         }
     }
-    let removed = *wanted.borrow() == Wanted::Remove;
-    entry.phase.send_replace(if removed { Phase::Removed } else { Phase::Stopped });
+    let removed = control.wanted() == Wanted::Remove;
+    control.set_phase(if removed { Phase::Removed } else { Phase::Stopped });
     let Some(slot) = entry.slot.get() else { return Err(TorrentError::StoppedBeforeMetadata) };
     Ok(outcome.unwrap_or_else(|| {
         // Never ran (paused from the start, then stopped): what it had before.
@@ -905,19 +942,14 @@ fn driven(shared: Arc<Shared>, entry: Arc<Entry>) -> impl std::future::Future<Ou
 }
 
 /// Returns once the user asks for something other than running.
-async fn until_asked(mut wanted: watch::Receiver<Wanted>) {
-    loop {
-        let running = *wanted.borrow_and_update() == Wanted::Run;
-        if !running || wanted.changed().await.is_err() {
-            break;
-        }
-    }
+async fn until_asked(control: &Control) {
+    control.until(|wanted, _| wanted != Wanted::Run).await;
 }
 
 /// The torrent stopped on `err`, alone.
 fn errored(entry: &Entry, err: TorrentError) -> Result<Outcome, TorrentError> {
     tracing::warn!(torrent = %entry.name(), "stopped on an error: {err}");
-    entry.phase.send_replace(Phase::Errored(err.to_string()));
+    entry.control.set_phase(Phase::Errored(err.to_string()));
     Err(err)
 }
 

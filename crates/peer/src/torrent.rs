@@ -162,10 +162,44 @@ pub(crate) async fn run(
     handover: Option<Fetched>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Outcome, TorrentError> {
+    tokio::pin!(shutdown);
+    // The start (a check, the swarm's making) and the end (the goodbyes) run in futures of their own on the heap:
+    // a torrent seeding for days keeps in its task only what its loop needs (see `Running`).
+    let running = Box::pin(start(slot, shared, pieces, own, handover, shutdown.as_mut())).await?;
+    running.until_over(shutdown).await;
+    Box::pin(running.finish(slot, shared)).await
+}
+
+/// A torrent between its start and its end: what its loop needs, and the tasks that end with it.
+struct Running {
+    swarm: Arc<Swarm>,
+    /// Its resume-state writer and peer lookups.
+    tasks: tokio::task::JoinSet<()>,
+    /// One per tracker tier.
+    announcers: tokio::task::JoinSet<()>,
+    seeding: Arc<SeedingNotice>,
+    /// Its LSD registration: it ends with the run.
+    _discovery: Option<crate::lsd::service::Registration>,
+    resume_path: Option<PathBuf>,
+    /// Every wanted piece was in at the start.
+    started_finished: bool,
+    exit_on_complete: bool,
+    local_ip: Option<IpAddr>,
+}
+
+/// Checks the data (or trusts `pieces`, or the fast-resume state), makes the swarm, joins the session's listener
+/// and starts the announcers and lookups.
+async fn start<S: Future<Output = ()>>(
+    slot: &TorrentSlot,
+    shared: &Shared,
+    pieces: Option<Bitfield>,
+    own: &OwnLimits,
+    handover: Option<Fetched>,
+    mut shutdown: std::pin::Pin<&mut S>,
+) -> Result<Running, TorrentError> {
     let TorrentSlot { torrent, layout, config, events, running } = slot;
     let (storage, events) = (layout.clone(), events.clone());
     let listen_addr = shared.listen_addr;
-    tokio::pin!(shutdown);
 
     let resume_path = config.resume.then(|| crate::resume::path_for(&config.dir, &torrent.info_hash.0));
     let known = pieces.is_some();
@@ -184,14 +218,14 @@ pub(crate) async fn run(
             // default): a thousand torrents started at once do not start a thousand checks.
             let _turn = tokio::select! {
                 turn = shared.checks.acquire() => turn.map_err(|err| TorrentError::Check(err.to_string()))?,
-                () = &mut shutdown => return Err(TorrentError::CheckStopped),
+                () = shutdown.as_mut() => return Err(TorrentError::CheckStopped),
             };
             let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let checking = check(&storage, shared.config.check_threads, &events, stop.clone());
             tokio::pin!(checking);
             tokio::select! {
                 have = &mut checking => have?,
-                () = &mut shutdown => {
+                () = shutdown.as_mut() => {
                     stop.store(true, Ordering::Release);
                     let _ = checking.await;
                     return Err(TorrentError::CheckStopped);
@@ -265,10 +299,9 @@ pub(crate) async fn run(
             save_resume(path, storage, info_hash, swarm.have_bitfield()).await;
         });
     }
-    tasks.spawn(tick_loop(swarm.clone()).in_current_span());
     let mut announced = Vec::new();
     if let Some(fetched) = handover {
-        // Before the dialer starts: it must not dial again the peers these connections are with.
+        // Before the first dial: the peers these connections are with must not be dialled again.
         for connection in fetched.connections {
             connection::adopt(&swarm, connection);
         }
@@ -280,20 +313,22 @@ pub(crate) async fn run(
     for &(addr, source) in &config.peers {
         swarm.add_candidate(addr, source);
     }
-    tasks.spawn(dialer(swarm.clone(), local_ip).in_current_span());
     if let Some(node) = dht {
         let (swarm, port) = (swarm.clone(), listen_addr.port());
-        tasks.spawn(async move {
-            let found = |addr: SocketAddr| {
-                if !(addr.port() == port && addr.ip().is_loopback()) {
-                    swarm.add_candidate(addr, Source::Dht);
-                }
-            };
-            crate::dht_peers::look_up(node, info_hash, Some(port), found).await;
-        });
+        tasks.spawn(
+            async move {
+                let found = |addr: SocketAddr| {
+                    if !(addr.port() == port && addr.ip().is_loopback()) {
+                        swarm.add_candidate(addr, Source::Dht);
+                    }
+                };
+                crate::dht_peers::look_up(node, info_hash, Some(port), found).await;
+            }
+            .in_current_span(),
+        );
     }
     // Announced on the local network while it runs (never a private torrent): the registration ends with the run.
-    let _discovery = shared.lsd.as_ref().filter(|_| !torrent.info.private).map(|lsd| {
+    let discovery = shared.lsd.as_ref().filter(|_| !torrent.info.private).map(|lsd| {
         let swarm = swarm.clone();
         lsd.register(info_hash, move |addr| swarm.add_candidate(addr, Source::Lsd))
     });
@@ -316,56 +351,119 @@ pub(crate) async fn run(
         };
         announcers.spawn(announcer.run().in_current_span());
     }
-    if started_finished {
-        // A tracker that does not answer is retried for minutes; peers that know our address can come anyway.
-        let (swarm, seeding) = (swarm.clone(), seeding.clone());
-        tasks.spawn(async move {
-            if seeding.first_announces_left.load(Ordering::Acquire) > 0 {
-                tokio::time::sleep(SEEDING_NOTICE_WAIT).await;
-            }
-            seeding.report(&swarm);
+    Ok(Running {
+        swarm,
+        tasks,
+        announcers,
+        seeding,
+        _discovery: discovery,
+        resume_path,
+        started_finished,
+        exit_on_complete: config.exit_on_complete,
+        local_ip,
+    })
+}
+
+impl Running {
+    /// The torrent's loop: ticks its swarm each second while it has peers (see [`Swarm::is_quiet`]), dials the
+    /// candidates its sources name as they come due, and reports it seeding; until `shutdown`, a fatal error, or
+    /// the end of the download with `exit_on_complete`. One loop, not a task each, so that an idle torrent costs
+    /// one small task.
+    async fn until_over<S: Future<Output = ()>>(&self, mut shutdown: std::pin::Pin<&mut S>) {
+        let swarm = &self.swarm;
+        let mut next_tick = Some(tokio::time::Instant::now());
+        let mut ticks: u64 = 0;
+        let mut disk_check: Option<tokio::task::JoinHandle<()>> = None;
+        // A torrent complete from the start says it is seeding once the trackers have heard of it, or after a
+        // while without them: a tracker that does not answer is retried for minutes, and peers that know our
+        // address can come anyway.
+        let mut seeding_notice = self.started_finished.then(|| {
+            let wait = self.seeding.first_announces_left.load(Ordering::Acquire) > 0;
+            tokio::time::Instant::now() + if wait { SEEDING_NOTICE_WAIT } else { Duration::ZERO }
         });
+        loop {
+            // Registered before the looks below: what happens in between is not missed.
+            let changed = swarm.changed.notified();
+            let joined = swarm.peer_joined.notified();
+            let added = swarm.candidates_added.notified();
+            tokio::pin!(changed, joined, added);
+            changed.as_mut().enable();
+            joined.as_mut().enable();
+            added.as_mut().enable();
+
+            let now = tokio::time::Instant::now();
+            if seeding_notice.is_some_and(|at| at <= now) {
+                seeding_notice = None;
+                self.seeding.report(swarm);
+            }
+            if !self.started_finished && swarm.is_finished() && !self.exit_on_complete {
+                self.seeding.report(swarm);
+            }
+            if swarm.fatal().is_some() || (self.exit_on_complete && swarm.is_finished()) {
+                break;
+            }
+            if next_tick.is_some_and(|at| at <= now) {
+                swarm.tick();
+                ticks += 1;
+                let checking = disk_check.as_ref().is_some_and(|check| !check.is_finished());
+                if ticks.is_multiple_of(DISK_CHECK_TICKS) && swarm.is_disk_full() && !checking {
+                    let swarm = swarm.clone();
+                    disk_check = Some(tokio::task::spawn_blocking(move || swarm.check_disk_space()));
+                }
+                // Nobody connected: no ticks until somebody is.
+                next_tick = (!swarm.is_quiet()).then(|| now + TICK);
+            }
+            for addr in swarm.due_candidates() {
+                if swarm.reserve_address(addr) {
+                    tokio::spawn(connection::run_outgoing(swarm.clone(), addr, self.local_ip).in_current_span());
+                } else {
+                    swarm.candidate_ended(addr);
+                }
+            }
+            let next_dial = swarm.has_candidates().then(|| now + DIAL_EVERY);
+            let wake = [next_tick, next_dial, seeding_notice].into_iter().flatten().min();
+            tokio::select! {
+                () = shutdown.as_mut() => break,
+                () = changed => {}
+                () = joined => {
+                    if next_tick.is_none() {
+                        next_tick = Some(tokio::time::Instant::now() + TICK);
+                    }
+                }
+                () = added => {}
+                () = tokio::time::sleep_until(wake.unwrap_or(now)), if wake.is_some() => {}
+            }
+        }
     }
 
-    loop {
-        let changed = swarm.changed.notified();
-        if !started_finished && swarm.is_finished() && !config.exit_on_complete {
-            seeding.report(&swarm);
+    /// Hangs up on everyone and stops serving (new connections for the torrent are refused) while the trackers
+    /// are told (`completed` first if it is still owed, then `stopped`); keeps the fast-resume state.
+    async fn finish(self, slot: &TorrentSlot, shared: &Shared) -> Result<Outcome, TorrentError> {
+        let Running { swarm, mut tasks, mut announcers, resume_path, .. } = self;
+        let peers = swarm.peers();
+        shared.served.remove(&swarm);
+        swarm.close_all();
+        tasks.abort_all();
+        let _ = tokio::time::timeout(Duration::from_secs(5), async { while announcers.join_next().await.is_some() {} })
+            .await;
+        announcers.abort_all();
+        while tasks.join_next().await.is_some() {}
+        while announcers.join_next().await.is_some() {}
+        *slot.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        swarm.storage.close_files();
+        if let Some(message) = swarm.fatal() {
+            return Err(TorrentError::Disk(message));
         }
-        if swarm.fatal().is_some() || (config.exit_on_complete && swarm.is_finished()) {
-            break;
+        let (downloaded, uploaded, _) = swarm.progress();
+        let complete = swarm.is_finished();
+        let (have, total) = swarm.have_count();
+        let pieces = swarm.have_bitfield();
+        if let Some(path) = resume_path {
+            // Every verified piece was written before it was counted (see `pieces::write_and_verify`).
+            save_resume(path, swarm.storage.clone(), swarm.info_hash, pieces.clone()).await;
         }
-        tokio::select! {
-            () = &mut shutdown => break,
-            () = changed => {}
-        }
+        Ok(Outcome { complete, have, total, downloaded, uploaded, peers, pieces })
     }
-
-    // Hang up on everyone and stop serving (new connections for the torrent are refused), while the trackers are
-    // told (`completed` first if it is still owed, then `stopped`).
-    let peers = swarm.peers();
-    shared.served.remove(&swarm);
-    swarm.close_all();
-    tasks.abort_all();
-    let _ =
-        tokio::time::timeout(Duration::from_secs(5), async { while announcers.join_next().await.is_some() {} }).await;
-    announcers.abort_all();
-    while tasks.join_next().await.is_some() {}
-    while announcers.join_next().await.is_some() {}
-    *running.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
-    swarm.storage.close_files();
-    if let Some(message) = swarm.fatal() {
-        return Err(TorrentError::Disk(message));
-    }
-    let (downloaded, uploaded, _) = swarm.progress();
-    let complete = swarm.is_finished();
-    let (have, total) = swarm.have_count();
-    let pieces = swarm.have_bitfield();
-    if let Some(path) = resume_path {
-        // Every verified piece was written before it was counted (see `pieces::write_and_verify`).
-        save_resume(path, swarm.storage.clone(), info_hash, pieces.clone()).await;
-    }
-    Ok(Outcome { complete, have, total, downloaded, uploaded, peers, pieces })
 }
 
 /// The pieces the fast-resume state at `path` vouches for, if it is there, reads, describes this torrent and
@@ -431,58 +529,13 @@ async fn check(
     .map_err(|err| TorrentError::Check(err.to_string()))
 }
 
-async fn tick_loop(swarm: Arc<Swarm>) {
-    let mut timer = tokio::time::interval(Duration::from_secs(1));
-    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut ticks: u64 = 0;
-    loop {
-        timer.tick().await;
-        // Registered before the look: a peer that comes in between is not missed.
-        let joined = swarm.peer_joined.notified();
-        tokio::pin!(joined);
-        joined.as_mut().enable();
-        swarm.tick();
-        if swarm.is_quiet() {
-            joined.await;
-            timer.reset();
-        }
-        ticks += 1;
-        if ticks.is_multiple_of(DISK_CHECK_TICKS) && swarm.is_disk_full() {
-            let swarm = swarm.clone();
-            let _ = tokio::task::spawn_blocking(move || swarm.check_disk_space()).await;
-        }
-    }
-}
+/// How often a torrent with peers is ticked (choking, rates, timeouts: see [`Swarm::tick`]).
+const TICK: Duration = Duration::from_secs(1);
 
-/// Seconds between looks at the free space while the disk is full.
+/// Ticks between looks at the free space while the disk is full.
 const DISK_CHECK_TICKS: u64 = 2;
 
-/// Dials the candidates every source feeds (see `sources`) as they come due and while there is room.
-async fn dialer(swarm: Arc<Swarm>, local_ip: Option<IpAddr>) {
-    loop {
-        let added = swarm.candidates_added.notified();
-        tokio::pin!(added);
-        added.as_mut().enable();
-        for addr in swarm.due_candidates() {
-            if swarm.reserve_address(addr) {
-                tokio::spawn(connection::run_outgoing(swarm.clone(), addr, local_ip).in_current_span());
-            } else {
-                swarm.candidate_ended(addr);
-            }
-        }
-        if !swarm.has_candidates() {
-            // Nobody to dial, now or later: wait for a source to name someone.
-            added.await;
-            continue;
-        }
-        tokio::select! {
-            () = added => {}
-            () = tokio::time::sleep(DIAL_EVERY) => {}
-        }
-    }
-}
-
-/// How often the dialer looks for candidates whose back-off has run out.
+/// How often a torrent with candidates looks for those whose back-off has run out.
 const DIAL_EVERY: Duration = Duration::from_millis(500);
 
 /// Leaves out the files of `layout` that no pattern of `only` chooses (nothing when `only` is empty).
