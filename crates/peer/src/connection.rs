@@ -18,11 +18,10 @@ use tokio::net::{TcpSocket, TcpStream};
 use crate::admission::Ticket;
 use crate::outbox::{Batch, Outbox};
 use crate::picker::PeerKey;
-use crate::swarm::{CloseReason, Direction, Swarm};
+use crate::swarm::{CloseReason, Direction, Refusal, Swarm};
 use crate::torrents::{Route, Torrents};
 
 /// Why a connection ended when its torrent did.
-const STOPPED: &str = "the torrent stopped";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Peers send a keep-alive every two minutes at most; silence for longer means the connection is dead.
@@ -79,7 +78,7 @@ pub async fn run_outgoing(swarm: Arc<Swarm>, addr: SocketAddr, local: Option<std
     // A torrent stopped or removed takes its connections with it, at whatever step they are.
     let result = tokio::select! {
         result = connection => result,
-        () = swarm.until_closed() => Err(STOPPED.into()),
+        () = swarm.until_closed() => Err(CloseReason::Stopping),
     };
     swarm.release_address(addr);
     swarm.candidate_ended(addr);
@@ -92,14 +91,14 @@ pub async fn run_outgoing(swarm: Arc<Swarm>, addr: SocketAddr, local: Option<std
 /// [`CONNECT_TIMEOUT`]; the error says which step failed.
 pub(crate) async fn dial(addr: SocketAddr, local: Option<std::net::IpAddr>) -> Result<TcpStream, CloseReason> {
     let socket = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }
-        .map_err(|err| format!("socket: {err}"))?;
+        .map_err(|err| CloseReason::io("socket", err))?;
     if let Some(ip) = local.filter(|ip| ip.is_ipv4() == addr.is_ipv4() && !ip.is_unspecified()) {
-        socket.bind(SocketAddr::new(ip, 0)).map_err(|err| format!("binding to {ip}: {err}"))?;
+        socket.bind(SocketAddr::new(ip, 0)).map_err(|err| CloseReason::io("binding", format_args!("{ip}: {err}")))?;
     }
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(addr))
         .await
-        .map_err(|_| "connect timed out".to_owned())?
-        .map_err(|err| format!("connect: {err}"))?;
+        .map_err(|_| CloseReason::TimedOut("connect"))?
+        .map_err(|err| CloseReason::io("connect", err))?;
     // Requests are small and latency-bound; Nagle would hold them back behind block writes.
     let _ = stream.set_nodelay(true);
     Ok(stream)
@@ -112,21 +111,21 @@ pub async fn run_incoming(torrents: Arc<Torrents>, stream: TcpStream, addr: Sock
     let result = async {
         let mut stream = stream;
         let handshake = read_handshake(&mut stream, Some(&ticket)).await?;
-        let swarm = match torrents.route(&handshake.info_hash).ok_or("handshake for a torrent we do not serve")? {
+        let swarm = match torrents.route(&handshake.info_hash).ok_or(CloseReason::Refused(Refusal::UnknownTorrent))? {
             Route::Swarm(swarm) => swarm,
             Route::Fetch(fetch) => {
                 // A magnet link's metadata is being fetched: the fetch answers it, or is too busy to.
                 let peer = crate::magnet::IncomingPeer { stream, addr, handshake, ticket };
-                return fetch.try_send(peer).map_err(|_| "the metadata fetch has no room for it".to_owned());
+                return fetch.try_send(peer).map_err(|_| Refusal::FetchFull.into());
             }
         };
         if swarm.is_banned(addr) || !swarm.has_room() {
-            return Err("banned, or no room for more peers".to_owned());
+            return Err(Refusal::BannedOrFull.into());
         }
         let our_handshake = our_handshake(&swarm);
         tokio::select! {
             result = go_on(&swarm, stream, addr, Direction::Incoming, Some(ticket), our_handshake, handshake) => result,
-            () = swarm.until_closed() => Err(STOPPED.into()),
+            () = swarm.until_closed() => Err(CloseReason::Stopping),
         }
     }
     .await;
@@ -150,14 +149,14 @@ async fn read_handshake<S: Transport>(stream: &mut S, ticket: Option<&Ticket>) -
     };
     let theirs = tokio::select! {
         theirs = exchange => theirs,
-        () = evicted => return Err("handshake evicted by newer connections".into()),
+        () = evicted => return Err(Refusal::Evicted.into()),
     }
-    .map_err(|_| "handshake timed out".to_owned())?
-    .map_err(|err| format!("handshake: {err}"))?;
+    .map_err(|_| CloseReason::TimedOut("handshake"))?
+    .map_err(|err| CloseReason::io("handshake", err))?;
     match Handshake::decode(&theirs) {
         Ok(Some((handshake, _))) => Ok(handshake),
-        Ok(None) => Err("handshake: short".into()),
-        Err(err) => Err(format!("handshake: {err}")),
+        Ok(None) => Err(CloseReason::io("handshake", "short")),
+        Err(err) => Err(CloseReason::io("handshake", err)),
     }
 }
 
@@ -173,7 +172,7 @@ pub(crate) async fn run<S: Transport>(
     if direction == Direction::Outgoing {
         let ours = our_handshake.encode();
         let sent = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.write_all(&ours)).await;
-        sent.map_err(|_| "handshake timed out".to_owned())?.map_err(|err| format!("handshake: {err}"))?;
+        sent.map_err(|_| CloseReason::TimedOut("handshake"))?.map_err(|err| CloseReason::io("handshake", err))?;
     }
     let handshake = read_handshake(&mut stream, ticket.as_ref()).await?;
     go_on(swarm, stream, addr, direction, ticket, our_handshake, handshake).await
@@ -207,7 +206,7 @@ async fn go_on<S: Transport>(
     } else if hybrid_v2 == Some(handshake.info_hash) {
         true
     } else {
-        return Err("handshake for another torrent".into());
+        return Err(Refusal::OtherTorrent.into());
     };
     let (our_handshake, ours) = match hybrid_v2 {
         Some(v2_hash) if peer_v2 && direction == Direction::Incoming => {
@@ -221,7 +220,10 @@ async fn go_on<S: Transport>(
     };
     if direction == Direction::Incoming {
         let reply = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.write_all(&ours));
-        reply.await.map_err(|_| "handshake timed out".to_owned())?.map_err(|err| format!("handshake: {err}"))?;
+        reply
+            .await
+            .map_err(|_| CloseReason::TimedOut("handshake"))?
+            .map_err(|err| CloseReason::io("handshake", err))?;
         if let Some(trace) = &swarm.trace {
             trace.handshake(addr, true, &our_handshake);
         }
@@ -260,7 +262,7 @@ pub(crate) fn adopt(swarm: &Arc<Swarm>, handover: crate::magnet::Handover) {
         };
         let result = tokio::select! {
             result = connection => result,
-            () = swarm.until_closed() => Err(STOPPED.into()),
+            () = swarm.until_closed() => Err(CloseReason::Stopping),
         };
         if direction == Direction::Outgoing {
             swarm.release_address(addr);
@@ -295,11 +297,11 @@ async fn serve<S: Transport>(
     let result = read_loop(reader, key, &outbox, swarm, addr, received).await;
     outbox.close();
     let reason = match &result {
-        Ok(()) => "closed".to_owned(),
+        Ok(()) => CloseReason::Closed,
         Err(reason) => reason.clone(),
     };
     swarm.remove(key, &reason);
-    let written = writer_task.await.map_err(|err| format!("writer: {err}"))?;
+    let written = writer_task.await.map_err(|err| CloseReason::Task(format!("writer: {err}")))?;
     result.and(written)
 }
 
@@ -330,7 +332,7 @@ async fn read_loop(
             }
             Ok(None) => None,
             Err(err) => {
-                failure = Some(err.to_string());
+                failure = Some(CloseReason::protocol(err));
                 None
             }
         });
@@ -359,8 +361,8 @@ async fn read_loop(
             () = outbox.closed() => return Ok(()),
         };
         let read = match read {
-            Err(_) => return Err("idle for too long".into()),
-            Ok(Err(err)) => return Err(format!("read: {err}")),
+            Err(_) => return Err(CloseReason::Idle),
+            Ok(Err(err)) => return Err(CloseReason::io("read", err)),
             Ok(Ok(0)) => return Ok(()),
             Ok(Ok(n)) => n,
         };
@@ -427,13 +429,13 @@ async fn write_loop(
                 for block in &uploads {
                     encode_piece_header(block.piece, block.offset, block.length, &mut buffer);
                     if let Err(err) = storage.read_block(block.piece, block.offset, block.length, &mut buffer) {
-                        return (buffer, uploads, Err(err.to_string()));
+                        return (buffer, uploads, Err(CloseReason::Disk(err.to_string())));
                     }
                 }
                 (buffer, uploads, Ok(()))
             })
             .await
-            .map_err(|err| format!("disk read task: {err}"))?;
+            .map_err(|err| CloseReason::Task(format!("disk read task: {err}")))?;
             let mut end = control_len;
             for block in &uploads {
                 end += PIECE_HEADER_LEN + block.length as usize;
@@ -453,7 +455,7 @@ async fn write_loop(
         while sent < out.len() {
             tokio::select! {
                 written = tokio::time::timeout(IDLE_TIMEOUT, writer.write(&out[sent..])) => match written {
-                    Ok(Ok(0)) => return Err("write: the connection closed".into()),
+                    Ok(Ok(0)) => return Err(CloseReason::io("write", "the connection closed")),
                     Ok(Ok(n)) => {
                         sent += n;
                         outbox.written.fetch_add(n as u64, Ordering::Relaxed);
@@ -462,8 +464,8 @@ async fn write_loop(
                         outbox.uploaded.fetch_add(bytes, Ordering::Relaxed);
                         swarm.uploaded.fetch_add(bytes, Ordering::Relaxed);
                     }
-                    Ok(Err(err)) => return Err(format!("write: {err}")),
-                    Err(_) => return Err("the peer stopped reading".into()),
+                    Ok(Err(err)) => return Err(CloseReason::io("write", err)),
+                    Err(_) => return Err(CloseReason::StoppedReading),
                 },
                 () = outbox.closed() => return Ok(()),
             }

@@ -23,6 +23,8 @@ use peer_wire::{Bitfield, Message};
 use sha1::{Digest as _, Sha1};
 use tokio::sync::mpsc;
 
+use crate::close::CloseReason;
+
 use crate::outbox::{Batch, Outbox};
 use crate::picker::{Block, PeerKey};
 use crate::storage::Storage;
@@ -179,7 +181,7 @@ impl Harness {
             let slot = usize::from(input.next().unwrap_or(0)) % SLOTS;
             match op % 10 {
                 0 => self.connect(slot, input.next().unwrap_or(0)),
-                1 => self.disconnect(slot, "dropped"),
+                1 => self.disconnect(slot, &CloseReason::Closed),
                 2 => {
                     let len = usize::from(input.next().unwrap_or(0));
                     let bytes: Vec<u8> = input.by_ref().take(len).collect();
@@ -253,7 +255,7 @@ impl Harness {
         }
     }
 
-    fn disconnect(&mut self, slot: usize, reason: &str) {
+    fn disconnect(&mut self, slot: usize, reason: &CloseReason) {
         if let Some(connection) = self.connections[slot].take() {
             self.swarm.remove(connection.key, reason);
         }
@@ -261,8 +263,8 @@ impl Harness {
 
     fn deliver(&mut self, slot: usize, message: Message<'_>) {
         let Some(connection) = &self.connections[slot] else { return };
-        if self.swarm.handle_messages(connection.key, std::iter::once(message)).is_err() {
-            self.disconnect(slot, "refused a message");
+        if let Err(reason) = self.swarm.handle_messages(connection.key, std::iter::once(message)) {
+            self.disconnect(slot, &reason);
         }
     }
 
@@ -270,7 +272,7 @@ impl Harness {
         match peer_wire::decode(bytes, self.swarm.message_limit) {
             Ok(Some((message, _))) => self.deliver(slot, message),
             Ok(None) => {}
-            Err(_) => self.disconnect(slot, "undecodable"),
+            Err(_) => self.disconnect(slot, &CloseReason::protocol("undecodable")),
         }
     }
 
@@ -365,7 +367,7 @@ impl Harness {
                 }
             }
             if connection.outbox.is_closed() {
-                self.disconnect(slot, "closed by the swarm");
+                self.disconnect(slot, &CloseReason::Removed);
             }
         }
         self.swarm.assert_invariants();
@@ -470,7 +472,7 @@ mod tests {
         harness.connect(1, 0x80);
         let everything = Bitfield::full(harness.swarm.storage.num_pieces());
         harness.deliver(1, everything.to_message());
-        harness.disconnect(1, "both seeds");
+        harness.disconnect(1, &CloseReason::Closed);
         harness.swarm.candidate_ended(dialled);
         let later = harness.swarm.due_candidates_at(Instant::now() + Duration::from_secs(3600));
         assert!(!later.contains(&dialled) && !later.contains(&seed), "a seed was dialled: {later:?}");
@@ -487,7 +489,7 @@ mod tests {
         harness.swarm.add_candidate(listening, Source::Tracker);
         harness.swarm.add_candidate(other, Source::Tracker);
         assert_eq!(harness.swarm.due_candidates(), [other]);
-        harness.disconnect(0, "gone");
+        harness.disconnect(0, &CloseReason::Closed);
         assert_eq!(harness.swarm.due_candidates(), [listening], "dialled once that connection is gone");
     }
 
@@ -502,7 +504,7 @@ mod tests {
         // Our dial reaches the same peer; its peer id is greater than ours, so its connection is the one kept.
         let refused =
             harness.swarm.admit(listening, *b"-XX0001-0000000000aa", Direction::Outgoing, false, false, false);
-        assert!(refused.is_err_and(|reason| reason.contains("already connected")));
+        assert!(refused.is_err_and(|reason| reason == CloseReason::Refused(crate::close::Refusal::DuplicatePeer)));
         harness.swarm.candidate_ended(listening);
         let later = harness.swarm.due_candidates_at(Instant::now() + Duration::from_secs(3600));
         assert!(later.is_empty(), "dialled again while connected: {later:?}");
@@ -518,7 +520,7 @@ mod tests {
         // Each time it hangs up right after the handshake, the wait before the next dial doubles: 5, 10, 20 s.
         for backoff in [5, 10, 20] {
             harness.connect(1, 0x80);
-            harness.disconnect(1, "it hung up");
+            harness.disconnect(1, &CloseReason::Closed);
             let ended = Instant::now();
             harness.swarm.candidate_ended(addr);
             let at = |seconds: u64| harness.swarm.due_candidates_at(ended + Duration::from_secs(seconds));
@@ -533,7 +535,7 @@ mod tests {
         harness.deliver(1, Message::Unchoke);
         harness.settle();
         harness.answer(1, true);
-        harness.disconnect(1, "done");
+        harness.disconnect(1, &CloseReason::Closed);
         let ended = Instant::now();
         harness.swarm.candidate_ended(addr);
         assert!(harness.swarm.due_candidates_at(ended + Duration::from_secs(4)).is_empty());

@@ -10,6 +10,7 @@ mod announcer;
 pub mod block_proof;
 pub mod budget;
 pub mod choker;
+pub mod close;
 mod connection;
 pub mod dht_peers;
 pub mod events;

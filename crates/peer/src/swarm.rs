@@ -77,8 +77,7 @@ mod invariants;
 mod pex;
 mod pieces;
 
-/// Why a connection is being closed, in words for the log.
-pub type CloseReason = String;
+pub use crate::close::{CloseReason, Refusal};
 
 /// A connection's direction, for settling duplicates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -586,14 +585,14 @@ impl Swarm {
         };
         let mut state = self.lock();
         if self.closed.load(Ordering::Acquire) {
-            return Err("the torrent is stopping".into());
+            return Err(CloseReason::Stopping);
         }
         let sender = Sender { addr, peer_id };
         if state.reputation.is_banned(&sender) {
-            return Err("banned".into());
+            return Err(Refusal::Banned.into());
         }
         if peer_id == self.peer_id {
-            return Err("connected to ourselves".into());
+            return Err(Refusal::Ourselves.into());
         }
         if let Some((&old_key, old)) = state.peers.iter().find(|(_, peer)| peer.peer_id == peer_id) {
             // Two peers that dialled each other must keep the same connection. libtorrent's rule: the one opened
@@ -608,7 +607,7 @@ impl Swarm {
                     // Now we know where it listens, so the dialer leaves it alone while this connection lasts.
                     old.listen_port.get_or_insert(addr.port());
                 }
-                return Err("already connected to this peer".into());
+                return Err(Refusal::DuplicatePeer.into());
             }
             if let Some((old_addr, had_slot)) = drop_peer(&mut state, old_key) {
                 state.addresses.remove(&old_addr);
@@ -616,20 +615,20 @@ impl Swarm {
                     self.rechoke(&mut state, true);
                 }
                 self.refill_all(&mut state);
-                self.emit(Event::PeerDisconnected { addr: old_addr, reason: "replaced by a new connection".into() });
+                self.emit(Event::PeerDisconnected { addr: old_addr, reason: CloseReason::Replaced.to_string() });
             }
         }
         if direction == Direction::Incoming {
             if state.addresses.len() >= self.max_peers {
-                return Err("too many peers".into());
+                return Err(Refusal::TooManyPeers.into());
             }
             if state.addresses.iter().filter(|other| other.ip() == addr.ip()).count() >= self.max_peers_per_ip {
-                return Err("too many connections from this address".into());
+                return Err(Refusal::TooManyFromAddress.into());
             }
             match state.addresses.insert(addr) {
                 Ok(()) => {}
-                Err(NotAdded::Present) => return Err("already connected to this address".into()),
-                Err(NotAdded::NoBudget) => return Err("the session's connection limit is reached".into()),
+                Err(NotAdded::Present) => return Err(Refusal::DuplicateAddress.into()),
+                Err(NotAdded::NoBudget) => return Err(Refusal::SessionLimit.into()),
             }
         }
         let key = PeerKey(state.next_key);
@@ -709,7 +708,7 @@ impl Swarm {
     }
 
     /// The connection to `key` ended: its requests go back to the pool and to other peers.
-    pub fn remove(&self, key: PeerKey, reason: &str) {
+    pub fn remove(&self, key: PeerKey, reason: &CloseReason) {
         let mut state = self.lock();
         // A connection we opened that carried pieces, or lasted, clears its address's failures; one the other side
         // ended at once without a block either way (it is full, already has us, or will not have us) counts as a
@@ -732,7 +731,7 @@ impl Swarm {
         if useful_dial {
             self.candidates().connected(addr);
         }
-        self.emit(Event::PeerDisconnected { addr, reason: reason.to_owned() });
+        self.emit(Event::PeerDisconnected { addr, reason: reason.to_string() });
     }
 
     /// Handles every message of one read from `key`'s socket, under one lock.
@@ -761,7 +760,7 @@ impl Swarm {
     }
 
     fn handle(self: &Arc<Self>, state: &mut State, key: PeerKey, message: Message<'_>) -> Result<(), CloseReason> {
-        let Some(peer) = state.peers.get_mut(&key) else { return Err("peer was removed".into()) };
+        let Some(peer) = state.peers.get_mut(&key) else { return Err(CloseReason::Removed) };
         let first = !peer.spoke;
         peer.spoke = true;
         match message {
@@ -812,7 +811,8 @@ impl Swarm {
             }
             Message::NotInterested => peer.peer_interested = false,
             Message::Have { index } => {
-                let newly = peer.bitfield.set(index).map_err(|err| format!("have: {err}"))?;
+                let newly =
+                    peer.bitfield.set(index).map_err(|err| CloseReason::protocol(format_args!("have: {err}")))?;
                 if newly {
                     state.picker.peer_has(index);
                     if let Some(offers) = &mut state.offers {
@@ -834,8 +834,8 @@ impl Swarm {
                 }
             }
             Message::Bitfield { bits } => {
-                let bitfield =
-                    Bitfield::from_bytes(bits, state.picker.num_pieces()).map_err(|err| format!("bitfield: {err}"))?;
+                let bitfield = Bitfield::from_bytes(bits, state.picker.num_pieces())
+                    .map_err(|err| CloseReason::protocol(format_args!("bitfield: {err}")))?;
                 if first {
                     state.picker.peer_joined(&bitfield);
                     peer.bitfield = bitfield;
@@ -843,7 +843,11 @@ impl Swarm {
                     // aria2 sends a whole bitfield instead of HAVEs whenever that is shorter, and sends its first
                     // one twice: a later bitfield only adds pieces.
                     for index in bitfield.ones() {
-                        if peer.bitfield.set(index).map_err(|err| format!("bitfield: {err}"))? {
+                        if peer
+                            .bitfield
+                            .set(index)
+                            .map_err(|err| CloseReason::protocol(format_args!("bitfield: {err}")))?
+                        {
                             state.picker.peer_has(index);
                         }
                     }
@@ -869,7 +873,10 @@ impl Swarm {
                 let Some(peer) = state.peers.get_mut(&key) else { return Ok(()) };
                 // Requests that crossed our choke on the wire are dropped, as BEP 3 has it.
                 if !peer.am_choking && !peer.outbox.push_upload(block) {
-                    return Err(format!("more than {} requests queued", crate::outbox::MAX_QUEUED_UPLOADS));
+                    return Err(CloseReason::protocol(format_args!(
+                        "more than {} requests queued",
+                        crate::outbox::MAX_QUEUED_UPLOADS
+                    )));
                 }
             }
             Message::Cancel { index, begin, length } => {
@@ -888,7 +895,7 @@ impl Swarm {
         begin: u32,
         data: &[u8],
     ) -> Result<(), CloseReason> {
-        let length = u32::try_from(data.len()).map_err(|_| "block too long".to_owned())?;
+        let length = u32::try_from(data.len()).map_err(|_| CloseReason::protocol("block too long"))?;
         let block = Block { piece: index, offset: begin, length };
         match state.picker.block_received(key, block) {
             Received::New { cancel, piece_complete } => {
@@ -935,7 +942,9 @@ impl Swarm {
                 if let Some(peer) = state.peers.get_mut(&key) {
                     peer.unexpected += 1;
                     if peer.unexpected > MAX_UNEXPECTED_BLOCKS {
-                        return Err(format!("sent more than {MAX_UNEXPECTED_BLOCKS} blocks we did not ask for"));
+                        return Err(CloseReason::protocol(format_args!(
+                            "sent more than {MAX_UNEXPECTED_BLOCKS} blocks we did not ask for"
+                        )));
                     }
                 }
             }
@@ -1209,16 +1218,23 @@ fn summary(peer: &Peer) -> PeerSummary {
 /// A request must name a piece we have, lie inside it, and ask for at most one block.
 fn check_request(picker: &Picker, block: Block) -> Result<(), CloseReason> {
     if block.length == 0 || block.length > BLOCK_LEN {
-        return Err(format!("request of {} bytes (the limit is {BLOCK_LEN})", block.length));
+        return Err(CloseReason::protocol(format_args!(
+            "request of {} bytes (the limit is {BLOCK_LEN})",
+            block.length
+        )));
     }
     if block.piece >= picker.num_pieces() {
-        return Err(format!("request for piece {} of {}", block.piece, picker.num_pieces()));
+        return Err(CloseReason::protocol(format_args!(
+            "request for piece {} of {}",
+            block.piece,
+            picker.num_pieces()
+        )));
     }
     if u64::from(block.offset) + u64::from(block.length) > u64::from(picker.piece_len(block.piece)) {
-        return Err(format!("request past the end of piece {}", block.piece));
+        return Err(CloseReason::protocol(format_args!("request past the end of piece {}", block.piece)));
     }
     if !picker.have(block.piece) {
-        return Err(format!("request for piece {} which we do not have", block.piece));
+        return Err(CloseReason::protocol(format_args!("request for piece {} which we do not have", block.piece)));
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use super::*;
 /// Dials `addr` and fetches what it will give; the candidate table hears how it went.
 pub(super) async fn connect(shared: Arc<Shared>, addr: SocketAddr, source: Source) {
     let result = async {
-        let mut stream = crate::connection::dial(addr, shared.local_ip).await?;
+        let mut stream = crate::connection::dial(addr, shared.local_ip).await.map_err(|reason| reason.to_string())?;
         let kept = exchange(&shared, &mut stream, addr, source, Role::Dialled).await?;
         Ok(kept.map(|kept| (stream, kept)))
     }

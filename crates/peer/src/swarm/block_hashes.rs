@@ -36,11 +36,11 @@ impl Swarm {
         let Some(piece) = piece.filter(|_| peer.block_hashes_served < MAX_BLOCK_HASH_ANSWERS) else {
             peer.requests_rejected += 1;
             if peer.requests_rejected > MAX_REJECTED_REQUESTS {
-                return Err(format!(
+                return Err(CloseReason::protocol(format_args!(
                     "it kept sending hash requests we cannot answer ({} requests rejected; {} block-hash answers \
                      served)",
                     peer.requests_rejected, peer.block_hashes_served
-                ));
+                )));
             }
             peer.outbox.push(&reject_message(pieces_root, range));
             return Ok(());

@@ -65,11 +65,11 @@ impl Swarm {
             _ => {
                 peer.requests_rejected += 1;
                 if peer.requests_rejected > MAX_REJECTED_REQUESTS {
-                    return Err(format!(
+                    return Err(CloseReason::protocol(format_args!(
                         "it kept sending metadata requests we cannot answer ({} requests rejected; {} metadata \
                          pieces served)",
                         peer.requests_rejected, peer.metadata_served
-                    ));
+                    )));
                 }
                 MetadataMessage::Reject { piece }
             }

@@ -72,7 +72,8 @@ impl Swarm {
             return Ok(());
         }
         peer.pex_received = Some(now);
-        let (message, _skipped) = PexMessage::decode(payload).map_err(|err| format!("ut_pex: {err}"))?;
+        let (message, _skipped) =
+            PexMessage::decode(payload).map_err(|err| CloseReason::protocol(format_args!("ut_pex: {err}")))?;
         let from = peer.addr.ip();
         let learned = message
             .added
