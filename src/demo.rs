@@ -116,7 +116,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     print_line(&format!("tracker: listening on {tracker_addr}"));
 
     let leechers = usize::from(args.leechers);
-    let mut swarm = Swarm::new(&torrent_path);
+    let mut swarm = DemoSwarm::new(&torrent_path);
     let upload_limit = (leechers > 1).then(|| (leechers as u64 * total).div_ceil(SEEDER_ALONE_SECONDS).max(1));
     swarm.start_seeder(seed_dir, upload_limit)?;
     match swarm.wait_until_seeding(&interrupted, &original)? {
@@ -259,7 +259,7 @@ fn plural<'a>(count: usize, one: &'a str, many: &'a str) -> &'a str {
     if count == 1 { one } else { many }
 }
 
-fn interrupted_exit(swarm: Swarm, tracker: TrackerThread, work: &Path) -> ExitCode {
+fn interrupted_exit(swarm: DemoSwarm, tracker: TrackerThread, work: &Path) -> ExitCode {
     drop(swarm);
     drop(tracker);
     print_line(&format!("interrupted: stopped the tracker and every peer; removing {}", work.display()));
@@ -336,7 +336,7 @@ enum Waited {
 }
 
 /// The peers the demo started (index 0 is the seeder) and what their events say.
-struct Swarm {
+struct DemoSwarm {
     torrent: PathBuf,
     processes: Vec<PeerProcess>,
     states: Vec<PeerState>,
@@ -359,10 +359,10 @@ enum Step {
     Idle,
 }
 
-impl Swarm {
-    fn new(torrent: &Path) -> Swarm {
+impl DemoSwarm {
+    fn new(torrent: &Path) -> DemoSwarm {
         let (sender, events) = channel();
-        Swarm {
+        DemoSwarm {
             torrent: torrent.to_owned(),
             processes: Vec::new(),
             states: Vec::new(),
@@ -586,7 +586,7 @@ impl Swarm {
         Stopping { statuses, seeder_killed }
     }
 
-    fn poll_until(&mut self, deadline: Instant, done: impl Fn(&Swarm) -> bool) {
+    fn poll_until(&mut self, deadline: Instant, done: impl Fn(&DemoSwarm) -> bool) {
         while !done(self) && Instant::now() < deadline {
             self.poll();
         }

@@ -26,7 +26,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use tracker::connection_id::ConnectionIds;
 use tracker::server::{Config, NamedTorrent, Tracker};
-use tracker::swarm::{InfoHash, Limits};
+use tracker::swarm::Limits;
 use tracker_protocol::{
     AnnounceEvent, AnnounceRequest, CompactPeer, ConnectRequest, Request, Response, TransactionId, max_peers_within,
 };
@@ -39,7 +39,7 @@ const RECEIVE_BUFFER: usize = 2048;
 /// Where an announce holds the client's listening port.
 const PORT_AT: usize = 96;
 /// Served in closed mode; easy for the fuzzer to write.
-const NAMED: [InfoHash; 2] = [[0; 20], [1; 20]];
+const NAMED: [[u8; 20]; 2] = [[0; 20], [1; 20]];
 
 const SOURCES: [SocketAddr; 8] = [
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 6881)),
@@ -312,7 +312,7 @@ struct Expected {
 
 /// The registry's documented behaviour, written the plain way: a sorted map per swarm.
 struct Model {
-    swarms: BTreeMap<InfoHash, ModelSwarm>,
+    swarms: BTreeMap<[u8; 20], ModelSwarm>,
     open: bool,
     limits: Limits,
 }
@@ -324,7 +324,7 @@ impl Model {
         Model { swarms, open, limits }
     }
 
-    fn counts(&self, hash: &InfoHash) -> Counts {
+    fn counts(&self, hash: &[u8; 20]) -> Counts {
         let Some(swarm) = self.swarms.get(hash) else { return (0, 0, 0) };
         let seeders = swarm.peers.values().filter(|peer| peer.seeder).count();
         let leechers = swarm.peers.len() - seeders;

@@ -29,6 +29,3 @@ pub use node::{Node, NodeConfig};
 pub use peer_store::{PeerStore, PeerStoreLimits};
 pub use routing::{Insertion, NodeState, RoutingTable};
 pub use token::TokenSecret;
-
-/// A torrent's info-hash (v1: SHA-1 of the info dictionary), the key of `get_peers` and `announce_peer`.
-pub type InfoHash = [u8; 20];

@@ -17,8 +17,6 @@ use std::time::{Duration, Instant};
 
 use rand::seq::IndexedRandom;
 
-use crate::InfoHash;
-
 /// Caps that bound the store's memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerStoreLimits {
@@ -50,7 +48,7 @@ struct StoredPeer {
 }
 
 #[derive(Debug, Clone)]
-struct Swarm {
+struct AnnouncedPeers {
     peers: Vec<StoredPeer>,
     /// The latest announce to this swarm: the swarm announced to longest ago is evicted first.
     announced: Instant,
@@ -60,7 +58,7 @@ struct Swarm {
 #[derive(Debug, Clone, Default)]
 pub struct PeerStore {
     limits: PeerStoreLimits,
-    swarms: HashMap<InfoHash, Swarm>,
+    swarms: HashMap<[u8; 20], AnnouncedPeers>,
 }
 
 impl PeerStore {
@@ -72,7 +70,7 @@ impl PeerStore {
 
     /// Records that the peer at `addr` (the datagram's source IP, with the announced or implied port) is in the
     /// swarm of `info_hash`. The caller checks the token first.
-    pub fn announce(&mut self, info_hash: InfoHash, addr: SocketAddr, now: Instant) {
+    pub fn announce(&mut self, info_hash: [u8; 20], addr: SocketAddr, now: Instant) {
         let limits = self.limits;
         if limits.max_torrents == 0 || limits.max_peers_per_torrent == 0 || limits.max_peers_per_ip == 0 {
             return;
@@ -83,7 +81,8 @@ impl PeerStore {
                 self.swarms.remove(&oldest);
             }
         }
-        let swarm = self.swarms.entry(info_hash).or_insert_with(|| Swarm { peers: Vec::new(), announced: now });
+        let swarm =
+            self.swarms.entry(info_hash).or_insert_with(|| AnnouncedPeers { peers: Vec::new(), announced: now });
         swarm.announced = swarm.announced.max(now);
         swarm.peers.retain(|peer| now.saturating_duration_since(peer.announced) < limits.peer_ttl);
         if let Some(peer) = swarm.peers.iter_mut().find(|peer| peer.addr == addr) {
@@ -105,7 +104,7 @@ impl PeerStore {
     }
 
     /// Up to `max` peers of `info_hash` that have not expired, a random choice when there are more.
-    pub fn get(&self, info_hash: &InfoHash, max: usize, now: Instant, rng: &mut impl rand::Rng) -> Vec<SocketAddr> {
+    pub fn get(&self, info_hash: &[u8; 20], max: usize, now: Instant, rng: &mut impl rand::Rng) -> Vec<SocketAddr> {
         let Some(swarm) = self.swarms.get(info_hash) else { return Vec::new() };
         let live: Vec<SocketAddr> = swarm
             .peers
@@ -136,7 +135,7 @@ impl PeerStore {
 
     /// Peers held for `info_hash`, expired or not.
     #[must_use]
-    pub fn peer_count(&self, info_hash: &InfoHash) -> usize {
+    pub fn peer_count(&self, info_hash: &[u8; 20]) -> usize {
         self.swarms.get(info_hash).map_or(0, |swarm| swarm.peers.len())
     }
 }

@@ -14,7 +14,7 @@ use crate::events::Event;
 use crate::sources::Source;
 use crate::swarm::Swarm;
 use crate::tracker_client::{Announce, Timeouts};
-use crate::trackers::Tracker;
+use crate::trackers::AnnounceClient;
 
 /// Longest wait for the trackers' first answers before a complete torrent says it is seeding.
 pub(crate) const SEEDING_NOTICE_WAIT: Duration = Duration::from_secs(5);
@@ -35,7 +35,7 @@ pub(crate) fn tiers(torrent: &metainfo::Torrent) -> Vec<Vec<String>> {
         .map(|tier| {
             tier.into_iter()
                 .filter(|url| {
-                    if !Tracker::supports(url) {
+                    if !AnnounceClient::supports(url) {
                         tracing::warn!(
                             "skipping tracker {url}: only udp://, http:// and https:// trackers are supported"
                         );
@@ -129,7 +129,7 @@ impl Announcer {
             } else {
                 self.timeouts
             };
-            let started = match Tracker::new(&url, &self.trackers, timeouts).await {
+            let started = match Box::pin(AnnounceClient::new(&url, &self.trackers, timeouts)).await {
                 Ok(client) => Some(client),
                 Err(err) => {
                     self.failed(&url, &err.to_string());
@@ -166,7 +166,7 @@ impl Announcer {
     }
 
     /// Announces to `url` until it fails or the session stops (then says goodbye to it).
-    async fn announce_to(&mut self, url: &str, mut client: Tracker, progress: &mut Progress) -> Outcome {
+    async fn announce_to(&mut self, url: &str, mut client: AnnounceClient, progress: &mut Progress) -> Outcome {
         let swarm = self.swarm.clone();
         loop {
             if progress.completed_owed && self.swarm.is_complete() && progress.event == AnnounceEvent::None {
@@ -177,8 +177,10 @@ impl Announcer {
             // A `completed` in flight is not cut short by the stop: the goodbye would send it a second time, and
             // the tracker would count the download twice. The session waits a few seconds at most anyway.
             let interruptible = event != AnnounceEvent::Completed;
+            // The request on the heap: between announces (most of a torrent's life) the announcer holds only
+            // its own few fields.
             let wait = tokio::select! {
-                reply = client.announce(&announce) => match reply {
+                reply = Box::pin(client.announce(&announce)) => match reply {
                     Ok(reply) => {
                         if event == AnnounceEvent::Completed {
                             progress.completed_owed = false;
@@ -240,9 +242,9 @@ impl Announcer {
         // Leaving: a short, bounded goodbye, so Ctrl-C is never held up by a dead tracker.
         client.set_timeouts(Timeouts { base: Duration::from_secs(1), max_attempts: 2 });
         if progress.completed_owed && self.swarm.is_complete() {
-            let _ = client.announce(&self.announce(AnnounceEvent::Completed, progress.key)).await;
+            let _ = Box::pin(client.announce(&self.announce(AnnounceEvent::Completed, progress.key))).await;
         }
-        let _ = client.announce(&self.announce(AnnounceEvent::Stopped, progress.key)).await;
+        let _ = Box::pin(client.announce(&self.announce(AnnounceEvent::Stopped, progress.key))).await;
         Outcome::Stopped
     }
 

@@ -46,7 +46,7 @@ use crate::metadata::{InfoCheck, LayerFetch, LayerProgress, MAX_METADATA_SIZE, M
 use crate::sources::{Candidates, Source};
 use crate::swarm::Direction;
 use crate::tracker_client::{Announce, Timeouts};
-use crate::trackers::{Tracker, TrackerEndpoints};
+use crate::trackers::{AnnounceClient, TrackerEndpoints};
 
 /// Connections fetching metadata at once, dialled and accepted together.
 const MAX_CONNECTIONS: usize = 16;
@@ -370,7 +370,7 @@ async fn say_stopped(shared: Arc<Shared>, told: Vec<(String, u32)>) {
         let shared = shared.clone();
         goodbyes.spawn(async move {
             let quick = Timeouts { base: Duration::from_secs(1), max_attempts: 2 };
-            let Ok(mut client) = Tracker::new(&url, &shared.trackers, quick).await else { return };
+            let Ok(mut client) = AnnounceClient::new(&url, &shared.trackers, quick).await else { return };
             let mut announce = fetch_announce(&shared, AnnounceEvent::Stopped, key);
             announce.num_want = 0;
             let _ = client.announce(&announce).await;
@@ -394,8 +394,8 @@ pub async fn fetch_checked(
     context: FetchContext,
 ) -> Result<Fetched, FetchError> {
     let FetchContext { peer_id, trackers: endpoints, events, mut incoming, lsd } = context;
-    let trackers: Vec<String> = config.trackers.iter().filter(|url| Tracker::supports(url)).cloned().collect();
-    for url in config.trackers.iter().filter(|url| !Tracker::supports(url)) {
+    let trackers: Vec<String> = config.trackers.iter().filter(|url| AnnounceClient::supports(url)).cloned().collect();
+    for url in config.trackers.iter().filter(|url| !AnnounceClient::supports(url)) {
         tracing::warn!("skipping tracker {url}: only udp://, http:// and https:// trackers are supported");
     }
     let lsd = lsd.filter(|_| config.lsd);
@@ -578,7 +578,7 @@ async fn announce_while_fetching(shared: Arc<Shared>, url: String, timeouts: Tim
         let _ = shared.events.send(Event::AnnounceFailed { tracker: url.clone(), error });
     };
     let mut client = loop {
-        match Tracker::new(&url, &shared.trackers, timeouts).await {
+        match AnnounceClient::new(&url, &shared.trackers, timeouts).await {
             Ok(client) => break client,
             Err(err) => {
                 failed(err.to_string());

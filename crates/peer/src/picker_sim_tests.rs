@@ -13,7 +13,7 @@ use super::tests::check;
 use super::{Block, PeerKey, Picker, Received};
 
 /// The swarm: each peer's pieces, and the requests it has not answered yet (as the caller would track them).
-struct Swarm {
+struct SimulatedSwarm {
     picker: Picker,
     peers: Vec<Bitfield>,
     in_flight: Vec<(PeerKey, Block)>,
@@ -30,7 +30,7 @@ fn key(i: usize) -> PeerKey {
     PeerKey(i as u64)
 }
 
-impl Swarm {
+impl SimulatedSwarm {
     fn pick(&mut self, rng: &mut SmallRng) -> Result<(), TestCaseError> {
         let i = rng.random_range(0..self.peers.len());
         let mut out = Vec::new();
@@ -145,7 +145,7 @@ proptest! {
         for bf in &peers {
             picker.peer_joined(bf);
         }
-        let mut swarm = Swarm {
+        let mut swarm = SimulatedSwarm {
             picker,
             peers,
             in_flight: Vec::new(),

@@ -46,7 +46,7 @@ impl TrackerEndpoints {
 
 /// A tracker client of either protocol.
 #[derive(Debug)]
-pub enum Tracker {
+pub enum AnnounceClient {
     Udp(TrackerClient),
     Http(HttpTracker),
 }
@@ -60,7 +60,7 @@ pub enum AnnounceError {
     Http(#[from] HttpTrackerError),
 }
 
-impl Tracker {
+impl AnnounceClient {
     /// Whether this kind of URL is supported: `udp://`, `http://` and `https://`.
     #[must_use]
     pub fn supports(url: &str) -> bool {
@@ -80,11 +80,11 @@ impl Tracker {
                 .get_or_init(|| http_client(shared.local))
                 .clone()
                 .map_err(|reason| HttpTrackerError::Request { url: url.to_owned(), reason })?;
-            Ok(Tracker::Http(HttpTracker::with_client(client, url, timeouts)))
+            Ok(AnnounceClient::Http(HttpTracker::with_client(client, url, timeouts)))
         } else {
             let tracker = resolve(url, shared.local).await?;
             let endpoint = shared.udp(tracker).await?;
-            Ok(Tracker::Udp(TrackerClient::on_endpoint(endpoint, tracker, timeouts)))
+            Ok(AnnounceClient::Udp(TrackerClient::on_endpoint(endpoint, tracker, timeouts)))
         }
     }
 
@@ -95,16 +95,16 @@ impl Tracker {
     /// See [`TrackerClient::announce`] and [`HttpTracker::announce`].
     pub async fn announce(&mut self, announce: &Announce) -> Result<AnnounceReply, AnnounceError> {
         match self {
-            Tracker::Udp(client) => Ok(client.announce(announce).await?),
-            Tracker::Http(client) => Ok(client.announce(announce).await?),
+            AnnounceClient::Udp(client) => Ok(client.announce(announce).await?),
+            AnnounceClient::Http(client) => Ok(client.announce(announce).await?),
         }
     }
 
     /// Changes the retry schedule (UDP) or deadline (HTTP) of the next announces.
     pub fn set_timeouts(&mut self, timeouts: Timeouts) {
         match self {
-            Tracker::Udp(client) => client.set_timeouts(timeouts),
-            Tracker::Http(client) => client.set_timeouts(timeouts),
+            AnnounceClient::Udp(client) => client.set_timeouts(timeouts),
+            AnnounceClient::Http(client) => client.set_timeouts(timeouts),
         }
     }
 }

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::fmt::Display;
 use std::sync::Mutex;
 
-use super::{InfoHash, Tracker, hex};
+use super::{Tracker, hex};
 use crate::swarm::{Change, Family};
 
 /// The page, served as it is.
@@ -99,7 +99,7 @@ impl Tracker {
     /// Notes an announce of a named torrent in this worker's journal, with whom it was given.
     pub(super) fn journal_announce<A: Family + Display>(
         &self,
-        info_hash: &InfoHash,
+        info_hash: &[u8; 20],
         peer: A,
         seeder: bool,
         change: Change,

@@ -34,7 +34,7 @@ mod dashboard;
 #[path = "server_http.rs"]
 mod http_requests;
 use crate::shards::Shards;
-use crate::swarm::{Announce, Change, Family, InfoHash, Limits, SwarmCounts};
+use crate::swarm::{Announce, Change, Family, Limits, SwarmCounts};
 use dashboard::Journal;
 pub use dashboard::JournalEntry;
 pub use http_requests::HttpReply;
@@ -83,23 +83,23 @@ impl Default for Config {
 #[derive(Debug, Clone)]
 pub struct NamedTorrent {
     /// The swarm's name: SHA-1 of the info dictionary, or a v2-only torrent's SHA-256 truncated to 20 bytes.
-    pub info_hash: InfoHash,
+    pub info_hash: [u8; 20],
     /// A hybrid torrent's second swarm (BEP 52): its v2 info-hash truncated to 20 bytes, which v2 clients
     /// announce. Both are served, and shown as one torrent.
-    pub v2_info_hash: Option<InfoHash>,
+    pub v2_info_hash: Option<[u8; 20]>,
     pub name: String,
     pub total_length: u64,
 }
 
 impl NamedTorrent {
     /// The info-hashes it is announced under: one, or a hybrid's two.
-    pub fn info_hashes(&self) -> impl Iterator<Item = InfoHash> + '_ {
+    pub fn info_hashes(&self) -> impl Iterator<Item = [u8; 20]> + '_ {
         std::iter::once(self.info_hash).chain(self.v2_info_hash)
     }
 }
 
 /// The named torrents keyed by each info-hash they are announced under.
-fn by_info_hash(named: Vec<NamedTorrent>) -> HashMap<InfoHash, NamedTorrent> {
+fn by_info_hash(named: Vec<NamedTorrent>) -> HashMap<[u8; 20], NamedTorrent> {
     let mut map = HashMap::new();
     for torrent in named {
         if let Some(v2) = torrent.v2_info_hash {
@@ -111,7 +111,7 @@ fn by_info_hash(named: Vec<NamedTorrent>) -> HashMap<InfoHash, NamedTorrent> {
 }
 
 /// Each named torrent once (a hybrid is keyed twice), by name.
-fn each_named(named: &HashMap<InfoHash, NamedTorrent>) -> Vec<&NamedTorrent> {
+fn each_named(named: &HashMap<[u8; 20], NamedTorrent>) -> Vec<&NamedTorrent> {
     let mut torrents: Vec<&NamedTorrent> =
         named.iter().filter(|(hash, torrent)| **hash == torrent.info_hash).map(|(_, torrent)| torrent).collect();
     torrents.sort_by(|a, b| a.name.cmp(&b.name));
@@ -155,7 +155,7 @@ struct Shared {
     config: Config,
     /// The named torrents, replaced as a whole on reload; workers keep a copy and look at `named_epoch` (a
     /// cache line nobody writes in between) to know when to take a new one.
-    named: Mutex<Arc<HashMap<InfoHash, NamedTorrent>>>,
+    named: Mutex<Arc<HashMap<[u8; 20], NamedTorrent>>>,
     named_epoch: AtomicU64,
     open: bool,
     stats: Box<[WorkerStats]>,
@@ -169,7 +169,7 @@ pub struct Tracker {
     shared: Arc<Shared>,
     worker: usize,
     /// This worker's copy of the named torrents, as of `named_epoch`.
-    named: Arc<HashMap<InfoHash, NamedTorrent>>,
+    named: Arc<HashMap<[u8; 20], NamedTorrent>>,
     named_epoch: u64,
     rng: SmallRng,
     reply: Vec<u8>,
@@ -281,10 +281,10 @@ impl Tracker {
     pub fn set_named(&self, named: Vec<NamedTorrent>) -> (usize, usize) {
         let new = by_info_hash(named);
         let mut current = self.shared.named.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let added: Vec<InfoHash> = new.keys().filter(|hash| !current.contains_key(*hash)).copied().collect();
-        let removed: Vec<InfoHash> = current.keys().filter(|hash| !new.contains_key(*hash)).copied().collect();
+        let added: Vec<[u8; 20]> = new.keys().filter(|hash| !current.contains_key(*hash)).copied().collect();
+        let removed: Vec<[u8; 20]> = current.keys().filter(|hash| !new.contains_key(*hash)).copied().collect();
         // Torrents, not hashes, are counted: a hybrid's two hashes come and go together.
-        let torrents_among = |hashes: &[InfoHash], named: &HashMap<InfoHash, NamedTorrent>| {
+        let torrents_among = |hashes: &[[u8; 20]], named: &HashMap<[u8; 20], NamedTorrent>| {
             hashes.iter().filter(|hash| named.get(*hash).is_some_and(|torrent| torrent.info_hash == **hash)).count()
         };
         let counts = (torrents_among(&added, &new), torrents_among(&removed, &current));

@@ -7,7 +7,7 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use crate::swarm::{Expired, InfoHash, Limits, Registry, SwarmCounts, Totals};
+use crate::swarm::{Expired, Limits, Registry, SwarmCounts, Totals};
 
 /// Shards: a power of two, many more than any machine has cores.
 pub const SHARDS: usize = 256;
@@ -26,8 +26,8 @@ impl Shards {
     }
 
     /// Shards that serve only `torrents`.
-    pub fn closed(torrents: impl IntoIterator<Item = InfoHash>, limits: Limits) -> Shards {
-        let mut by_shard: Vec<Vec<InfoHash>> = vec![Vec::new(); SHARDS];
+    pub fn closed(torrents: impl IntoIterator<Item = [u8; 20]>, limits: Limits) -> Shards {
+        let mut by_shard: Vec<Vec<[u8; 20]>> = vec![Vec::new(); SHARDS];
         for hash in torrents {
             by_shard[index(&hash)].push(hash);
         }
@@ -35,12 +35,12 @@ impl Shards {
     }
 
     /// The shard that holds `info_hash`, locked.
-    pub fn lock(&self, info_hash: &InfoHash) -> MutexGuard<'_, Registry> {
+    pub fn lock(&self, info_hash: &[u8; 20]) -> MutexGuard<'_, Registry> {
         lock(&self.shards[index(info_hash)])
     }
 
     /// The scrape triple of a torrent, if it is tracked.
-    pub fn scrape(&self, info_hash: &InfoHash) -> Option<SwarmCounts> {
+    pub fn scrape(&self, info_hash: &[u8; 20]) -> Option<SwarmCounts> {
         self.lock(info_hash).scrape(info_hash)
     }
 
@@ -48,7 +48,7 @@ impl Shards {
     /// counted once (a client that announces both hashes is one peer), a seeder if it seeds in either; completed
     /// is the larger count, as such a client reports its finish in both. The two shards are locked one after
     /// the other, never together.
-    pub fn scrape_joined(&self, first: &InfoHash, second: &InfoHash) -> SwarmCounts {
+    pub fn scrape_joined(&self, first: &[u8; 20], second: &[u8; 20]) -> SwarmCounts {
         let mut completed = 0;
         let mut seen: std::collections::HashMap<std::net::SocketAddr, bool> = std::collections::HashMap::new();
         for hash in [first, second] {
@@ -95,7 +95,7 @@ impl Shards {
     }
 
     /// Every tracked torrent with its counts, in no particular order.
-    pub fn torrents(&self) -> Vec<(InfoHash, SwarmCounts)> {
+    pub fn torrents(&self) -> Vec<([u8; 20], SwarmCounts)> {
         let mut all = Vec::new();
         for shard in &self.shards {
             all.extend(lock(shard).torrents().map(|(hash, counts)| (*hash, counts)));
@@ -105,7 +105,7 @@ impl Shards {
 }
 
 /// Info-hashes are SHA-1 (or truncated SHA-256) digests, uniform in every byte: the first two pick the shard.
-fn index(info_hash: &InfoHash) -> usize {
+fn index(info_hash: &[u8; 20]) -> usize {
     usize::from(u16::from_le_bytes([info_hash[0], info_hash[1]])) % SHARDS
 }
 
@@ -125,7 +125,7 @@ mod tests {
 
     #[test]
     fn hashes_spread_over_every_shard_and_closed_shards_know_only_theirs() {
-        let hashes: Vec<InfoHash> = (0..4096u32)
+        let hashes: Vec<[u8; 20]> = (0..4096u32)
             .map(|n| {
                 let mut hash = [0u8; 20];
                 hash[..4].copy_from_slice(&n.wrapping_mul(2_654_435_761).to_le_bytes());

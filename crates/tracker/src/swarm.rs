@@ -19,9 +19,6 @@ use std::sync::OnceLock;
 use rand::Rng;
 use tracker_protocol::AnnounceEvent;
 
-/// A torrent's info-hash.
-pub type InfoHash = [u8; 20];
-
 /// Caps that bound the registry's memory whatever clients send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -50,7 +47,7 @@ pub struct PeerState {
 /// One announce, as the registry needs it (the address comes separately, typed by family).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Announce {
-    pub info_hash: InfoHash,
+    pub info_hash: [u8; 20],
     pub peer_id: [u8; 20],
     pub key: u32,
     pub uploaded: u64,
@@ -101,24 +98,24 @@ impl AnnounceError {
 
 /// The address families the registry keeps apart: each announcer gets peers of its own family.
 pub trait Family: Copy + Eq + Hash + 'static {
-    fn list(swarm: &mut Swarm) -> &mut PeerList<Self>;
-    fn list_ref(swarm: &Swarm) -> Option<&PeerList<Self>>;
+    fn list(swarm: &mut TorrentPeers) -> &mut PeerList<Self>;
+    fn list_ref(swarm: &TorrentPeers) -> Option<&PeerList<Self>>;
 }
 
 impl Family for SocketAddrV4 {
-    fn list(swarm: &mut Swarm) -> &mut PeerList<Self> {
+    fn list(swarm: &mut TorrentPeers) -> &mut PeerList<Self> {
         &mut swarm.v4
     }
-    fn list_ref(swarm: &Swarm) -> Option<&PeerList<Self>> {
+    fn list_ref(swarm: &TorrentPeers) -> Option<&PeerList<Self>> {
         Some(&swarm.v4)
     }
 }
 
 impl Family for SocketAddrV6 {
-    fn list(swarm: &mut Swarm) -> &mut PeerList<Self> {
+    fn list(swarm: &mut TorrentPeers) -> &mut PeerList<Self> {
         swarm.v6.get_or_insert_with(Default::default)
     }
-    fn list_ref(swarm: &Swarm) -> Option<&PeerList<Self>> {
+    fn list_ref(swarm: &TorrentPeers) -> Option<&PeerList<Self>> {
         swarm.v6.as_deref()
     }
 }
@@ -314,13 +311,13 @@ impl<A: Family> PeerList<A> {
 
 /// One torrent's peers (IPv6 allocated only once an IPv6 peer shows up) and its completed count.
 #[derive(Debug, Default)]
-pub struct Swarm {
+pub struct TorrentPeers {
     v4: PeerList<SocketAddrV4>,
     v6: Option<Box<PeerList<SocketAddrV6>>>,
     completed: u32,
 }
 
-impl Swarm {
+impl TorrentPeers {
     pub fn counts(&self) -> SwarmCounts {
         let v6 = self.v6.as_deref();
         let seeders = self.v4.seeders + v6.map_or(0, |list| list.seeders);
@@ -376,7 +373,7 @@ pub struct Expired {
 #[derive(Debug)]
 pub struct Registry {
     /// Boxed: the table is sized in powers of two and often half empty, so its slots stay small.
-    swarms: HashMap<InfoHash, Box<Swarm>, ProcessSeed>,
+    swarms: HashMap<[u8; 20], Box<TorrentPeers>, ProcessSeed>,
     open: bool,
     limits: Limits,
 }
@@ -388,7 +385,7 @@ impl Registry {
     }
 
     /// A registry that serves only `torrents`.
-    pub fn closed(torrents: impl IntoIterator<Item = InfoHash>, limits: Limits) -> Registry {
+    pub fn closed(torrents: impl IntoIterator<Item = [u8; 20]>, limits: Limits) -> Registry {
         let swarms = torrents.into_iter().map(|hash| (hash, Box::default())).collect();
         Registry { swarms, open: false, limits }
     }
@@ -457,29 +454,29 @@ impl Registry {
     }
 
     /// Serves `info_hash` from now on (closed mode: a torrent added on reload).
-    pub fn allow(&mut self, info_hash: InfoHash) {
+    pub fn allow(&mut self, info_hash: [u8; 20]) {
         self.swarms.entry(info_hash).or_default();
     }
 
     /// Stops serving `info_hash` and drops its swarm (closed mode: a torrent removed on reload).
-    pub fn disallow(&mut self, info_hash: &InfoHash) {
+    pub fn disallow(&mut self, info_hash: &[u8; 20]) {
         self.swarms.remove(info_hash);
     }
 
     /// The scrape triple of a torrent, if it is tracked.
-    pub fn scrape(&self, info_hash: &InfoHash) -> Option<SwarmCounts> {
+    pub fn scrape(&self, info_hash: &[u8; 20]) -> Option<SwarmCounts> {
         self.swarms.get(info_hash).map(|swarm| swarm.counts())
     }
 
     /// What the registry knows of one peer, if anything.
-    pub fn peer<A: Family>(&self, info_hash: &InfoHash, address: &A) -> Option<&PeerState> {
+    pub fn peer<A: Family>(&self, info_hash: &[u8; 20], address: &A) -> Option<&PeerState> {
         let list = A::list_ref(self.swarms.get(info_hash)?)?;
         list.position(address).and_then(|at| list.entries.get(at)).map(|(_, state)| state)
     }
 
     /// Every peer of a torrent with whether it seeds (none if it is not tracked): what a hybrid torrent's two
     /// swarms are joined by.
-    pub fn endpoints(&self, info_hash: &InfoHash) -> Vec<(SocketAddr, bool)> {
+    pub fn endpoints(&self, info_hash: &[u8; 20]) -> Vec<(SocketAddr, bool)> {
         let Some(swarm) = self.swarms.get(info_hash) else { return Vec::new() };
         let v4 =
             swarm.v4.entries.iter().enumerate().map(|(at, (addr, _))| (SocketAddr::V4(*addr), at < swarm.v4.seeders));
@@ -490,7 +487,7 @@ impl Registry {
     }
 
     /// Whether a tracked peer is a seeder; `None` if it is not tracked.
-    pub fn is_seeder<A: Family>(&self, info_hash: &InfoHash, address: &A) -> Option<bool> {
+    pub fn is_seeder<A: Family>(&self, info_hash: &[u8; 20], address: &A) -> Option<bool> {
         let list = A::list_ref(self.swarms.get(info_hash)?)?;
         list.position(address).map(|at| at < list.seeders)
     }
@@ -544,7 +541,7 @@ impl Registry {
     }
 
     /// Every tracked torrent with its counts, in no particular order.
-    pub fn torrents(&self) -> impl Iterator<Item = (&InfoHash, SwarmCounts)> {
+    pub fn torrents(&self) -> impl Iterator<Item = (&[u8; 20], SwarmCounts)> {
         self.swarms.iter().map(|(hash, swarm)| (hash, swarm.counts()))
     }
 }

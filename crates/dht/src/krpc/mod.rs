@@ -49,7 +49,7 @@ use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 pub use decode::query_transaction_id;
 pub use error::KrpcError;
 
-use crate::{InfoHash, NodeId, NodeInfo};
+use crate::{NodeId, NodeInfo};
 
 /// Longest datagram decoded: the Ethernet MTU. See the module docs.
 pub const MAX_DATAGRAM_LEN: usize = 1500;
@@ -166,14 +166,14 @@ pub enum Method {
     /// `get_peers`: peers of `info_hash`, else the nodes closest to it, and a token for announcing.
     GetPeers {
         /// `a.info_hash`.
-        info_hash: InfoHash,
+        info_hash: [u8; 20],
         /// `a.bs` (libtorrent): sent to bootstrap routers during a bootstrap.
         bootstrap: bool,
     },
     /// `announce_peer`: the querier is in the swarm of `info_hash`.
     AnnouncePeer {
         /// `a.info_hash`.
-        info_hash: InfoHash,
+        info_hash: [u8; 20],
         /// `a.port`: the peer's port, unless `implied_port` is set (required either way, as libtorrent has it).
         port: u16,
         /// `a.implied_port`: use the datagram's source port instead of `port` (the peer is behind a NAT and

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use super::{MAX_REFRESH_LOOKUPS, Node, Outcome, SWEEP_EVERY, Shared};
 use crate::krpc::Method;
 use crate::routing::K;
-use crate::{Distance, InfoHash, NodeId, NodeInfo};
+use crate::{Distance, NodeId, NodeInfo};
 
 /// Queries in flight at once per lookup (Kademlia's α).
 pub const ALPHA: usize = 3;
@@ -124,18 +124,18 @@ impl Node {
     }
 
     /// The peers of `info_hash` that the DHT knows.
-    pub async fn get_peers(&self, info_hash: InfoHash) -> Vec<SocketAddrV4> {
+    pub async fn get_peers(&self, info_hash: [u8; 20]) -> Vec<SocketAddrV4> {
         self.get_peers_lookup(info_hash).await.peers
     }
 
     /// A get_peers lookup of `info_hash`, with the closest nodes reached and their tokens.
-    pub async fn get_peers_lookup(&self, info_hash: InfoHash) -> PeerLookup {
+    pub async fn get_peers_lookup(&self, info_hash: [u8; 20]) -> PeerLookup {
         run(&self.shared, NodeId(info_hash), Kind::GetPeers).await
     }
 
     /// Announces that we are in the swarm of `info_hash` on TCP/uTP `port`: a get_peers lookup, then an
     /// announce_peer with its token to each of the (at most 8) closest nodes that answered it.
-    pub async fn announce(&self, info_hash: InfoHash, port: u16) -> Announced {
+    pub async fn announce(&self, info_hash: [u8; 20], port: u16) -> Announced {
         let lookup = self.get_peers_lookup(info_hash).await;
         let (tx, mut rx) = mpsc::unbounded_channel();
         let mut pending = 0;

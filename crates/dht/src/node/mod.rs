@@ -37,7 +37,7 @@ pub use rate_limit::RateLimits;
 
 use crate::krpc::{self, Body, MAX_DATAGRAM_LEN, Message, Method, Query, Response, TransactionId};
 use crate::routing::{self, Contact, Insertion};
-use crate::{InfoHash, NodeId, NodeInfo, PeerStore, PeerStoreLimits, RoutingTable, TokenSecret};
+use crate::{NodeId, NodeInfo, PeerStore, PeerStoreLimits, RoutingTable, TokenSecret};
 
 /// A reply to a sender that is not in our routing table is at most this many times as long as its query.
 pub const AMPLIFICATION: usize = 5;
@@ -279,7 +279,7 @@ impl Node {
 
     /// Peers others announced to us for `info_hash` (expired ones included until the next expiry pass).
     #[must_use]
-    pub fn stored_peer_count(&self, info_hash: &InfoHash) -> usize {
+    pub fn stored_peer_count(&self, info_hash: &[u8; 20]) -> usize {
         self.shared.lock().peers.peer_count(info_hash)
     }
 
