@@ -79,7 +79,7 @@ pub fn run(torrent: &Torrent, dir: &Path, threads: usize, args: &Args) -> anyhow
         let results = hash_pieces(&files, info.piece_length, threads, OnReadError::Continue, &|bytes| bar.inc(bytes));
         results
             .iter()
-            .zip(&info.pieces)
+            .zip(info.pieces.iter())
             .map(|(result, expected)| matches!(result, Ok(hash) if hash == expected))
             .collect()
     };

@@ -58,7 +58,7 @@ fn files_are_ordered_by_their_whole_path_and_hidden_and_empty_ones_kept() {
 
     let created = make(&root, &announce("udp://x")).expect("created");
     let stream = b"333444455555221";
-    assert_eq!(created.torrent.info.pieces, [<[u8; 20]>::from(Sha1::digest(stream))]);
+    assert_eq!(*created.torrent.info.pieces, [<[u8; 20]>::from(Sha1::digest(stream))]);
     assert_eq!(created.torrent.info.files[3].length, 0);
 }
 

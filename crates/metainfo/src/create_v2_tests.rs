@@ -99,7 +99,7 @@ fn a_hybrid_pads_every_file_to_a_piece_and_its_v1_pieces_cover_the_padded_stream
             assert_eq!(got, expected_files);
             let pieces: Vec<[u8; 20]> =
                 stream.chunks(piece_length as usize).map(|piece| Sha1::digest(piece).into()).collect();
-            assert_eq!(info.pieces, pieces, "piece {piece_length}, {threads} threads");
+            assert_eq!(*info.pieces, *pieces, "piece {piece_length}, {threads} threads");
             assert!(created.torrent.v2.is_some() && created.torrent.has_v1());
         }
     }
@@ -129,7 +129,7 @@ fn a_large_hybrid_hashes_runs_of_sixteen_pieces_as_one_at_a_time_would() {
         }
         let pieces: Vec<[u8; 20]> =
             stream.chunks(piece_length as usize).map(|piece| Sha1::digest(piece).into()).collect();
-        assert_eq!(created.torrent.info.pieces, pieces, "piece {piece_length}, {threads} threads");
+        assert_eq!(*created.torrent.info.pieces, *pieces, "piece {piece_length}, {threads} threads");
         let v2 = created.torrent.v2.as_ref().expect("v2");
         for ((_, bytes), file) in parts.iter().zip(&v2.files) {
             let reference = merkle::hash_bytes(bytes, piece_length);

@@ -62,7 +62,8 @@ pub struct Info {
     /// File name (single-file) or top folder name (multi-file); one safe path component.
     pub name: String,
     pub piece_length: u64,
-    pub pieces: Vec<[u8; 20]>,
+    /// The SHA-1 of each piece; shared (a download's storage checks against the same table, not a copy).
+    pub pieces: std::sync::Arc<[[u8; 20]]>,
     pub private: bool,
     /// `source` tag some private trackers ask for; part of the info-hash.
     pub source: Option<String>,
@@ -347,7 +348,7 @@ impl Info {
         Ok(Info {
             name,
             piece_length,
-            pieces: Vec::new(),
+            pieces: std::sync::Arc::new([]),
             private: private == Some(1),
             source: source.map(lossy),
             files,
@@ -365,7 +366,7 @@ impl Info {
         files: Vec<FileEntry>,
         single_file: bool,
     ) -> Info {
-        Info { name, piece_length, pieces, private, source, files, single_file }
+        Info { name, piece_length, pieces: pieces.into(), private, source, files, single_file }
     }
 
     pub fn is_single_file(&self) -> bool {

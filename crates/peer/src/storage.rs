@@ -192,7 +192,7 @@ impl Storage {
                     .ok_or_else(|| layout(&root, "the v2 file tree and piece layers do not add up".into()))?;
                 (std::borrow::Cow::Owned(entries), PieceHashes::V2(pieces))
             }
-            _ => (std::borrow::Cow::Borrowed(&info.files), PieceHashes::V1(info.pieces.clone())),
+            _ => (std::borrow::Cow::Borrowed(&info.files), PieceHashes::V1(std::sync::Arc::clone(&info.pieces))),
         };
 
         let mut files = Vec::with_capacity(entries.len());
@@ -486,7 +486,7 @@ impl Storage {
         let stopped = || stop.load(Ordering::Acquire);
         let results =
             hash_pieces_until(&data, u64::from(self.piece_length), threads, OnReadError::Continue, &report, &stopped);
-        for (index, (result, expected)) in (0u32..).zip(results.iter().zip(hashes)) {
+        for (index, (result, expected)) in (0u32..).zip(results.iter().zip(hashes.iter())) {
             if matches!(result, Ok(hash) if hash == expected) {
                 // In range: one result per piece.
                 let _ = have.set(index);

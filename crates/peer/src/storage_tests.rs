@@ -495,7 +495,7 @@ fn hand_built_torrents_that_would_leave_dir_are_refused() {
         assert!(matches!(Storage::new(&bad, dir.path()), Err(StorageError::Layout { .. })), "{bad_component:?}");
     }
     let mut bad = good.clone();
-    bad.info.pieces.pop();
+    bad.info.pieces = bad.info.pieces[..bad.info.pieces.len() - 1].into();
     assert!(matches!(Storage::new(&bad, dir.path()), Err(StorageError::Layout { .. })), "hash count");
     let mut bad = good;
     bad.info.files[0].length = u64::MAX;
