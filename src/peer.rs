@@ -528,8 +528,8 @@ struct View {
     json: bool,
     name: String,
     total: u64,
-    /// The info-hash the swarm goes by, in hex: every JSON event names its torrent.
-    info_hash: String,
+    /// The info-hash the swarm goes by: every JSON event names its torrent (in hex).
+    info_hash: Option<[u8; 20]>,
     /// One of several torrents: plain lines start with its name, and only the first says where we listen.
     one_of_many: bool,
     quiet_listening: bool,
@@ -545,7 +545,7 @@ impl View {
         let (name, total) = (torrent.info.name.as_str(), torrent.info.total_length());
         let mut view = Self::bare(json, name, if bar { total } else { 0 });
         view.total = total;
-        view.info_hash = torrent.info_hash.to_string();
+        view.info_hash = Some(torrent.info_hash.0);
         view.one_of_many = !bar;
         view.quiet_listening = quiet_listening;
         view
@@ -555,7 +555,7 @@ impl View {
     /// metadata is in ([`View::metadata_ready`]).
     fn fetching(json: bool, name: &str, info_hash: [u8; 20], one_of_many: bool, quiet_listening: bool) -> Self {
         let mut view = Self::bare(json, name, 0);
-        view.info_hash = hex::encode(info_hash);
+        view.info_hash = Some(info_hash);
         view.one_of_many = one_of_many;
         view.quiet_listening = quiet_listening;
         view
@@ -584,7 +584,7 @@ impl View {
             json,
             name: name.to_owned(),
             total,
-            info_hash: String::new(),
+            info_hash: None,
             one_of_many: false,
             quiet_listening: false,
             bar,
@@ -595,8 +595,8 @@ impl View {
 
     /// A JSON event, naming its torrent when it is known.
     fn print_json(&self, mut value: serde_json::Value) {
-        if let (Some(object), false) = (value.as_object_mut(), self.info_hash.is_empty()) {
-            object.insert("torrent".to_owned(), serde_json::Value::String(self.info_hash.clone()));
+        if let (Some(object), Some(hash)) = (value.as_object_mut(), self.info_hash) {
+            object.insert("torrent".to_owned(), serde_json::Value::String(hex::encode(hash)));
         }
         print_json(&value);
     }

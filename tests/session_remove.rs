@@ -41,8 +41,9 @@ fn removing_a_torrent_mid_download_closes_its_connections_announces_stopped_and_
         assert!(announced, "the first torrent never announced: {:?}", session.torrent(&warm_up_hash));
         assert!(session.remove(&warm_up_hash).await);
         first.await.expect("the first torrent's task").expect("a clean end");
-        // Let the runtime settle (its workers started, the accept task parked) before counting.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Let the runtime settle (its workers started, the accept task parked, the first torrent's disk threads
+        // gone after their keep-alive) before counting.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
         let metrics = tokio::runtime::Handle::current().metrics();
         let (tasks_before, fds_before, threads_before) = (metrics.num_alive_tasks(), open_fds(), threads());
 
@@ -89,7 +90,7 @@ fn removing_a_torrent_mid_download_closes_its_connections_announces_stopped_and_
             removed_after,
             removing.elapsed()
         );
-        // Idle threads of tokio's blocking pool (the check, disk writes) end after its 10 s keep-alive.
+        // Idle threads of tokio's blocking pool (the check, disk writes) end after their keep-alive (see `runtime`).
         let threads_back = eventually(Duration::from_secs(15), || threads() == threads_before).await;
         assert!(threads_back, "{} threads 15 s after the removal (before: {threads_before})", threads());
         drop(session);

@@ -106,7 +106,14 @@ pub fn session_config() -> peer::session::SessionConfig {
 
 /// A runtime like the `peer` command's, on two worker threads.
 pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a runtime")
+    // Idle blocking threads (disk work) end after half a second, not tokio's 10 s: a test that counts threads
+    // before and after something sees them settle.
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_keep_alive(Duration::from_millis(500))
+        .enable_all()
+        .build()
+        .expect("a runtime")
 }
 
 /// Threads of this process.

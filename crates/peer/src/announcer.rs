@@ -84,14 +84,6 @@ pub(crate) struct Announcer {
     pub(crate) started: Option<(String, u32)>,
 }
 
-/// What the announces to one tracker came to.
-enum Outcome {
-    /// The session is stopping; the goodbye was said.
-    Stopped,
-    /// This tracker failed: the next one of the tier is tried.
-    Failed,
-}
-
 /// Where the announces of a tier stand, carried from one tracker of the tier to the next.
 struct Progress {
     key: u32,
@@ -103,10 +95,31 @@ struct Progress {
     retry_after: Duration,
 }
 
+/// What a tier's announcer does after one step.
+enum Next {
+    /// Wait this long (and no longer than the torrent's completion, when `completed` is owed), then step again.
+    Wait { wait: Duration, until_complete: bool },
+    /// Step again now: the next tracker of the tier.
+    Again,
+    /// The torrent is closing.
+    Closed,
+}
+
+/// A tier's announcer between two steps, on the heap: its task keeps only a pointer and its wait.
+struct TierRun {
+    announcer: Announcer,
+    progress: Progress,
+    /// The tracker of the tier being announced to, and its client, while it answers.
+    current: Option<(String, AnnounceClient)>,
+    /// The tracker to try next when there is no current one.
+    index: usize,
+}
+
 impl Announcer {
-    /// Announces until the torrent's swarm closes, then says goodbye (bounded).
-    pub(crate) async fn run(mut self) {
-        let swarm = self.swarm.clone();
+    /// Announces until the torrent's swarm closes, then says goodbye (bounded). Each step (a client made, an
+    /// announce and its answer) runs in a future of its own on the heap: between announces, most of a
+    /// torrent's life, its task holds only its wait.
+    pub(crate) async fn run(mut self: Box<Self>) {
         self.tier.shuffle(&mut rand::rng());
         let mut progress = Progress {
             key: rand::random(),
@@ -120,134 +133,162 @@ impl Announcer {
             progress.key = key;
             progress.event = AnnounceEvent::None;
         }
-        let mut index = 0;
+        let mut run = Box::new(TierRun { announcer: *self, progress, current: None, index: 0 });
         loop {
-            let url = self.tier[index].clone();
-            // With others to fall back on, a silent tracker is left after a few attempts, not BEP 15's two hours.
-            let timeouts = if self.tier.len() > 1 {
-                Timeouts::bounded(self.timeouts.base, self.timeouts.base.saturating_mul(4))
-            } else {
-                self.timeouts
-            };
-            let started = match Box::pin(AnnounceClient::new(&url, &self.trackers, timeouts)).await {
-                Ok(client) => Some(client),
-                Err(err) => {
-                    self.failed(&url, &err.to_string());
-                    None
-                }
-            };
-            let mut wait = TIER_RETRY;
-            if let Some(client) = started {
-                if let Outcome::Stopped = self.announce_to(&url, client, &mut progress).await {
-                    break;
-                }
-                wait = progress.retry_after;
-            }
-            // It may have moved to the front when it answered: go on from where it stands now.
-            index = self.tier.iter().position(|known| *known == url).unwrap_or(0);
-            index = (index + 1) % self.tier.len();
-            if index == 0 {
-                // Every tracker of the tier failed in turn: wait before the next round.
-                if progress.first {
-                    progress.first = false;
-                    self.first_done();
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
-                    () = swarm.until_closed() => break,
-                }
-            } else if swarm.is_closed() {
-                break;
-            }
-        }
-        if progress.first {
-            self.first_done();
-        }
-    }
-
-    /// Announces to `url` until it fails or the session stops (then says goodbye to it).
-    async fn announce_to(&mut self, url: &str, mut client: AnnounceClient, progress: &mut Progress) -> Outcome {
-        let swarm = self.swarm.clone();
-        loop {
-            if progress.completed_owed && self.swarm.is_complete() && progress.event == AnnounceEvent::None {
-                progress.event = AnnounceEvent::Completed;
-            }
-            let event = progress.event;
-            let announce = self.announce(event, progress.key);
-            // A `completed` in flight is not cut short by the stop: the goodbye would send it a second time, and
-            // the tracker would count the download twice. The session waits a few seconds at most anyway.
-            let interruptible = event != AnnounceEvent::Completed;
-            // The request on the heap: between announces (most of a torrent's life) the announcer holds only
-            // its own few fields.
-            let wait = tokio::select! {
-                reply = Box::pin(client.announce(&announce)) => match reply {
-                    Ok(reply) => {
-                        if event == AnnounceEvent::Completed {
-                            progress.completed_owed = false;
-                        }
-                        progress.event = AnnounceEvent::None;
-                        self.answered(url);
-                        // It answered: from now on a silence is a restart or an outage, to be noticed within one
-                        // interval, not after BEP 15's climb to an hour per attempt.
-                        let interval = Duration::from_secs(u64::from(reply.interval.clamp(5, 3600)));
-                        client.set_timeouts(Timeouts::bounded(self.timeouts.base, interval.max(self.timeouts.base)));
-                        progress.retry_after = interval.min(Duration::from_secs(30));
-                        self.swarm.record_announce(url, Ok((reply.peers.len(), reply.seeders, reply.leechers)));
-                        let _ = self.swarm.events.send(Event::Announced {
-                            tracker: url.to_owned(),
-                            peers: reply.peers.len(),
-                            seeders: reply.seeders,
-                            leechers: reply.leechers,
-                        });
-                        for addr in reply.peers {
-                            if !(addr.port() == self.port && self.is_own_ip(addr.ip())) {
-                                self.swarm.add_candidate(addr, Source::Tracker);
-                            }
-                        }
-                        if progress.completed_owed && self.swarm.is_complete() {
-                            // Finished while this announce was out: say so now, not an interval later.
-                            Duration::ZERO
-                        } else {
-                            interval
-                        }
+            match Box::pin(run.step()).await {
+                Next::Wait { wait, until_complete } => {
+                    let swarm = &run.announcer.swarm;
+                    let changed = swarm.changed.notified();
+                    tokio::pin!(changed);
+                    // Registered before the check below, so a completion in between still wakes us.
+                    changed.as_mut().enable();
+                    let wait = if until_complete && swarm.is_complete() { Duration::ZERO } else { wait };
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = changed, if until_complete => {}
+                        () = swarm.until_closed() => break,
                     }
+                }
+                Next::Again => {}
+                Next::Closed => break,
+            }
+        }
+        Box::pin(run.goodbye()).await;
+    }
+}
+
+impl TierRun {
+    /// One step: a client for the tracker whose turn it is, if there is none, then one announce to it.
+    async fn step(&mut self) -> Next {
+        let swarm = self.announcer.swarm.clone();
+        let (url, mut client) = match self.current.take() {
+            Some(current) => current,
+            None => {
+                let url = self.announcer.tier[self.index].clone();
+                let base = self.announcer.timeouts;
+                // With others to fall back on, a silent tracker is left after a few attempts, not BEP 15's two
+                // hours.
+                let timeouts = if self.announcer.tier.len() > 1 {
+                    Timeouts::bounded(base.base, base.base.saturating_mul(4))
+                } else {
+                    base
+                };
+                match AnnounceClient::new(&url, &self.announcer.trackers, timeouts).await {
+                    Ok(client) => (url, client),
                     Err(err) => {
-                        self.failed(url, &err.to_string());
-                        if self.tier.len() > 1 {
-                            return Outcome::Failed;
-                        }
-                        progress.retry_after
+                        self.announcer.failed(&url, &err.to_string());
+                        return self.next_tracker(&url, TIER_RETRY);
                     }
-                },
-                () = swarm.until_closed(), if interruptible => break,
-            };
-            if swarm.is_closed() {
-                break;
+                }
             }
-            if progress.first {
-                progress.first = false;
-                self.first_done();
-            }
-            let changed = self.swarm.changed.notified();
-            tokio::pin!(changed);
-            // Registered before the check below, so a completion in between still wakes us.
-            changed.as_mut().enable();
-            let wait = if progress.completed_owed && self.swarm.is_complete() { Duration::ZERO } else { wait };
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = changed, if progress.completed_owed => {}
-                () = swarm.until_closed() => break,
-            }
+        };
+        let progress = &mut self.progress;
+        if progress.completed_owed && swarm.is_complete() && progress.event == AnnounceEvent::None {
+            progress.event = AnnounceEvent::Completed;
         }
-        // Leaving: a short, bounded goodbye, so Ctrl-C is never held up by a dead tracker.
-        client.set_timeouts(Timeouts { base: Duration::from_secs(1), max_attempts: 2 });
-        if progress.completed_owed && self.swarm.is_complete() {
-            let _ = Box::pin(client.announce(&self.announce(AnnounceEvent::Completed, progress.key))).await;
+        let event = progress.event;
+        let announce = self.announcer.announce(event, progress.key);
+        // A `completed` in flight is not cut short by the stop: the goodbye would send it a second time, and
+        // the tracker would count the download twice. The session waits a few seconds at most anyway.
+        let interruptible = event != AnnounceEvent::Completed;
+        let reply = tokio::select! {
+            reply = client.announce(&announce) => reply,
+            () = swarm.until_closed(), if interruptible => {
+                self.current = Some((url, client));
+                return Next::Closed;
+            }
+        };
+        let wait = match reply {
+            Ok(reply) => {
+                let progress = &mut self.progress;
+                if event == AnnounceEvent::Completed {
+                    progress.completed_owed = false;
+                }
+                progress.event = AnnounceEvent::None;
+                self.announcer.answered(&url);
+                // It answered: from now on a silence is a restart or an outage, to be noticed within one
+                // interval, not after BEP 15's climb to an hour per attempt.
+                let interval = Duration::from_secs(u64::from(reply.interval.clamp(5, 3600)));
+                let base = self.announcer.timeouts.base;
+                client.set_timeouts(Timeouts::bounded(base, interval.max(base)));
+                progress.retry_after = interval.min(Duration::from_secs(30));
+                swarm.record_announce(&url, Ok((reply.peers.len(), reply.seeders, reply.leechers)));
+                let _ = swarm.events.send(Event::Announced {
+                    tracker: url.clone(),
+                    peers: reply.peers.len(),
+                    seeders: reply.seeders,
+                    leechers: reply.leechers,
+                });
+                for addr in reply.peers {
+                    if !(addr.port() == self.announcer.port && self.announcer.is_own_ip(addr.ip())) {
+                        swarm.add_candidate(addr, Source::Tracker);
+                    }
+                }
+                if self.progress.completed_owed && swarm.is_complete() {
+                    // Finished while this announce was out: say so now, not an interval later.
+                    Duration::ZERO
+                } else {
+                    interval
+                }
+            }
+            Err(err) => {
+                self.announcer.failed(&url, &err.to_string());
+                if self.announcer.tier.len() > 1 {
+                    let retry_after = self.progress.retry_after;
+                    return self.next_tracker(&url, retry_after);
+                }
+                self.progress.retry_after
+            }
+        };
+        self.current = Some((url, client));
+        if swarm.is_closed() {
+            return Next::Closed;
         }
-        let _ = Box::pin(client.announce(&self.announce(AnnounceEvent::Stopped, progress.key))).await;
-        Outcome::Stopped
+        if self.progress.first {
+            self.progress.first = false;
+            self.announcer.first_done();
+        }
+        Next::Wait { wait, until_complete: self.progress.completed_owed }
     }
 
+    /// `url` failed: the next tracker of the tier is tried now, or, when every one failed in turn, after `wait`.
+    fn next_tracker(&mut self, url: &str, wait: Duration) -> Next {
+        let tier = &self.announcer.tier;
+        // It may have moved to the front when it answered: go on from where it stands now.
+        let index = tier.iter().position(|known| known == url).unwrap_or(0);
+        self.index = (index + 1) % tier.len();
+        if self.index == 0 {
+            // Every tracker of the tier failed in turn: wait before the next round.
+            if self.progress.first {
+                self.progress.first = false;
+                self.announcer.first_done();
+            }
+            Next::Wait { wait, until_complete: false }
+        } else if self.announcer.swarm.is_closed() {
+            Next::Closed
+        } else {
+            Next::Again
+        }
+    }
+
+    /// Leaving: a short, bounded goodbye to the tracker announced to last (`completed` first if still owed,
+    /// then `stopped`), so Ctrl-C is never held up by a dead tracker.
+    async fn goodbye(&mut self) {
+        if let Some((_, mut client)) = self.current.take() {
+            let progress = &self.progress;
+            client.set_timeouts(Timeouts { base: Duration::from_secs(1), max_attempts: 2 });
+            if progress.completed_owed && self.announcer.swarm.is_complete() {
+                let _ = client.announce(&self.announcer.announce(AnnounceEvent::Completed, progress.key)).await;
+            }
+            let _ = client.announce(&self.announcer.announce(AnnounceEvent::Stopped, progress.key)).await;
+        }
+        if self.progress.first {
+            self.announcer.first_done();
+        }
+    }
+}
+
+impl Announcer {
     /// `url` answered: it goes to the front of its tier (BEP 12).
     fn answered(&mut self, url: &str) {
         if let Some(position) = self.tier.iter().position(|known| known == url)

@@ -240,7 +240,7 @@ async fn go_on<S: Transport>(
 /// new handshake; what its peer said while the metadata came is read first, as if it came now. An outgoing one
 /// takes its address's place at once, before the dialer can dial it again.
 pub(crate) fn adopt(swarm: &Arc<Swarm>, handover: crate::magnet::Handover) {
-    let crate::magnet::Handover { stream, addr, direction, source, handshake, v2, replay } = handover;
+    let crate::magnet::Handover { stream, addr, direction, source, handshake, v2, listen_port, replay } = handover;
     if direction == Direction::Outgoing {
         // Known as a candidate first, so the swarm counts it under the source that named it.
         swarm.add_candidate(addr, source);
@@ -253,13 +253,13 @@ pub(crate) fn adopt(swarm: &Arc<Swarm>, handover: crate::magnet::Handover) {
         // Ours went out during the fetch; theirs says what the connection goes on with.
         trace.handshake(addr, false, &handshake);
     }
+    // Admitted now, where it listens with it, not in its task: the torrent's first dial (right after) must see
+    // that this peer is connected, or it dials it a second time.
+    let flags = [handshake.has(ReservedBit::EXTENSION_PROTOCOL), handshake.has(ReservedBit::DHT), v2];
+    let admitted = swarm.admit_handed_over(addr, handshake.peer_id, direction, flags, listen_port);
     let swarm = swarm.clone();
     tokio::spawn(async move {
-        let connection = async {
-            let flags = [handshake.has(ReservedBit::EXTENSION_PROTOCOL), handshake.has(ReservedBit::DHT), v2];
-            let admitted = swarm.admit_handed_over(addr, handshake.peer_id, direction, flags)?;
-            serve(&swarm, stream, addr, admitted, &replay).await
-        };
+        let connection = async { serve(&swarm, stream, addr, admitted?, &replay).await };
         let result = tokio::select! {
             result = connection => result,
             () = swarm.until_closed() => Err(CloseReason::Stopping),

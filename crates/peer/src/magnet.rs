@@ -131,6 +131,8 @@ pub struct Handover {
     pub(crate) handshake: Handshake,
     /// Whether the connection is v2 (BEP 52): named by the v2 hash, or upgraded.
     pub(crate) v2: bool,
+    /// Where its peer listens, if its extended handshake said.
+    pub(crate) listen_port: Option<u16>,
     /// What its peer said that the download needs (its extended handshake, bitfield, haves, choke and interest),
     /// then the bytes of a message not yet whole: wire bytes, in the order they came.
     pub(crate) replay: Vec<u8>,

@@ -262,8 +262,8 @@ struct Entry {
     /// The torrent, its files (for the queries about them too), its events and its swarm while it runs; set once
     /// a magnet link's metadata is in.
     slot: std::sync::OnceLock<TorrentSlot>,
-    /// The link a torrent was added by, while its metadata is not in.
-    magnet: Option<metainfo::Magnet>,
+    /// The link a torrent was added by, while its metadata is not in (boxed: most torrents have none).
+    magnet: Option<Box<metainfo::Magnet>>,
     config: TorrentConfig,
     events: EventSink,
     /// Its own rate limits, across its runs.
@@ -279,6 +279,8 @@ struct Past {
     pieces: Option<Bitfield>,
     downloaded: u64,
     uploaded: u64,
+    /// The last run's outcome (kept here, not in the torrent's task, which would keep room for it all along).
+    last: Option<Box<Outcome>>,
 }
 
 impl Entry {
@@ -290,7 +292,7 @@ impl Entry {
     ) -> Entry {
         Entry {
             slot: slot.map(std::sync::OnceLock::from).unwrap_or_default(),
-            magnet,
+            magnet: magnet.map(Box::new),
             limits: OwnLimits::of(&config),
             config,
             events,
@@ -301,13 +303,7 @@ impl Entry {
 
     /// A torrent whose metainfo is known, laid out in `layout`.
     fn of_torrent(torrent: metainfo::Torrent, layout: Arc<Storage>, config: TorrentConfig, events: EventSink) -> Entry {
-        let slot = TorrentSlot {
-            torrent: Arc::new(torrent),
-            layout,
-            config: config.clone(),
-            events: events.clone(),
-            running: Mutex::new(None),
-        };
+        let slot = TorrentSlot { torrent: Arc::new(torrent), layout, running: Mutex::new(None) };
         Entry::new(Some(slot), None, config, events)
     }
 
@@ -333,7 +329,7 @@ impl Entry {
             priorities: self.slot.get().map(|slot| slot.layout.file_priorities()).unwrap_or_default(),
             upload_limit: self.limits.upload.rate(),
             download_limit: self.limits.download.rate(),
-            magnet: self.slot.get().is_none().then(|| self.magnet.as_ref().map(metainfo::Magnet::to_link)).flatten(),
+            magnet: self.slot.get().is_none().then(|| self.magnet.as_ref().map(|magnet| magnet.to_link())).flatten(),
         }
     }
 
@@ -844,10 +840,7 @@ fn idle_status(have: u32, total: u32) -> Status {
 /// ends when it is stopped, removed, done (`exit_on_complete`) or errored. The phase it leaves behind says which.
 async fn drive(shared: Arc<Shared>, entry: Arc<Entry>) -> Result<Outcome, TorrentError> {
     let control = &entry.control;
-    let mut outcome = None;
     let _ = entry.events.send(Event::Listening { addr: shared.listen_addr, peer_id: shared.peer_id });
-    // What a magnet link's fetch hands on to the first run.
-    let mut handover = None;
     loop {
         match control.wanted() {
             Wanted::Run => {}
@@ -859,8 +852,9 @@ async fn drive(shared: Arc<Shared>, entry: Arc<Entry>) -> Result<Outcome, Torren
             Wanted::Stop | Wanted::Remove => break,
         }
         control.set_phase(Phase::Starting);
-        let slot = match (entry.slot.get(), &entry.magnet) {
-            (Some(slot), _) => slot,
+        // What a magnet link's fetch hands on to the first run (its connections, trackers and peers).
+        let (slot, handover) = match (entry.slot.get(), &entry.magnet) {
+            (Some(slot), _) => (slot, None),
             (None, Some(magnet)) => {
                 // On the heap: once the metadata is in, the torrent's task does not keep the fetch's room.
                 let fetching = Box::pin(crate::fetching::fetch_torrent(&shared, magnet, &entry.config, &entry.events));
@@ -872,22 +866,15 @@ async fn drive(shared: Arc<Shared>, entry: Arc<Entry>) -> Result<Outcome, Torren
                 let made = fetched.and_then(|(torrent, fetched)| {
                     let layout = shared.layout(&torrent, &entry.config.dir)?;
                     torrent::choose_files(&layout, &entry.config.only, &torrent.info.name)?;
-                    let slot = TorrentSlot {
-                        torrent: Arc::new(torrent),
-                        layout,
-                        config: entry.config.clone(),
-                        events: entry.events.clone(),
-                        running: Mutex::new(None),
-                    };
+                    let slot = TorrentSlot { torrent: Arc::new(torrent), layout, running: Mutex::new(None) };
                     Ok((slot, fetched))
                 });
                 match made {
                     Ok((slot, fetched)) => {
-                        handover = Some(fetched);
                         let slot = entry.slot.get_or_init(|| slot);
                         // Its metainfo is known now: the state folder keeps it instead of the link.
                         entry.persist(&shared, true);
-                        slot
+                        (slot, Some(Box::new(fetched)))
                     }
                     Err(err) => return errored(&entry, err),
                 }
@@ -895,15 +882,23 @@ async fn drive(shared: Arc<Shared>, entry: Arc<Entry>) -> Result<Outcome, Torren
             (None, None) => return Err(TorrentError::StoppedBeforeMetadata),
         };
         let pieces = lock(&entry.past).pieces.clone();
-        let result = torrent::run(slot, &shared, pieces, &entry.limits, handover.take(), until_asked(control)).await;
+        let with = Box::new(torrent::RunWith {
+            config: &entry.config,
+            events: &entry.events,
+            own: &entry.limits,
+            pieces,
+            handover,
+        });
+        let asked = torrent::Asked { now: &|| control.wanted() != Wanted::Run, changed: &control.changed };
+        let result = torrent::run(slot, &shared, with, &asked).await;
         match result {
             Ok(ended) => {
                 let mut past = lock(&entry.past);
                 past.pieces = Some(ended.pieces.clone());
                 past.downloaded += ended.downloaded;
                 past.uploaded += ended.uploaded;
+                past.last = Some(Box::new(ended));
                 drop(past);
-                outcome = Some(ended);
                 if control.wanted() == Wanted::Run {
                     // It ended by itself: complete, with `exit_on_complete`.
                     break;
@@ -917,19 +912,23 @@ async fn drive(shared: Arc<Shared>, entry: Arc<Entry>) -> Result<Outcome, Torren
     let removed = control.wanted() == Wanted::Remove;
     control.set_phase(if removed { Phase::Removed } else { Phase::Stopped });
     let Some(slot) = entry.slot.get() else { return Err(TorrentError::StoppedBeforeMetadata) };
-    Ok(outcome.unwrap_or_else(|| {
-        // Never ran (paused from the start, then stopped): what it had before.
-        let pieces = lock(&entry.past).pieces.clone().unwrap_or_else(|| Bitfield::new(slot.layout.num_pieces()));
-        Outcome {
-            complete: pieces.is_complete(),
-            have: pieces.count(),
-            total: pieces.len(),
-            downloaded: 0,
-            uploaded: 0,
-            peers: Vec::new(),
-            pieces,
-        }
-    }))
+    let mut past = lock(&entry.past);
+    Ok(past.last.take().map_or_else(
+        || {
+            // Never ran (paused from the start, then stopped): what it had before.
+            let pieces = past.pieces.clone().unwrap_or_else(|| Bitfield::new(slot.layout.num_pieces()));
+            Outcome {
+                complete: pieces.is_complete(),
+                have: pieces.count(),
+                total: pieces.len(),
+                downloaded: 0,
+                uploaded: 0,
+                peers: Vec::new(),
+                pieces,
+            }
+        },
+        |outcome| *outcome,
+    ))
 }
 
 /// [`drive`] inside the torrent's `tracing` span: every line logged by its tasks names it (by info-hash, and by

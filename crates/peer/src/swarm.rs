@@ -178,7 +178,8 @@ struct PieceBuffer {
 
 struct State {
     picker: Picker,
-    choker: Choker,
+    /// Made when the first peer comes: most torrents of a big session never see one.
+    choker: Option<Box<Choker>>,
     rng: SmallRng,
     peers: BTreeMap<PeerKey, Peer>,
     next_key: u64,
@@ -206,7 +207,10 @@ struct State {
     /// Set while the disk is full: no new requests go out (seeding goes on) until there is room again.
     disk_full: Option<DiskFull>,
     /// What we showed to whom, when super-seeding (an initial seeder's default).
-    offers: Option<Offers>,
+    offers: Option<Box<Offers>>,
+    /// It super-seeds (it started complete, with `super_seed`): its offers are made when the first peer comes, so
+    /// that a torrent nobody asks for holds no per-piece tables.
+    super_seed: bool,
     scratch: Vec<Block>,
     /// What peers that already left sent and got, for the final report.
     departed: Vec<PeerSummary>,
@@ -288,10 +292,10 @@ pub struct Swarm {
     pub events: EventSink,
     /// Notified when the last piece is verified, and when a fatal error stops the session.
     pub changed: Notify,
-    /// Notified when a source adds candidates, so the dialer need not wait for its next round.
-    pub candidates_added: Notify,
-    /// Notified when a peer is admitted: a quiet torrent's housekeeping starts again (see [`Swarm::is_quiet`]).
-    pub peer_joined: Notify,
+    /// Notified (one permit, for the torrent's loop) when a source adds candidates, so they are dialled without
+    /// waiting for the next round, and when a peer is admitted, so a quiet torrent ticks again (see
+    /// [`Swarm::is_quiet`]).
+    pub activity: Notify,
     /// Peers to dial, from every source; a lock of its own, never held with the state's.
     candidates: Mutex<Candidates>,
     started: Instant,
@@ -332,8 +336,8 @@ impl Swarm {
         }
         let complete = picker.is_complete();
         let now = Instant::now();
-        let mut rng = SmallRng::from_os_rng();
-        let offers = (complete && config.super_seed).then(|| Offers::new(picker.num_pieces(), &mut rng));
+        let rng = SmallRng::from_os_rng();
+        let super_seed = complete && config.super_seed;
         Ok(Self {
             message_limit: peer_wire::message_limit(storage.num_pieces()),
             trace: config.trace.clone(),
@@ -348,8 +352,7 @@ impl Swarm {
             uploaded: AtomicU64::new(0),
             events,
             changed: Notify::new(),
-            candidates_added: Notify::new(),
-            peer_joined: Notify::new(),
+            activity: Notify::new(),
             candidates: Mutex::new(Candidates::default()),
             started: now,
             max_peers: config.max_peers,
@@ -364,7 +367,7 @@ impl Swarm {
             closing: Notify::new(),
             state: Mutex::new(State {
                 picker,
-                choker: Choker::new(ChokerConfig::default()),
+                choker: None,
                 rng,
                 peers: BTreeMap::new(),
                 next_key: 0,
@@ -382,7 +385,8 @@ impl Swarm {
                 finished: complete,
                 fatal: None,
                 disk_full: None,
-                offers,
+                offers: None,
+                super_seed,
                 scratch: Vec::new(),
                 departed: Vec::new(),
                 departed_senders: BTreeMap::new(),
@@ -471,7 +475,7 @@ impl Swarm {
     /// Adds a peer address a source named (see `sources`); the dialer takes it from there.
     pub fn add_candidate(&self, addr: SocketAddr, source: Source) {
         self.candidates().add(addr, source, Instant::now());
-        self.candidates_added.notify_one();
+        self.activity.notify_one();
     }
 
     /// Candidates to dial now, as many as there is room for. While complete, `--peer` addresses and known seeds
@@ -555,7 +559,7 @@ impl Swarm {
         peer_dht: bool,
         v2: bool,
     ) -> Result<Admitted, CloseReason> {
-        self.admit_as(addr, peer_id, direction, [extensions, peer_dht, v2], false)
+        self.admit_as(addr, peer_id, direction, [extensions, peer_dht, v2], false, None)
     }
 
     /// As [`Swarm::admit`], for a connection that fetched the metadata and goes on into the download: messages
@@ -566,8 +570,9 @@ impl Swarm {
         peer_id: [u8; 20],
         direction: Direction,
         [extensions, peer_dht, v2]: [bool; 3],
+        listen_port: Option<u16>,
     ) -> Result<Admitted, CloseReason> {
-        self.admit_as(addr, peer_id, direction, [extensions, peer_dht, v2], true)
+        self.admit_as(addr, peer_id, direction, [extensions, peer_dht, v2], true, listen_port)
     }
 
     fn admit_as(
@@ -577,6 +582,7 @@ impl Swarm {
         direction: Direction,
         [extensions, peer_dht, v2]: [bool; 3],
         handed_over: bool,
+        listen_port: Option<u16>,
     ) -> Result<Admitted, CloseReason> {
         // Read before the state's lock: the candidates' lock is never held with it.
         let source = match direction {
@@ -642,9 +648,10 @@ impl Swarm {
             // BEP 5: where our DHT node listens, right after the handshake (libtorrent sends it there too).
             outbox.push(&Message::Port { port: node.local_addr().port() });
         }
-        if let Some(offers) = &mut state.offers {
+        if state.super_seed {
             // A super-seeder shows its pieces a few at a time, from the first top-up below.
-            offers.join(key);
+            let State { offers, picker, rng, .. } = &mut *state;
+            offers.get_or_insert_with(|| Box::new(Offers::new(picker.num_pieces(), rng))).join(key);
         } else if handed_over {
             for index in state.picker.we_have().ones() {
                 outbox.push(&Message::Have { index });
@@ -652,7 +659,7 @@ impl Swarm {
         } else if state.picker.we_have().count() > 0 {
             outbox.push(&state.picker.we_have().to_message());
         }
-        self.peer_joined.notify_one();
+        self.activity.notify_one();
         let num_pieces = state.picker.num_pieces();
         let parole = state.reputation.on_parole(&sender);
         let now = Instant::now();
@@ -687,7 +694,7 @@ impl Swarm {
                 metadata_served: 0,
                 dht_port_seen: false,
                 ut_pex: None,
-                listen_port: None,
+                listen_port,
                 pex_sent: None,
                 pex_received: None,
                 pex_told: HashSet::new(),
@@ -805,7 +812,10 @@ impl Swarm {
             Message::Interested => {
                 peer.peer_interested = true;
                 // A free upload slot should not wait for the next 10 s rechoke.
-                if peer.am_choking && state.choker.unchoked().len() <= state.choker.config().slots {
+                let (unchoked, slots) = state.choker.as_ref().map_or((0, ChokerConfig::default().slots), |choker| {
+                    (choker.unchoked().len(), choker.config().slots)
+                });
+                if peer.am_choking && unchoked <= slots {
                     self.rechoke(state, true);
                 }
             }
@@ -1133,7 +1143,11 @@ impl Swarm {
         let status = TrackerStatus { url: tracker.to_owned(), last: Some(result) };
         match trackers.iter_mut().find(|known| known.url == tracker) {
             Some(known) => *known = status,
-            None => trackers.push(status),
+            None => {
+                // Most torrents name one or two trackers: room for four each would be most of this list's cost.
+                trackers.reserve_exact(1);
+                trackers.push(status);
+            }
         }
     }
 

@@ -4,7 +4,6 @@
 //! The session ([`crate::session`]) runs each torrent through [`run`] and owns what they share; the program's
 //! layer ([`Event`]s in, bars and lines out; the events are in [`crate::events`]) stays outside.
 
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -71,14 +70,23 @@ impl TorrentConfig {
     }
 }
 
-/// A torrent of a session, what [`run`] runs: its metainfo, its files laid out in the download folder, how to run
-/// it, where its events go, and its swarm while it runs (for the session's queries).
+/// A torrent of a session, what [`run`] runs: its metainfo, its files laid out in the download folder, and its
+/// swarm while it runs (for the session's queries).
 pub(crate) struct TorrentSlot {
     pub(crate) torrent: Arc<metainfo::Torrent>,
     pub(crate) layout: Arc<Storage>,
-    pub(crate) config: TorrentConfig,
-    pub(crate) events: EventSink,
     pub(crate) running: Mutex<Option<Arc<Swarm>>>,
+}
+
+/// What one run of a torrent is given besides its slot and the session.
+pub(crate) struct RunWith<'a> {
+    pub(crate) config: &'a TorrentConfig,
+    pub(crate) events: &'a EventSink,
+    pub(crate) own: &'a OwnLimits,
+    /// Pieces known verified (a paused torrent resuming); `None`: its fast-resume state or a check says.
+    pub(crate) pieces: Option<Bitfield>,
+    /// A magnet link's fetch: its connections, trackers and peers go on into the download.
+    pub(crate) handover: Option<Box<Fetched>>,
 }
 
 /// A torrent's own rate limits, kept across its runs and changed through the session.
@@ -157,21 +165,18 @@ pub enum TorrentError {
 pub(crate) async fn run(
     slot: &TorrentSlot,
     shared: &Shared,
-    pieces: Option<Bitfield>,
-    own: &OwnLimits,
-    handover: Option<Fetched>,
-    shutdown: impl Future<Output = ()>,
+    with: Box<RunWith<'_>>,
+    asked: &Asked<'_>,
 ) -> Result<Outcome, TorrentError> {
-    tokio::pin!(shutdown);
     // The start (a check, the swarm's making) and the end (the goodbyes) run in futures of their own on the heap:
     // a torrent seeding for days keeps in its task only what its loop needs (see `Running`).
-    let running = Box::pin(start(slot, shared, pieces, own, handover, shutdown.as_mut())).await?;
-    running.until_over(shutdown).await;
+    let running = Box::pin(start(slot, shared, *with, asked)).await?;
+    running.until_over(asked).await;
     Box::pin(running.finish(slot, shared)).await
 }
 
 /// A torrent between its start and its end: what its loop needs, and the tasks that end with it.
-struct Running {
+struct Running<'a> {
     swarm: Arc<Swarm>,
     /// Its resume-state writer and peer lookups.
     tasks: tokio::task::JoinSet<()>,
@@ -180,24 +185,57 @@ struct Running {
     seeding: Arc<SeedingNotice>,
     /// Its LSD registration: it ends with the run.
     _discovery: Option<crate::lsd::service::Registration>,
-    resume_path: Option<PathBuf>,
+    /// Where its fast-resume state goes, if it keeps one: made when needed, not kept all along.
+    resume: Option<&'a TorrentConfig>,
     /// Every wanted piece was in at the start.
     started_finished: bool,
     exit_on_complete: bool,
     local_ip: Option<IpAddr>,
 }
 
+/// How a run learns that it is asked to end (paused, stopped, removed): `now` says whether it is, and `changed`
+/// is woken whenever that may have changed. A check and a wake-up, not a future: the loop of a torrent that runs
+/// for days keeps room only for the wait.
+pub(crate) struct Asked<'a> {
+    pub(crate) now: &'a (dyn Fn() -> bool + Sync),
+    pub(crate) changed: &'a tokio::sync::Notify,
+}
+
+impl Asked<'_> {
+    /// Returns once the run is asked to end.
+    async fn until(&self) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            // Registered before the look: a change in between is not missed.
+            changed.as_mut().enable();
+            if (self.now)() {
+                return;
+            }
+            changed.await;
+        }
+    }
+}
+
+/// The timers of a torrent's loop.
+struct LoopTimes {
+    /// The next tick; `None` while the torrent is quiet.
+    next_tick: Option<tokio::time::Instant>,
+    ticks: u64,
+    /// When a torrent complete from the start says it is seeding, if it has not yet.
+    seeding_notice: Option<tokio::time::Instant>,
+}
+
 /// Checks the data (or trusts `pieces`, or the fast-resume state), makes the swarm, joins the session's listener
 /// and starts the announcers and lookups.
-async fn start<S: Future<Output = ()>>(
+async fn start<'a>(
     slot: &TorrentSlot,
     shared: &Shared,
-    pieces: Option<Bitfield>,
-    own: &OwnLimits,
-    handover: Option<Fetched>,
-    mut shutdown: std::pin::Pin<&mut S>,
-) -> Result<Running, TorrentError> {
-    let TorrentSlot { torrent, layout, config, events, running } = slot;
+    with: RunWith<'a>,
+    asked: &Asked<'_>,
+) -> Result<Running<'a>, TorrentError> {
+    let TorrentSlot { torrent, layout, running } = slot;
+    let RunWith { config, events, own, pieces, handover } = with;
     let (storage, events) = (layout.clone(), events.clone());
     let listen_addr = shared.listen_addr;
 
@@ -218,14 +256,14 @@ async fn start<S: Future<Output = ()>>(
             // default): a thousand torrents started at once do not start a thousand checks.
             let _turn = tokio::select! {
                 turn = shared.checks.acquire() => turn.map_err(|err| TorrentError::Check(err.to_string()))?,
-                () = shutdown.as_mut() => return Err(TorrentError::CheckStopped),
+                () = asked.until() => return Err(TorrentError::CheckStopped),
             };
             let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let checking = check(&storage, shared.config.check_threads, &events, stop.clone());
             tokio::pin!(checking);
             tokio::select! {
                 have = &mut checking => have?,
-                () = shutdown.as_mut() => {
+                () = asked.until() => {
                     stop.store(true, Ordering::Release);
                     let _ = checking.await;
                     return Err(TorrentError::CheckStopped);
@@ -300,7 +338,7 @@ async fn start<S: Future<Output = ()>>(
         });
     }
     let mut announced = Vec::new();
-    if let Some(fetched) = handover {
+    if let Some(fetched) = handover.map(|fetched| *fetched) {
         // Before the first dial: the peers these connections are with must not be dialled again.
         for connection in fetched.connections {
             connection::adopt(&swarm, connection);
@@ -349,7 +387,7 @@ async fn start<S: Future<Output = ()>>(
             started_complete,
             seeding: seeding.clone(),
         };
-        announcers.spawn(announcer.run().in_current_span());
+        announcers.spawn(Box::new(announcer).run().in_current_span());
     }
     Ok(Running {
         swarm,
@@ -357,89 +395,101 @@ async fn start<S: Future<Output = ()>>(
         announcers,
         seeding,
         _discovery: discovery,
-        resume_path,
+        resume: config.resume.then_some(config),
         started_finished,
         exit_on_complete: config.exit_on_complete,
         local_ip,
     })
 }
 
-impl Running {
+impl Running<'_> {
     /// The torrent's loop: ticks its swarm each second while it has peers (see [`Swarm::is_quiet`]), dials the
     /// candidates its sources name as they come due, and reports it seeding; until `shutdown`, a fatal error, or
     /// the end of the download with `exit_on_complete`. One loop, not a task each, so that an idle torrent costs
     /// one small task.
-    async fn until_over<S: Future<Output = ()>>(&self, mut shutdown: std::pin::Pin<&mut S>) {
-        let swarm = &self.swarm;
-        let mut next_tick = Some(tokio::time::Instant::now());
-        let mut ticks: u64 = 0;
-        let mut disk_check: Option<tokio::task::JoinHandle<()>> = None;
+    async fn until_over(&self, asked: &Asked<'_>) {
         // A torrent complete from the start says it is seeding once the trackers have heard of it, or after a
         // while without them: a tracker that does not answer is retried for minutes, and peers that know our
         // address can come anyway.
-        let mut seeding_notice = self.started_finished.then(|| {
+        let seeding_notice = self.started_finished.then(|| {
             let wait = self.seeding.first_announces_left.load(Ordering::Acquire) > 0;
             tokio::time::Instant::now() + if wait { SEEDING_NOTICE_WAIT } else { Duration::ZERO }
         });
+        let mut times = LoopTimes { next_tick: Some(tokio::time::Instant::now()), ticks: 0, seeding_notice };
+        let mut disk_check: Option<tokio::task::JoinHandle<()>> = None;
+        let swarm = &self.swarm;
         loop {
             // Registered before the looks below: what happens in between is not missed.
             let changed = swarm.changed.notified();
-            let joined = swarm.peer_joined.notified();
-            let added = swarm.candidates_added.notified();
-            tokio::pin!(changed, joined, added);
+            let activity = swarm.activity.notified();
+            let ask = asked.changed.notified();
+            tokio::pin!(changed, activity, ask);
             changed.as_mut().enable();
-            joined.as_mut().enable();
-            added.as_mut().enable();
-
-            let now = tokio::time::Instant::now();
-            if seeding_notice.is_some_and(|at| at <= now) {
-                seeding_notice = None;
-                self.seeding.report(swarm);
-            }
-            if !self.started_finished && swarm.is_finished() && !self.exit_on_complete {
-                self.seeding.report(swarm);
-            }
-            if swarm.fatal().is_some() || (self.exit_on_complete && swarm.is_finished()) {
+            activity.as_mut().enable();
+            ask.as_mut().enable();
+            if (asked.now)() {
                 break;
             }
-            if next_tick.is_some_and(|at| at <= now) {
-                swarm.tick();
-                ticks += 1;
-                let checking = disk_check.as_ref().is_some_and(|check| !check.is_finished());
-                if ticks.is_multiple_of(DISK_CHECK_TICKS) && swarm.is_disk_full() && !checking {
-                    let swarm = swarm.clone();
-                    disk_check = Some(tokio::task::spawn_blocking(move || swarm.check_disk_space()));
-                }
-                // Nobody connected: no ticks until somebody is.
-                next_tick = (!swarm.is_quiet()).then(|| now + TICK);
-            }
-            for addr in swarm.due_candidates() {
-                if swarm.reserve_address(addr) {
-                    tokio::spawn(connection::run_outgoing(swarm.clone(), addr, self.local_ip).in_current_span());
-                } else {
-                    swarm.candidate_ended(addr);
-                }
-            }
-            let next_dial = swarm.has_candidates().then(|| now + DIAL_EVERY);
-            let wake = [next_tick, next_dial, seeding_notice].into_iter().flatten().min();
+            let Some(wake) = self.housekeeping(&mut times, &mut disk_check) else { break };
             tokio::select! {
-                () = shutdown.as_mut() => break,
+                () = ask => {}
                 () = changed => {}
-                () = joined => {
-                    if next_tick.is_none() {
-                        next_tick = Some(tokio::time::Instant::now() + TICK);
+                () = activity => {
+                    // A peer came (or candidates did): a quiet torrent ticks again.
+                    if times.next_tick.is_none() && !swarm.is_quiet() {
+                        times.next_tick = Some(tokio::time::Instant::now() + TICK);
                     }
                 }
-                () = added => {}
-                () = tokio::time::sleep_until(wake.unwrap_or(now)), if wake.is_some() => {}
+                () = tokio::time::sleep_until(wake.unwrap_or_else(tokio::time::Instant::now)), if wake.is_some() => {}
             }
         }
+    }
+
+    /// What is due now: the seeding notice, a tick, the candidates to dial. `None` when the run is over (a fatal
+    /// error, or the download done with `exit_on_complete`); else when to look again, if a timer asks for it.
+    fn housekeeping(
+        &self,
+        times: &mut LoopTimes,
+        disk_check: &mut Option<tokio::task::JoinHandle<()>>,
+    ) -> Option<Option<tokio::time::Instant>> {
+        let swarm = &self.swarm;
+        let now = tokio::time::Instant::now();
+        if times.seeding_notice.is_some_and(|at| at <= now) {
+            times.seeding_notice = None;
+            self.seeding.report(swarm);
+        }
+        if !self.started_finished && swarm.is_finished() && !self.exit_on_complete {
+            self.seeding.report(swarm);
+        }
+        if swarm.fatal().is_some() || (self.exit_on_complete && swarm.is_finished()) {
+            return None;
+        }
+        if times.next_tick.is_some_and(|at| at <= now) {
+            swarm.tick();
+            times.ticks += 1;
+            let checking = disk_check.as_ref().is_some_and(|check| !check.is_finished());
+            if times.ticks.is_multiple_of(DISK_CHECK_TICKS) && swarm.is_disk_full() && !checking {
+                let swarm = swarm.clone();
+                *disk_check = Some(tokio::task::spawn_blocking(move || swarm.check_disk_space()));
+            }
+            // Nobody connected: no ticks until somebody is.
+            times.next_tick = (!swarm.is_quiet()).then(|| now + TICK);
+        }
+        for addr in swarm.due_candidates() {
+            if swarm.reserve_address(addr) {
+                tokio::spawn(connection::run_outgoing(swarm.clone(), addr, self.local_ip).in_current_span());
+            } else {
+                swarm.candidate_ended(addr);
+            }
+        }
+        let next_dial = swarm.has_candidates().then(|| now + DIAL_EVERY);
+        Some([times.next_tick, next_dial, times.seeding_notice].into_iter().flatten().min())
     }
 
     /// Hangs up on everyone and stops serving (new connections for the torrent are refused) while the trackers
     /// are told (`completed` first if it is still owed, then `stopped`); keeps the fast-resume state.
     async fn finish(self, slot: &TorrentSlot, shared: &Shared) -> Result<Outcome, TorrentError> {
-        let Running { swarm, mut tasks, mut announcers, resume_path, .. } = self;
+        let Running { swarm, mut tasks, mut announcers, resume, .. } = self;
         let peers = swarm.peers();
         shared.served.remove(&swarm);
         swarm.close_all();
@@ -458,7 +508,8 @@ impl Running {
         let complete = swarm.is_finished();
         let (have, total) = swarm.have_count();
         let pieces = swarm.have_bitfield();
-        if let Some(path) = resume_path {
+        if let Some(config) = resume {
+            let path = crate::resume::path_for(&config.dir, &swarm.info_hash);
             // Every verified piece was written before it was counted (see `pieces::write_and_verify`).
             save_resume(path, swarm.storage.clone(), swarm.info_hash, pieces.clone()).await;
         }

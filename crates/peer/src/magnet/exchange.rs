@@ -48,8 +48,8 @@ fn ended(shared: &Shared, addr: SocketAddr, source: Source, result: Result<Optio
             && !shared.abandoned.load(std::sync::atomic::Ordering::Acquire)
         {
             let direction = if kept.dialled { Direction::Outgoing } else { Direction::Incoming };
-            let Kept { handshake, v2, replay, .. } = kept;
-            state.handovers.push(Handover { stream, addr, direction, source, handshake, v2, replay });
+            let Kept { handshake, v2, listen_port, replay, .. } = kept;
+            state.handovers.push(Handover { stream, addr, direction, source, handshake, v2, listen_port, replay });
         }
     }
     shared.wake.notify_one();
@@ -63,6 +63,8 @@ struct Kept {
     dialled: bool,
     handshake: Handshake,
     v2: bool,
+    /// Where it listens, if its extended handshake said.
+    listen_port: Option<u16>,
     replay: Vec<u8>,
 }
 
@@ -136,6 +138,8 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     stream.write_all(&out).await.map_err(|err| format!("write: {err}"))?;
 
     let mut their_id = None;
+    // Where it listens, from its extended handshake: the download must not dial it there again.
+    let mut their_port = None;
     // Zeroed pages are not touched until used, and reads come in small chunks, so the room for one largest
     // message costs little.
     let mut buf = vec![0u8; MAX_MESSAGE_LEN as usize + 4 + READ_CHUNK];
@@ -171,7 +175,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 Message::Extended { id, payload } => {
                     keep(&mut replay, &message);
-                    complete = extended(shared, addr, dialled, id, payload, &mut their_id)?;
+                    complete = extended(shared, addr, dialled, id, payload, &mut their_id, &mut their_port)?;
                     continue;
                 }
                 other => {
@@ -220,7 +224,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
         if complete {
-            return Ok(handed_over(dialled, handshake, v2, replay, &buf[consumed..end]));
+            return Ok(handed_over(dialled, handshake, v2, their_port, replay, &buf[consumed..end]));
         }
         if let Some(their_id) = their_id {
             let mut state = shared.lock();
@@ -260,7 +264,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             read = tokio::time::timeout_at(deadline, stream.read(&mut buf[end..chunk_end])) => read,
             () = until_done(&mut done) => {
                 // Complete by another connection (or given up on): this one goes on into the download.
-                return Ok(handed_over(dialled, handshake, v2, replay, &buf[start..end]));
+                return Ok(handed_over(dialled, handshake, v2, their_port, replay, &buf[start..end]));
             }
             () = kick.notified() => {
                 return Err(format!(
@@ -294,10 +298,17 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// What a connection keeps for the download once the fetch is complete: `None` when its peer said too much to
 /// replay (it closes, and may be dialled again).
-fn handed_over(dialled: bool, handshake: Handshake, v2: bool, replay: Option<Vec<u8>>, tail: &[u8]) -> Option<Kept> {
+fn handed_over(
+    dialled: bool,
+    handshake: Handshake,
+    v2: bool,
+    listen_port: Option<u16>,
+    replay: Option<Vec<u8>>,
+    tail: &[u8],
+) -> Option<Kept> {
     let mut replay = replay?;
     replay.extend_from_slice(tail);
-    Some(Kept { dialled, handshake, v2, replay })
+    Some(Kept { dialled, handshake, v2, listen_port, replay })
 }
 
 /// Both handshakes, ours first when we dialled, theirs first when they did: theirs, and whether the connection
@@ -350,11 +361,13 @@ fn extended(
     id: u8,
     payload: &[u8],
     their_id: &mut Option<u8>,
+    their_port: &mut Option<u16>,
 ) -> Result<bool, String> {
     let mut state = shared.lock();
     let now = Instant::now();
     if id == 0 {
         let handshake = ExtendedHandshake::decode(payload).map_err(|err| format!("extended handshake: {err}"))?;
+        *their_port = handshake.listen_port.map(std::num::NonZeroU16::get);
         if !dialled && let Some(port) = handshake.listen_port {
             // Where it listens: handed on to the download, which dials it.
             state.remember(SocketAddr::new(addr.ip(), port.get()), Source::Incoming);

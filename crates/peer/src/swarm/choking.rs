@@ -4,6 +4,10 @@ use super::*;
 
 impl Swarm {
     pub(super) fn rechoke(&self, state: &mut State, now_please: bool) {
+        if state.peers.is_empty() && state.choker.is_none() {
+            // Nobody ever connected: nothing to decide, and no choker to make yet.
+            return;
+        }
         let now = self.started.elapsed();
         let instant = Instant::now();
         let seeding = state.complete;
@@ -19,6 +23,7 @@ impl Swarm {
             })
             .collect();
         let State { choker, rng, peers, .. } = state;
+        let choker = choker.get_or_insert_with(|| Box::new(Choker::new(ChokerConfig::default())));
         let unchoked = if now_please {
             Some(choker.rechoke(now, seeding, &stats, rng))
         } else {
