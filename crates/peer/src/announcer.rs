@@ -21,6 +21,22 @@ pub(crate) const SEEDING_NOTICE_WAIT: Duration = Duration::from_secs(5);
 /// Wait after every tracker of a tier failed to even start (a name that does not resolve, say).
 const TIER_RETRY: Duration = Duration::from_secs(60);
 
+/// What a tracker's answer at `url` tells the program.
+pub(crate) fn announced(url: &str, reply: &crate::tracker_client::AnnounceReply) -> Event {
+    Event::Announced {
+        tracker: url.to_owned(),
+        peers: reply.peers.len(),
+        seeders: reply.seeders,
+        leechers: reply.leechers,
+    }
+}
+
+/// Whether a peer a tracker names is us: our port, on our local IP (or, listening on every address, a loopback or
+/// unspecified one).
+pub(crate) fn is_own_address(addr: std::net::SocketAddr, port: u16, local_ip: Option<IpAddr>) -> bool {
+    addr.port() == port && local_ip.map_or(addr.ip().is_loopback() || addr.ip().is_unspecified(), |ip| ip == addr.ip())
+}
+
 /// The tiers of `torrent` (BEP 12: `announce-list` replaces `announce`), each tracker once, unsupported schemes
 /// left out with a warning, empty tiers dropped.
 pub(crate) fn tiers(torrent: &metainfo::Torrent) -> Vec<Vec<String>> {
@@ -213,14 +229,9 @@ impl TierRun {
                 client.set_timeouts(Timeouts::bounded(base, interval.max(base)));
                 progress.retry_after = interval.min(Duration::from_secs(30));
                 swarm.record_announce(&url, Ok((reply.peers.len(), reply.seeders, reply.leechers)));
-                let _ = swarm.events.send(Event::Announced {
-                    tracker: url.clone(),
-                    peers: reply.peers.len(),
-                    seeders: reply.seeders,
-                    leechers: reply.leechers,
-                });
+                let _ = swarm.events.send(announced(&url, &reply));
                 for addr in reply.peers {
-                    if !(addr.port() == self.announcer.port && self.announcer.is_own_ip(addr.ip())) {
+                    if !is_own_address(addr, self.announcer.port, self.announcer.local_ip) {
                         swarm.add_candidate(addr, Source::Tracker);
                     }
                 }
@@ -314,13 +325,6 @@ impl Announcer {
         }
     }
 
-    fn is_own_ip(&self, ip: IpAddr) -> bool {
-        match self.local_ip {
-            Some(local) => local == ip,
-            None => ip.is_loopback() || ip.is_unspecified(),
-        }
-    }
-
     fn failed(&self, url: &str, error: &str) {
         self.swarm.record_announce(url, Err(error.to_owned()));
         let _ = self.swarm.events.send(Event::AnnounceFailed { tracker: url.to_owned(), error: error.to_owned() });
@@ -331,5 +335,23 @@ impl Announcer {
         if self.seeding.first_announces_left.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.seeding.report(&self.swarm);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tracker_naming_us_is_not_taken_for_a_peer() {
+        let at = |text: &str| text.parse::<std::net::SocketAddr>().expect("an address");
+        // Listening on every address: our port on loopback is us, on another host it is a peer.
+        assert!(is_own_address(at("127.0.0.1:6881"), 6881, None));
+        assert!(!is_own_address(at("127.0.0.1:6882"), 6881, None));
+        assert!(!is_own_address(at("10.0.0.5:6881"), 6881, None));
+        // Bound to one address: only that one is us.
+        let local = Some("10.0.0.5".parse().expect("an IP"));
+        assert!(is_own_address(at("10.0.0.5:6881"), 6881, local));
+        assert!(!is_own_address(at("127.0.0.1:6881"), 6881, local));
     }
 }

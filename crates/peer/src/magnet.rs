@@ -614,18 +614,9 @@ async fn announce_while_fetching(shared: Arc<Shared>, url: String, timeouts: Tim
                 event = AnnounceEvent::None;
                 let interval = Duration::from_secs(u64::from(reply.interval.max(5)));
                 client.set_timeouts(Timeouts::bounded(timeouts.base, interval.max(timeouts.base)));
-                let _ = shared.events.send(Event::Announced {
-                    tracker: url.clone(),
-                    peers: reply.peers.len(),
-                    seeders: reply.seeders,
-                    leechers: reply.leechers,
-                });
+                let _ = shared.events.send(crate::announcer::announced(&url, &reply));
                 for addr in reply.peers {
-                    let own = addr.port() == shared.port
-                        && shared
-                            .local_ip
-                            .map_or(addr.ip().is_loopback() || addr.ip().is_unspecified(), |ip| ip == addr.ip());
-                    if !own {
+                    if !crate::announcer::is_own_address(addr, shared.port, shared.local_ip) {
                         shared.add_candidate(addr, Source::Tracker);
                     }
                 }
