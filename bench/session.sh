@@ -31,11 +31,24 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 tracker_port=$(sed -n 's/.*127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/shape" 2>/dev/null || true)
 tracker_port=${tracker_port:-$(free_port)}
 python3 bench/session_data.py "$work" "$count" $((256 * 1024)) "udp://127.0.0.1:$tracker_port/announce"
-"$root/target/release/tracker" --open --bind "127.0.0.1:$tracker_port" --interval 1800 >"$work/tracker.log" 2>&1 &
-tracker_pid=$!
-pids=("$tracker_pid")
+pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT
+# A tracker with no peers for each start: one that remembered the last start's ports (for its 1,800 s interval)
+# would have every torrent dial a dead address, and each tool would pay for the one before it.
+tracker_pid=
+fresh_tracker() {
+  if [ -n "$tracker_pid" ]; then kill "$tracker_pid" 2>/dev/null || true; wait "$tracker_pid" 2>/dev/null || true; fi
+  "$root/target/release/tracker" --open --bind "127.0.0.1:$tracker_port" --interval 1800 >>"$work/tracker.log" 2>&1 &
+  tracker_pid=$!
+  pids+=("$tracker_pid")
+  for _ in $(seq 50); do
+    python3 -c "import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.1); s.sendto(bytes.fromhex('0000041727101980000000000000002a'), ('127.0.0.1', $tracker_port)); s.recv(16)" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "the tracker did not start" >&2
+  return 1
+}
 
 results="$work/results.txt"
 : >"$results"
@@ -82,6 +95,7 @@ run_ours() {
   our_seeding() { grep -c '"event":"seeding"' "$log" || true; }
   for round in "without resume data" "with resume data"; do
     : >"$log"
+    fresh_tracker
     local started
     started=$(now)
     "$root/target/release/peer" 0 "$work"/torrents/*.torrent --dir "$work/data" --bind 127.0.0.1 --no-dht --no-lsd \
@@ -113,6 +127,7 @@ run_transmission() {
 EOF
   transmission_seeding() { transmission-remote "$rpc" -l 2>/dev/null | grep -v Verif | grep -c ' 100% ' || true; }
   local started pid took
+  fresh_tracker
   started=$(now)
   transmission-daemon -f -g "$config" >"$work/transmission.log" 2>&1 &
   pid=$!
@@ -124,6 +139,7 @@ EOF
   took=$(wait_seeding "$started" transmission_seeding)
   say "transmission: every torrent seeding ${took} s after start, without resume data; $(read_mib "$pid") MiB read"
   stop "$pid"
+  fresh_tracker
   started=$(now)
   transmission-daemon -f -g "$config" >>"$work/transmission.log" 2>&1 &
   pid=$!
@@ -174,6 +190,7 @@ except ValueError:
 print(sum(1 for t in torrents if t["progress"] == 1 and t["state"] in ("uploading", "stalledUP", "forcedUP", "queuedUP")))'
   }
   local started pid took
+  fresh_tracker
   started=$(now)
   qbittorrent-nox --profile="$profile" >"$work/qbittorrent.log" 2>&1 &
   pid=$!
@@ -191,6 +208,7 @@ print(sum(1 for t in torrents if t["progress"] == 1 and t["state"] in ("uploadin
   took=$(wait_seeding "$started" qbittorrent_seeding)
   say "qbittorrent: every torrent seeding ${took} s after start, without resume data; $(read_mib "$pid") MiB read"
   stop "$pid"
+  fresh_tracker
   started=$(now)
   qbittorrent-nox --profile="$profile" >>"$work/qbittorrent.log" 2>&1 &
   pid=$!
