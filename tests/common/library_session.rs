@@ -57,6 +57,22 @@ impl Tracker {
         (number("8:completei"), number("10:incompletei"))
     }
 
+    /// UDP scrape requests the tracker has answered, from its `/metrics`.
+    pub fn udp_scrapes(&self) -> u64 {
+        let mut stream = TcpStream::connect(self.http).expect("connect to the tracker's HTTP port");
+        stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        write!(stream, "GET /metrics HTTP/1.1\r\nHost: tracker\r\nConnection: close\r\n\r\n").expect("send");
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).expect("read the metrics");
+        let line = reply
+            .lines()
+            .find(|line| {
+                line.starts_with("tracker_responses_total{") && line.contains("protocol=\"udp\",kind=\"scrape\"")
+            })
+            .unwrap_or_else(|| panic!("no UDP scrape counter in the metrics: {reply}"));
+        line.rsplit(' ').next().and_then(|count| count.parse().ok()).expect("a count")
+    }
+
     /// Waits up to `timeout` for the tracker to hold `leechers` leechers of `info_hash`.
     pub fn wait_for_leechers(&self, info_hash: &[u8; 20], leechers: u64, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;

@@ -29,6 +29,7 @@ pub mod picker;
 pub mod rate;
 pub mod reputation;
 pub mod resume;
+pub mod scrape;
 pub mod selection;
 pub mod session;
 pub mod session_state;

@@ -726,6 +726,20 @@ impl Session {
         true
     }
 
+    /// Asks every UDP tracker of the session's torrents about them (BEP 15 scrape), in batches: one request per
+    /// tracker for up to 70 torrents that name it, over the session's socket. One report per torrent and tracker,
+    /// ordered by tracker; HTTP trackers and magnet links whose metadata is not in are left out.
+    pub async fn scrape(&self) -> Vec<crate::scrape::ScrapeReport> {
+        let entries: Vec<Arc<Entry>> = lock(&self.entries).list.clone();
+        let torrents = entries.iter().filter_map(|entry| {
+            let torrent = &entry.slot.get()?.torrent;
+            let listed = torrent.announce_list.iter().flatten().chain(&torrent.announce);
+            Some((torrent.info_hash.0, listed.cloned().collect()))
+        });
+        let torrents: Vec<_> = torrents.collect();
+        crate::scrape::scrape_all(&self.shared.trackers, self.shared.config.tracker_timeouts, torrents).await
+    }
+
     /// Every torrent of the session, in the order they were added.
     #[must_use]
     pub fn torrents(&self) -> Vec<TorrentStatus> {

@@ -27,9 +27,13 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracker_protocol::{
-    Action, AnnounceEvent, AnnounceOptions, AnnounceRequest, CompactPeer, ConnectRequest, ConnectionId, Response,
-    ResponseParseError, TransactionId,
+    Action, AnnounceEvent, AnnounceOptions, AnnounceRequest, CompactPeer, ConnectRequest, ConnectionId, InfoHashes,
+    Response, ResponseParseError, ScrapeRequest, TorrentStats, TransactionId,
 };
+
+/// Info-hashes asked about in one scrape request. BEP 15 fits about 74 in a packet; trackers cap it lower (ours
+/// and opentracker at 70), so a scrape of more goes out in several requests of at most this many.
+pub const MAX_SCRAPE_HASHES: usize = 70;
 
 /// How long a connection id is reused before the client connects again (BEP 15: one minute).
 pub const CONNECTION_ID_LIFETIME: Duration = Duration::from_secs(60);
@@ -158,6 +162,17 @@ pub enum TrackerError {
     /// The tracker answered with a BEP 15 error response; its message.
     #[error("tracker refused: {0}")]
     Refused(String),
+    /// A scrape must ask about 1 to [`MAX_SCRAPE_HASHES`] torrents; nothing was sent.
+    #[error("a scrape asks about 1 to {MAX_SCRAPE_HASHES} torrents, not {0}")]
+    ScrapeSize(usize),
+    /// The scrape reply does not name as many torrents as were asked about.
+    #[error("tracker {tracker} answered a scrape of {asked} torrents with {got}")]
+    ScrapeMismatch {
+        /// The tracker's address.
+        tracker: SocketAddr,
+        asked: usize,
+        got: usize,
+    },
     /// Every attempt timed out, but meanwhile the tracker's address sent packets the codec could not parse (e.g.
     /// another protocol on that port). Carries the last parse error.
     #[error("tracker {tracker} sent no valid reply in {attempts} attempts, only malformed ones (last: {source})")]
@@ -183,8 +198,8 @@ enum Reply {
     Connect(ConnectionId),
     Announce(AnnounceReply),
     Error(String),
-    /// A scrape reply: never asked for, so never the one awaited.
-    Scrape,
+    /// What a scrape reply says of each torrent asked about, in the order asked.
+    Scrape(Vec<TorrentStats>),
 }
 
 impl Reply {
@@ -193,7 +208,7 @@ impl Reply {
             Self::Connect(_) => Action::Connect,
             Self::Announce(_) => Action::Announce,
             Self::Error(_) => Action::Error,
-            Self::Scrape => Action::Scrape,
+            Self::Scrape(_) => Action::Scrape,
         }
     }
 }
@@ -488,6 +503,65 @@ impl TrackerClient {
         })
     }
 
+    /// Asks the tracker about up to [`MAX_SCRAPE_HASHES`] torrents in one request (BEP 15 scrape): their seeders,
+    /// completed downloads and leechers, in the order asked. Connects, retries and times out as
+    /// [`TrackerClient::announce`] does, on the same cached connection id.
+    ///
+    /// # Errors
+    ///
+    /// [`TrackerError::ScrapeSize`] for none or more than [`MAX_SCRAPE_HASHES`] (nothing is sent);
+    /// [`TrackerError::ScrapeMismatch`] when the reply names another number of torrents; else as
+    /// [`TrackerClient::announce`].
+    pub async fn scrape(&mut self, info_hashes: &[[u8; 20]]) -> Result<Vec<TorrentStats>, TrackerError> {
+        if info_hashes.is_empty() || info_hashes.len() > MAX_SCRAPE_HASHES {
+            return Err(TrackerError::ScrapeSize(info_hashes.len()));
+        }
+        self.last_malformed = None;
+        for attempt in 0..self.timeouts.max_attempts {
+            let timeout = self.timeouts.attempt_timeout(attempt);
+            let connection_id = match self.fresh_connection_id() {
+                Some(id) => id,
+                None => match self.connect(timeout).await? {
+                    Some(id) => id,
+                    None => continue,
+                },
+            };
+            if let Some(stats) = self.send_scrape(connection_id, info_hashes, timeout).await? {
+                if stats.len() != info_hashes.len() {
+                    let (tracker, asked, got) = (self.tracker, info_hashes.len(), stats.len());
+                    return Err(TrackerError::ScrapeMismatch { tracker, asked, got });
+                }
+                return Ok(stats);
+            }
+            self.endpoint.set_connection(self.tracker, None);
+        }
+        let (tracker, attempts) = (self.tracker, self.timeouts.max_attempts);
+        Err(match self.last_malformed.take() {
+            Some(source) => TrackerError::Malformed { tracker, attempts, source },
+            None => TrackerError::TimedOut { tracker, attempts },
+        })
+    }
+
+    /// Sends one scrape request and waits up to `timeout` for its reply.
+    async fn send_scrape(
+        &mut self,
+        connection_id: ConnectionId,
+        info_hashes: &[[u8; 20]],
+        timeout: Duration,
+    ) -> Result<Option<Vec<TorrentStats>>, TrackerError> {
+        let transaction_id = random_transaction_id();
+        let mut packet = Vec::with_capacity(tracker_protocol::SCRAPE_REQUEST_HEADER_LEN + 20 * info_hashes.len());
+        ScrapeRequest { connection_id, transaction_id, info_hashes: InfoHashes::new(info_hashes) }.write(&mut packet);
+        match self.exchange(&packet, Action::Scrape, transaction_id, timeout).await? {
+            Outcome::Reply(Reply::Scrape(stats)) => Ok(Some(stats)),
+            Outcome::Reply(Reply::Error(message)) => {
+                self.endpoint.set_connection(self.tracker, None);
+                Err(TrackerError::Refused(message))
+            }
+            Outcome::Reply(Reply::Connect(_) | Reply::Announce(_)) | Outcome::TimedOut => Ok(None),
+        }
+    }
+
     /// The cached connection id, if it is younger than [`CONNECTION_ID_LIFETIME`].
     fn fresh_connection_id(&self) -> Option<ConnectionId> {
         let connection = self.endpoint.connection(self.tracker)?;
@@ -513,7 +587,7 @@ impl TrackerClient {
             }
             Outcome::Reply(Reply::Error(message)) => Err(TrackerError::Refused(message)),
             // `exchange` returns only connect and error replies here.
-            Outcome::Reply(Reply::Announce(_) | Reply::Scrape) | Outcome::TimedOut => Ok(None),
+            Outcome::Reply(Reply::Announce(_) | Reply::Scrape(_)) | Outcome::TimedOut => Ok(None),
         }
     }
 
@@ -549,7 +623,7 @@ impl TrackerClient {
                 self.endpoint.set_connection(self.tracker, None);
                 Err(TrackerError::Refused(message))
             }
-            Outcome::Reply(Reply::Connect(_) | Reply::Scrape) | Outcome::TimedOut => Ok(None),
+            Outcome::Reply(Reply::Connect(_) | Reply::Scrape(_)) | Outcome::TimedOut => Ok(None),
         }
     }
 
@@ -671,7 +745,7 @@ where
             peers: announce.peers.into_iter().map(Into::into).collect(),
         }),
         Response::Error(error) => Reply::Error(error.message.into_owned()),
-        Response::Scrape(_) => Reply::Scrape,
+        Response::Scrape(scrape) => Reply::Scrape(scrape.torrents),
     };
     Ok((transaction_id, reply))
 }

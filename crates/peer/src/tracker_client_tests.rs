@@ -12,10 +12,10 @@ use tokio::net::UdpSocket;
 use tokio::time::Instant;
 use tracker_protocol::{
     AnnounceEvent, AnnounceOptions, AnnounceRequest, AnnounceResponse, CompactPeer, ConnectResponse, ConnectionId,
-    ErrorResponse, Request, ResponseParseError, TransactionId,
+    ErrorResponse, Request, ResponseParseError, ScrapeResponse, TorrentStats, TransactionId,
 };
 
-use super::{Announce, AnnounceReply, Timeouts, TrackerClient, TrackerError, parse_udp_url};
+use super::{Announce, AnnounceReply, MAX_SCRAPE_HASHES, Timeouts, TrackerClient, TrackerError, parse_udp_url};
 
 /// Every test finishes well within this, or fails instead of hanging.
 const LIMIT: Duration = Duration::from_secs(10);
@@ -561,4 +561,76 @@ fn a_bounded_schedule_never_waits_longer_than_asked() {
     assert_eq!(tight.max_attempts, 1, "one attempt at least");
     let loose = Timeouts::bounded(Duration::from_secs(15), Duration::from_secs(100_000));
     assert_eq!(loose.max_attempts, Timeouts::default().max_attempts, "never more than BEP 15's nine");
+}
+
+/// Reads a scrape request: its connection id, transaction id and the hashes it asks about.
+async fn expect_scrape(fake: &mut FakeTracker) -> (ConnectionId, TransactionId, Vec<[u8; 20]>, SocketAddr) {
+    let (packet, from) = fake.recv().await;
+    match Request::parse(&packet, MAX_SCRAPE_HASHES) {
+        Ok(Request::Scrape(request)) => {
+            (request.connection_id, request.transaction_id, request.info_hashes.iter().collect(), from)
+        }
+        other => panic!("expected a scrape request, got {other:?}"),
+    }
+}
+
+fn stats_of(hash: &[u8; 20]) -> TorrentStats {
+    TorrentStats { seeders: u32::from(hash[0]), completed: u32::from(hash[1]), leechers: u32::from(hash[2]) }
+}
+
+#[tokio::test]
+async fn a_scrape_asks_about_every_torrent_in_one_request_on_the_cached_connection() {
+    let mut fake = FakeTracker::v4().await;
+    let mut client = fake.client(PATIENT).await;
+    let hashes: Vec<[u8; 20]> = (1..=MAX_SCRAPE_HASHES as u8)
+        .map(|n| {
+            let mut hash = [n; 20];
+            (hash[1], hash[2]) = (n + 1, n + 2);
+            hash
+        })
+        .collect();
+    let connection_id = ConnectionId(0x5eed);
+
+    let (stats, ()) = bounded(async {
+        tokio::join!(client.scrape(&hashes), async {
+            fake.serve_connect(connection_id).await;
+            let (id, transaction_id, asked, from) = expect_scrape(&mut fake).await;
+            assert_eq!(id, connection_id, "the scrape carries the id from the connect reply");
+            assert_eq!(asked, hashes, "every hash in one request, in order");
+            let mut packet = Vec::new();
+            ScrapeResponse { transaction_id, torrents: asked.iter().map(stats_of) }.write(&mut packet);
+            fake.send(&packet, from).await;
+        })
+    })
+    .await;
+    let expected: Vec<TorrentStats> = hashes.iter().map(stats_of).collect();
+    assert_eq!(stats.expect("the scrape succeeds"), expected);
+    assert!(fake.drain().is_empty(), "one connect and one scrape, nothing more");
+}
+
+#[tokio::test]
+async fn a_scrape_of_none_or_of_too_many_sends_nothing_and_a_short_reply_is_an_error() {
+    let mut fake = FakeTracker::v4().await;
+    let mut client = fake.client(PATIENT).await;
+    let too_many = vec![[7; 20]; MAX_SCRAPE_HASHES + 1];
+    assert!(matches!(client.scrape(&[]).await, Err(TrackerError::ScrapeSize(0))));
+    assert!(matches!(client.scrape(&too_many).await, Err(TrackerError::ScrapeSize(n)) if n == MAX_SCRAPE_HASHES + 1));
+    assert!(fake.drain().is_empty(), "nothing was sent");
+
+    let hashes = [[1; 20], [2; 20]];
+    let (result, ()) = bounded(async {
+        tokio::join!(client.scrape(&hashes), async {
+            fake.serve_connect(ConnectionId(9)).await;
+            let (_, transaction_id, _, from) = expect_scrape(&mut fake).await;
+            // One torrent's counts for two asked about: a tracker that lost track, or a forged reply.
+            let mut packet = Vec::new();
+            ScrapeResponse { transaction_id, torrents: [stats_of(&hashes[0])] }.write(&mut packet);
+            fake.send(&packet, from).await;
+        })
+    })
+    .await;
+    match result {
+        Err(TrackerError::ScrapeMismatch { asked: 2, got: 1, .. }) => {}
+        other => panic!("expected a mismatch, got {other:?}"),
+    }
 }
