@@ -31,8 +31,8 @@ use tracker_protocol::{
     Response, ResponseParseError, ScrapeRequest, TorrentStats, TransactionId,
 };
 
-/// Info-hashes asked about in one scrape request. BEP 15 fits about 74 in a packet; trackers cap it lower (ours
-/// and opentracker at 70), so a scrape of more goes out in several requests of at most this many.
+/// Info-hashes asked about in one scrape request. BEP 15 fits about 74 in a packet; our tracker answers at most
+/// 70, so a scrape of more goes out in several requests of at most this many.
 pub const MAX_SCRAPE_HASHES: usize = 70;
 
 /// How long a connection id is reused before the client connects again (BEP 15: one minute).
