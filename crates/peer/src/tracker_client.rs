@@ -477,30 +477,28 @@ impl TrackerClient {
     /// [`TrackerError::TimedOut`] (or [`TrackerError::Malformed`] if only unparsable packets came) once every
     /// attempt timed out; [`TrackerError::Io`] if sending or receiving fails.
     pub async fn announce(&mut self, announce: &Announce) -> Result<AnnounceReply, TrackerError> {
-        self.last_malformed = None;
-        for attempt in 0..self.timeouts.max_attempts {
-            let timeout = self.timeouts.attempt_timeout(attempt);
-            let connection_id = match self.fresh_connection_id() {
-                Some(id) => id,
-                None => match self.connect(timeout).await? {
-                    Some(id) => id,
-                    None => {
-                        tracing::debug!(tracker = %self.tracker, attempt, ?timeout, "connect timed out");
-                        continue;
-                    }
-                },
-            };
-            if let Some(reply) = self.send_announce(connection_id, announce, timeout).await? {
-                return Ok(reply);
+        let write = |connection_id, transaction_id, packet: &mut Vec<u8>| {
+            AnnounceRequest {
+                connection_id,
+                transaction_id,
+                info_hash: announce.info_hash,
+                peer_id: announce.peer_id,
+                downloaded: announce.downloaded,
+                left: announce.left,
+                uploaded: announce.uploaded,
+                event: announce.event,
+                ip_address: None,
+                key: announce.key,
+                num_want: announce.num_want,
+                port: announce.port,
+                options: AnnounceOptions::EMPTY,
             }
-            tracing::debug!(tracker = %self.tracker, attempt, ?timeout, "announce timed out; will reconnect");
-            self.endpoint.set_connection(self.tracker, None);
+            .write(packet);
+        };
+        match self.request(Action::Announce, write).await? {
+            Reply::Announce(reply) => Ok(reply),
+            other => Err(self.unexpected(&other)),
         }
-        let (tracker, attempts) = (self.tracker, self.timeouts.max_attempts);
-        Err(match self.last_malformed.take() {
-            Some(source) => TrackerError::Malformed { tracker, attempts, source },
-            None => TrackerError::TimedOut { tracker, attempts },
-        })
     }
 
     /// Asks the tracker about up to [`MAX_SCRAPE_HASHES`] torrents in one request (BEP 15 scrape): their seeders,
@@ -516,23 +514,55 @@ impl TrackerClient {
         if info_hashes.is_empty() || info_hashes.len() > MAX_SCRAPE_HASHES {
             return Err(TrackerError::ScrapeSize(info_hashes.len()));
         }
+        let write = |connection_id, transaction_id, packet: &mut Vec<u8>| {
+            ScrapeRequest { connection_id, transaction_id, info_hashes: InfoHashes::new(info_hashes) }.write(packet);
+        };
+        match self.request(Action::Scrape, write).await? {
+            Reply::Scrape(stats) if stats.len() == info_hashes.len() => Ok(stats),
+            Reply::Scrape(stats) => {
+                let (tracker, asked, got) = (self.tracker, info_hashes.len(), stats.len());
+                Err(TrackerError::ScrapeMismatch { tracker, asked, got })
+            }
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    /// Sends a request of kind `action`, written by `write` with the connection and transaction ids, until its
+    /// reply comes: connecting first unless a connection id younger than 60 s is cached, attempt `n` waiting
+    /// `base * 2^n`. A connect that times out is sent again in the next attempt; a request that times out drops
+    /// the cached id, so the next attempt connects again. Returns the reply of that kind.
+    async fn request(
+        &mut self,
+        action: Action,
+        write: impl Fn(ConnectionId, TransactionId, &mut Vec<u8>),
+    ) -> Result<Reply, TrackerError> {
         self.last_malformed = None;
+        let mut packet = Vec::with_capacity(tracker_protocol::ANNOUNCE_REQUEST_LEN);
         for attempt in 0..self.timeouts.max_attempts {
             let timeout = self.timeouts.attempt_timeout(attempt);
             let connection_id = match self.fresh_connection_id() {
                 Some(id) => id,
                 None => match self.connect(timeout).await? {
                     Some(id) => id,
-                    None => continue,
+                    None => {
+                        tracing::debug!(tracker = %self.tracker, attempt, ?timeout, "connect timed out");
+                        continue;
+                    }
                 },
             };
-            if let Some(stats) = self.send_scrape(connection_id, info_hashes, timeout).await? {
-                if stats.len() != info_hashes.len() {
-                    let (tracker, asked, got) = (self.tracker, info_hashes.len(), stats.len());
-                    return Err(TrackerError::ScrapeMismatch { tracker, asked, got });
+            let transaction_id = random_transaction_id();
+            packet.clear();
+            write(connection_id, transaction_id, &mut packet);
+            match self.exchange(&packet, action, transaction_id, timeout).await? {
+                Outcome::Reply(Reply::Error(message)) => {
+                    // The id may be what the tracker objects to; a later request starts afresh.
+                    self.endpoint.set_connection(self.tracker, None);
+                    return Err(TrackerError::Refused(message));
                 }
-                return Ok(stats);
+                Outcome::Reply(reply) => return Ok(reply),
+                Outcome::TimedOut => {}
             }
+            tracing::debug!(tracker = %self.tracker, attempt, ?timeout, ?action, "request timed out; will reconnect");
             self.endpoint.set_connection(self.tracker, None);
         }
         let (tracker, attempts) = (self.tracker, self.timeouts.max_attempts);
@@ -542,24 +572,10 @@ impl TrackerClient {
         })
     }
 
-    /// Sends one scrape request and waits up to `timeout` for its reply.
-    async fn send_scrape(
-        &mut self,
-        connection_id: ConnectionId,
-        info_hashes: &[[u8; 20]],
-        timeout: Duration,
-    ) -> Result<Option<Vec<TorrentStats>>, TrackerError> {
-        let transaction_id = random_transaction_id();
-        let mut packet = Vec::with_capacity(tracker_protocol::SCRAPE_REQUEST_HEADER_LEN + 20 * info_hashes.len());
-        ScrapeRequest { connection_id, transaction_id, info_hashes: InfoHashes::new(info_hashes) }.write(&mut packet);
-        match self.exchange(&packet, Action::Scrape, transaction_id, timeout).await? {
-            Outcome::Reply(Reply::Scrape(stats)) => Ok(Some(stats)),
-            Outcome::Reply(Reply::Error(message)) => {
-                self.endpoint.set_connection(self.tracker, None);
-                Err(TrackerError::Refused(message))
-            }
-            Outcome::Reply(Reply::Connect(_) | Reply::Announce(_)) | Outcome::TimedOut => Ok(None),
-        }
+    /// A reply of another kind than asked for; `exchange` returns only the one asked for or an error, so this
+    /// does not happen, and says so if it does.
+    fn unexpected(&self, reply: &Reply) -> TrackerError {
+        TrackerError::Refused(format!("tracker {} answered with a {:?} reply", self.tracker, reply.action()))
     }
 
     /// The cached connection id, if it is younger than [`CONNECTION_ID_LIFETIME`].
@@ -588,42 +604,6 @@ impl TrackerClient {
             Outcome::Reply(Reply::Error(message)) => Err(TrackerError::Refused(message)),
             // `exchange` returns only connect and error replies here.
             Outcome::Reply(Reply::Announce(_) | Reply::Scrape(_)) | Outcome::TimedOut => Ok(None),
-        }
-    }
-
-    /// Sends one announce request and waits up to `timeout` for its reply.
-    async fn send_announce(
-        &mut self,
-        connection_id: ConnectionId,
-        announce: &Announce,
-        timeout: Duration,
-    ) -> Result<Option<AnnounceReply>, TrackerError> {
-        let transaction_id = random_transaction_id();
-        let request = AnnounceRequest {
-            connection_id,
-            transaction_id,
-            info_hash: announce.info_hash,
-            peer_id: announce.peer_id,
-            downloaded: announce.downloaded,
-            left: announce.left,
-            uploaded: announce.uploaded,
-            event: announce.event,
-            ip_address: None,
-            key: announce.key,
-            num_want: announce.num_want,
-            port: announce.port,
-            options: AnnounceOptions::EMPTY,
-        };
-        let mut packet = Vec::with_capacity(tracker_protocol::ANNOUNCE_REQUEST_LEN);
-        request.write(&mut packet);
-        match self.exchange(&packet, Action::Announce, transaction_id, timeout).await? {
-            Outcome::Reply(Reply::Announce(reply)) => Ok(Some(reply)),
-            Outcome::Reply(Reply::Error(message)) => {
-                // The id may be what the tracker objects to; a later announce starts afresh.
-                self.endpoint.set_connection(self.tracker, None);
-                Err(TrackerError::Refused(message))
-            }
-            Outcome::Reply(Reply::Connect(_) | Reply::Scrape(_)) | Outcome::TimedOut => Ok(None),
         }
     }
 
