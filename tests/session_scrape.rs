@@ -1,12 +1,30 @@
 //! Scrapes from the peer crate's `Session`, batched by tracker: the torrents that name one UDP tracker are asked
-//! about in one request (BEP 15), and each gets the tracker's counts.
+//! about in one request (BEP 15), and each gets the tracker's counts; from our tracker and from Debian's
+//! opentracker.
 
 mod common;
 
 use std::time::Duration;
 
 use common::library_session::{Tracker, eventually, runtime, start_session, torrent_of};
+use common::{free_udp_port, have_opentracker, start_opentracker};
+use peer::session::Session;
 use peer::torrent::TorrentConfig;
+
+/// Adds `torrents` (their data in `dir`) to `session` and waits until each has announced.
+async fn add_seeding(session: &Session, torrents: Vec<metainfo::Torrent>, dir: &std::path::Path) {
+    let hashes: Vec<[u8; 20]> = torrents.iter().map(|torrent| torrent.info_hash.0).collect();
+    let (events, _events_rx) = tokio::sync::mpsc::unbounded_channel();
+    for torrent in torrents {
+        let _run = session.add(torrent, TorrentConfig::new(dir.to_path_buf()), events.clone()).expect("added");
+    }
+    let announced = || {
+        hashes.iter().all(|hash| {
+            session.torrent(hash).is_some_and(|status| status.trackers.iter().any(|tracker| tracker.last.is_some()))
+        })
+    };
+    assert!(eventually(Duration::from_secs(10), announced).await, "not every torrent announced");
+}
 
 #[test]
 fn the_torrents_naming_one_tracker_are_scraped_in_one_request() {
@@ -18,18 +36,8 @@ fn the_torrents_naming_one_tracker_are_scraped_in_one_request() {
 
     runtime().block_on(async {
         let session = start_session().await;
-        let (events, _events_rx) = tokio::sync::mpsc::unbounded_channel();
-        for torrent in torrents {
-            // Their data is in place: each seeds, and announces itself as a seeder.
-            let _run =
-                session.add(torrent, TorrentConfig::new(work.path().join("src")), events.clone()).expect("added");
-        }
-        let announced = || {
-            hashes.iter().all(|hash| {
-                session.torrent(hash).is_some_and(|status| status.trackers.iter().any(|tracker| tracker.last.is_some()))
-            })
-        };
-        assert!(eventually(Duration::from_secs(10), announced).await, "not every torrent announced");
+        // Their data is in place: each seeds, and announces itself as a seeder.
+        add_seeding(&session, torrents, &work.path().join("src")).await;
         let before = tracker.udp_scrapes();
 
         let reports = session.scrape().await;
@@ -43,6 +51,33 @@ fn the_torrents_naming_one_tracker_are_scraped_in_one_request() {
         for report in &reports {
             assert_eq!(report.tracker, tracker.announce);
             let stats = report.result.as_ref().expect("the tracker answered");
+            assert_eq!((stats.seeders, stats.leechers), (1, 0), "our session seeds each: {report:?}");
+        }
+        session.shutdown().await;
+    });
+}
+
+#[test]
+fn opentracker_answers_a_batched_scrape_with_each_torrents_counts() {
+    if !have_opentracker() {
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let udp = free_udp_port();
+    let announce = format!("udp://127.0.0.1:{udp}/announce");
+    let torrents: Vec<metainfo::Torrent> =
+        (0..3).map(|n| torrent_of(work.path(), &format!("ot-{n}.bin"), 90_000 + n, &announce).1).collect();
+    let hashes: Vec<[u8; 20]> = torrents.iter().map(|torrent| torrent.info_hash.0).collect();
+    let _opentracker = start_opentracker(work.path(), udp, &hashes);
+
+    runtime().block_on(async {
+        let session = start_session().await;
+        add_seeding(&session, torrents, &work.path().join("src")).await;
+        let reports = session.scrape().await;
+        assert_eq!(reports.len(), 3, "one report per torrent: {reports:?}");
+        for report in &reports {
+            assert!(hashes.contains(&report.info_hash));
+            let stats = report.result.as_ref().expect("opentracker answered");
             assert_eq!((stats.seeders, stats.leechers), (1, 0), "our session seeds each: {report:?}");
         }
         session.shutdown().await;
