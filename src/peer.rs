@@ -186,10 +186,10 @@ fn parse_pattern(text: &str) -> Result<FilePattern, String> {
     FilePattern::parse(text)
 }
 
-/// Whether `arg` is a magnet link rather than a file.
 /// The runtime's blocking pool: see where the runtime is built.
 const DISK_THREADS: usize = 16;
 
+/// Whether `arg` is a magnet link rather than a file.
 fn is_magnet(arg: &Path) -> bool {
     arg.to_str().is_some_and(|text| text.get(..7).is_some_and(|scheme| scheme.eq_ignore_ascii_case("magnet:")))
 }
@@ -274,6 +274,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         // The command line names the torrents: nothing is kept for a restart but each one's fast-resume state.
         state_dir: None,
         max_open_files: peer::open_files::DEFAULT_MAX_OPEN_FILES,
+        hashing_threads: std::thread::available_parallelism().map_or(1, usize::from),
     };
     let config = TorrentConfig {
         dir: args.dir.clone(),

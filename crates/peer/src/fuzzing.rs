@@ -158,6 +158,7 @@ impl Harness {
             hash_trees: Arc::new(crate::v2::HashTrees::of(torrent)),
             // As if the torrent were a hybrid, so that a connection may knock with its v2 hash.
             info_hash_v2: Some(HARNESS_V2_HASH),
+            hashing: None,
         };
         let (events, receiver) = crate::events::EventSink::channel(torrent.info_hash.0);
         let metadata = torrent.info_bytes.clone();

@@ -17,6 +17,7 @@ pub mod events;
 mod fetching;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod hashing;
 pub mod http_tracker;
 pub mod lsd;
 pub mod magnet;

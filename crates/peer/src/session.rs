@@ -77,6 +77,8 @@ pub struct SessionConfig {
     pub state_dir: Option<std::path::PathBuf>,
     /// Data files open at once over every torrent ([`crate::open_files`]).
     pub max_open_files: usize,
+    /// Hash jobs (piece checks) of every torrent at once ([`crate::hashing`]).
+    pub hashing_threads: usize,
 }
 
 impl SessionConfig {
@@ -96,6 +98,7 @@ impl SessionConfig {
             lsd: false,
             state_dir: None,
             max_open_files: crate::open_files::DEFAULT_MAX_OPEN_FILES,
+            hashing_threads: std::thread::available_parallelism().map_or(1, usize::from),
         }
     }
 }
@@ -120,6 +123,8 @@ pub(crate) struct Shared {
     pub(crate) checks: tokio::sync::Semaphore,
     /// The data files open over every torrent.
     pub(crate) open_files: Arc<SessionFiles>,
+    /// Where every torrent's hashing runs.
+    pub(crate) hashing: Arc<crate::hashing::HashPool>,
 }
 
 impl Shared {
@@ -457,6 +462,7 @@ impl Session {
             lsd: if config.lsd { start_lsd(listen_addr) } else { None },
             checks: tokio::sync::Semaphore::new(1),
             open_files: SessionFiles::new(config.max_open_files),
+            hashing: crate::hashing::HashPool::new(config.hashing_threads),
             state: match &config.state_dir {
                 Some(dir) => Some(StateWriter::start(StateFolder::new(dir.clone()))?),
                 None => None,

@@ -257,6 +257,8 @@ pub struct SwarmConfig {
     /// A hybrid torrent's v2 info-hash truncated to 20 bytes: incoming handshakes with it are accepted too (and
     /// answered with it), as libtorrent's v2 peers send them.
     pub info_hash_v2: Option<[u8; 20]>,
+    /// The session's hashing pool; `None`: straight on the runtime's blocking threads.
+    pub hashing: Option<Arc<crate::hashing::HashPool>>,
 }
 
 /// A complete piece waiting for its hash check.
@@ -284,6 +286,8 @@ pub struct Swarm {
     hash_trees: Arc<crate::v2::HashTrees>,
     /// See [`SwarmConfig::info_hash_v2`].
     pub info_hash_v2: Option<[u8; 20]>,
+    /// See [`SwarmConfig::hashing`].
+    hashing: Option<Arc<crate::hashing::HashPool>>,
     /// What the connections send, under the session's limit (`--upload-limit`) and the torrent's own.
     pub upload: Limits,
     /// What the connections read, under the session's limit (`--download-limit`) and the torrent's own.
@@ -344,6 +348,7 @@ impl Swarm {
             dht: config.dht.clone(),
             hash_trees: config.hash_trees.clone(),
             info_hash_v2: config.info_hash_v2,
+            hashing: config.hashing.clone(),
             storage,
             info_hash,
             peer_id,

@@ -259,7 +259,7 @@ async fn start<'a>(
                 () = asked.until() => return Err(TorrentError::CheckStopped),
             };
             let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let checking = check(&storage, shared.config.check_threads, &events, stop.clone());
+            let checking = check(&storage, &shared.hashing, shared.config.check_threads, &events, stop.clone());
             tokio::pin!(checking);
             tokio::select! {
                 have = &mut checking => have?,
@@ -304,6 +304,7 @@ async fn start<'a>(
         dht: dht.clone(),
         hash_trees: Arc::new(crate::v2::HashTrees::of(torrent)),
         info_hash_v2: torrent.info_hash_v2().map(|hash| hash.truncated().0).filter(|hash| *hash != torrent.info_hash.0),
+        hashing: Some(shared.hashing.clone()),
     };
     let info_hash = torrent.info_hash.0;
     let metadata = torrent.info_bytes.clone();
@@ -563,6 +564,7 @@ async fn save_resume(path: PathBuf, storage: Arc<Storage>, info_hash: [u8; 20], 
 
 async fn check(
     storage: &Arc<Storage>,
+    pool: &crate::hashing::HashPool,
     threads: usize,
     events: &EventSink,
     stop: Arc<std::sync::atomic::AtomicBool>,
@@ -570,11 +572,13 @@ async fn check(
     let storage = storage.clone();
     let events = events.clone();
     let total = storage.total_length();
-    tokio::task::spawn_blocking(move || {
+    // Its threads are the pool's: a check and the downloads' piece checks share the cores.
+    let threads = threads.clamp(1, pool.threads());
+    pool.run(threads, move || {
         let progress = |done| {
             let _ = events.send(Event::Checking { done, total });
         };
-        storage.check_until(threads.max(1), progress, &stop)
+        storage.check_until(threads, progress, &stop)
     })
     .await
     .map_err(|err| TorrentError::Check(err.to_string()))

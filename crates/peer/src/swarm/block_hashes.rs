@@ -63,7 +63,10 @@ impl Swarm {
             // Driven without a runtime (fuzzing): the read is small and done here.
             answer();
         } else {
-            tokio::task::spawn_blocking(answer);
+            let pool = self.hashing.clone();
+            tokio::spawn(async move {
+                let _ = crate::hashing::run_in(pool.as_deref(), answer).await;
+            });
         }
         Ok(())
     }

@@ -20,7 +20,7 @@ impl Swarm {
         tokio::spawn(async move {
             let storage = swarm.storage.clone();
             let (index, senders) = (job.index, job.senders.clone());
-            match tokio::task::spawn_blocking(move || check_piece(&storage, job)).await {
+            match crate::hashing::run_in(swarm.hashing.as_deref(), move || check_piece(&storage, job)).await {
                 Ok(checked) => swarm.checked(index, &senders, checked),
                 Err(join) => swarm.storage_failed_with(format!("hashing piece {index} failed: {join}")),
             }
