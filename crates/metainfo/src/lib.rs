@@ -36,7 +36,7 @@ pub use magnet::{
     piece_layers_wanted, torrent_file_from_metadata, torrent_file_with_layers,
 };
 pub use nodes::{MAX_NODE_HOST_LEN, MAX_NODES, check_node};
-pub use torrent::{FileEntry, Info, Torrent};
+pub use torrent::{FileEntry, Info, Torrent, V1Hashes};
 pub use v2::{V2File, V2Info};
 
 /// Largest .torrent file we read (libtorrent's default limit is 10 MB; the biggest real ones with

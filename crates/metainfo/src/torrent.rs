@@ -56,6 +56,69 @@ pub struct Torrent {
     pub v2: Option<V2Info>,
 }
 
+/// The SHA-1 of each piece of a v1 or hybrid torrent. A parsed torrent's table is its `info` dictionary's own
+/// `pieces` string, seen in place: the hashes are not held twice (a session of ten thousand small torrents
+/// would hold another 3 MiB of copies).
+#[derive(Clone, Default)]
+pub struct V1Hashes {
+    bytes: std::sync::Arc<[u8]>,
+    start: usize,
+    count: usize,
+}
+
+impl V1Hashes {
+    /// The hashes `raw` (20 bytes each) as they stand in `info_bytes`, if they do (under the `pieces` key);
+    /// otherwise a table of their own.
+    fn within(info_bytes: &std::sync::Arc<[u8]>, raw: &[u8]) -> V1Hashes {
+        let key = format!("6:pieces{}:", raw.len());
+        let key = key.as_bytes();
+        let found = info_bytes
+            .windows(key.len())
+            .enumerate()
+            .filter(|(_, window)| *window == key)
+            .map(|(at, _)| at + key.len())
+            .find(|&start| info_bytes.get(start..start + raw.len()) == Some(raw));
+        match found {
+            Some(start) => V1Hashes { bytes: info_bytes.clone(), start, count: raw.len() / 20 },
+            None => V1Hashes { bytes: raw.into(), start: 0, count: raw.len() / 20 },
+        }
+    }
+}
+
+impl std::ops::Deref for V1Hashes {
+    type Target = [[u8; 20]];
+
+    fn deref(&self) -> &[[u8; 20]] {
+        self.bytes[self.start..self.start + 20 * self.count].as_chunks::<20>().0
+    }
+}
+
+impl From<Vec<[u8; 20]>> for V1Hashes {
+    fn from(hashes: Vec<[u8; 20]>) -> V1Hashes {
+        V1Hashes::from(hashes.as_slice())
+    }
+}
+
+impl From<&[[u8; 20]]> for V1Hashes {
+    fn from(hashes: &[[u8; 20]]) -> V1Hashes {
+        V1Hashes { bytes: hashes.as_flattened().into(), start: 0, count: hashes.len() }
+    }
+}
+
+impl PartialEq for V1Hashes {
+    fn eq(&self, other: &V1Hashes) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for V1Hashes {}
+
+impl std::fmt::Debug for V1Hashes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} piece hashes", self.count)
+    }
+}
+
 /// The `info` dictionary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Info {
@@ -63,7 +126,7 @@ pub struct Info {
     pub name: String,
     pub piece_length: u64,
     /// The SHA-1 of each piece; shared (a download's storage checks against the same table, not a copy).
-    pub pieces: std::sync::Arc<[[u8; 20]]>,
+    pub pieces: V1Hashes,
     pub private: bool,
     /// `source` tag some private trackers ask for; part of the info-hash.
     pub source: Option<String>,
@@ -123,7 +186,8 @@ impl Torrent {
                 return Err(MetainfoError::invalid("info.meta version", format!("{other} is not 1 or 2")));
             }
         };
-        let info = Info::from_raw(raw.info, v2.as_ref())?;
+        let info_bytes: std::sync::Arc<[u8]> = raw_info.into();
+        let info = Info::from_raw(raw.info, v2.as_ref(), &info_bytes)?;
         let info_hash = match &v2 {
             Some(v2) if info.pieces.is_empty() => v2.info_hash.truncated(),
             _ => v1_hash,
@@ -149,7 +213,7 @@ impl Torrent {
             nodes: raw.nodes.0,
             info,
             info_hash,
-            info_bytes: raw_info.into(),
+            info_bytes,
             v2,
         })
     }
@@ -260,7 +324,7 @@ impl Torrent {
 }
 
 impl Info {
-    fn from_raw(raw: RawInfo, v2: Option<&V2Info>) -> Result<Info, MetainfoError> {
+    fn from_raw(raw: RawInfo, v2: Option<&V2Info>, info_bytes: &std::sync::Arc<[u8]>) -> Result<Info, MetainfoError> {
         let name = utf8("info.name", raw.name)?;
         path::check_component(&name).map_err(|reason| MetainfoError::invalid("info.name", reason))?;
         let piece_length = checked_piece_length(raw.piece_length)?;
@@ -306,14 +370,7 @@ impl Info {
         if let Some(v2) = v2 {
             check_hybrid(&files, single_file, piece_length, v2)?;
         }
-        let pieces = raw_pieces
-            .chunks_exact(20)
-            .map(|chunk| {
-                let mut hash = [0u8; 20];
-                hash.copy_from_slice(chunk);
-                hash
-            })
-            .collect();
+        let pieces = V1Hashes::within(info_bytes, &raw_pieces);
 
         Ok(Info {
             name,
@@ -348,7 +405,7 @@ impl Info {
         Ok(Info {
             name,
             piece_length,
-            pieces: std::sync::Arc::new([]),
+            pieces: V1Hashes::default(),
             private: private == Some(1),
             source: source.map(lossy),
             files,

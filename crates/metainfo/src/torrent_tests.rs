@@ -251,3 +251,22 @@ fn a_v2_torrent_written_back_keeps_its_piece_layers() {
         assert_eq!(again, torrent, "{version:?}");
     }
 }
+
+#[test]
+fn the_piece_hashes_are_read_in_place_in_the_info_bytes_not_copied() {
+    // A file name that reads like the `pieces` key comes first in the bytes, and is passed over.
+    let count = 3;
+    let hashes: String = (0..count * 20).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let body = format!(
+        "5:filesld6:lengthi40000e4:pathl11:6:pieces60:eed6:lengthi2000e4:pathl1:beee4:name3:dir12:piece lengthi16384e6:pieces60:{hashes}"
+    );
+    let torrent = Torrent::from_bytes(&with_info(&body)).expect("a valid torrent");
+    let table = &torrent.info.pieces;
+    assert_eq!(table.len(), count);
+    assert_eq!(table.as_flattened(), hashes.as_bytes());
+    let info = torrent.info_bytes.as_ptr_range();
+    assert!(info.contains(&table.as_flattened().as_ptr()), "the hashes are a copy, not the info bytes' own");
+    // Made from a list, the table is its own.
+    let made = super::V1Hashes::from(vec![[7u8; 20], [9u8; 20]]);
+    assert_eq!(&*made, &[[7u8; 20], [9u8; 20]]);
+}

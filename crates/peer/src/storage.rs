@@ -192,7 +192,7 @@ impl Storage {
                     .ok_or_else(|| layout(&root, "the v2 file tree and piece layers do not add up".into()))?;
                 (std::borrow::Cow::Owned(entries), PieceHashes::V2(pieces))
             }
-            _ => (std::borrow::Cow::Borrowed(&info.files), PieceHashes::V1(std::sync::Arc::clone(&info.pieces))),
+            _ => (std::borrow::Cow::Borrowed(&info.files), PieceHashes::V1(info.pieces.clone())),
         };
 
         let mut files = Vec::with_capacity(entries.len());

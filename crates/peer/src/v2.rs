@@ -20,7 +20,7 @@ use sha1::{Digest, Sha1};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PieceHashes {
     /// The SHA-1 of each piece (v1 and hybrid torrents).
-    V1(std::sync::Arc<[[u8; 20]]>),
+    V1(metainfo::V1Hashes),
     /// A v2-only torrent's pieces, checked against their files' merkle trees.
     V2(Vec<V2Piece>),
 }
