@@ -275,6 +275,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         state_dir: None,
         max_open_files: peer::open_files::DEFAULT_MAX_OPEN_FILES,
         hashing_threads: std::thread::available_parallelism().map_or(1, usize::from),
+        doze_after: Some(peer::session::DOZE_AFTER),
     };
     let config = TorrentConfig {
         dir: args.dir.clone(),
@@ -304,44 +305,50 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             })
         };
         let mut runs = futures_util::stream::FuturesUnordered::new();
+        let mut names = Vec::with_capacity(torrents.len());
         // One channel and one printer for every torrent: each event names its torrent, whose view shows it.
         let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
         let (flush_tx, flush_rx) = tokio::sync::mpsc::unbounded_channel();
         let views: Views = std::sync::Arc::default();
         let printer = tokio::spawn(print_events(events_rx, flush_rx, views.clone()));
+        // One for every torrent file: ten thousand torrents keep one copy of their settings.
+        let shared_config = std::sync::Arc::new(config.clone());
         for (index, item) in torrents.into_iter().enumerate() {
             let (name, hash) = (item.name(), item.info_hash().0);
-            let mut config = config.clone();
-            let view = match &item {
-                Item::Ready(torrent) => View::new(args.json, torrent, !many, index > 0),
+            let added = match item {
+                Item::Ready(torrent) => {
+                    lock_views(&views).insert(hash, View::new(args.json, &torrent, !many, index > 0));
+                    session.add(*torrent, shared_config.clone(), events_tx.clone())
+                }
                 Item::Magnet(magnet) => {
+                    let mut config = config.clone();
                     for text in &magnet.peers {
                         let addr = resolve_peer(text).with_context(|| format!("the magnet link's peer {text}"))?;
                         config.peers.push((addr, Source::Manual));
                     }
-                    View::fetching(args.json, &name, hash, many, index > 0)
+                    lock_views(&views).insert(hash, View::fetching(args.json, &name, hash, many, index > 0));
+                    session.add_magnet(*magnet, config, events_tx.clone())
                 }
             };
-            lock_views(&views).insert(hash, view);
-            let added = match item {
-                Item::Ready(torrent) => session.add(*torrent, config, events_tx.clone()),
-                Item::Magnet(magnet) => session.add_magnet(*magnet, config, events_tx.clone()),
-            };
-            // Awaited together below in one future: a task each would cost every torrent a task's room.
+            names.push(name);
+            // Awaited together below in one future: a task each would cost every torrent a task's room. Each
+            // holds its handle and its place, no more: ten thousand of them are waiting all along.
+            let added = added.map_err(anyhow::Error::from);
             runs.push(async move {
                 let result = match added {
                     Ok(run) => match run.await {
                         Ok(result) => result.map_err(anyhow::Error::from),
                         Err(err) => Err(anyhow::Error::from(err)),
                     },
-                    Err(err) => Err(anyhow::Error::from(err)),
+                    Err(err) => Err(err),
                 };
-                (index, name, hash, result)
+                (index, hash, result)
             });
         }
         drop(events_tx);
         let mut results = Vec::new();
-        while let Some((index, name, hash, result)) = futures_util::StreamExt::next(&mut runs).await {
+        while let Some((index, hash, result)) = futures_util::StreamExt::next(&mut runs).await {
+            let name = std::mem::take(&mut names[index]);
             // The torrent's last events are shown before its view is taken for the closing lines.
             let (shown_tx, shown_rx) = tokio::sync::oneshot::channel();
             if flush_tx.send(shown_tx).is_ok() {

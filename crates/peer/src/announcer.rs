@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rand::seq::SliceRandom;
+use tracing::Instrument;
 use tracker_protocol::AnnounceEvent;
 
 use crate::events::Event;
@@ -18,6 +19,9 @@ use crate::trackers::AnnounceClient;
 
 /// Longest wait for the trackers' first answers before a complete torrent says it is seeding.
 pub(crate) const SEEDING_NOTICE_WAIT: Duration = Duration::from_secs(5);
+/// Longest a torrent's goodbyes to its trackers (`completed`, `stopped`) hold up its end: a dead tracker is not
+/// waited for.
+pub(crate) const GOODBYE_WAIT: Duration = Duration::from_secs(5);
 /// Wait after every tracker of a tier failed to even start (a name that does not resolve, say).
 const TIER_RETRY: Duration = Duration::from_secs(60);
 
@@ -65,22 +69,45 @@ pub(crate) fn tiers(torrent: &metainfo::Torrent) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// Reports [`Event::Seeding`] once: when the data is complete and the trackers have heard of us.
+/// What the announcers of a torrent share: the [`Event::Seeding`] notice, said once, when the data is complete
+/// and the trackers have heard of us; and how many of them are announcing right now (a torrent dozes only when
+/// none is).
 #[derive(Debug, Default)]
-pub(crate) struct SeedingNotice {
+pub(crate) struct TierShared {
     pub(crate) first_announces_left: AtomicUsize,
     reported: AtomicBool,
+    /// Announcers between the end of a wait and the start of the next.
+    busy: AtomicUsize,
 }
 
-impl SeedingNotice {
+impl TierShared {
     pub(crate) fn new(tiers: usize) -> Self {
-        Self { first_announces_left: AtomicUsize::new(tiers), reported: AtomicBool::new(false) }
+        Self {
+            first_announces_left: AtomicUsize::new(tiers),
+            reported: AtomicBool::new(false),
+            busy: AtomicUsize::new(0),
+        }
+    }
+
+    /// For a torrent waking from a doze: its first announces and its seeding notice are behind it.
+    pub(crate) fn woken() -> Self {
+        Self { first_announces_left: AtomicUsize::new(0), reported: AtomicBool::new(true), busy: AtomicUsize::new(0) }
     }
 
     pub(crate) fn report(&self, swarm: &Swarm) {
         if swarm.is_finished() && !self.reported.swap(true, Ordering::AcqRel) {
             let _ = swarm.events.send(Event::Seeding);
         }
+    }
+
+    /// Whether the seeding notice was said.
+    pub(crate) fn reported(&self) -> bool {
+        self.reported.load(Ordering::Acquire)
+    }
+
+    /// Whether some announcer is announcing now.
+    pub(crate) fn busy(&self) -> bool {
+        self.busy.load(Ordering::Acquire) > 0
     }
 }
 
@@ -94,21 +121,131 @@ pub(crate) struct Announcer {
     pub(crate) trackers: Arc<crate::trackers::TrackerEndpoints>,
     pub(crate) timeouts: Timeouts,
     pub(crate) started_complete: bool,
-    pub(crate) seeding: Arc<SeedingNotice>,
+    pub(crate) shared: Arc<TierShared>,
     /// A tracker of the tier told `started` already (while the magnet link's metadata was fetched), with the key
     /// sent: it is asked first, and the announces go on from there.
     pub(crate) started: Option<(String, u32)>,
+    /// Where the tier stood when its torrent dozed off: it goes on from there.
+    pub(crate) woken: Option<TierState>,
 }
 
 /// Where the announces of a tier stand, carried from one tracker of the tier to the next.
+#[derive(Debug, Clone)]
 struct Progress {
     key: u32,
     event: AnnounceEvent,
     completed_owed: bool,
-    /// The tier's first announce is not over yet (see [`SeedingNotice`]).
+    /// The tier's first announce is not over yet (see [`TierShared`]).
     first: bool,
     /// After a failed announce: 30 s, or the tracker's interval once it has given one.
     retry_after: Duration,
+}
+
+/// A tier's announces while its torrent dozes: its trackers in their order, the last one that answered, and when
+/// the next announce is due.
+#[derive(Debug, Clone)]
+pub(crate) struct TierState {
+    tier: Vec<String>,
+    progress: Progress,
+    /// The tracker announced to last, if it answered: the goodbye goes to it.
+    current: Option<String>,
+    index: usize,
+    pub(crate) due: tokio::time::Instant,
+}
+
+/// What one announce of a dozing torrent's tier came to.
+pub(crate) struct DozingAnswer {
+    pub(crate) url: String,
+    /// Peers, seeders, leechers; or why not.
+    pub(crate) result: Result<(usize, u32, u32), String>,
+    /// The peers it named, ourselves left out.
+    pub(crate) peers: Vec<std::net::SocketAddr>,
+}
+
+impl TierState {
+    /// A tier that has announced nothing yet (for a torrent that starts dozing): its `started` is due now.
+    pub(crate) fn fresh(mut tier: Vec<String>, complete: bool) -> TierState {
+        tier.shuffle(&mut rand::rng());
+        TierState {
+            tier,
+            progress: Progress {
+                key: rand::random(),
+                event: AnnounceEvent::Started,
+                completed_owed: !complete,
+                first: true,
+                retry_after: Duration::from_secs(30),
+            },
+            current: None,
+            index: 0,
+            due: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Its first announce is over (answered or failed through the whole tier).
+    pub(crate) fn first_done(&self) -> bool {
+        !self.progress.first
+    }
+
+    /// One announce of a dozing torrent (no swarm: `base` carries its numbers): to the tracker that answered
+    /// last, or the next of the tier; then when the next is due, as a running tier would.
+    pub(crate) async fn announce_dozing(
+        &mut self,
+        base: &Announce,
+        trackers: &crate::trackers::TrackerEndpoints,
+        timeouts: Timeouts,
+        local_ip: Option<IpAddr>,
+    ) -> DozingAnswer {
+        // Looked at, not taken: an announce cut short (the doze ended) leaves the tier as it was.
+        let url = self.current.clone().unwrap_or_else(|| self.tier[self.index % self.tier.len()].clone());
+        // A dozing torrent announces one tracker at a time: a silent one is left within minutes (BEP 15's climb
+        // to an hour would hold its other duties up), and tried again a retry later.
+        let timeouts = Timeouts::bounded(timeouts.base, timeouts.base.saturating_mul(4));
+        let mut announce = base.clone();
+        announce.event = self.progress.event;
+        announce.key = self.progress.key;
+        let reply = match AnnounceClient::new(&url, trackers, timeouts).await {
+            Ok(mut client) => client.announce(&announce).await.map_err(|err| err.to_string()),
+            Err(err) => Err(err.to_string()),
+        };
+        let now = tokio::time::Instant::now();
+        match reply {
+            Ok(reply) => {
+                self.progress.event = AnnounceEvent::None;
+                self.progress.first = false;
+                let interval = Duration::from_secs(u64::from(reply.interval.clamp(5, 3600)));
+                self.progress.retry_after = interval.min(Duration::from_secs(30));
+                if let Some(position) = self.tier.iter().position(|known| *known == url) {
+                    // It answered: to the front of its tier (BEP 12).
+                    let answered = self.tier.remove(position);
+                    self.tier.insert(0, answered);
+                }
+                self.index = 0;
+                self.current = Some(url.clone());
+                self.due = now + interval;
+                let peers =
+                    reply.peers.iter().copied().filter(|addr| !is_own_address(*addr, base.port, local_ip)).collect();
+                DozingAnswer { url, result: Ok((reply.peers.len(), reply.seeders, reply.leechers)), peers }
+            }
+            Err(error) => {
+                self.current = None;
+                let position = self.tier.iter().position(|known| *known == url).unwrap_or(0);
+                self.index = (position + 1) % self.tier.len();
+                // The next tracker of the tier now; after a whole round of failures, a wait.
+                self.due = if self.index == 0 || self.tier.len() == 1 {
+                    self.progress.first = false;
+                    now + self.progress.retry_after
+                } else {
+                    now
+                };
+                DozingAnswer { url, result: Err(error), peers: Vec::new() }
+            }
+        }
+    }
+
+    /// Whether this is where `tier` (the torrent's tier, in its own order) stood.
+    pub(crate) fn covers(&self, tier: &[String]) -> bool {
+        self.tier.len() == tier.len() && tier.iter().all(|url| self.tier.contains(url))
+    }
 }
 
 /// What a tier's announcer does after one step.
@@ -129,14 +266,15 @@ struct TierRun {
     current: Option<(String, AnnounceClient)>,
     /// The tracker to try next when there is no current one.
     index: usize,
+    /// The tracker that answered before a doze, until a client for it is made again: the goodbye goes to it.
+    answered: Option<String>,
 }
 
 impl Announcer {
-    /// Announces until the torrent's swarm closes, then says goodbye (bounded). Each step (a client made, an
-    /// announce and its answer) runs in a future of its own on the heap: between announces, most of a
-    /// torrent's life, its task holds only its wait.
-    pub(crate) async fn run(mut self: Box<Self>) {
-        self.tier.shuffle(&mut rand::rng());
+    /// Announces until the torrent's swarm closes, then says goodbye (bounded); or, when the torrent dozes off
+    /// instead, returns where the tier stands. Each step (a client made, an announce and its answer) runs in a
+    /// future of its own on the heap: between announces, most of a torrent's life, its task holds only its wait.
+    pub(crate) async fn run(mut self: Box<Self>) -> Option<TierState> {
         let mut progress = Progress {
             key: rand::random(),
             event: AnnounceEvent::Started,
@@ -144,14 +282,45 @@ impl Announcer {
             first: true,
             retry_after: Duration::from_secs(30),
         };
+        let (mut index, mut due, mut answered) = (0, None, None);
+        match self.woken.take() {
+            Some(woken) => {
+                self.tier = woken.tier;
+                progress = woken.progress;
+                index = woken
+                    .current
+                    .as_ref()
+                    .and_then(|url| self.tier.iter().position(|known| known == url))
+                    .unwrap_or(woken.index);
+                due = Some(woken.due);
+                answered = woken.current;
+            }
+            None => self.tier.shuffle(&mut rand::rng()),
+        }
         if let Some((url, key)) = self.started.take() {
             self.answered(&url);
             progress.key = key;
             progress.event = AnnounceEvent::None;
         }
-        let mut run = Box::new(TierRun { announcer: *self, progress, current: None, index: 0 });
+        let mut run = Box::new(TierRun { announcer: *self, progress, current: None, index, answered });
         loop {
-            match Box::pin(run.step()).await {
+            if let Some(at) = due.take() {
+                let swarm = &run.announcer.swarm;
+                tokio::select! {
+                    () = tokio::time::sleep_until(at) => {}
+                    () = swarm.until_closed() => {
+                        if swarm.is_dozing() {
+                            return Some(run.state(at));
+                        }
+                        break;
+                    }
+                }
+            }
+            let shared = run.announcer.shared.clone();
+            shared.busy.fetch_add(1, Ordering::AcqRel);
+            let next = Box::pin(run.step()).await;
+            shared.busy.fetch_sub(1, Ordering::AcqRel);
+            match next {
                 Next::Wait { wait, until_complete } => {
                     let swarm = &run.announcer.swarm;
                     let changed = swarm.changed.notified();
@@ -159,21 +328,69 @@ impl Announcer {
                     // Registered before the check below, so a completion in between still wakes us.
                     changed.as_mut().enable();
                     let wait = if until_complete && swarm.is_complete() { Duration::ZERO } else { wait };
+                    let at = tokio::time::Instant::now() + wait;
                     tokio::select! {
-                        () = tokio::time::sleep(wait) => {}
+                        () = tokio::time::sleep_until(at) => {}
                         () = changed, if until_complete => {}
-                        () = swarm.until_closed() => break,
+                        () = swarm.until_closed() => {
+                            if swarm.is_dozing() {
+                                return Some(run.state(at));
+                            }
+                            break;
+                        }
                     }
                 }
                 Next::Again => {}
+                Next::Closed if run.announcer.swarm.is_dozing() => {
+                    // Cut short by the doze (rare: a torrent dozes while no announce is under way): announce on
+                    // waking.
+                    return Some(run.state(tokio::time::Instant::now()));
+                }
                 Next::Closed => break,
             }
         }
         Box::pin(run.goodbye()).await;
+        None
     }
 }
 
+/// Says goodbye (`stopped`) to the tracker each of `tiers` announced to last, for a torrent stopped while it
+/// dozed; bounded as [`TierRun::goodbye`] is.
+pub(crate) async fn goodbye_from(
+    tiers: Vec<TierState>,
+    announce: Announce,
+    trackers: &Arc<crate::trackers::TrackerEndpoints>,
+) {
+    let mut goodbyes = tokio::task::JoinSet::new();
+    for tier in tiers {
+        let Some(url) = tier.current else { continue };
+        let (trackers, mut announce) = (trackers.clone(), announce.clone());
+        announce.key = tier.progress.key;
+        goodbyes.spawn(
+            async move {
+                let timeouts = Timeouts { base: Duration::from_secs(1), max_attempts: 2 };
+                if let Ok(mut client) = AnnounceClient::new(&url, &trackers, timeouts).await {
+                    let _ = client.announce(&announce).await;
+                }
+            }
+            .in_current_span(),
+        );
+    }
+    while goodbyes.join_next().await.is_some() {}
+}
+
 impl TierRun {
+    /// Where the tier stands, its next announce due `at`.
+    fn state(&self, due: tokio::time::Instant) -> TierState {
+        TierState {
+            tier: self.announcer.tier.clone(),
+            progress: self.progress.clone(),
+            current: self.current.as_ref().map(|(url, _)| url.clone()).or_else(|| self.answered.clone()),
+            index: self.index,
+            due,
+        }
+    }
+
     /// One step: a client for the tracker whose turn it is, if there is none, then one announce to it.
     async fn step(&mut self) -> Next {
         let swarm = self.announcer.swarm.clone();
@@ -285,9 +502,17 @@ impl TierRun {
     /// Leaving: a short, bounded goodbye to the tracker announced to last (`completed` first if still owed,
     /// then `stopped`), so Ctrl-C is never held up by a dead tracker.
     async fn goodbye(&mut self) {
+        let goodbye_timeouts = Timeouts { base: Duration::from_secs(1), max_attempts: 2 };
+        if self.current.is_none()
+            && let Some(url) = self.answered.take()
+            && let Ok(client) = AnnounceClient::new(&url, &self.announcer.trackers, goodbye_timeouts).await
+        {
+            // Woken from a doze and stopped before its next announce: the tracker it told last hears it.
+            self.current = Some((url, client));
+        }
         if let Some((_, mut client)) = self.current.take() {
             let progress = &self.progress;
-            client.set_timeouts(Timeouts { base: Duration::from_secs(1), max_attempts: 2 });
+            client.set_timeouts(goodbye_timeouts);
             if progress.completed_owed && self.announcer.swarm.is_complete() {
                 let _ = client.announce(&self.announcer.announce(AnnounceEvent::Completed, progress.key)).await;
             }
@@ -332,8 +557,13 @@ impl Announcer {
 
     /// The first announce of this tier is over; once all are, a complete torrent is ready to serve.
     fn first_done(&self) {
-        if self.seeding.first_announces_left.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.seeding.report(&self.swarm);
+        // A tier woken from a doze may still owe its first answer; the count is 0 then, and stays so.
+        let left = self
+            .shared
+            .first_announces_left
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| left.checked_sub(1));
+        if left == Ok(1) {
+            self.shared.report(&self.swarm);
         }
     }
 }

@@ -111,14 +111,15 @@ pub async fn run_incoming(torrents: Arc<Torrents>, stream: TcpStream, addr: Sock
     let result = async {
         let mut stream = stream;
         let handshake = read_handshake(&mut stream, Some(&ticket)).await?;
-        let swarm = match torrents.route(&handshake.info_hash).ok_or(CloseReason::Refused(Refusal::UnknownTorrent))? {
-            Route::Swarm(swarm) => swarm,
-            Route::Fetch(fetch) => {
-                // A magnet link's metadata is being fetched: the fetch answers it, or is too busy to.
-                let peer = crate::magnet::IncomingPeer { stream, addr, handshake, ticket };
-                return fetch.try_send(peer).map_err(|_| Refusal::FetchFull.into());
-            }
-        };
+        let swarm =
+            match torrents.route(&handshake.info_hash).await.ok_or(CloseReason::Refused(Refusal::UnknownTorrent))? {
+                Route::Swarm(swarm) => swarm,
+                Route::Fetch(fetch) => {
+                    // A magnet link's metadata is being fetched: the fetch answers it, or is too busy to.
+                    let peer = crate::magnet::IncomingPeer { stream, addr, handshake, ticket };
+                    return fetch.try_send(peer).map_err(|_| Refusal::FetchFull.into());
+                }
+            };
         if swarm.is_banned(addr) || !swarm.has_room() {
             return Err(Refusal::BannedOrFull.into());
         }

@@ -59,25 +59,73 @@ pub async fn resolve(names: &[&str], limit: std::time::Duration) -> Vec<SocketAd
 /// Looks `info_hash` up again and again, passing each peer found to `found`, and announces `port` (if any) to the
 /// nodes closest to it. Runs until dropped.
 pub async fn look_up(node: Arc<dht::Node>, info_hash: [u8; 20], port: Option<u16>, found: impl Fn(SocketAddr)) {
-    let mut wait = FIRST_RETRY;
+    let schedule = std::sync::Mutex::new(LookupSchedule::default());
+    look_up_on(node, info_hash, port, found, &schedule).await;
+}
+
+/// When a torrent's next DHT lookup is due and how long the one after waits if it finds nobody: kept while the
+/// torrent dozes, so that waking does not mean looking up at once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LookupSchedule {
+    /// `None`: now.
+    pub(crate) next: Option<tokio::time::Instant>,
+    wait: Duration,
+    /// A lookup is under way.
+    pub(crate) busy: bool,
+}
+
+impl Default for LookupSchedule {
+    fn default() -> Self {
+        LookupSchedule { next: None, wait: FIRST_RETRY, busy: false }
+    }
+}
+
+/// [`look_up`], keeping its place in `schedule`.
+pub(crate) async fn look_up_on(
+    node: Arc<dht::Node>,
+    info_hash: [u8; 20],
+    port: Option<u16>,
+    found: impl Fn(SocketAddr),
+    schedule: &std::sync::Mutex<LookupSchedule>,
+) {
+    let lock = || schedule.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     loop {
-        let peers: Vec<SocketAddrV4> = match port {
-            Some(port) => {
-                let announced = node.announce(info_hash, port).await;
-                tracing::debug!(accepted = announced.accepted, peers = announced.lookup.peers.len(), "DHT announce");
-                announced.lookup.peers
-            }
-            None => node.get_peers(info_hash).await,
-        };
-        let any = !peers.is_empty();
-        for peer in peers {
-            found(SocketAddr::V4(peer));
+        let next = lock().next;
+        if let Some(at) = next {
+            tokio::time::sleep_until(at).await;
         }
-        tokio::time::sleep(if any { SETTLED } else { wait }).await;
-        if !any {
-            wait = (wait * 2).min(SETTLED);
+        lock().busy = true;
+        let mut next = *lock();
+        let peers = look_up_once(&node, info_hash, port, &mut next).await;
+        *lock() = next;
+        for peer in peers {
+            found(peer);
         }
     }
+}
+
+/// One lookup of `info_hash` (an announce of `port`, if given); `schedule` says when the next is due.
+pub(crate) async fn look_up_once(
+    node: &dht::Node,
+    info_hash: [u8; 20],
+    port: Option<u16>,
+    schedule: &mut LookupSchedule,
+) -> Vec<SocketAddr> {
+    let peers: Vec<SocketAddrV4> = match port {
+        Some(port) => {
+            let announced = node.announce(info_hash, port).await;
+            tracing::debug!(accepted = announced.accepted, peers = announced.lookup.peers.len(), "DHT announce");
+            announced.lookup.peers
+        }
+        None => node.get_peers(info_hash).await,
+    };
+    let any = !peers.is_empty();
+    schedule.busy = false;
+    schedule.next = Some(tokio::time::Instant::now() + if any { SETTLED } else { schedule.wait });
+    if !any {
+        schedule.wait = (schedule.wait * 2).min(SETTLED);
+    }
+    peers.into_iter().map(SocketAddr::V4).collect()
 }
 
 /// Nodes saved at most, and read back at most.

@@ -13,6 +13,7 @@ pub mod choker;
 pub mod close;
 mod connection;
 pub mod dht_peers;
+mod dozing;
 pub mod events;
 mod fetching;
 #[doc(hidden)]

@@ -79,6 +79,10 @@ pub struct SessionConfig {
     pub max_open_files: usize,
     /// Hash jobs (piece checks) of every torrent at once ([`crate::hashing`]).
     pub hashing_threads: usize,
+    /// How long a seeding torrent stays idle (no peer, no candidate, no announce under way) before it dozes off:
+    /// its swarm and announcers are let go until an announce is due or a peer comes (see
+    /// [`crate::torrents`]'s `Door`); `None`: never.
+    pub doze_after: Option<Duration>,
 }
 
 impl SessionConfig {
@@ -99,9 +103,21 @@ impl SessionConfig {
             state_dir: None,
             max_open_files: crate::open_files::DEFAULT_MAX_OPEN_FILES,
             hashing_threads: std::thread::available_parallelism().map_or(1, usize::from),
+            doze_after: Some(DOZE_AFTER),
         }
     }
 }
+
+/// Torrents starting at once (reading their fast-resume state, making their swarm; a check's wait aside), for
+/// the same reason as [`DOZING_ANNOUNCES_AT_ONCE`].
+pub(crate) const STARTING_AT_ONCE: usize = 16;
+
+/// Announces of dozing torrents in flight at once: ten thousand torrents started together announce in turns, so
+/// that their requests' room is not all taken at once (the allocator keeps what it was once given).
+const DOZING_ANNOUNCES_AT_ONCE: usize = 16;
+
+/// How long a seeding torrent is idle before it dozes off (see [`SessionConfig::doze_after`]).
+pub const DOZE_AFTER: Duration = Duration::from_secs(30);
 
 /// What every torrent of a session reads: the session's half of [`torrent::run`]'s arguments.
 pub(crate) struct Shared {
@@ -121,6 +137,12 @@ pub(crate) struct Shared {
     pub(crate) lsd: Option<Arc<LsdService>>,
     /// Turns to check a torrent's data: one at a time.
     pub(crate) checks: tokio::sync::Semaphore,
+    /// Turns of the dozing torrents' announces: see [`DOZING_ANNOUNCES_AT_ONCE`].
+    pub(crate) dozing_announces: tokio::sync::Semaphore,
+    /// Knocks on each dozing torrent's door when its next announce or lookup is due.
+    pub(crate) doze_clock: Arc<crate::torrents::DozeClock>,
+    /// Turns to start: see [`STARTING_AT_ONCE`].
+    pub(crate) starts: Arc<tokio::sync::Semaphore>,
     /// The data files open over every torrent.
     pub(crate) open_files: Arc<SessionFiles>,
     /// Where every torrent's hashing runs.
@@ -187,6 +209,8 @@ enum Wanted {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Phase {
     Starting,
+    /// Seeding, idle: its swarm is let go until a peer or an announce wakes it (see `torrents::Door`).
+    Dozing,
     Paused,
     Stopped,
     Errored(String),
@@ -269,7 +293,8 @@ struct Entry {
     slot: std::sync::OnceLock<TorrentSlot>,
     /// The link a torrent was added by, while its metadata is not in (boxed: most torrents have none).
     magnet: Option<Box<metainfo::Magnet>>,
-    config: TorrentConfig,
+    /// Shared, when the torrents of a session are added alike (the `peer` command's are).
+    config: Arc<TorrentConfig>,
     events: EventSink,
     /// Its own rate limits, across its runs.
     limits: OwnLimits,
@@ -286,13 +311,19 @@ struct Past {
     uploaded: u64,
     /// The last run's outcome (kept here, not in the torrent's task, which would keep room for it all along).
     last: Option<Box<Outcome>>,
+    /// The last run ended in a doze: the next one's outcome adds to it.
+    last_dozed: bool,
+    /// While it dozes: its door (a change of its files knocks).
+    dozing: Option<Arc<crate::torrents::Door>>,
+    /// While it dozes: its trackers' last answers, for the queries.
+    trackers: Vec<TrackerStatus>,
 }
 
 impl Entry {
     fn new(
         slot: Option<TorrentSlot>,
         magnet: Option<metainfo::Magnet>,
-        config: TorrentConfig,
+        config: Arc<TorrentConfig>,
         events: EventSink,
     ) -> Entry {
         Entry {
@@ -307,7 +338,12 @@ impl Entry {
     }
 
     /// A torrent whose metainfo is known, laid out in `layout`.
-    fn of_torrent(torrent: metainfo::Torrent, layout: Arc<Storage>, config: TorrentConfig, events: EventSink) -> Entry {
+    fn of_torrent(
+        torrent: metainfo::Torrent,
+        layout: Arc<Storage>,
+        config: Arc<TorrentConfig>,
+        events: EventSink,
+    ) -> Entry {
         let slot = TorrentSlot { torrent: Arc::new(torrent), layout, running: Mutex::new(None) };
         Entry::new(Some(slot), None, config, events)
     }
@@ -361,6 +397,13 @@ impl Entry {
         self.control.until(|_, phase| phase.is_over()).await;
     }
 
+    /// A dozing torrent looks at what the user asks: its door is knocked.
+    fn nudge(&self) {
+        if let Some(door) = &lock(&self.past).dozing {
+            door.knocked.notify_one();
+        }
+    }
+
     fn swarm(&self) -> Option<Arc<Swarm>> {
         self.slot.get().and_then(|slot| lock(&slot.running).clone())
     }
@@ -398,6 +441,8 @@ impl Entries {
 pub struct Session {
     shared: Arc<Shared>,
     accepting: JoinHandle<()>,
+    /// The dozing torrents' one timer.
+    clock: JoinHandle<()>,
     entries: Mutex<Entries>,
     /// Set by [`Session::shutdown`] under the lock of `entries`: nothing more is added.
     closing: std::sync::atomic::AtomicBool,
@@ -412,6 +457,7 @@ impl std::fmt::Debug for Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.accepting.abort();
+        self.clock.abort();
     }
 }
 
@@ -451,7 +497,10 @@ impl Session {
         let listen_addr = listener.local_addr()?;
         let served = Torrents::new();
         let accepting = tokio::spawn(accept_loop(served.clone(), listener, config.max_peers_per_ip));
+        let doze_clock = Arc::new(crate::torrents::DozeClock::default());
+        let clock = tokio::spawn(doze_clock.clone().run());
         let shared = Arc::new(Shared {
+            doze_clock,
             listen_addr,
             peer_id: new_peer_id(),
             served,
@@ -461,6 +510,8 @@ impl Session {
             connections: ConnectionBudget::new(config.max_connections),
             lsd: if config.lsd { start_lsd(listen_addr) } else { None },
             checks: tokio::sync::Semaphore::new(1),
+            dozing_announces: tokio::sync::Semaphore::new(DOZING_ANNOUNCES_AT_ONCE),
+            starts: Arc::new(tokio::sync::Semaphore::new(STARTING_AT_ONCE)),
             open_files: SessionFiles::new(config.max_open_files),
             hashing: crate::hashing::HashPool::new(config.hashing_threads),
             state: match &config.state_dir {
@@ -469,7 +520,7 @@ impl Session {
             },
             config,
         });
-        Ok(Session { shared, accepting, entries: Mutex::new(Entries::default()), closing: false.into() })
+        Ok(Session { shared, accepting, clock, entries: Mutex::new(Entries::default()), closing: false.into() })
     }
 
     /// Where peers reach us.
@@ -512,9 +563,10 @@ impl Session {
     pub fn add(
         &self,
         torrent: metainfo::Torrent,
-        config: TorrentConfig,
+        config: impl Into<Arc<TorrentConfig>>,
         events: mpsc::UnboundedSender<([u8; 20], Event)>,
     ) -> Result<JoinHandle<Result<Outcome, TorrentError>>, TorrentError> {
+        let config = config.into();
         let layout = self.shared.layout(&torrent, &config.dir)?;
         torrent::choose_files(&layout, &config.only, &torrent.info.name)?;
         let events = EventSink::new(torrent.info_hash.0, events);
@@ -532,11 +584,11 @@ impl Session {
     pub fn add_magnet(
         &self,
         magnet: metainfo::Magnet,
-        config: TorrentConfig,
+        config: impl Into<Arc<TorrentConfig>>,
         events: mpsc::UnboundedSender<([u8; 20], Event)>,
     ) -> Result<JoinHandle<Result<Outcome, TorrentError>>, TorrentError> {
         let events = EventSink::new(magnet.info_hash.0, events);
-        self.insert(Entry::new(None, Some(magnet), config, events), true)
+        self.insert(Entry::new(None, Some(magnet), config.into(), events), true)
     }
 
     /// Brings back the torrents the session's state folder holds ([`SessionConfig::state_dir`]) as they stood:
@@ -580,12 +632,12 @@ impl Session {
                 if !state.priorities.is_empty() {
                     layout.set_priorities(&state.priorities).map_err(|err| err.to_string())?;
                 }
-                Entry::of_torrent(torrent, layout, config, EventSink::new(hash, events.clone()))
+                Entry::of_torrent(torrent, layout, Arc::new(config), EventSink::new(hash, events.clone()))
             }
             (None, Some(link)) => {
                 let magnet = metainfo::parse_magnet(link).map_err(|err| format!("the saved link of {name}: {err}"))?;
                 let events = EventSink::new(magnet.info_hash.0, events.clone());
-                Entry::new(None, Some(magnet), config, events)
+                Entry::new(None, Some(magnet), Arc::new(config), events)
             }
             (None, None) => return Err(format!("{name}.state names neither a torrent nor a magnet link")),
         };
@@ -630,6 +682,7 @@ impl Session {
     pub fn pause(&self, info_hash: &[u8; 20]) -> bool {
         let Some(entry) = self.find(info_hash) else { return false };
         let paused = entry.control.change_wanted(Wanted::Run, Wanted::Pause);
+        entry.nudge();
         if paused {
             entry.persist(&self.shared, false);
         }
@@ -642,7 +695,7 @@ impl Session {
         let Some(entry) = self.find(info_hash) else { return false };
         let phase = entry.control.phase();
         let resumed = match phase {
-            Phase::Paused | Phase::Starting => entry.control.change_wanted(Wanted::Pause, Wanted::Run),
+            Phase::Paused | Phase::Starting | Phase::Dozing => entry.control.change_wanted(Wanted::Pause, Wanted::Run),
             Phase::Stopped | Phase::Errored(_) => {
                 entry.control.set_wanted(Wanted::Run);
                 entry.control.set_phase(Phase::Starting);
@@ -663,6 +716,7 @@ impl Session {
     pub async fn remove(&self, info_hash: &[u8; 20]) -> bool {
         let Some(entry) = self.find(info_hash) else { return false };
         entry.control.set_wanted(Wanted::Remove);
+        entry.nudge();
         entry.until_over().await;
         lock(&self.entries).remove(&entry);
         if let (Some(state), Some(&hash)) = (&self.shared.state, entry.hashes().first()) {
@@ -683,6 +737,7 @@ impl Session {
             if !entry.control.change_wanted(Wanted::Run, Wanted::Stop) {
                 entry.control.change_wanted(Wanted::Pause, Wanted::Stop);
             }
+            entry.nudge();
         }
         for entry in entries {
             entry.until_over().await;
@@ -717,6 +772,10 @@ impl Session {
             .map_err(|err| TorrentError::Disk(err.to_string()))??;
         if let Some(swarm) = entry.swarm() {
             swarm.set_priorities(&pieces);
+        }
+        // A dozing torrent wakes to download what it now lacks.
+        if let Some(door) = &lock(&entry.past).dozing {
+            door.want();
         }
         entry.persist(&self.shared, false);
         Ok(true)
@@ -753,6 +812,13 @@ impl Session {
         entries.iter().map(|entry| status_of(entry)).collect()
     }
 
+    /// Torrents dozing now: seeding, idle, holding no swarm until a peer or an announce wakes them.
+    #[must_use]
+    pub fn dozing(&self) -> usize {
+        let entries: Vec<Arc<Entry>> = lock(&self.entries).list.clone();
+        entries.iter().filter(|entry| lock(&entry.past).dozing.is_some()).count()
+    }
+
     /// The torrent with this info-hash (v1, or a hybrid's truncated v2).
     #[must_use]
     pub fn torrent(&self, info_hash: &[u8; 20]) -> Option<TorrentStatus> {
@@ -771,8 +837,9 @@ fn status_of(entry: &Entry) -> TorrentStatus {
     let swarm = entry.swarm();
     let state = match (phase, &swarm) {
         (Phase::Starting, None) => State::Checking,
-        (Phase::Starting, Some(swarm)) if swarm.is_finished() => State::Seeding,
-        (Phase::Starting, Some(_)) => State::Downloading,
+        (Phase::Dozing, None) => State::Seeding,
+        (Phase::Starting | Phase::Dozing, Some(swarm)) if swarm.is_finished() => State::Seeding,
+        (Phase::Starting | Phase::Dozing, Some(_)) => State::Downloading,
         (Phase::Paused, _) => State::Paused,
         (Phase::Stopped, _) => State::Stopped,
         (Phase::Errored(reason), _) => State::Errored(reason),
@@ -784,7 +851,8 @@ fn status_of(entry: &Entry) -> TorrentStatus {
         Some(swarm) => (swarm.status(), swarm.have_bitfield(), swarm.connected_peers(), swarm.tracker_statuses()),
         None => {
             let pieces = past.pieces.clone().unwrap_or_else(|| Bitfield::new(num_pieces));
-            (idle_status(pieces.count(), num_pieces), pieces, Vec::new(), Vec::new())
+            let answers = past.trackers.clone();
+            (idle_status(pieces.count(), num_pieces), pieces, Vec::new(), answers)
         }
     };
     status.downloaded += past.downloaded;
@@ -820,7 +888,7 @@ fn status_of(entry: &Entry) -> TorrentStatus {
 /// A magnet link's torrent before its metadata: no size, no files, no pieces yet.
 fn fetching_status(entry: &Entry, phase: Phase) -> TorrentStatus {
     let state = match phase {
-        Phase::Starting => State::FetchingMetadata,
+        Phase::Starting | Phase::Dozing => State::FetchingMetadata,
         Phase::Paused => State::Paused,
         Phase::Stopped => State::Stopped,
         Phase::Errored(reason) => State::Errored(reason),
@@ -861,17 +929,71 @@ fn idle_status(have: u32, total: u32) -> Status {
 async fn drive(shared: Arc<Shared>, entry: Arc<Entry>) -> Result<Outcome, TorrentError> {
     let control = &entry.control;
     let _ = entry.events.send(Event::Listening { addr: shared.listen_addr, peer_id: shared.peer_id });
+    let asked = torrent::Asked { now: &|| control.wanted() != Wanted::Run, changed: &control.changed };
+    // Where the torrent stands while it dozes, between its runs.
+    let mut dozed: Option<Box<torrent::Dozed>> = None;
     loop {
         match control.wanted() {
             Wanted::Run => {}
-            Wanted::Pause => {
+            Wanted::Pause | Wanted::Stop | Wanted::Remove => {
+                if let Some(asleep) = dozed.take() {
+                    // Asked to stop while it dozed: the trackers hear `stopped` as from a running torrent.
+                    let goodbye = goodbye_announce(&shared, &entry);
+                    {
+                        let mut past = lock(&entry.past);
+                        past.dozing = None;
+                        past.trackers = Vec::new();
+                    }
+                    Box::pin(asleep.goodbye(goodbye, &shared)).await;
+                }
+                if control.wanted() != Wanted::Pause {
+                    break;
+                }
                 control.set_phase(Phase::Paused);
                 control.until(|wanted, _| wanted != Wanted::Pause).await;
                 continue;
             }
-            Wanted::Stop | Wanted::Remove => break,
         }
-        control.set_phase(Phase::Starting);
+        match (dozed.as_mut(), entry.slot.get()) {
+            (Some(asleep), Some(slot)) => {
+                control.set_phase(Phase::Dozing);
+                let moved = {
+                    let past = lock(&entry.past);
+                    (past.downloaded, past.uploaded)
+                };
+                let record = |url: &str, result: crate::dozing::AnnounceResult| {
+                    let mut past = lock(&entry.past);
+                    let status = TrackerStatus { url: url.to_owned(), last: Some(result) };
+                    match past.trackers.iter_mut().find(|known| known.url == url) {
+                        Some(known) => *known = status,
+                        None => {
+                            // Most torrents name one or two trackers: room for four each would cost more than
+                            // the rest of a dozing torrent's answers.
+                            past.trackers.reserve_exact(1);
+                            past.trackers.push(status);
+                        }
+                    }
+                };
+                let with = crate::dozing::DozeWith {
+                    shared: &shared,
+                    info_hash: slot.torrent.info_hash.0,
+                    private: slot.torrent.info.private,
+                    events: &entry.events,
+                    asked: &asked,
+                    moved,
+                    record: &record,
+                };
+                match asleep.doze(&with).await {
+                    crate::dozing::Woke::Asked => continue,
+                    crate::dozing::Woke::Wanted => {
+                        let mut past = lock(&entry.past);
+                        past.dozing = None;
+                        asleep.trackers = std::mem::take(&mut past.trackers);
+                    }
+                }
+            }
+            _ => control.set_phase(Phase::Starting),
+        }
         // What a magnet link's fetch hands on to the first run (its connections, trackers and peers).
         let (slot, handover) = match (entry.slot.get(), &entry.magnet) {
             (Some(slot), _) => (slot, None),
@@ -908,17 +1030,40 @@ async fn drive(shared: Arc<Shared>, entry: Arc<Entry>) -> Result<Outcome, Torren
             own: &entry.limits,
             pieces,
             handover,
+            woken: dozed.take(),
         });
-        let asked = torrent::Asked { now: &|| control.wanted() != Wanted::Run, changed: &control.changed };
-        let result = torrent::run(slot, &shared, with, &asked).await;
+        // On the heap: while the torrent dozes, its task keeps room only for the wait below.
+        let result = Box::pin(torrent::run(slot, &shared, with, &asked)).await;
         match result {
-            Ok(ended) => {
-                let mut past = lock(&entry.past);
-                past.pieces = Some(ended.pieces.clone());
-                past.downloaded += ended.downloaded;
-                past.uploaded += ended.uploaded;
-                past.last = Some(Box::new(ended));
-                drop(past);
+            Ok((mut ended, asleep)) => {
+                let dozing = {
+                    let mut past = lock(&entry.past);
+                    past.pieces = Some(ended.pieces.clone());
+                    past.downloaded += ended.downloaded;
+                    past.uploaded += ended.uploaded;
+                    // A run that dozed off having done nothing (as one that starts dozing) leaves no outcome: the
+                    // pieces above say all there is, and thousands of dozing torrents keep no copy of them.
+                    let idle = ended.downloaded == 0 && ended.uploaded == 0 && ended.peers.is_empty();
+                    if asleep.is_none() || !idle {
+                        if let Some(before) = past.last.take().filter(|_| past.last_dozed) {
+                            // One run to the user: what it did before the doze counts too.
+                            ended.downloaded += before.downloaded;
+                            ended.uploaded += before.uploaded;
+                            ended.peers.splice(0..0, before.peers);
+                        }
+                        past.last = Some(Box::new(ended));
+                        past.last_dozed = asleep.is_some();
+                    }
+                    asleep.map(|mut asleep| {
+                        past.dozing = Some(asleep.door.clone());
+                        past.trackers = std::mem::take(&mut asleep.trackers);
+                        asleep
+                    })
+                };
+                if let Some(asleep) = dozing {
+                    dozed = Some(asleep);
+                    continue;
+                }
                 if control.wanted() == Wanted::Run {
                     // It ended by itself: complete, with `exit_on_complete`.
                     break;
@@ -958,6 +1103,27 @@ fn driven(shared: Arc<Shared>, entry: Arc<Entry>) -> impl std::future::Future<Ou
     let hash = entry.hashes().first().map(hex).unwrap_or_default();
     let span = tracing::info_span!("torrent", info_hash = %hash, name = %entry.name());
     drive(shared, entry).instrument(span)
+}
+
+/// The `stopped` announce of a torrent stopped while it dozed: what it moved over its runs, and what it lacks.
+fn goodbye_announce(shared: &Shared, entry: &Entry) -> crate::tracker_client::Announce {
+    let past = lock(&entry.past);
+    let left = entry.slot.get().map_or(0, |slot| {
+        let pieces = past.pieces.clone().unwrap_or_else(|| Bitfield::new(slot.layout.num_pieces()));
+        let size = slot.layout.total_length();
+        size - slot.layout.file_progress(&pieces).iter().map(|file| file.done).sum::<u64>().min(size)
+    });
+    crate::tracker_client::Announce {
+        info_hash: entry.hashes().first().copied().unwrap_or_default(),
+        peer_id: shared.peer_id,
+        downloaded: past.downloaded,
+        left,
+        uploaded: past.uploaded,
+        event: tracker_protocol::AnnounceEvent::Stopped,
+        key: 0,
+        num_want: 0,
+        port: shared.listen_addr.port(),
+    }
 }
 
 /// Returns once the user asks for something other than running.

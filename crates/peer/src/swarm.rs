@@ -317,6 +317,8 @@ pub struct Swarm {
     closed: AtomicBool,
     /// Woken by [`Swarm::close_all`], for connection tasks still dialling or handshaking.
     closing: Notify,
+    /// Set by [`Swarm::doze`]: the torrent closes to doze, not to stop (its announcers keep their place).
+    dozing: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -370,6 +372,7 @@ impl Swarm {
             trackers: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             closing: Notify::new(),
+            dozing: AtomicBool::new(false),
             state: Mutex::new(State {
                 picker,
                 choker: None,
@@ -1164,6 +1167,44 @@ impl Swarm {
     /// Whether the torrent is stopping: [`Swarm::close_all`] was called.
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// Whether nothing but the torrent itself needs the swarm: the download is over, nobody is connected,
+    /// dialled or waiting to be dialled, no piece is in memory and the disk is fine. A torrent this idle can doze
+    /// off (its rates, still falling from the last peer's transfers, go with it).
+    pub(crate) fn can_doze(&self) -> bool {
+        if !self.candidates().is_empty() {
+            return false;
+        }
+        let state = self.lock();
+        state.finished
+            && state.fatal.is_none()
+            && state.peers.is_empty()
+            && state.addresses.len() == 0
+            && state.buffers.is_empty()
+            && state.hashing_bytes == 0
+            && state.disk_full.is_none()
+    }
+
+    /// Closes the swarm for a doze (see [`Swarm::can_doze`]): as [`Swarm::close_all`], but the announcers hand
+    /// back where they stand instead of saying goodbye.
+    pub(crate) fn doze(&self) {
+        self.dozing.store(true, Ordering::Release);
+        self.close_all();
+    }
+
+    pub(crate) fn is_dozing(&self) -> bool {
+        self.dozing.load(Ordering::Acquire)
+    }
+
+    /// What the trackers last said, to carry across a doze.
+    pub(crate) fn take_tracker_statuses(&self) -> Vec<TrackerStatus> {
+        std::mem::take(&mut *self.trackers.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Takes up the trackers' last answers from before a doze.
+    pub(crate) fn restore_tracker_statuses(&self, statuses: Vec<TrackerStatus>) {
+        *self.trackers.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = statuses;
     }
 
     /// Returns once [`Swarm::close_all`] has run: a connection still dialling or handshaking gives up then.

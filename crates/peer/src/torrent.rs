@@ -13,14 +13,17 @@ use std::time::Duration;
 use peer_wire::Bitfield;
 use tracing::Instrument;
 
-use crate::announcer::{self, Announcer, SEEDING_NOTICE_WAIT, SeedingNotice};
+use crate::announcer::{self, Announcer, SEEDING_NOTICE_WAIT, TierShared, TierState};
 use crate::connection;
+use crate::dht_peers::LookupSchedule;
+pub(crate) use crate::dozing::Dozed;
 use crate::magnet::Fetched;
 use crate::rate::{Limits, TransferLimiter};
 use crate::session::Shared;
 use crate::sources::Source;
 use crate::storage::Storage;
 use crate::swarm::{Swarm, SwarmConfig};
+use crate::torrents::Door;
 
 use crate::events::{Event, EventSink, PeerSummary};
 
@@ -87,6 +90,8 @@ pub(crate) struct RunWith<'a> {
     pub(crate) pieces: Option<Bitfield>,
     /// A magnet link's fetch: its connections, trackers and peers go on into the download.
     pub(crate) handover: Option<Box<Fetched>>,
+    /// The torrent dozed off, and wakes: where its announces, lookups and discovery stood.
+    pub(crate) woken: Option<Box<Dozed>>,
 }
 
 /// A torrent's own rate limits, kept across its runs and changed through the session.
@@ -154,7 +159,7 @@ pub enum TorrentError {
 }
 
 /// Runs the torrent of `slot` in the session `shared` until it is complete (`exit_on_complete`), `shutdown`
-/// resolves, or the disk fails. `pieces`, when given, are trusted as verified (a paused torrent resuming);
+/// resolves, the disk fails, or it dozes off (then with where it stood, for its waking: see [`Door`]). `pieces`, when given, are trusted as verified (a paused torrent resuming);
 /// otherwise the fast-resume state or a check of the data says which are. `handover`, for a torrent whose metadata
 /// was just fetched, carries the fetch's connections, trackers and peers on into the download. The slot holds the
 /// swarm while it runs.
@@ -167,24 +172,42 @@ pub(crate) async fn run(
     shared: &Shared,
     with: Box<RunWith<'_>>,
     asked: &Asked<'_>,
-) -> Result<Outcome, TorrentError> {
+) -> Result<(Outcome, Option<Box<Dozed>>), TorrentError> {
     // The start (a check, the swarm's making) and the end (the goodbyes) run in futures of their own on the heap:
     // a torrent seeding for days keeps in its task only what its loop needs (see `Running`).
-    let running = Box::pin(start(slot, shared, *with, asked)).await?;
-    running.until_over(asked).await;
-    Box::pin(running.finish(slot, shared)).await
+    let turn = tokio::select! {
+        turn = shared.starts.clone().acquire_owned() => turn.ok(),
+        () = asked.until() => return Err(TorrentError::CheckStopped),
+    };
+    let running = match Box::pin(start(slot, shared, *with, asked, turn)).await? {
+        Began::Running(running) => running,
+        Began::Dozing(dozed, pieces) => {
+            let (have, total) = (pieces.count(), pieces.len());
+            let outcome =
+                Outcome { complete: true, have, total, downloaded: 0, uploaded: 0, peers: Vec::new(), pieces };
+            return Ok((outcome, Some(dozed)));
+        }
+    };
+    let doze = running.until_over(asked, shared.config.doze_after).await;
+    Box::pin(running.finish(slot, shared, doze)).await
 }
 
 /// A torrent between its start and its end: what its loop needs, and the tasks that end with it.
 struct Running<'a> {
     swarm: Arc<Swarm>,
-    /// Its resume-state writer and peer lookups.
+    /// Its peer lookups.
     tasks: tokio::task::JoinSet<()>,
+    /// Writes the fast-resume state once the download is over.
+    resume_writer: Option<tokio::task::JoinHandle<()>>,
     /// One per tracker tier.
-    announcers: tokio::task::JoinSet<()>,
-    seeding: Arc<SeedingNotice>,
-    /// Its LSD registration: it ends with the run.
-    _discovery: Option<crate::lsd::service::Registration>,
+    announcers: tokio::task::JoinSet<Option<TierState>>,
+    tiers: Arc<TierShared>,
+    /// Its LSD registration: it ends with the torrent (a doze carries it on).
+    discovery: Option<crate::lsd::service::Registration>,
+    /// Where its DHT lookups stand.
+    dht: Arc<Mutex<LookupSchedule>>,
+    /// What a peer knocks on while it dozes.
+    door: Arc<Door>,
     /// Where its fast-resume state goes, if it keeps one: made when needed, not kept all along.
     resume: Option<&'a TorrentConfig>,
     /// Every wanted piece was in at the start.
@@ -203,7 +226,7 @@ pub(crate) struct Asked<'a> {
 
 impl Asked<'_> {
     /// Returns once the run is asked to end.
-    async fn until(&self) {
+    pub(crate) async fn until(&self) {
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
@@ -224,18 +247,39 @@ struct LoopTimes {
     ticks: u64,
     /// When a torrent complete from the start says it is seeding, if it has not yet.
     seeding_notice: Option<tokio::time::Instant>,
+    /// Since when it has been idle enough to doze (see [`Running::may_doze`]).
+    idle_since: Option<tokio::time::Instant>,
+}
+
+/// What the loop does next.
+enum Step {
+    /// Wait for something to happen, or until then at the latest.
+    Wait(Option<tokio::time::Instant>),
+    /// The run is over: a fatal error, or the download done with `exit_on_complete`.
+    Over,
+    /// Idle long enough: let go of everything until a peer or an announce wakes it.
+    Doze,
+}
+
+/// How a start ended.
+enum Began<'a> {
+    Running(Running<'a>),
+    /// Complete from the start, with nobody named to dial: it dozes before it makes a swarm (see
+    /// [`crate::dozing`]), with these pieces.
+    Dozing(Box<Dozed>, Bitfield),
 }
 
 /// Checks the data (or trusts `pieces`, or the fast-resume state), makes the swarm, joins the session's listener
-/// and starts the announcers and lookups.
+/// and starts the announcers and lookups; or, for a seeding torrent with nobody to dial yet, dozes off at once.
 async fn start<'a>(
     slot: &TorrentSlot,
     shared: &Shared,
     with: RunWith<'a>,
     asked: &Asked<'_>,
-) -> Result<Running<'a>, TorrentError> {
+    mut turn: Option<tokio::sync::OwnedSemaphorePermit>,
+) -> Result<Began<'a>, TorrentError> {
     let TorrentSlot { torrent, layout, running } = slot;
-    let RunWith { config, events, own, pieces, handover } = with;
+    let RunWith { config, events, own, pieces, handover, woken } = with;
     let (storage, events) = (layout.clone(), events.clone());
     let listen_addr = shared.listen_addr;
 
@@ -252,6 +296,8 @@ async fn start<'a>(
         None => {
             // Stopped, paused or removed while checking: the check's threads stop within a batch, and the run
             // ends before it began.
+            // Waiting for a check is no start: others go meanwhile.
+            drop(turn.take());
             // One torrent checks at a time, on the session's check threads (libtorrent's `active_checking`
             // default): a thousand torrents started at once do not start a thousand checks.
             let _turn = tokio::select! {
@@ -278,11 +324,21 @@ async fn start<'a>(
         save_resume(path.clone(), storage.clone(), torrent.info_hash.0, have.clone()).await;
     }
     let started_complete = have.is_complete();
-    if started_complete {
+    if started_complete && woken.is_none() {
         let storage = storage.clone();
         tokio::task::spawn_blocking(move || storage.create_empty_files())
             .await
             .map_err(|err| TorrentError::Check(err.to_string()))??;
+    }
+
+    let asleep_from_start = woken.is_none()
+        && handover.is_none()
+        && config.peers.is_empty()
+        && !config.exit_on_complete
+        && shared.config.doze_after.is_some()
+        && started_complete;
+    if asleep_from_start {
+        return Ok(Began::Dozing(Box::new(Dozed::at_start(shared, torrent)), have));
     }
 
     let session = &shared.config;
@@ -317,14 +373,25 @@ async fn start<'a>(
         swarm.set_priorities(&priorities);
     }
     let started_finished = swarm.is_finished();
+    let (door, mut woken_tiers, dht_schedule, discovery, notice_owed) = match woken.map(|dozed| *dozed) {
+        Some(Dozed { door, tiers, trackers, dht, discovery, notice }) => {
+            swarm.restore_tracker_statuses(trackers);
+            for (addr, source) in door.take_candidates() {
+                swarm.add_candidate(addr, source);
+            }
+            (door, tiers, dht, discovery, notice.is_some())
+        }
+        None => (Arc::new(Door::default()), Vec::new(), LookupSchedule::default(), None, true),
+    };
+    let woke = !woken_tiers.is_empty() || !notice_owed;
 
     shared.served.add(&swarm)?;
     *running.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(swarm.clone());
     let mut tasks = tokio::task::JoinSet::new();
-    if let Some(path) = resume_path.clone().filter(|_| !started_finished) {
+    let resume_writer = resume_path.clone().filter(|_| !started_finished).map(|path| {
         // The state on completion: a seeder killed later restarts without reading its data.
         let (swarm, storage) = (swarm.clone(), swarm.storage.clone());
-        tasks.spawn(async move {
+        tokio::spawn(async move {
             loop {
                 // Registered before the check: a completion in between is not missed.
                 let changed = swarm.changed.notified();
@@ -336,8 +403,8 @@ async fn start<'a>(
                 changed.await;
             }
             save_resume(path, storage, info_hash, swarm.have_bitfield()).await;
-        });
-    }
+        })
+    });
     let mut announced = Vec::new();
     if let Some(fetched) = handover.map(|fetched| *fetched) {
         // Before the first dial: the peers these connections are with must not be dialled again.
@@ -352,8 +419,9 @@ async fn start<'a>(
     for &(addr, source) in &config.peers {
         swarm.add_candidate(addr, source);
     }
+    let dht_schedule = Arc::new(Mutex::new(dht_schedule));
     if let Some(node) = dht {
-        let (swarm, port) = (swarm.clone(), listen_addr.port());
+        let (swarm, port, schedule) = (swarm.clone(), listen_addr.port(), dht_schedule.clone());
         tasks.spawn(
             async move {
                 let found = |addr: SocketAddr| {
@@ -361,22 +429,31 @@ async fn start<'a>(
                         swarm.add_candidate(addr, Source::Dht);
                     }
                 };
-                crate::dht_peers::look_up(node, info_hash, Some(port), found).await;
+                crate::dht_peers::look_up_on(node, info_hash, Some(port), found, &schedule).await;
             }
             .in_current_span(),
         );
     }
-    // Announced on the local network while it runs (never a private torrent): the registration ends with the run.
-    let discovery = shared.lsd.as_ref().filter(|_| !torrent.info.private).map(|lsd| {
-        let swarm = swarm.clone();
-        lsd.register(info_hash, move |addr| swarm.add_candidate(addr, Source::Lsd))
+    // Announced on the local network while it runs or dozes (never a private torrent); a neighbour it hears of
+    // goes through the session's table, to the swarm or to the door.
+    let discovery = discovery.or_else(|| {
+        shared.lsd.as_ref().filter(|_| !torrent.info.private).map(|lsd| {
+            let served = shared.served.clone();
+            lsd.register(info_hash, move |addr| served.offer(&info_hash, addr, Source::Lsd))
+        })
     });
 
     let tiers = announcer::tiers(torrent);
-    let seeding = Arc::new(SeedingNotice::new(tiers.len()));
+    let tier_shared = Arc::new(match (woke, notice_owed) {
+        (false, _) => TierShared::new(tiers.len()),
+        // Woken before its seeding notice was said: said once the tiers still owing a first answer have it.
+        (true, true) => TierShared::new(woken_tiers.iter().filter(|tier| !tier.first_done()).count()),
+        (true, false) => TierShared::woken(),
+    });
     let mut announcers = tokio::task::JoinSet::new();
     for tier in tiers {
         let started = announced.iter().find(|(url, _)| tier.contains(url)).cloned();
+        let woken = woken_tiers.iter().position(|state| state.covers(&tier)).map(|at| woken_tiers.swap_remove(at));
         let announcer = Announcer {
             started,
             swarm: swarm.clone(),
@@ -386,37 +463,42 @@ async fn start<'a>(
             trackers: shared.trackers.clone(),
             timeouts: session.tracker_timeouts,
             started_complete,
-            seeding: seeding.clone(),
+            shared: tier_shared.clone(),
+            woken,
         };
         announcers.spawn(Box::new(announcer).run().in_current_span());
     }
-    Ok(Running {
+    Ok(Began::Running(Running {
         swarm,
         tasks,
+        resume_writer,
         announcers,
-        seeding,
-        _discovery: discovery,
+        tiers: tier_shared,
+        discovery,
+        dht: dht_schedule,
+        door,
         resume: config.resume.then_some(config),
         started_finished,
         exit_on_complete: config.exit_on_complete,
         local_ip,
-    })
+    }))
 }
 
 impl Running<'_> {
     /// The torrent's loop: ticks its swarm each second while it has peers (see [`Swarm::is_quiet`]), dials the
     /// candidates its sources name as they come due, and reports it seeding; until `shutdown`, a fatal error, or
-    /// the end of the download with `exit_on_complete`. One loop, not a task each, so that an idle torrent costs
-    /// one small task.
-    async fn until_over(&self, asked: &Asked<'_>) {
+    /// the end of the download with `exit_on_complete`; or until it has been idle for `doze_after`, when it
+    /// returns `true` (see [`Door`]). One loop, not a task each, so that an idle torrent costs one small task.
+    async fn until_over(&self, asked: &Asked<'_>, doze_after: Option<Duration>) -> bool {
         // A torrent complete from the start says it is seeding once the trackers have heard of it, or after a
         // while without them: a tracker that does not answer is retried for minutes, and peers that know our
         // address can come anyway.
         let seeding_notice = self.started_finished.then(|| {
-            let wait = self.seeding.first_announces_left.load(Ordering::Acquire) > 0;
+            let wait = self.tiers.first_announces_left.load(Ordering::Acquire) > 0;
             tokio::time::Instant::now() + if wait { SEEDING_NOTICE_WAIT } else { Duration::ZERO }
         });
-        let mut times = LoopTimes { next_tick: Some(tokio::time::Instant::now()), ticks: 0, seeding_notice };
+        let mut times =
+            LoopTimes { next_tick: Some(tokio::time::Instant::now()), ticks: 0, seeding_notice, idle_since: None };
         let mut disk_check: Option<tokio::task::JoinHandle<()>> = None;
         let swarm = &self.swarm;
         loop {
@@ -429,9 +511,13 @@ impl Running<'_> {
             activity.as_mut().enable();
             ask.as_mut().enable();
             if (asked.now)() {
-                break;
+                return false;
             }
-            let Some(wake) = self.housekeeping(&mut times, &mut disk_check) else { break };
+            let wake = match self.housekeeping(&mut times, &mut disk_check, doze_after) {
+                Step::Wait(wake) => wake,
+                Step::Over => return false,
+                Step::Doze => return true,
+            };
             tokio::select! {
                 () = ask => {}
                 () = changed => {}
@@ -446,24 +532,24 @@ impl Running<'_> {
         }
     }
 
-    /// What is due now: the seeding notice, a tick, the candidates to dial. `None` when the run is over (a fatal
-    /// error, or the download done with `exit_on_complete`); else when to look again, if a timer asks for it.
+    /// What is due now: the seeding notice, a tick, the candidates to dial, a doze; then what the loop does.
     fn housekeeping(
         &self,
         times: &mut LoopTimes,
         disk_check: &mut Option<tokio::task::JoinHandle<()>>,
-    ) -> Option<Option<tokio::time::Instant>> {
+        doze_after: Option<Duration>,
+    ) -> Step {
         let swarm = &self.swarm;
         let now = tokio::time::Instant::now();
         if times.seeding_notice.is_some_and(|at| at <= now) {
             times.seeding_notice = None;
-            self.seeding.report(swarm);
+            self.tiers.report(swarm);
         }
         if !self.started_finished && swarm.is_finished() && !self.exit_on_complete {
-            self.seeding.report(swarm);
+            self.tiers.report(swarm);
         }
         if swarm.fatal().is_some() || (self.exit_on_complete && swarm.is_finished()) {
-            return None;
+            return Step::Over;
         }
         if times.next_tick.is_some_and(|at| at <= now) {
             swarm.tick();
@@ -484,37 +570,89 @@ impl Running<'_> {
             }
         }
         let next_dial = swarm.has_candidates().then(|| now + DIAL_EVERY);
-        Some([times.next_tick, next_dial, times.seeding_notice].into_iter().flatten().min())
+        let doze_at = doze_after.and_then(|after| {
+            if !self.may_doze() {
+                times.idle_since = None;
+                // Idle but for an announce or a lookup under way, which wakes nothing when it ends: look again.
+                return swarm.can_doze().then(|| now + DOZE_RECHECK.min(after));
+            }
+            Some(*times.idle_since.get_or_insert(now) + after)
+        });
+        if doze_at.is_some_and(|at| at <= now) && times.idle_since.is_some() {
+            return Step::Doze;
+        }
+        Step::Wait([times.next_tick, next_dial, times.seeding_notice, doze_at].into_iter().flatten().min())
+    }
+
+    /// Whether the torrent is idle enough to doze: seeding (and said so), nobody connected or to dial, no
+    /// announce or lookup under way, its fast-resume state written, and not about to end by itself.
+    fn may_doze(&self) -> bool {
+        !self.exit_on_complete
+            && self.tiers.reported()
+            && !self.tiers.busy()
+            && self.resume_writer.as_ref().is_none_or(tokio::task::JoinHandle::is_finished)
+            && !self.dht.lock().unwrap_or_else(std::sync::PoisonError::into_inner).busy
+            && self.swarm.can_doze()
     }
 
     /// Hangs up on everyone and stops serving (new connections for the torrent are refused) while the trackers
-    /// are told (`completed` first if it is still owed, then `stopped`); keeps the fast-resume state.
-    async fn finish(self, slot: &TorrentSlot, shared: &Shared) -> Result<Outcome, TorrentError> {
-        let Running { swarm, mut tasks, mut announcers, resume, .. } = self;
+    /// are told (`completed` first if it is still owed, then `stopped`); keeps the fast-resume state. When it
+    /// `doze`s instead, its door takes the swarm's place, the trackers are told nothing, and where its announces,
+    /// lookups and discovery stand comes back for its waking.
+    async fn finish(
+        self,
+        slot: &TorrentSlot,
+        shared: &Shared,
+        doze: bool,
+    ) -> Result<(Outcome, Option<Box<Dozed>>), TorrentError> {
+        let Running { swarm, mut tasks, resume_writer, mut announcers, resume, discovery, dht, door, .. } = self;
         let peers = swarm.peers();
-        shared.served.remove(&swarm);
-        swarm.close_all();
+        if doze {
+            // The door first: a peer that dials now knocks, and is not refused.
+            shared.served.doze(&swarm, &door);
+            swarm.doze();
+        } else {
+            shared.served.remove(&swarm);
+            swarm.close_all();
+        }
         tasks.abort_all();
-        let _ = tokio::time::timeout(Duration::from_secs(5), async { while announcers.join_next().await.is_some() {} })
-            .await;
+        let mut tiers = Vec::new();
+        let _ = tokio::time::timeout(announcer::GOODBYE_WAIT, async {
+            while let Some(ended) = announcers.join_next().await {
+                tiers.extend(ended.ok().flatten());
+            }
+        })
+        .await;
         announcers.abort_all();
         while tasks.join_next().await.is_some() {}
         while announcers.join_next().await.is_some() {}
+        if let Some(writer) = resume_writer {
+            writer.abort();
+            let _ = writer.await;
+        }
         *slot.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         swarm.storage.close_files();
         if let Some(message) = swarm.fatal() {
+            shared.served.close_door(&door);
             return Err(TorrentError::Disk(message));
         }
         let (downloaded, uploaded, _) = swarm.progress();
         let complete = swarm.is_finished();
         let (have, total) = swarm.have_count();
         let pieces = swarm.have_bitfield();
+        let outcome = Outcome { complete, have, total, downloaded, uploaded, peers, pieces };
+        if doze {
+            let dht = *dht.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let trackers = swarm.take_tracker_statuses();
+            tracing::debug!("dozing off");
+            return Ok((outcome, Some(Box::new(Dozed { door, tiers, trackers, dht, discovery, notice: None }))));
+        }
         if let Some(config) = resume {
             let path = crate::resume::path_for(&config.dir, &swarm.info_hash);
             // Every verified piece was written before it was counted (see `pieces::write_and_verify`).
-            save_resume(path, swarm.storage.clone(), swarm.info_hash, pieces.clone()).await;
+            save_resume(path, swarm.storage.clone(), swarm.info_hash, outcome.pieces.clone()).await;
         }
-        Ok(Outcome { complete, have, total, downloaded, uploaded, peers, pieces })
+        Ok((outcome, None))
     }
 }
 
@@ -589,6 +727,9 @@ const TICK: Duration = Duration::from_secs(1);
 
 /// Ticks between looks at the free space while the disk is full.
 const DISK_CHECK_TICKS: u64 = 2;
+
+/// How often an idle torrent looks again whether it may doze while an announce or a lookup is under way.
+const DOZE_RECHECK: Duration = Duration::from_secs(5);
 
 /// How often a torrent with candidates looks for those whose back-off has run out.
 const DIAL_EVERY: Duration = Duration::from_millis(500);
