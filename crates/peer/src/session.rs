@@ -80,8 +80,9 @@ pub struct SessionConfig {
     /// Hash jobs (piece checks) of every torrent at once ([`crate::hashing`]).
     pub hashing_threads: usize,
     /// How long a seeding torrent stays idle (no peer, no candidate, no announce under way) before it dozes off:
-    /// its swarm and announcers are let go until an announce is due or a peer comes (see
-    /// [`crate::torrents`]'s `Door`); `None`: never.
+    /// its swarm and announcers are let go until a peer comes or is named (see [`crate::torrents`]'s `Door`),
+    /// and it announces by itself meanwhile. When set, a torrent complete at its start (and given no peer to
+    /// dial) starts dozing. `None`: never; every torrent keeps its swarm from start to end.
     pub doze_after: Option<Duration>,
 }
 
@@ -140,7 +141,7 @@ pub(crate) struct Shared {
     /// Turns of the dozing torrents' announces: see [`DOZING_ANNOUNCES_AT_ONCE`].
     pub(crate) dozing_announces: tokio::sync::Semaphore,
     /// Knocks on each dozing torrent's door when its next announce or lookup is due.
-    pub(crate) doze_clock: Arc<crate::torrents::DozeClock>,
+    pub(crate) doze_clock: Arc<crate::dozing::DozeClock>,
     /// Turns to start: see [`STARTING_AT_ONCE`].
     pub(crate) starts: Arc<tokio::sync::Semaphore>,
     /// The data files open over every torrent.
@@ -497,7 +498,7 @@ impl Session {
         let listen_addr = listener.local_addr()?;
         let served = Torrents::new();
         let accepting = tokio::spawn(accept_loop(served.clone(), listener, config.max_peers_per_ip));
-        let doze_clock = Arc::new(crate::torrents::DozeClock::default());
+        let doze_clock = Arc::new(crate::dozing::DozeClock::default());
         let clock = tokio::spawn(doze_clock.clone().run());
         let shared = Arc::new(Shared {
             doze_clock,
@@ -1071,7 +1072,10 @@ async fn drive(shared: Arc<Shared>, entry: Arc<Entry>) -> Result<Outcome, Torren
             }
             // Asked to pause, stop or leave mid-check: no run happened, and what it had before stands.
             Err(TorrentError::CheckStopped) => {}
-            Err(err) => return errored(&entry, err),
+            Err(err) => {
+                shared.served.close_doors_of(&entry.hashes());
+                return errored(&entry, err);
+            }
         }
     }
     let removed = control.wanted() == Wanted::Remove;

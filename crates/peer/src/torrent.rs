@@ -175,9 +175,15 @@ pub(crate) async fn run(
 ) -> Result<(Outcome, Option<Box<Dozed>>), TorrentError> {
     // The start (a check, the swarm's making) and the end (the goodbyes) run in futures of their own on the heap:
     // a torrent seeding for days keeps in its task only what its loop needs (see `Running`).
-    let turn = tokio::select! {
-        turn = shared.starts.clone().acquire_owned() => turn.ok(),
-        () = asked.until() => return Err(TorrentError::CheckStopped),
+    let turn = if with.woken.is_some() {
+        // Woken from a doze: it starts whatever it is asked meanwhile (turns are short), so that a stop still
+        // reaches its trackers and its door is closed, as the end of a run does.
+        shared.starts.clone().acquire_owned().await.ok()
+    } else {
+        tokio::select! {
+            turn = shared.starts.clone().acquire_owned() => turn.ok(),
+            () = asked.until() => return Err(TorrentError::CheckStopped),
+        }
     };
     let running = match Box::pin(start(slot, shared, *with, asked, turn)).await? {
         Began::Running(running) => running,

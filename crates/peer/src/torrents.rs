@@ -42,12 +42,12 @@ enum Served {
 #[derive(Debug, Default)]
 pub(crate) struct Door {
     /// Woken when there is something to look at: a swarm is wanted, the user asked for something, or its next
-    /// announce is due (the session's [`DozeClock`]).
+    /// announce is due (the session's [`crate::dozing::DozeClock`]).
     pub(crate) knocked: tokio::sync::Notify,
     /// A peer dialled it, a candidate came, or its files changed: a swarm is wanted.
     wanted: std::sync::atomic::AtomicBool,
-    /// When the session's clock is to knock, as it was last asked.
-    clock_at: Mutex<Option<tokio::time::Instant>>,
+    /// When the session's clock ([`crate::dozing::DozeClock`]) is to knock, as it was last asked.
+    pub(crate) clock_at: Mutex<Option<tokio::time::Instant>>,
     /// Woken once the torrent serves again.
     awake: tokio::sync::Notify,
     /// Addresses named while it dozed, for its waking run to dial.
@@ -150,6 +150,17 @@ impl Torrents {
         let mut by_hash = self.lock();
         for hash in hashes {
             by_hash.entry(*hash).or_insert_with(|| Served::Dozing(door.clone()));
+        }
+    }
+
+    /// Stops serving whatever dozing torrent goes by `hashes` (one that ended on an error before its door was
+    /// handed back).
+    pub(crate) fn close_doors_of(&self, hashes: &[[u8; 20]]) {
+        let mut by_hash = self.lock();
+        for hash in hashes {
+            if matches!(by_hash.get(hash), Some(Served::Dozing(_))) {
+                by_hash.remove(hash);
+            }
         }
     }
 
@@ -260,73 +271,5 @@ impl Torrents {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.lock().is_empty()
-    }
-}
-
-/// The session's one timer for its dozing torrents: each asks to be knocked at its next announce or lookup, and
-/// one task sleeps until the first of them, instead of a timer in every dozing torrent.
-#[derive(Debug, Default)]
-pub(crate) struct DozeClock {
-    due: Mutex<std::collections::BTreeMap<(tokio::time::Instant, u64), std::sync::Weak<Door>>>,
-    next_id: std::sync::atomic::AtomicU64,
-    /// Woken when a deadline earlier than every other is set.
-    earlier: tokio::sync::Notify,
-}
-
-impl DozeClock {
-    fn lock(&self) -> MutexGuard<'_, std::collections::BTreeMap<(tokio::time::Instant, u64), std::sync::Weak<Door>>> {
-        self.due.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Knocks on `door` at `at` (once for each time asked; asking again for the same time adds nothing).
-    pub(crate) fn knock_at(&self, at: tokio::time::Instant, door: &Arc<Door>) {
-        {
-            let mut clock_at = door.clock_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if *clock_at == Some(at) {
-                return;
-            }
-            *clock_at = Some(at);
-        }
-        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut due = self.lock();
-        let first = due.first_key_value().is_none_or(|(&(first, _), _)| at < first);
-        due.insert((at, id), Arc::downgrade(door));
-        drop(due);
-        if first {
-            self.earlier.notify_one();
-        }
-    }
-
-    /// Knocks on each door as its time comes, for as long as it runs (abort it to stop).
-    pub(crate) async fn run(self: Arc<Self>) {
-        loop {
-            let earlier = self.earlier.notified();
-            tokio::pin!(earlier);
-            earlier.as_mut().enable();
-            let now = tokio::time::Instant::now();
-            let mut ripe = Vec::new();
-            let next = {
-                let mut due = self.lock();
-                while let Some(entry) = due.first_entry() {
-                    if entry.key().0 > now {
-                        break;
-                    }
-                    ripe.push(entry.remove());
-                }
-                due.first_key_value().map(|(&(at, _), _)| at)
-            };
-            for door in ripe.iter().filter_map(std::sync::Weak::upgrade) {
-                door.knocked.notify_one();
-            }
-            match next {
-                Some(at) => {
-                    tokio::select! {
-                        () = tokio::time::sleep_until(at) => {}
-                        () = earlier => {}
-                    }
-                }
-                None => earlier.await,
-            }
-        }
     }
 }
