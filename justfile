@@ -19,6 +19,11 @@ swarm n file:
     cd "{{invocation_directory()}}" && cargo run --release --manifest-path "{{justfile_directory()}}/Cargo.toml" \
         --bin demo -- {{n}} "{{file}}"
 
+# A swarm of our real peers in virtual time, against the lower bound; the last line is JSON:
+# just sim flash-crowd 100 (scenarios: flash-crowd, super-seed, heterogeneous; `-- --help` for the options)
+sim scenario leechers="40" *options="":
+    cargo run --release -p sim -- {{scenario}} {{leechers}} {{options}}
+
 # Build everything in release mode.
 build:
     cargo build --release

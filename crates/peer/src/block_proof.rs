@@ -14,7 +14,10 @@
 //! arrives.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// The runtime's clock, not the wall's: a simulation runs this code in virtual time.
+use tokio::time::Instant;
 
 use metainfo::merkle::Hash32;
 use metainfo::merkle_proof::{HashRange, ProofError, verify_hashes};

@@ -58,6 +58,84 @@ impl Transport for tokio::io::DuplexStream {
     }
 }
 
+/// Any byte stream to a peer, boxed: what a [`Connector`] opens (a simulated network's, later uTP or an
+/// encrypted stream), run by the same connection code as TCP.
+pub trait ByteStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    #[allow(clippy::type_complexity)]
+    fn split_boxed(self: Box<Self>) -> (Box<dyn AsyncRead + Unpin + Send>, Box<dyn AsyncWrite + Unpin + Send>);
+}
+
+/// A [`ByteStream`] in a box of a concrete type, which the connection code can be generic over.
+pub struct BoxedStream(pub Box<dyn ByteStream>);
+
+impl AsyncRead for BoxedStream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for BoxedStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut *self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.0).poll_shutdown(cx)
+    }
+}
+
+impl Transport for BoxedStream {
+    type Reader = Box<dyn AsyncRead + Unpin + Send>;
+    type Writer = Box<dyn AsyncWrite + Unpin + Send>;
+
+    fn split(self) -> (Self::Reader, Self::Writer) {
+        self.0.split_boxed()
+    }
+}
+
+/// A connection being opened by a [`Connector`].
+pub type Connecting = std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<Box<dyn ByteStream>>> + Send>>;
+
+/// Opens connections to peers where TCP is not the way: a simulated network ([`SwarmConfig::connector`]).
+///
+/// [`SwarmConfig::connector`]: crate::swarm::SwarmConfig::connector
+pub trait Connector: Send + Sync + std::fmt::Debug {
+    /// Connects to `addr`; fails as a TCP connect would (refused, unreachable).
+    fn connect(&self, addr: SocketAddr) -> Connecting;
+}
+
+/// Runs a connection a [`Connector`]'s network brought in from `addr`, until it ends (or the swarm closes).
+pub async fn run_accepted(swarm: Arc<Swarm>, stream: Box<dyn ByteStream>, addr: SocketAddr) {
+    if swarm.is_banned(addr) || !swarm.has_room() {
+        return;
+    }
+    let result = tokio::select! {
+        result = run(&swarm, BoxedStream(stream), addr, Direction::Incoming, None) => result,
+        () = swarm.until_closed() => Err(CloseReason::Stopping),
+    };
+    if let Err(reason) = result {
+        tracing::debug!(%addr, %reason, "connection ended");
+    }
+}
+
 /// Our handshake: the reserved bits say which extensions we speak (BEP 10's extension protocol; the DHT and the
 /// fast extension will set theirs here once spoken).
 fn our_handshake(swarm: &Swarm) -> Handshake {
@@ -72,6 +150,13 @@ fn our_handshake(swarm: &Swarm) -> Handshake {
 /// Connects to `addr` (from `local` if given) and runs the connection until it ends.
 pub async fn run_outgoing(swarm: Arc<Swarm>, addr: SocketAddr, local: Option<std::net::IpAddr>) {
     let connection = async {
+        if let Some(connector) = swarm.connector.clone() {
+            let stream = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(addr))
+                .await
+                .map_err(|_| CloseReason::TimedOut("connect"))?
+                .map_err(|err| CloseReason::io("connect", err))?;
+            return run(&swarm, BoxedStream(stream), addr, Direction::Outgoing, None).await;
+        }
         let stream = dial(addr, local).await?;
         run(&swarm, stream, addr, Direction::Outgoing, None).await
     };
@@ -423,8 +508,7 @@ async fn write_loop(
             let uploads = std::mem::take(&mut batch.uploads);
             let control_len = out.len();
             let storage = swarm.storage.clone();
-            // Reading from disk blocks; it runs on the blocking pool, a whole batch at a time.
-            let (buffer, uploads, result) = tokio::task::spawn_blocking(move || {
+            let read = move || {
                 let mut buffer = out;
                 buffer.reserve(uploads.len() * (PIECE_HEADER_LEN + peer_wire::BLOCK_LEN as usize));
                 for block in &uploads {
@@ -434,9 +518,16 @@ async fn write_loop(
                     }
                 }
                 (buffer, uploads, Ok(()))
-            })
-            .await
-            .map_err(|err| CloseReason::Task(format!("disk read task: {err}")))?;
+            };
+            // Reading from disk blocks; it runs on the blocking pool, a whole batch at a time. Made-up bytes cost
+            // a copy, and a simulation must not leave its one thread.
+            let (buffer, uploads, result) = if swarm.storage.is_synthetic() {
+                read()
+            } else {
+                tokio::task::spawn_blocking(read)
+                    .await
+                    .map_err(|err| CloseReason::Task(format!("disk read task: {err}")))?
+            };
             let mut end = control_len;
             for block in &uploads {
                 end += PIECE_HEADER_LEN + block.length as usize;

@@ -159,6 +159,8 @@ impl Harness {
             // As if the torrent were a hybrid, so that a connection may knock with its v2 hash.
             info_hash_v2: Some(HARNESS_V2_HASH),
             hashing: None,
+            seed: None,
+            connector: None,
         };
         let (events, receiver) = crate::events::EventSink::channel(torrent.info_hash.0);
         let metadata = torrent.info_bytes.clone();
@@ -385,7 +387,9 @@ impl Drop for Harness {
 mod tests {
     use proptest::prelude::*;
 
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
+
+    use tokio::time::Instant;
 
     use super::*;
     use crate::sources::Source;

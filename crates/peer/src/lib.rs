@@ -35,6 +35,7 @@ pub mod scrape;
 pub mod selection;
 pub mod session;
 pub mod session_state;
+pub mod simulated;
 pub mod sources;
 pub mod storage;
 mod swarm;

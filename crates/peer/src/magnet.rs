@@ -24,7 +24,10 @@
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// The runtime's clock, not the wall's: a simulation runs this code in virtual time.
+use tokio::time::Instant;
 
 use peer_wire::{
     ExtendedHandshake, HANDSHAKE_LEN, Handshake, MAX_MESSAGE_LEN, Message, MetadataMessage, ReservedBit, UT_METADATA,

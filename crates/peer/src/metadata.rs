@@ -26,7 +26,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// The runtime's clock, not the wall's: a simulation runs this code in virtual time.
+use tokio::time::Instant;
 
 use metainfo::LayersWanted;
 use metainfo::merkle::Hash32;

@@ -18,7 +18,9 @@
 //! state the script left.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use peer_wire::METADATA_PIECE_LEN;
 use sha1::{Digest as _, Sha1};

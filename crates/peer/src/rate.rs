@@ -1,7 +1,10 @@
 //! Transfer rates, and the upload and download limits.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// The runtime's clock, not the wall's: a simulation runs this code in virtual time.
+use tokio::time::Instant;
 
 /// Bytes per second, smoothed over a few seconds so one burst does not swing choking decisions.
 #[derive(Debug, Clone, Copy, Default)]

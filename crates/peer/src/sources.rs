@@ -6,7 +6,10 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// The runtime's clock, not the wall's: a simulation runs this code in virtual time.
+use tokio::time::Instant;
 
 /// How a peer's address reached us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -119,6 +119,8 @@ pub struct Storage {
     /// Held for reading by every piece read and write, for writing while a file's bytes move out of the part
     /// file: no piece is then half in one place, half in the other.
     moving: std::sync::RwLock<()>,
+    /// Made-up bytes instead of files ([`Storage::synthetic`]): the seed they are made from.
+    synthetic: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -245,7 +247,29 @@ impl Storage {
             part_path: dir.join(format!(".{}.parts", torrent.info_hash)),
             part: Mutex::new(None),
             moving: std::sync::RwLock::new(()),
+            synthetic: None,
         })
+    }
+
+    /// `torrent`'s layout over made-up bytes, for a simulated swarm: nothing is read from or written to disk, the
+    /// content is a function of `seed` and the offset ([`synthetic_content`]), and a piece matches when its bytes
+    /// are exactly that content (the torrent's SHA-1s are not used, so a simulated torrent may carry any). A block
+    /// is as cheap to make and to check as a copy, and a peer that sends other bytes still fails the check.
+    ///
+    /// # Errors
+    ///
+    /// As [`Storage::new`].
+    pub fn synthetic(torrent: &Torrent, seed: u64) -> Result<Storage, StorageError> {
+        let mut storage = Storage::new(torrent, Path::new("synthetic"))?;
+        storage.synthetic = Some(seed);
+        Ok(storage)
+    }
+
+    /// Whether the bytes are made up ([`Storage::synthetic`]): reading and checking them costs no more than a
+    /// copy, so they need no thread of their own.
+    #[must_use]
+    pub fn is_synthetic(&self) -> bool {
+        self.synthetic.is_some()
     }
 
     /// Sets each file's priority, one per file as [`Storage::file_progress`] lists them (pad files left out; a
@@ -450,7 +474,7 @@ impl Storage {
         stop: &std::sync::atomic::AtomicBool,
     ) -> Bitfield {
         let mut have = Bitfield::new(self.num_pieces);
-        if !self.dir.is_dir() {
+        if !self.dir.is_dir() || self.synthetic.is_some() {
             return have;
         }
         let threads = match threads {
@@ -546,7 +570,13 @@ impl Storage {
     /// `data` is piece `index`: its SHA-1, or for a v2-only torrent its merkle hash, is the torrent's (false if
     /// `data` is not exactly that piece's size).
     pub fn piece_matches(&self, index: u32, data: &[u8]) -> bool {
-        data.len() == self.piece_size(index) as usize && self.hashes.piece_matches(index, data)
+        if data.len() != self.piece_size(index) as usize {
+            return false;
+        }
+        match self.synthetic {
+            Some(seed) => synthetic_matches(seed, u64::from(index) * u64::from(self.piece_length), data),
+            None => self.hashes.piece_matches(index, data),
+        }
     }
 
     /// Writes a whole, already verified piece with positional writes, creating folders and files as needed (each
@@ -563,6 +593,9 @@ impl Storage {
         }
         if data.len() != expected as usize {
             return Err(StorageError::WrongPieceLength { path: self.root.clone(), index, expected, got: data.len() });
+        }
+        if self.synthetic.is_some() {
+            return Ok(());
         }
         let start = u64::from(index) * u64::from(self.piece_length);
         let _moving = self.moving.read().unwrap_or_else(PoisonError::into_inner);
@@ -602,6 +635,10 @@ impl Storage {
         let before = out.len();
         out.resize(before + length as usize, 0);
         let buffer = &mut out[before..];
+        if let Some(seed) = self.synthetic {
+            synthetic_content(seed, start, buffer);
+            return Ok(());
+        }
         let _moving = self.moving.read().unwrap_or_else(PoisonError::into_inner);
         let result = self.for_each_span(start, buffer.len(), |file, at, range| {
             if self.files[file].pad {
@@ -912,6 +949,42 @@ fn folder_state(folder: &Path) -> Result<FolderState, StorageError> {
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(FolderState::Missing),
         Err(source) => Err(io_error(folder, "could not inspect", source)),
     }
+}
+
+/// The 8-byte word at word index `word` of a synthetic torrent's content: its place, scrambled, and the seed.
+fn synthetic_word(seed: u64, word: u64) -> [u8; 8] {
+    (word.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ seed).to_le_bytes()
+}
+
+/// Fills `out` with a synthetic torrent's bytes from byte `offset` on ([`Storage::synthetic`]).
+pub fn synthetic_content(seed: u64, offset: u64, out: &mut [u8]) {
+    let mut at = offset;
+    let mut rest = out;
+    // A partial first word, then whole ones (blocks start on 8-byte boundaries, so usually none).
+    while !at.is_multiple_of(8) && !rest.is_empty() {
+        rest[0] = synthetic_word(seed, at / 8)[(at % 8) as usize];
+        rest = &mut rest[1..];
+        at += 1;
+    }
+    let mut chunks = rest.chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        chunk.copy_from_slice(&synthetic_word(seed, at / 8));
+        at += 8;
+    }
+    let tail = chunks.into_remainder();
+    let word = synthetic_word(seed, at / 8);
+    let len = tail.len();
+    tail.copy_from_slice(&word[..len]);
+}
+
+/// Whether `data` is a synthetic torrent's content from byte `offset` on.
+fn synthetic_matches(seed: u64, offset: u64, data: &[u8]) -> bool {
+    let mut expected = [0u8; 4096];
+    data.chunks(expected.len()).enumerate().all(|(n, chunk)| {
+        let expected = &mut expected[..chunk.len()];
+        synthetic_content(seed, offset + (n * 4096) as u64, expected);
+        expected == chunk
+    })
 }
 
 fn io_error(path: &Path, action: &'static str, source: io::Error) -> StorageError {

@@ -611,3 +611,35 @@ fn the_sessions_budget_of_open_files_holds_across_torrents_oldest_closed_first()
     assert_eq!(out, data(32, 0)[..16]);
     assert_eq!(storages.iter().map(open).collect::<Vec<_>>(), [1, 0, 1]);
 }
+
+/// A simulated torrent's bytes: made from the seed and the offset, read as such, and a piece matches only when it
+/// is exactly them; nothing is written anywhere, and the start-up check finds nothing.
+#[test]
+fn synthetic_bytes_are_read_as_made_and_only_they_match() {
+    let torrent = torrent("made-up", 32 * 1024, &[(vec![], data(100_000, 3))]);
+    let storage = Storage::synthetic(&torrent, 42).expect("a synthetic layout");
+    assert!(storage.is_synthetic());
+    let mut piece = Vec::new();
+    for offset in (0..32 * 1024).step_by(16 * 1024) {
+        storage.read_block(1, offset, 16 * 1024, &mut piece).expect("made-up bytes are read");
+    }
+    let mut expected = vec![0u8; 32 * 1024];
+    super::synthetic_content(42, 32 * 1024, &mut expected);
+    assert_eq!(piece, expected);
+    assert!(storage.piece_matches(1, &piece));
+    assert!(!storage.piece_matches(0, &piece), "piece 1's bytes are not piece 0's");
+    let mut liar = piece.clone();
+    liar[20_000] ^= 1;
+    assert!(!storage.piece_matches(1, &liar), "one flipped bit is caught");
+    let other = Storage::synthetic(&torrent, 43).expect("a synthetic layout");
+    assert!(!other.piece_matches(1, &piece), "another seed, other bytes");
+    // The short last piece, from an offset that is no multiple of 8 within a block.
+    let mut last = Vec::new();
+    storage.read_block(3, 3, 100_000 - 3 * 32 * 1024 - 3, &mut last).expect("the rest of the last piece");
+    let mut tail = vec![0u8; last.len()];
+    super::synthetic_content(42, 3 * 32 * 1024 + 3, &mut tail);
+    assert_eq!(last, tail);
+    storage.write_piece(1, &piece).expect("a write of made-up bytes goes nowhere");
+    assert!(!Path::new("synthetic").exists(), "nothing is written");
+    assert_eq!(storage.check(1, |_| {}).count(), 0);
+}

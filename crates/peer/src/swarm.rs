@@ -6,7 +6,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// The runtime's clock, not the wall's: a simulation runs this code in virtual time.
+use tokio::time::Instant;
 
 use peer_wire::{BLOCK_LEN, Bitfield, ExtendedHandshake, METADATA_PIECE_LEN, Message, MetadataMessage, UT_METADATA};
 use rand::SeedableRng;
@@ -259,6 +262,11 @@ pub struct SwarmConfig {
     pub info_hash_v2: Option<[u8; 20]>,
     /// The session's hashing pool; `None`: straight on the runtime's blocking threads.
     pub hashing: Option<Arc<crate::hashing::HashPool>>,
+    /// Seeds the swarm's choices (picking, choking): the same seed, the same choices, as a simulation needs;
+    /// `None`: from the system's randomness.
+    pub seed: Option<u64>,
+    /// How to reach peers when not over TCP (a simulated network); `None`: TCP.
+    pub connector: Option<Arc<dyn crate::connection::Connector>>,
 }
 
 /// A complete piece waiting for its hash check.
@@ -288,6 +296,8 @@ pub struct Swarm {
     pub info_hash_v2: Option<[u8; 20]>,
     /// See [`SwarmConfig::hashing`].
     hashing: Option<Arc<crate::hashing::HashPool>>,
+    /// See [`SwarmConfig::connector`].
+    pub(crate) connector: Option<Arc<dyn crate::connection::Connector>>,
     /// What the connections send, under the session's limit (`--upload-limit`) and the torrent's own.
     pub upload: Limits,
     /// What the connections read, under the session's limit (`--download-limit`) and the torrent's own.
@@ -342,7 +352,7 @@ impl Swarm {
         }
         let complete = picker.is_complete();
         let now = Instant::now();
-        let rng = SmallRng::from_os_rng();
+        let rng = config.seed.map_or_else(SmallRng::from_os_rng, SmallRng::seed_from_u64);
         let super_seed = complete && config.super_seed;
         Ok(Self {
             message_limit: peer_wire::message_limit(storage.num_pieces()),
@@ -351,6 +361,7 @@ impl Swarm {
             hash_trees: config.hash_trees.clone(),
             info_hash_v2: config.info_hash_v2,
             hashing: config.hashing.clone(),
+            connector: config.connector.clone(),
             storage,
             info_hash,
             peer_id,
@@ -1165,7 +1176,7 @@ impl Swarm {
     }
 
     /// Whether the torrent is stopping: [`Swarm::close_all`] was called.
-    pub(crate) fn is_closed(&self) -> bool {
+    pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
 

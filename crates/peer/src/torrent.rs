@@ -248,9 +248,7 @@ impl Asked<'_> {
 
 /// The timers of a torrent's loop.
 struct LoopTimes {
-    /// The next tick; `None` while the torrent is quiet.
-    next_tick: Option<tokio::time::Instant>,
-    ticks: u64,
+    swarm: SwarmTimes,
     /// When a torrent complete from the start says it is seeding, if it has not yet.
     seeding_notice: Option<tokio::time::Instant>,
     /// Since when it has been idle enough to doze (see [`Running::may_doze`]).
@@ -367,6 +365,8 @@ async fn start<'a>(
         hash_trees: Arc::new(crate::v2::HashTrees::of(torrent)),
         info_hash_v2: torrent.info_hash_v2().map(|hash| hash.truncated().0).filter(|hash| *hash != torrent.info_hash.0),
         hashing: Some(shared.hashing.clone()),
+        seed: None,
+        connector: None,
     };
     let info_hash = torrent.info_hash.0;
     let metadata = torrent.info_bytes.clone();
@@ -503,8 +503,7 @@ impl Running<'_> {
             let wait = self.tiers.first_announces_left.load(Ordering::Acquire) > 0;
             tokio::time::Instant::now() + if wait { SEEDING_NOTICE_WAIT } else { Duration::ZERO }
         });
-        let mut times =
-            LoopTimes { next_tick: Some(tokio::time::Instant::now()), ticks: 0, seeding_notice, idle_since: None };
+        let mut times = LoopTimes { swarm: SwarmTimes::default(), seeding_notice, idle_since: None };
         let mut disk_check: Option<tokio::task::JoinHandle<()>> = None;
         let swarm = &self.swarm;
         loop {
@@ -529,9 +528,7 @@ impl Running<'_> {
                 () = changed => {}
                 () = activity => {
                     // A peer came (or candidates did): a quiet torrent ticks again.
-                    if times.next_tick.is_none() && !swarm.is_quiet() {
-                        times.next_tick = Some(tokio::time::Instant::now() + TICK);
-                    }
+                    times.swarm.woken(swarm);
                 }
                 () = tokio::time::sleep_until(wake.unwrap_or_else(tokio::time::Instant::now)), if wake.is_some() => {}
             }
@@ -557,25 +554,7 @@ impl Running<'_> {
         if swarm.fatal().is_some() || (self.exit_on_complete && swarm.is_finished()) {
             return Step::Over;
         }
-        if times.next_tick.is_some_and(|at| at <= now) {
-            swarm.tick();
-            times.ticks += 1;
-            let checking = disk_check.as_ref().is_some_and(|check| !check.is_finished());
-            if times.ticks.is_multiple_of(DISK_CHECK_TICKS) && swarm.is_disk_full() && !checking {
-                let swarm = swarm.clone();
-                *disk_check = Some(tokio::task::spawn_blocking(move || swarm.check_disk_space()));
-            }
-            // Nobody connected: no ticks until somebody is.
-            times.next_tick = (!swarm.is_quiet()).then(|| now + TICK);
-        }
-        for addr in swarm.due_candidates() {
-            if swarm.reserve_address(addr) {
-                tokio::spawn(connection::run_outgoing(swarm.clone(), addr, self.local_ip).in_current_span());
-            } else {
-                swarm.candidate_ended(addr);
-            }
-        }
-        let next_dial = swarm.has_candidates().then(|| now + DIAL_EVERY);
+        let swarm_wake = tend_swarm(swarm, &mut times.swarm, disk_check, self.local_ip, now);
         let doze_at = doze_after.and_then(|after| {
             if !self.may_doze() {
                 times.idle_since = None;
@@ -587,7 +566,7 @@ impl Running<'_> {
         if doze_at.is_some_and(|at| at <= now) && times.idle_since.is_some() {
             return Step::Doze;
         }
-        Step::Wait([times.next_tick, next_dial, times.seeding_notice, doze_at].into_iter().flatten().min())
+        Step::Wait([swarm_wake, times.seeding_notice, doze_at].into_iter().flatten().min())
     }
 
     /// Whether the torrent is idle enough to doze: seeding (and said so), nobody connected or to dial, no
@@ -726,6 +705,62 @@ async fn check(
     })
     .await
     .map_err(|err| TorrentError::Check(err.to_string()))
+}
+
+/// When a swarm is next ticked ([`tend_swarm`]).
+#[derive(Debug)]
+pub(crate) struct SwarmTimes {
+    /// The next tick; `None` while the torrent is quiet.
+    next_tick: Option<tokio::time::Instant>,
+    ticks: u64,
+}
+
+impl Default for SwarmTimes {
+    /// A tick at once.
+    fn default() -> Self {
+        SwarmTimes { next_tick: Some(tokio::time::Instant::now()), ticks: 0 }
+    }
+}
+
+impl SwarmTimes {
+    /// The swarm's activity was notified: a peer came (or candidates did), so a quiet swarm ticks again.
+    pub(crate) fn woken(&mut self, swarm: &Swarm) {
+        if self.next_tick.is_none() && !swarm.is_quiet() {
+            self.next_tick = Some(tokio::time::Instant::now() + TICK);
+        }
+    }
+}
+
+/// The swarm's share of a torrent's loop, also a simulated peer's: the tick each second while it has peers
+/// (choking, rates, timeouts: see [`Swarm::tick`]), a look at the free space while the disk is full, and the
+/// candidates that are due dialled. Returns when it is next due.
+pub(crate) fn tend_swarm(
+    swarm: &Arc<Swarm>,
+    times: &mut SwarmTimes,
+    disk_check: &mut Option<tokio::task::JoinHandle<()>>,
+    local_ip: Option<IpAddr>,
+    now: tokio::time::Instant,
+) -> Option<tokio::time::Instant> {
+    if times.next_tick.is_some_and(|at| at <= now) {
+        swarm.tick();
+        times.ticks += 1;
+        let checking = disk_check.as_ref().is_some_and(|check| !check.is_finished());
+        if times.ticks.is_multiple_of(DISK_CHECK_TICKS) && swarm.is_disk_full() && !checking {
+            let swarm = swarm.clone();
+            *disk_check = Some(tokio::task::spawn_blocking(move || swarm.check_disk_space()));
+        }
+        // Nobody connected: no ticks until somebody is.
+        times.next_tick = (!swarm.is_quiet()).then(|| now + TICK);
+    }
+    for addr in swarm.due_candidates() {
+        if swarm.reserve_address(addr) {
+            tokio::spawn(connection::run_outgoing(swarm.clone(), addr, local_ip).in_current_span());
+        } else {
+            swarm.candidate_ended(addr);
+        }
+    }
+    let next_dial = swarm.has_candidates().then(|| now + DIAL_EVERY);
+    [times.next_tick, next_dial].into_iter().flatten().min()
 }
 
 /// How often a torrent with peers is ticked (choking, rates, timeouts: see [`Swarm::tick`]).

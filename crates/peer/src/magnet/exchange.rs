@@ -254,7 +254,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         let (deadline, fetching_layers) = {
             let state = shared.lock();
             match state.fetch.deadline(addr) {
-                Some(deadline) if state.info.is_none() => (tokio::time::Instant::from_std(deadline), false),
+                Some(deadline) if state.info.is_none() => (deadline, false),
                 _ => (layers_deadline, true),
             }
         };

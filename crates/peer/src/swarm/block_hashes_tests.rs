@@ -61,6 +61,8 @@ fn v2_swarm(seeding: bool) -> V2Swarm {
         hash_trees: Arc::new(crate::v2::HashTrees::of(&torrent)),
         info_hash_v2: None,
         hashing: None,
+        seed: None,
+        connector: None,
     };
     let (sender, events) = crate::events::EventSink::channel(torrent.info_hash.0);
     let swarm = Swarm::new(storage, torrent.info_bytes.clone(), torrent.info_hash.0, [9; 20], &have, &config, sender)

@@ -1,0 +1,167 @@
+//! One torrent's peer as a simulation runs it (the `sim` crate): the real swarm, picker, choker, super-seeder and
+//! connection code, with its seams set to the simulation's. Time is the runtime's clock (virtual when the runtime's
+//! clock is paused), choices come from a seeded generator, connections from a [`Connector`] and from
+//! [`SimulatedPeer::accept`], and the data from a [`Storage::synthetic`]: nothing touches a disk or a socket, and
+//! nothing leaves the runtime's thread.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use peer_wire::Bitfield;
+
+pub use crate::connection::{ByteStream, Connecting, Connector};
+use crate::events::EventSink;
+use crate::rate::Limits;
+use crate::sources::Source;
+use crate::storage::Storage;
+use crate::swarm::{Swarm, SwarmConfig};
+use crate::torrent::{SwarmTimes, tend_swarm};
+
+/// What a simulated peer is.
+#[derive(Debug, Clone)]
+pub struct SimulatedPeerConfig {
+    /// The seed of the torrent's made-up bytes ([`Storage::synthetic`]): the same for every peer of a swarm.
+    pub content_seed: u64,
+    /// The seed of this peer's own choices.
+    pub seed: u64,
+    /// Starts with every piece.
+    pub complete: bool,
+    /// Super-seeds (with every piece).
+    pub super_seed: bool,
+    /// Most connections at once.
+    pub max_peers: usize,
+    /// Its own upload limit in bytes per second (`--upload-limit`), if any, over what its link carries.
+    pub upload_limit: Option<u64>,
+    /// Where it listens: told to peers, who pass it on.
+    pub listen: SocketAddr,
+    pub peer_id: [u8; 20],
+    /// How it reaches the others.
+    pub connector: Arc<dyn Connector>,
+}
+
+/// A peer of one torrent, driven by [`SimulatedPeer::run`].
+pub struct SimulatedPeer {
+    swarm: Arc<Swarm>,
+}
+
+impl SimulatedPeer {
+    /// A peer of `torrent` (a v1 torrent; its piece hashes are not used).
+    ///
+    /// # Errors
+    ///
+    /// The torrent's layout or size is not one the storage or the picker can hold.
+    pub fn new(torrent: &metainfo::Torrent, config: &SimulatedPeerConfig) -> Result<SimulatedPeer, String> {
+        let storage = Storage::synthetic(torrent, config.content_seed).map_err(|err| err.to_string())?;
+        let mut have = Bitfield::new(storage.num_pieces());
+        if config.complete {
+            for index in 0..storage.num_pieces() {
+                let _ = have.set(index);
+            }
+        }
+        let swarm_config = SwarmConfig {
+            max_peers: config.max_peers,
+            max_peers_per_ip: 8,
+            super_seed: config.super_seed,
+            upload: Limits {
+                session: None,
+                torrent: Arc::new(crate::rate::TransferLimiter::with_rate(config.upload_limit)),
+            },
+            download: Limits::default(),
+            sequential: false,
+            defer_verification: false,
+            private: false,
+            listen_port: Some(config.listen.port()),
+            local_ip: Some(config.listen.ip()),
+            trace: None,
+            dht: None,
+            hash_trees: Arc::new(crate::v2::HashTrees::of(torrent)),
+            connection_budget: None,
+            info_hash_v2: None,
+            hashing: None,
+            seed: Some(config.seed),
+            connector: Some(config.connector.clone()),
+        };
+        let info_hash = torrent.info_hash.0;
+        // Nobody listens to its events: what a simulation reports it reads from the swarm.
+        let (events, _) = EventSink::channel(info_hash);
+        let swarm = Swarm::new(
+            Arc::new(storage),
+            torrent.info_bytes.clone(),
+            info_hash,
+            config.peer_id,
+            &have,
+            &swarm_config,
+            events,
+        )
+        .map_err(|err| err.to_string())?;
+        Ok(SimulatedPeer { swarm: Arc::new(swarm) })
+    }
+
+    /// Runs a connection that `from` opened to this peer, in a task of its own.
+    pub fn accept(&self, stream: Box<dyn ByteStream>, from: SocketAddr) {
+        tokio::spawn(crate::connection::run_accepted(self.swarm.clone(), stream, from));
+    }
+
+    /// Hears of a peer at `addr`, as from a tracker.
+    pub fn add_peer(&self, addr: SocketAddr) {
+        self.swarm.add_candidate(addr, Source::Tracker);
+    }
+
+    /// The torrent's loop ([`tend_swarm`], as a torrent's own): ticks, dials; until [`SimulatedPeer::close`].
+    pub async fn run(&self) {
+        let swarm = &self.swarm;
+        let mut times = SwarmTimes::default();
+        let mut disk_check = None;
+        loop {
+            let activity = swarm.activity.notified();
+            let closed = swarm.until_closed();
+            tokio::pin!(activity, closed);
+            activity.as_mut().enable();
+            if swarm.is_closed() {
+                return;
+            }
+            let wake = tend_swarm(swarm, &mut times, &mut disk_check, None, tokio::time::Instant::now());
+            tokio::select! {
+                () = activity => times.woken(swarm),
+                () = closed => return,
+                () = tokio::time::sleep_until(wake.unwrap_or_else(tokio::time::Instant::now)), if wake.is_some() => {}
+            }
+        }
+    }
+
+    /// Returns once every piece is in (at once if it is).
+    pub async fn until_finished(&self) {
+        loop {
+            let changed = self.swarm.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.swarm.is_finished() || self.swarm.is_closed() {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.swarm.is_finished()
+    }
+
+    /// Bytes of new blocks received, and of blocks sent.
+    #[must_use]
+    pub fn transferred(&self) -> (u64, u64) {
+        let (downloaded, uploaded, _) = self.swarm.progress();
+        (downloaded, uploaded)
+    }
+
+    /// Peers connected now.
+    #[must_use]
+    pub fn connections(&self) -> usize {
+        self.swarm.status().peers
+    }
+
+    /// Hangs up on everyone; [`SimulatedPeer::run`] returns.
+    pub fn close(&self) {
+        self.swarm.close_all();
+    }
+}

@@ -1,0 +1,135 @@
+//! The named scenarios (`just sim SCENARIO [N]`) and their one-line JSON report.
+
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::net::Link;
+use crate::swarm::{SwarmOutcome, SwarmSetup};
+
+/// Megabits per second in bytes per second.
+const fn mbit(n: u64) -> u64 {
+    n * 1_000_000 / 8
+}
+
+/// The scenarios there are, and what each is.
+pub const SCENARIOS: &[(&str, &str)] = &[
+    ("flash-crowd", "N leechers and one seeder start together; everyone 20 Mbit/s up, 100 down"),
+    (
+        "loopback",
+        "`just bench-swarm` on one machine: the seeder capped at 20 MB/s, the leechers unlimited, 0.1 ms away",
+    ),
+    (
+        "heterogeneous",
+        "flash-crowd over a mix of links: a fifth fibre (100 up, 1000 down), half DSL (20/100), the rest mobile (2/20)",
+    ),
+];
+
+/// What a scenario may be given.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub leechers: usize,
+    pub size: u64,
+    pub piece_length: u32,
+    pub seed: u64,
+    pub max_peers: usize,
+    pub window: usize,
+    /// The seeder super-seeds (BEP 16), as `peer` does unless told not to.
+    pub super_seed: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            leechers: 40,
+            size: 200 << 20,
+            piece_length: 256 << 10,
+            seed: 1,
+            max_peers: 50,
+            window: 1 << 20,
+            super_seed: true,
+        }
+    }
+}
+
+/// The setup of scenario `name`, if there is one.
+#[must_use]
+pub fn setup(name: &str, options: &Options) -> Option<SwarmSetup> {
+    let mut rng = SmallRng::seed_from_u64(options.seed ^ 0x5eed);
+    // Each host 5 to 40 ms from the core: paths of 10 to 80 ms one way.
+    let mut delay = || Duration::from_millis(rng.random_range(5..=40));
+    let equal = |delay: Duration| Link { up: Some(mbit(20)), down: Some(mbit(100)), delay };
+    let mut seeder_limit = None;
+    let (seeder, leecher_links) = match name {
+        "flash-crowd" => {
+            let seeder = equal(delay());
+            let links: Vec<Link> = (0..options.leechers).map(|_| equal(delay())).collect();
+            (seeder, links)
+        }
+        "loopback" => {
+            let near = Duration::from_micros(50);
+            // As `just bench-swarm`: the seeder's own limit, its link unlimited.
+            seeder_limit = Some(20_000_000);
+            let seeder = Link { up: None, down: None, delay: near };
+            let links = vec![Link { up: None, down: None, delay: near }; options.leechers];
+            (seeder, links)
+        }
+        "heterogeneous" => {
+            let seeder = equal(delay());
+            let links: Vec<Link> = (0..options.leechers)
+                .map(|index| match index % 10 {
+                    0 | 1 => Link { up: Some(mbit(100)), down: Some(mbit(1000)), delay: delay() },
+                    2..=6 => equal(delay()),
+                    _ => Link { up: Some(mbit(2)), down: Some(mbit(20)), delay: delay() },
+                })
+                .collect();
+            (seeder, links)
+        }
+        _ => return None,
+    };
+    let mut setup = SwarmSetup {
+        leechers: options.leechers,
+        size: options.size,
+        piece_length: options.piece_length,
+        seeder,
+        seeder_limit,
+        leecher_links,
+        super_seed: options.super_seed,
+        max_peers: options.max_peers,
+        numwant: 50,
+        seed: options.seed,
+        window: options.window,
+        limit: Duration::ZERO,
+    };
+    // Ten times the bound, and at least a minute: a run that takes longer is a failure to report.
+    setup.limit = (setup.bound() * 10).max(Duration::from_secs(60));
+    Some(setup)
+}
+
+/// The report's one JSON line: `{"scenario", "leechers", "bound_s", "done_s", "ratio", "seeder_copies",
+/// "duplicate_bytes", "seed"}` and the spread of the leechers' times; `done_s` and `ratio` are null when a
+/// leecher did not finish.
+#[must_use]
+pub fn report(name: &str, setup: &SwarmSetup, outcome: &SwarmOutcome) -> serde_json::Value {
+    let bound = outcome.bound.as_secs_f64();
+    let done = outcome.last_done().map(|done| done.as_secs_f64());
+    let mut times: Vec<f64> = outcome.done.iter().flatten().map(Duration::as_secs_f64).collect();
+    times.sort_by(f64::total_cmp);
+    let median = times.get(times.len() / 2).copied();
+    let round = |x: f64| (x * 1000.0).round() / 1000.0;
+    serde_json::json!({
+        "scenario": name,
+        "leechers": setup.leechers,
+        "size_bytes": setup.size,
+        "bound_s": round(bound),
+        "done_s": done.map(round),
+        "ratio": done.map(|done| round(done / bound)),
+        "median_s": median.map(round),
+        "first_s": times.first().copied().map(round),
+        "finished": times.len(),
+        "seeder_copies": round(outcome.seeder_copies()),
+        "duplicate_bytes": outcome.duplicate_bytes,
+        "seed": setup.seed,
+    })
+}

@@ -1,0 +1,270 @@
+//! A swarm in the simulated network: one seeder and N leechers of one torrent, each our real peer
+//! ([`peer::simulated::SimulatedPeer`]), measured against the lower bound on the time any schedule could take.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use peer::simulated::{SimulatedPeer, SimulatedPeerConfig};
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use tokio::time::Instant;
+
+use crate::net::{Link, Network};
+
+/// The port every simulated peer listens on.
+pub const PORT: u16 = 6881;
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct SwarmSetup {
+    pub leechers: usize,
+    /// The torrent's size in bytes, and its piece length.
+    pub size: u64,
+    pub piece_length: u32,
+    pub seeder: Link,
+    /// The seeder's own upload limit (`--upload-limit`) in bytes per second, if any.
+    pub seeder_limit: Option<u64>,
+    /// Each leecher's link, by its index.
+    pub leecher_links: Vec<Link>,
+    pub super_seed: bool,
+    /// Each peer's most connections.
+    pub max_peers: usize,
+    /// Peers each leecher is told of at the start, as a tracker's reply (the seeder among the candidates).
+    pub numwant: usize,
+    /// Seeds everything random: the peer lists, each peer's choices.
+    pub seed: u64,
+    /// Bytes in flight per stream ([`Network::new`]).
+    pub window: usize,
+    /// Gives up (in virtual time) after this long.
+    pub limit: Duration,
+}
+
+impl SwarmSetup {
+    /// The lower bound for this swarm ([`lower_bound`]), the seeder's limit taken as its uplink where lower.
+    #[must_use]
+    pub fn bound(&self) -> Duration {
+        let up = match (self.seeder.up, self.seeder_limit) {
+            (Some(link), Some(limit)) => Some(link.min(limit)),
+            (link, limit) => link.or(limit),
+        };
+        lower_bound(self.size, &Link { up, ..self.seeder }, &self.leecher_links)
+    }
+}
+
+/// What a run measured.
+#[derive(Debug, Clone)]
+pub struct SwarmOutcome {
+    /// When each leecher had every piece, from the start; `None`: not within the limit.
+    pub done: Vec<Option<Duration>>,
+    /// The lower bound (Kumar and Ross): max(F/u_s, F/d_min, N·F/(u_s + Σu_i)).
+    pub bound: Duration,
+    /// Block bytes the seeder sent, and all the peers together.
+    pub seeder_uploaded: u64,
+    pub uploaded: u64,
+    /// Block bytes that were sent but not needed: all the uploads less N copies.
+    pub duplicate_bytes: u64,
+    /// The torrent's size.
+    pub size: u64,
+}
+
+impl SwarmOutcome {
+    /// When the last leecher was done, if all were.
+    #[must_use]
+    pub fn last_done(&self) -> Option<Duration> {
+        self.done.iter().copied().collect::<Option<Vec<_>>>().and_then(|done| done.into_iter().max())
+    }
+
+    /// Copies of the torrent the seeder sent.
+    #[must_use]
+    pub fn seeder_copies(&self) -> f64 {
+        self.seeder_uploaded as f64 / self.size as f64
+    }
+}
+
+/// The lower bound on the time for `leechers` leechers to get `size` bytes from one seeder (Kumar and Ross,
+/// "Peer-assisted file distribution: the minimum distribution time", 2006): the seeder must send every byte
+/// once, the slowest downloader must take them all in, and all the bytes must go through the uplinks together.
+#[must_use]
+pub fn lower_bound(size: u64, seeder: &Link, leechers: &[Link]) -> Duration {
+    let f = size as f64;
+    let mut bound: f64 = 0.0;
+    if let Some(up) = seeder.up {
+        bound = bound.max(f / up as f64);
+    }
+    if let Some(down) = leechers.iter().filter_map(|link| link.down).min() {
+        bound = bound.max(f / down as f64);
+    }
+    let ups: Option<u64> = std::iter::once(seeder.up).chain(leechers.iter().map(|link| link.up)).sum::<Option<u64>>();
+    if let Some(total) = ups.filter(|&total| total > 0) {
+        bound = bound.max(leechers.len() as f64 * f / total as f64);
+    }
+    Duration::from_secs_f64(bound)
+}
+
+/// A v1 torrent of `size` bytes in pieces of `piece_length`, whose piece hashes are zeros (a simulated
+/// torrent's pieces are checked against its made-up content, not hashes).
+///
+/// # Errors
+///
+/// The sizes make no valid torrent.
+pub fn torrent(size: u64, piece_length: u32) -> anyhow::Result<metainfo::Torrent> {
+    let pieces = size.div_ceil(u64::from(piece_length));
+    let hashes = usize::try_from(pieces)? * 20;
+    let mut info = format!("d6:lengthi{size}e4:name3:sim12:piece lengthi{piece_length}e6:pieces{hashes}:").into_bytes();
+    info.resize(info.len() + hashes, 0);
+    info.push(b'e');
+    let mut bytes = b"d4:info".to_vec();
+    bytes.extend_from_slice(&info);
+    bytes.push(b'e');
+    Ok(metainfo::Torrent::from_bytes(&bytes)?)
+}
+
+/// The address of peer `index` (0 the seeder).
+#[must_use]
+pub fn address(index: usize) -> SocketAddr {
+    let index = u32::try_from(index).unwrap_or(u32::MAX);
+    let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 0, 1)) + index);
+    SocketAddr::new(IpAddr::V4(ip), PORT)
+}
+
+/// Runs `setup` on a fresh single-threaded runtime whose clock is virtual.
+///
+/// # Errors
+///
+/// The runtime or the torrent cannot be made.
+pub fn run(setup: &SwarmSetup) -> anyhow::Result<SwarmOutcome> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build()?;
+    runtime.block_on(run_in_runtime(setup))
+}
+
+async fn run_in_runtime(setup: &SwarmSetup) -> anyhow::Result<SwarmOutcome> {
+    let torrent = torrent(setup.size, setup.piece_length)?;
+    let network = Network::new(setup.window);
+    let mut rng = SmallRng::seed_from_u64(setup.seed);
+    let content_seed = rng.random();
+    let mut peers = Vec::with_capacity(setup.leechers + 1);
+    for index in 0..=setup.leechers {
+        let addr = address(index);
+        let link = if index == 0 { setup.seeder } else { setup.leecher_links[index - 1] };
+        let host = network.add_host(addr.ip(), link);
+        let mut peer_id = *b"-SM0001-000000000000";
+        peer_id[8..].copy_from_slice(format!("{index:012}").as_bytes());
+        let config = SimulatedPeerConfig {
+            content_seed,
+            seed: rng.random(),
+            complete: index == 0,
+            super_seed: index == 0 && setup.super_seed,
+            max_peers: setup.max_peers,
+            upload_limit: if index == 0 { setup.seeder_limit } else { None },
+            listen: addr,
+            peer_id,
+            connector: network.connector(&host),
+        };
+        let peer = Arc::new(SimulatedPeer::new(&torrent, &config).map_err(anyhow::Error::msg)?);
+        let accepting = Arc::downgrade(&peer);
+        network.listen(
+            &host,
+            PORT,
+            Arc::new(move |stream, from| {
+                if let Some(peer) = accepting.upgrade() {
+                    peer.accept(stream, from);
+                }
+            }),
+        );
+        peers.push(peer);
+    }
+    // Everyone announced at once: each leecher hears of `numwant` others, the seeder among the candidates.
+    let everyone: Vec<usize> = (0..=setup.leechers).collect();
+    for (index, peer) in peers.iter().enumerate().skip(1) {
+        let mut others: Vec<usize> = everyone.iter().copied().filter(|&other| other != index).collect();
+        others.shuffle(&mut rng);
+        for &other in others.iter().take(setup.numwant) {
+            peer.add_peer(address(other));
+        }
+    }
+
+    let start = Instant::now();
+    let done = Arc::new(Mutex::new(vec![None; setup.leechers]));
+    let mut finishing = tokio::task::JoinSet::new();
+    for peer in &peers {
+        let peer = peer.clone();
+        tokio::spawn(async move { peer.run().await });
+    }
+    for (index, peer) in peers.iter().enumerate().skip(1) {
+        let (peer, done) = (peer.clone(), done.clone());
+        finishing.spawn(async move {
+            peer.until_finished().await;
+            done.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[index - 1] = Some(start.elapsed());
+        });
+    }
+    let _ = tokio::time::timeout(setup.limit, async { while finishing.join_next().await.is_some() {} }).await;
+    let transferred: Vec<(u64, u64)> = peers.iter().map(|peer| peer.transferred()).collect();
+    for peer in &peers {
+        peer.close();
+    }
+    let uploaded: u64 = transferred.iter().map(|&(_, up)| up).sum();
+    let needed = setup.size * setup.leechers as u64;
+    let done = done.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    Ok(SwarmOutcome {
+        done,
+        bound: setup.bound(),
+        seeder_uploaded: transferred[0].1,
+        uploaded,
+        duplicate_bytes: uploaded.saturating_sub(needed),
+        size: setup.size,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small_flash_crowd(seed: u64) -> SwarmSetup {
+        let options = crate::scenario::Options {
+            leechers: 4,
+            size: 6 << 20,
+            piece_length: 256 << 10,
+            seed,
+            ..crate::scenario::Options::default()
+        };
+        crate::scenario::setup("flash-crowd", &options).expect("a scenario")
+    }
+
+    /// Four leechers of our real peer get every byte, checked, from a seeder and from each other; no schedule
+    /// beats the bound; the same seed gives the same run to the nanosecond.
+    #[test]
+    fn a_small_flash_crowd_finishes_no_faster_than_the_bound_and_the_same_each_time() {
+        let setup = small_flash_crowd(7);
+        let outcome = run(&setup).expect("the run");
+        let done = outcome.last_done().expect("every leecher finished");
+        assert!(done >= outcome.bound, "finished in {done:?}, under the bound {:?}", outcome.bound);
+        assert!(outcome.seeder_uploaded >= setup.size, "the seeder sent every byte at least once");
+        // Leechers traded among themselves: the seeder alone did not send all 4 copies.
+        assert!(outcome.uploaded - outcome.seeder_uploaded > setup.size, "{outcome:?}");
+        assert!(outcome.seeder_uploaded < 4 * setup.size, "{outcome:?}");
+        let again = run(&setup).expect("the second run");
+        assert_eq!(again.done, outcome.done);
+        assert_eq!((again.seeder_uploaded, again.uploaded), (outcome.seeder_uploaded, outcome.uploaded));
+    }
+
+    #[test]
+    fn the_bound_is_the_slowest_of_seeder_downloader_and_all_uplinks() {
+        let link = |up: u64, down: u64| Link { up: Some(up), down: Some(down), delay: Duration::ZERO };
+        // The seeder's uplink: 100 s.
+        assert_eq!(lower_bound(1000, &link(10, 1000), &[link(1000, 1000)]), Duration::from_secs(100));
+        // The slowest downloader: 50 s.
+        assert_eq!(lower_bound(1000, &link(100, 1000), &[link(1000, 20), link(1000, 1000)]), Duration::from_secs(50));
+        // Every byte through the uplinks together: 3 × 1000 / (10 + 3 × 5) = 120 s.
+        let leechers = [link(5, 1000), link(5, 1000), link(5, 1000)];
+        assert_eq!(lower_bound(1000, &link(10, 1000), &leechers), Duration::from_secs(120));
+    }
+
+    #[test]
+    fn a_simulated_torrent_parses_and_has_the_pieces_asked_for() {
+        let torrent = torrent(5 << 20, 1 << 20).expect("a torrent");
+        assert_eq!(torrent.info.pieces.len(), 5);
+        assert_eq!(torrent.info.total_length(), 5 << 20);
+    }
+}
