@@ -124,7 +124,7 @@ pub trait Connector: Send + Sync + std::fmt::Debug {
 
 /// Runs a connection a [`Connector`]'s network brought in from `addr`, until it ends (or the swarm closes).
 pub async fn run_accepted(swarm: Arc<Swarm>, stream: Box<dyn ByteStream>, addr: SocketAddr) {
-    if swarm.is_banned(addr) || !swarm.has_room() {
+    if swarm.is_banned(addr) || !swarm.has_room_for(addr.ip()) {
         return;
     }
     let result = tokio::select! {
@@ -205,7 +205,7 @@ pub async fn run_incoming(torrents: Arc<Torrents>, stream: TcpStream, addr: Sock
                     return fetch.try_send(peer).map_err(|_| Refusal::FetchFull.into());
                 }
             };
-        if swarm.is_banned(addr) || !swarm.has_room() {
+        if swarm.is_banned(addr) || !swarm.has_room_for(addr.ip()) {
             return Err(Refusal::BannedOrFull.into());
         }
         let our_handshake = our_handshake(&swarm);

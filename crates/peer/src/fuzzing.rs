@@ -454,6 +454,31 @@ mod tests {
         assert_eq!(harness.swarm.candidate_count(), 50);
     }
 
+    /// Two peers that dial each other at once with full tables: the connection from the peer we are dialling is
+    /// let in over `--max-peers` (one of the two halves is closed as a duplicate once both are in), a stranger's
+    /// is not.
+    #[test]
+    fn a_full_swarm_takes_the_connection_of_a_peer_it_is_dialling_and_refuses_a_strangers() {
+        let harness = Harness::new(false);
+        let swarm = harness.swarm();
+        // The harness's swarm takes 6 peers: six dials fill it.
+        for n in 0..6 {
+            assert!(swarm.reserve_address(SocketAddr::from(([10, 1, 0, n], 6881))));
+        }
+        let stranger = SocketAddr::from(([10, 1, 0, 9], 40_001));
+        assert!(!swarm.reserve_address(SocketAddr::new(stranger.ip(), 6881)), "full");
+        assert!(!swarm.has_room_for(stranger.ip()));
+        let refused = swarm.admit(stranger, *b"-XX0001-stranger0000", Direction::Incoming, false, false, false);
+        assert!(refused.is_err_and(|reason| reason.to_string().contains("too many")), "a stranger is refused");
+        let dialled = SocketAddr::from(([10, 1, 0, 3], 40_000));
+        assert!(swarm.has_room_for(dialled.ip()), "we are dialling it");
+        let peer_id = *b"-XX0001-dialled00000";
+        assert!(swarm.admit(dialled, peer_id, Direction::Incoming, false, false, false).is_ok());
+        // Our dial is answered too: one of the two connections stays.
+        let _ = swarm.admit(SocketAddr::from(([10, 1, 0, 3], 6881)), peer_id, Direction::Outgoing, false, false, false);
+        assert_eq!(swarm.peers().len(), 1);
+    }
+
     #[test]
     fn a_seeder_does_not_dial_peers_it_knows_are_seeds() {
         let mut harness = Harness::new(true);

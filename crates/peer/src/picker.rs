@@ -706,13 +706,13 @@ impl Picker {
         self.add_partial(index);
     }
 
-    /// Endgame: duplicates requests outstanding from other peers, least-shared blocks first.
+    /// Endgame: duplicates requests outstanding from one other peer, never a block already asked of two (a
+    /// third copy wastes an uplink: in the simulator's flash crowd of 40, the third and later copies were 2 % of
+    /// every byte sent).
     fn pick_endgame(&mut self, peer: PeerKey, theirs: &Bitfield, limit: usize, out: &mut Vec<Block>) {
-        for shared in [false, true] {
-            for (&index, piece) in &mut self.active {
-                if self.state[index as usize] == State::Downloading && piece.open_to(peer) && theirs.has(index) {
-                    piece.ask_again(self.geo, index, peer, shared, limit, out);
-                }
+        for (&index, piece) in &mut self.active {
+            if self.state[index as usize] == State::Downloading && piece.open_to(peer) && theirs.has(index) {
+                piece.ask_again(self.geo, index, peer, false, limit, out);
             }
         }
     }

@@ -241,6 +241,22 @@ fn endgame_prefers_blocks_that_only_one_peer_was_asked_for() {
 }
 
 #[test]
+fn endgame_asks_a_second_peer_for_a_block_never_a_third() {
+    let mut p = picker(1, 2);
+    let all = Bitfield::full(1);
+    for _ in 0..3 {
+        p.peer_joined(&all);
+    }
+    assert_eq!(pick(&mut p, A, &all, 8, 0).len(), 2);
+    assert_eq!(pick(&mut p, B, &all, 8, 0).len(), 2, "endgame: B is asked too");
+    assert!(pick(&mut p, C, &all, 8, 0).is_empty(), "a third copy of a block would only waste an uplink");
+    // A's copy of block 0 comes: C may now be asked for nothing still (block 1 is asked of two).
+    assert_eq!(p.block_received(A, block(0, 0)), Received::New { cancel: vec![B], piece_complete: false });
+    assert!(pick(&mut p, C, &all, 8, 0).is_empty());
+    check(&p);
+}
+
+#[test]
 fn blocks_nobody_asked_that_peer_for_are_unexpected() {
     let mut p = picker(2, 2);
     let all = Bitfield::full(2);

@@ -38,6 +38,13 @@ struct Args {
     /// The seeder does not super-seed (`peer --no-super-seed`).
     #[arg(long)]
     no_super_seed: bool,
+    /// Also a JSON line for each leecher, before the report: when it was done, what it got from whom, what it sent.
+    #[arg(long)]
+    leechers_detail: bool,
+    /// Also a JSON line for each second, before the report: what the seeder and the leechers sent, how many were
+    /// done.
+    #[arg(long)]
+    timeline: bool,
 }
 
 fn main() -> ExitCode {
@@ -51,11 +58,12 @@ fn main() -> ExitCode {
         window: args.window_kib << 10,
         super_seed: !args.no_super_seed,
     };
-    let Some(setup) = sim::scenario::setup(&args.scenario, &options) else {
+    let Some(mut setup) = sim::scenario::setup(&args.scenario, &options) else {
         let names: Vec<&str> = sim::scenario::SCENARIOS.iter().map(|(name, _)| *name).collect();
         eprintln!("sim: no scenario {:?}; there are: {}", args.scenario, names.join(", "));
         return ExitCode::from(2);
     };
+    setup.timeline = args.timeline;
     let started = std::time::Instant::now();
     let outcome = match sim::swarm::run(&setup) {
         Ok(outcome) => outcome,
@@ -65,6 +73,14 @@ fn main() -> ExitCode {
         }
     };
     eprintln!("sim: {} simulated in {:.1} s of wall time", args.scenario, started.elapsed().as_secs_f64());
+    for line in sim::scenario::timeline_lines(&outcome) {
+        println!("{line}");
+    }
+    if args.leechers_detail {
+        for line in sim::scenario::leecher_lines(&outcome) {
+            println!("{line}");
+        }
+    }
     println!("{}", sim::scenario::report(&args.scenario, &setup, &outcome));
     if outcome.last_done().is_none() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }

@@ -66,6 +66,8 @@ pub struct Host {
     /// Bytes that left through the uplink, and that came in through the downlink.
     sent: AtomicU64,
     received: AtomicU64,
+    /// Bytes that came in, by the host that sent them.
+    received_from: Mutex<HashMap<IpAddr, u64>>,
 }
 
 #[derive(Default)]
@@ -176,6 +178,7 @@ impl Network {
             listener: Mutex::new(None),
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
+            received_from: Mutex::new(HashMap::new()),
         });
         let previous = lock(&self.inner.hosts).insert(ip, host.clone());
         assert!(previous.is_none(), "two hosts at {ip}");
@@ -241,6 +244,12 @@ impl Host {
     #[must_use]
     pub fn traffic(&self) -> (u64, u64) {
         (self.sent.load(Ordering::Relaxed), self.received.load(Ordering::Relaxed))
+    }
+
+    /// Bytes received so far from `ip`.
+    #[must_use]
+    pub fn received_from(&self, ip: IpAddr) -> u64 {
+        lock(&self.received_from).get(&ip).copied().unwrap_or(0)
     }
 
     /// The next stream's next chunk, in turn, and when it was written.
@@ -322,6 +331,7 @@ impl Host {
                 tokio::time::sleep_until(done).await;
             }
             self.received.fetch_add(arrival.chunk.len() as u64, Ordering::Relaxed);
+            *lock(&self.received_from).entry(arrival.pipe.from.ip).or_default() += arrival.chunk.len() as u64;
             let mut state = lock(&arrival.pipe.state);
             if arrival.chunk.is_empty() {
                 state.delivered_end = true;

@@ -101,10 +101,50 @@ pub fn setup(name: &str, options: &Options) -> Option<SwarmSetup> {
         seed: options.seed,
         window: options.window,
         limit: Duration::ZERO,
+        timeline: false,
     };
     // Ten times the bound, and at least a minute: a run that takes longer is a failure to report.
     setup.limit = (setup.bound() * 10).max(Duration::from_secs(60));
     Some(setup)
+}
+
+/// A line for each leecher: its index, when it was done, what came from the seeder and from other leechers,
+/// what it sent, its connections at the end.
+#[must_use]
+pub fn leecher_lines(outcome: &SwarmOutcome) -> Vec<serde_json::Value> {
+    outcome
+        .leechers
+        .iter()
+        .enumerate()
+        .map(|(index, leecher)| {
+            serde_json::json!({
+                "leecher": index + 1,
+                "done_s": leecher.done.map(|done| (done.as_secs_f64() * 1000.0).round() / 1000.0),
+                "from_seeder": leecher.from_seeder,
+                "from_leechers": leecher.from_leechers,
+                "uploaded": leecher.uploaded,
+                "connections": leecher.connections,
+            })
+        })
+        .collect()
+}
+
+/// A line for each second of the run: when it ended, what the seeder and the leechers sent in it (bytes per
+/// second), and how many leechers were done.
+#[must_use]
+pub fn timeline_lines(outcome: &SwarmOutcome) -> Vec<serde_json::Value> {
+    outcome
+        .timeline
+        .iter()
+        .map(|sample| {
+            serde_json::json!({
+                "t_s": sample.at.as_secs(),
+                "seeder_bytes_per_s": sample.seeder_sent,
+                "leechers_bytes_per_s": sample.leechers_sent,
+                "finished": sample.finished,
+            })
+        })
+        .collect()
 }
 
 /// The report's one JSON line: `{"scenario", "leechers", "bound_s", "done_s", "ratio", "seeder_copies",

@@ -39,6 +39,20 @@ pub struct SwarmSetup {
     pub window: usize,
     /// Gives up (in virtual time) after this long.
     pub limit: Duration,
+    /// Samples the swarm each second ([`SwarmOutcome::timeline`]).
+    pub timeline: bool,
+}
+
+/// The swarm over one second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    /// The end of the second, from the start.
+    pub at: Duration,
+    /// Bytes the seeder and the leechers together sent in it.
+    pub seeder_sent: u64,
+    pub leechers_sent: u64,
+    /// Leechers done by its end.
+    pub finished: usize,
 }
 
 impl SwarmSetup {
@@ -53,9 +67,25 @@ impl SwarmSetup {
     }
 }
 
+/// What one leecher did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeecherOutcome {
+    /// When it had every piece; `None`: not within the limit.
+    pub done: Option<Duration>,
+    /// Bytes that came in from the seeder and from other leechers (every message, not only blocks).
+    pub from_seeder: u64,
+    pub from_leechers: u64,
+    /// Block bytes it sent.
+    pub uploaded: u64,
+    /// Its connections at the end.
+    pub connections: usize,
+}
+
 /// What a run measured.
 #[derive(Debug, Clone)]
 pub struct SwarmOutcome {
+    /// Each leecher, by its index (from 0; its address is [`address`] of the index plus one).
+    pub leechers: Vec<LeecherOutcome>,
     /// When each leecher had every piece, from the start; `None`: not within the limit.
     pub done: Vec<Option<Duration>>,
     /// The lower bound (Kumar and Ross): max(F/u_s, F/d_min, N·F/(u_s + Σu_i)).
@@ -67,6 +97,8 @@ pub struct SwarmOutcome {
     pub duplicate_bytes: u64,
     /// The torrent's size.
     pub size: u64,
+    /// Each second's sample, if asked for.
+    pub timeline: Vec<Sample>,
 }
 
 impl SwarmOutcome {
@@ -145,6 +177,7 @@ async fn run_in_runtime(setup: &SwarmSetup) -> anyhow::Result<SwarmOutcome> {
     let mut rng = SmallRng::seed_from_u64(setup.seed);
     let content_seed = rng.random();
     let mut peers = Vec::with_capacity(setup.leechers + 1);
+    let mut hosts = Vec::with_capacity(setup.leechers + 1);
     for index in 0..=setup.leechers {
         let addr = address(index);
         let link = if index == 0 { setup.seeder } else { setup.leecher_links[index - 1] };
@@ -174,6 +207,7 @@ async fn run_in_runtime(setup: &SwarmSetup) -> anyhow::Result<SwarmOutcome> {
             }),
         );
         peers.push(peer);
+        hosts.push(host);
     }
     // Everyone announced at once: each leecher hears of `numwant` others, the seeder among the candidates.
     let everyone: Vec<usize> = (0..=setup.leechers).collect();
@@ -199,21 +233,53 @@ async fn run_in_runtime(setup: &SwarmSetup) -> anyhow::Result<SwarmOutcome> {
             done.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[index - 1] = Some(start.elapsed());
         });
     }
+    let timeline = Arc::new(Mutex::new(Vec::new()));
+    if setup.timeline {
+        let (hosts, peers, timeline) = (hosts.clone(), peers.clone(), timeline.clone());
+        tokio::spawn(async move {
+            let mut last: Vec<u64> = hosts.iter().map(|host| host.traffic().0).collect();
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let sent: Vec<u64> = hosts.iter().map(|host| host.traffic().0).collect();
+                let seeder_sent = sent[0] - last[0];
+                let leechers_sent = sent.iter().zip(&last).skip(1).map(|(now, before)| now - before).sum();
+                last = sent;
+                let finished = peers.iter().skip(1).filter(|peer| peer.is_finished()).count();
+                let sample = Sample { at: start.elapsed(), seeder_sent, leechers_sent, finished };
+                timeline.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(sample);
+            }
+        });
+    }
     let _ = tokio::time::timeout(setup.limit, async { while finishing.join_next().await.is_some() {} }).await;
     let transferred: Vec<(u64, u64)> = peers.iter().map(|peer| peer.transferred()).collect();
+    let done = done.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let seeder_ip = hosts[0].ip();
+    let leechers = (1..=setup.leechers)
+        .map(|index| {
+            let from_seeder = hosts[index].received_from(seeder_ip);
+            LeecherOutcome {
+                done: done[index - 1],
+                from_seeder,
+                from_leechers: hosts[index].traffic().1 - from_seeder,
+                uploaded: transferred[index].1,
+                connections: peers[index].connections(),
+            }
+        })
+        .collect();
     for peer in &peers {
         peer.close();
     }
     let uploaded: u64 = transferred.iter().map(|&(_, up)| up).sum();
     let needed = setup.size * setup.leechers as u64;
-    let done = done.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
     Ok(SwarmOutcome {
+        leechers,
         done,
         bound: setup.bound(),
         seeder_uploaded: transferred[0].1,
         uploaded,
         duplicate_bytes: uploaded.saturating_sub(needed),
         size: setup.size,
+        timeline: timeline.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
     })
 }
 
