@@ -18,23 +18,23 @@ struct Args {
     /// Which scenario.
     scenario: String,
     /// How many leechers.
-    #[arg(default_value_t = 40)]
-    leechers: usize,
+    #[arg(default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    leechers: u32,
     /// The torrent's size in MiB.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     size_mib: u64,
-    /// Its piece length in KiB.
-    #[arg(long, default_value_t = 256)]
+    /// Its piece length in KiB: 16 (one block) to 65,536.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(16..=65_536))]
     piece_kib: u32,
     /// Seeds everything random; the same seed, the same run.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Each peer's most connections.
-    #[arg(long, default_value_t = 50)]
-    max_peers: usize,
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    max_peers: u32,
     /// Bytes in flight per stream, in KiB.
-    #[arg(long, default_value_t = 1024)]
-    window_kib: usize,
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1 << 20))]
+    window_kib: u32,
     /// The seeder does not super-seed (`peer --no-super-seed`).
     #[arg(long)]
     no_super_seed: bool,
@@ -50,12 +50,12 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let options = sim::scenario::Options {
-        leechers: args.leechers,
+        leechers: args.leechers as usize,
         size: args.size_mib << 20,
         piece_length: args.piece_kib << 10,
         seed: args.seed,
-        max_peers: args.max_peers,
-        window: args.window_kib << 10,
+        max_peers: args.max_peers as usize,
+        window: (args.window_kib as usize) << 10,
         super_seed: !args.no_super_seed,
     };
     let Some(mut setup) = sim::scenario::setup(&args.scenario, &options) else {
