@@ -20,7 +20,7 @@ swarm n file:
         --bin demo -- {{n}} "{{file}}"
 
 # A swarm of our real peers in virtual time, against the lower bound; the last line is JSON:
-# just sim flash-crowd 100 (scenarios: flash-crowd, super-seed, heterogeneous; `-- --help` for the options)
+# just sim flash-crowd 100 (scenarios: flash-crowd, loopback, churn, seeder-leaves, heterogeneous; `-- --help` for the options)
 sim scenario leechers="40" *options="":
     cargo run --release -p sim -- {{scenario}} {{leechers}} {{options}}
 

@@ -116,6 +116,18 @@ impl Offers {
         }
     }
 
+    /// `peer` told us it is not interested: it holds every piece shown to it (or wants none of them), so none of
+    /// them waits for it any more, and its window is free for others. A leecher does not announce a piece it got
+    /// elsewhere to a seeder it believes has it, so without this its window filled with pieces it held, nothing
+    /// new was shown, and a leecher left alone with the seeder (the simulator's churn) waited for ever.
+    pub fn not_interested(&mut self, peer: PeerKey) {
+        let Some(offers) = self.peers.get(&peer) else { return };
+        let waiting: Vec<u32> = offers.waiting.iter().copied().collect();
+        for index in waiting {
+            self.peer_has(peer, index);
+        }
+    }
+
     /// `peer` asked for a block of piece `index`; returns whether its window shrank (time to top it up). A peer
     /// that was not [`Offers::join`]ed sees all our pieces: what it asks for is no longer fresh for the others.
     pub fn asked(&mut self, peer: PeerKey, index: u32) -> bool {

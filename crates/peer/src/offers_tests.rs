@@ -151,3 +151,28 @@ fn a_piece_on_its_way_to_one_peer_is_shown_to_another_only_after_pieces_nobody_a
         assert_eq!(again, to_a, "seed {seed}");
     }
 }
+
+/// A leecher that got its shown pieces elsewhere does not announce them to us (we have them, in its eyes); its
+/// `not interested` says so, and frees its window for new pieces.
+#[test]
+fn a_peer_that_is_no_longer_interested_holds_what_it_was_shown_and_is_shown_more() {
+    let mut rng = SmallRng::seed_from_u64(3);
+    let mut offers = Offers::new(8, &mut rng);
+    let a = PeerKey(1);
+    offers.join(a);
+    let none = Bitfield::new(8);
+    let mut first = Vec::new();
+    offers.top_up(a, &none, 2, |_| 0, &mut rng, &mut first);
+    assert_eq!(first.len(), 2);
+    // It asks for neither: it got both from other leechers. Its window is full, so nothing new is shown.
+    let mut nothing = Vec::new();
+    offers.top_up(a, &none, 2, |_| 0, &mut rng, &mut nothing);
+    assert!(nothing.is_empty());
+    offers.not_interested(a);
+    let mut more = Vec::new();
+    offers.top_up(a, &none, 2, |_| 0, &mut rng, &mut more);
+    assert_eq!(more.len(), 2, "a window of new pieces");
+    assert!(more.iter().all(|index| !first.contains(index)), "{first:?} shown again: {more:?}");
+    // Nobody waits for the first two any more: another peer is shown them first, as the rarest.
+    assert!(first.iter().all(|&index| offers.pending[index as usize] == 0));
+}

@@ -860,7 +860,14 @@ impl Swarm {
                     self.rechoke(state, true);
                 }
             }
-            Message::NotInterested => peer.peer_interested = false,
+            Message::NotInterested => {
+                peer.peer_interested = false;
+                // A super-seeder's window for it is stale: what was shown is held; show it more.
+                if let Some(offers) = &mut state.offers {
+                    offers.not_interested(key);
+                    self.offer(state, key);
+                }
+            }
             Message::Have { index } => {
                 let newly =
                     peer.bitfield.set(index).map_err(|err| CloseReason::protocol(format_args!("have: {err}")))?;

@@ -10,6 +10,8 @@ use clap::Parser;
     about = "Runs our real peer code over a simulated network in virtual time and reports against the lower bound",
     after_help = "Scenarios:\n  flash-crowd    N leechers and one seeder start together; everyone 20 Mbit/s up, 100 down\n  \
                   loopback       `just bench-swarm` on one machine: the seeder at 20 MB/s, leechers unlimited\n  \
+                  churn          flash-crowd; leechers leave once done, half of them join late\n  \
+                  seeder-leaves  flash-crowd; the seeder leaves once it has sent one copy\n  \
                   heterogeneous  a mix of fibre (100/1000), DSL (20/100) and mobile (2/20) leechers\n\n\
                   The last line is JSON: {\"scenario\", \"leechers\", \"bound_s\", \"done_s\", \"ratio\", \
                   \"seeder_copies\", \"duplicate_bytes\", \"seed\", ...}"

@@ -192,6 +192,11 @@ impl Network {
         *lock(&host.listener) = Some((port, listener));
     }
 
+    /// Streams to `host` are refused from now on.
+    pub fn unlisten(&self, host: &Host) {
+        *lock(&host.listener) = None;
+    }
+
     /// A connector for peers on `host`.
     #[must_use]
     pub fn connector(&self, host: &Arc<Host>) -> Arc<dyn Connector> {

@@ -20,6 +20,8 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "loopback",
         "`just bench-swarm` on one machine: the seeder capped at 20 MB/s, the leechers unlimited, 0.1 ms away",
     ),
+    ("churn", "flash-crowd where leechers leave once done, and half of them join late, evenly over the bound's time"),
+    ("seeder-leaves", "flash-crowd where the seeder leaves once it has sent one copy"),
     (
         "heterogeneous",
         "flash-crowd over a mix of links: a fifth fibre (100 up, 1000 down), half DSL (20/100), the rest mobile (2/20)",
@@ -62,7 +64,7 @@ pub fn setup(name: &str, options: &Options) -> Option<SwarmSetup> {
     let equal = |delay: Duration| Link { up: Some(mbit(20)), down: Some(mbit(100)), delay };
     let mut seeder_limit = None;
     let (seeder, leecher_links) = match name {
-        "flash-crowd" => {
+        "flash-crowd" | "churn" | "seeder-leaves" => {
             let seeder = equal(delay());
             let links: Vec<Link> = (0..options.leechers).map(|_| equal(delay())).collect();
             (seeder, links)
@@ -102,7 +104,24 @@ pub fn setup(name: &str, options: &Options) -> Option<SwarmSetup> {
         window: options.window,
         limit: Duration::ZERO,
         timeline: false,
+        joins: Vec::new(),
+        leave_when_done: false,
+        seeder_leaves_after: None,
     };
+    match name {
+        "churn" => {
+            // The first half from the start; the second one by one over the time the bound allows.
+            let early = options.leechers.div_ceil(2);
+            let late = (options.leechers - early).max(1) as u32;
+            let bound = setup.bound();
+            setup.joins = (0..options.leechers)
+                .map(|index| if index < early { Duration::ZERO } else { bound * (index - early) as u32 / late })
+                .collect();
+            setup.leave_when_done = true;
+        }
+        "seeder-leaves" => setup.seeder_leaves_after = Some(1.0),
+        _ => {}
+    }
     // Ten times the bound, and at least a minute: a run that takes longer is a failure to report.
     setup.limit = (setup.bound() * 10).max(Duration::from_secs(60));
     Some(setup)
@@ -119,6 +138,7 @@ pub fn leecher_lines(outcome: &SwarmOutcome) -> Vec<serde_json::Value> {
         .map(|(index, leecher)| {
             serde_json::json!({
                 "leecher": index + 1,
+                "joined_s": (leecher.joined.as_secs_f64() * 1000.0).round() / 1000.0,
                 "done_s": leecher.done.map(|done| (done.as_secs_f64() * 1000.0).round() / 1000.0),
                 "from_seeder": leecher.from_seeder,
                 "from_leechers": leecher.from_leechers,
@@ -157,6 +177,12 @@ pub fn report(name: &str, setup: &SwarmSetup, outcome: &SwarmOutcome) -> serde_j
     let mut times: Vec<f64> = outcome.done.iter().flatten().map(Duration::as_secs_f64).collect();
     times.sort_by(f64::total_cmp);
     let median = times.get(times.len() / 2).copied();
+    let downloads: Vec<f64> = outcome
+        .leechers
+        .iter()
+        .filter_map(|leecher| leecher.done.map(|done| done.saturating_sub(leecher.joined).as_secs_f64()))
+        .collect();
+    let mean_download = (!downloads.is_empty()).then(|| downloads.iter().sum::<f64>() / downloads.len() as f64);
     let round = |x: f64| (x * 1000.0).round() / 1000.0;
     serde_json::json!({
         "scenario": name,
@@ -168,6 +194,7 @@ pub fn report(name: &str, setup: &SwarmSetup, outcome: &SwarmOutcome) -> serde_j
         "median_s": median.map(round),
         "first_s": times.first().copied().map(round),
         "finished": times.len(),
+        "mean_download_s": mean_download.map(round),
         "seeder_copies": round(outcome.seeder_copies()),
         "duplicate_bytes": outcome.duplicate_bytes,
         "seed": setup.seed,

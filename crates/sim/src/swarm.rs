@@ -13,6 +13,10 @@ use tokio::time::Instant;
 
 use crate::net::{Link, Network};
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The port every simulated peer listens on.
 pub const PORT: u16 = 6881;
 
@@ -41,6 +45,13 @@ pub struct SwarmSetup {
     pub limit: Duration,
     /// Samples the swarm each second ([`SwarmOutcome::timeline`]).
     pub timeline: bool,
+    /// When each leecher joins, by its index (empty: all at the start). It is told of `numwant` peers among
+    /// those there then, as a tracker would, and listens from then on.
+    pub joins: Vec<Duration>,
+    /// Leechers leave once they are done (churn): they hang up and stop listening.
+    pub leave_when_done: bool,
+    /// The seeder leaves once it has sent this many copies.
+    pub seeder_leaves_after: Option<f64>,
 }
 
 /// The swarm over one second.
@@ -70,7 +81,9 @@ impl SwarmSetup {
 /// What one leecher did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeecherOutcome {
-    /// When it had every piece; `None`: not within the limit.
+    /// When it joined, from the start.
+    pub joined: Duration,
+    /// When it had every piece, from the start; `None`: not within the limit.
     pub done: Option<Duration>,
     /// Bytes that came in from the seeder and from other leechers (every message, not only blocks).
     pub from_seeder: u64,
@@ -195,42 +208,90 @@ async fn run_in_runtime(setup: &SwarmSetup) -> anyhow::Result<SwarmOutcome> {
             peer_id,
             connector: network.connector(&host),
         };
-        let peer = Arc::new(SimulatedPeer::new(&torrent, &config).map_err(anyhow::Error::msg)?);
-        let accepting = Arc::downgrade(&peer);
-        network.listen(
-            &host,
-            PORT,
-            Arc::new(move |stream, from| {
-                if let Some(peer) = accepting.upgrade() {
-                    peer.accept(stream, from);
-                }
-            }),
-        );
-        peers.push(peer);
+        peers.push(Arc::new(SimulatedPeer::new(&torrent, &config).map_err(anyhow::Error::msg)?));
         hosts.push(host);
     }
-    // Everyone announced at once: each leecher hears of `numwant` others, the seeder among the candidates.
-    let everyone: Vec<usize> = (0..=setup.leechers).collect();
-    for (index, peer) in peers.iter().enumerate().skip(1) {
-        let mut others: Vec<usize> = everyone.iter().copied().filter(|&other| other != index).collect();
+
+    // Those there from the start announced at once: each leecher hears of `numwant` others among them, the seeder
+    // among the candidates. One who joins later hears of `numwant` among those there when it comes.
+    let at_start = |index: usize| index == 0 || setup.joins.get(index - 1).is_none_or(Duration::is_zero);
+    let mut told: Vec<Option<Vec<usize>>> = vec![None; setup.leechers + 1];
+    let first: Vec<usize> = (0..=setup.leechers).filter(|&index| at_start(index)).collect();
+    for index in first.iter().copied().skip(1) {
+        let mut others: Vec<usize> = first.iter().copied().filter(|&other| other != index).collect();
         others.shuffle(&mut rng);
-        for &other in others.iter().take(setup.numwant) {
-            peer.add_peer(address(other));
-        }
+        others.truncate(setup.numwant);
+        told[index] = Some(others);
     }
 
     let start = Instant::now();
+    // Who is there now, as the tracker sees it: joined and not gone.
+    let present = Arc::new(Mutex::new(vec![false; setup.leechers + 1]));
+    let rng = Arc::new(Mutex::new(rng));
     let done = Arc::new(Mutex::new(vec![None; setup.leechers]));
     let mut finishing = tokio::task::JoinSet::new();
-    for peer in &peers {
-        let peer = peer.clone();
-        tokio::spawn(async move { peer.run().await });
-    }
-    for (index, peer) in peers.iter().enumerate().skip(1) {
-        let (peer, done) = (peer.clone(), done.clone());
+    for (index, peer) in peers.iter().enumerate() {
+        let join = setup.joins.get(index.wrapping_sub(1)).copied().filter(|_| index > 0).unwrap_or_default();
+        let (peer, host, network) = (peer.clone(), hosts[index].clone(), network.clone());
+        let (present, rng, done) = (present.clone(), rng.clone(), done.clone());
+        let (numwant, leave) = (setup.numwant, setup.leave_when_done && index > 0);
+        let told = told[index].take();
         finishing.spawn(async move {
+            tokio::time::sleep_until(start + join).await;
+            let accepting = Arc::downgrade(&peer);
+            network.listen(
+                &host,
+                PORT,
+                Arc::new(move |stream, from| {
+                    if let Some(peer) = accepting.upgrade() {
+                        peer.accept(stream, from);
+                    }
+                }),
+            );
+            let others: Vec<usize> = {
+                let mut present = lock(&present);
+                present[index] = true;
+                told.unwrap_or_else(|| {
+                    let mut others: Vec<usize> =
+                        (0..present.len()).filter(|&other| present[other] && other != index).collect();
+                    others.shuffle(&mut *lock(&rng));
+                    others.truncate(numwant);
+                    others
+                })
+            };
+            // The seeder waits for leechers to come.
+            if index > 0 {
+                for other in others {
+                    peer.add_peer(address(other));
+                }
+            }
+            let running = tokio::spawn({
+                let peer = peer.clone();
+                async move { peer.run().await }
+            });
+            if index == 0 {
+                return;
+            }
             peer.until_finished().await;
-            done.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[index - 1] = Some(start.elapsed());
+            lock(&done)[index - 1] = Some(start.elapsed());
+            if leave {
+                lock(&present)[index] = false;
+                network.unlisten(&host);
+                peer.close();
+                let _ = running.await;
+            }
+        });
+    }
+    if let Some(copies) = setup.seeder_leaves_after {
+        let (seeder, host, network, present) = (peers[0].clone(), hosts[0].clone(), network.clone(), present.clone());
+        let enough = (copies * setup.size as f64) as u64;
+        tokio::spawn(async move {
+            while seeder.transferred().1 < enough {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            lock(&present)[0] = false;
+            network.unlisten(&host);
+            seeder.close();
         });
     }
     let timeline = Arc::new(Mutex::new(Vec::new()));
@@ -258,6 +319,7 @@ async fn run_in_runtime(setup: &SwarmSetup) -> anyhow::Result<SwarmOutcome> {
         .map(|index| {
             let from_seeder = hosts[index].received_from(seeder_ip);
             LeecherOutcome {
+                joined: setup.joins.get(index - 1).copied().unwrap_or_default(),
                 done: done[index - 1],
                 from_seeder,
                 from_leechers: hosts[index].traffic().1 - from_seeder,
@@ -313,6 +375,26 @@ mod tests {
         let again = run(&setup).expect("the second run");
         assert_eq!(again.done, outcome.done);
         assert_eq!((again.seeder_uploaded, again.uploaded), (outcome.seeder_uploaded, outcome.uploaded));
+    }
+
+    /// Leechers that leave once done, and late ones that find only the seeder and a few others: every one
+    /// finishes, each after it joined.
+    #[test]
+    fn with_churn_every_leecher_finishes() {
+        let options = crate::scenario::Options {
+            leechers: 8,
+            size: 8 << 20,
+            piece_length: 256 << 10,
+            seed: 3,
+            ..crate::scenario::Options::default()
+        };
+        let setup = crate::scenario::setup("churn", &options).expect("a scenario");
+        assert!(setup.joins.iter().any(|join| !join.is_zero()), "some join late");
+        let outcome = run(&setup).expect("the run");
+        for leecher in &outcome.leechers {
+            let done = leecher.done.unwrap_or_else(|| panic!("a leecher never finished: {:?}", outcome.leechers));
+            assert!(done > leecher.joined);
+        }
     }
 
     #[test]
