@@ -161,6 +161,7 @@ impl Harness {
             hashing: None,
             seed: None,
             connector: None,
+            random_pieces: false,
         };
         let (events, receiver) = crate::events::EventSink::channel(torrent.info_hash.0);
         let metadata = torrent.info_bytes.clone();

@@ -176,6 +176,8 @@ pub struct Picker {
     /// at most four times as far from the first piece we lack), rarest first among them, and started pieces are
     /// served front first; a peer that has none of them is asked for others, rarest first.
     sequential: Option<u32>,
+    /// New pieces in random order, availability ignored ([`Picker::set_random_order`]).
+    random_order: bool,
     /// Every piece before it is `Have` or `Unwanted` (set again from 0 when pieces are wanted anew), so the
     /// window's start is found from here.
     first_lacking: u32,
@@ -214,6 +216,7 @@ impl Picker {
             requests: BTreeMap::new(),
             scratch: Vec::new(),
             sequential: None,
+            random_order: false,
             first_lacking: 0,
             not_needed: Bitfield::new(num_pieces),
             unwanted: 0,
@@ -225,6 +228,12 @@ impl Picker {
     /// `None` for rarest first over the whole torrent.
     pub fn set_sequential(&mut self, window: Option<u32>) {
         self.sequential = window.map(|window| window.max(1));
+    }
+
+    /// Starts new pieces in random order, not rarest first: a deliberately worse picker, for the simulator's check
+    /// that it can tell a good one from a bad one (never set by `peer`).
+    pub fn set_random_order(&mut self, random: bool) {
+        self.random_order = random;
     }
 
     /// Pieces in the torrent.
@@ -627,6 +636,11 @@ impl Picker {
             let room = (window as usize).saturating_sub(chosen.len());
             // Past the window in order: (0, 0, index) sorts nothing here, being appended after the sort.
             chosen.extend(unstarted(window_end, ahead).take(room).map(|i| (0, 0, i)));
+        }
+        if chosen.is_empty() && self.random_order {
+            let missing = (0..self.num_pieces()).filter(|&i| self.state[i as usize] == State::Missing && theirs.has(i));
+            chosen.extend(missing.map(|i| (0, rng.random(), i)));
+            chosen.sort_unstable();
         }
         if chosen.is_empty() {
             self.rarest_new(theirs, limit - out.len(), rng, &mut chosen);

@@ -549,3 +549,19 @@ fn higher_priority_pieces_are_started_first_whichever_way_the_peer_is_read() {
     let order: Vec<u32> = pick(&mut p, B, &few, 100, 2).iter().map(|block| block.piece).collect();
     assert_eq!(order, vec![10, 40, 3], "high, then normal (rarer first), then low");
 }
+
+#[test]
+fn random_order_ignores_rarity_and_rarest_first_does_not() {
+    let all = Bitfield::full(8);
+    let common = bits(8, &[0, 1, 2, 3, 4, 5, 6]);
+    let first_pick = |random: bool, seed: u64| {
+        let mut p = picker(8, 1);
+        p.set_random_order(random);
+        p.peer_joined(&all);
+        p.peer_joined(&common);
+        pick(&mut p, A, &all, 1, seed)[0].piece
+    };
+    // Piece 7 is the rarest: rarest first always starts it; random order starts others too.
+    assert!((0..20).all(|seed| first_pick(false, seed) == 7));
+    assert!((0..20).any(|seed| first_pick(true, seed) != 7));
+}

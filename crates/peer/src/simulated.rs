@@ -37,6 +37,9 @@ pub struct SimulatedPeerConfig {
     pub peer_id: [u8; 20],
     /// How it reaches the others.
     pub connector: Arc<dyn Connector>,
+    /// Starts new pieces in random order, not rarest first: a deliberately worse picker, to check that the
+    /// simulator tells them apart.
+    pub random_pieces: bool,
 }
 
 /// A peer of one torrent, driven by [`SimulatedPeer::run`].
@@ -80,6 +83,7 @@ impl SimulatedPeer {
             hashing: None,
             seed: Some(config.seed),
             connector: Some(config.connector.clone()),
+            random_pieces: config.random_pieces,
         };
         let info_hash = torrent.info_hash.0;
         // Nobody listens to its events: what a simulation reports it reads from the swarm.

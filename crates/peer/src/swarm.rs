@@ -276,6 +276,8 @@ pub struct SwarmConfig {
     pub seed: Option<u64>,
     /// How to reach peers when not over TCP (a simulated network); `None`: TCP.
     pub connector: Option<Arc<dyn crate::connection::Connector>>,
+    /// New pieces in random order instead of rarest first: the simulator's deliberately worse picker.
+    pub random_pieces: bool,
 }
 
 /// A complete piece waiting for its hash check.
@@ -356,6 +358,7 @@ impl Swarm {
             let window = (SEQUENTIAL_WINDOW_BYTES / u64::from(storage.piece_length().max(1))).max(4);
             picker.set_sequential(Some(u32::try_from(window).unwrap_or(u32::MAX)));
         }
+        picker.set_random_order(config.random_pieces);
         for index in have.ones() {
             picker.mark_have(index);
         }

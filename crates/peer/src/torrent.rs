@@ -367,6 +367,7 @@ async fn start<'a>(
         hashing: Some(shared.hashing.clone()),
         seed: None,
         connector: None,
+        random_pieces: false,
     };
     let info_hash = torrent.info_hash.0;
     let metadata = torrent.info_bytes.clone();

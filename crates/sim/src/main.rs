@@ -40,6 +40,10 @@ struct Args {
     /// The seeder does not super-seed (`peer --no-super-seed`).
     #[arg(long)]
     no_super_seed: bool,
+    /// Leechers start new pieces in random order instead of rarest first: a deliberately worse picker, to check
+    /// that the simulator tells it apart.
+    #[arg(long)]
+    random_picker: bool,
     /// Also a JSON line for each leecher, before the report: when it was done, what it got from whom, what it sent.
     #[arg(long)]
     leechers_detail: bool,
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
         max_peers: args.max_peers as usize,
         window: (args.window_kib as usize) << 10,
         super_seed: !args.no_super_seed,
+        random_pieces: args.random_picker,
     };
     let Some(mut setup) = sim::scenario::setup(&args.scenario, &options) else {
         let names: Vec<&str> = sim::scenario::SCENARIOS.iter().map(|(name, _)| *name).collect();

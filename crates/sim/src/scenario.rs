@@ -39,6 +39,8 @@ pub struct Options {
     pub window: usize,
     /// The seeder super-seeds (BEP 16), as `peer` does unless told not to.
     pub super_seed: bool,
+    /// Random piece order instead of rarest first: the deliberately worse picker.
+    pub random_pieces: bool,
 }
 
 impl Default for Options {
@@ -51,6 +53,7 @@ impl Default for Options {
             max_peers: 50,
             window: 1 << 20,
             super_seed: true,
+            random_pieces: false,
         }
     }
 }
@@ -107,6 +110,7 @@ pub fn setup(name: &str, options: &Options) -> Option<SwarmSetup> {
         joins: Vec::new(),
         leave_when_done: false,
         seeder_leaves_after: None,
+        random_pieces: options.random_pieces,
     };
     match name {
         "churn" => {

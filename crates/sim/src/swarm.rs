@@ -52,6 +52,8 @@ pub struct SwarmSetup {
     pub leave_when_done: bool,
     /// The seeder leaves once it has sent this many copies.
     pub seeder_leaves_after: Option<f64>,
+    /// The leechers start new pieces in random order, not rarest first (the deliberately worse picker).
+    pub random_pieces: bool,
 }
 
 /// The swarm over one second.
@@ -207,6 +209,7 @@ async fn run_in_runtime(setup: &SwarmSetup) -> anyhow::Result<SwarmOutcome> {
             listen: addr,
             peer_id,
             connector: network.connector(&host),
+            random_pieces: setup.random_pieces,
         };
         peers.push(Arc::new(SimulatedPeer::new(&torrent, &config).map_err(anyhow::Error::msg)?));
         hosts.push(host);

@@ -63,6 +63,7 @@ fn v2_swarm(seeding: bool) -> V2Swarm {
         hashing: None,
         seed: None,
         connector: None,
+        random_pieces: false,
     };
     let (sender, events) = crate::events::EventSink::channel(torrent.info_hash.0);
     let swarm = Swarm::new(storage, torrent.info_bytes.clone(), torrent.info_hash.0, [9; 20], &have, &config, sender)
