@@ -475,6 +475,11 @@ mod tests {
         assert!(swarm.has_room_for(dialled.ip()), "we are dialling it");
         let peer_id = *b"-XX0001-dialled00000";
         assert!(swarm.admit(dialled, peer_id, Direction::Incoming, false, false, false).is_ok());
+        // A second connection from that host, under another peer id, is refused: one past the cap, not more.
+        assert!(!swarm.has_room_for(dialled.ip()));
+        let again = SocketAddr::from(([10, 1, 0, 3], 40_002));
+        let refused = swarm.admit(again, *b"-XX0001-dialled11111", Direction::Incoming, false, false, false);
+        assert!(refused.is_err_and(|reason| reason.to_string().contains("too many")));
         // Our dial is answered too: one of the two connections stays.
         let _ = swarm.admit(SocketAddr::from(([10, 1, 0, 3], 6881)), peer_id, Direction::Outgoing, false, false, false);
         assert_eq!(swarm.peers().len(), 1);

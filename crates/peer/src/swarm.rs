@@ -585,12 +585,15 @@ impl Swarm {
     /// duplicate once both handshakes are in. Refused for want of room, it can leave both halves refused, at both
     /// ends, and the two peers apart until their back-off ends: in a flash crowd's dial storm (the simulator's
     /// `loopback 40`), 29 of 40 leechers had nobody but the seeder for 5 s.
+    ///
+    /// Only while nobody from `ip` is connected: a host we dial gets one connection past the cap, not one per
+    /// connection it opens while our dial is pending.
     fn fits(&self, state: &State, ip: IpAddr) -> bool {
-        state.addresses.len() < self.max_peers
-            || state
-                .addresses
-                .iter()
-                .any(|addr| addr.ip() == ip && !state.peers.values().any(|peer| peer.addr == *addr))
+        if state.addresses.len() < self.max_peers {
+            return true;
+        }
+        let dialling = state.addresses.iter().any(|addr| addr.ip() == ip);
+        dialling && !state.peers.values().any(|peer| peer.addr.ip() == ip)
     }
 
     /// Registers a peer whose handshake checked out, or says why it is refused.

@@ -157,7 +157,12 @@ pub fn lower_bound(size: u64, seeder: &Link, leechers: &[Link]) -> Duration {
 ///
 /// The sizes make no valid torrent.
 pub fn torrent(size: u64, piece_length: u32) -> anyhow::Result<metainfo::Torrent> {
-    let pieces = size.div_ceil(u64::from(piece_length));
+    let pieces = size.div_ceil(u64::from(piece_length.max(1)));
+    // Each peer keeps per-piece state, a thousand peers at once: a million pieces is already far past real torrents.
+    anyhow::ensure!(
+        pieces <= 1 << 20,
+        "{pieces} pieces of {piece_length} bytes: at most 1,048,576 (use longer pieces)"
+    );
     let hashes = usize::try_from(pieces)? * 20;
     let mut info = format!("d6:lengthi{size}e4:name3:sim12:piece lengthi{piece_length}e6:pieces{hashes}:").into_bytes();
     info.resize(info.len() + hashes, 0);
