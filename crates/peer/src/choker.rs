@@ -139,18 +139,7 @@ impl Choker {
     ) -> &BTreeSet<PeerKey> {
         self.next_rechoke = Some(now + self.config.rechoke_interval);
         let mut ranked: Vec<&PeerStats> = peers.iter().filter(|p| p.interested).collect();
-        ranked.sort_by_key(|p| {
-            let since = self.regular_since.get(&p.key).copied();
-            let turn_over = seeding && since.is_some_and(|at| now.saturating_sub(at) >= self.config.seed_turn);
-            let rate = if seeding { p.upload_rate } else { p.download_rate };
-            // Ties go to the peer already unchoked (fewer choke/unchoke messages), then to the one that has
-            // waited longest; the key keeps the order total. While seeding, a slot holder that takes nothing
-            // has no claim on its slot: peers that wait go first.
-            let holds = since.is_some();
-            let behind = if seeding && rate == 0 { holds } else { !holds };
-            let waiting_since = self.choked_at.get(&p.key).copied().unwrap_or(p.connected_at);
-            (turn_over, Reverse(rate), behind, waiting_since, p.key)
-        });
+        ranked.sort_by_key(|p| self.rank(now, seeding, p));
         let regular: Vec<PeerKey> = ranked.iter().take(self.config.slots).map(|p| p.key).collect();
 
         let mut regular_since = BTreeMap::new();
@@ -170,6 +159,60 @@ impl Choker {
         self.optimistic = self.next_optimistic(now, &others, rng);
 
         self.unchoked = regular.into_iter().chain(self.optimistic()).collect();
+        &self.unchoked
+    }
+
+    /// Where `p` stands for a regular slot: lowest first.
+    fn rank(&self, now: Duration, seeding: bool, p: &PeerStats) -> (bool, Reverse<u64>, bool, Duration, PeerKey) {
+        let since = self.regular_since.get(&p.key).copied();
+        let turn_over = seeding && since.is_some_and(|at| now.saturating_sub(at) >= self.config.seed_turn);
+        let rate = if seeding { p.upload_rate } else { p.download_rate };
+        // Ties go to the peer already unchoked (fewer choke/unchoke messages), then to the one that has waited
+        // longest; the key keeps the order total. While seeding, a slot holder that takes nothing has no claim on
+        // its slot: peers that wait go first.
+        let holds = since.is_some();
+        let behind = if seeding && rate == 0 { holds } else { !holds };
+        let waiting_since = self.choked_at.get(&p.key).copied().unwrap_or(p.connected_at);
+        (turn_over, Reverse(rate), behind, waiting_since, p.key)
+    }
+
+    /// `key`, unchoked, is no longer interested: its slot goes at once to the best-ranked interested peer that has
+    /// none (a drawn one, if it held the optimistic slot), and every other slot stays as it is (the next rechoke
+    /// is not moved). Returns the new unchoked set.
+    ///
+    /// Why at once: a peer that holds everything we have keeps a slot it cannot use until the next rechoke, up to
+    /// 10 s of one of only five uploads. Why not a full rechoke: rates change all the time, so it would also swap
+    /// peers that are mid-piece, and their dropped requests come back as duplicate blocks.
+    pub fn free_slot(
+        &mut self,
+        now: Duration,
+        seeding: bool,
+        key: PeerKey,
+        peers: &[PeerStats],
+        rng: &mut impl Rng,
+    ) -> &BTreeSet<PeerKey> {
+        let waiting: Vec<&PeerStats> =
+            peers.iter().filter(|p| p.interested && p.key != key && !self.unchoked.contains(&p.key)).collect();
+        // With nobody waiting it keeps the slot: choked and soon unchoked again (it becomes interested at our
+        // next piece), its requests sent in between would cross our choke, and come back as duplicate blocks.
+        if waiting.is_empty() || !self.unchoked.remove(&key) {
+            return &self.unchoked;
+        }
+        if self.optimistic() == Some(key) {
+            // The optimistic slot is drawn, not ranked: draw again, for a fresh 30 s.
+            self.optimistic = None;
+            self.optimistic = self.next_optimistic(now, &waiting, rng);
+            self.unchoked.extend(self.optimistic());
+            return &self.unchoked;
+        }
+        if self.regular_since.remove(&key).is_some() {
+            self.choked_at.insert(key, now);
+        }
+        if let Some(best) = waiting.iter().min_by_key(|p| self.rank(now, seeding, p)).map(|p| p.key) {
+            self.regular_since.insert(best, now);
+            self.choked_at.remove(&best);
+            self.unchoked.insert(best);
+        }
         &self.unchoked
     }
 

@@ -163,3 +163,47 @@ fn a_leecher_keeps_its_fast_peers_between_rechokes() {
     choker.rechoke(secs(10), false, &peers, &mut rng);
     assert_eq!(regular(&choker), first, "equal rates: the unchoked peers keep their slots");
 }
+
+#[test]
+fn a_slot_holder_that_loses_interest_hands_its_slot_to_the_best_waiting_peer_and_nobody_else_moves() {
+    let mut peers: Vec<PeerStats> = (1..=8).map(|k| peer(k, k * 100, 0)).collect();
+    let mut choker = Choker::new(ChokerConfig::default());
+    let mut rng = SmallRng::seed_from_u64(5);
+    choker.rechoke(secs(0), false, &peers, &mut rng);
+    assert_eq!(regular(&choker), keys(&[5, 6, 7, 8]));
+    let optimistic = choker.optimistic().expect("four candidates left");
+    // 7 holds everything we have now; rates changed too, which a full rechoke would act on.
+    peers[6].interested = false;
+    peers[0].download_rate = 10_000;
+    let set = choker.free_slot(secs(3), false, PeerKey(7), &peers, &mut rng).clone();
+    assert!(!set.contains(&PeerKey(7)));
+    let best_waiting = if optimistic == PeerKey(1) { 4 } else { 1 };
+    assert_eq!(regular(&choker), keys(&[5, 6, 8, best_waiting]));
+    assert_eq!(choker.optimistic(), Some(optimistic), "the optimistic slot is not redrawn");
+    assert!(!choker.due(secs(9)), "the next rechoke stays where it was");
+}
+
+#[test]
+fn a_slot_holder_that_loses_interest_keeps_its_slot_while_nobody_waits() {
+    let mut peers: Vec<PeerStats> = (1..=3).map(|k| peer(k, k * 100, 0)).collect();
+    let mut choker = Choker::new(ChokerConfig::default());
+    let mut rng = SmallRng::seed_from_u64(6);
+    let before = choker.rechoke(secs(0), false, &peers, &mut rng).clone();
+    peers[1].interested = false;
+    // Choked now and unchoked at our next piece, its requests sent in between would cross our choke.
+    assert_eq!(choker.free_slot(secs(1), false, PeerKey(2), &peers, &mut rng), &before);
+}
+
+#[test]
+fn an_optimistic_peer_that_loses_interest_is_replaced_by_a_draw() {
+    let mut peers: Vec<PeerStats> = (1..=6).map(|k| peer(k, k * 100, 0)).collect();
+    let mut choker = Choker::new(ChokerConfig::default());
+    let mut rng = SmallRng::seed_from_u64(7);
+    choker.rechoke(secs(0), false, &peers, &mut rng);
+    let optimistic = choker.optimistic().expect("two candidates");
+    let other = if optimistic == PeerKey(1) { PeerKey(2) } else { PeerKey(1) };
+    peers[optimistic.0 as usize - 1].interested = false;
+    let set = choker.free_slot(secs(2), false, optimistic, &peers, &mut rng).clone();
+    assert_eq!(choker.optimistic(), Some(other));
+    assert_eq!(set.len(), 5);
+}

@@ -678,7 +678,7 @@ mod tests {
         theirs.write_all(&out).await.expect("write requests");
         let data = loop {
             let message = next_message(&mut theirs, &mut buf).await;
-            if message[..2] == [20, 3] {
+            if message.starts_with(&[20, 3]) {
                 break message;
             }
         };

@@ -74,11 +74,11 @@ impl Outbox {
     }
 
     /// Drops a queued request the peer cancelled; a block already being sent goes out anyway, which BEP 3 allows.
-    pub fn cancel_upload(&self, block: Block) {
+    /// Returns whether it was still queued.
+    pub fn cancel_upload(&self, block: Block) -> bool {
         let mut pending = self.lock();
-        if let Some(at) = pending.uploads.iter().position(|&queued| queued == block) {
-            pending.uploads.remove(at);
-        }
+        let at = pending.uploads.iter().position(|&queued| queued == block);
+        at.and_then(|at| pending.uploads.remove(at)).is_some()
     }
 
     /// We choked the peer: BEP 3 says its outstanding requests are discarded.

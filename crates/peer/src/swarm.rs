@@ -50,6 +50,10 @@ const MAX_PARTIAL_BYTES: u64 = 64 << 20;
 const ABANDONED_AFTER: Duration = Duration::from_secs(120);
 /// Bytes of piece buffers kept for reuse.
 const MAX_SPARE_BYTES: u64 = 16 << 20;
+/// Peers a super-seeder serves at once, each in its turn (as many as the choker's slots, optimistic included).
+const SUPER_SEED_TURNS: usize = 5;
+/// Pieces a super-seeder shows a peer in one turn while others wait for theirs.
+const TURN_PIECES: u32 = 4;
 /// An unchoked peer that neither asks for a block nor reads one for this long loses its upload slot at once.
 const UNCHOKED_IDLE: Duration = Duration::from_secs(3);
 /// ... and waits this long before it can have a slot again, so idle peers cannot take turns holding the slots.
@@ -778,6 +782,7 @@ impl Swarm {
         if had_slot {
             self.rechoke(&mut state, true);
         }
+        self.take_turns(&mut state);
         self.refill_all(&mut state);
         state.block_proofs.peer_left(key);
         self.ask_block_hashes(&mut state);
@@ -872,6 +877,8 @@ impl Swarm {
                 if let Some(offers) = &mut state.offers {
                     offers.not_interested(key);
                     self.offer(state, key);
+                } else if !peer.am_choking {
+                    self.free_slot(state, key);
                 }
             }
             Message::Have { index } => {
@@ -929,9 +936,16 @@ impl Swarm {
                 let block = Block { piece: index, offset: begin, length };
                 check_request(&state.picker, block)?;
                 peer.last_request = Instant::now();
-                if let Some(offers) = &mut state.offers
-                    && offers.asked(key, index)
+                // A request that crossed our choke is not served, so it shows nothing about what is on its way.
+                if !peer.am_choking
+                    && let Some(offers) = &mut state.offers
                 {
+                    if !offers.shown(key, index) {
+                        // A super-seeder serves only what it showed: a peer that asks for the rest (it cannot
+                        // know we have it) would take the upload meant for spreading pieces once each.
+                        return Ok(());
+                    }
+                    offers.asked(key, index, length, Instant::now());
                     self.offer(state, key);
                 }
                 let Some(peer) = state.peers.get_mut(&key) else { return Ok(()) };
@@ -944,7 +958,11 @@ impl Swarm {
                 }
             }
             Message::Cancel { index, begin, length } => {
-                peer.outbox.cancel_upload(Block { piece: index, offset: begin, length });
+                if peer.outbox.cancel_upload(Block { piece: index, offset: begin, length })
+                    && let Some(offers) = &mut state.offers
+                {
+                    offers.cancelled(key, length);
+                }
             }
             Message::Piece { index, begin, block } => self.on_block(state, key, index, begin, block)?,
         }
@@ -1100,6 +1118,8 @@ impl Swarm {
         state.last_tick = now;
         let mut refill = false;
         let mut idle_found = false;
+        // A super-seeder's peers stay unchoked between their turns, and ask for nothing then.
+        let super_seeding = state.offers.is_some();
         let State { peers, picker, .. } = &mut *state;
         for (&key, peer) in peers.iter_mut() {
             let written = peer.outbox.written.load(Ordering::Relaxed);
@@ -1108,7 +1128,7 @@ impl Swarm {
                 peer.last_progress = now;
             }
             let busy_at = peer.unchoked_at.max(peer.last_request).max(peer.last_progress);
-            if !peer.am_choking && now.duration_since(busy_at) > UNCHOKED_IDLE {
+            if !peer.am_choking && !super_seeding && now.duration_since(busy_at) > UNCHOKED_IDLE {
                 // It holds a slot it does not use (it never asks, or it stopped reading what it asked for).
                 peer.idle_until = Some(now + IDLE_PENALTY);
                 idle_found = true;
@@ -1147,6 +1167,7 @@ impl Swarm {
             self.refill_all(&mut state);
         }
         self.rechoke(&mut state, idle_found);
+        self.take_turns(&mut state);
         let status = self.status_of(&state);
         drop(state);
         self.emit(Event::Status(status));

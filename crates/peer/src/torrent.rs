@@ -714,12 +714,14 @@ pub(crate) struct SwarmTimes {
     /// The next tick; `None` while the torrent is quiet.
     next_tick: Option<tokio::time::Instant>,
     ticks: u64,
+    /// When a super-seeder next looks whether a turn is over; `None` while no turn waits for its last bytes.
+    next_turns: Option<tokio::time::Instant>,
 }
 
 impl Default for SwarmTimes {
     /// A tick at once.
     fn default() -> Self {
-        SwarmTimes { next_tick: Some(tokio::time::Instant::now()), ticks: 0 }
+        SwarmTimes { next_tick: Some(tokio::time::Instant::now()), ticks: 0, next_turns: None }
     }
 }
 
@@ -761,11 +763,28 @@ pub(crate) fn tend_swarm(
         }
     }
     let next_dial = swarm.has_candidates().then(|| now + DIAL_EVERY);
-    [times.next_tick, next_dial].into_iter().flatten().min()
+    // A super-seeder learns that a turn's last bytes went out only by looking.
+    let next_turns = if swarm.turn_closing() {
+        match times.next_turns {
+            Some(at) if at > now => Some(at),
+            Some(_) => {
+                swarm.pass_turns();
+                Some(*times.next_turns.insert(now + TURN_CHECK))
+            }
+            None => Some(*times.next_turns.insert(now + TURN_CHECK)),
+        }
+    } else {
+        times.next_turns = None;
+        None
+    };
+    [times.next_tick, next_dial, next_turns].into_iter().flatten().min()
 }
 
 /// How often a torrent with peers is ticked (choking, rates, timeouts: see [`Swarm::tick`]).
 const TICK: Duration = Duration::from_secs(1);
+
+/// How often a super-seeder looks whether a turn's last bytes went out.
+const TURN_CHECK: Duration = Duration::from_millis(100);
 
 /// Ticks between looks at the free space while the disk is full.
 const DISK_CHECK_TICKS: u64 = 2;

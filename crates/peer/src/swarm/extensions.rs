@@ -80,10 +80,53 @@ impl Swarm {
         Ok(())
     }
 
-    /// Super-seeding: shows `key` more pieces (with `have`) until its window of pieces it has not asked for is
-    /// full: one piece while we choke it (enough to keep it interested), else about half a second of what it
-    /// takes from us, 4 to 64 pieces.
+    /// Super-seeding: what `key` was shown or holds changed (it asked, announced a piece, lost interest, came):
+    /// tops up its window and passes on the turns that are over.
     pub(super) fn offer(&self, state: &mut State, key: PeerKey) {
+        self.show_window(state, key);
+        self.take_turns(state);
+    }
+
+    /// Passes on the super-seeder's turns that are over ([`Offers::take_turns`]); a peer whose turn begins is
+    /// unchoked (if it was not yet) and shown its window.
+    pub(super) fn take_turns(&self, state: &mut State) {
+        let State { offers, peers, .. } = state;
+        let Some(offers) = offers.as_mut() else { return };
+        let begun = offers.take_turns(
+            Instant::now(),
+            SUPER_SEED_TURNS,
+            TURN_PIECES,
+            u64::from(BLOCK_LEN),
+            |key| peers.get(&key).map_or(0, |peer| peer.outbox.uploaded.load(Ordering::Relaxed)),
+            |key| peers.get(&key).is_some_and(|peer| !peer.bitfield.is_complete()),
+        );
+        for key in begun {
+            if let Some(peer) = state.peers.get_mut(&key)
+                && peer.am_choking
+            {
+                peer.am_choking = false;
+                peer.unchoked_at = Instant::now();
+                peer.outbox.push(&Message::Unchoke);
+            }
+            self.show_window(state, key);
+        }
+    }
+
+    /// Whether a super-seeder's turn waits for its last bytes to go out: the torrent's loop looks again soon.
+    pub(crate) fn turn_closing(&self) -> bool {
+        self.lock().offers.as_ref().is_some_and(|offers| offers.turn_closing())
+    }
+
+    /// [`Swarm::take_turns`], from the torrent's loop.
+    pub(crate) fn pass_turns(&self) {
+        let mut state = self.lock();
+        self.take_turns(&mut state);
+    }
+
+    /// Shows `key` more pieces (with `have`), as far as its turn allows, until its window of pieces it has not
+    /// asked for is full: about half a second of what it takes from us, 4 to 64 pieces; none before its first
+    /// turn.
+    fn show_window(&self, state: &mut State, key: PeerKey) {
         let State { offers, peers, picker, rng, .. } = state;
         let (Some(offers), Some(peer)) = (offers.as_mut(), peers.get(&key)) else { return };
         let per_piece = u64::from(self.storage.piece_length()).max(1);
@@ -93,13 +136,15 @@ impl Swarm {
         };
         let window = if peers.len() == 1 {
             // Alone, it has nobody to pass pieces to: a window only slows it down (libtorrent fell to half its
-            // speed with 1,024 pieces shown), so it grows to four seconds of what it takes, at least 256 pieces.
-            by_rate(8).max(256)
+            // speed with 1,024 pieces shown), so it grows to four seconds of what it takes, at least 16 pieces.
+            // A second peer shrinks it back (below).
+            by_rate(8).max(16)
         } else if peer.am_choking {
-            1
+            0
         } else {
             by_rate(1).clamp(4, 64)
         };
+        offers.shrink(key, window, |index| picker.availability(index));
         let mut shown = Vec::new();
         offers.top_up(key, &peer.bitfield, window, |index| picker.availability(index), rng, &mut shown);
         for index in shown {
