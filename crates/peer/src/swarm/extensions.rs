@@ -136,9 +136,10 @@ impl Swarm {
         };
         let window = if peers.len() == 1 {
             // Alone, it has nobody to pass pieces to: a window only slows it down (libtorrent fell to half its
-            // speed with 1,024 pieces shown), so it grows to four seconds of what it takes, at least 16 pieces.
-            // A second peer shrinks it back (below).
-            by_rate(8).max(16)
+            // speed with 1,024 pieces shown; 200 MiB took it 2.9 s with 16 pieces shown, 1.9 s with 256, as
+            // from a plain seeder), so it grows to four seconds of what it takes, at least 256 pieces. A second
+            // peer shrinks it back (below).
+            by_rate(8).max(256)
         } else if peer.am_choking {
             0
         } else {
