@@ -48,7 +48,7 @@ struct Args {
     #[arg(long)]
     leechers_detail: bool,
     /// Also a JSON line for each second, before the report: what the seeder and the leechers sent, how many were
-    /// done.
+    /// done, and how much of their uplinks the leechers used (tenth percentile and median, in percent).
     #[arg(long)]
     timeline: bool,
 }

@@ -166,6 +166,8 @@ pub fn timeline_lines(outcome: &SwarmOutcome) -> Vec<serde_json::Value> {
                 "seeder_bytes_per_s": sample.seeder_sent,
                 "leechers_bytes_per_s": sample.leechers_sent,
                 "finished": sample.finished,
+                "leecher_uplink_p10_pct": sample.leecher_uplink_pct.map(|(p10, _)| p10),
+                "leecher_uplink_median_pct": sample.leecher_uplink_pct.map(|(_, median)| median),
             })
         })
         .collect()

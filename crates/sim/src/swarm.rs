@@ -66,6 +66,10 @@ pub struct Sample {
     pub leechers_sent: u64,
     /// Leechers done by its end.
     pub finished: usize,
+    /// How much of its uplink each leecher used in it, in percent: the tenth percentile and the median over the
+    /// leechers present (`None` when their uplinks have no limit). A swarm whose leechers' uploads sum to less
+    /// than their capacity shows here whether all are half idle or some are idle and the rest saturated.
+    pub leecher_uplink_pct: Option<(u64, u64)>,
 }
 
 impl SwarmSetup {
@@ -304,7 +308,7 @@ async fn run_in_runtime(setup: &SwarmSetup) -> anyhow::Result<SwarmOutcome> {
     }
     let timeline = Arc::new(Mutex::new(Vec::new()));
     if setup.timeline {
-        let (hosts, peers, timeline) = (hosts.clone(), peers.clone(), timeline.clone());
+        let (hosts, peers, timeline, present) = (hosts.clone(), peers.clone(), timeline.clone(), present.clone());
         tokio::spawn(async move {
             let mut last: Vec<u64> = hosts.iter().map(|host| host.traffic().0).collect();
             loop {
@@ -312,9 +316,20 @@ async fn run_in_runtime(setup: &SwarmSetup) -> anyhow::Result<SwarmOutcome> {
                 let sent: Vec<u64> = hosts.iter().map(|host| host.traffic().0).collect();
                 let seeder_sent = sent[0] - last[0];
                 let leechers_sent = sent.iter().zip(&last).skip(1).map(|(now, before)| now - before).sum();
+                let mut uses: Vec<u64> = hosts
+                    .iter()
+                    .zip(sent.iter().zip(&last))
+                    .enumerate()
+                    .skip(1)
+                    .filter(|(index, _)| lock(&present)[*index])
+                    .filter_map(|(_, (host, (now, before)))| Some((now - before) * 100 / host.link().up?.max(1)))
+                    .collect();
+                uses.sort_unstable();
+                let leecher_uplink_pct =
+                    (!uses.is_empty()).then(|| (uses[uses.len() / 10].min(100), uses[uses.len() / 2].min(100)));
                 last = sent;
                 let finished = peers.iter().skip(1).filter(|peer| peer.is_finished()).count();
-                let sample = Sample { at: start.elapsed(), seeder_sent, leechers_sent, finished };
+                let sample = Sample { at: start.elapsed(), seeder_sent, leechers_sent, finished, leecher_uplink_pct };
                 timeline.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(sample);
             }
         });
@@ -383,6 +398,25 @@ mod tests {
         let again = run(&setup).expect("the second run");
         assert_eq!(again.done, outcome.done);
         assert_eq!((again.seeder_uploaded, again.uploaded), (outcome.seeder_uploaded, outcome.uploaded));
+    }
+
+    /// The timeline's uplink use: a leecher can use at most all of its uplink, somebody uses some of it while the
+    /// pieces spread, and a swarm without limits has nothing to measure against.
+    #[test]
+    fn the_timeline_says_how_much_of_their_uplinks_the_leechers_used() {
+        let mut setup = small_flash_crowd(3);
+        setup.timeline = true;
+        let outcome = run(&setup).expect("the run");
+        let uses: Vec<(u64, u64)> = outcome.timeline.iter().filter_map(|sample| sample.leecher_uplink_pct).collect();
+        assert_eq!(uses.len(), outcome.timeline.len(), "every leecher's uplink has a limit");
+        assert!(uses.iter().all(|&(p10, median)| p10 <= median && median <= 100), "{uses:?}");
+        assert!(uses.iter().any(|&(_, median)| median > 0), "{uses:?}");
+        let options = crate::scenario::Options { leechers: 2, size: 40 << 20, ..crate::scenario::Options::default() };
+        let mut unlimited = crate::scenario::setup("loopback", &options).expect("a scenario");
+        unlimited.timeline = true;
+        let outcome = run(&unlimited).expect("the run");
+        assert!(!outcome.timeline.is_empty());
+        assert!(outcome.timeline.iter().all(|sample| sample.leecher_uplink_pct.is_none()));
     }
 
     /// Leechers that leave once done, and late ones that find only the seeder and a few others: every one
