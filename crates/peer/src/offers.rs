@@ -78,6 +78,8 @@ struct Turn {
     requested: u64,
     /// Bytes we had sent it when the turn began (the caller's count).
     sent_before: u64,
+    /// When the turn began: while others wait, no turn lasts longer than [`TURN_LONGEST`].
+    began: Instant,
     /// When the turn began or it last asked for a block: a turn without a request for [`TURN_IDLE`] ends.
     last_activity: Instant,
     /// What we had sent it when we last saw that count grow, and when: a turn whose bytes stop going out for
@@ -89,6 +91,9 @@ struct Turn {
 /// A turn in which the peer asks for no block for this long ends: it may hold what it was shown already (got from
 /// others), or not want it. So does one in which what it asked for stops going out.
 const TURN_IDLE: Duration = Duration::from_secs(2);
+/// The longest turn while others wait for one: a peer that takes its pieces a trickle at a time (enough to count as
+/// reading) must not keep a turn for ever. Long enough for an honest slow link: four 4 MiB pieces at 1 MB/s.
+const TURN_LONGEST: Duration = Duration::from_secs(30);
 /// A peer that stopped reading waits this long before its next turn, so that such peers cannot hold the turns
 /// between them. One that asked for nothing waits twice [`TURN_IDLE`], doubled for each such turn in a row up to
 /// this: an honest leecher may have got what it was shown from others, and must not lose a minute for it.
@@ -227,8 +232,9 @@ impl Offers {
     /// returns the peers whose turn began (show them pieces now). A turn is over once its `quota` of pieces was
     /// shown and asked for and at most `slack` bytes of them wait to be sent (`sent` says what we sent each peer
     /// so far), after [`TURN_IDLE`] without a request or without a byte going out (the peer then sits out
-    /// [`TURN_BENCH`]), or when the peer lacks nothing (`lacks`). Only peers that lack pieces wait for a turn;
-    /// while nobody waits, a turn has no quota. See the module's notes for why.
+    /// [`TURN_BENCH`]), after [`TURN_LONGEST`] while others wait, or when the peer lacks nothing (`lacks`). Only
+    /// peers that lack pieces wait for a turn; while nobody waits, a turn has no quota. See the module's notes for
+    /// why.
     pub fn take_turns(
         &mut self,
         now: Instant,
@@ -238,6 +244,9 @@ impl Offers {
         sent: impl Fn(PeerKey) -> u64,
         lacks: impl Fn(PeerKey) -> bool,
     ) -> Vec<PeerKey> {
+        let benched = |offers: &PeerOffers| offers.benched_until.is_some_and(|until| now < until);
+        let anyone_waits =
+            self.peers.iter().any(|(&key, offers)| offers.turn.is_none() && !benched(offers) && lacks(key));
         for (&key, offers) in &mut self.peers {
             let Some(turn) = &mut offers.turn else { continue };
             let sent_now = sent(key);
@@ -260,16 +269,15 @@ impl Offers {
             } else if delivered {
                 offers.idle_turns = 0;
             }
-            if delivered || idle || stalled || !lacks(key) {
+            let overlong = anyone_waits && now.saturating_duration_since(turn.began) >= TURN_LONGEST;
+            if delivered || idle || stalled || overlong || !lacks(key) {
                 offers.turn = None;
             }
         }
         let mut waiting: Vec<(u64, PeerKey)> = self
             .peers
             .iter()
-            .filter(|&(&key, offers)| {
-                offers.turn.is_none() && lacks(key) && offers.benched_until.is_none_or(|until| now >= until)
-            })
+            .filter(|&(&key, offers)| offers.turn.is_none() && !benched(offers) && lacks(key))
             .map(|(&key, offers)| (offers.last_turn, key))
             .collect();
         let open = self.peers.values().filter(|offers| offers.turn.is_some()).count();
@@ -291,6 +299,7 @@ impl Offers {
                 quota,
                 requested: 0,
                 sent_before,
+                began: now,
                 last_activity: now,
                 last_sent: sent_before,
                 last_progress: now,

@@ -359,3 +359,29 @@ fn a_peer_that_stops_reading_sits_out_a_minute_and_one_that_asks_nothing_a_littl
     // The idler asks for nothing each time: back after 4 s, then 2 s of turn and 8 s, 2 s and 16 s...
     assert_eq!(&idle_benches[..3], &[4, 14, 32], "{idle_benches:?}");
 }
+
+/// A hostile peer that reads a trickle at a time is never idle nor stalled; while others wait it still gives up
+/// its turn after [`TURN_LONGEST`], and the honest peer gets one.
+#[test]
+fn a_trickling_peer_keeps_its_turn_no_longer_than_the_longest_while_others_wait() {
+    let mut rng = SmallRng::seed_from_u64(11);
+    let mut offers = Offers::new(20, &mut rng);
+    let (slow, honest) = (PeerKey(1), PeerKey(2));
+    offers.join(slow);
+    let start = now();
+    assert_eq!(offers.take_turns(start, 1, 2, 0, |_| 0, |_| true), [slow]);
+    let mut shown = Vec::new();
+    offers.top_up(slow, &Bitfield::new(20), 4, |_| 0, &mut rng, &mut shown);
+    ask_whole(&mut offers, slow, &shown, 4 * BLOCK);
+    // One byte more each second: progress, so never stalled; nobody waits, so the turn goes on.
+    let mut t = start;
+    for sent in 1..=40u64 {
+        t += Duration::from_secs(1);
+        assert!(offers.take_turns(t, 1, 2, 0, |_| sent, |_| true).is_empty());
+    }
+    assert!(offers.has_turn(slow), "alone, it keeps its turn");
+    offers.join(honest);
+    t += Duration::from_secs(1);
+    assert_eq!(offers.take_turns(t, 1, 2, 0, |_| 41, |_| true), [honest], "its turn began 41 s ago");
+    assert!(!offers.has_turn(slow));
+}
