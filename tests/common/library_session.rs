@@ -57,8 +57,22 @@ impl Tracker {
         (number("8:completei"), number("10:incompletei"))
     }
 
+    /// The tracker's HTTP announce URL.
+    pub fn http_announce(&self) -> String {
+        format!("http://{}/announce", self.http)
+    }
+
     /// UDP scrape requests the tracker has answered, from its `/metrics`.
     pub fn udp_scrapes(&self) -> u64 {
+        self.scrapes("udp")
+    }
+
+    /// HTTP scrape requests the tracker has answered, from its `/metrics`.
+    pub fn http_scrapes(&self) -> u64 {
+        self.scrapes("http")
+    }
+
+    fn scrapes(&self, protocol: &str) -> u64 {
         let mut stream = TcpStream::connect(self.http).expect("connect to the tracker's HTTP port");
         stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
         write!(stream, "GET /metrics HTTP/1.1\r\nHost: tracker\r\nConnection: close\r\n\r\n").expect("send");
@@ -67,9 +81,10 @@ impl Tracker {
         let line = reply
             .lines()
             .find(|line| {
-                line.starts_with("tracker_responses_total{") && line.contains("protocol=\"udp\",kind=\"scrape\"")
+                line.starts_with("tracker_responses_total{")
+                    && line.contains(&format!("protocol=\"{protocol}\",kind=\"scrape\""))
             })
-            .unwrap_or_else(|| panic!("no UDP scrape counter in the metrics: {reply}"));
+            .unwrap_or_else(|| panic!("no {protocol} scrape counter in the metrics: {reply}"));
         line.rsplit(' ').next().and_then(|count| count.parse().ok()).expect("a count")
     }
 

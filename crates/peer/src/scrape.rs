@@ -1,12 +1,14 @@
-//! Scrapes (BEP 15) batched by tracker: every torrent of a session that names a UDP tracker is asked about in one
-//! request with the others naming it, at most [`MAX_SCRAPE_HASHES`] a request, over the session's socket and
-//! cached connection id. A tracker named by a thousand torrents gets 15 requests, not a thousand.
+//! Scrapes batched by tracker: every torrent of a session is asked about in one request with the others naming
+//! the same tracker. A UDP tracker (BEP 15) gets at most [`MAX_SCRAPE_HASHES`] a request, over the session's
+//! socket and cached connection id; an HTTP(S) tracker (BEP 48) at most [`MAX_HTTP_SCRAPE_HASHES`] a request, on
+//! the session's HTTP client. A tracker named by a thousand torrents gets 15 or 16 requests, not a thousand.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use tracker_protocol::TorrentStats;
 
+use crate::http_tracker::MAX_HTTP_SCRAPE_HASHES;
 use crate::tracker_client::{MAX_SCRAPE_HASHES, Timeouts};
 use crate::trackers::{AnnounceClient, TrackerEndpoints};
 
@@ -19,8 +21,9 @@ pub struct ScrapeReport {
     pub result: Result<TorrentStats, String>,
 }
 
-/// Scrapes every UDP tracker of `torrents` (each an info-hash and the trackers it names) about all of the torrents
-/// that name it; the trackers are asked at once, each one's batches in turn. HTTP trackers are left out.
+/// Scrapes every UDP and HTTP(S) tracker of `torrents` (each an info-hash and the trackers it names) about all of
+/// the torrents that name it; the trackers are asked at once, each one's batches in turn. Other schemes (`wss://`)
+/// are left out.
 pub(crate) async fn scrape_all(
     endpoints: &Arc<TrackerEndpoints>,
     timeouts: Timeouts,
@@ -28,7 +31,7 @@ pub(crate) async fn scrape_all(
 ) -> Vec<ScrapeReport> {
     let mut by_tracker: BTreeMap<String, Vec<[u8; 20]>> = BTreeMap::new();
     for (info_hash, trackers) in torrents {
-        for url in trackers.into_iter().filter(|url| url.starts_with("udp://")) {
+        for url in trackers.into_iter().filter(|url| AnnounceClient::supports(url)) {
             let hashes = by_tracker.entry(url).or_default();
             if !hashes.contains(&info_hash) {
                 hashes.push(info_hash);
@@ -50,7 +53,8 @@ pub(crate) async fn scrape_all(
     reports
 }
 
-/// Asks `url` about `hashes`, [`MAX_SCRAPE_HASHES`] a request.
+/// Asks `url` about `hashes`, as many a request as its protocol allows. A torrent an HTTP tracker leaves out of
+/// its reply is reported as not listed there.
 async fn scrape_one(
     endpoints: &TrackerEndpoints,
     timeouts: Timeouts,
@@ -62,17 +66,27 @@ async fn scrape_one(
         tracker: url.clone(),
         result,
     };
-    let mut client = match AnnounceClient::new(&url, endpoints, timeouts).await {
-        Ok(AnnounceClient::Udp(client)) => client,
-        Ok(AnnounceClient::Http(_)) => return Vec::new(),
-        Err(err) => return hashes.iter().map(|&hash| report(hash, Err(err.to_string()))).collect(),
-    };
     let mut reports = Vec::with_capacity(hashes.len());
-    for batch in hashes.chunks(MAX_SCRAPE_HASHES) {
-        match client.scrape(batch).await {
-            Ok(stats) => reports.extend(batch.iter().zip(stats).map(|(&hash, stats)| report(hash, Ok(stats)))),
-            Err(err) => reports.extend(batch.iter().map(|&hash| report(hash, Err(err.to_string())))),
+    match AnnounceClient::new(&url, endpoints, timeouts).await {
+        Ok(AnnounceClient::Udp(mut client)) => {
+            for batch in hashes.chunks(MAX_SCRAPE_HASHES) {
+                match client.scrape(batch).await {
+                    Ok(stats) => reports.extend(batch.iter().zip(stats).map(|(&hash, stats)| report(hash, Ok(stats)))),
+                    Err(err) => reports.extend(batch.iter().map(|&hash| report(hash, Err(err.to_string())))),
+                }
+            }
         }
+        Ok(AnnounceClient::Http(client)) => {
+            for batch in hashes.chunks(MAX_HTTP_SCRAPE_HASHES) {
+                match client.scrape(batch).await {
+                    Ok(stats) => reports.extend(batch.iter().zip(stats).map(|(&hash, stats)| {
+                        report(hash, stats.ok_or_else(|| "the tracker does not list this torrent".to_owned()))
+                    })),
+                    Err(err) => reports.extend(batch.iter().map(|&hash| report(hash, Err(err.to_string())))),
+                }
+            }
+        }
+        Err(err) => reports.extend(hashes.iter().map(|&hash| report(hash, Err(err.to_string())))),
     }
     reports
 }

@@ -792,9 +792,10 @@ impl Session {
         true
     }
 
-    /// Asks every UDP tracker of the session's torrents about them (BEP 15 scrape), in batches: one request per
-    /// tracker for up to 70 torrents that name it, over the session's socket. One report per torrent and tracker,
-    /// ordered by tracker; HTTP trackers and magnet links whose metadata is not in are left out.
+    /// Asks every UDP and HTTP(S) tracker of the session's torrents about them (BEP 15 and BEP 48 scrapes), in
+    /// batches: one request per tracker for up to 70 torrents that name it (64 over HTTP), over the session's
+    /// socket or HTTP client. One report per torrent and tracker, ordered by tracker; magnet links whose metadata
+    /// is not in are left out.
     pub async fn scrape(&self) -> Vec<crate::scrape::ScrapeReport> {
         let entries: Vec<Arc<Entry>> = lock(&self.entries).list.clone();
         let torrents = entries.iter().filter_map(|entry| {
