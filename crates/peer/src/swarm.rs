@@ -1,6 +1,12 @@
 //! Our side of one torrent's swarm: who is connected, what each peer has, what we asked whom for, and how we react
-//! to every message. All of it sits behind one lock that is held only for bookkeeping (no I/O, no await): the
-//! connection tasks do the socket work, blocking tasks do hashing and disk writes.
+//! to every message. The state sits behind one lock that is held only for bookkeeping (no I/O, no await): the
+//! connection tasks do the socket work, blocking tasks do hashing and disk writes. What others read or feed without
+//! the swarm's messages has locks of its own, never held with the state's: the candidates to dial, the trackers'
+//! answers, and the figures of a status (`snapshot`), so that a query never waits for message handling.
+//!
+//! This file handles messages and the tick; by idea: `peers` (who is in: candidates, admission, removal),
+//! `pieces` and `disk` (between the network and the disk), `choking`, `extensions`, `pex` and `block_hashes` (the
+//! messages of each extension), `snapshot` and `reports` (what the session reads), `ending` (closing, dozing).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -88,10 +94,14 @@ fn queue_target(peer: &Peer, picker: &Picker) -> usize {
 mod block_hashes;
 mod choking;
 mod disk;
+mod ending;
 mod extensions;
 mod invariants;
+mod peers;
 mod pex;
 mod pieces;
+mod reports;
+mod snapshot;
 
 pub use crate::close::{CloseReason, Refusal};
 
@@ -211,13 +221,9 @@ struct State {
     reputation: Reputation,
     /// Failed v2 pieces waiting for their block hashes.
     block_proofs: crate::block_proof::BlockProofs,
-    downloaded: u64,
     download_rate: RateMeter,
     upload_rate: RateMeter,
     last_tick: Instant,
-    complete: bool,
-    /// Every wanted piece is verified (all of them, unless files were left out): the download is over.
-    finished: bool,
     /// Set when storage failed; the session ends with it.
     fatal: Option<String>,
     /// Set while the disk is full: no new requests go out (seeding goes on) until there is room again.
@@ -318,6 +324,15 @@ pub struct Swarm {
     /// What the connections read, under the session's limit (`--download-limit`) and the torrent's own.
     pub download: Limits,
     pub uploaded: AtomicU64,
+    /// Bytes of blocks we asked for and got; counted under the state's lock, read without it.
+    downloaded: AtomicU64,
+    /// Every piece is verified. Set under the state's lock, read without it.
+    complete: AtomicBool,
+    /// Every wanted piece is verified (all of them, unless files were left out): the download is over. Set under
+    /// the state's lock, read without it.
+    finished: AtomicBool,
+    /// The rest of [`Status`], copied out of the state whenever it changes: see `snapshot`.
+    snapshot: Mutex<snapshot::Snapshot>,
     pub events: EventSink,
     /// Notified when the last piece is verified, and when a fatal error stops the session.
     pub changed: Notify,
@@ -384,6 +399,10 @@ impl Swarm {
             upload: config.upload.clone(),
             download: config.download.clone(),
             uploaded: AtomicU64::new(0),
+            downloaded: AtomicU64::new(0),
+            complete: AtomicBool::new(complete),
+            finished: AtomicBool::new(complete),
+            snapshot: Mutex::new(snapshot::Snapshot::of_new(&picker)),
             events,
             changed: Notify::new(),
             activity: Notify::new(),
@@ -412,12 +431,9 @@ impl Swarm {
                 addresses: Addresses::new(config.connection_budget.clone()),
                 reputation: Reputation::new(),
                 block_proofs: crate::block_proof::BlockProofs::default(),
-                downloaded: 0,
                 download_rate: RateMeter::default(),
                 upload_rate: RateMeter::default(),
                 last_tick: now,
-                complete,
-                finished: complete,
                 fatal: None,
                 disk_full: None,
                 offers: None,
@@ -439,13 +455,15 @@ impl Swarm {
         let _ = self.events.send(event);
     }
 
+    /// Whether every piece is verified. Never waits for the state's lock.
     pub fn is_complete(&self) -> bool {
-        self.lock().complete
+        self.complete.load(Ordering::Acquire)
     }
 
     /// Whether every wanted piece is verified: the download is over (every piece, unless files were left out).
+    /// Never waits for the state's lock.
     pub fn is_finished(&self) -> bool {
-        self.lock().finished
+        self.finished.load(Ordering::Acquire)
     }
 
     /// Sets each piece's priority (see [`Picker::set_priorities`]; 0 leaves it out): interest in each peer
@@ -454,8 +472,8 @@ impl Swarm {
     pub fn set_priorities(&self, priorities: &[u8]) {
         let mut state = self.lock();
         state.picker.set_priorities(priorities);
-        let was = state.finished;
-        state.finished = state.picker.is_finished();
+        let was = self.is_finished();
+        self.finished.store(state.picker.is_finished(), Ordering::Release);
         let keys: Vec<PeerKey> = state.peers.keys().copied().collect();
         for &key in &keys {
             self.update_interest(&mut state, key);
@@ -463,7 +481,8 @@ impl Swarm {
         for &key in &keys {
             self.refill(&mut state, key);
         }
-        let now = state.finished;
+        let now = self.is_finished();
+        self.publish(&state);
         drop(state);
         if now && !was {
             self.emit(Event::Complete);
@@ -471,326 +490,8 @@ impl Swarm {
         self.changed.notify_waiters();
     }
 
-    /// The pieces we have: verified and written.
-    pub fn have_bitfield(&self) -> Bitfield {
-        self.lock().picker.we_have().clone()
-    }
-
-    /// (pieces we have, pieces in the torrent).
-    pub fn have_count(&self) -> (u32, u32) {
-        let state = self.lock();
-        (state.picker.we_have().count(), state.picker.num_pieces())
-    }
-
     pub fn fatal(&self) -> Option<String> {
         self.lock().fatal.clone()
-    }
-
-    /// (downloaded, uploaded, left) for the tracker.
-    pub fn progress(&self) -> (u64, u64, u64) {
-        let state = self.lock();
-        (state.downloaded, self.uploaded.load(Ordering::Relaxed), state.picker.missing_bytes())
-    }
-
-    /// Whether we should open a connection to `addr` now; if so it is reserved until [`Swarm::release_address`].
-    pub fn reserve_address(&self, addr: SocketAddr) -> bool {
-        let mut state = self.lock();
-        if state.reputation.is_banned_addr(addr) || state.fatal.is_some() || self.closed.load(Ordering::Acquire) {
-            return false;
-        }
-        if state.addresses.len() >= self.max_peers
-            || state.addresses.iter().filter(|other| other.ip() == addr.ip()).count() >= self.max_peers_per_ip
-        {
-            return false;
-        }
-        // A seeder has no use for another seeder, but it cannot know who is one before the bitfield; connect.
-        state.addresses.insert(addr).is_ok()
-    }
-
-    /// Adds a peer address a source named (see `sources`); the dialer takes it from there.
-    pub fn add_candidate(&self, addr: SocketAddr, source: Source) {
-        self.candidates().add(addr, source, Instant::now());
-        self.activity.notify_one();
-    }
-
-    /// Candidates to dial now, as many as there is room for. While complete, `--peer` addresses and known seeds
-    /// wait: a seeder waits for leechers to come, and dialling a peer that is complete too would only be hung up
-    /// on (every 5 s, for ever, before seeds were marked).
-    pub fn due_candidates(&self) -> Vec<SocketAddr> {
-        self.due_candidates_at(Instant::now())
-    }
-
-    pub(crate) fn due_candidates_at(&self, now: Instant) -> Vec<SocketAddr> {
-        let (room, complete, connected) = {
-            let state = self.lock();
-            // Where each connected peer listens, when known: a peer that dialled us is not to be dialled back (the
-            // second connection would only be refused as a duplicate, every 5 s, for as long as the first lasts).
-            let connected: HashSet<SocketAddr> = state.peers.values().filter_map(Peer::listen_addr).collect();
-            let room =
-                if state.addresses.budget_left() { self.max_peers.saturating_sub(state.addresses.len()) } else { 0 };
-            (room, state.finished, connected)
-        };
-        let mut candidates = self.candidates();
-        let due = candidates.due(now, room, complete, |addr| connected.contains(&addr));
-        let mut dial = Vec::with_capacity(due.len());
-        for (addr, source) in due {
-            if complete && source == Source::Manual {
-                candidates.ended(addr, now);
-            } else {
-                dial.push(addr);
-            }
-        }
-        dial
-    }
-
-    /// A dial of `addr` failed, or its connection ended: it is tried again after a back-off.
-    pub fn candidate_ended(&self, addr: SocketAddr) {
-        self.candidates().ended(addr, Instant::now());
-    }
-
-    /// When `key` last sent a block (or unchoked us), as the snub check sees it.
-    #[cfg(test)]
-    pub(crate) fn last_block_of(&self, key: PeerKey) -> Option<Instant> {
-        self.lock().peers.get(&key).map(|peer| peer.last_block)
-    }
-
-    /// Candidates known, from every source.
-    #[cfg(test)]
-    pub(crate) fn candidate_count(&self) -> usize {
-        self.candidates().len()
-    }
-
-    fn candidates(&self) -> MutexGuard<'_, Candidates> {
-        self.candidates.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    pub fn release_address(&self, addr: SocketAddr) {
-        self.lock().addresses.remove(&addr);
-    }
-
-    /// Whether a connection from `addr` is refused before its handshake: the address or this endpoint is banned.
-    pub fn is_banned(&self, addr: SocketAddr) -> bool {
-        self.lock().reputation.is_banned_addr(addr)
-    }
-
-    /// Connections with `ip` that passed their handshake, or are being dialled.
-    pub fn connections_with(&self, ip: IpAddr) -> usize {
-        self.lock().addresses.iter().filter(|addr| addr.ip() == ip).count()
-    }
-
-    /// Whether an incoming connection from `ip` fits under `--max-peers` (see [`Swarm::fits`]).
-    pub fn has_room_for(&self, ip: IpAddr) -> bool {
-        let state = self.lock();
-        self.fits(&state, ip) && state.addresses.budget_left()
-    }
-
-    /// Whether a connection from `ip` fits under `--max-peers`: there is room, or we are dialling `ip` now. Then
-    /// this is the other half of two peers dialling each other at once, and one of the two halves is closed as a
-    /// duplicate once both handshakes are in. Refused for want of room, it can leave both halves refused, at both
-    /// ends, and the two peers apart until their back-off ends: in a flash crowd's dial storm (the simulator's
-    /// `loopback 40`), 29 of 40 leechers had nobody but the seeder for 5 s.
-    ///
-    /// Only while nobody from `ip` is connected: a host we dial gets one connection past the cap, not one per
-    /// connection it opens while our dial is pending.
-    fn fits(&self, state: &State, ip: IpAddr) -> bool {
-        if state.addresses.len() < self.max_peers {
-            return true;
-        }
-        let dialling = state.addresses.iter().any(|addr| addr.ip() == ip);
-        dialling && !state.peers.values().any(|peer| peer.addr.ip() == ip)
-    }
-
-    /// Registers a peer whose handshake checked out, or says why it is refused.
-    pub fn admit(
-        &self,
-        addr: SocketAddr,
-        peer_id: [u8; 20],
-        direction: Direction,
-        extensions: bool,
-        peer_dht: bool,
-        v2: bool,
-    ) -> Result<Admitted, CloseReason> {
-        self.admit_as(addr, peer_id, direction, [extensions, peer_dht, v2], false, None)
-    }
-
-    /// As [`Swarm::admit`], for a connection that fetched the metadata and goes on into the download: messages
-    /// have passed on it already, so the pieces we have go as `have` messages (a bitfield may only come first).
-    pub(crate) fn admit_handed_over(
-        &self,
-        addr: SocketAddr,
-        peer_id: [u8; 20],
-        direction: Direction,
-        [extensions, peer_dht, v2]: [bool; 3],
-        listen_port: Option<u16>,
-    ) -> Result<Admitted, CloseReason> {
-        self.admit_as(addr, peer_id, direction, [extensions, peer_dht, v2], true, listen_port)
-    }
-
-    fn admit_as(
-        &self,
-        addr: SocketAddr,
-        peer_id: [u8; 20],
-        direction: Direction,
-        [extensions, peer_dht, v2]: [bool; 3],
-        handed_over: bool,
-        listen_port: Option<u16>,
-    ) -> Result<Admitted, CloseReason> {
-        // Read before the state's lock: the candidates' lock is never held with it.
-        let source = match direction {
-            Direction::Incoming => Source::Incoming,
-            Direction::Outgoing => self.candidates().source(addr).unwrap_or(Source::Tracker),
-        };
-        let mut state = self.lock();
-        if self.closed.load(Ordering::Acquire) {
-            return Err(CloseReason::Stopping);
-        }
-        let sender = Sender { addr, peer_id };
-        if state.reputation.is_banned(&sender) {
-            return Err(Refusal::Banned.into());
-        }
-        if peer_id == self.peer_id {
-            return Err(Refusal::Ourselves.into());
-        }
-        if let Some((&old_key, old)) = state.peers.iter().find(|(_, peer)| peer.peer_id == peer_id) {
-            // Two peers that dialled each other must keep the same connection. libtorrent's rule: the one opened
-            // by the side with the greater peer id.
-            let keep = if self.peer_id > peer_id { Direction::Outgoing } else { Direction::Incoming };
-            if direction != keep || old.direction == keep {
-                if direction == Direction::Outgoing
-                    && old.direction == Direction::Incoming
-                    && old.addr.ip() == addr.ip()
-                    && let Some(old) = state.peers.get_mut(&old_key)
-                {
-                    // Now we know where it listens, so the dialer leaves it alone while this connection lasts.
-                    old.listen_port.get_or_insert(addr.port());
-                }
-                return Err(Refusal::DuplicatePeer.into());
-            }
-            if let Some((old_addr, had_slot)) = drop_peer(&mut state, old_key) {
-                state.addresses.remove(&old_addr);
-                if had_slot {
-                    self.rechoke(&mut state, true);
-                }
-                self.refill_all(&mut state);
-                self.emit(Event::PeerDisconnected { addr: old_addr, reason: CloseReason::Replaced.to_string() });
-            }
-        }
-        if direction == Direction::Incoming {
-            if !self.fits(&state, addr.ip()) {
-                return Err(Refusal::TooManyPeers.into());
-            }
-            if state.addresses.iter().filter(|other| other.ip() == addr.ip()).count() >= self.max_peers_per_ip {
-                return Err(Refusal::TooManyFromAddress.into());
-            }
-            match state.addresses.insert(addr) {
-                Ok(()) => {}
-                Err(NotAdded::Present) => return Err(Refusal::DuplicateAddress.into()),
-                Err(NotAdded::NoBudget) => return Err(Refusal::SessionLimit.into()),
-            }
-        }
-        let key = PeerKey(state.next_key);
-        state.next_key += 1;
-        let outbox = Arc::new(Outbox::default());
-        if extensions {
-            // BEP 10: our extended handshake comes first, before the bitfield, as libtorrent sends it.
-            outbox.push(&Message::Extended { id: 0, payload: &self.extended_handshake(addr) });
-        }
-        if let (Some(node), true) = (&self.dht, peer_dht) {
-            // BEP 5: where our DHT node listens, right after the handshake (libtorrent sends it there too).
-            outbox.push(&Message::Port { port: node.local_addr().port() });
-        }
-        if state.super_seed {
-            // A super-seeder shows its pieces a few at a time, from the first top-up below.
-            let State { offers, picker, rng, .. } = &mut *state;
-            offers.get_or_insert_with(|| Box::new(Offers::new(picker.num_pieces(), rng))).join(key);
-        } else if handed_over {
-            for index in state.picker.we_have().ones() {
-                outbox.push(&Message::Have { index });
-            }
-        } else if state.picker.we_have().count() > 0 {
-            outbox.push(&state.picker.we_have().to_message());
-        }
-        self.activity.notify_one();
-        let num_pieces = state.picker.num_pieces();
-        let parole = state.reputation.on_parole(&sender);
-        let now = Instant::now();
-        state.peers.insert(
-            key,
-            Peer {
-                addr,
-                peer_id,
-                direction,
-                source,
-                outbox: outbox.clone(),
-                bitfield: Bitfield::new(num_pieces),
-                spoke: false,
-                am_choking: true,
-                am_interested: false,
-                peer_choking: true,
-                peer_interested: false,
-                downloaded: 0,
-                download_rate: RateMeter::default(),
-                upload_rate: RateMeter::default(),
-                connected_at: self.started.elapsed(),
-                last_block: now,
-                snubbed: false,
-                unexpected: 0,
-                queue_depth: MIN_QUEUE,
-                parole,
-                extensions,
-                v2,
-                block_hashes_served: 0,
-                requests_rejected: 0,
-                ut_metadata: None,
-                metadata_served: 0,
-                dht_port_seen: false,
-                ut_pex: None,
-                listen_port,
-                pex_sent: None,
-                pex_received: None,
-                pex_told: HashSet::new(),
-                unchoked_at: now,
-                last_request: now,
-                last_progress: now,
-                written_seen: 0,
-                idle_until: None,
-            },
-        );
-        self.offer(&mut state, key);
-        drop(state);
-        if !handed_over {
-            // A connection from the metadata fetch was reported connected there, once.
-            self.emit(Event::PeerConnected { addr, source });
-        }
-        Ok(Admitted { key, outbox })
-    }
-
-    /// The connection to `key` ended: its requests go back to the pool and to other peers.
-    pub fn remove(&self, key: PeerKey, reason: &CloseReason) {
-        let mut state = self.lock();
-        // A connection we opened that carried pieces, or lasted, clears its address's failures; one the other side
-        // ended at once without a block either way (it is full, already has us, or will not have us) counts as a
-        // failure, so that the dialer backs off instead of knocking every 5 s.
-        let useful_dial = state.peers.get(&key).is_some_and(|peer| {
-            peer.direction == Direction::Outgoing
-                && (peer.downloaded > 0
-                    || peer.outbox.uploaded.load(Ordering::Relaxed) > 0
-                    || self.started.elapsed().saturating_sub(peer.connected_at) >= USEFUL_CONNECTION)
-        });
-        let Some((addr, had_slot)) = drop_peer(&mut state, key) else { return };
-        state.addresses.remove(&addr);
-        if had_slot {
-            self.rechoke(&mut state, true);
-        }
-        self.take_turns(&mut state);
-        self.refill_all(&mut state);
-        state.block_proofs.peer_left(key);
-        self.ask_block_hashes(&mut state);
-        drop(state);
-        if useful_dial {
-            self.candidates().connected(addr);
-        }
-        self.emit(Event::PeerDisconnected { addr, reason: reason.to_string() });
     }
 
     /// Handles every message of one read from `key`'s socket, under one lock.
@@ -999,7 +700,7 @@ impl Swarm {
                 if let Some(slot) = buffer.data.get_mut(begin as usize..begin as usize + data.len()) {
                     slot.copy_from_slice(data);
                 }
-                state.downloaded += u64::from(length);
+                self.downloaded.fetch_add(u64::from(length), Ordering::Relaxed);
                 if let Some(peer) = state.peers.get_mut(&key) {
                     peer.downloaded += u64::from(length);
                     peer.last_block = Instant::now();
@@ -1156,8 +857,7 @@ impl Swarm {
                 refill = true;
             }
         }
-        let downloaded = state.downloaded;
-        state.download_rate.tick(downloaded, elapsed);
+        state.download_rate.tick(self.downloaded.load(Ordering::Relaxed), elapsed);
         state.upload_rate.tick(self.uploaded.load(Ordering::Relaxed), elapsed);
         self.drop_abandoned_pieces(&mut state, now);
         self.send_pex(&mut state, now);
@@ -1168,160 +868,10 @@ impl Swarm {
         }
         self.rechoke(&mut state, idle_found);
         self.take_turns(&mut state);
-        let status = self.status_of(&state);
+        self.publish(&state);
         drop(state);
-        self.emit(Event::Status(status));
+        self.emit(Event::Status(self.status()));
     }
-
-    /// Nothing for the once-a-second housekeeping to do until a peer comes: no peer, nothing moving (the rates of
-    /// the last tick are 0), the disk not full. Thousands of idle torrents then cost no timer.
-    pub fn is_quiet(&self) -> bool {
-        let state = self.lock();
-        state.peers.is_empty()
-            && state.disk_full.is_none()
-            && state.download_rate.bytes_per_second() == 0
-            && state.upload_rate.bytes_per_second() == 0
-    }
-
-    /// Whether any peer address is known to dial, now or after its back-off.
-    pub fn has_candidates(&self) -> bool {
-        !self.candidates().is_empty()
-    }
-
-    /// Totals and rates now (the rates as of the last tick).
-    pub fn status(&self) -> Status {
-        self.status_of(&self.lock())
-    }
-
-    fn status_of(&self, state: &State) -> Status {
-        Status {
-            have: state.picker.we_have().count(),
-            total: state.picker.num_pieces(),
-            downloaded: state.downloaded,
-            uploaded: self.uploaded.load(Ordering::Relaxed),
-            left: state.picker.missing_bytes(),
-            download_rate: state.download_rate.bytes_per_second(),
-            upload_rate: state.upload_rate.bytes_per_second(),
-            peers: state.peers.len(),
-            sources: state.peers.values().map(|peer| peer.source).collect(),
-        }
-    }
-
-    /// The peers connected now.
-    pub fn connected_peers(&self) -> Vec<PeerSummary> {
-        self.lock().peers.values().map(summary).collect()
-    }
-
-    /// Records what `tracker` answered (peers, seeders, leechers) or why it failed.
-    pub(crate) fn record_announce(&self, tracker: &str, result: Result<(usize, u32, u32), String>) {
-        let mut trackers = self.trackers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let status = TrackerStatus { url: tracker.to_owned(), last: Some(result) };
-        match trackers.iter_mut().find(|known| known.url == tracker) {
-            Some(known) => *known = status,
-            None => {
-                // Most torrents name one or two trackers: room for four each would be most of this list's cost.
-                trackers.reserve_exact(1);
-                trackers.push(status);
-            }
-        }
-    }
-
-    /// The last answer of each tracker announced to so far.
-    pub fn tracker_statuses(&self) -> Vec<TrackerStatus> {
-        self.trackers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
-    }
-
-    /// Whether the torrent is stopping: [`Swarm::close_all`] was called.
-    pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
-    }
-
-    /// Whether nothing but the torrent itself needs the swarm: the download is over, nobody is connected,
-    /// dialled or waiting to be dialled, no piece is in memory and the disk is fine. A torrent this idle can doze
-    /// off (its rates, still falling from the last peer's transfers, go with it).
-    pub(crate) fn can_doze(&self) -> bool {
-        if !self.candidates().is_empty() {
-            return false;
-        }
-        let state = self.lock();
-        state.finished
-            && state.fatal.is_none()
-            && state.peers.is_empty()
-            && state.addresses.len() == 0
-            && state.buffers.is_empty()
-            && state.hashing_bytes == 0
-            && state.disk_full.is_none()
-    }
-
-    /// Closes the swarm for a doze (see [`Swarm::can_doze`]): as [`Swarm::close_all`], but the announcers hand
-    /// back where they stand instead of saying goodbye.
-    pub(crate) fn doze(&self) {
-        self.dozing.store(true, Ordering::Release);
-        self.close_all();
-    }
-
-    pub(crate) fn is_dozing(&self) -> bool {
-        self.dozing.load(Ordering::Acquire)
-    }
-
-    /// What the trackers last said, to carry across a doze.
-    pub(crate) fn take_tracker_statuses(&self) -> Vec<TrackerStatus> {
-        std::mem::take(&mut *self.trackers.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
-    }
-
-    /// Takes up the trackers' last answers from before a doze.
-    pub(crate) fn restore_tracker_statuses(&self, statuses: Vec<TrackerStatus>) {
-        *self.trackers.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = statuses;
-    }
-
-    /// Returns once [`Swarm::close_all`] has run: a connection still dialling or handshaking gives up then.
-    pub(crate) async fn until_closed(&self) {
-        loop {
-            let closing = self.closing.notified();
-            tokio::pin!(closing);
-            closing.as_mut().enable();
-            if self.closed.load(Ordering::Acquire) {
-                return;
-            }
-            closing.await;
-        }
-    }
-
-    /// Every peer of the session, connected or gone (up to [`MAX_DEPARTED`] of those), for the final report.
-    pub fn peers(&self) -> Vec<PeerSummary> {
-        let state = self.lock();
-        state.departed.iter().copied().chain(state.peers.values().map(summary)).collect()
-    }
-
-    /// Closes every connection, and those still dialling or handshaking (the torrent is stopping or removed).
-    pub fn close_all(&self) {
-        let state = self.lock();
-        // Under the state's lock, as `admit` reads it: nobody is admitted after the outboxes below are closed.
-        self.closed.store(true, Ordering::Release);
-        for peer in state.peers.values() {
-            peer.outbox.close();
-        }
-        drop(state);
-        self.closing.notify_waiters();
-    }
-}
-
-/// Removes a peer from the state and the picker; returns its address and whether it held an upload slot.
-fn drop_peer(state: &mut State, key: PeerKey) -> Option<(SocketAddr, bool)> {
-    let peer = state.peers.remove(&key)?;
-    if let Some(offers) = &mut state.offers {
-        offers.leave(key);
-    }
-    state.picker.peer_left(key, &peer.bitfield);
-    peer.outbox.close();
-    if state.departed.len() < MAX_DEPARTED {
-        state.departed.push(summary(&peer));
-    }
-    state.departed_senders.insert(key, Sender { addr: peer.addr, peer_id: peer.peer_id });
-    if state.departed_senders.len() > MAX_DEPARTED {
-        state.departed_senders.pop_first();
-    }
-    Some((peer.addr, !peer.am_choking))
 }
 
 /// Who `key` is (or was, if it left recently).
@@ -1329,16 +879,6 @@ fn sender_of(state: &State, key: PeerKey) -> Option<Sender> {
     match state.peers.get(&key) {
         Some(peer) => Some(Sender { addr: peer.addr, peer_id: peer.peer_id }),
         None => state.departed_senders.get(&key).copied(),
-    }
-}
-
-fn summary(peer: &Peer) -> PeerSummary {
-    PeerSummary {
-        addr: peer.addr,
-        peer_id: peer.peer_id,
-        source: peer.source,
-        downloaded: peer.downloaded,
-        uploaded: peer.outbox.uploaded.load(Ordering::Relaxed),
     }
 }
 

@@ -167,4 +167,4 @@ fn reject_message(pieces_root: Hash32, range: HashRange) -> Message<'static> {
 
 #[cfg(test)]
 #[path = "block_hashes_tests.rs"]
-mod tests;
+pub(super) mod tests;

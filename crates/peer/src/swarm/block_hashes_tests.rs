@@ -19,8 +19,8 @@ fn content() -> Vec<u8> {
     (0..FILE_LEN).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
 }
 
-struct V2Swarm {
-    swarm: Arc<Swarm>,
+pub(in crate::swarm) struct V2Swarm {
+    pub(in crate::swarm) swarm: Arc<Swarm>,
     events: mpsc::UnboundedReceiver<([u8; 20], Event)>,
     /// The whole file's tree, as an honest peer would answer from.
     tree: HashTree,
@@ -29,7 +29,7 @@ struct V2Swarm {
 
 /// A v2-only torrent of one file of 3 pieces and 8 KiB, 4 blocks a piece; our swarm has it all (`seeding`) or
 /// nothing.
-fn v2_swarm(seeding: bool) -> V2Swarm {
+pub(in crate::swarm) fn v2_swarm(seeding: bool) -> V2Swarm {
     let dir = tempfile::tempdir().expect("tempdir");
     let source = dir.path().join("src");
     std::fs::create_dir_all(&source).expect("mkdir");
@@ -73,20 +73,20 @@ fn v2_swarm(seeding: bool) -> V2Swarm {
     V2Swarm { swarm: Arc::new(swarm), events, tree, _dir: dir }
 }
 
-struct FakePeer {
-    key: PeerKey,
+pub(in crate::swarm) struct FakePeer {
+    pub(in crate::swarm) key: PeerKey,
     outbox: Arc<Outbox>,
-    addr: SocketAddr,
+    pub(in crate::swarm) addr: SocketAddr,
 }
 
 impl V2Swarm {
-    fn join(&self, n: u8) -> FakePeer {
+    pub(in crate::swarm) fn join(&self, n: u8) -> FakePeer {
         let addr = SocketAddr::from(([10, 0, 0, n], 6881));
         let admitted = self.swarm.admit(addr, [n; 20], Direction::Incoming, false, false, true).expect("admitted");
         FakePeer { key: admitted.key, outbox: admitted.outbox, addr }
     }
 
-    fn send(&self, peer: &FakePeer, message: Message<'_>) {
+    pub(in crate::swarm) fn send(&self, peer: &FakePeer, message: Message<'_>) {
         self.swarm.handle_messages(peer.key, std::iter::once(message)).expect("message accepted");
     }
 
@@ -97,7 +97,7 @@ impl V2Swarm {
         batch.bytes
     }
 
-    fn requests(&self, peer: &FakePeer) -> Vec<(u32, u32, u32)> {
+    pub(in crate::swarm) fn requests(&self, peer: &FakePeer) -> Vec<(u32, u32, u32)> {
         decoded(&self.sent(peer))
             .iter()
             .filter_map(|m| match m {
@@ -108,7 +108,7 @@ impl V2Swarm {
     }
 
     /// The block at `(index, begin, length)` of the piece stream (zeros past the file's end), flipped if `bad`.
-    fn block(&self, (index, begin, length): (u32, u32, u32), bad: bool) -> Vec<u8> {
+    pub(in crate::swarm) fn block(&self, (index, begin, length): (u32, u32, u32), bad: bool) -> Vec<u8> {
         let data = content();
         let start = u64::from(index) * PIECE + u64::from(begin);
         (start..start + u64::from(length))

@@ -16,7 +16,7 @@ impl Swarm {
             return;
         }
         let now = self.started.elapsed();
-        let seeding = state.complete;
+        let seeding = self.is_complete();
         let stats = self.choker_stats(state);
         let State { choker, rng, .. } = state;
         let choker = choker.get_or_insert_with(|| Box::new(Choker::new(ChokerConfig::default())));
@@ -37,7 +37,7 @@ impl Swarm {
             return;
         }
         let now = self.started.elapsed();
-        let seeding = state.complete;
+        let seeding = self.is_complete();
         let stats = self.choker_stats(state);
         let State { choker, rng, .. } = state;
         let Some(choker) = choker.as_mut() else { return };

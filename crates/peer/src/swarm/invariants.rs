@@ -24,7 +24,7 @@ impl Swarm {
             let sender = Sender { addr: peer.addr, peer_id: peer.peer_id };
             assert!(!state.reputation.is_banned(&sender) || peer.outbox.is_closed(), "banned {key:?} still open");
         }
-        if state.complete {
+        if self.is_complete() {
             assert!(state.buffers.is_empty() && state.picker.is_complete(), "complete, with pieces in progress");
         }
     }

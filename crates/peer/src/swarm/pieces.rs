@@ -72,7 +72,7 @@ impl Swarm {
     /// Keeps a piece buffer for the next piece, up to [`MAX_SPARE_BYTES`] (at least one buffer).
     pub(super) fn keep_spare(&self, state: &mut State, buffer: Vec<u8>) {
         let max = (MAX_SPARE_BYTES / u64::from(self.storage.piece_length()).max(1)).max(1) as usize;
-        if state.spare_buffers.len() < max && !state.complete {
+        if state.spare_buffers.len() < max && !self.is_complete() {
             state.spare_buffers.push(buffer);
         }
     }
@@ -135,14 +135,16 @@ impl Swarm {
             self.update_interest(&mut state, key);
         }
         let (have_count, total) = (state.picker.we_have().count(), state.picker.num_pieces());
-        let now_complete = state.picker.is_complete();
-        if now_complete {
-            state.complete = true;
+        // The counts first, so that whoever sees the flags below without the lock sees the counts that go with them.
+        self.publish_piece(index);
+        self.publish(&state);
+        if state.picker.is_complete() {
+            self.complete.store(true, Ordering::Release);
         }
         // Finished now: every wanted piece is in (all of them, unless files were left out).
-        let now_finished = !state.finished && state.picker.is_finished();
+        let now_finished = !self.is_finished() && state.picker.is_finished();
         if now_finished {
-            state.finished = true;
+            self.finished.store(true, Ordering::Release);
             state.buffers = HashMap::new();
             state.spare_buffers = Vec::new();
         }
