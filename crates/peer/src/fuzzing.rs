@@ -35,7 +35,7 @@ const TOTAL_LENGTH: u64 = 6 * PIECE_LENGTH as u64 + 5000;
 const SLOTS: usize = 8;
 
 /// The torrent's bytes: a fixed pattern, so the harness can answer any request.
-fn content(offset: u64) -> u8 {
+pub(crate) fn content(offset: u64) -> u8 {
     (offset.wrapping_mul(31) ^ (offset >> 8)) as u8
 }
 
