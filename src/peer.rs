@@ -21,6 +21,8 @@ use peer::tracker_client::Timeouts;
 
 use crate::cli;
 
+#[path = "peer_config.rs"]
+mod config;
 #[path = "peer_magnet.rs"]
 mod magnet;
 use crate::mktorrent::read_torrent_any;
@@ -152,6 +154,16 @@ pub struct Args {
     /// First tracker retry timeout in seconds; BEP 15 doubles it on each of 8 retries.
     #[arg(long, value_name = "SECONDS", default_value_t = 15.0, hide = true)]
     pub tracker_timeout: f64,
+
+    /// Read settings from this TOML file: each long flag is a key, with underscores (`max_peers = 80`,
+    /// `no_dht = true`, `only = ["*.mkv"]`, `peer = ["10.0.0.2:6881"]`), and so are `port` and `torrents`;
+    /// relative paths in it are relative to the file. Flags on the command line win; an unknown key is an error.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print the settings in effect (the command line's, over the file's, over the defaults) as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
 }
 
 /// Parses `20M`, `512Ki`, `1000`...
@@ -177,7 +189,20 @@ fn parse_rate(text: &str) -> Result<u64, String> {
 
 /// Runs `peer` with the given command line and returns its exit code.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
-    let args = Args::parse_from(args);
+    let argv: Vec<OsString> = args.into_iter().collect();
+    if config::asks_to_print(&argv) {
+        return cli::finish(
+            "peer",
+            config::print_config(argv).map(|text| {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }),
+        );
+    }
+    let args = match config::parse_with_config(argv) {
+        Ok(args) => args,
+        Err(err) => return cli::finish("peer", Err(err)),
+    };
     cli::init_logging();
     cli::finish("peer", run(&args))
 }
