@@ -5,12 +5,13 @@
 //! nothing leaves the runtime's thread.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use peer_wire::Bitfield;
 
 pub use crate::connection::{ByteStream, Connecting, Connector};
-use crate::events::EventSink;
+use crate::events::{Event, EventSink};
 use crate::rate::Limits;
 use crate::sources::Source;
 use crate::storage::Storage;
@@ -40,11 +41,27 @@ pub struct SimulatedPeerConfig {
     /// Starts new pieces in random order, not rarest first: a deliberately worse picker, to check that the
     /// simulator tells them apart.
     pub random_pieces: bool,
+    /// Sends other bytes than the torrent's in every block ([`Storage::synthetic_liar`]): a liar, for the others'
+    /// smart ban to catch.
+    pub lies: bool,
+}
+
+/// A swarm's events, each with its torrent's info-hash.
+type Events = tokio::sync::mpsc::UnboundedReceiver<([u8; 20], Event)>;
+
+/// What a peer's own checks found: pieces that failed, and peers it banned for them.
+#[derive(Debug, Default)]
+struct Caught {
+    pieces_failed: AtomicU64,
+    banned: Mutex<Vec<SocketAddr>>,
 }
 
 /// A peer of one torrent, driven by [`SimulatedPeer::run`].
 pub struct SimulatedPeer {
     swarm: Arc<Swarm>,
+    /// The swarm's events, read by [`SimulatedPeer::run`] for what they say of liars.
+    events: Mutex<Option<Events>>,
+    caught: Arc<Caught>,
 }
 
 impl SimulatedPeer {
@@ -54,7 +71,12 @@ impl SimulatedPeer {
     ///
     /// The torrent's layout or size is not one the storage or the picker can hold.
     pub fn new(torrent: &metainfo::Torrent, config: &SimulatedPeerConfig) -> Result<SimulatedPeer, String> {
-        let storage = Storage::synthetic(torrent, config.content_seed).map_err(|err| err.to_string())?;
+        let storage = if config.lies {
+            Storage::synthetic_liar(torrent, config.content_seed)
+        } else {
+            Storage::synthetic(torrent, config.content_seed)
+        };
+        let storage = storage.map_err(|err| err.to_string())?;
         let mut have = Bitfield::new(storage.num_pieces());
         if config.complete {
             for index in 0..storage.num_pieces() {
@@ -86,8 +108,9 @@ impl SimulatedPeer {
             random_pieces: config.random_pieces,
         };
         let info_hash = torrent.info_hash.0;
-        // Nobody listens to its events: what a simulation reports it reads from the swarm.
-        let (events, _) = EventSink::channel(info_hash);
+        // What a simulation reports it reads from the swarm, but for failed pieces and bans: the events, which
+        // `run` reads as they come.
+        let (events, receiver) = EventSink::channel(info_hash);
         let swarm = Swarm::new(
             Arc::new(storage),
             torrent.info_bytes.clone(),
@@ -98,7 +121,11 @@ impl SimulatedPeer {
             events,
         )
         .map_err(|err| err.to_string())?;
-        Ok(SimulatedPeer { swarm: Arc::new(swarm) })
+        Ok(SimulatedPeer {
+            swarm: Arc::new(swarm),
+            events: Mutex::new(Some(receiver)),
+            caught: Arc::new(Caught::default()),
+        })
     }
 
     /// Runs a connection that `from` opened to this peer, in a task of its own.
@@ -114,6 +141,24 @@ impl SimulatedPeer {
     /// The torrent's loop ([`tend_swarm`], as a torrent's own): ticks, dials; until [`SimulatedPeer::close`].
     pub async fn run(&self) {
         let swarm = &self.swarm;
+        let events = self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(mut events) = events {
+            let caught = self.caught.clone();
+            // Read as they come, so that a long run's events do not pile up.
+            tokio::spawn(async move {
+                while let Some((_, event)) = events.recv().await {
+                    match event {
+                        Event::PieceFailed { .. } => {
+                            caught.pieces_failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Event::PeerBanned { addr } => {
+                            caught.banned.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(addr);
+                        }
+                        _ => {}
+                    }
+                }
+            });
+        }
         let mut times = SwarmTimes::default();
         let mut disk_check = None;
         loop {
@@ -156,6 +201,13 @@ impl SimulatedPeer {
     pub fn transferred(&self) -> (u64, u64) {
         let (downloaded, uploaded, _) = self.swarm.progress();
         (downloaded, uploaded)
+    }
+
+    /// Pieces that failed its check, and the peers it banned for sending bad data.
+    #[must_use]
+    pub fn caught(&self) -> (u64, Vec<SocketAddr>) {
+        let banned = self.caught.banned.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        (self.caught.pieces_failed.load(Ordering::Relaxed), banned)
     }
 
     /// Peers connected now.

@@ -121,6 +121,8 @@ pub struct Storage {
     moving: std::sync::RwLock<()>,
     /// Made-up bytes instead of files ([`Storage::synthetic`]): the seed they are made from.
     synthetic: Option<u64>,
+    /// A simulated liar's ([`Storage::synthetic_liar`]): the blocks it reads out to send are other bytes.
+    synthetic_lies: bool,
 }
 
 #[derive(Debug)]
@@ -248,6 +250,7 @@ impl Storage {
             part: Mutex::new(None),
             moving: std::sync::RwLock::new(()),
             synthetic: None,
+            synthetic_lies: false,
         })
     }
 
@@ -262,6 +265,18 @@ impl Storage {
     pub fn synthetic(torrent: &Torrent, seed: u64) -> Result<Storage, StorageError> {
         let mut storage = Storage::new(torrent, Path::new("synthetic"))?;
         storage.synthetic = Some(seed);
+        Ok(storage)
+    }
+
+    /// [`Storage::synthetic`] for a simulated liar: its own pieces check out as anyone's, but every block it
+    /// reads to send is other bytes, which fail the check of whoever takes them.
+    ///
+    /// # Errors
+    ///
+    /// As [`Storage::new`].
+    pub fn synthetic_liar(torrent: &Torrent, seed: u64) -> Result<Storage, StorageError> {
+        let mut storage = Storage::synthetic(torrent, seed)?;
+        storage.synthetic_lies = true;
         Ok(storage)
     }
 
@@ -636,7 +651,8 @@ impl Storage {
         out.resize(before + length as usize, 0);
         let buffer = &mut out[before..];
         if let Some(seed) = self.synthetic {
-            synthetic_content(seed, start, buffer);
+            // A liar's blocks are another torrent's bytes: as cheap, and wrong at every byte but by chance.
+            synthetic_content(if self.synthetic_lies { !seed } else { seed }, start, buffer);
             return Ok(());
         }
         let _moving = self.moving.read().unwrap_or_else(PoisonError::into_inner);

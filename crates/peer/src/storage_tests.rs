@@ -642,4 +642,14 @@ fn synthetic_bytes_are_read_as_made_and_only_they_match() {
     storage.write_piece(1, &piece).expect("a write of made-up bytes goes nowhere");
     assert!(!Path::new("synthetic").exists(), "nothing is written");
     assert_eq!(storage.check(1, |_| {}).count(), 0);
+
+    // A liar checks pieces as anyone does, and sends other bytes, every one of them wrong.
+    let lying = Storage::synthetic_liar(&torrent, 42).expect("a liar's layout");
+    assert!(lying.piece_matches(1, &piece), "what it takes in checks out");
+    let mut sent = Vec::new();
+    for offset in (0..32 * 1024).step_by(16 * 1024) {
+        lying.read_block(1, offset, 16 * 1024, &mut sent).expect("its made-up bytes are read");
+    }
+    assert!(!storage.piece_matches(1, &sent), "what it sends does not");
+    assert!(sent.iter().zip(&piece).all(|(sent, right)| sent != right), "not one byte right");
 }

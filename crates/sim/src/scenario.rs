@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use crate::net::Link;
@@ -22,6 +23,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ),
     ("churn", "flash-crowd where leechers leave once done, and half of them join late, evenly over the bound's time"),
     ("seeder-leaves", "flash-crowd where the seeder leaves once it has sent one copy"),
+    ("liar", "flash-crowd where one leecher in 20 (at least one) sends wrong bytes in every block it uploads"),
     (
         "heterogeneous",
         "flash-crowd over a mix of links: a fifth fibre (100 up, 1000 down), half DSL (20/100), the rest mobile (2/20)",
@@ -67,7 +69,7 @@ pub fn setup(name: &str, options: &Options) -> Option<SwarmSetup> {
     let equal = |delay: Duration| Link { up: Some(mbit(20)), down: Some(mbit(100)), delay };
     let mut seeder_limit = None;
     let (seeder, leecher_links) = match name {
-        "flash-crowd" | "churn" | "seeder-leaves" => {
+        "flash-crowd" | "churn" | "seeder-leaves" | "liar" => {
             let seeder = equal(delay());
             let links: Vec<Link> = (0..options.leechers).map(|_| equal(delay())).collect();
             (seeder, links)
@@ -111,6 +113,7 @@ pub fn setup(name: &str, options: &Options) -> Option<SwarmSetup> {
         leave_when_done: false,
         seeder_leaves_after: None,
         random_pieces: options.random_pieces,
+        liars: Vec::new(),
     };
     match name {
         "churn" => {
@@ -124,6 +127,13 @@ pub fn setup(name: &str, options: &Options) -> Option<SwarmSetup> {
             setup.leave_when_done = true;
         }
         "seeder-leaves" => setup.seeder_leaves_after = Some(1.0),
+        "liar" => {
+            let mut liars: Vec<usize> = (0..options.leechers).collect();
+            liars.shuffle(&mut rng);
+            liars.truncate((options.leechers / 20).max(1));
+            liars.sort_unstable();
+            setup.liars = liars;
+        }
         _ => {}
     }
     // Ten times the bound, and at least a minute: a run that takes longer is a failure to report.
@@ -148,6 +158,9 @@ pub fn leecher_lines(outcome: &SwarmOutcome) -> Vec<serde_json::Value> {
                 "from_leechers": leecher.from_leechers,
                 "uploaded": leecher.uploaded,
                 "connections": leecher.connections,
+                "lies": leecher.lies,
+                "pieces_failed": leecher.pieces_failed,
+                "banned": leecher.banned,
             })
         })
         .collect()
@@ -180,17 +193,20 @@ pub fn timeline_lines(outcome: &SwarmOutcome) -> Vec<serde_json::Value> {
 pub fn report(name: &str, setup: &SwarmSetup, outcome: &SwarmOutcome) -> serde_json::Value {
     let bound = outcome.bound.as_secs_f64();
     let done = outcome.last_done().map(|done| done.as_secs_f64());
-    let mut times: Vec<f64> = outcome.done.iter().flatten().map(Duration::as_secs_f64).collect();
+    // The honest leechers' times: a liar's own download is not what the swarm is measured by.
+    let honest_done = outcome.done.iter().zip(&outcome.leechers).filter(|(_, leecher)| !leecher.lies);
+    let mut times: Vec<f64> = honest_done.filter_map(|(done, _)| *done).map(|done| done.as_secs_f64()).collect();
     times.sort_by(f64::total_cmp);
     let median = times.get(times.len() / 2).copied();
     let downloads: Vec<f64> = outcome
         .leechers
         .iter()
+        .filter(|leecher| !leecher.lies)
         .filter_map(|leecher| leecher.done.map(|done| done.saturating_sub(leecher.joined).as_secs_f64()))
         .collect();
     let mean_download = (!downloads.is_empty()).then(|| downloads.iter().sum::<f64>() / downloads.len() as f64);
     let round = |x: f64| (x * 1000.0).round() / 1000.0;
-    serde_json::json!({
+    let mut report = serde_json::json!({
         "scenario": name,
         "leechers": setup.leechers,
         "size_bytes": setup.size,
@@ -204,5 +220,32 @@ pub fn report(name: &str, setup: &SwarmSetup, outcome: &SwarmOutcome) -> serde_j
         "seeder_copies": round(outcome.seeder_copies()),
         "duplicate_bytes": outcome.duplicate_bytes,
         "seed": setup.seed,
-    })
+    });
+    if !setup.liars.is_empty() {
+        let honest: Vec<(usize, &crate::swarm::LeecherOutcome)> =
+            outcome.leechers.iter().enumerate().filter(|(_, leecher)| !leecher.lies).collect();
+        let is_liar = |peer: usize| peer > 0 && setup.liars.contains(&(peer - 1));
+        // For each liar, how many honest leechers banned it; and bans of honest peers, which must be none.
+        let banned_by: Vec<usize> = setup
+            .liars
+            .iter()
+            .map(|&liar| honest.iter().filter(|(_, leecher)| leecher.banned.contains(&(liar + 1))).count())
+            .collect();
+        let wrongly_banned: usize =
+            honest.iter().map(|(_, leecher)| leecher.banned.iter().filter(|&&peer| !is_liar(peer)).count()).sum();
+        let extra = serde_json::json!({
+            "liars": setup.liars.len(),
+            "pieces_failed": honest.iter().map(|(_, leecher)| leecher.pieces_failed).sum::<u64>(),
+            // The seeder goes on serving the liars once everyone else has banned them; what the honest got of it:
+            "seeder_copies_to_honest": round(
+                honest.iter().map(|(_, leecher)| leecher.from_seeder).sum::<u64>() as f64 / setup.size as f64
+            ),
+            "liar_banned_by": banned_by,
+            "honest_peers_banned": wrongly_banned,
+        });
+        if let (Some(report), serde_json::Value::Object(extra)) = (report.as_object_mut(), extra) {
+            report.extend(extra);
+        }
+    }
+    report
 }

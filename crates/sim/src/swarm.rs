@@ -54,6 +54,8 @@ pub struct SwarmSetup {
     pub seeder_leaves_after: Option<f64>,
     /// The leechers start new pieces in random order, not rarest first (the deliberately worse picker).
     pub random_pieces: bool,
+    /// Leechers that lie, by index (from 0): every block they send is wrong.
+    pub liars: Vec<usize>,
 }
 
 /// The swarm over one second.
@@ -98,6 +100,11 @@ pub struct LeecherOutcome {
     pub uploaded: u64,
     /// Its connections at the end.
     pub connections: usize,
+    /// It lied: every block it sent was wrong ([`SwarmSetup::liars`]).
+    pub lies: bool,
+    /// Pieces that failed its check, and the peers it banned for them (by index, 0 the seeder).
+    pub pieces_failed: u64,
+    pub banned: Vec<usize>,
 }
 
 /// What a run measured.
@@ -121,10 +128,11 @@ pub struct SwarmOutcome {
 }
 
 impl SwarmOutcome {
-    /// When the last leecher was done, if all were.
+    /// When the last honest leecher was done, if all were (a liar's own download is not the swarm's).
     #[must_use]
     pub fn last_done(&self) -> Option<Duration> {
-        self.done.iter().copied().collect::<Option<Vec<_>>>().and_then(|done| done.into_iter().max())
+        let honest = self.done.iter().zip(&self.leechers).filter(|(_, leecher)| !leecher.lies);
+        honest.map(|(done, _)| *done).collect::<Option<Vec<_>>>().and_then(|done| done.into_iter().max())
     }
 
     /// Copies of the torrent the seeder sent.
@@ -185,6 +193,13 @@ pub fn address(index: usize) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(ip), PORT)
 }
 
+/// The index of the peer at `addr` ([`address`]'s inverse).
+fn index_of(addr: SocketAddr) -> Option<usize> {
+    let IpAddr::V4(ip) = addr.ip() else { return None };
+    let index = u32::from(ip).checked_sub(u32::from(Ipv4Addr::new(10, 0, 0, 1)))?;
+    usize::try_from(index).ok()
+}
+
 /// Runs `setup` on a fresh single-threaded runtime whose clock is virtual.
 ///
 /// # Errors
@@ -219,6 +234,7 @@ async fn run_in_runtime(setup: &SwarmSetup) -> anyhow::Result<SwarmOutcome> {
             peer_id,
             connector: network.connector(&host),
             random_pieces: setup.random_pieces,
+            lies: index > 0 && setup.liars.contains(&(index - 1)),
         };
         peers.push(Arc::new(SimulatedPeer::new(&torrent, &config).map_err(anyhow::Error::msg)?));
         hosts.push(host);
@@ -341,6 +357,7 @@ async fn run_in_runtime(setup: &SwarmSetup) -> anyhow::Result<SwarmOutcome> {
     let leechers = (1..=setup.leechers)
         .map(|index| {
             let from_seeder = hosts[index].received_from(seeder_ip);
+            let (pieces_failed, banned) = peers[index].caught();
             LeecherOutcome {
                 joined: setup.joins.get(index - 1).copied().unwrap_or_default(),
                 done: done[index - 1],
@@ -348,6 +365,9 @@ async fn run_in_runtime(setup: &SwarmSetup) -> anyhow::Result<SwarmOutcome> {
                 from_leechers: hosts[index].traffic().1 - from_seeder,
                 uploaded: transferred[index].1,
                 connections: peers[index].connections(),
+                lies: setup.liars.contains(&(index - 1)),
+                pieces_failed,
+                banned: banned.iter().filter_map(|addr| index_of(*addr)).collect(),
             }
         })
         .collect();
@@ -437,6 +457,37 @@ mod tests {
             let done = leecher.done.unwrap_or_else(|| panic!("a leecher never finished: {:?}", outcome.leechers));
             assert!(done > leecher.joined);
         }
+    }
+
+    /// A liar among eight leechers: every honest leecher finishes with every piece checked, bans the liar after
+    /// the pieces it spoiled, and bans nobody honest; the run is the same each time.
+    #[test]
+    fn a_liar_is_banned_by_those_it_lied_to_and_the_others_finish() {
+        let options = crate::scenario::Options {
+            leechers: 8,
+            size: 8 << 20,
+            piece_length: 256 << 10,
+            seed: 5,
+            ..crate::scenario::Options::default()
+        };
+        let setup = crate::scenario::setup("liar", &options).expect("a scenario");
+        assert_eq!(setup.liars.len(), 1);
+        let liar = setup.liars[0];
+        let outcome = run(&setup).expect("the run");
+        assert!(outcome.last_done().is_some(), "every honest leecher finished: {:?}", outcome.leechers);
+        let honest: Vec<&LeecherOutcome> = outcome.leechers.iter().filter(|leecher| !leecher.lies).collect();
+        assert_eq!(honest.len(), 7);
+        assert!(outcome.leechers[liar].lies);
+        let failed: u64 = honest.iter().map(|leecher| leecher.pieces_failed).sum();
+        assert!(failed > 0, "the liar's blocks were taken and caught: {honest:?}");
+        for leecher in &honest {
+            assert!(leecher.banned.iter().all(|&peer| peer == liar + 1), "an honest peer was banned: {leecher:?}");
+            if leecher.pieces_failed > 0 {
+                assert_eq!(leecher.banned, [liar + 1], "a failed piece ends with the liar banned: {leecher:?}");
+            }
+        }
+        let again = run(&setup).expect("the second run");
+        assert_eq!(again.done, outcome.done);
     }
 
     #[test]
