@@ -7,5 +7,6 @@
 //! runs), their streams [`net`]'s, their data made up and checked byte for byte.
 
 pub mod net;
+pub mod picture;
 pub mod scenario;
 pub mod swarm;

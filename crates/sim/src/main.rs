@@ -51,6 +51,10 @@ struct Args {
     /// done, and how much of their uplinks the leechers used (tenth percentile and median, in percent).
     #[arg(long)]
     timeline: bool,
+    /// Also draw the run as an SVG: leechers done over time against the bound, what the seeder and the leechers
+    /// sent each second, and (up to 100 leechers) who sent how much to whom.
+    #[arg(long, value_name = "FILE")]
+    picture: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -70,7 +74,7 @@ fn main() -> ExitCode {
         eprintln!("sim: no scenario {:?}; there are: {}", args.scenario, names.join(", "));
         return ExitCode::from(2);
     };
-    setup.timeline = args.timeline;
+    setup.timeline = args.timeline || args.picture.is_some();
     let started = std::time::Instant::now();
     let outcome = match sim::swarm::run(&setup) {
         Ok(outcome) => outcome,
@@ -80,8 +84,18 @@ fn main() -> ExitCode {
         }
     };
     eprintln!("sim: {} simulated in {:.1} s of wall time", args.scenario, started.elapsed().as_secs_f64());
-    for line in sim::scenario::timeline_lines(&outcome) {
-        println!("{line}");
+    if args.timeline {
+        for line in sim::scenario::timeline_lines(&outcome) {
+            println!("{line}");
+        }
+    }
+    if let Some(path) = &args.picture {
+        let title = format!("sim {} {} (seed {})", args.scenario, args.leechers, args.seed);
+        if let Err(err) = std::fs::write(path, sim::picture::svg(&title, &setup, &outcome)) {
+            eprintln!("sim: writing {}: {err}", path.display());
+            return ExitCode::FAILURE;
+        }
+        eprintln!("sim: picture of the run: {}", path.display());
     }
     if args.leechers_detail {
         for line in sim::scenario::leecher_lines(&outcome) {

@@ -125,6 +125,9 @@ pub struct SwarmOutcome {
     pub size: u64,
     /// Each second's sample, if asked for.
     pub timeline: Vec<Sample>,
+    /// Bytes (every message) each peer received from each, `pairs[receiver][sender]`, 0 the seeder; only for a
+    /// swarm of at most [`crate::picture::MATRIX_MAX`] leechers, else empty.
+    pub pairs: Vec<Vec<u64>>,
 }
 
 impl SwarmOutcome {
@@ -371,6 +374,11 @@ async fn run_in_runtime(setup: &SwarmSetup) -> anyhow::Result<SwarmOutcome> {
             }
         })
         .collect();
+    let pairs = if setup.leechers <= crate::picture::MATRIX_MAX {
+        hosts.iter().map(|receiver| hosts.iter().map(|sender| receiver.received_from(sender.ip())).collect()).collect()
+    } else {
+        Vec::new()
+    };
     for peer in &peers {
         peer.close();
     }
@@ -385,6 +393,7 @@ async fn run_in_runtime(setup: &SwarmSetup) -> anyhow::Result<SwarmOutcome> {
         duplicate_bytes: uploaded.saturating_sub(needed),
         size: setup.size,
         timeline: timeline.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
+        pairs,
     })
 }
 
