@@ -32,6 +32,16 @@ build:
 sample-torrent:
     cargo run --release --bin mktorrent -- -q -f -d -o torrents/spiderman.torrent sample-data/spiderman.txt
 
+# just generate target/share: what each program prints for --generate KIND, made from its clap definition.
+# Man pages and shell completions of the four programs into DIR: NAME.1, NAME.bash, _NAME (zsh), NAME.fish.
+generate dir:
+    cd "{{invocation_directory()}}" && mkdir -p "{{dir}}" && for name in mktorrent tracker peer demo; do \
+        for file in man:$name.1 complete-bash:$name.bash complete-zsh:_$name complete-fish:$name.fish; do \
+            cargo run --quiet --manifest-path "{{justfile_directory()}}/Cargo.toml" --bin "$name" -- \
+                --generate "${file%%:*}" > "{{dir}}/${file#*:}" || exit 1; \
+        done; \
+    done
+
 # The whole test suite, as CI runs it (interop tests skip loudly when a reference tool is missing).
 test:
     cargo test

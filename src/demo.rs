@@ -5,8 +5,8 @@
 //!
 //! The peers are separate processes: the demo's own executable, started again with the hidden first argument
 //! [`PEER_ROLE`], runs the very `peer` program (`crate::peer::main`). So `cargo run --bin demo` needs no other
-//! binary built, and the peers can never be an older build than the demo. mktorrent and the tracker run inside
-//! the demo (the same code the `mktorrent` and `tracker` programs call).
+//! binary built, an installed `demo` needs none beside it, and the peers can never be an older build than the
+//! demo. mktorrent and the tracker run inside the demo (the same code the `mktorrent` and `tracker` programs call).
 
 mod compare;
 mod picture;
@@ -46,8 +46,8 @@ pub struct Args {
     #[arg(value_name = "LEECHERS", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=50))]
     pub leechers: u16,
 
-    /// File or folder to share. [default: this repository's sample-data/spiderman.txt, with 2 MiB of generated
-    /// data beside it in the temporary folder, so that there are dozens of pieces to trade]
+    /// File or folder to share. [default: the built-in sample spiderman.txt (4.2 KiB), written into the temporary
+    /// folder with 2 MiB of generated data beside it, so that there are dozens of pieces to trade]
     #[arg(value_name = "PATH")]
     pub path: Option<PathBuf>,
 
@@ -204,14 +204,17 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     Ok(if identical == leechers { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-const SAMPLE: &str = "sample-data/spiderman.txt";
+/// The default share's sample, built into the binary so that an installed `demo` runs from any folder (a path
+/// into the source tree would not exist there).
+const SAMPLE: &[u8] = include_bytes!("../sample-data/spiderman.txt");
+const SAMPLE_NAME: &str = "spiderman.txt";
 
 /// The default share: the sample file and generated data (the same bytes every run) in a folder of `work`.
 fn default_share(work: &Path) -> anyhow::Result<PathBuf> {
     let folder = work.join("spiderman-demo");
     std::fs::create_dir_all(&folder).with_context(|| format!("creating {}", folder.display()))?;
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join(SAMPLE);
-    std::fs::copy(&sample, folder.join("spiderman.txt")).with_context(|| format!("copying {}", sample.display()))?;
+    let sample = folder.join(SAMPLE_NAME);
+    std::fs::write(&sample, SAMPLE).with_context(|| format!("writing {}", sample.display()))?;
     // xorshift64: deterministic, and incompressible enough to look like real data.
     let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut data = Vec::with_capacity(GENERATED_BYTES);
@@ -223,8 +226,9 @@ fn default_share(work: &Path) -> anyhow::Result<PathBuf> {
     }
     std::fs::write(folder.join("generated.bin"), &data).context("writing the generated data")?;
     print_line(&format!(
-        "sharing {} plus {} of generated data (the sample alone is one piece: nothing to trade)",
-        SAMPLE,
+        "sharing the built-in sample {SAMPLE_NAME} ({}) plus {} of generated data (the sample alone is one piece: \
+         nothing to trade)",
+        HumanBytes(SAMPLE.len() as u64),
         HumanBytes(GENERATED_BYTES as u64)
     ));
     Ok(folder)

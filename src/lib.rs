@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod demo;
+pub mod generate;
 pub mod mktorrent;
 pub mod peer;
 pub mod tracker;
