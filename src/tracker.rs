@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use tracker::access::Access;
+use tracker::access_file::{AccessFile, AccessMode};
 use tracker::http_front::{self, HttpConfig};
 use tracker::server::{Config, NamedTorrent, Tracker, bind_workers};
 use tracker::swarm::Limits;
@@ -26,8 +28,11 @@ use crate::mktorrent::read_torrent_any;
 /// interfaces. `tracker` alone is an open tracker on 0.0.0.0:6969. One worker thread per core shares the swarms.
 /// --http adds HTTP announces and scrapes, /metrics (OpenMetrics), /stats.json and a live page at /. Every
 /// setting can come from a TOML file (--config; flags win over it; --print-config shows the result). SIGHUP
-/// re-reads the torrents (from the command line or the file's `torrents`) without dropping swarms. Logs go to
-/// stderr (RUST_LOG=debug shows every announce); `listening on ADDR` (and `http on ADDR`) go to stdout once bound.
+/// re-reads the torrents (from the command line or the file's `torrents`) without dropping swarms. --allow or
+/// --deny FILE (as opentracker's -w and -b) limits the info-hashes served, over UDP and HTTP; the list is re-read
+/// on SIGHUP and whenever the file changes. A scrape answers every info-hash it names, one not served with zeros.
+/// Logs go to stderr (RUST_LOG=debug shows every announce); `listening on ADDR` (and `http on ADDR`) go to stdout
+/// once bound.
 #[derive(Debug, Parser)]
 #[command(name = "tracker", version, max_term_width = 100)]
 pub struct Args {
@@ -36,7 +41,8 @@ pub struct Args {
 
     /// Read settings from this TOML file (keys as the long flags, with underscores: bind, open, interval,
     /// peer_timeout, max_numwant, status_interval, max_torrents, max_peers_per_torrent, workers, http,
-    /// real_ip_header, torrents); flags given on the command line win.
+    /// real_ip_header, torrents, allow, deny); flags given on the command line win (--allow or --deny replaces
+    /// both keys). Paths in the file are relative to it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -51,6 +57,20 @@ pub struct Args {
     /// Accept any info-hash (named torrents still get their names in the logs).
     #[arg(long)]
     pub open: bool,
+
+    /// Serve only the info-hashes listed in FILE: one a line, 40 hex digits (v1) or 64 (v2, matched by its first
+    /// 20 bytes, which v2 clients announce), either case; `#` comments and blank lines are skipped. Other hashes
+    /// get the error "info-hash is not allowed", and zeros in a scrape. Without torrents named (or with --open)
+    /// every listed hash is served; with torrents named, only those both named and listed. FILE is re-read on
+    /// SIGHUP and within a second or so of changing (edited in place or replaced); a bad line is an error naming
+    /// the line at start, and on a re-read is logged while the list in force stays.
+    #[arg(long, value_name = "FILE", conflicts_with = "deny")]
+    pub allow: Option<PathBuf>,
+
+    /// Refuse the info-hashes listed in FILE (as for --allow) and serve the rest as without it. Refused hashes
+    /// get "info-hash is not allowed", and zeros in a scrape; the swarm of a hash that becomes refused is dropped.
+    #[arg(long, value_name = "FILE")]
+    pub deny: Option<PathBuf>,
 
     /// Seconds between re-announces, told to clients. [default: 120]
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..))]
@@ -111,6 +131,10 @@ pub struct Settings {
     pub workers: Option<u16>,
     pub http: Option<SocketAddr>,
     pub real_ip_header: Option<String>,
+    /// The access list file: only these info-hashes are served.
+    pub allow: Option<PathBuf>,
+    /// The access list file: these info-hashes are refused.
+    pub deny: Option<PathBuf>,
 }
 
 impl Settings {
@@ -121,12 +145,20 @@ impl Settings {
                 let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
                 let mut settings: Settings = toml::from_str(&text)
                     .with_context(|| format!("{} is not a valid tracker config", path.display()))?;
-                // Relative torrent paths in the file are relative to the file.
+                // Relative torrent and access list paths in the file are relative to the file.
                 let base = path.parent().unwrap_or(std::path::Path::new("."));
                 settings.torrents = settings.torrents.iter().map(|torrent| base.join(torrent)).collect();
+                settings.allow = settings.allow.map(|list| base.join(list));
+                settings.deny = settings.deny.map(|list| base.join(list));
                 settings
             }
             None => Settings::default(),
+        };
+        // An access list on the command line replaces the file's, whichever kind each is.
+        let (allow, deny) = if args.allow.is_some() || args.deny.is_some() {
+            (args.allow.clone(), args.deny.clone())
+        } else {
+            (file.allow, file.deny)
         };
         let settings = Settings {
             torrents: if args.torrents.is_empty() { file.torrents } else { args.torrents.clone() },
@@ -141,7 +173,14 @@ impl Settings {
             workers: args.workers.or(file.workers),
             http: args.http.or(file.http),
             real_ip_header: args.real_ip_header.clone().or(file.real_ip_header),
+            allow,
+            deny,
         };
+        if settings.allow.is_some() && settings.deny.is_some() {
+            bail!(
+                "allow and deny cannot both be set: a list names either the only info-hashes served or those refused"
+            );
+        }
         if settings.interval == Some(0) || settings.peer_timeout == Some(0) || settings.status_interval == Some(0) {
             bail!("interval, peer_timeout and status_interval must be at least 1 second");
         }
@@ -158,11 +197,7 @@ impl Settings {
     fn resolved(&self) -> Settings {
         let interval = self.interval.unwrap_or(120);
         Settings {
-            torrents: self
-                .torrents
-                .iter()
-                .map(|path| std::path::absolute(path).unwrap_or_else(|_| path.clone()))
-                .collect(),
+            torrents: self.torrents.iter().map(|path| absolute(path)).collect(),
             interval: Some(interval),
             peer_timeout: Some(self.peer_timeout.unwrap_or(interval.saturating_mul(3) / 2)),
             max_numwant: Some(self.max_numwant.unwrap_or(200)),
@@ -172,9 +207,25 @@ impl Settings {
             workers: Some(self.workers.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(1, |n| u16::try_from(n.get()).unwrap_or(1024))
             })),
+            allow: self.allow.as_deref().map(absolute),
+            deny: self.deny.as_deref().map(absolute),
             ..self.clone()
         }
     }
+
+    /// The access list file to watch, if any.
+    fn access_file(&self) -> Option<AccessFile> {
+        match (&self.allow, &self.deny) {
+            (Some(path), _) => Some(AccessFile::new(path.clone(), AccessMode::Allow)),
+            (None, Some(path)) => Some(AccessFile::new(path.clone(), AccessMode::Deny)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// `path` made absolute, as --print-config shows paths; as given if that fails.
+fn absolute(path: &std::path::Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// Runs `tracker` with the given command line and returns its exit code.
@@ -230,6 +281,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         ..Config::default()
     };
     let open = settings.open || named.is_empty();
+    // Read before binding, so that a bad list stops the tracker before it answers anyone.
+    let mut access_file = settings.access_file();
+    let access = match &mut access_file {
+        Some(file) => file.load()?,
+        None => Access::Everyone,
+    };
     for torrent in &named {
         match torrent.v2_info_hash {
             Some(v2) => tracing::info!(
@@ -263,8 +320,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let trackers = Tracker::workers(config, named, open, workers);
+    if let Some(file) = &access_file {
+        log_access_change(&trackers[0], file, access, "start");
+    }
     let mode = if open { "open" } else { "named torrents only" };
-    tracing::info!(address = %local, mode, workers, "tracker started");
+    let access_mode = access_file.as_ref().map_or("none", |file| file.mode().name());
+    tracing::info!(address = %local, mode, access_list = access_mode, workers, "tracker started");
     cli::announce_listening(local);
     let http_thread = match http_listener {
         Some(listener) => {
@@ -296,7 +357,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         };
         std::thread::Builder::new()
             .name("tracker-reload".into())
-            .spawn(move || reload_on_sighup(&handle, &torrents, &reload, &shutdown))
+            .spawn(move || reload_on_sighup(&handle, &torrents, access_file, &reload, &shutdown))
             .context("starting the reload thread")?
     };
     let first = std::thread::scope(|scope| -> anyhow::Result<Tracker> {
@@ -337,27 +398,66 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// On each SIGHUP, reads `torrents` again and serves what they name now; a torrent that does not read keeps the
-/// old list in force, with the reason logged.
+/// How often the access list file is looked at for a change.
+const ACCESS_POLL: Duration = Duration::from_secs(1);
+
+/// On each SIGHUP, reads `torrents` again and serves what they name now, then re-reads the access list; and
+/// re-reads the access list whenever its file changes. A torrent that does not read keeps the old torrents in
+/// force, and a list that does not read or parse keeps the old list, with the reason logged.
 fn reload_on_sighup(
     tracker: &Tracker,
     torrents: &dyn Fn() -> anyhow::Result<Vec<PathBuf>>,
+    mut access_file: Option<AccessFile>,
     reload: &AtomicBool,
     shutdown: &AtomicBool,
 ) {
+    let mut next_poll = std::time::Instant::now() + ACCESS_POLL;
     while !shutdown.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(200));
-        if !reload.swap(false, Ordering::Relaxed) {
-            continue;
-        }
-        match torrents().and_then(|paths| named_torrents(&paths)) {
-            Ok((named, _)) => {
-                let count = named.len();
-                let (added, removed) = tracker.set_named(named);
-                tracing::info!(added, removed, torrents = count, "reloaded the torrents");
+        let sighup = reload.swap(false, Ordering::Relaxed);
+        if sighup {
+            match torrents().and_then(|paths| named_torrents(&paths)) {
+                Ok((named, _)) => {
+                    let count = named.len();
+                    let (added, removed) = tracker.set_named(named);
+                    tracing::info!(added, removed, torrents = count, "reloaded the torrents");
+                }
+                Err(err) => tracing::error!("reload failed, the torrents served are unchanged: {err:#}"),
             }
-            Err(err) => tracing::error!("reload failed, the torrents served are unchanged: {err:#}"),
         }
+        let Some(file) = &mut access_file else { continue };
+        let trigger = if sighup {
+            "SIGHUP"
+        } else if std::time::Instant::now() >= next_poll {
+            next_poll = std::time::Instant::now() + ACCESS_POLL;
+            if !file.changed() {
+                continue;
+            }
+            "file changed"
+        } else {
+            continue;
+        };
+        match file.load() {
+            Ok(access) => log_access_change(tracker, file, access, trigger),
+            Err(err) => tracing::error!(trigger, "{err}; the access list in force is unchanged"),
+        }
+    }
+}
+
+/// Puts `access` (just read from `file`) in force and says so, warning of named torrents it refuses.
+fn log_access_change(tracker: &Tracker, file: &AccessFile, access: Access, trigger: &str) {
+    let hashes = access.listed().unwrap_or(0);
+    let change = tracker.set_access(access);
+    tracing::info!(
+        list = %file.path().display(),
+        mode = file.mode().name(),
+        hashes,
+        peers_dropped = change.peers_dropped,
+        trigger,
+        "access list read"
+    );
+    for torrent in &change.named_refused {
+        tracing::warn!(%torrent, list = %file.path().display(), "named, but the access list refuses it: not served");
     }
 }
 

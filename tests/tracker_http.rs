@@ -436,7 +436,7 @@ fn transmission_downloads_from_a_libtorrent_seeder_found_through_our_http_tracke
 // 2. HTTP scrape and UDP scrape.
 
 /// A swarm built from announces over both fronts: the HTTP scrape (BEP 48) and the UDP scrape (BEP 15) give the
-/// same counts; the UDP scrape answers zeros for an unknown torrent, which the HTTP scrape leaves out.
+/// same counts, zeros for an unknown torrent included.
 #[test]
 fn http_scrape_agrees_with_udp_scrape_for_the_same_swarm() {
     let tracker = Tracker::open(&[]);
@@ -470,8 +470,8 @@ fn http_scrape_agrees_with_udp_scrape_for_the_same_swarm() {
         over_http.iter().map(|entry| (entry.info_hash, counts(&entry.stats))).collect();
     assert_eq!(
         sorted(http_counts),
-        sorted(vec![(HASH, counts(&over_udp[0])), (other, counts(&over_udp[1]))]),
-        "HTTP scrape differs from UDP scrape; the unknown torrent is left out over HTTP"
+        sorted(vec![(HASH, counts(&over_udp[0])), (other, counts(&over_udp[1])), (unknown, counts(&over_udp[2]))]),
+        "HTTP scrape differs from UDP scrape"
     );
     // A repeated info_hash is answered once.
     let repeated = http_scrape(tracker.http, &[HASH, HASH]);
@@ -491,7 +491,9 @@ fn a_closed_tracker_serves_only_its_torrent_over_http() {
     assert_eq!((seeder.complete, seeder.incomplete, seeder.peers.len()), (Some(1), Some(0), 0));
     let leecher = announce(tracker.http, &announce_target(info_hash, 7002, 50_000, Some("started")), &[]);
     assert_eq!(leecher.peers, [local(7001)]);
-    assert_eq!(http_scrape(tracker.http, &[HASH]), [], "an unserved torrent is not in the scrape");
+    let zero = TorrentStats { seeders: 0, completed: 0, leechers: 0 };
+    let unserved = http_scrape(tracker.http, &[HASH]);
+    assert_eq!(unserved, [ScrapeEntry { info_hash: HASH, stats: zero }], "an unserved torrent is scraped as zeros");
     assert!(
         tracker.wait_for_log_line(
             &["peer announced over HTTP", "torrent=named.bin", "peer=127.0.0.1:7002"],
@@ -598,7 +600,7 @@ fn malformed_requests_get_exact_failure_reasons_and_unknown_paths_404() {
         let reply = get(tracker.http, path, &[]);
         assert_eq!((reply.status, reply.body.as_slice()), (404, &b"not found\n"[..]), "GET {path}: {reply:?}");
     }
-    assert_eq!(http_scrape(tracker.http, &[HASH]), [], "a refused announce recorded a peer");
+    assert_eq!(counts(&http_stats(tracker.http, HASH)), (0, 0, 0), "a refused announce recorded a peer");
     let first = announce(tracker.http, &announce_target(HASH, 6881, 0, Some("started")), &[]);
     assert_eq!((first.complete, first.incomplete, first.peers.len()), (Some(1), Some(0), 0));
 }

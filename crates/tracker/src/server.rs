@@ -24,9 +24,12 @@ use tracker_protocol::{
     Request, ScrapeRequest, ScrapeResponse, TorrentStats, TransactionId,
 };
 
+use crate::access::{self, Access};
 use crate::connection_id::ConnectionIds;
 use crate::metrics::{Requests, Snapshot};
 
+#[path = "server_access.rs"]
+mod access_rules;
 #[path = "batch.rs"]
 mod batch;
 #[path = "dashboard.rs"]
@@ -35,6 +38,7 @@ mod dashboard;
 mod http_requests;
 use crate::shards::Shards;
 use crate::swarm::{Announce, Change, Family, Limits, SwarmCounts};
+pub use access_rules::AccessChange;
 use dashboard::Journal;
 pub use dashboard::JournalEntry;
 pub use http_requests::HttpReply;
@@ -153,10 +157,11 @@ struct Shared {
     started: Instant,
     ids: ConnectionIds,
     config: Config,
-    /// The named torrents, replaced as a whole on reload; workers keep a copy and look at `named_epoch` (a
-    /// cache line nobody writes in between) to know when to take a new one.
+    /// The named torrents and the access list, each replaced as a whole on reload; workers keep a copy of both
+    /// and look at `epoch` (a cache line nobody writes in between) to know when to take new ones.
     named: Mutex<Arc<HashMap<[u8; 20], NamedTorrent>>>,
-    named_epoch: AtomicU64,
+    access: Mutex<Arc<Access>>,
+    epoch: AtomicU64,
     open: bool,
     stats: Box<[WorkerStats]>,
     expiry_passes: AtomicU64,
@@ -168,9 +173,10 @@ struct Shared {
 pub struct Tracker {
     shared: Arc<Shared>,
     worker: usize,
-    /// This worker's copy of the named torrents, as of `named_epoch`.
+    /// This worker's copies of the named torrents and the access list, as of `epoch`.
     named: Arc<HashMap<[u8; 20], NamedTorrent>>,
-    named_epoch: u64,
+    access: Arc<Access>,
+    epoch: u64,
     rng: SmallRng,
     reply: Vec<u8>,
     peers_v4: Vec<SocketAddrV4>,
@@ -201,9 +207,13 @@ impl Tracker {
     }
 
     fn worker(shared: &Arc<Shared>, worker: usize, rng: SmallRng) -> Tracker {
+        // The epoch before the copies: a reload in between then shows as a newer epoch at the next refresh,
+        // instead of leaving this worker with old copies under the new epoch.
+        let epoch = shared.epoch.load(Ordering::Acquire);
         Tracker {
             named: shared.named.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
-            named_epoch: shared.named_epoch.load(Ordering::Acquire),
+            access: shared.access.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
+            epoch,
             shared: shared.clone(),
             worker,
             rng,
@@ -267,12 +277,13 @@ impl Tracker {
         }
     }
 
-    /// Takes a new copy of the named torrents if they were replaced since the last look.
-    fn refresh_named(&mut self) {
-        let epoch = self.shared.named_epoch.load(Ordering::Acquire);
-        if epoch != self.named_epoch {
+    /// Takes new copies of the named torrents and the access list if either was replaced since the last look.
+    fn refresh(&mut self) {
+        let epoch = self.shared.epoch.load(Ordering::Acquire);
+        if epoch != self.epoch {
             self.named = self.shared.named.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-            self.named_epoch = epoch;
+            self.access = self.shared.access.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+            self.epoch = epoch;
         }
     }
 
@@ -297,7 +308,7 @@ impl Tracker {
             }
         }
         *current = Arc::new(new);
-        self.shared.named_epoch.fetch_add(1, Ordering::Release);
+        self.shared.epoch.fetch_add(1, Ordering::Release);
         counts
     }
 
@@ -313,7 +324,7 @@ impl Tracker {
     /// Answers one datagram from `source` at time `now` (seconds on the tracker's clock). Returns the
     /// reply, or `None` when the datagram gets no answer.
     pub fn handle(&mut self, packet: &[u8], source: SocketAddr, now: u32) -> Option<&[u8]> {
-        self.refresh_named();
+        self.refresh();
         let source = unmap(source);
         self.reply.clear();
         match Request::parse(packet, self.shared.config.max_scrape_hashes) {
@@ -328,6 +339,11 @@ impl Tracker {
                     return None;
                 }
                 WorkerStats::count(&self.my_stats().announces);
+                if !self.access.permits(&announce.info_hash) {
+                    tracing::debug!(%source, info_hash = %hex(&announce.info_hash), "refused announce: not allowed");
+                    self.error(announce.transaction_id, access::NOT_ALLOWED);
+                    return Some(&self.reply);
+                }
                 match source {
                     SocketAddr::V4(v4) => {
                         let peer = SocketAddrV4::new(*v4.ip(), announce.port);
@@ -430,7 +446,8 @@ impl Tracker {
     fn scrape(&mut self, scrape: &ScrapeRequest<'_>) {
         self.scrape_stats.clear();
         for info_hash in scrape.info_hashes.iter() {
-            let counts = self.shared.shards.scrape(&info_hash).unwrap_or_default();
+            // BEP 15 answers every hash, in order: one not served, or refused, gets zeros.
+            let counts = self.scrape_counts(&info_hash);
             self.scrape_stats.push(TorrentStats {
                 seeders: counts.seeders,
                 completed: counts.completed,
@@ -439,6 +456,15 @@ impl Tracker {
         }
         ScrapeResponse { transaction_id: scrape.transaction_id, torrents: self.scrape_stats.iter().copied() }
             .write(&mut self.reply);
+    }
+
+    /// The scrape triple of `info_hash`, over UDP and HTTP alike: zeros for a hash not served, and for one the
+    /// access list refuses (whatever swarm it had is not shown).
+    fn scrape_counts(&self, info_hash: &[u8; 20]) -> SwarmCounts {
+        if !self.access.permits(info_hash) {
+            return SwarmCounts::default();
+        }
+        self.shared.shards.scrape(info_hash).unwrap_or_default()
     }
 
     fn error(&mut self, transaction_id: TransactionId, message: &'static str) {
@@ -535,7 +561,7 @@ impl Tracker {
                 next_cleanup = now + cleanup_every;
             }
             if elapsed >= next_status {
-                self.refresh_named();
+                self.refresh();
                 self.log_status();
                 next_status = elapsed + self.shared.config.status_interval;
             }
@@ -556,7 +582,8 @@ impl Shared {
             started: Instant::now(),
             ids: ConnectionIds::new(key, config.connection_lifetime),
             named: Mutex::new(Arc::new(by_info_hash(named))),
-            named_epoch: AtomicU64::new(0),
+            access: Mutex::new(Arc::new(Access::Everyone)),
+            epoch: AtomicU64::new(0),
             open,
             // One more for the HTTP front end, whose connections share it.
             stats: (0..=workers).map(|_| WorkerStats::default()).collect(),

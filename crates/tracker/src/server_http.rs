@@ -22,7 +22,7 @@ impl Tracker {
     /// `/announce` (BEP 3, compact BEP 23 and BEP 7 peers) and `/scrape` (BEP 48), over the same swarms and
     /// rules as UDP. A refusal is a `failure reason` with status 200, as clients expect.
     pub fn handle_http(&mut self, target: &[u8], client: IpAddr, now: u32) -> HttpReply {
-        self.refresh_named();
+        self.refresh();
         let (path, query) = match target.iter().position(|&byte| byte == b'?') {
             Some(at) => (&target[..at], &target[at + 1..]),
             None => (target, &b""[..]),
@@ -47,16 +47,19 @@ impl Tracker {
                     Ok(hashes) if hashes.is_empty() => self.http_failure("a scrape must name its info_hash"),
                     Ok(hashes) => {
                         WorkerStats::count(&self.my_stats().scrapes);
+                        // Every hash asked is answered, one not served (or refused) with zeros, as over UDP and
+                        // as opentracker does: a reply without it reads as invalid to some clients (the npm
+                        // bittorrent-tracker), and a failure for the whole reply would hide the hashes we know.
                         let entries: Vec<http::ScrapeEntry> = hashes
                             .into_iter()
-                            .filter_map(|info_hash| {
-                                let counts = self.shared.shards.scrape(&info_hash)?;
+                            .map(|info_hash| {
+                                let counts = self.scrape_counts(&info_hash);
                                 let stats = TorrentStats {
                                     seeders: counts.seeders,
                                     completed: counts.completed,
                                     leechers: counts.leechers,
                                 };
-                                Some(http::ScrapeEntry { info_hash, stats })
+                                http::ScrapeEntry { info_hash, stats }
                             })
                             .collect();
                         http::encode_scrape_reply(&entries)
@@ -93,6 +96,10 @@ impl Tracker {
     }
 
     fn http_announce(&mut self, request: &http::HttpAnnounceRequest, client: IpAddr, now: u32) -> Vec<u8> {
+        if !self.access.permits(&request.info_hash) {
+            tracing::debug!(%client, info_hash = %hex(&request.info_hash), "refused HTTP announce: not allowed");
+            return self.http_failure(crate::access::NOT_ALLOWED);
+        }
         let wanted = request.numwant.map_or(self.shared.config.default_numwant, |n| n as usize);
         let announce = Announce {
             info_hash: request.info_hash,

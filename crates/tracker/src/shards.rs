@@ -77,6 +77,11 @@ impl Shards {
         total
     }
 
+    /// [`Registry::forget`] on every shard, one at a time. Returns the peers dropped.
+    pub fn forget(&self, refused: impl Fn(&[u8; 20]) -> bool) -> usize {
+        self.shards.iter().map(|shard| lock(shard).forget(&refused)).sum()
+    }
+
     pub fn torrent_count(&self) -> usize {
         self.shards.iter().map(|shard| lock(shard).torrent_count()).sum()
     }

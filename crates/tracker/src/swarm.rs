@@ -463,6 +463,29 @@ impl Registry {
         self.swarms.remove(info_hash);
     }
 
+    /// Drops the peers and counts of every swarm whose hash `refused` names (an access list changed): in open mode
+    /// the swarm goes; in closed mode it stays, empty, as named torrents do. Returns the peers dropped.
+    pub fn forget(&mut self, refused: impl Fn(&[u8; 20]) -> bool) -> usize {
+        let mut dropped = 0;
+        if self.open {
+            self.swarms.retain(|hash, swarm| {
+                let keep = !refused(hash);
+                if !keep {
+                    dropped += swarm.peer_count();
+                }
+                keep
+            });
+        } else {
+            for (hash, swarm) in &mut self.swarms {
+                if refused(hash) && (swarm.completed > 0 || !swarm.is_empty()) {
+                    dropped += swarm.peer_count();
+                    **swarm = TorrentPeers::default();
+                }
+            }
+        }
+        dropped
+    }
+
     /// The scrape triple of a torrent, if it is tracked.
     pub fn scrape(&self, info_hash: &[u8; 20]) -> Option<SwarmCounts> {
         self.swarms.get(info_hash).map(|swarm| swarm.counts())

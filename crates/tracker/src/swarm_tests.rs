@@ -158,6 +158,31 @@ fn closed_registries_serve_only_their_torrents_and_keep_them() {
 }
 
 #[test]
+fn forgetting_refused_swarms_removes_them_when_open_and_empties_them_when_closed() {
+    let other = [9; 20];
+    let mut rng = SmallRng::seed_from_u64(3);
+    let mut out = Vec::new();
+    let registries =
+        [(true, Registry::open(Limits::default())), (false, Registry::closed([HASH, other], Limits::default()))];
+    for (open, mut registry) in registries {
+        for (hash, port) in [(HASH, 1), (HASH, 2), (other, 3)] {
+            let started = Announce { info_hash: hash, ..announce(0, AnnounceEvent::Started, 5) };
+            registry.announce(v4(port), &started, 1, &mut rng, &mut out).expect("served");
+        }
+        assert_eq!(registry.forget(|hash| *hash == HASH), 2, "the two peers of the refused swarm");
+        assert_eq!(registry.scrape(&other).map(|counts| counts.seeders), Some(1), "the other swarm is untouched");
+        let forgotten = registry.scrape(&HASH);
+        assert_eq!(registry.forget(|hash| *hash == HASH), 0, "nothing left to drop");
+        if open {
+            assert_eq!((forgotten, registry.torrent_count()), (None, 1), "open: the refused swarm is gone");
+        } else {
+            assert_eq!(forgotten, Some(SwarmCounts::default()), "closed: still named, empty");
+            assert_eq!(registry.torrent_count(), 2);
+        }
+    }
+}
+
+#[test]
 fn caps_bound_torrents_and_peers() {
     let limits = Limits { max_torrents: 2, max_peers_per_torrent: 3 };
     let mut registry = Registry::open(limits);
