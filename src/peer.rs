@@ -40,6 +40,7 @@ use magnet::saved_torrent;
 /// to stdout (one JSON object per event with --json); progress goes to stderr, as a bar on a terminal.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "peer", version, max_term_width = 100)]
+#[command(after_help = "`peer --generate man|complete-bash|complete-zsh|complete-fish` prints its man page or a completion script.")]
 pub struct Args {
     /// TCP port to listen on for peers (0: any free port).
     pub port: u16,

@@ -30,7 +30,9 @@ pub const DEFAULT_ANNOUNCE: &str = "udp://127.0.0.1:6969/announce";
 #[command(
     after_help = "Examples:\n  mktorrent spiderman.txt\n  mktorrent -a udp://tracker.example:6969/announce -l 20 -p movies/\n  \
                         mktorrent --no-announce --dht-node router.bittorrent.com:6881 movies/\n  \
-                        mktorrent --show spiderman.torrent --json\n  mktorrent --verify spiderman.torrent --dir downloads"
+                        mktorrent --show spiderman.torrent --json\n  mktorrent --verify spiderman.torrent --dir downloads\n\n\
+                        `mktorrent --generate man|complete-bash|complete-zsh|complete-fish` prints its man page or a \
+                        completion script."
 )]
 pub struct Args {
     /// File or folder to make a torrent of.
