@@ -40,7 +40,9 @@ use magnet::saved_torrent;
 /// to stdout (one JSON object per event with --json); progress goes to stderr, as a bar on a terminal.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "peer", version, max_term_width = 100)]
-#[command(after_help = "`peer --generate man|complete-bash|complete-zsh|complete-fish` prints its man page or a completion script.")]
+#[command(
+    after_help = "`peer --generate man|complete-bash|complete-zsh|complete-fish` prints its man page or a completion script."
+)]
 pub struct Args {
     /// TCP port to listen on for peers (0: any free port).
     pub port: u16,
@@ -51,7 +53,7 @@ pub struct Args {
     /// DIR/NAME.torrent, which a restart with the same link uses; the connections that fetched it go on into the
     /// download. Several torrents and magnet links are served together, on the one port under one peer id, each
     /// in DIR (a magnet link answers the peers that dial it for its info-hash while its metadata is fetched).
-    #[arg(value_name = "TORRENT|MAGNET", required = true)]
+    #[arg(value_name = "TORRENT|MAGNET", required_unless_present = "rpc")]
     pub torrents: Vec<PathBuf>,
 
     /// Download folder: a single-file torrent's file, or a multi-file torrent's folder, goes inside.
@@ -155,6 +157,22 @@ pub struct Args {
     /// First tracker retry timeout in seconds; BEP 15 doubles it on each of 8 retries.
     #[arg(long, value_name = "SECONDS", default_value_t = 15.0, hide = true)]
     pub tracker_timeout: f64,
+
+    /// Serve Transmission's RPC at this address (`127.0.0.1:9091`), at /transmission/rpc: transmission-remote,
+    /// Sonarr, Flood and the transmission-rpc library can then add, list, stop, start and remove torrents. With
+    /// it no torrent need be named, and the session keeps its torrents across restarts in DIR/.peer-session.
+    /// An address other than loopback needs --rpc-auth.
+    #[arg(long, value_name = "ADDR")]
+    pub rpc: Option<SocketAddr>,
+
+    /// The RPC's user and password: FILE holds one line `user:password` (a file, so that `ps` does not show it).
+    #[arg(long, value_name = "FILE", requires = "rpc")]
+    pub rpc_auth: Option<PathBuf>,
+
+    /// A host name the RPC answers to besides IP addresses and localhost (repeatable): requests naming any other
+    /// Host get 421, so that a web page cannot reach the RPC through a name it controls (DNS rebinding).
+    #[arg(long, value_name = "NAME", requires = "rpc")]
+    pub rpc_host: Vec<String>,
 
     /// Read settings from this TOML file: each long flag is a key, with underscores (`max_peers = 80`,
     /// `no_dht = true`, `only = ["*.mkv"]`, `peer = ["10.0.0.2:6881"]`), and so are `port` and `torrents`;
@@ -297,8 +315,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         trace,
         dht: dht.clone(),
         lsd: !args.no_lsd,
-        // The command line names the torrents: nothing is kept for a restart but each one's fast-resume state.
-        state_dir: None,
+        // With the RPC, torrents come and go while it runs: the session keeps which it holds for the next start.
+        // Otherwise the command line names them: nothing is kept but each one's fast-resume state.
+        state_dir: args.rpc.map(|_| args.dir.join(SESSION_STATE_DIR)),
         max_open_files: peer::open_files::DEFAULT_MAX_OPEN_FILES,
         hashing_threads: std::thread::available_parallelism().map_or(1, usize::from),
         doze_after: Some(peer::session::DOZE_AFTER),
@@ -317,7 +336,14 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         download_limit: None,
     };
     let dht_node = dht.clone();
-    let many = torrents.len() > 1;
+    let many = torrents.len() > 1 || args.rpc.is_some();
+    let rpc_config = rpc_config(args)?;
+    let rpc_listener = match args.rpc {
+        Some(addr) => {
+            Some(runtime.block_on(tokio::net::TcpListener::bind(addr)).with_context(|| format!("--rpc {addr}"))?)
+        }
+        None => None,
+    };
     let results = runtime.block_on(async {
         let shutdown = shutdown_signal()?;
         let session =
@@ -336,14 +362,37 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
         let (flush_tx, flush_rx) = tokio::sync::mpsc::unbounded_channel();
         let views: Views = std::sync::Arc::default();
-        let printer = tokio::spawn(print_events(events_rx, flush_rx, views.clone()));
+        let printer = tokio::spawn(print_events(events_rx, flush_rx, views.clone(), args.json));
+        let rpc_task = match rpc_listener {
+            Some(listener) => {
+                // What the session kept from its last run comes back first, as it stood.
+                for restored in session.restore(&config, &events_tx) {
+                    match restored {
+                        Ok((hash, _)) => tracing::info!("restored {}", hex(&hash)),
+                        Err(err) => tracing::warn!("not restored: {err}"),
+                    }
+                }
+                let address = listener.local_addr().context("reading the RPC's address")?;
+                let rpc = rpc::Rpc::new(session.clone(), config.clone(), events_tx.clone(), tcp_port);
+                // Said here once, for the session: the torrents' views keep quiet about it.
+                cli::announce_listening(session.listen_addr());
+                println!("rpc on http://{address}/transmission/rpc");
+                Some(tokio::spawn(rpc::serve(listener, std::sync::Arc::new(rpc), rpc_config)))
+            }
+            None => None,
+        };
         // One for every torrent file: ten thousand torrents keep one copy of their settings.
         let shared_config = std::sync::Arc::new(config.clone());
         for (index, item) in torrents.into_iter().enumerate() {
             let (name, hash) = (item.name(), item.info_hash().0);
+            if rpc_task.is_some() && session.torrent(&hash).is_some() {
+                // Named again on the command line, and kept by the session since its last run.
+                continue;
+            }
             let added = match item {
                 Item::Ready(torrent) => {
-                    lock_views(&views).insert(hash, View::new(args.json, &torrent, !many, index > 0));
+                    let quiet = index > 0 || args.rpc.is_some();
+                    lock_views(&views).insert(hash, View::new(args.json, &torrent, !many, quiet));
                     session.add(*torrent, shared_config.clone(), events_tx.clone())
                 }
                 Item::Magnet(magnet) => {
@@ -352,7 +401,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                         let addr = resolve_peer(text).with_context(|| format!("the magnet link's peer {text}"))?;
                         config.peers.push((addr, Source::Manual));
                     }
-                    lock_views(&views).insert(hash, View::fetching(args.json, &name, hash, many, index > 0));
+                    let quiet = index > 0 || args.rpc.is_some();
+                    lock_views(&views).insert(hash, View::fetching(args.json, &name, hash, many, quiet));
                     session.add_magnet(*magnet, config, events_tx.clone())
                 }
             };
@@ -390,8 +440,14 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             }
             results.push((index, name, result, view));
         }
+        if let Some(rpc_task) = rpc_task {
+            // Torrents come and go through the RPC: the session runs until Ctrl-C.
+            let _ = stopping.await;
+            rpc_task.abort();
+        } else {
+            stopping.abort();
+        }
         drop(flush_tx);
-        stopping.abort();
         printer.abort();
         results.sort_by_key(|(index, _, _, _)| *index);
         Ok::<_, anyhow::Error>(results)
@@ -440,11 +496,13 @@ async fn print_events(
     mut events: tokio::sync::mpsc::UnboundedReceiver<([u8; 20], Event)>,
     mut flushes: tokio::sync::mpsc::UnboundedReceiver<tokio::sync::oneshot::Sender<()>>,
     views: Views,
+    json: bool,
 ) {
     let show = |hash: [u8; 20], event: &Event| {
-        if let Some(view) = lock_views(&views).get_mut(&hash) {
-            view.show(event);
-        }
+        // A torrent added through the RPC, or restored, gets its view with its first event.
+        let mut views = lock_views(&views);
+        let view = views.entry(hash).or_insert_with(|| View::fetching(json, &hex(&hash), hash, true, true));
+        view.show(event);
     };
     loop {
         tokio::select! {
@@ -486,6 +544,34 @@ impl Item {
 
 /// Where the DHT's known nodes are kept between runs, in the download folder.
 const DHT_NODES_FILE: &str = ".dht-nodes";
+/// Where a session with the RPC keeps its torrents for the next start, inside DIR.
+const SESSION_STATE_DIR: &str = ".peer-session";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Who may use the RPC: `--rpc-auth`'s credentials and `--rpc-host`'s names. An address others can reach is
+/// refused without credentials: whoever reaches the RPC can add torrents and delete their data.
+fn rpc_config(args: &Args) -> anyhow::Result<rpc::RpcConfig> {
+    let credentials = match &args.rpc_auth {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("--rpc-auth {}", path.display()))?;
+            Some(
+                rpc::gate::Credentials::parse(&text)
+                    .map_err(|err| anyhow::anyhow!("--rpc-auth {}: {err}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    if let Some(addr) = args.rpc
+        && !addr.ip().is_loopback()
+        && credentials.is_none()
+    {
+        bail!("--rpc {addr} is reachable from other hosts: give it --rpc-auth FILE (a line `user:password`)");
+    }
+    Ok(rpc::RpcConfig { credentials, allowed_hosts: args.rpc_host.clone() })
+}
 
 /// The DHT's public routers, asked first when no `--dht-bootstrap` is given (the ones libtorrent and
 /// Transmission ship with).

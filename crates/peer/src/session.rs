@@ -200,6 +200,12 @@ pub struct TorrentStatus {
     /// Its own limits in bytes per second (the session's apply too); `None`: none of its own.
     pub upload_limit: Option<u64>,
     pub download_limit: Option<u64>,
+    /// Its download folder (a multi-file torrent's folder is inside).
+    pub dir: std::path::PathBuf,
+    /// Bytes a piece; 0 while a magnet link's metadata is not in.
+    pub piece_length: u32,
+    /// A private torrent (BEP 27).
+    pub private: bool,
 }
 
 /// What the user asked of a torrent.
@@ -510,8 +516,9 @@ impl Session {
             listen_addr,
             peer_id: new_peer_id(),
             served,
-            upload_limiter: config.upload_limit.map(|rate| Arc::new(TransferLimiter::new(rate))),
-            download_limiter: config.download_limit.map(|rate| Arc::new(TransferLimiter::new(rate))),
+            // Always there, unlimited unless set, so that the limits can be set while the session runs.
+            upload_limiter: Some(Arc::new(TransferLimiter::with_rate(config.upload_limit))),
+            download_limiter: Some(Arc::new(TransferLimiter::with_rate(config.download_limit))),
             trackers: Arc::new(crate::trackers::TrackerEndpoints::new(Some(config.listen.ip()))),
             connections: ConnectionBudget::new(config.max_connections),
             lsd: if config.lsd { start_lsd(listen_addr) } else { None },
@@ -785,6 +792,23 @@ impl Session {
         }
         entry.persist(&self.shared, false);
         Ok(true)
+    }
+
+    /// The session's limits over every torrent together, in bytes per second (upload, download); `None`: none.
+    #[must_use]
+    pub fn session_limits(&self) -> (Option<u64>, Option<u64>) {
+        let rate = |limiter: &Option<Arc<TransferLimiter>>| limiter.as_ref().and_then(|limiter| limiter.rate());
+        (rate(&self.shared.upload_limiter), rate(&self.shared.download_limiter))
+    }
+
+    /// Sets the session's limits over every torrent together, in bytes per second (`None`: none), at once, even
+    /// mid-transfer; each torrent's own limits apply too.
+    pub fn set_session_limits(&self, upload: Option<u64>, download: Option<u64>) {
+        for (limiter, rate) in [(&self.shared.upload_limiter, upload), (&self.shared.download_limiter, download)] {
+            if let Some(limiter) = limiter {
+                limiter.set_rate(rate);
+            }
+        }
     }
 
     /// Sets a torrent's own limits, in bytes per second (`None`: only the session's), at once, even mid-transfer.

@@ -77,6 +77,9 @@ fn status_of(entry: &Entry) -> TorrentStatus {
         trackers,
         upload_limit: entry.limits.upload.rate(),
         download_limit: entry.limits.download.rate(),
+        dir: entry.config.dir.clone(),
+        piece_length: slot.layout.piece_length(),
+        private: torrent.info.private,
     }
 }
 
@@ -101,6 +104,9 @@ fn fetching_status(entry: &Entry, phase: Phase) -> TorrentStatus {
         trackers: trackers.map(|url| TrackerStatus { url: url.clone(), last: None }).collect(),
         upload_limit: entry.limits.upload.rate(),
         download_limit: entry.limits.download.rate(),
+        dir: entry.config.dir.clone(),
+        piece_length: 0,
+        private: false,
     }
 }
 
