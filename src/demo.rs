@@ -41,7 +41,9 @@ use crate::mktorrent::read_torrent;
 /// themselves. Exit status 0 only if every copy is identical to the original. Ctrl-C stops everything.
 #[derive(Debug, Parser)]
 #[command(name = "demo", version, max_term_width = 100)]
-#[command(after_help = "`demo --generate man|complete-bash|complete-zsh|complete-fish` prints its man page or a completion script.")]
+#[command(
+    after_help = "`demo --generate man|complete-bash|complete-zsh|complete-fish` prints its man page or a completion script."
+)]
 pub struct Args {
     /// Leechers to start (1 to 50).
     #[arg(value_name = "LEECHERS", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=50))]

@@ -35,7 +35,9 @@ use crate::mktorrent::read_torrent_any;
 /// once bound.
 #[derive(Debug, Parser)]
 #[command(name = "tracker", version, max_term_width = 100)]
-#[command(after_help = "`tracker --generate man|complete-bash|complete-zsh|complete-fish` prints its man page or a completion script.")]
+#[command(
+    after_help = "`tracker --generate man|complete-bash|complete-zsh|complete-fish` prints its man page or a completion script."
+)]
 pub struct Args {
     /// Torrents to serve.
     pub torrents: Vec<PathBuf>,
