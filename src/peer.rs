@@ -53,7 +53,7 @@ pub struct Args {
     /// DIR/NAME.torrent, which a restart with the same link uses; the connections that fetched it go on into the
     /// download. Several torrents and magnet links are served together, on the one port under one peer id, each
     /// in DIR (a magnet link answers the peers that dial it for its info-hash while its metadata is fetched).
-    #[arg(value_name = "TORRENT|MAGNET", required_unless_present = "rpc")]
+    #[arg(value_name = "TORRENT|MAGNET", required_unless_present_any = ["rpc", "watch"])]
     pub torrents: Vec<PathBuf>,
 
     /// Download folder: a single-file torrent's file, or a multi-file torrent's folder, goes inside.
@@ -173,6 +173,12 @@ pub struct Args {
     /// Host get 421, so that a web page cannot reach the RPC through a name it controls (DNS rebinding).
     #[arg(long, value_name = "NAME", requires = "rpc")]
     pub rpc_host: Vec<String>,
+
+    /// Watch this folder: a .torrent file that appears there is added (in DIR) and renamed NAME.torrent.added;
+    /// one that does not parse is renamed NAME.torrent.invalid, the reason logged. As with --rpc, no torrent need
+    /// be named and the session keeps its torrents across restarts.
+    #[arg(long, value_name = "FOLDER")]
+    pub watch: Option<PathBuf>,
 
     /// Read settings from this TOML file: each long flag is a key, with underscores (`max_peers = 80`,
     /// `no_dht = true`, `only = ["*.mkv"]`, `peer = ["10.0.0.2:6881"]`), and so are `port` and `torrents`;
@@ -317,7 +323,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         lsd: !args.no_lsd,
         // With the RPC, torrents come and go while it runs: the session keeps which it holds for the next start.
         // Otherwise the command line names them: nothing is kept but each one's fast-resume state.
-        state_dir: args.rpc.map(|_| args.dir.join(SESSION_STATE_DIR)),
+        state_dir: serving(args).then(|| args.dir.join(SESSION_STATE_DIR)),
         max_open_files: peer::open_files::DEFAULT_MAX_OPEN_FILES,
         hashing_threads: std::thread::available_parallelism().map_or(1, usize::from),
         doze_after: Some(peer::session::DOZE_AFTER),
@@ -336,7 +342,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         download_limit: None,
     };
     let dht_node = dht.clone();
-    let many = torrents.len() > 1 || args.rpc.is_some();
+    let many = torrents.len() > 1 || serving(args);
     let rpc_config = rpc_config(args)?;
     let rpc_listener = match args.rpc {
         Some(addr) => {
@@ -363,19 +369,25 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         let (flush_tx, flush_rx) = tokio::sync::mpsc::unbounded_channel();
         let views: Views = std::sync::Arc::default();
         let printer = tokio::spawn(print_events(events_rx, flush_rx, views.clone(), args.json));
+        if serving(args) {
+            // What the session kept from its last run comes back first, as it stood.
+            for restored in session.restore(&config, &events_tx) {
+                match restored {
+                    Ok((hash, _)) => tracing::info!("restored {}", hex(&hash)),
+                    Err(err) => tracing::warn!("not restored: {err}"),
+                }
+            }
+            // Said here once, for the session: the torrents' views keep quiet about it.
+            cli::announce_listening(session.listen_addr());
+        }
+        let watch_task = args.watch.clone().map(|folder| {
+            let config = std::sync::Arc::new(config.clone());
+            tokio::spawn(peer::watch::watch(session.clone(), folder, config, events_tx.clone()))
+        });
         let rpc_task = match rpc_listener {
             Some(listener) => {
-                // What the session kept from its last run comes back first, as it stood.
-                for restored in session.restore(&config, &events_tx) {
-                    match restored {
-                        Ok((hash, _)) => tracing::info!("restored {}", hex(&hash)),
-                        Err(err) => tracing::warn!("not restored: {err}"),
-                    }
-                }
                 let address = listener.local_addr().context("reading the RPC's address")?;
                 let rpc = rpc::Rpc::new(session.clone(), config.clone(), events_tx.clone(), tcp_port);
-                // Said here once, for the session: the torrents' views keep quiet about it.
-                cli::announce_listening(session.listen_addr());
                 println!("rpc on http://{address}/transmission/rpc");
                 Some(tokio::spawn(rpc::serve(listener, std::sync::Arc::new(rpc), rpc_config)))
             }
@@ -385,13 +397,13 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         let shared_config = std::sync::Arc::new(config.clone());
         for (index, item) in torrents.into_iter().enumerate() {
             let (name, hash) = (item.name(), item.info_hash().0);
-            if rpc_task.is_some() && session.torrent(&hash).is_some() {
+            if serving(args) && session.torrent(&hash).is_some() {
                 // Named again on the command line, and kept by the session since its last run.
                 continue;
             }
             let added = match item {
                 Item::Ready(torrent) => {
-                    let quiet = index > 0 || args.rpc.is_some();
+                    let quiet = index > 0 || serving(args);
                     lock_views(&views).insert(hash, View::new(args.json, &torrent, !many, quiet));
                     session.add(*torrent, shared_config.clone(), events_tx.clone())
                 }
@@ -401,7 +413,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                         let addr = resolve_peer(text).with_context(|| format!("the magnet link's peer {text}"))?;
                         config.peers.push((addr, Source::Manual));
                     }
-                    let quiet = index > 0 || args.rpc.is_some();
+                    let quiet = index > 0 || serving(args);
                     lock_views(&views).insert(hash, View::fetching(args.json, &name, hash, many, quiet));
                     session.add_magnet(*magnet, config, events_tx.clone())
                 }
@@ -440,10 +452,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             }
             results.push((index, name, result, view));
         }
-        if let Some(rpc_task) = rpc_task {
-            // Torrents come and go through the RPC: the session runs until Ctrl-C.
+        if serving(args) {
+            // Torrents come and go through the RPC or the watched folder: the session runs until Ctrl-C.
             let _ = stopping.await;
-            rpc_task.abort();
+            for task in rpc_task.into_iter().chain(watch_task) {
+                task.abort();
+            }
         } else {
             stopping.abort();
         }
@@ -544,6 +558,12 @@ impl Item {
 
 /// Where the DHT's known nodes are kept between runs, in the download folder.
 const DHT_NODES_FILE: &str = ".dht-nodes";
+/// Whether torrents come and go while the session runs (through the RPC or a watched folder): it then runs
+/// until Ctrl-C, and keeps its torrents for the next start.
+fn serving(args: &Args) -> bool {
+    args.rpc.is_some() || args.watch.is_some()
+}
+
 /// Where a session with the RPC keeps its torrents for the next start, inside DIR.
 const SESSION_STATE_DIR: &str = ".peer-session";
 

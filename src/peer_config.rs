@@ -173,7 +173,7 @@ fn relative_to(base: &Path, key: &str, text: String) -> String {
 
 /// Whether the value `text` of `key` is a path: the download folder, the trace file or a torrent file.
 fn is_path(key: &str, text: &str) -> bool {
-    matches!(key, "dir" | "trace_file" | "rpc_auth") || (key == "torrents" && !is_magnet(Path::new(text)))
+    matches!(key, "dir" | "trace_file" | "rpc_auth" | "watch") || (key == "torrents" && !is_magnet(Path::new(text)))
 }
 
 fn absolute(text: &str) -> String {
@@ -290,8 +290,17 @@ mod tests {
         assert_eq!(table["upload_limit"].as_str(), Some("512Ki"));
         assert!(!table.contains_key("config") && !table.contains_key("print_config"), "{printed}");
         for key in setting_keys(&Args::command()) {
-            let unset =
-                ["peer", "dht_bootstrap", "download_limit", "dht_port", "trace_file", "rpc", "rpc_auth", "rpc_host"];
+            let unset = [
+                "peer",
+                "dht_bootstrap",
+                "download_limit",
+                "dht_port",
+                "trace_file",
+                "rpc",
+                "rpc_auth",
+                "rpc_host",
+                "watch",
+            ];
             assert!(table.contains_key(&key) || unset.contains(&key.as_str()), "{key} missing from: {printed}");
         }
 

@@ -45,3 +45,4 @@ pub mod trace;
 pub mod tracker_client;
 pub mod trackers;
 pub mod v2;
+pub mod watch;
