@@ -479,9 +479,13 @@ fn free_space(arguments: &Map<String, Value>) -> Result<Map<String, Value>, Fail
 /// its download folder.
 fn delete_data(status: &TorrentStatus) -> Result<(), String> {
     let dir = &status.dir;
+    // Where the folder really is: a file whose real folder lies elsewhere (a symbolic link on the way out of the
+    // download folder) is not deleted.
+    let real_dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
     let mut folders = Vec::new();
     for file in &status.files {
-        if !file.path.starts_with(dir) {
+        let real_parent = file.path.parent().and_then(|parent| std::fs::canonicalize(parent).ok());
+        if !file.path.starts_with(dir) || real_parent.is_some_and(|parent| !parent.starts_with(&real_dir)) {
             continue;
         }
         match std::fs::remove_file(&file.path) {
@@ -526,4 +530,70 @@ async fn fetch(url: &str) -> Result<Vec<u8>, Failure> {
         .await
         .map_err(|_| Failure::method(format!("fetching {url}: no answer within 30 s")))?
         .map_err(Failure::method)
+}
+
+#[cfg(test)]
+mod tests {
+    use peer::events::Status;
+    use peer::storage::FileProgress;
+
+    use super::*;
+
+    fn status_of(dir: &Path, files: &[&str]) -> TorrentStatus {
+        let files = files
+            .iter()
+            .map(|path| FileProgress { path: dir.join(path), length: 1, done: 1, priority: Priority::Normal })
+            .collect();
+        TorrentStatus {
+            info_hash: [7; 20],
+            name: "album".to_owned(),
+            state: State::Seeding,
+            size: 2,
+            status: Status {
+                have: 1,
+                total: 1,
+                downloaded: 0,
+                uploaded: 0,
+                left: 0,
+                download_rate: 0,
+                upload_rate: 0,
+                peers: 0,
+                sources: peer::sources::SourceCounts::default(),
+            },
+            peers: Vec::new(),
+            files,
+            trackers: Vec::new(),
+            upload_limit: None,
+            download_limit: None,
+            dir: dir.to_path_buf(),
+            piece_length: 16384,
+            private: false,
+        }
+    }
+
+    /// `delete-local-data` deletes the torrent's files and the folders they leave empty, and nothing that a
+    /// symbolic link inside the download folder leads out to.
+    #[test]
+    fn deleting_a_torrents_data_stays_inside_its_folder() {
+        let work = tempfile::tempdir().expect("tempdir");
+        let dir = work.path().join("downloads");
+        let outside = work.path().join("outside");
+        std::fs::create_dir_all(dir.join("album/disc 1")).expect("mkdir");
+        std::fs::create_dir_all(&outside).expect("mkdir");
+        std::fs::write(dir.join("album/disc 1/one.bin"), b"1").expect("write");
+        std::fs::write(dir.join("album/two.bin"), b"2").expect("write");
+        std::fs::write(dir.join("album/.keep-me"), b"not the torrent's").expect("write");
+        std::fs::write(dir.join(format!(".{}.parts", "07".repeat(20))), b"parts").expect("write");
+        std::fs::write(outside.join("victim.bin"), b"v").expect("write");
+        std::os::unix::fs::symlink(&outside, dir.join("evil")).expect("symlink");
+
+        let status = status_of(&dir, &["album/disc 1/one.bin", "album/two.bin", "evil/victim.bin"]);
+        delete_data(&status).expect("deleted");
+        assert!(!dir.join("album/disc 1").exists(), "an emptied folder goes");
+        assert!(!dir.join("album/two.bin").exists());
+        assert!(dir.join("album/.keep-me").exists(), "a file not the torrent's stays, and so its folder");
+        assert!(!dir.join(format!(".{}.parts", "07".repeat(20))).exists(), "the part file goes");
+        assert!(outside.join("victim.bin").exists(), "nothing through a link out of the folder");
+        assert!(dir.exists());
+    }
 }
