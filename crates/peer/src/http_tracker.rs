@@ -115,9 +115,7 @@ impl HttpTracker {
             tracker_id: self.tracker_id.as_deref(),
         };
         let url = announce_url(&self.url, &query);
-        let body = tokio::time::timeout(self.timeout, self.fetch(&url))
-            .await
-            .map_err(|_| self.request_error(format!("no answer within {:?}", self.timeout)))??;
+        let body = self.fetch(&url).await?;
         let reply = match parse_announce_reply(&body) {
             Ok(HttpAnnounceReply::Success(reply)) => reply,
             Ok(HttpAnnounceReply::Failure(reason)) => return Err(HttpTrackerError::Refused(reason)),
@@ -159,9 +157,7 @@ impl HttpTracker {
         }
         let url = scrape_url(&self.url, info_hashes)
             .ok_or_else(|| HttpTrackerError::NoScrapeUrl { url: self.url.clone() })?;
-        let body = tokio::time::timeout(self.timeout, self.fetch(&url))
-            .await
-            .map_err(|_| self.request_error(format!("no answer within {:?}", self.timeout)))??;
+        let body = self.fetch(&url).await?;
         let entries = match parse_scrape_reply(&body) {
             Ok(HttpScrapeReply::Files(entries)) => entries,
             Ok(HttpScrapeReply::Failure(reason)) => return Err(HttpTrackerError::Refused(reason)),
@@ -173,8 +169,14 @@ impl HttpTracker {
             .collect())
     }
 
-    /// GETs `url` and reads its body, at most [`MAX_REPLY_LEN`] bytes.
+    /// GETs `url` and reads its body, at most [`MAX_REPLY_LEN`] bytes, all within the request's deadline.
     async fn fetch(&self, url: &str) -> Result<Vec<u8>, HttpTrackerError> {
+        tokio::time::timeout(self.timeout, self.fetch_body(url))
+            .await
+            .map_err(|_| self.request_error(format!("no answer within {:?}", self.timeout)))?
+    }
+
+    async fn fetch_body(&self, url: &str) -> Result<Vec<u8>, HttpTrackerError> {
         let mut response = self.client.get(url).send().await.map_err(|err| self.request_error(describe(err)))?;
         let status = response.status();
         if status != reqwest::StatusCode::OK {
