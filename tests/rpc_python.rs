@@ -4,13 +4,10 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::process::Command;
-use std::time::Duration;
 
-use common::library_session::{Tracker, start_seeder};
-use common::process::Running;
-use common::{bin, have_tool, make_torrent, write_pseudo_random};
+use common::library_session::{Tracker, start_rpc_session, start_seeder};
+use common::{have_tool, make_torrent, write_pseudo_random};
 
 #[test]
 fn the_transmission_rpc_library_downloads_stops_starts_selects_and_removes() {
@@ -30,15 +27,7 @@ fn the_transmission_rpc_library_downloads_stops_starts_selects_and_removes() {
     let (_seeder, _) = start_seeder(&torrent, &work.path().join("seed"), "100M");
 
     let downloads = work.path().join("downloads");
-    let rpc = SocketAddr::from(([127, 0, 0, 1], common::free_tcp_port()));
-    let mut session = Running::start(
-        Command::new(bin("peer"))
-            .args(["--no-dht", "--no-lsd", "--bind", "127.0.0.1", "--tracker-timeout", "0.5", "0", "--rpc"])
-            .arg(rpc.to_string())
-            .arg("--dir")
-            .arg(&downloads),
-    );
-    assert!(session.wait_for_line(|line| line.starts_with("rpc on "), Duration::from_secs(20)).is_some());
+    let (_session, rpc) = start_rpc_session(&downloads, &[]);
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/rpc_client.py");
     let output = Command::new("python3")

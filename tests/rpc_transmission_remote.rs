@@ -7,29 +7,11 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::library_session::{Tracker, start_seeder};
-use common::process::Running;
+use common::library_session::{Tracker, start_rpc_session, start_seeder};
 use common::{assert_same_file, bin, have_tool, make_torrent, write_pseudo_random};
-
-/// Our peer with the RPC on a free port and no torrent: the process and the RPC's address.
-fn start_rpc_session(dir: &Path, extra: &[&str]) -> (Running, SocketAddr) {
-    let rpc = SocketAddr::from(([127, 0, 0, 1], common::free_tcp_port()));
-    let mut session = Running::start(
-        Command::new(bin("peer"))
-            .args(["--no-dht", "--no-lsd", "--bind", "127.0.0.1", "--tracker-timeout", "0.5", "0", "--rpc"])
-            .arg(rpc.to_string())
-            .args(extra)
-            .arg("--dir")
-            .arg(dir),
-    );
-    let said = session.wait_for_line(|line| line.starts_with("rpc on "), Duration::from_secs(20));
-    assert!(said.is_some(), "the RPC never came up: {}", session.stderr());
-    (session, rpc)
-}
 
 /// `transmission-remote ADDR ARGS...`: its stdout, asserting it succeeded.
 fn remote(rpc: SocketAddr, args: &[&str]) -> String {
@@ -236,4 +218,19 @@ fn an_rpc_reachable_from_other_hosts_needs_credentials() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--rpc-auth"), "{stderr}");
+}
+
+/// Every connection slot held by a socket that never sends a request: each is closed within the RPC's 10 s head
+/// timeout, and an honest client that comes then is answered.
+#[test]
+fn silent_connections_cannot_keep_an_honest_client_out() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (_session, rpc) = start_rpc_session(&work.path().join("d"), &[]);
+    // More than the RPC serves at once (256).
+    let silent: Vec<TcpStream> = (0..300).map(|_| TcpStream::connect(rpc).expect("connect")).collect();
+    let started = Instant::now();
+    let (status, _, _) = post(rpc, &[("Host", "127.0.0.1")], br#"{"method":"session-get"}"#);
+    assert_eq!(status, 409, "the honest client was answered (a 409 asks for the session id)");
+    assert!(started.elapsed() < Duration::from_secs(25), "answered only after {:?}", started.elapsed());
+    drop(silent);
 }

@@ -183,3 +183,19 @@ pub fn from_seeder(dir: &Path, seeder: SocketAddr) -> peer::torrent::TorrentConf
     config.peers.push((seeder, peer::sources::Source::Manual));
     config
 }
+
+/// Our peer with the RPC on a free port and no torrent: the process and the RPC's address.
+pub fn start_rpc_session(dir: &Path, extra: &[&str]) -> (Running, SocketAddr) {
+    let rpc = SocketAddr::from(([127, 0, 0, 1], free_tcp_port()));
+    let mut session = Running::start(
+        Command::new(bin("peer"))
+            .args(["--no-dht", "--no-lsd", "--bind", "127.0.0.1", "--tracker-timeout", "0.5", "0", "--rpc"])
+            .arg(rpc.to_string())
+            .args(extra)
+            .arg("--dir")
+            .arg(dir),
+    );
+    let said = session.wait_for_line(|line| line.starts_with("rpc on "), Duration::from_secs(20));
+    assert!(said.is_some(), "the RPC never came up: {}", session.stderr());
+    (session, rpc)
+}
